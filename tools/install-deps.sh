@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package lpk needs to build, test and benchmark.
+# Idempotent: packages already present are left alone; apt is consulted only when
+# something is missing. Needs root (or sudo) only when it has to install.
+set -euo pipefail
+
+build_pkgs=(
+  build-essential cmake ninja-build pkg-config git
+  libboost1.81-dev            # awaitable operators, cancellation slots, channels (not 1.74)
+  libc-ares-dev libldns-dev libcurl4-openssl-dev libssl-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev
+  clang clang-format libclang-rt-14-dev   # libFuzzer and sanitizer runtimes
+)
+# Real peers used by tests, the demo and the benchmarks (all on loopback).
+peer_pkgs=(
+  nginx-light redis-server redis-tools curl socat iperf3 sockperf
+  openssh-server openssh-client knot-dnsutils dnsmasq-base dnsperf
+  iproute2 procps psmisc python3 python3-kubernetes
+)
+
+missing=()
+for p in "${build_pkgs[@]}" "${peer_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+# kubectl: keep the one the machine has, otherwise Debian's kubernetes-client.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: everything is installed"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+# Services from these packages must not start on install (CI has no init system anyway);
+# tests start their own instances on loopback.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+  "${sudo_cmd[@]}" chmod +x "$policy"
+  created_policy=1
+fi
+trap '[[ $created_policy == 1 ]] && "${sudo_cmd[@]}" rm -f "$policy"' EXIT
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

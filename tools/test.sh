@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds lpk and runs the whole test suite (unit and end-to-end).
+#   tools/test.sh              RelWithDebInfo build in build/
+#   tools/test.sh --sanitize   AddressSanitizer+UBSan build in build-asan/ (skips "heavy" tests)
+#   tools/test.sh --fuzz SECS  builds the libFuzzer targets with clang and runs each for SECS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh >/dev/null
+
+mode=${1:-}
+jobs=$(nproc)
+case "$mode" in
+  "")
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build -j"$jobs"
+    ctest --test-dir build --output-on-failure --timeout 900
+    ;;
+  --sanitize)
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLPK_SANITIZE=ON >/dev/null
+    cmake --build build-asan -j"$jobs"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --test-dir build-asan --output-on-failure --timeout 900 -LE heavy
+    ;;
+  --fuzz)
+    secs=${2:-30}
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DLPK_FUZZ=ON >/dev/null
+    cmake --build build-fuzz -j"$jobs" --target lpk_fuzzers
+    for f in build-fuzz/tests/fuzz/fuzz_*; do
+      [[ -x $f ]] || continue
+      name=$(basename "$f")
+      corpus=build-fuzz/corpus/$name; mkdir -p "$corpus"
+      seeds=tests/fuzz/corpus/$name
+      echo "fuzz: $name for ${secs}s"
+      "$f" -max_total_time="$secs" -print_final_stats=0 "$corpus" $( [[ -d $seeds ]] && echo "$seeds" ) \
+        2>&1 | tail -3
+    done
+    ;;
+  *) echo "usage: tools/test.sh [--sanitize | --fuzz SECONDS]" >&2; exit 2 ;;
+esac
