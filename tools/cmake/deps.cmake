@@ -1,6 +1,6 @@
 # Every third-party dependency, found once, exposed as an imported target.
 find_package(Threads REQUIRED)
-find_package(Boost 1.81 EXACT REQUIRED CONFIG)   # Asio and Beast are header-only
+find_package(Boost 1.81 REQUIRED CONFIG)   # Asio and Beast are header-only
 find_package(OpenSSL REQUIRED)
 find_package(CURL REQUIRED)
 find_package(nlohmann_json REQUIRED)

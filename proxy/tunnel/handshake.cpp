@@ -1,0 +1,137 @@
+#include "proxy/tunnel/handshake.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <boost/asio/buffer.hpp>
+#include <cstring>
+#include <random>
+
+#include "proxy/tunnel/codec.hpp"
+#include "proxy/tunnel/error.hpp"
+
+namespace lpk::tunnel {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using boost::system::result;
+
+namespace {
+
+constexpr std::string_view kAuthLabel = "lpk-tunnel-v1";
+
+asio::awaitable<error_code> read_exact(Link& link, std::span<std::byte> out) {
+  std::size_t got = 0;
+  while (got < out.size()) {
+    auto [ec, n] = co_await link.read_some(asio::buffer(out.data() + got, out.size() - got));
+    if (ec) co_return ec;
+    got += n;
+  }
+  co_return error_code{};
+}
+
+asio::awaitable<error_code> write_all(Link& link, std::span<const std::byte> bytes) {
+  asio::const_buffer buf(bytes.data(), bytes.size());
+  auto [ec, n] = co_await link.write(std::span(&buf, 1));
+  co_return ec;
+}
+
+asio::awaitable<result<Hello>> read_hello(Link& link) {
+  std::array<std::byte, kHelloSize> raw;
+  if (auto ec = co_await read_exact(link, raw)) {
+    co_return ec == asio::error::eof ? error_code(Error::truncated) : ec;
+  }
+  co_return decode_hello(raw);
+}
+
+}  // namespace
+
+std::array<std::byte, kAuthSize> compute_auth(std::string_view secret, Role role,
+                                              const SessionId& id) {
+  std::array<std::byte, kAuthSize> mac{};
+  if (secret.empty()) return mac;
+  std::array<unsigned char, kAuthLabel.size() + 1 + kSessionIdSize> msg;
+  std::memcpy(msg.data(), kAuthLabel.data(), kAuthLabel.size());
+  msg[kAuthLabel.size()] = static_cast<unsigned char>(role);
+  std::memcpy(msg.data() + kAuthLabel.size() + 1, id.data(), id.size());
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), int(secret.size()), msg.data(), msg.size(),
+       reinterpret_cast<unsigned char*>(mac.data()), &len);
+  return mac;
+}
+
+bool verify_auth(const Hello& hello, std::string_view secret) {
+  if (secret.empty()) return !hello.has_auth;
+  if (!hello.has_auth) return false;
+  auto expected = compute_auth(secret, hello.role, hello.session_id);
+  return CRYPTO_memcmp(expected.data(), hello.auth.data(), kAuthSize) == 0;
+}
+
+SessionId random_session_id() {
+  SessionId id;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), int(id.size())) != 1) {
+    std::random_device rd;  // OpenSSL's generator failing is near impossible; still be unique
+    for (auto& b : id) b = std::byte(rd());
+  }
+  return id;
+}
+
+asio::awaitable<result<HandshakeResult>> handshake_as_proxy(Link& link, Hello local,
+                                                            std::string_view secret) {
+  local.role = Role::proxy;
+  local.has_auth = !secret.empty();
+  local.auth = compute_auth(secret, Role::proxy, local.session_id);
+  if (auto ec = co_await write_all(link, encode_hello(local))) co_return ec;
+  auto peer = co_await read_hello(link);
+  if (!peer) co_return peer.error();
+  if (peer->role != Role::agent) co_return Error::bad_role;
+  if (peer->session_id != local.session_id) co_return Error::bad_hello;
+  // The agent's own proof is checked too, so that a stranger on the port cannot pose as it.
+  // A mismatch on the agent's side arrives instead as a GOAWAY right after its hello.
+  if (!secret.empty() && peer->has_auth && !verify_auth(*peer, secret)) {
+    co_return Error::auth_failed;
+  }
+  co_return HandshakeResult{local, *peer};
+}
+
+asio::awaitable<result<HandshakeResult>> handshake_as_agent(Link& link, Hello local,
+                                                            std::string_view secret) {
+  std::array<std::byte, kHelloSize> raw;
+  if (auto ec = co_await read_exact(link, raw)) {
+    co_return ec == asio::error::eof ? error_code(Error::truncated) : ec;
+  }
+  auto peer = decode_hello(raw);
+  if (!peer && peer.error() == Error::bad_magic) co_return peer.error();  // not our protocol
+
+  local.role = Role::agent;
+  local.session_id = peer ? peer->session_id : SessionId{};
+  local.has_auth = !secret.empty();
+  local.auth = compute_auth(secret, Role::agent, local.session_id);
+  error_code refusal;
+  GoAwayCode code = GoAwayCode::protocol_error;
+  std::string reason;
+  if (!peer) {
+    refusal = peer.error();
+    if (refusal == Error::bad_version) code = GoAwayCode::version_mismatch;
+    reason = "agent speaks lpk tunnel protocol version " + std::to_string(kProtocolVersion) +
+             "; " + refusal.message();
+  } else if (peer->role != Role::proxy) {
+    refusal = Error::bad_role;
+    reason = "the peer is not an lpk-proxy";
+  } else if (!verify_auth(*peer, secret)) {
+    refusal = Error::auth_failed;
+    code = GoAwayCode::auth_failed;
+    reason = secret.empty() ? "the agent has no shared secret but the proxy sent one"
+                            : "the shared secret does not match the agent's";
+  }
+  if (auto ec = co_await write_all(link, encode_hello(local))) co_return ec;
+  if (refusal) {
+    auto goaway = encode_go_away(0, code, reason);
+    co_await write_all(link, goaway.view());
+    co_return refusal;
+  }
+  co_return HandshakeResult{local, *peer};
+}
+
+}  // namespace lpk::tunnel

@@ -1,0 +1,422 @@
+#include "proxy/tunnel/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstring>
+
+#include "proxy/tunnel/detail/buffer_pool.hpp"
+#include "proxy/tunnel/detail/stream.hpp"
+#include "proxy/tunnel/error.hpp"
+
+namespace lpk::tunnel {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using detail::Stream;
+
+namespace {
+
+constexpr std::size_t kMaxChunksPerWrite = 32;
+constexpr std::size_t kMaxBytesPerWrite = 1 << 20;
+constexpr std::size_t kMaxQueuedControl = 4 << 20;
+constexpr std::uint32_t kMaxChunkSize = 64 * 1024;
+constexpr auto kGoAwayGrace = std::chrono::milliseconds(200);
+
+std::uint64_t now_ns() {
+  return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           Clock::now().time_since_epoch())
+                           .count());
+}
+
+}  // namespace
+
+asio::awaitable<boost::system::result<std::shared_ptr<Session>>> Session::establish(
+    std::unique_ptr<Link> link, SessionOptions options, std::shared_ptr<Dialer> dialer,
+    SessionId id) {
+  using namespace asio::experimental::awaitable_operators;
+  Hello local;
+  local.session_id = id;
+  local.max_frame_payload = options.max_frame_payload;
+  local.max_streams = options.max_streams;
+  local.initial_window = options.initial_window;
+  auto exchange = [&]() -> asio::awaitable<boost::system::result<HandshakeResult>> {
+    if (options.role == Role::proxy) co_return co_await handshake_as_proxy(*link, local, options.secret);
+    co_return co_await handshake_as_agent(*link, local, options.secret);
+  };
+  asio::steady_timer deadline(co_await asio::this_coro::executor, options.handshake_timeout);
+  auto outcome = co_await (exchange() || deadline.async_wait(asio::use_awaitable));
+  if (outcome.index() == 1) {
+    link->close();
+    co_return error_code(asio::error::timed_out);
+  }
+  auto result = std::get<0>(std::move(outcome));
+  if (!result) {
+    link->close();
+    co_return result.error();
+  }
+  co_return std::make_shared<Session>(std::move(link), std::move(options), std::move(dialer),
+                                      result->local, result->peer);
+}
+
+Session::Session(std::unique_ptr<Link> link, SessionOptions options,
+                 std::shared_ptr<Dialer> dialer, const Hello& local, const Hello& peer)
+    : link_(std::move(link)),
+      options_(std::move(options)),
+      dialer_(std::move(dialer)),
+      local_hello_(local),
+      peer_hello_(peer),
+      peer_description_(link_->describe()),
+      chunk_size_(std::min(peer.max_frame_payload, kMaxChunkSize)),
+      next_local_id_(options_.role == Role::proxy ? 1 : 2),
+      writer_wake_(link_->executor()),
+      ping_timer_(link_->executor()),
+      close_timer_(link_->executor()) {
+  // A pool buffer must hold the largest frame either side may send.
+  pool_ = std::make_unique<detail::BufferPool>(
+      std::max<std::size_t>(chunk_size_, local.max_frame_payload), 256);
+}
+
+Session::~Session() = default;
+
+std::string Session::id_text() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (auto b : local_hello_.session_id) {
+    s += kHex[std::to_integer<int>(b) >> 4];
+    s += kHex[std::to_integer<int>(b) & 15];
+  }
+  return s;
+}
+
+SessionStats Session::stats() const {
+  auto s = stats_;
+  s.streams_active = streams_.size();
+  s.rtt = std::chrono::duration_cast<std::chrono::microseconds>(srtt_);
+  return s;
+}
+
+asio::awaitable<error_code> Session::run() {
+  auto self = shared_from_this();
+  auto ex = co_await asio::this_coro::executor;
+  asio::co_spawn(ex, write_frames(), asio::detached);
+  asio::co_spawn(ex, keep_alive(), asio::detached);
+  co_await read_frames();
+  stop(GoAwayCode::normal, "session ended");
+  co_return end_reason_;
+}
+
+void Session::open_stream(tcp::socket local, Target target) {
+  error_code ec;
+  if (!accepting_streams() || streams_.size() >= peer_hello_.max_streams ||
+      next_local_id_ > 0xFFFFFFF0u) {
+    spdlog::warn("refusing a connection to {}: the tunnel cannot take another stream now",
+                 target.to_string());
+    local.set_option(asio::socket_base::linger(true, 0), ec);
+    local.close(ec);
+    return;
+  }
+  auto id = next_local_id_;
+  auto open = encode_open(id, target);
+  if (!open) {
+    spdlog::warn("refusing a connection to {}: target cannot be encoded", target.to_string());
+    local.close(ec);
+    return;
+  }
+  next_local_id_ += 2;
+  auto stream = std::make_shared<Stream>(shared_from_this(), id, std::move(target),
+                                         std::move(local), true);
+  streams_.emplace(id, stream);
+  ++stats_.streams_opened;
+  queue_control(*open);
+  stream->start();
+}
+
+void Session::stop(GoAwayCode code, std::string reason) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (!end_reason_) end_reason_ = Error::session_closed;
+  auto streams = std::exchange(streams_, {});
+  for (auto& [id, stream] : streams) stream->abort();
+  for (auto& queued : data_out_) queued.stream.reset();
+  data_out_.clear();
+  window_updates_.clear();
+  control_out_.clear();
+  auto goaway = encode_go_away(last_peer_id_, code, reason);
+  control_out_.insert(control_out_.end(), goaway.view().begin(), goaway.view().end());
+  ping_timer_.cancel();
+  // The writer delivers the GOAWAY and closes the link; if the link is stuck, this does.
+  close_timer_.expires_after(kGoAwayGrace);
+  close_timer_.async_wait([self = shared_from_this()](error_code) { self->link_->close(); });
+  wake_writer();
+}
+
+void Session::fail(error_code why, GoAwayCode code, std::string reason) {
+  if (stopped_) return;
+  end_reason_ = why;
+  if (why == asio::error::eof || why == asio::error::operation_aborted) {
+    spdlog::info("tunnel {} to {} closed by the peer{}{}", id_text(), peer_description_,
+                 go_away_reason_.empty() ? "" : ": ", go_away_reason_);
+  } else {
+    spdlog::warn("tunnel {} to {} ends: {}{}{}", id_text(), peer_description_, why.message(),
+                 reason.empty() ? "" : ": ", reason);
+  }
+  stop(code, std::move(reason));
+}
+
+asio::awaitable<void> Session::read_frames() {
+  const std::size_t max_frame = kFrameHeaderSize + local_hello_.max_frame_payload;
+  std::vector<std::byte> buffer(std::max<std::size_t>(256 * 1024, 2 * max_frame));
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  while (!stopped_) {
+    // Keep room for at least one whole frame after the bytes not yet decoded.
+    if (buffer.size() - begin < max_frame) {
+      std::memmove(buffer.data(), buffer.data() + begin, end - begin);
+      end -= begin;
+      begin = 0;
+    }
+    auto [ec, n] = co_await link_->read_some(asio::buffer(buffer.data() + end, buffer.size() - end));
+    if (ec) {
+      fail(ec, GoAwayCode::normal, {});
+      co_return;
+    }
+    end += n;
+    stats_.bytes_received += n;
+    while (!stopped_) {
+      auto step = decode_frame(std::span(buffer.data() + begin, end - begin),
+                               local_hello_.max_frame_payload);
+      if (step.status == DecodeStep::Status::need_more) break;
+      if (step.status == DecodeStep::Status::error) {
+        fail(step.error, GoAwayCode::protocol_error, step.error.message());
+        co_return;
+      }
+      begin += step.consumed;
+      if (!on_frame(step)) co_return;
+    }
+    if (begin == end) begin = end = 0;
+  }
+}
+
+bool Session::known_closed(std::uint32_t id) const {
+  const bool ours = (id % 2 == 1) == (options_.role == Role::proxy);
+  return ours ? id < next_local_id_ : id <= last_peer_id_;
+}
+
+bool Session::on_frame(const DecodeStep& step) {
+  const auto& h = step.header;
+  if (h.type == FrameType::open) return on_open(h.stream_id, std::get<OpenFrame>(step.body));
+  if (h.type == FrameType::ping) return on_ping(h, std::get<PingFrame>(step.body));
+  if (h.type == FrameType::go_away) {
+    on_go_away(std::get<GoAwayFrame>(step.body));
+    return !stopped_;
+  }
+  auto it = streams_.find(h.stream_id);
+  if (it == streams_.end()) {
+    if (known_closed(h.stream_id)) return true;  // frames may cross a RESET or a close
+    fail(Error::stream_id_misuse, GoAwayCode::protocol_error,
+         "frame for stream " + std::to_string(h.stream_id) + " which was never opened");
+    return false;
+  }
+  auto stream = it->second;  // the handlers below may remove it from the map
+  switch (h.type) {
+    case FrameType::data:
+      stream->on_data(step.payload, (h.flags & kFlagFin) != 0);
+      break;
+    case FrameType::open_result: {
+      const bool ours = (h.stream_id % 2 == 1) == (options_.role == Role::proxy);
+      if (!ours) {
+        fail(Error::stream_id_misuse, GoAwayCode::protocol_error,
+             "open result for a stream the peer opened");
+        return false;
+      }
+      stream->on_open_result(std::get<OpenResultFrame>(step.body));
+      break;
+    }
+    case FrameType::window: stream->on_window(std::get<WindowFrame>(step.body)); break;
+    case FrameType::reset: stream->on_reset(std::get<ResetFrame>(step.body)); break;
+    default: break;
+  }
+  return true;
+}
+
+bool Session::on_open(std::uint32_t id, const OpenFrame& open) {
+  const bool peer_parity = (id % 2 == 1) == (peer_hello_.role == Role::proxy);
+  if (!peer_parity || id <= last_peer_id_) {
+    fail(Error::stream_id_misuse, GoAwayCode::protocol_error,
+         "open of stream " + std::to_string(id) + " with a used or wrong-parity id");
+    return false;
+  }
+  last_peer_id_ = id;
+  if (streams_.size() >= options_.max_streams) {
+    queue_control(encode_open_result(id, OpenCode::too_many_streams,
+                                     std::to_string(options_.max_streams) + " streams open"));
+    return true;
+  }
+  auto stream = std::make_shared<Stream>(shared_from_this(), id, open.target,
+                                         tcp::socket(link_->executor()), false);
+  streams_.emplace(id, stream);
+  ++stats_.streams_opened;
+  asio::co_spawn(link_->executor(), dial_for(stream, open.target), asio::detached);
+  return true;
+}
+
+asio::awaitable<void> Session::dial_for(std::shared_ptr<Stream> stream, Target target) {
+  auto self = shared_from_this();
+  DialResult result = dialer_ ? co_await dialer_->dial(target)
+                              : DialResult{OpenCode::not_permitted, "this side accepts no streams", std::nullopt};
+  if (stream->closed()) co_return;  // reset or session ended while dialing
+  queue_control(encode_open_result(stream->id(), result.code, result.reason));
+  if (result.code != OpenCode::ok || !result.socket) {
+    spdlog::info("stream {} to {}: {}{}{}", stream->id(), target.to_string(),
+                 to_string(result.code), result.reason.empty() ? "" : ": ", result.reason);
+    stream->close_quietly("dial failed");
+    co_return;
+  }
+  stream->attach(std::move(*result.socket));
+}
+
+bool Session::on_ping(const FrameHeader& h, const PingFrame& ping) {
+  if ((h.flags & kFlagAck) == 0) {
+    pending_pong_ = ping.opaque;  // coalesced: a flood of pings costs one pong
+    wake_writer();
+    return true;
+  }
+  const auto now = now_ns();
+  last_pong_ = Clock::now();
+  if (ping.opaque <= now) {
+    auto rtt = std::chrono::nanoseconds(now - ping.opaque);
+    srtt_ = srtt_.count() == 0 ? Clock::duration(rtt) : (7 * srtt_ + rtt) / 8;
+  }
+  return true;
+}
+
+void Session::on_go_away(const GoAwayFrame& frame) {
+  peer_going_away_ = true;
+  go_away_reason_ = std::string(to_string(frame.code)) +
+                    (frame.reason.empty() ? "" : " (" + frame.reason + ")");
+  if (frame.code != GoAwayCode::normal) {
+    fail(Error::peer_went_away, GoAwayCode::normal, "peer went away: " + go_away_reason_);
+  }
+}
+
+asio::awaitable<void> Session::keep_alive() {
+  auto self = shared_from_this();
+  last_pong_ = Clock::now();
+  while (!stopped_) {
+    auto ping = encode_ping(now_ns(), false);
+    queue_control(ping);
+    ping_timer_.expires_after(options_.ping_interval);
+    auto [ec] = co_await ping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || stopped_) co_return;
+    if (Clock::now() - last_pong_ > options_.ping_interval * options_.max_missed_pings) {
+      fail(Error::ping_timeout, GoAwayCode::ping_timeout, "no answer to pings");
+      co_return;
+    }
+  }
+}
+
+void Session::queue_control(const EncodedFrame& frame) {
+  if (stopped_) return;
+  if (control_out_.size() + frame.size > kMaxQueuedControl) {
+    fail(Error::too_many_streams, GoAwayCode::protocol_error,
+         "the peer makes this side queue too many control frames");
+    return;
+  }
+  control_out_.insert(control_out_.end(), frame.view().begin(), frame.view().end());
+  wake_writer();
+}
+
+void Session::queue_data(std::shared_ptr<Stream> stream, std::unique_ptr<std::byte[]> buffer,
+                         std::size_t size, bool fin) {
+  if (stopped_) return;
+  auto header = encode_data_header(stream->id(), std::uint32_t(size), fin);
+  data_out_.push_back({std::move(stream), std::move(buffer), size, header});
+  wake_writer();
+}
+
+void Session::queue_window_update(std::shared_ptr<Stream> stream) {
+  if (stopped_ || stream->window_update_queued) return;
+  stream->window_update_queued = true;
+  window_updates_.push_back(std::move(stream));
+  wake_writer();
+}
+
+void Session::forget(std::uint32_t id) { streams_.erase(id); }
+
+void Session::wake_writer() {
+  if (writer_waiting_) writer_wake_.cancel();
+}
+
+// Encodes what is coalesced (window updates, the pong) into the control buffer.
+void Session::flush_coalesced() {
+  for (auto& stream : window_updates_) {
+    stream->window_update_queued = false;
+    if (stream->closed()) continue;
+    auto frame = encode_window(stream->id(), stream->window_frame());
+    control_out_.insert(control_out_.end(), frame.view().begin(), frame.view().end());
+  }
+  window_updates_.clear();
+  if (pending_pong_) {
+    auto pong = encode_ping(*pending_pong_, true);
+    control_out_.insert(control_out_.end(), pong.view().begin(), pong.view().end());
+    pending_pong_.reset();
+  }
+}
+
+asio::awaitable<void> Session::write_frames() {
+  auto self = shared_from_this();
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(2 * kMaxChunksPerWrite + 1);
+  std::vector<QueuedData> in_flight;
+  in_flight.reserve(kMaxChunksPerWrite);
+  std::vector<std::byte> control;
+  for (;;) {
+    if (!stopped_) flush_coalesced();
+    if (control_out_.empty() && data_out_.empty()) {
+      if (stopped_) break;
+      writer_waiting_ = true;
+      writer_wake_.expires_at(Clock::time_point::max());
+      co_await writer_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+      writer_waiting_ = false;
+      continue;
+    }
+    control.swap(control_out_);
+    control_out_.clear();
+    buffers.clear();
+    // Control first: credit and pongs must not wait behind bulk data.
+    if (!control.empty()) buffers.push_back(asio::buffer(control));
+    std::size_t batch = 0;
+    while (!data_out_.empty() && in_flight.size() < kMaxChunksPerWrite &&
+           batch < kMaxBytesPerWrite) {
+      auto queued = std::move(data_out_.front());
+      data_out_.pop_front();
+      if (queued.stream->was_reset()) {
+        queued.stream->on_chunk_written(std::move(queued.buffer));
+        continue;
+      }
+      auto& q = in_flight.emplace_back(std::move(queued));
+      buffers.push_back(asio::buffer(q.header));
+      if (q.size > 0) buffers.push_back(asio::buffer(q.buffer.get(), q.size));
+      batch += q.size;
+    }
+    if (buffers.empty()) continue;
+    auto [ec, n] = co_await link_->write(buffers);
+    control.clear();
+    for (auto& q : in_flight) q.stream->on_chunk_written(std::move(q.buffer));
+    in_flight.clear();
+    if (ec) {
+      fail(ec, GoAwayCode::normal, {});
+      break;
+    }
+    stats_.bytes_sent += n;
+  }
+  link_->close();
+}
+
+}  // namespace lpk::tunnel

@@ -1,0 +1,171 @@
+#pragma once
+// One multiplexed tunnel over one Link: many TCP streams in both directions, each with its own
+// credit, so a stalled reader stops only its own stream.
+//
+// Threading: a session and its streams live on one single-threaded io_context; nothing locks.
+// Lifetime: create with establish(), then co_await run(); run() returns when the session ends.
+// stop() may be called at any time, any number of times.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/result.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/tunnel/codec.hpp"
+#include "proxy/tunnel/flow_control.hpp"
+#include "proxy/tunnel/handshake.hpp"
+#include "proxy/tunnel/link.hpp"
+#include "proxy/tunnel/protocol.hpp"
+
+namespace lpk::tunnel {
+
+namespace detail {
+class Stream;
+class BufferPool;
+}  // namespace detail
+
+struct SessionOptions {
+  Role role = Role::proxy;
+  std::uint32_t max_frame_payload = 64 * 1024;
+  std::uint32_t max_streams = 16384;          // streams the peer may have open toward us
+  std::uint32_t initial_window = 256 * 1024;  // per stream, before any autotuning
+  std::uint32_t max_window = 16 * 1024 * 1024;
+  std::string secret;                          // empty: no authentication
+  std::chrono::milliseconds ping_interval{10'000};
+  int max_missed_pings = 3;
+  std::chrono::milliseconds handshake_timeout{10'000};
+};
+
+/// Result of dialing the target of a stream the peer opened.
+struct DialResult {
+  OpenCode code = OpenCode::internal;
+  std::string reason;
+  std::optional<boost::asio::ip::tcp::socket> socket;  // set when code == ok
+};
+
+/// The seam for streams the peer opens: the agent dials cluster targets, the proxy connects
+/// inbound streams to the developer's local port.
+class Dialer {
+ public:
+  virtual ~Dialer() = default;
+  virtual boost::asio::awaitable<DialResult> dial(const Target& target) = 0;
+};
+
+struct SessionStats {
+  std::uint64_t streams_opened = 0;     // by either side
+  std::uint64_t streams_active = 0;
+  std::uint64_t bytes_sent = 0;         // link bytes, headers included
+  std::uint64_t bytes_received = 0;
+  std::chrono::microseconds rtt{0};     // smoothed ping round trip
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  /// Runs the hello exchange over `link` (bounded by options.handshake_timeout). On the proxy
+  /// side `id` is the session id to propose; the agent takes the proxy's.
+  static boost::asio::awaitable<boost::system::result<std::shared_ptr<Session>>> establish(
+      std::unique_ptr<Link> link, SessionOptions options, std::shared_ptr<Dialer> dialer,
+      SessionId id = random_session_id());
+
+  Session(std::unique_ptr<Link> link, SessionOptions options, std::shared_ptr<Dialer> dialer,
+          const Hello& local, const Hello& peer);
+  ~Session();
+
+  /// Reads, writes and pings until the link fails or stop() is called; returns why it ended.
+  boost::asio::awaitable<boost::system::error_code> run();
+
+  /// Carries `local` (an accepted connection) to `target` on the far side. The first bytes
+  /// travel with the open, without waiting for the far side's answer. If the session cannot
+  /// take another stream the connection is closed at once.
+  void open_stream(boost::asio::ip::tcp::socket local, Target target);
+
+  /// Ends the session: tells the peer why (best effort), closes the link and every stream.
+  void stop(GoAwayCode code = GoAwayCode::normal, std::string reason = {});
+
+  bool stopped() const { return stopped_; }
+  bool accepting_streams() const { return !stopped_ && !peer_going_away_; }
+  SessionStats stats() const;
+  const SessionId& id() const { return local_hello_.session_id; }
+  std::string id_text() const;
+  const std::string& peer_description() const { return peer_description_; }
+  /// Why the peer said it was leaving (empty if it did not).
+  const std::string& go_away_reason() const { return go_away_reason_; }
+
+ private:
+  friend class detail::Stream;
+
+  boost::asio::awaitable<void> read_frames();
+  boost::asio::awaitable<void> write_frames();
+  boost::asio::awaitable<void> keep_alive();
+  boost::asio::awaitable<void> dial_for(std::shared_ptr<detail::Stream> stream, Target target);
+
+  // Frame dispatch; a false return means the peer broke the protocol (session ends).
+  bool on_frame(const DecodeStep& step);
+  bool on_open(std::uint32_t id, const OpenFrame& open);
+  bool on_ping(const FrameHeader& h, const PingFrame& ping);
+  void on_go_away(const GoAwayFrame& frame);
+  bool known_closed(std::uint32_t id) const;
+  void fail(boost::system::error_code why, GoAwayCode code, std::string reason);
+
+  // Called by streams.
+  void queue_control(const EncodedFrame& frame);
+  void queue_data(std::shared_ptr<detail::Stream> stream, std::unique_ptr<std::byte[]> buffer,
+                  std::size_t size, bool fin);
+  void queue_window_update(std::shared_ptr<detail::Stream> stream);
+  void forget(std::uint32_t id);
+  void wake_writer();
+  void flush_coalesced();
+  Clock::duration srtt() const { return srtt_; }
+  detail::BufferPool& pool() { return *pool_; }
+  std::uint32_t chunk_size() const { return chunk_size_; }
+
+  struct QueuedData {
+    std::shared_ptr<detail::Stream> stream;
+    std::unique_ptr<std::byte[]> buffer;
+    std::size_t size;
+    std::array<std::byte, kFrameHeaderSize> header;
+  };
+
+  std::unique_ptr<Link> link_;
+  SessionOptions options_;
+  std::shared_ptr<Dialer> dialer_;
+  Hello local_hello_;
+  Hello peer_hello_;
+  std::string peer_description_;
+  std::unique_ptr<detail::BufferPool> pool_;
+  std::uint32_t chunk_size_;  // largest DATA payload we send: the peer's maximum, capped
+
+  std::unordered_map<std::uint32_t, std::shared_ptr<detail::Stream>> streams_;
+  std::uint32_t next_local_id_;
+  std::uint32_t last_peer_id_ = 0;
+
+  // Writer state. Control frames are appended to one byte buffer (bounded: a peer that makes
+  // us queue more than kMaxQueuedControl bytes is cut off); DATA chunks queue at most two per
+  // stream; window updates are coalesced per stream and encoded when written.
+  std::vector<std::byte> control_out_;
+  std::deque<QueuedData> data_out_;
+  std::vector<std::shared_ptr<detail::Stream>> window_updates_;
+  std::optional<std::uint64_t> pending_pong_;
+  boost::asio::steady_timer writer_wake_;
+  bool writer_waiting_ = false;
+
+  boost::asio::steady_timer ping_timer_;
+  boost::asio::steady_timer close_timer_;
+  Clock::time_point last_pong_;
+  Clock::duration srtt_{};
+  bool stopped_ = false;
+  bool peer_going_away_ = false;
+  std::string go_away_reason_;
+  boost::system::error_code end_reason_;
+  SessionStats stats_;
+};
+
+}  // namespace lpk::tunnel
