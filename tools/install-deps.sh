@@ -14,7 +14,7 @@ build_pkgs=(
 )
 # Real peers used by tests, the demo and the benchmarks (all on loopback).
 peer_pkgs=(
-  nginx-light redis-server redis-tools curl socat iperf3 sockperf
+  nginx-light redis-server redis-tools curl socat netcat-openbsd iperf3 sockperf
   openssh-server openssh-client knot-dnsutils dnsmasq-base dnsperf
   iproute2 procps psmisc python3 python3-kubernetes
 )

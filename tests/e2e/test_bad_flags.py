@@ -1,0 +1,112 @@
+"""Bad flags: each binary prints ONE line on stderr and exits non-zero. A port that cannot be
+bound gets a one-line error naming the port while the other listeners keep working (issue 2)."""
+
+import os
+import socket
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lpk_e2e as e2e  # noqa: E402
+
+
+def run(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=5 * e2e.SLACK,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"{argv}: still running after 5s instead of rejecting the flags; "
+                             f"stderr: {e.stderr!r}") from None
+
+
+class BadFlagsTest(unittest.TestCase):
+    def check_one_line(self, argv, must_mention=None):
+        r = run(argv)
+        lines = r.stderr.splitlines()
+        self.assertNotEqual(r.returncode, 0, f"{argv} exited 0")
+        self.assertGreater(r.returncode, 0, f"{argv} died of a signal: {r.returncode}")
+        self.assertEqual(len(lines), 1, f"{argv}: expected one stderr line, got:\n{r.stderr}")
+        self.assertTrue(lines[0].strip(), f"{argv}: empty stderr line")
+        if must_mention:
+            self.assertIn(must_mention, lines[0])
+        self.assertEqual(r.stdout.strip(), "", f"{argv}: nothing belongs on stdout")
+
+    def test_agent_bad_flags(self):
+        cases = [
+            (["--no-such-flag"], "--no-such-flag"),
+            (["--listen", "not-an-address"], None),
+            (["--listen", "127.0.0.1:99999"], None),
+            (["--serve", "http"], None),
+            (["--connect-timeout", "soon"], None),
+            (["--log-level", "loud"], None),
+            (["--listen"], None),  # missing value
+        ]
+        for args, mention in cases:
+            with self.subTest(args=args):
+                self.check_one_line([e2e.AGENT, *args], mention)
+
+    def test_proxy_bad_flags(self):
+        cases = [
+            (["run", "--no-such-flag"], "--no-such-flag"),
+            (["no-such-command"], None),
+            (["run", "--agent", "127.0.0.1:1", "--map", "garbage"], None),
+            (["run", "--agent", "127.0.0.1:1", "--map", "127.0.0.1:0=missing-port"], None),
+            (["run", "--agent", "127.0.0.1:1", "--map", "127.0.0.1:0=host:notaport"], None),
+            (["run", "--agent", "127.0.0.1:1", "--map", "=127.0.0.1:80"], None),
+            (["run", "--agent", "127.0.0.1:1", "--map-file", "/nonexistent/lpk-map"], None),
+            (["run", "--agent", "127.0.0.1:1", "--pool", "10.0.0.0/33"], None),
+            (["run", "--agent", "127.0.0.1:1", "--local-port", "seventy"], None),
+            (["run", "--agent", "nowhere"], None),
+        ]
+        for args, mention in cases:
+            with self.subTest(args=args):
+                self.check_one_line([e2e.PROXY, *args], mention)
+
+    def test_proxy_port_in_use_others_keep_working(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        port = busy.getsockname()[1]
+        server = e2e.Server(e2e.echo_handler)
+        self.addCleanup(server.close)
+        agent = e2e.Agent()
+        self.addCleanup(agent.stop)
+        target = "%s:%d" % server.addr
+        proxy = e2e.Proxy(agent.tunnel_str, [f"127.0.0.1:{port}={target}",
+                                             f"127.0.0.1:0={target}"],
+                          log_level="error", expect_listen=1)
+        self.addCleanup(proxy.stop)
+        self.assertNotEqual(proxy.listens[0], ("127.0.0.1", port))
+        self.assertEqual(e2e.echo_once(proxy.listens[0]), b"ping through lpk\n")
+        about = [l for l in proxy.err if str(port) in l]
+        print(f"\n  stderr: {about}", flush=True)
+        self.assertGreaterEqual(len(about), 1, "no stderr line names the busy port:\n"
+                                + "\n".join(proxy.err))
+        self.assertTrue(proxy.alive())
+
+    def test_agent_serve_port_in_use_tunnel_keeps_working(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        port = busy.getsockname()[1]
+        server = e2e.Server(e2e.echo_handler)
+        self.addCleanup(server.close)
+        agent = e2e.Agent("--serve-address", "127.0.0.1", "--serve", str(port),
+                          log_level="error")
+        self.addCleanup(agent.stop)
+        proxy = e2e.Proxy(agent.tunnel_str, ["127.0.0.1:0=%s:%d" % server.addr])
+        self.addCleanup(proxy.stop)
+        self.assertEqual(e2e.echo_once(proxy.listens[0]), b"ping through lpk\n")
+        about = [l for l in agent.err if str(port) in l]
+        print(f"\n  stderr: {about}", flush=True)
+        self.assertGreaterEqual(len(about), 1, "no stderr line names the busy port:\n"
+                                + "\n".join(agent.err))
+        self.assertFalse(any(l.startswith("serve ") for l in agent.lines), agent.lines)
+        self.assertTrue(agent.alive())
+
+
+if __name__ == "__main__":
+    e2e.main()

@@ -1,0 +1,88 @@
+"""Inbound: `lpk-agent --serve P` + `lpk-proxy --local-port LOCAL:P`: a connection to the
+agent's port P reaches a server on this machine's port LOCAL, both directions intact (issue 2)."""
+
+import hashlib
+import os
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lpk_e2e as e2e  # noqa: E402
+
+RESPONSE = 2 << 20
+
+
+class InboundTest(unittest.TestCase):
+    def start(self, serve_ports, local_port_flags):
+        extra = ["--serve-address", "127.0.0.1"]
+        for p in serve_ports:
+            extra += ["--serve", str(p)]
+        agent = e2e.Agent(*extra)
+        self.addCleanup(agent.stop)
+        served = [e2e.split_hostport(m.group(1))
+                  for m in agent.wait_lines(r"^serve (\S+)$", len(serve_ports))]
+        self.assertEqual(sorted(p for _, p in served), sorted(serve_ports))
+        flags = []
+        for f in local_port_flags:
+            flags += ["--local-port", f]
+        proxy = e2e.Proxy(agent.tunnel_str, [], flags)
+        self.addCleanup(proxy.stop)
+        return agent, proxy
+
+    def server(self, seed):
+        s = e2e.Server(e2e.eof_then_send_handler(RESPONSE, seed))
+        self.addCleanup(s.close)
+        return s
+
+    def roundtrip(self, port, server, seed):
+        request = os.urandom(1 << 20)
+        with e2e.connect(("127.0.0.1", port)) as c:
+            c.sendall(request)
+            c.shutdown(socket.SHUT_WR)
+            got = e2e.recv_stream(c)
+        self.assertEqual(got, (RESPONSE, e2e.expected_digest(seed, RESPONSE)))
+        server.wait_for(lambda s: s.results, what="request at the local server")
+        self.assertEqual(server.results.pop(), ("received", len(request),
+                                                hashlib.sha256(request).hexdigest()))
+
+    def test_local_remote_pair(self):
+        local = self.server(21)
+        remote = e2e.free_port()
+        self.start([remote], [f"{local.addr[1]}:{remote}"])
+        for _ in range(3):
+            self.roundtrip(remote, local, 21)
+        self.assertEqual(local.accepted, 3)
+
+    def test_two_served_ports_to_two_local_servers(self):
+        a, b = self.server(31), self.server(32)
+        pa, pb = e2e.free_port(), e2e.free_port()
+        self.start([pa, pb], [f"{a.addr[1]}:{pa}", f"{b.addr[1]}:{pb}"])
+        self.roundtrip(pa, a, 31)
+        self.roundtrip(pb, b, 32)
+        self.assertEqual((a.accepted, b.accepted), (1, 1))
+
+    def test_bare_local_port_takes_every_inbound_stream(self):
+        local = self.server(41)
+        pa, pb = e2e.free_port(), e2e.free_port()
+        self.start([pa, pb], [str(local.addr[1])])
+        self.roundtrip(pa, local, 41)
+        self.roundtrip(pb, local, 41)
+        self.assertEqual(local.accepted, 2)
+
+    def test_local_server_down_closes_inbound_client(self):
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        self.addCleanup(hole.close)
+        good = self.server(51)
+        pa, pb = e2e.free_port(), e2e.free_port()
+        self.start([pa, pb], [f"{hole.getsockname()[1]}:{pa}", f"{good.addr[1]}:{pb}"])
+        with e2e.connect(("127.0.0.1", pa)) as c:
+            secs, data = e2e.closed_within(c, 10 * e2e.SLACK)
+        self.assertEqual(data, b"")
+        self.assertLess(secs, 2 * e2e.SLACK)
+        self.roundtrip(pb, good, 51)
+
+
+if __name__ == "__main__":
+    e2e.main()
