@@ -12,17 +12,14 @@ import argparse
 import ctypes
 import hashlib
 import os
-import queue
 import random
 import re
 import resource
-import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -64,24 +61,9 @@ class Proc:
         with self._cv:
             self._cv.notify_all()
 
-    def wait_line(self, pattern, timeout=5.0, start=0):
-        """Returns the re.Match of the first stdout line (index >= start) matching pattern."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout * SLACK
-        i = start
-        with self._cv:
-            while True:
-                while i < len(self.lines):
-                    m = rx.search(self.lines[i])
-                    i += 1
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.p.poll() is not None and not self._threads[0].is_alive()):
-                    raise AssertionError(
-                        f"{self.name}: no stdout line matching {pattern!r} within {timeout}s "
-                        f"(exit={self.p.poll()})\n{self.describe()}")
-                self._cv.wait(min(left, 0.2))
+    def wait_line(self, pattern, timeout=5.0):
+        """Returns the re.Match of the first stdout line matching pattern."""
+        return self.wait_lines(pattern, 1, timeout)[0]
 
     def wait_lines(self, pattern, count, timeout=5.0):
         """Waits until `count` stdout lines match pattern; returns their matches in order."""
@@ -316,13 +298,10 @@ class DataSource:
         return self.pool[off:off + n]
 
 
-def send_stream(sock, seed, total, hasher=None, stop=None):
+def send_stream(sock, seed, total):
     """Sends `total` pseudo-random bytes; returns their sha256 hex digest."""
-    h = hasher or hashlib.sha256()
-    src = DataSource(seed, total)
+    h, src = hashlib.sha256(), DataSource(seed, total)
     while (chunk := src.next()) is not None:
-        if stop is not None and stop.is_set():
-            break
         sock.sendall(chunk)
         h.update(chunk)
     return h.hexdigest()

@@ -4,7 +4,6 @@ stays up: a following stream works over the same link, without a reconnect (issu
 import os
 import socket
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
