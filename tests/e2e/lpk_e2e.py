@@ -9,7 +9,7 @@ SKIP_RETURN_CODE), with the reasons printed.
 """
 
 import argparse
-import ctypes
+import atexit
 import hashlib
 import os
 import random
@@ -34,6 +34,18 @@ SLACK = float(os.environ.get("LPK_E2E_SLACK", "1"))
 # ---------------------------------------------------------------- processes
 
 
+_children = []
+
+
+@atexit.register
+def _kill_children():
+    """No lpk process outlives the test, whatever failed on the way."""
+    for c in _children:
+        if c.p.poll() is None:
+            os.killpg(c.p.pid, signal.SIGKILL)
+            c.p.wait()
+
+
 class Proc:
     """A child process whose stdout lines we can wait for and whose stderr we keep."""
 
@@ -48,6 +60,7 @@ class Proc:
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, text=True, bufsize=1,
                                   start_new_session=True)
+        _children.append(self)
         self._threads = [threading.Thread(target=self._pump, args=(s, l), daemon=True)
                          for s, l in ((self.p.stdout, self.lines), (self.p.stderr, self.err))]
         for t in self._threads:
@@ -101,19 +114,24 @@ class Proc:
         return self.p.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
-        """Signals the process, waits for its exit (kills it after timeout); returns exit code."""
-        if self.p.poll() is None:
-            try:
-                os.kill(self.p.pid, sig)
-            except ProcessLookupError:
-                pass
-            rc = self.wait_exit(timeout)
-            if rc is None:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.wait_exit()
-                return None
+        """Signals the process, waits for its exit (kills it after timeout); returns the exit
+        code, None if it had to be killed. Raises if it had crashed (died of a signal) before."""
+        rc = self.p.poll()
+        if rc is not None:
+            self.wait_exit(0)
+            if rc < 0:
+                raise AssertionError(f"{self.name} crashed earlier: {signal.Signals(-rc).name}\n"
+                                     + self.describe())
             return rc
-        return self.wait_exit(0)
+        try:
+            os.kill(self.p.pid, sig)
+        except ProcessLookupError:
+            pass
+        rc = self.wait_exit(timeout)
+        if rc is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.wait_exit()
+        return rc
 
     def describe(self, tail=25):
         with self._cv:
@@ -418,52 +436,6 @@ def eof_then_send_handler(n_bytes, seed=1):
         c.shutdown(socket.SHUT_WR)
 
     return handler
-
-
-# ---------------------------------------------------------------- network namespaces
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-class NetNs:
-    """A network namespace created (and deleted) by the test; needs root."""
-
-    def __init__(self, prefix="lpke2e"):
-        self.name = f"{prefix}{os.getpid()}_{random.randrange(1 << 20)}"
-        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
-        self.ip("link", "set", "lo", "up")
-
-    def ip(self, *args):
-        subprocess.run(["ip", "-n", self.name, *args], check=True, capture_output=True)
-
-    def socket(self, family=socket.AF_INET):
-        """A socket created inside the namespace (setns on this thread, then back)."""
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if _libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            try:
-                return socket.socket(family)
-            finally:
-                if _libc.setns(own, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back")
-        finally:
-            os.close(own)
-            os.close(target)
-
-    def delete(self):
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
-
-
-def can_use_netns():
-    if os.geteuid() != 0:
-        return "needs root to create a network namespace"
-    if shutil.which("ip") is None:
-        return "needs `ip` (iproute2)"
-    return None
 
 
 # ---------------------------------------------------------------- entry point

@@ -1,13 +1,60 @@
 """A refused or unreachable target closes the client's connection promptly, and the tunnel
 stays up: a following stream works over the same link, without a reconnect (issue 2)."""
 
+import ctypes
 import os
+import random
+import shutil
 import socket
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpk_e2e as e2e  # noqa: E402
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+class NetNs:
+    """A network namespace created (and deleted) by the test; needs root."""
+
+    def __init__(self, prefix="lpke2e"):
+        self.name = f"{prefix}{os.getpid()}_{random.randrange(1 << 20)}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
+        self.ip("link", "set", "lo", "up")
+
+    def ip(self, *args):
+        subprocess.run(["ip", "-n", self.name, *args], check=True, capture_output=True)
+
+    def socket(self, family=socket.AF_INET):
+        """A socket created inside the namespace (setns on this thread, then back)."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            try:
+                return socket.socket(family)
+            finally:
+                if _libc.setns(own, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        finally:
+            os.close(own)
+            os.close(target)
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def can_use_netns():
+    if os.geteuid() != 0:
+        return "needs root to create a network namespace"
+    if shutil.which("ip") is None:
+        return "needs `ip` (iproute2)"
+    return None
+
 
 REFUSED_WITHIN = 2.0
 CONNECT_TIMEOUT = 1  # the agent's --connect-timeout in the namespace test
@@ -72,10 +119,10 @@ class UnreachableTargetTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        reason = e2e.can_use_netns()
+        reason = can_use_netns()
         if reason:
             raise unittest.SkipTest(reason)
-        cls.ns = e2e.NetNs()
+        cls.ns = NetNs()
         cls.addClassCleanup(cls.ns.delete)
         cls.ns.ip("route", "add", "unreachable", "10.254.1.0/24")
         # Routed to lo but not a local address: the namespace drops these SYNs silently.
