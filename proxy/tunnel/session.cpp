@@ -268,8 +268,9 @@ bool Session::on_open(std::uint32_t id, const OpenFrame& open) {
 
 asio::awaitable<void> Session::dial_for(std::shared_ptr<Stream> stream, Target target) {
   auto self = shared_from_this();
-  DialResult result = dialer_ ? co_await dialer_->dial(target)
-                              : DialResult{OpenCode::not_permitted, "this side accepts no streams", std::nullopt};
+  // (Not a conditional expression: GCC 12 miscompiles co_await inside ?:.)
+  DialResult result{OpenCode::not_permitted, "this side accepts no streams", std::nullopt};
+  if (dialer_) result = co_await dialer_->dial(target);
   if (stream->closed()) co_return;  // reset or session ended while dialing
   queue_control(encode_open_result(stream->id(), result.code, result.reason));
   if (result.code != OpenCode::ok || !result.socket) {
@@ -298,6 +299,7 @@ bool Session::on_ping(const FrameHeader& h, const PingFrame& ping) {
 
 void Session::on_go_away(const GoAwayFrame& frame) {
   peer_going_away_ = true;
+  go_away_code_ = frame.code;
   go_away_reason_ = std::string(to_string(frame.code)) +
                     (frame.reason.empty() ? "" : " (" + frame.reason + ")");
   if (frame.code != GoAwayCode::normal) {

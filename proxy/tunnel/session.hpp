@@ -98,6 +98,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::string& peer_description() const { return peer_description_; }
   /// Why the peer said it was leaving (empty if it did not).
   const std::string& go_away_reason() const { return go_away_reason_; }
+  std::optional<GoAwayCode> go_away_code() const { return go_away_code_; }
 
  private:
   friend class detail::Stream;
@@ -164,6 +165,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stopped_ = false;
   bool peer_going_away_ = false;
   std::string go_away_reason_;
+  std::optional<GoAwayCode> go_away_code_;
   boost::system::error_code end_reason_;
   SessionStats stats_;
 };

@@ -177,13 +177,15 @@ void Stream::deliver(std::span<const std::byte> bytes) {
 void Stream::start_local_write() {
   if (writing_ || pending_.empty()) return;
   writing_ = true;
-  std::array<asio::const_buffer, 8> buffers;
+  // The array is passed by value: Asio keeps a copy of the sequence, not a view of it.
+  // Unused entries stay empty and writev skips them.
+  std::array<asio::const_buffer, 4> buffers{};
   std::size_t count = 0;
   for (auto& p : pending_) {
     if (count == buffers.size()) break;
     buffers[count++] = asio::buffer(p.buffer.get() + p.begin, p.end - p.begin);
   }
-  socket_.async_write_some(std::span(buffers.data(), count),
+  socket_.async_write_some(buffers,
                            [self = shared_from_this()](error_code ec, std::size_t n) {
                              self->on_local_written(ec, n);
                            });

@@ -1,0 +1,139 @@
+#include "agent/agent.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/tunnel/dial.hpp"
+
+namespace lpk::agent {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+/// Streams the proxy opens go to cluster targets, resolved with the pod's own resolver.
+class ClusterDialer final : public tunnel::Dialer {
+ public:
+  explicit ClusterDialer(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  asio::awaitable<tunnel::DialResult> dial(const tunnel::Target& target) override {
+    co_return co_await tunnel::resolve_and_dial(target, timeout_);
+  }
+
+ private:
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+
+Agent::Agent(asio::any_io_executor executor, AgentOptions options)
+    : executor_(std::move(executor)),
+      options_(std::move(options)),
+      dialer_(std::make_shared<ClusterDialer>(options_.connect_timeout)),
+      tunnel_acceptor_(executor_) {
+  options_.session.role = tunnel::Role::agent;
+}
+
+void Agent::bind(std::vector<std::string>& errors) {
+  tunnel_acceptor_.open(options_.tunnel_endpoint.protocol());
+  tunnel_acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  tunnel_acceptor_.bind(options_.tunnel_endpoint);
+  tunnel_acceptor_.listen();
+  for (auto port : options_.serve_ports) {
+    auto acceptor = std::make_unique<tcp::acceptor>(executor_);
+    tcp::endpoint endpoint(options_.serve_address, port);
+    error_code ec;
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      errors.push_back("cannot serve port " + std::to_string(port) + ": " + ec.message());
+      continue;
+    }
+    inbound_acceptors_.push_back(std::move(acceptor));
+    inbound_ports_.push_back(port);
+  }
+}
+
+tcp::endpoint Agent::tunnel_endpoint() const { return tunnel_acceptor_.local_endpoint(); }
+
+std::vector<tcp::endpoint> Agent::serve_endpoints() const {
+  std::vector<tcp::endpoint> out;
+  for (const auto& a : inbound_acceptors_) out.push_back(a->local_endpoint());
+  return out;
+}
+
+void Agent::start() {
+  asio::co_spawn(executor_, accept_links(), asio::detached);
+  for (std::size_t i = 0; i < inbound_acceptors_.size(); ++i) {
+    asio::co_spawn(executor_, accept_inbound(*inbound_acceptors_[i], inbound_ports_[i]),
+                   asio::detached);
+  }
+}
+
+void Agent::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  error_code ec;
+  tunnel_acceptor_.close(ec);
+  for (auto& a : inbound_acceptors_) a->close(ec);
+  if (current_) current_->stop(tunnel::GoAwayCode::normal, "agent shutting down");
+}
+
+asio::awaitable<void> Agent::accept_links() {
+  while (!stopped_) {
+    auto [ec, socket] = co_await tunnel_acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || stopped_) co_return;
+    if (ec) {
+      spdlog::warn("tunnel accept failed: {}", ec.message());
+      continue;
+    }
+    asio::co_spawn(executor_, serve_link(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Agent::serve_link(tcp::socket socket) {
+  auto link = std::make_unique<tunnel::TcpLink>(std::move(socket));
+  auto peer = link->describe();
+  auto session = co_await tunnel::Session::establish(std::move(link), options_.session, dialer_);
+  if (!session) {
+    spdlog::warn("tunnel from {} refused: {}", peer, session.error().message());
+    co_return;
+  }
+  if (stopped_) {
+    (*session)->stop(tunnel::GoAwayCode::normal, "agent shutting down");
+    co_return;
+  }
+  if (current_) current_->stop(tunnel::GoAwayCode::replaced, "a newer lpk-proxy link took over");
+  current_ = *session;
+  spdlog::info("tunnel {} up from {}", current_->id_text(), peer);
+  auto why = co_await current_->run();
+  spdlog::info("tunnel {} from {} ended: {}", (*session)->id_text(), peer, why.message());
+  if (current_ == *session) current_.reset();
+}
+
+asio::awaitable<void> Agent::accept_inbound(tcp::acceptor& acceptor, std::uint16_t port) {
+  while (!stopped_) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || stopped_) co_return;
+    if (ec) {
+      spdlog::warn("accept on port {} failed: {}", port, ec.message());
+      continue;
+    }
+    if (!current_ || !current_->accepting_streams()) {
+      // Nobody to hand it to: refuse at once rather than leave the client hanging.
+      spdlog::warn("connection to port {} dropped: no lpk-proxy is connected", port);
+      socket.set_option(asio::socket_base::linger(true, 0), ec);
+      continue;
+    }
+    current_->open_stream(std::move(socket), {tunnel::Target::Kind::inbound, {}, port});
+  }
+}
+
+}  // namespace lpk::agent

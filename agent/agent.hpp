@@ -1,0 +1,57 @@
+#pragma once
+// The cluster end of the tunnel. Listens for the tunnel on loopback only (a pod port-forward
+// reaches the pod's localhost; other pods cannot reach it), keeps one active link (a newer one
+// replaces the older), dials targets for streams the proxy opens, and turns connections to
+// the served ports into streams toward the proxy.
+//
+// Threading: everything runs on the executor given; stop() is idempotent.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "proxy/tunnel/session.hpp"
+
+namespace lpk::agent {
+
+struct AgentOptions {
+  boost::asio::ip::tcp::endpoint tunnel_endpoint{boost::asio::ip::make_address("127.0.0.1"), 7700};
+  std::vector<std::uint16_t> serve_ports;
+  boost::asio::ip::address serve_address = boost::asio::ip::make_address("0.0.0.0");
+  std::chrono::milliseconds connect_timeout{10'000};
+  tunnel::SessionOptions session;
+};
+
+class Agent {
+ public:
+  Agent(boost::asio::any_io_executor executor, AgentOptions options);
+
+  /// Binds the tunnel listener (throws std::system_error if it cannot) and every served port
+  /// (a port that cannot be bound is reported in `errors` and skipped).
+  void bind(std::vector<std::string>& errors);
+  boost::asio::ip::tcp::endpoint tunnel_endpoint() const;
+  std::vector<boost::asio::ip::tcp::endpoint> serve_endpoints() const;
+
+  void start();
+  void stop();
+
+ private:
+  boost::asio::awaitable<void> accept_links();
+  boost::asio::awaitable<void> serve_link(boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> accept_inbound(boost::asio::ip::tcp::acceptor& acceptor,
+                                              std::uint16_t port);
+
+  boost::asio::any_io_executor executor_;
+  AgentOptions options_;
+  std::shared_ptr<tunnel::Dialer> dialer_;
+  boost::asio::ip::tcp::acceptor tunnel_acceptor_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> inbound_acceptors_;
+  std::vector<std::uint16_t> inbound_ports_;
+  std::shared_ptr<tunnel::Session> current_;
+  bool stopped_ = false;
+};
+
+}  // namespace lpk::agent

@@ -1,0 +1,146 @@
+// lpk-agent: the cluster end of the lpk tunnel. Parses options, binds, runs until a signal.
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "agent/agent.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: lpk-agent [--listen ADDR:PORT] [--serve PORT]... [--serve-address ADDR]\n"
+    "                 [--connect-timeout SECS] [--secret-file PATH] [--log-level LEVEL]";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const std::string& flag) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw UsageError(flag + " wants ADDR:PORT, got '" + text + "'");
+  auto host = text.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  if (ec) throw UsageError(flag + ": '" + host + "' is not an IP address");
+  return {address, std::uint16_t(std::stoul(text.substr(colon + 1)))};
+}
+
+std::uint16_t parse_port(const std::string& text, const std::string& flag) {
+  std::size_t used = 0;
+  unsigned long port = 0;
+  try {
+    port = std::stoul(text, &used);
+  } catch (const std::exception&) {
+  }
+  if (used != text.size() || port > 65535) {
+    throw UsageError(flag + " wants a port number 0-65535, got '" + text + "'");
+  }
+  return std::uint16_t(port);
+}
+
+std::string read_secret(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError("cannot read the secret file " + path);
+  std::stringstream s;
+  s << in.rdbuf();
+  auto secret = s.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.empty()) throw UsageError("the secret file " + path + " is empty");
+  return secret;
+}
+
+lpk::agent::AgentOptions parse(int argc, char** argv) {
+  lpk::agent::AgentOptions o;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::cout << kUsage << "\n";
+      std::exit(0);
+    }
+    if (i + 1 >= argc) throw UsageError("unknown flag or missing value: " + flag);
+    std::string value = argv[++i];
+    if (flag == "--listen") {
+      o.tunnel_endpoint = parse_endpoint(value, flag);
+    } else if (flag == "--serve") {
+      auto port = parse_port(value, flag);
+      if (port == 0) throw UsageError("--serve wants a port 1-65535");
+      o.serve_ports.push_back(port);
+    } else if (flag == "--serve-address") {
+      boost::system::error_code ec;
+      o.serve_address = boost::asio::ip::make_address(value, ec);
+      if (ec) throw UsageError("--serve-address: '" + value + "' is not an IP address");
+    } else if (flag == "--connect-timeout") {
+      o.connect_timeout = std::chrono::milliseconds(std::max(1, parse_port(value, flag) * 1000));
+    } else if (flag == "--secret-file") {
+      o.session.secret = read_secret(value);
+    } else if (flag == "--log-level") {
+      auto level = spdlog::level::from_str(value);
+      if (level == spdlog::level::off && value != "off") {
+        throw UsageError("--log-level wants trace, debug, info, warn or error");
+      }
+      spdlog::set_level(level);
+    } else {
+      throw UsageError("unknown flag " + flag);
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_st("lpk-agent"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  lpk::agent::AgentOptions options;
+  try {
+    options = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lpk-agent: %s (see lpk-agent --help)\n", e.what());
+    return 2;
+  }
+  boost::asio::io_context io(1);
+  lpk::agent::Agent agent(io.get_executor(), options);
+  std::vector<std::string> errors;
+  try {
+    agent.bind(errors);
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "lpk-agent: cannot listen for the tunnel on %s:%u: %s; choose another "
+                 "--listen port\n", options.tunnel_endpoint.address().to_string().c_str(),
+                 options.tunnel_endpoint.port(), e.code().message().c_str());
+    return 1;
+  }
+  for (const auto& e : errors) std::fprintf(stderr, "lpk-agent: %s\n", e.c_str());
+  auto ep = agent.tunnel_endpoint();
+  std::printf("tunnel %s:%u\n", ep.address().to_string().c_str(), ep.port());
+  for (const auto& s : agent.serve_endpoints()) {
+    std::printf("serve %s:%u\n", s.address().to_string().c_str(), s.port());
+  }
+  std::fflush(stdout);
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::steady_timer grace(io);
+  signals.async_wait([&](boost::system::error_code, int) {
+    agent.stop();
+    // Let the GOAWAY go out, then end whatever is left.
+    grace.expires_after(std::chrono::milliseconds(300));
+    grace.async_wait([&](boost::system::error_code) { io.stop(); });
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+  agent.start();
+  io.run();
+  return 0;
+}

@@ -1,0 +1,101 @@
+#include "proxy/forwarder.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/tunnel/dial.hpp"
+
+namespace lpk::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+std::string describe_bind_error(const tcp::endpoint& endpoint, const error_code& ec) {
+  auto where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  if (ec == asio::error::address_in_use) {
+    return "cannot listen on " + where + ": the port is in use; stop the program holding it (ss "
+           "-ltnp 'sport = :" + std::to_string(endpoint.port()) +
+           "') or map the service to another port";
+  }
+  if (ec == asio::error::access_denied || ec == asio::error::no_permission) {
+    return "cannot listen on " + where + ": ports below 1024 need privilege; run 'sudo setcap "
+           "cap_net_bind_service=+ep $(command -v lpk-proxy)' or map the service to a port "
+           "of 1024 or more";
+  }
+  if (ec == boost::system::errc::address_not_available) {
+    return "cannot listen on " + where + ": the address is not on this machine; use one in "
+           "127.0.0.0/8";
+  }
+  return "cannot listen on " + where + ": " + ec.message();
+}
+
+Forwarder::Forwarder(asio::any_io_executor executor, TunnelClient& tunnel)
+    : executor_(std::move(executor)), tunnel_(tunnel) {}
+
+boost::system::result<tcp::endpoint> Forwarder::listen(const tcp::endpoint& endpoint,
+                                                       tunnel::Target target,
+                                                       std::string& error) {
+  auto listener = std::make_unique<Listener>(Listener{tcp::acceptor(executor_), std::move(target)});
+  auto& acceptor = listener->acceptor;
+  error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error = describe_bind_error(endpoint, ec);
+    return ec;
+  }
+  auto bound = acceptor.local_endpoint(ec);
+  listeners_.push_back(std::move(listener));
+  return bound;
+}
+
+void Forwarder::start() {
+  for (auto& l : listeners_) asio::co_spawn(executor_, accept_loop(*l), asio::detached);
+}
+
+void Forwarder::stop() {
+  stopped_ = true;
+  error_code ec;
+  for (auto& l : listeners_) l->acceptor.close(ec);
+}
+
+asio::awaitable<void> Forwarder::accept_loop(Listener& listener) {
+  while (!stopped_) {
+    auto [ec, socket] =
+        co_await listener.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || stopped_) co_return;
+    if (ec) {
+      // Out of descriptors and the like: say so, and keep serving the others.
+      spdlog::warn("accept for {} failed: {}", listener.target.to_string(), ec.message());
+      asio::steady_timer pause(executor_, std::chrono::milliseconds(50));  // do not spin
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    tunnel_.open(std::move(socket), listener.target);
+  }
+}
+
+asio::awaitable<tunnel::DialResult> LocalDialer::dial(const tunnel::Target& target) {
+  if (target.kind != tunnel::Target::Kind::inbound) {
+    co_return tunnel::DialResult{tunnel::OpenCode::not_permitted,
+                                 "lpk-proxy accepts only inbound streams", std::nullopt};
+  }
+  auto port = routes_.local_port_for(target.port);
+  if (!port) {
+    co_return tunnel::DialResult{
+        tunnel::OpenCode::refused,
+        "no --local-port for agent port " + std::to_string(target.port), std::nullopt};
+  }
+  std::vector<tcp::endpoint> endpoints{tcp::endpoint(asio::ip::make_address("127.0.0.1"), *port)};
+  co_return co_await tunnel::dial_tcp(endpoints, timeout_);
+}
+
+}  // namespace lpk::proxy

@@ -1,0 +1,42 @@
+#include "proxy/logging.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace lpk::proxy {
+
+std::string setup_logging(const std::string& session, const std::string& level_name) {
+  auto level = spdlog::level::from_str(level_name);
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_st>();
+  console->set_level(level <= spdlog::level::debug ? level : spdlog::level::warn);
+  std::vector<spdlog::sink_ptr> sinks{console};
+
+  const char* tmp = std::getenv("TMPDIR");
+  std::filesystem::path dir = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / "lpk" / session;
+  std::string path;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!ec) {
+    try {
+      path = (dir / "proxy.log").string();
+      auto file = std::make_shared<spdlog::sinks::basic_file_sink_st>(path);
+      file->set_level(level);
+      sinks.push_back(file);
+    } catch (const spdlog::spdlog_ex&) {
+      path.clear();
+    }
+  }
+  auto logger = std::make_shared<spdlog::logger>("lpk-proxy", sinks.begin(), sinks.end());
+  logger->set_level(level);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+  if (path.empty()) spdlog::warn("cannot write logs under {}; logging to stderr only", dir.string());
+  return path;
+}
+
+}  // namespace lpk::proxy

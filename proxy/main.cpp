@@ -1,0 +1,110 @@
+// lpk-proxy: the developer-machine end of lpk. Subcommands parse their options, build the
+// objects and run them until a signal.
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "proxy/address_pool.hpp"
+#include "proxy/forwarder.hpp"
+#include "proxy/logging.hpp"
+#include "proxy/run_options.hpp"
+#include "proxy/tunnel_client.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+constexpr const char* kUsage =
+    "usage: lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
+    "       lpk-proxy run --help                        options of run";
+
+int run(const std::vector<std::string>& args) {
+  lpk::proxy::RunOptions options;
+  try {
+    options = lpk::proxy::parse_run_options(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lpk-proxy: %s (see lpk-proxy run --help)\n", e.what());
+    return 2;
+  }
+  asio::io_context io(1);
+  lpk::tunnel::SessionOptions session_options;
+  session_options.secret = options.secret;
+  auto inbound = std::make_shared<lpk::proxy::LocalDialer>(options.inbound, options.connect_timeout);
+  lpk::proxy::TunnelClient tunnel(io.get_executor(), options.agent, session_options, inbound);
+  auto log_path = lpk::proxy::setup_logging(tunnel.session_id_text(), options.log_level);
+  if (!log_path.empty()) spdlog::info("logging to {}", log_path);
+
+  lpk::proxy::AddressPool pool(options.pool);
+  lpk::proxy::Forwarder forwarder(io.get_executor(), tunnel);
+  for (const auto& m : options.mappings) {
+    auto address = m.address ? *m.address : asio::ip::address(*pool.allocate(m.name));
+    std::string error;
+    auto bound = forwarder.listen(tcp::endpoint(address, m.port), m.target, error);
+    if (!bound) {
+      std::fprintf(stderr, "lpk-proxy: %s\n", error.c_str());
+      continue;
+    }
+    std::printf("listen %s:%u -> %s\n", bound->address().to_string().c_str(), bound->port(),
+                m.target.to_string().c_str());
+  }
+  std::fflush(stdout);
+
+  int exit_code = 0;
+  bool announced = false;
+  tunnel.on_up = [&](lpk::tunnel::Session&) {
+    if (announced) return;
+    announced = true;
+    std::printf("ready\n");
+    std::fflush(stdout);
+  };
+  tunnel.on_fatal = [&](const std::string& why) {
+    std::fprintf(stderr, "lpk-proxy: %s; this proxy stops\n", why.c_str());
+    exit_code = 3;
+    forwarder.stop();
+    io.stop();
+  };
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer grace(io);
+  signals.async_wait([&](boost::system::error_code, int) {
+    forwarder.stop();
+    tunnel.stop();
+    grace.expires_after(std::chrono::milliseconds(300));  // let the GOAWAY go out
+    grace.async_wait([&](boost::system::error_code) { io.stop(); });
+  });
+  forwarder.start();
+  tunnel.start();
+  io.run();
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    std::cout << kUsage << "\n";
+    return args.empty() ? 2 : 0;
+  }
+  auto command = args[0];
+  args.erase(args.begin());
+  if (command == "run") {
+    if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
+      std::cout << lpk::proxy::kRunUsage << "\n";
+      return 0;
+    }
+    return run(args);
+  }
+  std::fprintf(stderr, "lpk-proxy: unknown command '%s' (see lpk-proxy --help)\n",
+               command.c_str());
+  return 2;
+}

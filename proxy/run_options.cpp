@@ -1,0 +1,62 @@
+#include "proxy/run_options.hpp"
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "proxy/address_pool.hpp"
+
+namespace lpk::proxy {
+
+std::string read_secret_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("cannot read the secret file " + path);
+  std::stringstream s;
+  s << in.rdbuf();
+  auto secret = s.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.empty()) throw std::invalid_argument("the secret file " + path + " is empty");
+  return secret;
+}
+
+RunOptions parse_run_options(std::span<const std::string> args) {
+  RunOptions o;
+  o.pool = AddressPool::default_pool();
+  bool have_agent = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& flag = args[i];
+    if (i + 1 >= args.size()) throw std::invalid_argument("unknown flag or missing value: " + flag);
+    const auto& value = args[++i];
+    if (flag == "--agent") {
+      o.agent = parse_target(value);
+      have_agent = true;
+    } else if (flag == "--map") {
+      o.mappings.push_back(parse_mapping(value));
+    } else if (flag == "--map-file") {
+      std::ifstream in(value);
+      if (!in) throw std::invalid_argument("cannot read the map file " + value);
+      for (auto& m : parse_mapping_file(in, value)) o.mappings.push_back(std::move(m));
+    } else if (flag == "--pool") {
+      boost::system::error_code ec;
+      o.pool = boost::asio::ip::make_network_v4(value, ec);
+      if (ec) throw std::invalid_argument("--pool wants a CIDR such as 127.77.0.0/16");
+      AddressPool check(o.pool);  // throws if outside 127.0.0.0/8
+    } else if (flag == "--local-port") {
+      o.inbound.add(value);
+    } else if (flag == "--secret-file") {
+      o.secret = read_secret_file(value);
+    } else if (flag == "--log-level") {
+      static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
+      if (std::find(std::begin(kLevels), std::end(kLevels), value) == std::end(kLevels)) {
+        throw std::invalid_argument("--log-level wants trace, debug, info, warn or error");
+      }
+      o.log_level = value;
+    } else {
+      throw std::invalid_argument("unknown flag " + flag);
+    }
+  }
+  if (!have_agent) throw std::invalid_argument("--agent HOST:PORT is required");
+  return o;
+}
+
+}  // namespace lpk::proxy

@@ -1,0 +1,35 @@
+#pragma once
+// Options of `lpk-proxy run`, parsed from the command line. Pure; errors are one-line
+// std::invalid_argument messages.
+
+#include <boost/asio/ip/network_v4.hpp>
+#include <chrono>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "proxy/service_map.hpp"
+
+namespace lpk::proxy {
+
+struct RunOptions {
+  tunnel::Target agent;                       // --agent HOST:PORT
+  std::vector<Mapping> mappings;              // --map, --map-file
+  boost::asio::ip::network_v4 pool;           // --pool
+  InboundRoutes inbound;                      // --local-port
+  std::string secret;                         // --secret-file
+  std::string log_level = "info";
+  std::chrono::milliseconds connect_timeout{10'000};
+};
+
+inline constexpr const char* kRunUsage =
+    "usage: lpk-proxy run --agent HOST:PORT [--map NAME:PORT=HOST:PORT | ADDR:PORT=HOST:PORT]...\n"
+    "                     [--map-file PATH] [--pool CIDR] [--local-port PORT | LOCAL:REMOTE]...\n"
+    "                     [--secret-file PATH] [--log-level LEVEL]";
+
+RunOptions parse_run_options(std::span<const std::string> args);
+
+/// Reads a secret file (trailing newline dropped); throws std::invalid_argument.
+std::string read_secret_file(const std::string& path);
+
+}  // namespace lpk::proxy

@@ -1,0 +1,136 @@
+#include "proxy/tunnel_client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/tunnel/dial.hpp"
+#include "proxy/tunnel/handshake.hpp"
+
+namespace lpk::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using namespace std::chrono_literals;
+
+TunnelClient::TunnelClient(asio::any_io_executor executor, tunnel::Target agent,
+                           tunnel::SessionOptions options,
+                           std::shared_ptr<tunnel::Dialer> inbound)
+    : executor_(std::move(executor)),
+      agent_(std::move(agent)),
+      options_(std::move(options)),
+      inbound_(std::move(inbound)),
+      session_id_(tunnel::random_session_id()),
+      up_signal_(executor_, tunnel::Clock::time_point::max()),
+      backoff_(executor_) {
+  options_.role = tunnel::Role::proxy;
+}
+
+std::string TunnelClient::session_id_text() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < 4; ++i) {
+    s += kHex[std::to_integer<int>(session_id_[i]) >> 4];
+    s += kHex[std::to_integer<int>(session_id_[i]) & 15];
+  }
+  return s;
+}
+
+void TunnelClient::start() { asio::co_spawn(executor_, connect_loop(), asio::detached); }
+
+void TunnelClient::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  backoff_.cancel();
+  up_signal_.cancel();
+  if (session_) session_->stop(tunnel::GoAwayCode::normal, "lpk-proxy shutting down");
+}
+
+asio::awaitable<void> TunnelClient::pause(std::chrono::milliseconds how_long) {
+  backoff_.expires_after(how_long);
+  co_await backoff_.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+asio::awaitable<void> TunnelClient::connect_loop() {
+  auto backoff = 100ms;
+  int failures = 0;
+  while (!stopped_) {
+    auto dialed = co_await tunnel::resolve_and_dial(agent_, 5s);
+    if (stopped_) break;
+    std::string failure;
+    std::shared_ptr<tunnel::Session> session;
+    if (dialed.code != tunnel::OpenCode::ok) {
+      failure = std::string(tunnel::to_string(dialed.code)) + " " + dialed.reason;
+    } else {
+      auto link = std::make_unique<tunnel::TcpLink>(std::move(*dialed.socket));
+      auto established =
+          co_await tunnel::Session::establish(std::move(link), options_, inbound_, session_id_);
+      if (established) {
+        session = *established;
+      } else {
+        failure = established.error().message();
+      }
+    }
+    if (!session) {
+      // Say it the first time and then now and again, not on every retry.
+      if (failures++ % 20 == 0) {
+        spdlog::warn("cannot reach the agent at {}: {}; retrying", agent_.to_string(), failure);
+      }
+      co_await pause(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5s));
+      continue;
+    }
+    failures = 0;
+    backoff = 100ms;
+    session_ = session;
+    spdlog::info("tunnel {} up to {}", session->id_text(), agent_.to_string());
+    if (on_up) on_up(*session);
+    up_signal_.cancel();
+    auto why = co_await session->run();
+    session_.reset();
+    if (session->go_away_code() == tunnel::GoAwayCode::replaced ||
+        session->go_away_code() == tunnel::GoAwayCode::auth_failed) {
+      auto reason = "the agent at " + agent_.to_string() + " ended the tunnel: " +
+                    session->go_away_reason();
+      stop();
+      if (on_fatal) on_fatal(reason);
+      co_return;
+    }
+    if (stopped_) break;
+    spdlog::warn("tunnel to {} lost ({}{}{}); reconnecting", agent_.to_string(), why.message(),
+                 session->go_away_reason().empty() ? "" : ", ", session->go_away_reason());
+  }
+}
+
+void TunnelClient::open(tcp::socket local, tunnel::Target target) {
+  if (session_ && session_->accepting_streams()) {
+    session_->open_stream(std::move(local), std::move(target));
+    return;
+  }
+  asio::co_spawn(executor_, open_when_up(std::move(local), std::move(target)), asio::detached);
+}
+
+asio::awaitable<void> TunnelClient::open_when_up(tcp::socket local, tunnel::Target target) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer deadline(executor_, wait_for_tunnel);
+  while (!stopped_ && !(session_ && session_->accepting_streams())) {
+    if (deadline.expiry() <= tunnel::Clock::now()) break;
+    co_await (up_signal_.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+              deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
+  }
+  if (session_ && session_->accepting_streams()) {
+    session_->open_stream(std::move(local), std::move(target));
+    co_return;
+  }
+  spdlog::warn("connection for {} closed: no tunnel to the agent", target.to_string());
+  error_code ec;
+  local.set_option(asio::socket_base::linger(true, 0), ec);
+  local.close(ec);
+}
+
+}  // namespace lpk::proxy

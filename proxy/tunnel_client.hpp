@@ -1,0 +1,61 @@
+#pragma once
+// The proxy's end of the link to one agent: dials it, runs the session, and reconnects with
+// backoff when the link drops. Local connections that arrive while the tunnel is down wait
+// for it (bounded) instead of failing at once.
+//
+// Threading: one executor; stop() is idempotent.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "proxy/tunnel/session.hpp"
+
+namespace lpk::proxy {
+
+class TunnelClient {
+ public:
+  TunnelClient(boost::asio::any_io_executor executor, tunnel::Target agent,
+               tunnel::SessionOptions options, std::shared_ptr<tunnel::Dialer> inbound);
+
+  /// Called on every successful handshake.
+  std::function<void(tunnel::Session&)> on_up;
+  /// Called once when reconnecting makes no sense (another proxy took the agent over); the
+  /// client has stopped by then.
+  std::function<void(const std::string&)> on_fatal;
+
+  void start();
+  void stop();
+
+  /// Carries `local` to `target` through the tunnel, waiting up to `wait_for_tunnel` for the
+  /// tunnel to come up; the connection is closed if it does not.
+  void open(boost::asio::ip::tcp::socket local, tunnel::Target target);
+
+  std::shared_ptr<tunnel::Session> session() const { return session_; }
+  const tunnel::SessionId& session_id() const { return session_id_; }
+  /// The first 8 hex digits of the session id: names the log directory.
+  std::string session_id_text() const;
+
+  std::chrono::milliseconds wait_for_tunnel{10'000};
+
+ private:
+  boost::asio::awaitable<void> connect_loop();
+  boost::asio::awaitable<void> open_when_up(boost::asio::ip::tcp::socket local,
+                                            tunnel::Target target);
+  boost::asio::awaitable<void> pause(std::chrono::milliseconds how_long);
+
+  boost::asio::any_io_executor executor_;
+  tunnel::Target agent_;
+  tunnel::SessionOptions options_;
+  std::shared_ptr<tunnel::Dialer> inbound_;
+  tunnel::SessionId session_id_;
+  std::shared_ptr<tunnel::Session> session_;
+  boost::asio::steady_timer up_signal_;  // cancelled whenever a session comes up
+  boost::asio::steady_timer backoff_;
+  bool stopped_ = false;
+};
+
+}  // namespace lpk::proxy
