@@ -1,0 +1,238 @@
+#include "tools/kubesim/admission.hpp"
+
+#include <random>
+#include <regex>
+#include <set>
+
+#include "tools/kubesim/certs.hpp"
+#include "tools/kubesim/status.hpp"
+
+namespace lpk::kubesim {
+
+namespace {
+
+const char* kSubdomainMsg =
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const char* kLabelMsg =
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+void set_default(json& obj, const char* key, const json& value) {
+  if (!obj.contains(key) || obj[key].is_null()) obj[key] = value;
+}
+
+std::string random_suffix() {
+  static std::mt19937 rng{std::random_device{}()};
+  static const char* kChars = "bcdfghjklmnpqrstvwxz2456789";
+  std::string s;
+  for (int i = 0; i < 5; ++i) s += kChars[rng() % 27];
+  return s;
+}
+
+void default_container(json& c) {
+  std::string image = c.value("image", "");
+  bool latest = image.find(':') == std::string::npos ||
+                image.size() >= 7 && image.compare(image.size() - 7, 7, ":latest") == 0;
+  set_default(c, "imagePullPolicy", latest ? "Always" : "IfNotPresent");
+  set_default(c, "terminationMessagePath", "/dev/termination-log");
+  set_default(c, "terminationMessagePolicy", "File");
+  set_default(c, "resources", json::object());
+  if (c.contains("ports") && c["ports"].is_array()) {
+    for (auto& p : c["ports"]) set_default(p, "protocol", "TCP");
+  }
+}
+
+std::string allocate_cluster_ip(const Store& store, const AdmitOptions& opts) {
+  std::set<std::string> used;
+  for (const auto& s : store.list("services")) {
+    used.insert(s["spec"].value("clusterIP", ""));
+  }
+  // .0.1 and .0.10 are taken by kubernetes and kube-dns at start; start after them.
+  for (int i = 20; i < 65000; ++i) {
+    std::string ip = opts.service_cidr_base + std::to_string(i / 256) + "." +
+                     std::to_string(i % 256);
+    if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
+  }
+  throw ApiError(500, "InternalError", "Internal error occurred: range is full");
+}
+
+void default_service(json& svc, const std::optional<json>& old, const Store& store,
+                     const AdmitOptions& opts) {
+  json& spec = svc["spec"];
+  set_default(spec, "type", "ClusterIP");
+  set_default(spec, "sessionAffinity", "None");
+  set_default(spec, "ipFamilies", {"IPv4"});
+  set_default(spec, "ipFamilyPolicy", "SingleStack");
+  set_default(spec, "internalTrafficPolicy", "Cluster");
+  if (spec.contains("ports")) {
+    for (auto& p : spec["ports"]) {
+      set_default(p, "protocol", "TCP");
+      if (p.contains("port")) set_default(p, "targetPort", p["port"]);
+    }
+  }
+  if (old && (*old)["spec"].contains("clusterIP") && spec.value("clusterIP", "").empty()) {
+    spec["clusterIP"] = (*old)["spec"]["clusterIP"];
+  }
+  if (spec.value("clusterIP", "").empty() && spec["type"] != "ExternalName") {
+    spec["clusterIP"] = allocate_cluster_ip(store, opts);
+  }
+  if (spec.contains("clusterIP")) spec["clusterIPs"] = {spec["clusterIP"]};
+  set_default(svc, "status", {{"loadBalancer", json::object()}});
+}
+
+void default_workload(const std::string& plural, json& obj) {
+  json& spec = obj["spec"];
+  set_default(spec, "replicas", 1);
+  set_default(spec, "revisionHistoryLimit", 10);
+  if (plural == "deployments") {
+    set_default(spec, "progressDeadlineSeconds", 600);
+    set_default(spec, "strategy", {{"type", "RollingUpdate"},
+                                   {"rollingUpdate",
+                                    {{"maxUnavailable", "25%"}, {"maxSurge", "25%"}}}});
+  }
+  if (plural == "statefulsets") {
+    set_default(spec, "podManagementPolicy", "OrderedReady");
+    set_default(spec, "updateStrategy",
+                {{"type", "RollingUpdate"}, {"rollingUpdate", {{"partition", 0}}}});
+  }
+  if (spec.contains("template") && spec["template"].contains("spec")) {
+    default_pod_spec(spec["template"]["spec"]);
+  }
+  if (plural == "replicasets") spec.erase("revisionHistoryLimit");
+}
+
+void validate_workload(const ResourceType& t, const json& obj, const std::string& name) {
+  const json& spec = obj.contains("spec") ? obj["spec"] : json::object();
+  if (!spec.contains("selector")) {
+    throw invalid(t.kind, name, "spec.selector", "FieldValueRequired", "Required value");
+  }
+  json labels = obj["spec"]["template"]["metadata"].value("labels", json::object());
+  json ml = spec["selector"].value("matchLabels", json::object());
+  for (const auto& [k, v] : ml.items()) {
+    if (!labels.contains(k) || labels[k] != v) {
+      throw invalid(t.kind, name, "spec.template.metadata.labels", "FieldValueInvalid",
+                    "Invalid value: " + labels.dump() +
+                        ": `selector` does not match template `labels`");
+    }
+  }
+  const json& cs = obj["spec"]["template"]["spec"]["containers"];
+  if (!cs.is_array() || cs.empty()) {
+    throw invalid(t.kind, name, "spec.template.spec.containers", "FieldValueRequired",
+                  "Required value");
+  }
+}
+
+void validate_pod(const json& pod, const std::string& name) {
+  const json& cs = pod["spec"]["containers"];
+  if (!cs.is_array() || cs.empty()) {
+    throw invalid("Pod", name, "spec.containers", "FieldValueRequired", "Required value");
+  }
+  for (size_t i = 0; i < cs.size(); ++i) {
+    std::string f = "spec.containers[" + std::to_string(i) + "]";
+    if (cs[i].value("image", "").empty()) {
+      throw invalid("Pod", name, f + ".image", "FieldValueRequired", "Required value");
+    }
+    std::string why = name_problem(cs[i].value("name", ""), true);
+    if (!why.empty()) throw invalid("Pod", name, f + ".name", "FieldValueInvalid", why);
+  }
+}
+
+void default_secret(json& s) {
+  set_default(s, "type", "Opaque");
+  if (s.contains("stringData") && s["stringData"].is_object()) {
+    for (const auto& [k, v] : s["stringData"].items()) {
+      s["data"][k] = base64_encode(v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    s.erase("stringData");
+  }
+}
+
+}  // namespace
+
+std::string name_problem(const std::string& name, bool label) {
+  static const std::regex kLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  static const std::regex kSubdomain("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
+  std::string quoted = "Invalid value: \"" + name + "\": ";
+  if (label) {
+    if (name.size() > 63) return quoted + "must be no more than 63 characters";
+    return std::regex_match(name, kLabel) ? "" : quoted + kLabelMsg;
+  }
+  if (name.size() > 253) return quoted + "must be no more than 253 characters";
+  return std::regex_match(name, kSubdomain) ? "" : quoted + kSubdomainMsg;
+}
+
+void default_pod_spec(json& spec) {
+  set_default(spec, "restartPolicy", "Always");
+  set_default(spec, "dnsPolicy", "ClusterFirst");
+  set_default(spec, "terminationGracePeriodSeconds", 30);
+  set_default(spec, "schedulerName", "default-scheduler");
+  set_default(spec, "securityContext", json::object());
+  set_default(spec, "enableServiceLinks", true);
+  if (spec.contains("containers") && spec["containers"].is_array()) {
+    for (auto& c : spec["containers"]) default_container(c);
+  }
+}
+
+json admit(const ResourceType& t, json obj, const std::optional<json>& old, const Store& store,
+           const AdmitOptions& opts) {
+  json& m = obj["metadata"];
+  if (!old && m.value("name", "").empty() && !m.value("generateName", "").empty()) {
+    m["name"] = m["generateName"].get<std::string>() + random_suffix();
+  }
+  std::string name = m.value("name", "");
+  if (name.empty()) {
+    throw invalid(t.kind, "", "metadata.name", "FieldValueRequired",
+                  "Required value: name or generateName is required");
+  }
+  std::string why = name_problem(name, t.dns_label_name);
+  if (!why.empty()) throw invalid(t.kind, name, "metadata.name", "FieldValueInvalid", why);
+  if (t.namespaced && !store.get("namespaces", "", m.value("namespace", ""))) {
+    throw not_found("namespaces", m.value("namespace", ""));
+  }
+  if (t.plural == "pods") {
+    validate_pod(obj, name);
+    default_pod_spec(obj["spec"]);
+    if (!old) obj["status"] = {{"phase", "Pending"}, {"qosClass", "BestEffort"}};
+  } else if (t.plural == "services") {
+    default_service(obj, old, store, opts);
+  } else if (t.plural == "deployments" || t.plural == "replicasets" ||
+             t.plural == "statefulsets") {
+    validate_workload(t, obj, name);
+    default_workload(t.plural, obj);
+  } else if (t.plural == "secrets") {
+    default_secret(obj);
+  } else if (t.plural == "namespaces") {
+    m["labels"]["kubernetes.io/metadata.name"] = name;
+    obj["spec"] = {{"finalizers", {"kubernetes"}}};
+    if (!old) obj["status"] = {{"phase", "Active"}};
+  }
+  return obj;
+}
+
+std::vector<std::string> unknown_fields(const ResourceType& t, const json& obj) {
+  static const std::set<std::string> kTop = {"apiVersion", "kind",     "metadata",   "spec",
+                                             "status",     "data",     "binaryData", "stringData",
+                                             "type",       "immutable", "subsets",   "endpoints",
+                                             "addressType", "ports"};
+  static const std::set<std::string> kMeta = {
+      "name",   "generateName",  "namespace",       "uid",         "resourceVersion",
+      "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+      "labels", "annotations",   "ownerReferences", "finalizers",  "managedFields",
+      "selfLink"};
+  std::vector<std::string> out;
+  if (!obj.is_object()) return out;
+  for (const auto& [k, v] : obj.items()) {
+    if (!kTop.count(k)) out.push_back(k);
+  }
+  if (obj.contains("metadata") && obj["metadata"].is_object()) {
+    for (const auto& [k, v] : obj["metadata"].items()) {
+      if (!kMeta.count(k)) out.push_back("metadata." + k);
+    }
+  }
+  return out;
+}
+
+}  // namespace lpk::kubesim

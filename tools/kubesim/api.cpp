@@ -1,0 +1,159 @@
+#include "tools/kubesim/api.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "tools/kubesim/discovery.hpp"
+#include "tools/kubesim/openapi.hpp"
+#include "tools/kubesim/status.hpp"
+#include "tools/kubesim/tables.hpp"
+
+namespace lpk::kubesim {
+
+using asio::awaitable;
+
+bool wants_table(const Request& req) {
+  auto it = req.find(http::field::accept);
+  return it != req.end() && it->value().find("as=Table") != std::string_view::npos;
+}
+
+Api::Api(Rest& rest, std::string server_addr, WatchSettings watch)
+    : rest_(rest), server_addr_(std::move(server_addr)), watch_(watch) {}
+
+namespace {
+
+const std::string kNotFoundBody =
+    ApiError(404, "NotFound", "the server could not find the requested resource").status().dump();
+
+http::status status_of(int code) { return static_cast<http::status>(code); }
+
+std::vector<std::pair<std::string, std::string>> warning_headers(
+    const std::vector<std::string>& warnings) {
+  std::vector<std::pair<std::string, std::string>> h;
+  for (const auto& w : warnings) {
+    json quoted = w;
+    h.emplace_back("Warning", "299 - " + quoted.dump());
+  }
+  return h;
+}
+
+}  // namespace
+
+json Api::respond_object(const Request& req, const Route& r, const json& obj,
+                         const std::map<std::string, std::string>& q) const {
+  if (!wants_table(req)) return obj;
+  auto io = q.count("includeObject") ? q.at("includeObject") : "Metadata";
+  return make_table(*r.type, {obj}, obj["metadata"].value("resourceVersion", ""), io);
+}
+
+awaitable<bool> Api::handle(Request& req, TlsStream& stream, const Identity& who) {
+  std::string target(req.target());
+  size_t qm = target.find('?');
+  std::string path = target.substr(0, qm);
+  auto q = parse_query(qm == std::string::npos ? "" : std::string_view(target).substr(qm + 1));
+  bool keep = req.keep_alive();
+  spdlog::debug("kubesim: {} {} by {}", std::string(req.method_string()), target, who.user);
+  if (auto doc = discovery_document(path, server_addr_)) {
+    co_await write_json(stream, req, http::status::ok, doc->dump(), keep);
+    co_return keep;
+  }
+  if (auto doc = openapi_document(path)) {
+    co_await write_json(stream, req, http::status::ok, doc->dump(), keep);
+    co_return keep;
+  }
+  if (path == "/healthz" || path == "/livez" || path == "/readyz") {
+    co_await write_json(stream, req, http::status::ok, "ok", keep);
+    co_return keep;
+  }
+  auto route = parse_route(path);
+  if (!route) {
+    co_await write_json(stream, req, http::status::not_found, kNotFoundBody, keep);
+    co_return keep;
+  }
+  std::string error_body;
+  int code = 0;
+  try {
+    co_return co_await dispatch(req, stream, *route, q);
+  } catch (const ApiError& e) {
+    code = e.code();
+    error_body = e.status().dump();
+  } catch (const std::exception& e) {
+    code = 500;
+    error_body = ApiError(500, "InternalError", std::string("Internal error occurred: ") + e.what())
+                     .status()
+                     .dump();
+  }
+  co_await write_json(stream, req, status_of(code), error_body, keep);
+  co_return keep;
+}
+
+awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
+                              const std::map<std::string, std::string>& q) {
+  bool keep = req.keep_alive();
+  auto param = [&](const char* k) { return q.count(k) ? q.at(k) : std::string(); };
+  if (r.sub == "portforward" && r.type->plural == "pods") {
+    if (!portforward_) throw ApiError(404, "NotFound", "port-forward is not available");
+    rest_.get(r);  // 404 for a pod that does not exist
+    co_return co_await portforward_(req, stream, r, q);
+  }
+  if (!r.sub.empty() && !(r.sub == "status" && r.type->has_status)) {
+    co_await write_json(stream, req, http::status::not_found, kNotFoundBody, keep);
+    co_return keep;
+  }
+  if (req.method() == http::verb::post || req.method() == http::verb::put) {
+    std::string ct(req[http::field::content_type]);
+    if (!ct.empty() && ct.rfind("application/json", 0) != 0 && ct.rfind("*/*", 0) != 0) {
+      throw ApiError(415, "UnsupportedMediaType",
+                     "the body of the request was in an unknown format - accepted media types "
+                     "include: application/json, application/yaml");
+    }
+  }
+  std::vector<std::string> warnings;
+  bool strict = param("fieldValidation") == "Strict";
+  json out;
+  http::status code = http::status::ok;
+  switch (req.method()) {
+    case http::verb::get:
+      if (r.name.empty()) {
+        if (param("watch") == "true" || param("watch") == "1") {
+          co_return co_await serve_watch(req, stream, r, q);
+        }
+        auto res = rest_.list(*r.type, r.ns, param("labelSelector"), param("fieldSelector"));
+        if (wants_table(req)) {
+          std::string io = q.count("includeObject") ? q.at("includeObject") : "Metadata";
+          out = make_table(*r.type, res.items, res.resource_version, io);
+        } else {
+          out = {{"kind", r.type->list_kind()},
+                 {"apiVersion", r.type->api_version()},
+                 {"metadata", {{"resourceVersion", res.resource_version}}},
+                 {"items", res.items}};
+        }
+      } else {
+        out = respond_object(req, r, rest_.get(r), q);
+      }
+      break;
+    case http::verb::post:
+      out = rest_.create(r, req.body(), strict, warnings);
+      code = http::status::created;
+      break;
+    case http::verb::put:
+      out = rest_.update(r, req.body(), strict, warnings);
+      break;
+    case http::verb::patch:
+      out = rest_.patch(r, std::string(req[http::field::content_type]), req.body());
+      break;
+    case http::verb::delete_: {
+      bool orphan = param("propagationPolicy") == "Orphan";
+      json body = json::parse(req.body(), nullptr, false);
+      if (body.is_object() && body.value("propagationPolicy", "") == "Orphan") orphan = true;
+      out = rest_.remove(r, orphan);
+      break;
+    }
+    default:
+      throw ApiError(405, "MethodNotAllowed",
+                     "the server does not allow this method on the requested resource");
+  }
+  co_await write_json(stream, req, code, out.dump(), keep, warning_headers(warnings));
+  co_return keep;
+}
+
+}  // namespace lpk::kubesim

@@ -1,0 +1,91 @@
+#include "tools/kubesim/cluster.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+#include "tools/kubesim/api.hpp"
+#include "tools/kubesim/certs.hpp"
+#include "tools/kubesim/http_server.hpp"
+#include "tools/kubesim/rest.hpp"
+#include "tools/kubesim/store.hpp"
+
+namespace lpk::kubesim {
+
+namespace {
+const char* kKubernetesIp = "10.96.0.1";
+}
+
+struct Cluster::Impl {
+  boost::asio::io_context& io;
+  ClusterOptions opts;
+  Store store;
+  Rest rest;
+  std::unique_ptr<Api> api;
+  std::unique_ptr<HttpsServer> server;
+  Pki pki;
+  bool stopped = false;
+
+  Impl(boost::asio::io_context& io_, ClusterOptions o)
+      : io(io_), opts(std::move(o)), store(opts.watch_history), rest(store, AdmitOptions{}) {}
+
+  void seed() {
+    for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+      rest.create_object(resource_by_plural("namespaces"),
+                         {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+    }
+    rest.create_object(
+        resource_by_plural("services"),
+        {{"apiVersion", "v1"},
+         {"kind", "Service"},
+         {"metadata",
+          {{"name", "kubernetes"},
+           {"namespace", "default"},
+           {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
+         {"spec",
+          {{"clusterIP", kKubernetesIp},
+           {"ports", {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"},
+                       {"targetPort", int(server->port())}}}}}}});
+  }
+
+  void write_kubeconfig() {
+    write_pki(pki, opts.state_dir);
+    std::ofstream f(opts.state_dir / "kubeconfig", std::ios::trunc);
+    f << make_kubeconfig(pki, "https://127.0.0.1:" + std::to_string(server->port()));
+    if (!f) throw std::runtime_error("cannot write " + (opts.state_dir / "kubeconfig").string());
+  }
+};
+
+Cluster::Cluster(boost::asio::io_context& io, ClusterOptions opts)
+    : impl_(std::make_unique<Impl>(io, std::move(opts))) {}
+
+Cluster::~Cluster() { stop(); }
+
+void Cluster::start() {
+  Impl& d = *impl_;
+  std::filesystem::create_directories(d.opts.state_dir);
+  d.pki = make_pki({"127.0.0.1", kKubernetesIp},
+                   {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local"});
+  WatchSettings ws;
+  ws.bookmark_interval = d.opts.bookmark_interval;
+  d.api = std::make_unique<Api>(d.rest, "127.0.0.1:0", ws);
+  d.server = std::make_unique<HttpsServer>(
+      d.io, TlsFiles{d.pki.server.cert_pem, d.pki.server.key_pem, d.pki.ca.cert_pem}, d.pki.token,
+      [&d](Request& req, TlsStream& s, const Identity& who) { return d.api->handle(req, s, who); });
+  d.server->listen({boost::asio::ip::make_address("127.0.0.1"), d.opts.port});
+  d.seed();
+  d.write_kubeconfig();
+}
+
+void Cluster::stop() {
+  Impl& d = *impl_;
+  if (d.stopped) return;
+  d.stopped = true;
+  if (d.server) d.server->stop();
+}
+
+std::filesystem::path Cluster::kubeconfig() const { return impl_->opts.state_dir / "kubeconfig"; }
+uint16_t Cluster::port() const { return impl_->server ? impl_->server->port() : 0; }
+
+}  // namespace lpk::kubesim

@@ -1,0 +1,38 @@
+#pragma once
+// One kubesim: the store, the API behind HTTPS, the controllers, and (when enabled) the
+// pod runtime, all on one io_context. main.cpp only parses flags and runs this.
+
+#include <boost/asio.hpp>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace lpk::kubesim {
+
+struct ClusterOptions {
+  std::filesystem::path state_dir;   // PKI, kubeconfig, runtime state
+  std::filesystem::path manifests;   // applied at start when not empty
+  uint16_t port = 0;                 // 0 picks a free port
+  bool runtime = true;               // run pods as processes in network namespaces
+  std::filesystem::path images;      // image -> command map (runtime)
+  std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
+  size_t watch_history = 20000;
+};
+
+class Cluster {
+ public:
+  Cluster(boost::asio::io_context& io, ClusterOptions opts);
+  ~Cluster();
+  /// Generates the PKI, writes the kubeconfig, seeds the default objects, starts serving.
+  void start();
+  /// Stops serving and tears down every pod, namespace and mount. Idempotent.
+  void stop();
+  std::filesystem::path kubeconfig() const;
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lpk::kubesim

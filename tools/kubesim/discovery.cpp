@@ -1,0 +1,91 @@
+#include "tools/kubesim/discovery.hpp"
+
+#include "tools/kubesim/resources.hpp"
+
+namespace lpk::kubesim {
+
+namespace {
+
+const json kVerbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update",
+                     "watch"};
+
+bool in_category_all(const std::string& plural) {
+  return plural == "pods" || plural == "services" || plural == "deployments" ||
+         plural == "replicasets" || plural == "statefulsets";
+}
+
+json resource_list(const std::string& group, const std::string& version) {
+  json resources = json::array();
+  for (const auto& t : resource_types()) {
+    if (t.group != group || t.version != version) continue;
+    json r = {{"name", t.plural},     {"singularName", t.singular}, {"namespaced", t.namespaced},
+              {"kind", t.kind},       {"verbs", kVerbs},            {"storageVersionHash", ""}};
+    if (t.plural == "namespaces") {
+      r["verbs"] = {"create", "delete", "get", "list", "patch", "update", "watch"};
+    }
+    if (!t.short_names.empty()) r["shortNames"] = t.short_names;
+    if (in_category_all(t.plural)) r["categories"] = {"all"};
+    resources.push_back(r);
+    if (t.has_status) {
+      resources.push_back({{"name", t.plural + "/status"},
+                           {"singularName", ""},
+                           {"namespaced", t.namespaced},
+                           {"kind", t.kind},
+                           {"verbs", {"get", "patch", "update"}}});
+    }
+    if (t.plural == "pods") {
+      resources.push_back({{"name", "pods/portforward"},
+                           {"singularName", ""},
+                           {"namespaced", true},
+                           {"kind", "PodPortForwardOptions"},
+                           {"verbs", {"create", "get"}}});
+    }
+  }
+  return {{"kind", "APIResourceList"},
+          {"apiVersion", "v1"},
+          {"groupVersion", group.empty() ? version : group + "/" + version},
+          {"resources", resources}};
+}
+
+json api_group(const std::string& group) {
+  json gv = {{"groupVersion", group + "/v1"}, {"version", "v1"}};
+  return {{"name", group}, {"versions", json::array({gv})}, {"preferredVersion", gv}};
+}
+
+}  // namespace
+
+std::optional<json> discovery_document(const std::string& path, const std::string& server_addr) {
+  if (path == "/version" || path == "/version/") {
+    return json{{"major", "1"},           {"minor", "32"},
+                {"gitVersion", "v1.32.0-kubesim"}, {"gitCommit", "0000000000000000000000000000000000000000"},
+                {"gitTreeState", "clean"}, {"buildDate", "2026-01-01T00:00:00Z"},
+                {"goVersion", "go1.23.0"}, {"compiler", "gc"},
+                {"platform", "linux/amd64"}};
+  }
+  if (path == "/api" || path == "/api/") {
+    return json{{"kind", "APIVersions"},
+                {"versions", {"v1"}},
+                {"serverAddressByClientCIDRs",
+                 {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", server_addr}}}}};
+  }
+  if (path == "/api/v1" || path == "/api/v1/") return resource_list("", "v1");
+  const char* kGroups[] = {"apps", "discovery.k8s.io"};
+  if (path == "/apis" || path == "/apis/") {
+    json groups = json::array();
+    for (const char* g : kGroups) groups.push_back(api_group(g));
+    return json{{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}};
+  }
+  for (const char* g : kGroups) {
+    std::string base = std::string("/apis/") + g;
+    if (path == base || path == base + "/") {
+      json doc = api_group(g);
+      doc["kind"] = "APIGroup";
+      doc["apiVersion"] = "v1";
+      return doc;
+    }
+    if (path == base + "/v1" || path == base + "/v1/") return resource_list(g, "v1");
+  }
+  return std::nullopt;
+}
+
+}  // namespace lpk::kubesim

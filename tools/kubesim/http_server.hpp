@@ -1,0 +1,69 @@
+#pragma once
+// HTTPS front door: TLS (server certificate, optional client certificates from our CA),
+// authentication (bearer token or verified client certificate; 401 Status otherwise), and
+// an HTTP/1.1 request loop handing each request to a handler. Knows nothing of Kubernetes
+// resources. Single-threaded on the io_context it is given.
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lpk::kubesim {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using Request = http::request<http::string_body>;
+
+struct Identity {
+  std::string user;
+  std::vector<std::string> groups;
+};
+
+/// Serves one authenticated request. Returns whether the connection may serve another.
+/// The handler may take the stream over (long watches, WebSocket upgrades) and return false.
+using Handler = std::function<asio::awaitable<bool>(Request&, TlsStream&, const Identity&)>;
+
+struct TlsFiles {
+  std::string server_cert_pem;
+  std::string server_key_pem;
+  std::string client_ca_pem;
+};
+
+class HttpsServer {
+ public:
+  HttpsServer(asio::io_context& io, const TlsFiles& tls, std::string token, Handler handler);
+
+  /// Binds and starts accepting. Throws on a bind failure (port in use).
+  void listen(const asio::ip::tcp::endpoint& ep);
+  uint16_t port() const { return port_; }
+  /// Stops accepting; connections in flight end on their own.
+  void stop();
+
+ private:
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> serve(asio::ip::tcp::socket sock);
+  bool authenticate(const Request& req, TlsStream& stream, Identity& who) const;
+
+  asio::io_context& io_;
+  asio::ssl::context ssl_;
+  std::string token_;
+  Handler handler_;
+  asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+};
+
+/// Writes a complete JSON response (Content-Type application/json).
+asio::awaitable<void> write_json(TlsStream& stream, const Request& req, http::status code,
+                                 const std::string& body, bool keep_alive,
+                                 const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+}  // namespace lpk::kubesim

@@ -1,0 +1,63 @@
+#pragma once
+// The REST verbs on the store, without HTTP: decoding and checking bodies, admission,
+// patches, garbage collection of dependents. Throws ApiError with the Status a real
+// apiserver would send. Single-threaded.
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tools/kubesim/admission.hpp"
+#include "tools/kubesim/routes.hpp"
+#include "tools/kubesim/store.hpp"
+
+namespace lpk::kubesim {
+
+using json = nlohmann::json;
+
+struct ListResult {
+  std::vector<json> items;
+  std::string resource_version;
+};
+
+class Rest {
+ public:
+  Rest(Store& store, AdmitOptions opts);
+
+  json get(const Route& r) const;
+  /// label_selector and field_selector in query syntax; throws 400 on bad syntax.
+  ListResult list(const ResourceType& t, const std::string& ns, const std::string& label_selector,
+                  const std::string& field_selector) const;
+  /// body is the raw request body. strict: fieldValidation=Strict. Unknown fields are
+  /// appended to warnings otherwise.
+  json create(const Route& r, const std::string& body, bool strict,
+              std::vector<std::string>& warnings);
+  json update(const Route& r, const std::string& body, bool strict,
+              std::vector<std::string>& warnings);
+  json patch(const Route& r, const std::string& content_type, const std::string& body);
+  /// Deletes the object and, unless orphan, everything it owns (ownerReferences).
+  json remove(const Route& r, bool orphan);
+
+  /// Creates an object built by a controller (already a JSON object).
+  json create_object(const ResourceType& t, json obj);
+  /// Writes an object built by a controller, status included when status_only.
+  json update_object(const ResourceType& t, json obj, bool status_only = false);
+
+  /// When set and it returns true for a pod, deleting that pod only marks it
+  /// (deletionTimestamp) and the runtime removes it once its processes ended.
+  std::function<bool(const json& pod)> graceful_pod_delete;
+
+  Store& store() { return store_; }
+
+ private:
+  json decode(const Route& r, const std::string& body, bool strict,
+              std::vector<std::string>& warnings) const;
+  json write_update(const Route& r, json obj, const json& old);
+  void collect_dependents(const std::string& uid, bool orphan);
+
+  Store& store_;
+  AdmitOptions opts_;
+};
+
+}  // namespace lpk::kubesim
