@@ -83,12 +83,14 @@ asio::awaitable<void> one_connection(RunState& st, Slot& slot) {
     if (eof != asio::error::eof) ec = eof ? eof : asio::error::message_size;
   }
   slot = Slot{};
-  bool recording = start >= st.record_from;
-  if (ec) {
-    if (recording) st.errors.add(ec);
+  if (ec) {  // counted even in the warm-up: a relay that fails early must not look clean
+    if (Clock::now() >= start + st.timeout)
+      st.errors.add("no answer within the --timeout");
+    else
+      st.errors.add(ec);
     co_return;
   }
-  if (!recording) co_return;
+  if (start < st.record_from) co_return;
   st.latency_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(first_byte - start).count(),
       UINT32_MAX)));

@@ -12,13 +12,16 @@ record() {
 run_iperf() {
   local peer=$1 rep=$2 n=$3 out=$TMP/iperf.json omit=0 v
   (( SECS >= 3 )) && omit=1
-  if timeout $((SECS + omit + 20)) iperf3 -c 127.0.0.1 -p "${PORT[$peer.iperf]}" -t "$SECS" \
+  v=null
+  if run_fg $((SECS + omit + 20)) iperf3 -c 127.0.0.1 -p "${PORT[$peer.iperf]}" -t "$SECS" \
       -O "$omit" -P "$n" -J >"$out" 2>&1; then
-    v=$(jq '.end.sum_received.bits_per_second / 1e9' "$out")
+    v=$(jq '.end.sum_received.bits_per_second / 1e9' "$out" 2>/dev/null) || v=null
+  fi
+  if [[ $v =~ ^[0-9.eE+-]+$ ]]; then
     log "iperf3 -P $n  $peer: $(printf '%.2f' "$v") Gbit/s"
   else
     v=null
-    log "iperf3 -P $n  $peer failed: $(jq -r '.error // empty' "$out" 2>/dev/null || tail -2 "$out")"
+    log "iperf3 -P $n  $peer failed: $(grep -m1 -o '"error":.*' "$out" || tail -2 "$out" | tr '\n' ' ')"
   fi
   record "iperf_p$n" "$peer" "$rep" "$v"
 }
@@ -26,7 +29,7 @@ run_iperf() {
 # run_sockperf PEER REP: 64 B TCP ping-pong; sockperf reports half the round trip, in us.
 run_sockperf() {
   local peer=$1 rep=$2 out=$TMP/sockperf.out p50=null p99=null
-  if timeout $((SECS + 20)) sockperf ping-pong --tcp -i 127.0.0.1 -p "${PORT[$peer.sockperf]}" \
+  if run_fg $((SECS + 20)) sockperf ping-pong --tcp -i 127.0.0.1 -p "${PORT[$peer.sockperf]}" \
       -m 64 -t "$SECS" >"$out" 2>&1; then
     p50=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | awk '/percentile 50.000 =/ {print $NF}')
     p99=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | awk '/percentile 99.000 =/ {print $NF}')
@@ -43,7 +46,7 @@ run_sockperf() {
 run_conn_rate() {
   local peer=$1 rep=$2 c=$3 out=$TMP/conn.json key=connN
   [[ $c == 1 ]] && key=conn1
-  if timeout $((CONN_SECS + 30)) "$CONN_BIN" run --connect "127.0.0.1:${PORT[$peer.conn]}" \
+  if run_fg $((CONN_SECS + 30)) "$CONN_BIN" run --connect "127.0.0.1:${PORT[$peer.conn]}" \
       --concurrency "$c" --duration "$CONN_SECS" --warmup 0.3 --timeout 5 \
       >"$out" 2>"$TMP/conn.err"; then
     log "conn c=$c     $peer: $(jq -r '"\(.per_second|floor)/s, p50 \(.p50_us) us, p99 \(.p99_us) us, \(.errors) errors"' "$out")"
@@ -88,7 +91,7 @@ run_idle() {
   read -r c1 s1 <<<"$(relay_mem "$peer")"
   kill_tree "${!open_pid}"
   still=$(grep -m1 still_open "$TMP/open_$peer.out" | jq '.still_open' || echo null)
-  open=$(jq '.open' <<<"$open")
+  open=$(jq '.open' <<<"$open" 2>/dev/null) || open=0
   log "idle $peer: $open streams open (errors: $(grep -c . "$TMP/open_$peer.err" || true)," \
       "still open at the end: $still); client side ${c0} -> ${c1} KiB, server side ${s0} -> ${s1} KiB"
   record idle_open "$peer" 1 "$open"
@@ -112,11 +115,11 @@ write_meta() {
     --arg socat "$(socat -V | awk '/socat version/ {print $3; exit}')" --arg ssh "$(ssh -V 2>&1)" \
     --argjson secs "$SECS" --argjson reps "$REPS" --argjson idle "$IDLE" \
     --argjson socat_idle "$SOCAT_IDLE" --argjson conc "$CONC" --argjson conn_secs "$CONN_SECS" \
-    --argjson quick "$QUICK" --argjson socat_buffer "$SOCAT_BUFFER" --arg peers "$PEERS" \
+    --argjson quick "$QUICK" --argjson nice "$NICE" --argjson socat_buffer "$SOCAT_BUFFER" --arg peers "$PEERS" \
     --arg build_type "$(awk -F= '/^CMAKE_BUILD_TYPE/ {print $2}' "$BUILD/CMakeCache.txt" 2>/dev/null)" \
     '{date:$date, kernel:$kernel, nproc:$nproc, cpu:$cpu, loadavg_at_end:$load, commit:$commit,
       tools:{iperf3:$iperf3, sockperf:$sockperf, socat:$socat, ssh:$ssh}, build_type:$build_type,
       options:{secs:$secs, reps:$reps, idle:$idle, socat_idle:$socat_idle, concurrency:$conc,
-               conn_secs:$conn_secs, quick:($quick == 1), peers:$peers},
+               conn_secs:$conn_secs, quick:($quick == 1), peers:$peers, nice:$nice},
       socat_buffer_bytes:$socat_buffer, pinned:false}'
 }

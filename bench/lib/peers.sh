@@ -141,6 +141,10 @@ start_ssh() {
     -o ExitOnForwardFailure=yes -o ControlMaster=yes -o ControlPath="$dir/ctl-$tag" \
     -p "$SSHD_PORT" "${fwd[@]}" "$(id -un)@127.0.0.1"
   for p in "${FRONT[@]}"; do wait_listen "$p" 15; done
+  # sshd's session child made itself a new session (autogroup); give it the same nice.
+  if [[ $NICE != 0 ]]; then
+    for p in $(descendants "$PID_sshd"); do echo "$NICE" >"/proc/$p/autogroup" 2>/dev/null || true; done
+  fi
 }
 
 # lpk-agent on an ephemeral tunnel port, lpk-proxy with one ephemeral listener per target.
@@ -167,3 +171,19 @@ start_peer() {
 }
 
 stop_peer() { stop_relay "$1" main; }
+
+# peer_down PEER: true when a long-lived relay process of PEER has exited (says why, once), so
+# that the remaining tests of that peer are skipped instead of each waiting for its timeout.
+declare -A DOWN_LOGGED
+peer_down() {
+  local var name
+  for var in $(compgen -v "PID_${1}_main"); do
+    kill -0 "${!var}" 2>/dev/null && continue
+    name=${var#PID_}
+    [[ -n ${DOWN_LOGGED[$1]:-} ]] ||
+      log "$1: $name exited; skipping its remaining tests: $(tail -3 "$TMP/$name.err" | tr '\n' ' ')"
+    DOWN_LOGGED[$1]=1
+    return 0
+  done
+  return 1
+}
