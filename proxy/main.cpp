@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dns/system_resolver.hpp"
 #include "proxy/address_pool.hpp"
 #include "proxy/forwarder.hpp"
 #include "proxy/logging.hpp"
@@ -25,7 +26,9 @@ using asio::ip::tcp;
 
 constexpr const char* kUsage =
     "usage: lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
-    "       lpk-proxy run --help                        options of run";
+    "       lpk-proxy run --help                        options of run\n"
+    "       lpk-proxy resolver install|uninstall|status [--dry-run] ...\n"
+    "                                                  point the system resolver at lpk's stub DNS";
 
 int run(const std::vector<std::string>& args) {
   lpk::proxy::RunOptions options;
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
     }
     return run(args);
   }
+  if (command == "resolver") return lpk::dns::run_resolver_command(args, std::cout, std::cerr);
   std::fprintf(stderr, "lpk-proxy: unknown command '%s' (see lpk-proxy --help)\n",
                command.c_str());
   return 2;

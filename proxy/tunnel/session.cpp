@@ -26,6 +26,8 @@ constexpr std::size_t kMaxChunksPerWrite = 32;
 constexpr std::size_t kMaxBytesPerWrite = 1 << 20;
 constexpr std::size_t kMaxQueuedControl = 4 << 20;
 constexpr std::uint32_t kMaxChunkSize = 64 * 1024;
+// Idle buffers kept for reuse: enough for a few busy streams, small next to the windows.
+constexpr std::size_t kMaxPooledBuffers = 32;
 constexpr auto kGoAwayGrace = std::chrono::milliseconds(200);
 
 std::uint64_t now_ns() {
@@ -79,7 +81,7 @@ Session::Session(std::unique_ptr<Link> link, SessionOptions options,
       close_timer_(link_->executor()) {
   // A pool buffer must hold the largest frame either side may send.
   pool_ = std::make_unique<detail::BufferPool>(
-      std::max<std::size_t>(chunk_size_, local.max_frame_payload), 256);
+      std::max<std::size_t>(chunk_size_, local.max_frame_payload), kMaxPooledBuffers);
 }
 
 Session::~Session() = default;

@@ -167,10 +167,21 @@ void Stream::deliver(std::span<const std::byte> bytes) {
     }
     if (bytes.empty() || closed_) return;
   }
-  // A frame is never larger than a pool buffer, so each remainder fits in one.
-  auto buffer = session_->pool().take();
-  std::memcpy(buffer.get(), bytes.data(), bytes.size());
-  pending_.push_back({std::move(buffer), 0, bytes.size()});
+  // Append to the last buffer before taking another, so buffered memory follows the bytes
+  // (bounded by the window), not the number of frames: a peer sending one-byte frames must
+  // not cost a whole buffer each. Bytes past `end` are not part of any write in flight.
+  auto& pool = session_->pool();
+  const std::size_t capacity = pool.buffer_size();
+  while (!bytes.empty()) {
+    if (pending_.empty() || pending_.back().end == capacity) {
+      pending_.push_back({pool.take(), 0, 0});
+    }
+    auto& tail = pending_.back();
+    auto n = std::min(capacity - tail.end, bytes.size());
+    std::memcpy(tail.buffer.get() + tail.end, bytes.data(), n);
+    tail.end += n;
+    bytes = bytes.subspan(n);
+  }
   if (connected_) start_local_write();
 }
 
