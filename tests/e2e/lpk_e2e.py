@@ -273,6 +273,22 @@ def closed_within(sock, timeout):
     return time.monotonic() - start, bytes(data)
 
 
+def open_until_closed(addr, payload=b"", half_close=False, timeout=10.0, netns=None):
+    """Connects, sends payload, waits for the peer to close. A reset at any step (even during
+    connect: the accept-then-reset can beat connect's return) counts as the close.
+    Returns (seconds since the connect started, data received)."""
+    start = time.monotonic()
+    try:
+        with connect(addr, timeout, netns) as s:
+            s.sendall(payload)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+            _, data = closed_within(s, timeout * SLACK)
+    except (ConnectionResetError, BrokenPipeError):
+        data = b""
+    return time.monotonic() - start, data
+
+
 def established_ports(port, side="sport", netns=None):
     """Local/remote ports of ESTABLISHED TCP connections where `side` (sport|dport) == port."""
     argv = ["ss", "-Htn", "state", "established", f"( {side} = :{port} )"]

@@ -36,7 +36,8 @@ class BadFlagsTest(unittest.TestCase):
         cases = [
             (["--no-such-flag"], "--no-such-flag"),
             (["--listen", "not-an-address"], None),
-            (["--listen", "127.0.0.1:99999"], None),
+            (["--listen", "127.0.0.1:99999"], "99999"),
+            (["--serve", "70000"], "70000"),
             (["--serve", "http"], None),
             (["--connect-timeout", "soon"], None),
             (["--log-level", "loud"], None),
@@ -58,6 +59,10 @@ class BadFlagsTest(unittest.TestCase):
             (["run", "--agent", "127.0.0.1:1", "--pool", "10.0.0.0/33"], None),
             (["run", "--agent", "127.0.0.1:1", "--local-port", "seventy"], None),
             (["run", "--agent", "nowhere"], None),
+            (["run", "--agent", "127.0.0.1:70000"], "70000"),
+            (["run", "--agent", "127.0.0.1:1", "--map", "127.0.0.1:70000=127.0.0.1:80"], "70000"),
+            (["run", "--agent", "127.0.0.1:1", "--pool", "10.0.0.0/16"], None),  # not loopback
+            (["run", "--map", "127.0.0.1:0=127.0.0.1:80"], "--agent"),  # --agent is required
         ]
         for args, mention in cases:
             with self.subTest(args=args):

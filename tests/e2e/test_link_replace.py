@@ -1,6 +1,6 @@
 """One active link per agent: a second lpk-proxy connecting to the same agent replaces the
-first one's link; the first one neither crashes nor hangs its clients, and exits cleanly on
-SIGTERM; the survivor keeps a working tunnel (issue 2, CLI contract)."""
+first one's link; the first one neither crashes nor hangs its clients (it may stop itself with
+a one-line reason); the survivor keeps the one working tunnel (issue 2, CLI contract)."""
 
 import os
 import socket
@@ -52,6 +52,7 @@ class LinkReplaceTest(unittest.TestCase):
         self.assertEqual(len(old_links), 1, old_links)
         # A stream in flight on the first link when it gets replaced.
         inflight = e2e.connect(first.listens[0])
+        self.addCleanup(inflight.close)
         inflight.sendall(b"x")
         self.assertEqual(e2e.recv_all_n(inflight, 1), b"x")
 
@@ -60,25 +61,33 @@ class LinkReplaceTest(unittest.TestCase):
         wait_until(lambda: old_links[0] not in link_ports(agent), 10,
                    "the agent to drop the first proxy's link")
         # It either ends or keeps working (a later issue resumes streams); it never hangs.
-        inflight.sendall(b"y")
-        inflight.shutdown(socket.SHUT_WR)
-        secs, data = e2e.closed_within(inflight, 10 * e2e.SLACK)
+        try:
+            inflight.sendall(b"y")
+            inflight.shutdown(socket.SHUT_WR)
+            secs, data = e2e.closed_within(inflight, 10 * e2e.SLACK)
+        except (ConnectionResetError, BrokenPipeError):
+            secs, data = 0, b""  # reset: ended
         inflight.close()
         self.assertIn(data, (b"", b"y"))
         print(f"\n  stream on the replaced link {'ended' if not data else 'survived'}, "
               f"{secs * 1e3:.0f} ms after the takeover", flush=True)
         echo_eventually(second.listens[0], 10)
-        self.assertTrue(first.alive(), "the replaced proxy exited\n" + first.describe())
 
-        # The replaced proxy's clients are served or closed, never left hanging.
-        with e2e.connect(first.listens[0]) as c:
-            c.sendall(b"hello")
-            c.shutdown(socket.SHUT_WR)
-            secs, data = e2e.closed_within(c, 10 * e2e.SLACK)
-        self.assertIn(data, (b"", b"hello"))
-
-        self.assertEqual(first.stop(), 0, "SIGTERM must end lpk-proxy cleanly with exit 0\n"
-                         + first.describe())
+        # The replaced proxy either stops on its own (one line saying why, a deliberate exit
+        # code, its listeners gone) or stays up serving/closing its clients and then exits 0
+        # on SIGTERM. Either way it neither crashes nor leaves a client hanging.
+        rc = first.wait_exit(3)
+        if rc is not None:
+            print(f"  the replaced proxy stopped itself, exit {rc}: {first.err[-1:]}", flush=True)
+            self.assertGreater(rc, 0, "the replaced proxy died of a signal\n" + first.describe())
+            self.assertTrue(first.err and first.err[-1].strip(), first.describe())
+            with self.assertRaises(ConnectionRefusedError):
+                e2e.connect(first.listens[0]).close()
+        else:
+            secs, data = e2e.open_until_closed(first.listens[0], b"hello", half_close=True)
+            self.assertIn(data, (b"", b"hello"))
+            self.assertEqual(first.stop(), 0, "SIGTERM must end lpk-proxy cleanly with exit 0\n"
+                             + first.describe())
         echo_eventually(second.listens[0], 15)
         wait_until(lambda: len(link_ports(agent)) == 1, 10, "exactly one link at the agent")
         self.assertTrue(agent.alive())
