@@ -1,0 +1,141 @@
+#include "dns/system_resolver.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace lpk::dns {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class SystemResolverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() /
+          ("lpk-resolver-" + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir);
+    config.resolv_conf = (dir / "resolv.conf").string();
+    config.backup = (dir / "resolv.conf.backup").string();
+    config.ns = "dev";
+    config.mode = "resolv.conf";
+    std::ofstream(config.resolv_conf, std::ios::binary) << original;
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  int run(const std::vector<std::string>& args) {
+    out.str("");
+    err.str("");
+    return run_resolver_command(args, out, err);
+  }
+  std::vector<std::string> args(std::string cmd) {
+    return {cmd, "--resolv-conf", config.resolv_conf, "--backup", config.backup, "--namespace",
+            "dev", "--mode", config.mode};
+  }
+
+  // Odd bytes on purpose: no final newline, a tab, a comment; restore must be exact.
+  const std::string original =
+      "# from DHCP\nnameserver 192.0.2.53\nsearch corp.example\toffice.example\noptions "
+      "edns0 timeout:2\nnameserver 198.51.100.1";
+  fs::path dir;
+  ResolverConfig config;
+  std::ostringstream out, err;
+};
+
+TEST_F(SystemResolverTest, InstallPointsAtTheStubAndUninstallRestoresByteForByte) {
+  auto a = args("install");
+  a.insert(a.end(), {"--address", "127.77.0.53"});
+  ASSERT_EQ(run(a), 0) << err.str();
+  const std::string live = slurp(config.resolv_conf);
+  EXPECT_NE(live.find("nameserver 127.77.0.53\n"), std::string::npos) << live;
+  EXPECT_EQ(live.find("192.0.2.53"), std::string::npos) << live;
+  EXPECT_NE(live.find("search dev.svc.cluster.local svc.cluster.local cluster.local corp.example "
+                      "office.example\n"),
+            std::string::npos)
+      << live;
+  EXPECT_NE(live.find("options edns0 timeout:2"), std::string::npos);
+  EXPECT_EQ(slurp(config.backup), original);
+  EXPECT_EQ(upstream_resolv_conf(config), config.backup);  // the stub forwards to the originals
+
+  ASSERT_EQ(run(args("status")), 0);
+  EXPECT_NE(out.str().find("installed\n"), std::string::npos) << out.str();
+
+  ASSERT_EQ(run(a), 0) << err.str();  // twice: the backup still holds the original
+  EXPECT_EQ(slurp(config.backup), original);
+
+  ASSERT_EQ(run(args("uninstall")), 0) << err.str();
+  EXPECT_EQ(slurp(config.resolv_conf), original);
+  EXPECT_FALSE(fs::exists(config.backup));
+  ASSERT_EQ(run(args("uninstall")), 0);  // idempotent
+  EXPECT_NE(out.str().find("not installed"), std::string::npos);
+}
+
+TEST_F(SystemResolverTest, DryRunPrintsAndChangesNothing) {
+  auto a = args("install");
+  a.push_back("--dry-run");
+  ASSERT_EQ(run(a), 0) << err.str();
+  EXPECT_NE(out.str().find("would write " + config.resolv_conf), std::string::npos);
+  EXPECT_NE(out.str().find("nameserver 127.77.0.53"), std::string::npos);
+  EXPECT_EQ(slurp(config.resolv_conf), original);
+  EXPECT_FALSE(fs::exists(config.backup));
+}
+
+TEST_F(SystemResolverTest, PlainResolvConfNeedsPort53) {
+  auto a = args("install");
+  a.insert(a.end(), {"--address", "127.77.0.53:5353"});
+  EXPECT_EQ(run(a), 1);
+  EXPECT_NE(err.str().find("port 53"), std::string::npos);
+  EXPECT_EQ(slurp(config.resolv_conf), original);
+}
+
+TEST_F(SystemResolverTest, BadFlagsSayWhatIsWrong) {
+  EXPECT_EQ(run({"install", "--bogus", "1"}), 2);
+  EXPECT_NE(err.str().find("--bogus"), std::string::npos);
+  EXPECT_EQ(run({"install", "--address", "not-an-ip"}), 2);
+  const std::string message = err.str();
+  EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 1) << message;
+  EXPECT_EQ(run({"frobnicate"}), 2);
+  EXPECT_EQ(run({}), 2);
+}
+
+TEST_F(SystemResolverTest, SystemdResolvedRoutesTheZoneThroughADummyLink) {
+  // Fake ip and resolvectl that log their arguments.
+  const fs::path log = dir / "calls.log";
+  for (const char* prog : {"ip", "resolvectl"}) {
+    std::ofstream script(dir / prog);
+    script << "#!/bin/sh\necho \"" << prog << " $*\" >> " << log.string() << "\n";
+    script.close();
+    fs::permissions(dir / prog, fs::perms::owner_all);
+  }
+  std::ofstream(config.resolv_conf) << "nameserver 127.0.0.53\noptions edns0\n";
+  EXPECT_EQ(detect_mode(ResolverConfig{.resolv_conf = config.resolv_conf}), "resolved");
+  std::vector<std::string> a = {"install", "--resolv-conf", config.resolv_conf, "--namespace",
+                                "dev", "--address", "127.77.0.53:5353", "--ip",
+                                (dir / "ip").string(), "--resolvectl",
+                                (dir / "resolvectl").string()};
+  ASSERT_EQ(run(a), 0) << err.str();
+  a[0] = "uninstall";
+  ASSERT_EQ(run(a), 0) << err.str();
+  const std::string calls = slurp(log);
+  EXPECT_EQ(calls,
+            "ip link add lpk0 type dummy\n"
+            "ip link set lpk0 up\n"
+            "resolvectl dns lpk0 127.77.0.53:5353\n"
+            "resolvectl domain lpk0 ~cluster.local dev.svc.cluster.local svc.cluster.local "
+            "cluster.local\n"
+            "resolvectl default-route lpk0 false\n"
+            "resolvectl revert lpk0\n"
+            "ip link delete lpk0\n");
+}
+
+}  // namespace
+}  // namespace lpk::dns
