@@ -65,7 +65,7 @@ awaitable<void> TcpConnection::read_queries() {
     });
     if (result == Engine::Result::kReply) send(out);
     if (result == Engine::Result::kLater) ++in_flight_;
-    while (in_flight_ >= limits_.max_in_flight && !stopped_) {
+    while (in_flight_ >= static_cast<std::ptrdiff_t>(limits_.max_in_flight) && !stopped_) {
       resume_.expires_after(std::chrono::hours(1));
       co_await resume_.async_wait(as_tuple(use_awaitable));
     }

@@ -46,7 +46,7 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   std::chrono::steady_clock::time_point deadline_;
   std::deque<std::vector<std::uint8_t>> queue_;  // each with its 2-byte length prefix
   std::size_t writing_ = 0;                      // messages in the write in progress
-  std::size_t in_flight_ = 0;
+  std::ptrdiff_t in_flight_ = 0;  // signed: a reply may come before handle() returns
   bool stopped_ = false;
 };
 
