@@ -71,12 +71,16 @@ std::shared_ptr<const lpk::dns::NameTable> load_table(const std::string& path) {
 
 boost::asio::ip::udp::endpoint parse_listen(const std::string& s) {
   const auto colon = s.rfind(':');
-  boost::system::error_code ec;
-  auto host = s.substr(0, colon);
+  std::string host = s.substr(0, colon == std::string::npos ? 0 : colon);
+  const std::string port = colon == std::string::npos ? "" : s.substr(colon + 1);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  auto addr = boost::asio::ip::make_address(host, ec);
-  if (ec || colon == std::string::npos) fail("--listen wants ADDR:PORT, got '" + s + "'");
-  return {addr, static_cast<std::uint16_t>(std::stoi(s.substr(colon + 1)))};
+  boost::system::error_code ec;
+  const auto addr = boost::asio::ip::make_address(host, ec);
+  if (ec || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    fail("--listen wants ADDR:PORT (e.g. 127.0.0.1:0 or [::1]:5353), got '" + s + "'");
+  }
+  return {addr, static_cast<std::uint16_t>(std::stoi(port))};
 }
 
 }  // namespace

@@ -44,6 +44,20 @@ for transport in +notcp +tcp; do
   expect "ANSWER: 0 AUTHORITY: 0 status: REFUSED" header unknown.example A
 done
 
+# The same server on IPv6 loopback, when the machine has ::1.
+if ip -6 addr show dev lo 2>/dev/null | grep -q '::1/128'; then
+  "$LPK_DNS" --table "$work/table.json" --listen '[::1]:0' --resolv-conf "$work/upstream.conf" \
+    > "$work/stub6.out" 2> "$work/stub6.err" &
+  pids+=($!)
+  wait_for "$work/stub6.out" '^listen '
+  port6=$(sed -n 's/^listen .*://p' "$work/stub6.out")
+  for transport in +notcp +tcp; do
+    expect "127.77.0.12" kdig @::1 -p "$port6" "$transport" +short +timeout=2 +retry=0 redis.dev A
+  done
+else
+  echo "skip  IPv6 checks: no ::1 on lo"
+fi
+
 # Four queries for redis.com reached the stub; the upstream saw one, the rest were cached.
 expect "1" grep -ci 'query\[A\] redis.com from' "$work/dnsmasq.log"
 
