@@ -6,6 +6,7 @@
 
 #include "tools/kubesim/api.hpp"
 #include "tools/kubesim/certs.hpp"
+#include "tools/kubesim/controllers/controllers.hpp"
 #include "tools/kubesim/http_server.hpp"
 #include "tools/kubesim/rest.hpp"
 #include "tools/kubesim/store.hpp"
@@ -23,6 +24,7 @@ struct Cluster::Impl {
   Rest rest;
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpsServer> server;
+  std::unique_ptr<Controllers> controllers;
   Pki pki;
   bool stopped = false;
 
@@ -64,6 +66,10 @@ Cluster::~Cluster() { stop(); }
 void Cluster::start() {
   Impl& d = *impl_;
   std::filesystem::create_directories(d.opts.state_dir);
+  if (!d.opts.runtime) {
+    // No kubelet processes: pods are marked deleted at once, as the stand-in finishes them.
+    d.rest.graceful_pod_delete = [](const json&) { return true; };
+  }
   d.pki = make_pki({"127.0.0.1", kKubernetesIp},
                    {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local"});
@@ -75,6 +81,8 @@ void Cluster::start() {
       [&d](Request& req, TlsStream& s, const Identity& who) { return d.api->handle(req, s, who); });
   d.server->listen({boost::asio::ip::make_address("127.0.0.1"), d.opts.port});
   d.seed();
+  d.controllers = std::make_unique<Controllers>(d.io, d.rest, !d.opts.runtime);
+  d.controllers->start();
   d.write_kubeconfig();
 }
 
@@ -83,6 +91,7 @@ void Cluster::stop() {
   if (d.stopped) return;
   d.stopped = true;
   if (d.server) d.server->stop();
+  if (d.controllers) d.controllers->stop();
 }
 
 std::filesystem::path Cluster::kubeconfig() const { return impl_->opts.state_dir / "kubeconfig"; }

@@ -1,0 +1,55 @@
+#include "tools/kubesim/controllers/controllers.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "tools/kubesim/status.hpp"
+
+namespace lpk::kubesim {
+
+Controllers::Controllers(boost::asio::io_context& io, Rest& rest, bool simulate_pods)
+    : io_(io), rest_(rest), resync_(io), simulate_pods_(simulate_pods) {}
+
+Controllers::~Controllers() { stop(); }
+
+void Controllers::start() {
+  listener_ = rest_.store().add_listener([this](const WatchEvent&) { schedule(); });
+  schedule();
+}
+
+void Controllers::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (listener_ >= 0) rest_.store().remove_listener(listener_);
+  resync_.cancel();
+}
+
+// Many changes in one turn of the loop cost one reconcile.
+void Controllers::schedule() {
+  if (scheduled_ || stopped_) return;
+  scheduled_ = true;
+  boost::asio::post(io_, [this] {
+    scheduled_ = false;
+    if (!stopped_) reconcile_all();
+  });
+}
+
+void Controllers::reconcile_all() {
+  using Fn = void (*)(Rest&);
+  std::vector<Fn> fns = {reconcile_deployments, reconcile_replicasets, reconcile_statefulsets,
+                         reconcile_endpoints};
+  if (simulate_pods_) fns.push_back(reconcile_simulated_pods);
+  for (Fn fn : fns) {
+    try {
+      fn(rest_);
+    } catch (const ApiError& e) {
+      // Conflicts and races with clients are retried by the next pass.
+      spdlog::debug("kubesim: controller pass: {}", e.what());
+      resync_.expires_after(std::chrono::milliseconds(200));
+      resync_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) schedule();
+      });
+    }
+  }
+}
+
+}  // namespace lpk::kubesim

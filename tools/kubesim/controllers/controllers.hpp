@@ -1,0 +1,44 @@
+#pragma once
+// The controller manager: after any change to the store it runs every controller once
+// (level-triggered, coalesced), until the writes they make stop changing anything.
+
+#include <boost/asio.hpp>
+
+#include "tools/kubesim/rest.hpp"
+
+namespace lpk::kubesim {
+
+class Controllers {
+ public:
+  /// simulate_pods: also run the no-runtime kubelet stand-in (reconcile_simulated_pods).
+  Controllers(boost::asio::io_context& io, Rest& rest, bool simulate_pods = false);
+  ~Controllers();
+  void start();
+  void stop();
+
+ private:
+  void schedule();
+  void reconcile_all();
+
+  boost::asio::io_context& io_;
+  Rest& rest_;
+  int listener_ = -1;
+  bool scheduled_ = false;
+  bool stopped_ = false;
+  bool simulate_pods_;
+  boost::asio::steady_timer resync_;
+};
+
+// The individual controllers; each reads the store and writes through rest.
+void reconcile_deployments(Rest& rest);
+void reconcile_replicasets(Rest& rest);
+void reconcile_statefulsets(Rest& rest);
+void reconcile_endpoints(Rest& rest);
+void reconcile_simulated_pods(Rest& rest);
+
+/// A Running pod status with one running container status per container, as a kubelet
+/// reports it; ready sets the Ready and ContainersReady conditions.
+json running_pod_status(const json& pod, const std::string& ip, bool ready,
+                        const std::string& started);
+
+}  // namespace lpk::kubesim
