@@ -4,8 +4,8 @@ Ten streams pull data from a source server through lpk. We measure their aggrega
 without (baseline) and with an eleventh stream whose client never reads, so that its window
 and socket buffers fill. The windows alternate S B, B S, ... so that the shared machine's load
 drift cancels; an attempt passes when the stalled-phase total is at least 90% of the baseline
-total. A head-of-line block drives the ratio towards 0 in every attempt, noise does not, so up to a
-third attempt is allowed. Each stalled stream must also hold only a bounded amount in flight
+total. A head-of-line block drives the ratio towards 0 in every attempt, noise does not, so
+three attempts are allowed. Each stalled stream must also hold only a bounded amount in flight
 and deliver its data intact once it is read again.
 """
 
