@@ -15,13 +15,15 @@ build=${1:-${LPK_BUILD_DIR:-$root/build}}
 agent_bin=$build/agent/lpk-agent
 proxy_bin=$build/proxy/lpk-proxy
 
-if [[ -t 1 ]]; then bold=$'\e[1m' green=$'\e[32m' red=$'\e[31m' off=$'\e[0m'; else bold='' green='' red='' off=''; fi
+bold='' green='' red='' off=''
+if [[ -t 1 ]]; then bold=$'\e[1m' green=$'\e[32m' red=$'\e[31m' off=$'\e[0m'; fi
 step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
 explain() { printf '    %s\n' "$@"; }
 fail() { printf '%sdemo: %s%s\n' "$red" "$*" "$off" >&2; exit 1; }
 
 for bin in "$agent_bin" "$proxy_bin"; do
-  [[ -x $bin ]] || fail "$bin is missing: build it with 'cmake --build $build --target lpk-agent lpk-proxy'"
+  [[ -x $bin ]] ||
+    fail "$bin is missing: build it with 'cmake --build $build --target lpk-agent lpk-proxy'"
 done
 for tool in nginx redis-server redis-cli curl python3; do
   command -v "$tool" >/dev/null || fail "$tool is not installed: run tools/install-deps.sh"
