@@ -17,7 +17,7 @@
 namespace lpk::dns {
 
 struct ServicePort {
-  std::string name;             ///< empty for unnamed ports (no SRV name then)
+  std::string name;  ///< empty for unnamed ports (no SRV name then)
   std::uint16_t port = 0;
   std::string protocol = "tcp";  ///< tcp, udp or sctp (any case)
 };
@@ -30,7 +30,7 @@ struct Endpoint {
 
 struct Service {
   std::string name;
-  std::string ns;  ///< namespace
+  std::string ns;                                   ///< namespace
   std::optional<boost::asio::ip::address> address;  ///< loopback address for ClusterIP services
   std::vector<ServicePort> ports;
   bool headless = false;

@@ -30,9 +30,8 @@ Service parse_service(const json& j) {
                                   p.value("protocol", "tcp")});
   }
   for (const auto& e : j.value("endpoints", json::array())) {
-    s.endpoints.push_back(
-        Endpoint{parse_address(e.at("address"), where), e.value("hostname", ""),
-                 e.value("ready", true)});
+    s.endpoints.push_back(Endpoint{parse_address(e.at("address"), where), e.value("hostname", ""),
+                                   e.value("ready", true)});
   }
   return s;
 }
@@ -47,7 +46,8 @@ TableSpec parse_table_json(std::string_view text) {
     spec.session_namespace = j.value("namespace", spec.session_namespace);
     spec.ttl = j.value("ttl", spec.ttl);
     spec.namespaces = j.value("namespaces", std::vector<std::string>{});
-    for (const auto& s : j.value("services", json::array())) spec.services.push_back(parse_service(s));
+    for (const auto& s : j.value("services", json::array()))
+      spec.services.push_back(parse_service(s));
     return spec;
   } catch (const json::exception& e) {
     throw std::invalid_argument(std::string("name table JSON: ") + e.what());

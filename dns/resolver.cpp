@@ -18,15 +18,22 @@ void append(std::vector<std::uint8_t>& out, std::string_view s) {
 }
 
 void append_opt(const Query& q, std::uint8_t ext_rcode, std::vector<std::uint8_t>& out) {
-  const std::uint8_t opt[11] = {0,    0, kTypeOpt, kOurUdpSize >> 8, kOurUdpSize & 0xFF,
-                                ext_rcode, 0, static_cast<std::uint8_t>(q.dnssec_ok ? 0x80 : 0),
-                                0,    0, 0};
+  const std::uint8_t opt[11] = {0,
+                                0,
+                                kTypeOpt,
+                                kOurUdpSize >> 8,
+                                kOurUdpSize & 0xFF,
+                                ext_rcode,
+                                0,
+                                static_cast<std::uint8_t>(q.dnssec_ok ? 0x80 : 0),
+                                0,
+                                0,
+                                0};
   out.insert(out.end(), opt, opt + sizeof opt);
 }
 
-void write_header(const Query& q, std::uint8_t rcode, bool aa, std::uint16_t qd,
-                  std::uint16_t an, std::uint16_t ns, std::uint16_t ar,
-                  std::vector<std::uint8_t>& out) {
+void write_header(const Query& q, std::uint8_t rcode, bool aa, std::uint16_t qd, std::uint16_t an,
+                  std::uint16_t ns, std::uint16_t ar, std::vector<std::uint8_t>& out) {
   out.resize(kHeaderSize);
   put16(out.data(), q.id);
   const std::uint16_t flags = kFlagQr | (q.flags & (0x7800 | kFlagRd | kFlagCd)) | kFlagRa |

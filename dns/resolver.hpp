@@ -22,14 +22,14 @@ constexpr std::uint8_t kNoError = 0, kFormErr = 1, kServFail = 2, kNxDomain = 3,
 struct Query {
   std::span<const std::uint8_t> packet;
   std::uint16_t id = 0;
-  std::uint16_t flags = 0;          ///< second header word (QR, opcode, AA, TC, RD, RA, AD, CD)
-  std::string name;                 ///< lower-cased wire name, reused between queries
+  std::uint16_t flags = 0;  ///< second header word (QR, opcode, AA, TC, RD, RA, AD, CD)
+  std::string name;         ///< lower-cased wire name, reused between queries
   std::uint16_t qtype = 0;
   std::uint16_t qclass = 0;
-  std::size_t question_end = 0;     ///< offset just past the question; 0 if unreadable
+  std::size_t question_end = 0;  ///< offset just past the question; 0 if unreadable
   bool edns = false;
   bool dnssec_ok = false;
-  std::uint16_t udp_size = 512;     ///< what the client takes over UDP
+  std::uint16_t udp_size = 512;  ///< what the client takes over UDP
 };
 
 enum class ParseStatus { kOk, kDrop, kFormErr, kNotImp, kBadVers };

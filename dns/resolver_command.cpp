@@ -21,7 +21,8 @@ bool parse_address(const std::string& text, ResolverConfig& c) {
   c.address = boost::asio::ip::make_address(host, ec);
   if (ec) return false;
   if (!port.empty()) {
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos)
       return false;
     const int p = std::stoi(port);
     if (p <= 0 || p > 65535) return false;
@@ -32,20 +33,24 @@ bool parse_address(const std::string& text, ResolverConfig& c) {
 
 }  // namespace
 
-int run_resolver_command(std::span<const std::string> args, std::ostream& out,
-                         std::ostream& err) {
-  const std::string usage = "usage: resolver install|uninstall|status [--dry-run] [--zone Z] "
-                            "[--namespace NS] [--address IP[:PORT]] [--mode auto|resolved|"
-                            "resolv.conf] [--resolv-conf PATH] [--backup PATH]";
+int run_resolver_command(std::span<const std::string> args, std::ostream& out, std::ostream& err) {
+  const std::string usage =
+      "usage: resolver install|uninstall|status [--dry-run] [--zone Z] "
+      "[--namespace NS] [--address IP[:PORT]] [--mode auto|resolved|"
+      "resolv.conf] [--resolv-conf PATH] [--backup PATH]";
   if (args.empty()) {
     err << usage << "\n";
     return 2;
   }
   ResolverConfig c;
-  const std::map<std::string, std::string*> strings = {
-      {"--zone", &c.zone},         {"--namespace", &c.ns}, {"--mode", &c.mode},
-      {"--resolv-conf", &c.resolv_conf}, {"--backup", &c.backup}, {"--link", &c.link},
-      {"--resolvectl", &c.resolvectl},   {"--ip", &c.ip}};
+  const std::map<std::string, std::string*> strings = {{"--zone", &c.zone},
+                                                       {"--namespace", &c.ns},
+                                                       {"--mode", &c.mode},
+                                                       {"--resolv-conf", &c.resolv_conf},
+                                                       {"--backup", &c.backup},
+                                                       {"--link", &c.link},
+                                                       {"--resolvectl", &c.resolvectl},
+                                                       {"--ip", &c.ip}};
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--dry-run") {

@@ -7,8 +7,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 extern char** environ;
@@ -67,7 +67,8 @@ int run(const ResolverConfig& c, std::vector<std::string> argv, std::ostream& ou
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    err << "'" << line << "' failed; run as root (CAP_NET_ADMIN) or use --dry-run to see the steps\n";
+    err << "'" << line
+        << "' failed; run as root (CAP_NET_ADMIN) or use --dry-run to see the steps\n";
     return 1;
   }
   return 0;

@@ -20,7 +20,7 @@ struct ResolverConfig {
   std::string zone = "cluster.local";
   std::string ns = "default";  ///< session namespace: search `<ns>.svc.<zone> svc.<zone> <zone>`
   boost::asio::ip::address address = boost::asio::ip::make_address("127.77.0.53");
-  std::uint16_t port = 53;  ///< plain resolv.conf can only name port 53
+  std::uint16_t port = 53;    ///< plain resolv.conf can only name port 53
   std::string mode = "auto";  ///< auto, resolved or resolv.conf
   bool dry_run = false;
   std::string resolv_conf = "/etc/resolv.conf";
@@ -45,7 +45,6 @@ int resolver_status(const ResolverConfig& config, std::ostream& out, std::ostrea
 /// --namespace NS, --address IP[:PORT], --mode auto|resolved|resolv.conf, --resolv-conf PATH,
 /// --backup PATH, --link NAME, --resolvectl PROG, --ip PROG. Prints one line on a bad flag and
 /// returns 2; otherwise 0 on success, 1 on failure (with one line on `err` naming the fix).
-int run_resolver_command(std::span<const std::string> args, std::ostream& out,
-                         std::ostream& err);
+int run_resolver_command(std::span<const std::string> args, std::ostream& out, std::ostream& err);
 
 }  // namespace lpk::dns

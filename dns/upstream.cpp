@@ -2,9 +2,9 @@
 
 #include <ares.h>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <cstring>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -28,8 +28,20 @@ std::vector<std::uint8_t> make_query(const std::string& name, std::uint16_t qtyp
   std::vector<std::uint8_t> q = {0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 1};
   q.insert(q.end(), name.begin(), name.end());
   const std::uint8_t tail[] = {static_cast<std::uint8_t>(qtype >> 8),
-                               static_cast<std::uint8_t>(qtype), 0, 1,
-                               0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0};  // OPT, 1232 bytes
+                               static_cast<std::uint8_t>(qtype),
+                               0,
+                               1,
+                               0,
+                               0,
+                               41,
+                               0x04,
+                               0xD0,
+                               0,
+                               0,
+                               0,
+                               0,
+                               0,
+                               0};  // OPT, 1232 bytes
   q.insert(q.end(), tail, tail + sizeof tail);
   return q;
 }
@@ -74,8 +86,9 @@ Upstream::Upstream(asio::io_context& io, UpstreamOptions opts)
     : io_(io),
       opts_(std::move(opts)),
       servers_(read_resolv_conf(opts_.resolv_conf)),
-      cache_(opts_.clock ? opts_.clock : [] { return std::chrono::steady_clock::now(); },
-             opts_.cache_entries),
+      cache_(
+          opts_.clock ? opts_.clock : [] { return std::chrono::steady_clock::now(); },
+          opts_.cache_entries),
       timer_(io) {
   init_library();
   std::erase_if(servers_, [&](const udp::endpoint& s) {
@@ -172,9 +185,8 @@ void Upstream::on_answer(void* arg, int status, int, unsigned char* abuf, int al
     if (parse_query(p->query, q) == ParseStatus::kOk) p->self->cache_.store(q, answer);
   }
   // c-ares may call back from inside ares_send (immediate failure): always defer.
-  asio::post(p->self->io_, [done = std::move(p->done), answer = std::move(answer)] {
-    done(answer);
-  });
+  asio::post(p->self->io_,
+             [done = std::move(p->done), answer = std::move(answer)] { done(answer); });
 }
 
 void Upstream::on_socket_state(void* data, int fd, int readable, int writable) {

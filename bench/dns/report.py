@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the samples of bench/dns/run.sh into bench/results/dns.md and dns.json.
 
-usage: report.py SAMPLES_JSONL OUT_MD OUT_JSON SECONDS REPS DNSPERF_VERSION DNSMASQ_VERSION
+usage: report.py SAMPLES_JSONL OUT_MD OUT_JSON SECONDS REPS DNSPERF_VERSION DNSMASQ_VERSION PRIORITY
 Each number is the median over the repetitions; ratios are lpk over dnsmasq in the same run.
 """
 import datetime
@@ -11,7 +11,7 @@ import platform
 import statistics
 import sys
 
-samples_path, out_md, out_json, seconds, reps, dnsperf_v, dnsmasq_v = sys.argv[1:8]
+samples_path, out_md, out_json, seconds, reps, dnsperf_v, dnsmasq_v, priority = sys.argv[1:9]
 by = {}
 for line in open(samples_path):
     s = json.loads(line)
@@ -36,6 +36,7 @@ meta = {
     "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
     "nproc": os.cpu_count(), "kernel": platform.release(), "load": os.getloadavg(),
     "seconds_per_run": int(seconds), "reps": int(reps), "dnsperf": dnsperf_v, "dnsmasq": dnsmasq_v,
+    "priority": priority,
 }
 json.dump({"meta": meta, "samples": by, "medians": med,
            "ratios": {"cluster_qps": cluster_ratio, "forward_qps": forward_ratio},
@@ -48,7 +49,8 @@ lines = [
     f"{meta['date']}, {meta['nproc']} cores, kernel {meta['kernel']}, load "
     f"{', '.join(f'{x:.1f}' for x in meta['load'])} at the end; dnsperf {dnsperf_v}, {dnsmasq_v}.",
     f"`bench/dns/run.sh`: dnsperf -c 4, {seconds} s per run, {reps} runs per server interleaved "
-    "(medians shown); each server pinned to one core with taskset, dnsperf on the other.", "",
+    "(medians shown); each server pinned to one core with taskset, dnsperf on the other; "
+    f"scheduling of servers and dnsperf: `{priority}`.", "",
     "| | lpk-dns | dnsmasq | lpk / dnsmasq |", "|---|---:|---:|---:|",
 ]
 for metric, label in [("cluster_qps", "cluster names, queries/s (1,000 names)"),

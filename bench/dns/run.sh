@@ -7,10 +7,12 @@
 #  3. p99 latency at half of each server's maximum rate (cluster names).
 # Writes bench/results/dns.md and bench/results/dns.json.
 #
-#   bench/dns/run.sh [--seconds N] [--reps N] [--lpk-dns PATH] [--out DIR]
+#   bench/dns/run.sh [--seconds N] [--reps N] [--lpk-dns PATH] [--out DIR] [--rt]
+# --rt (root): servers and dnsperf run SCHED_FIFO (chrt -f 10) instead of nice -10, so that
+# compilers on a shared machine do not preempt them; both servers get the same treatment.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds=8 reps=3 out=bench/results
+seconds=8 reps=3 out=bench/results rt=0
 lpk_dns=${LPK_BUILD_DIR:-build-dns}/dns/lpk-dns
 while (($#)); do
   case $1 in
@@ -18,6 +20,7 @@ while (($#)); do
     --reps) reps=$2; shift 2 ;;
     --lpk-dns) lpk_dns=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --rt) rt=1; shift ;;
     *) echo "bench/dns/run.sh: unknown option $1 (--seconds N --reps N --lpk-dns PATH --out DIR)" >&2; exit 2 ;;
   esac
 done
@@ -39,6 +42,10 @@ trap cleanup EXIT
 # As root, measured processes get nice -10 so that builds elsewhere on the shared machine
 # disturb both servers (and the client) less; both sides are treated the same.
 prio=(); ((EUID == 0)) && prio=(nice -n -10)
+if ((rt)); then
+  ((EUID == 0)) || { echo "bench/dns: --rt needs root (chrt -f)" >&2; exit 2; }
+  prio=(chrt -f 10)
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_answer() {  # ADDR PORT NAME: until the server answers (bounded)
   for _ in $(seq 1 200); do
@@ -136,5 +143,6 @@ done
 
 mkdir -p "$out"
 python3 bench/dns/report.py "$samples" "$out/dns.md" "$out/dns.json" "$seconds" "$reps" \
-  "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')" "$(dnsmasq --version | head -1)"
+  "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')" "$(dnsmasq --version | head -1 | sed 's/  Copyright.*//')" \
+  "${prio[*]:-none}"
 cat "$out/dns.md"

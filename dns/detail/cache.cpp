@@ -39,7 +39,8 @@ std::optional<std::uint32_t> Cache::cache_ttl(std::span<const std::uint8_t> r,
     auto next = skip_record(r, at);
     if (!name_end || !next || *next > 0xFFFF) return std::nullopt;
     const std::uint16_t type = get16(r.data() + *name_end);
-    const std::uint32_t rr_ttl = std::min<std::uint32_t>(get32(r.data() + *name_end + 4), 0x7FFFFFFF);
+    const std::uint32_t rr_ttl =
+        std::min<std::uint32_t>(get32(r.data() + *name_end + 4), 0x7FFFFFFF);
     if (type != kTypeOpt) {
       if (offsets) offsets->push_back(static_cast<std::uint16_t>(*name_end + 4));
       if (i < an + ns) ttl = std::min(ttl, rr_ttl);
@@ -97,4 +98,3 @@ bool Cache::lookup(const Query& q, std::vector<std::uint8_t>& out) {
 }
 
 }  // namespace lpk::dns::detail
-

@@ -17,7 +17,8 @@ constexpr std::uint16_t kClassIn = 1;
 std::string rebase(const RrSet& set, const std::string& owner) {
   std::string out;
   for (std::size_t pos = 0; pos + 12 <= set.wire.size();) {
-    const std::size_t rdlen = get16(reinterpret_cast<const std::uint8_t*>(set.wire.data()) + pos + 10);
+    const std::size_t rdlen =
+        get16(reinterpret_cast<const std::uint8_t*>(set.wire.data()) + pos + 10);
     out += owner;
     out.append(set.wire, pos + 2, 10 + rdlen);
     pos += 12 + rdlen;
@@ -142,33 +143,34 @@ void Engine::external(std::shared_ptr<Held> h, std::string target, std::string c
     });
     return;
   }
-  upstream_->query(target, h->q.qtype, [self = weak_from_this(), h, cname](
-                                           std::span<const std::uint8_t> answer) {
-    auto s = self.lock();
-    if (!s) return;
-    std::string chain = cname;
-    std::uint16_t count = 1;
-    std::uint8_t rc = rcode::kServFail;
-    ldns_pkt* pkt = nullptr;
-    if (!answer.empty() && ldns_wire2pkt(&pkt, answer.data(), answer.size()) == LDNS_STATUS_OK) {
-      rc = static_cast<std::uint8_t>(ldns_pkt_get_rcode(pkt));
-      const ldns_rr_list* rrs = ldns_pkt_answer(pkt);
-      for (std::size_t i = 0; i < ldns_rr_list_rr_count(rrs) && count < 100; ++i) {
-        std::uint8_t* wire = nullptr;
-        std::size_t size = 0;
-        if (ldns_rr2wire(&wire, ldns_rr_list_rr(rrs, i), LDNS_SECTION_ANSWER, &size) ==
-            LDNS_STATUS_OK) {
-          chain.append(reinterpret_cast<const char*>(wire), size);
-          ++count;
-        }
-        free(wire);
-      }
-    }
-    if (pkt) ldns_pkt_free(pkt);
-    std::vector<std::uint8_t> out;
-    build_response(h->q, rc, false, chain, count, {}, 0, out);
-    s->finish(*h, out);
-  });
+  upstream_->query(target, h->q.qtype,
+                   [self = weak_from_this(), h, cname](std::span<const std::uint8_t> answer) {
+                     auto s = self.lock();
+                     if (!s) return;
+                     std::string chain = cname;
+                     std::uint16_t count = 1;
+                     std::uint8_t rc = rcode::kServFail;
+                     ldns_pkt* pkt = nullptr;
+                     if (!answer.empty() &&
+                         ldns_wire2pkt(&pkt, answer.data(), answer.size()) == LDNS_STATUS_OK) {
+                       rc = static_cast<std::uint8_t>(ldns_pkt_get_rcode(pkt));
+                       const ldns_rr_list* rrs = ldns_pkt_answer(pkt);
+                       for (std::size_t i = 0; i < ldns_rr_list_rr_count(rrs) && count < 100; ++i) {
+                         std::uint8_t* wire = nullptr;
+                         std::size_t size = 0;
+                         if (ldns_rr2wire(&wire, ldns_rr_list_rr(rrs, i), LDNS_SECTION_ANSWER,
+                                          &size) == LDNS_STATUS_OK) {
+                           chain.append(reinterpret_cast<const char*>(wire), size);
+                           ++count;
+                         }
+                         free(wire);
+                       }
+                     }
+                     if (pkt) ldns_pkt_free(pkt);
+                     std::vector<std::uint8_t> out;
+                     build_response(h->q, rc, false, chain, count, {}, 0, out);
+                     s->finish(*h, out);
+                   });
 }
 
 }  // namespace lpk::dns::detail

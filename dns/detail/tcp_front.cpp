@@ -46,12 +46,14 @@ awaitable<void> TcpConnection::read_queries() {
   std::vector<std::uint8_t> query, out;
   Query scratch;
   while (!stopped_) {
-    auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(prefix), as_tuple(use_awaitable));
+    auto [ec, n] =
+        co_await asio::async_read(socket_, asio::buffer(prefix), as_tuple(use_awaitable));
     if (ec) break;
     const std::size_t size = get16(prefix);
     if (size > kMaxQuery) break;  // oversized: end this connection only
     query.resize(size);
-    std::tie(ec, n) = co_await asio::async_read(socket_, asio::buffer(query), as_tuple(use_awaitable));
+    std::tie(ec, n) =
+        co_await asio::async_read(socket_, asio::buffer(query), as_tuple(use_awaitable));
     if (ec) break;
     touch();
     auto result = engine_->handle(query, false, scratch, out, [&] {
@@ -65,7 +67,9 @@ awaitable<void> TcpConnection::read_queries() {
     });
     if (result == Engine::Result::kReply) send(out);
     if (result == Engine::Result::kLater) ++in_flight_;
-    while (in_flight_ >= static_cast<std::ptrdiff_t>(limits_.max_in_flight) && !stopped_) {
+    while ((in_flight_ >= static_cast<std::ptrdiff_t>(limits_.max_in_flight) ||
+            queue_.size() >= kMaxQueued) &&
+           !stopped_) {
       resume_.expires_after(std::chrono::hours(1));
       co_await resume_.async_wait(as_tuple(use_awaitable));
     }
@@ -109,6 +113,7 @@ void TcpConnection::write_some() {
                                          self->queue_.begin() + static_cast<long>(self->writing_));
                       self->writing_ = 0;
                       self->touch();
+                      self->resume_.cancel();
                       if (!self->queue_.empty()) self->write_some();
                     });
 }

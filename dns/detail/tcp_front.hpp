@@ -32,6 +32,9 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
  private:
   /// Queries bigger than this are not DNS queries anyone sends; the connection ends.
   static constexpr std::size_t kMaxQuery = 4096;
+  /// Answers waiting for a client that does not read: reading pauses beyond this, so memory
+  /// stays bounded and the idle watchdog sees a stuck writer.
+  static constexpr std::size_t kMaxQueued = 256;
   boost::asio::awaitable<void> read_queries();
   boost::asio::awaitable<void> watch_idle();
   void send(const std::vector<std::uint8_t>& message);
@@ -42,11 +45,11 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   std::shared_ptr<Engine> engine_;
   TcpLimits limits_;
   boost::asio::steady_timer idle_timer_;
-  boost::asio::steady_timer resume_;  // wakes the reader when in-flight answers drain
+  boost::asio::steady_timer resume_;  // wakes the paused reader (answers came or were written)
   std::chrono::steady_clock::time_point deadline_;
   std::deque<std::vector<std::uint8_t>> queue_;  // each with its 2-byte length prefix
   std::size_t writing_ = 0;                      // messages in the write in progress
-  std::ptrdiff_t in_flight_ = 0;  // signed: a reply may come before handle() returns
+  std::ptrdiff_t in_flight_ = 0;                 // signed: a reply may come before handle() returns
   bool stopped_ = false;
 };
 

@@ -60,8 +60,8 @@ void UdpFront::drain() {
       const std::span<const std::uint8_t> packet(in_[i].data(), in_msgs_[i].msg_len);
       const auto& peer = peers_[i];
       const socklen_t len = in_msgs_[i].msg_hdr.msg_namelen;
-      auto result = engine_->handle(packet, true, query_, out_[m],
-                                    [&] { return make_reply(peer, len); });
+      auto result =
+          engine_->handle(packet, true, query_, out_[m], [&] { return make_reply(peer, len); });
       if (result != Engine::Result::kReply) continue;
       out_iov_[m] = {out_[m].data(), out_[m].size()};
       out_msgs_[m].msg_hdr = {};

@@ -43,16 +43,24 @@ Flags parse_flags(int argc, char** argv) {
       f.forward = false;
       continue;
     }
-    if (i + 1 >= argc) fail(flag + " needs a value (see the usage at the top of dns/tool/main.cpp)");
+    if (i + 1 >= argc)
+      fail(flag + " needs a value (see the usage at the top of dns/tool/main.cpp)");
     const std::string value = argv[++i];
     try {
-      if (flag == "--table") f.table = value;
-      else if (flag == "--listen") f.listen = value;
-      else if (flag == "--resolv-conf") f.resolv_conf = value;
-      else if (flag == "--upstream-timeout") f.upstream_timeout_ms = std::stoi(value);
-      else if (flag == "--tcp-idle-timeout") f.tcp_idle_ms = std::stoi(value);
-      else fail("unknown flag " + flag + "; flags: --table --listen --resolv-conf --no-forward "
-                "--upstream-timeout --tcp-idle-timeout");
+      if (flag == "--table")
+        f.table = value;
+      else if (flag == "--listen")
+        f.listen = value;
+      else if (flag == "--resolv-conf")
+        f.resolv_conf = value;
+      else if (flag == "--upstream-timeout")
+        f.upstream_timeout_ms = std::stoi(value);
+      else if (flag == "--tcp-idle-timeout")
+        f.tcp_idle_ms = std::stoi(value);
+      else
+        fail("unknown flag " + flag +
+             "; flags: --table --listen --resolv-conf --no-forward "
+             "--upstream-timeout --tcp-idle-timeout");
     } catch (const std::logic_error&) {
       fail(flag + " wants a number of milliseconds, got '" + value + "'");
     }
@@ -76,8 +84,8 @@ boost::asio::ip::udp::endpoint parse_listen(const std::string& s) {
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
   boost::system::error_code ec;
   const auto addr = boost::asio::ip::make_address(host, ec);
-  if (ec || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535) {
+  if (ec || port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
     fail("--listen wants ADDR:PORT (e.g. 127.0.0.1:0 or [::1]:5353), got '" + s + "'");
   }
   return {addr, static_cast<std::uint16_t>(std::stoi(port))};

@@ -133,8 +133,8 @@ TEST_F(ResolverTest, OversizedAnswersAreTruncatedForUdp) {
   TableSpec spec = test::sample_spec();
   Service big{.name = "big", .ns = "dev", .headless = true};
   for (int i = 0; i < 60; ++i) {
-    big.endpoints.push_back({boost::asio::ip::make_address("127.78.0." + std::to_string(i + 1)),
-                             "", true});
+    big.endpoints.push_back(
+        {boost::asio::ip::make_address("127.78.0." + std::to_string(i + 1)), "", true});
   }
   spec.services.push_back(big);
   table = NameTable::build(spec);

@@ -11,11 +11,18 @@ inline TableSpec sample_spec() {
   spec.zone = "cluster.local";
   spec.session_namespace = "dev";
   spec.namespaces = {"dev", "other"};
-  Service redis{.name = "redis", .ns = "dev", .address = make_address("127.77.0.12"),
+  Service redis{.name = "redis",
+                .ns = "dev",
+                .address = make_address("127.77.0.12"),
                 .ports = {{"redis", 6379, "TCP"}, {"", 26379, "tcp"}}};
-  Service api{.name = "api", .ns = "other", .address = make_address("127.77.0.13"),
+  Service api{.name = "api",
+              .ns = "other",
+              .address = make_address("127.77.0.13"),
               .ports = {{"http", 80, "tcp"}, {"dns", 53, "UDP"}}};
-  Service web{.name = "web", .ns = "dev", .ports = {{"http", 8080, "tcp"}}, .headless = true,
+  Service web{.name = "web",
+              .ns = "dev",
+              .ports = {{"http", 8080, "tcp"}},
+              .headless = true,
               .endpoints = {{make_address("127.77.1.1"), "web-0", true},
                             {make_address("127.77.1.2"), "web-1", true},
                             {make_address("127.77.1.3"), "", false},

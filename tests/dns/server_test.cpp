@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -60,7 +61,8 @@ ldns_pkt* upstream_answer(const ldns_pkt* q, bool tcp) {
     if (!tcp) ldns_pkt_set_tc(r, true);
     return r;
   }
-  if (name == "db.example.org.") return test::reply(q, LDNS_RCODE_NOERROR, {name + " 60 IN A 127.1.2.4"});
+  if (name == "db.example.org.")
+    return test::reply(q, LDNS_RCODE_NOERROR, {name + " 60 IN A 127.1.2.4"});
   ldns_pkt* r = test::reply(q, LDNS_RCODE_NOERROR, {name + " 60 IN A 127.1.2.3"});
   ldns_pkt_set_ad(r, true);  // a flag the stub must relay as it is
   return r;
@@ -74,7 +76,9 @@ class ServerTest : public ::testing::Test {
            ("lpk-dns-test-" + std::to_string(::getpid()) + ".conf");
     std::ofstream(conf) << "nameserver 127.0.0.1#" << upstream_server->port() << "\n";
     uo.resolv_conf = conf.string();
-    uo.clock = [this] { return std::chrono::steady_clock::time_point(1000h) + elapsed.load() * 1s; };
+    uo.clock = [this] {
+      return std::chrono::steady_clock::time_point(1000h) + elapsed.load() * 1s;
+    };
     upstream = std::make_unique<Upstream>(io.io, uo);
     server = std::make_unique<Server>(io.io, so, NameTable::build(test::sample_spec()),
                                       upstream.get(), &cluster);
@@ -84,10 +88,11 @@ class ServerTest : public ::testing::Test {
     io.start();
   }
   void TearDown() override {
-    if (server) io.run([&] {
-      server->stop();
-      upstream->stop();
-    });
+    if (server)
+      io.run([&] {
+        server->stop();
+        upstream->stop();
+      });
     io.stop();
     std::filesystem::remove(conf);
   }
@@ -156,6 +161,36 @@ TEST_F(ServerTest, SilentAndHalfSentTcpClientsTimeOut) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
 }
 
+TEST_F(ServerTest, TcpClientThatDoesNotReadIsClosedAndOthersAreServed) {
+  ServerOptions so;
+  so.tcp_idle_timeout = 300ms;
+  start(so);
+  asio::io_context cio;
+  asio::ip::tcp::socket hog(cio);
+  hog.open(asio::ip::tcp::v4());
+  hog.set_option(asio::socket_base::receive_buffer_size(4096));
+  hog.connect(tcp);
+  timeval tv{5, 0};
+  setsockopt(hog.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  Packet q = make_query("web.dev", LDNS_RR_TYPE_A);
+  Packet framed{0, static_cast<std::uint8_t>(q.size())};
+  framed.insert(framed.end(), q.begin(), q.end());
+  Packet burst;
+  for (int i = 0; i < 64; ++i) burst.insert(burst.end(), framed.begin(), framed.end());
+  // Keep sending, never read: the server must stop reading (bounded queue), then close.
+  const auto t0 = std::chrono::steady_clock::now();
+  bool failed = false;
+  while (!failed && std::chrono::steady_clock::now() - t0 < 10s) {
+    failed = ::send(hog.native_handle(), burst.data(), burst.size(), MSG_NOSIGNAL) < 0;
+    if (std::chrono::steady_clock::now() - t0 > 1s && !failed) {
+      EXPECT_EQ(ask_udp("redis", LDNS_RR_TYPE_A).rdata(), std::vector<std::string>{"127.77.0.12"});
+    }
+  }
+  EXPECT_TRUE(failed) << "the server kept a client that never reads";
+  EXPECT_TRUE(errno == ECONNRESET || errno == EPIPE) << std::strerror(errno);
+  EXPECT_EQ(ask_tcp("redis", LDNS_RR_TYPE_A).rdata(), std::vector<std::string>{"127.77.0.12"});
+}
+
 TEST_F(ServerTest, OversizedTcpMessageEndsOnlyItsConnection) {
   start();
   test::TcpClient other(tcp);
@@ -181,7 +216,8 @@ TEST_F(ServerTest, MalformedPacketsGetFormErrOrSilenceAndOthersAreServed) {
   Packet cut(good.begin(), good.end() - 2);
   EXPECT_EQ(Response(test::udp_exchange(udp, qd2).value_or(Packet{})).rcode(), LDNS_RCODE_FORMERR);
   EXPECT_EQ(Response(test::udp_exchange(udp, cut).value_or(Packet{})).rcode(), LDNS_RCODE_FORMERR);
-  EXPECT_EQ(Response(test::udp_exchange(udp, notimp).value_or(Packet{})).rcode(), LDNS_RCODE_NOTIMPL);
+  EXPECT_EQ(Response(test::udp_exchange(udp, notimp).value_or(Packet{})).rcode(),
+            LDNS_RCODE_NOTIMPL);
   EXPECT_FALSE(test::udp_exchange(udp, Packet{1, 2, 3}, 200));  // no header: dropped
   // A burst of garbage from one client, then a good query from another.
   asio::io_context cio;
@@ -190,7 +226,8 @@ TEST_F(ServerTest, MalformedPacketsGetFormErrOrSilenceAndOthersAreServed) {
   for (int i = 0; i < 2000; ++i) {
     Packet junk(rng() % 600);
     for (auto& b : junk) b = static_cast<std::uint8_t>(rng());
-    if (i % 2 && junk.size() >= good.size()) std::copy(good.begin(), good.begin() + 12, junk.begin());
+    if (i % 2 && junk.size() >= good.size())
+      std::copy(good.begin(), good.begin() + 12, junk.begin());
     noisy.send_to(asio::buffer(junk), udp);
   }
   EXPECT_EQ(ask_udp("redis", LDNS_RR_TYPE_A).rdata(), std::vector<std::string>{"127.77.0.12"});
@@ -198,7 +235,8 @@ TEST_F(ServerTest, MalformedPacketsGetFormErrOrSilenceAndOthersAreServed) {
   c.send(cut);
   EXPECT_EQ(Response(c.receive().value_or(Packet{})).rcode(), LDNS_RCODE_FORMERR);
   c.send(good);  // the connection survives a malformed message
-  EXPECT_EQ(Response(c.receive().value_or(Packet{})).rdata(), std::vector<std::string>{"127.77.0.12"});
+  EXPECT_EQ(Response(c.receive().value_or(Packet{})).rdata(),
+            std::vector<std::string>{"127.77.0.12"});
 }
 
 TEST_F(ServerTest, ForwardsAndRelaysRcodeFlagsAndEdns) {
@@ -261,7 +299,8 @@ TEST_F(ServerTest, UpstreamTimeoutGivesServfailInBoundedTime) {
 TEST_F(ServerTest, UnknownClusterNamesGoToTheClusterResolver) {
   ServerOptions so;
   so.cluster_timeout = 100ms;
-  cluster.answers["db-0.db.other.svc.cluster.local."] = {0, {{"db-0.db.other.svc.cluster.local.", 1, 5, {10, 1, 2, 3}}}};
+  cluster.answers["db-0.db.other.svc.cluster.local."] = {
+      0, {{"db-0.db.other.svc.cluster.local.", 1, 5, {10, 1, 2, 3}}}};
   cluster.answers["gone.other.svc.cluster.local."] = {3, {}};
   start(so);
   EXPECT_EQ(ask_udp("db-0.db.other.svc.cluster.local", LDNS_RR_TYPE_A).rdata(),
@@ -278,16 +317,19 @@ TEST_F(ServerTest, ExternalNameTargetIsResolvedUpstream) {
   Response r = ask_udp("ext.dev", LDNS_RR_TYPE_A);
   EXPECT_EQ(r.rdata(), (std::vector<std::string>{"db.example.org.", "127.1.2.4"}));
   Response local = ask_tcp("alias", LDNS_RR_TYPE_A);  // target is one of ours
-  EXPECT_EQ(local.rdata(), (std::vector<std::string>{"redis.dev.svc.cluster.local.", "127.77.0.12"}));
+  EXPECT_EQ(local.rdata(),
+            (std::vector<std::string>{"redis.dev.svc.cluster.local.", "127.77.0.12"}));
 }
 
 TEST_F(ServerTest, TableIsReplacedWhileServing) {
   ServerOptions so;
   so.cluster_timeout = 100ms;
   start(so);
-  EXPECT_EQ(ask_udp("fresh.dev", LDNS_RR_TYPE_A).rcode(), LDNS_RCODE_SERVFAIL);  // cluster is silent
+  EXPECT_EQ(ask_udp("fresh.dev", LDNS_RR_TYPE_A).rcode(),
+            LDNS_RCODE_SERVFAIL);  // cluster is silent
   TableSpec spec = test::sample_spec();
-  spec.services.push_back({.name = "fresh", .ns = "dev", .address = asio::ip::make_address("127.77.0.99")});
+  spec.services.push_back(
+      {.name = "fresh", .ns = "dev", .address = asio::ip::make_address("127.77.0.99")});
   auto table = NameTable::build(spec);
   io.run([&] { server->set_table(table); });
   EXPECT_EQ(ask_udp("fresh.dev", LDNS_RR_TYPE_A).rdata(), std::vector<std::string>{"127.77.0.99"});

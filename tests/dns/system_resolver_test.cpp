@@ -38,8 +38,8 @@ class SystemResolverTest : public ::testing::Test {
     return run_resolver_command(args, out, err);
   }
   std::vector<std::string> args(std::string cmd) {
-    return {cmd, "--resolv-conf", config.resolv_conf, "--backup", config.backup, "--namespace",
-            "dev", "--mode", config.mode};
+    return {cmd,           "--resolv-conf", config.resolv_conf, "--backup", config.backup,
+            "--namespace", "dev",           "--mode",           config.mode};
   }
 
   // Odd bytes on purpose: no final newline, a tab, a comment; restore must be exact.
@@ -118,9 +118,16 @@ TEST_F(SystemResolverTest, SystemdResolvedRoutesTheZoneThroughADummyLink) {
   }
   std::ofstream(config.resolv_conf) << "nameserver 127.0.0.53\noptions edns0\n";
   EXPECT_EQ(detect_mode(ResolverConfig{.resolv_conf = config.resolv_conf}), "resolved");
-  std::vector<std::string> a = {"install", "--resolv-conf", config.resolv_conf, "--namespace",
-                                "dev", "--address", "127.77.0.53:5353", "--ip",
-                                (dir / "ip").string(), "--resolvectl",
+  std::vector<std::string> a = {"install",
+                                "--resolv-conf",
+                                config.resolv_conf,
+                                "--namespace",
+                                "dev",
+                                "--address",
+                                "127.77.0.53:5353",
+                                "--ip",
+                                (dir / "ip").string(),
+                                "--resolvectl",
                                 (dir / "resolvectl").string()};
   ASSERT_EQ(run(a), 0) << err.str();
   a[0] = "uninstall";

@@ -3,13 +3,12 @@
 // an io thread per test, and a programmable upstream DNS server on loopback.
 
 #include <ldns/ldns.h>
-
 #include <poll.h>
 
-#include <atomic>
-#include <chrono>
-#include <boost/asio.hpp>
 #include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
@@ -151,7 +150,9 @@ class IoThread {
  public:
   IoThread() : guard_(asio::make_work_guard(io)) {}
   ~IoThread() { stop(); }
-  void start() { thread_ = std::thread([this] { io.run(); }); }
+  void start() {
+    thread_ = std::thread([this] { io.run(); });
+  }
   /// Runs `f` on the io thread and waits for it.
   template <class F>
   void run(F&& f) {
@@ -247,7 +248,8 @@ class FakeUpstream {
 };
 
 /// A response to `q` with the given rcode and records in presentation form.
-inline ldns_pkt* reply(const ldns_pkt* q, ldns_pkt_rcode rcode, const std::vector<std::string>& answers,
+inline ldns_pkt* reply(const ldns_pkt* q, ldns_pkt_rcode rcode,
+                       const std::vector<std::string>& answers,
                        const std::vector<std::string>& authority = {}) {
   ldns_pkt* r = ldns_pkt_new();
   ldns_pkt_set_id(r, ldns_pkt_id(q));
@@ -255,7 +257,8 @@ inline ldns_pkt* reply(const ldns_pkt* q, ldns_pkt_rcode rcode, const std::vecto
   ldns_pkt_set_rd(r, ldns_pkt_rd(q));
   ldns_pkt_set_ra(r, true);
   ldns_pkt_set_rcode(r, rcode);
-  ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION, ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+  ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION,
+                   ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
   auto push = [&](ldns_pkt_section section, const std::string& text) {
     ldns_rr* rr = nullptr;
     if (ldns_rr_new_frm_str(&rr, text.c_str(), 0, nullptr, nullptr) == LDNS_STATUS_OK)

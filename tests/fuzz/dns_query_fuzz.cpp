@@ -28,7 +28,8 @@ const lpk::dns::NameTable& table() {
     web.ns = "dev";
     web.headless = true;
     web.ports = {{"http", 80, "tcp"}};
-    for (int i = 1; i < 50; ++i) web.endpoints.push_back({make_address("127.77.1." + std::to_string(i)), "", true});
+    for (int i = 1; i < 50; ++i)
+      web.endpoints.push_back({make_address("127.77.1." + std::to_string(i)), "", true});
     lpk::dns::Service ext;
     ext.name = "ext";
     ext.ns = "dev";
