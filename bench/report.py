@@ -10,7 +10,13 @@ import statistics
 import sys
 
 PEERS = ["raw", "socat", "ssh", "lpk"]
-HEAD = {"raw": "raw", "socat": "socat", "ssh": "ssh -L", "lpk": "lpk"}
+HEAD = {"raw": "raw", "socat": "socat", "socat2": "2 socats", "ssh": "ssh -L", "lpk": "lpk"}
+
+
+def columns(med):
+    """The four peers of the issue, plus two socats in series when that optional peer ran."""
+    ran_socat2 = any("socat2" in peers for peers in med.values())
+    return ["raw", "socat"] + (["socat2"] if ran_socat2 else []) + ["ssh", "lpk"]
 
 
 def load(samples_path):
@@ -91,17 +97,18 @@ def rows(meta, med, added):
         ("idle_open", "idle streams held for the memory rows", 0, ""),
         ("idle_client_kib", "RSS per idle stream, client side (KiB): socat / ssh / lpk-proxy", 2,
          "<= 4 KiB"),
-        ("idle_server_kib", "RSS per idle stream, server side (KiB): sshd / lpk-agent", 2,
-         "<= 4 KiB"),
+        ("idle_server_kib", "RSS per idle stream, server side (KiB): 2nd socat / sshd / lpk-agent",
+         2, "<= 4 KiB"),
     ]
 
 
 def table(meta, med, added, fl):
-    lines = ["| metric | raw | socat | ssh -L | lpk | lpk/socat | lpk/ssh | floor | pass |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    cols = columns(med)
+    lines = ["| metric | " + " | ".join(HEAD[p] for p in cols) + " | lpk/socat | lpk/ssh | floor | pass |",
+             "|---|" + "---:|" * (len(cols) + 2) + "---|---|"]
     for key, label, digits, floor_text in rows(meta, med, added):
         vals = added if key == "lat_added" else med.get(key, {})
-        cells = [fmt(vals.get(p), digits) for p in PEERS]
+        cells = [fmt(vals.get(p), digits) for p in cols]
         rs = ["–", "–"] if key == "idle_open" else [
             fmt_ratio(ratio(vals.get("lpk"), vals.get(p))) for p in ("socat", "ssh")]
         verdicts = [ok for _, _, ok in fl.get(key, [])]
@@ -149,7 +156,8 @@ def notes(meta, med):
         f"{meta['commit']} ({meta['build_type'] or 'unknown'} build).",
         f"Median of {o['reps']} repetition(s); iperf3 and sockperf {o['secs']} s per test; "
         f"connection rate {o['conn_secs']} s per test at concurrency 1 and {o['concurrency']}; "
-        f"{o['idle']} idle streams ({o['socat_idle']} for socat).",
+        f"{o['idle']} idle streams for lpk ({o['socat_idle']} for socat, {o.get('ssh_idle', '?')} for "
+        "ssh -L, which opens channels ever slower as they add up).",
         f"Peers: raw = client to server directly; socat {meta['tools']['socat']} = one relay "
         f"(`fork`, default {meta['socat_buffer_bytes']} B buffer, backlog raised to 4096); "
         f"ssh -L = {meta['tools']['ssh'].split(',')[0]}, ssh and sshd, aes128-gcm, one connection "

@@ -14,13 +14,13 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${LPK_BUILD_DIR:-$ROOT/build-bench}
-SECS=5 REPS=3 IDLE=10000 SOCAT_IDLE=1000 CONC=16 CONN_SECS=3 PEERS="raw socat ssh lpk"
+SECS=5 REPS=3 IDLE=10000 SOCAT_IDLE=1000 SSH_IDLE=2000 CONC=16 CONN_SECS=3 PEERS="raw socat ssh lpk"
 OUT=$ROOT/bench/results BUILD_IT=1 QUICK=0
 NICE=0; [[ $(id -u) == 0 ]] && NICE=-10
 
 usage() {
   cat <<EOF
-usage: bench/run.sh [--quick] [--secs N] [--reps N] [--idle N] [--socat-idle N]
+usage: bench/run.sh [--quick] [--secs N] [--reps N] [--idle N] [--socat-idle N] [--ssh-idle N]
                     [--concurrency N] [--conn-secs N] [--peers "raw socat ssh lpk"]
                     [--build-dir DIR] [--no-build] [--out DIR] [--nice N]
   --quick          1 s per test, 1 repetition, 1000 idle streams, results in a temp dir
@@ -28,9 +28,11 @@ usage: bench/run.sh [--quick] [--secs N] [--reps N] [--idle N] [--socat-idle N]
   --reps N         repetitions of every test; the median is reported (default $REPS)
   --idle N         idle streams held for the memory test (default $IDLE)
   --socat-idle N   idle streams for socat, which forks a process per connection (default $SOCAT_IDLE)
+  --ssh-idle N     idle streams for ssh -L, which opens channels ever slower as they add up
+                   (about 70/s past 8,000 here; default $SSH_IDLE)
   --concurrency N  concurrent connections for the connection-rate test (default $CONC)
   --conn-secs N    seconds per connection-rate test (default $CONN_SECS)
-  --peers LIST     which peers to run (default "$PEERS")
+  --peers LIST     which peers to run (default "$PEERS"; also socat2: two socats in series)
   --build-dir DIR  CMake build directory (default \$LPK_BUILD_DIR or build-bench)
   --no-build       use the binaries already in the build directory
   --out DIR        where tunnel.md and tunnel.json go (default bench/results)
@@ -43,12 +45,12 @@ EOF
 need_value() { [[ $# -ge 2 && -n $2 ]] || { echo "run.sh: $1 needs a value; see --help" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --quick) QUICK=1; SECS=1; REPS=1; IDLE=1000; SOCAT_IDLE=200; CONN_SECS=1; shift ;;
-    --secs|--reps|--idle|--socat-idle|--concurrency|--conn-secs)
+    --quick) QUICK=1; SECS=1; REPS=1; IDLE=1000; SOCAT_IDLE=200; SSH_IDLE=500; CONN_SECS=1; shift ;;
+    --secs|--reps|--idle|--socat-idle|--ssh-idle|--concurrency|--conn-secs)
       need_value "$@"
       [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || { echo "run.sh: $1 wants a positive integer, got '$2'" >&2; exit 2; }
       case $1 in
-        --secs) SECS=$2 ;; --reps) REPS=$2 ;; --idle) IDLE=$2 ;; --socat-idle) SOCAT_IDLE=$2 ;;
+        --secs) SECS=$2 ;; --reps) REPS=$2 ;; --idle) IDLE=$2 ;; --socat-idle) SOCAT_IDLE=$2 ;; --ssh-idle) SSH_IDLE=$2 ;;
         --concurrency) CONC=$2 ;; --conn-secs) CONN_SECS=$2 ;;
       esac
       shift 2 ;;
@@ -65,7 +67,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 for p in $PEERS; do
-  [[ $p =~ ^(raw|socat|ssh|lpk)$ ]] || { echo "run.sh: unknown peer '$p' (raw socat ssh lpk)" >&2; exit 2; }
+  [[ $p =~ ^(raw|socat|socat2|ssh|lpk)$ ]] ||
+    { echo "run.sh: unknown peer '$p' (raw socat socat2 ssh lpk)" >&2; exit 2; }
 done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lpk-bench.XXXXXX")

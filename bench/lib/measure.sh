@@ -65,6 +65,7 @@ run_conn_rate() {
 relay_mem() {
   case $1 in
     socat) echo "$(tree_pss_kib "$PID_socat_idle_0") -" ;;
+    socat2) echo "$(tree_pss_kib "$PID_socat2_idle_outer_0") $(tree_pss_kib "$PID_socat2_idle_inner_0")" ;;
     ssh) echo "$(rss_kib "$PID_ssh_idle") $(tree_rss_kib "$PID_sshd")" ;;
     lpk) echo "$(rss_kib "$PID_lpk_idle_proxy") $(rss_kib "$PID_lpk_idle_agent")" ;;
   esac
@@ -73,7 +74,8 @@ relay_mem() {
 # run_idle PEER: resident memory per idle open stream on each side of a fresh relay.
 run_idle() {
   local peer=$1 n=$IDLE hold_port before after open still c0 s0 c1 s1
-  [[ $peer == socat ]] && n=$SOCAT_IDLE
+  [[ $peer == socat* ]] && n=$SOCAT_IDLE
+  [[ $peer == ssh ]] && n=$SSH_IDLE
   spawn "hold_$peer" "$IDLE_BIN" hold --listen 127.0.0.1:0
   hold_port=$(wait_line "hold_$peer" '^listen ' 10 | awk '{print $2}')
   start_relay "$peer" idle "$hold_port"
@@ -108,18 +110,20 @@ run_idle() {
 write_meta() {
   local commit
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  # The binaries come from the working tree: say so when it differs from the commit.
+  [[ -z $(git -C "$ROOT" status --porcelain -- proxy agent 2>/dev/null) ]] || commit+="-dirty"
   jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
     --argjson nproc "$(nproc)" --arg cpu "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
     --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg commit "$commit" \
     --arg iperf3 "$(iperf3 --version | head -1)" --arg sockperf "$(sockperf --version 2>&1 | head -1)" \
     --arg socat "$(socat -V | awk '/socat version/ {print $3; exit}')" --arg ssh "$(ssh -V 2>&1)" \
     --argjson secs "$SECS" --argjson reps "$REPS" --argjson idle "$IDLE" \
-    --argjson socat_idle "$SOCAT_IDLE" --argjson conc "$CONC" --argjson conn_secs "$CONN_SECS" \
+    --argjson socat_idle "$SOCAT_IDLE" --argjson ssh_idle "$SSH_IDLE" --argjson conc "$CONC" --argjson conn_secs "$CONN_SECS" \
     --argjson quick "$QUICK" --argjson nice "$NICE" --argjson socat_buffer "$SOCAT_BUFFER" --arg peers "$PEERS" \
     --arg build_type "$(awk -F= '/^CMAKE_BUILD_TYPE/ {print $2}' "$BUILD/CMakeCache.txt" 2>/dev/null)" \
     '{date:$date, kernel:$kernel, nproc:$nproc, cpu:$cpu, loadavg_at_end:$load, commit:$commit,
       tools:{iperf3:$iperf3, sockperf:$sockperf, socat:$socat, ssh:$ssh}, build_type:$build_type,
-      options:{secs:$secs, reps:$reps, idle:$idle, socat_idle:$socat_idle, concurrency:$conc,
+      options:{secs:$secs, reps:$reps, idle:$idle, socat_idle:$socat_idle, ssh_idle:$ssh_idle, concurrency:$conc,
                conn_secs:$conn_secs, quick:($quick == 1), peers:$peers, nice:$nice},
       socat_buffer_bytes:$socat_buffer, pinned:false}'
 }

@@ -67,7 +67,8 @@ start_relay() {
   FRONT=()
   case $peer in
     raw) FRONT=("$@") ;;
-    socat) start_socat "$tag" "$@" ;;
+    socat) start_socat "socat_$tag" "$@" ;;
+    socat2) start_socat2 "$tag" "$@" ;;
     ssh) start_ssh "$tag" "$@" ;;
     lpk) start_lpk "$tag" "$@" ;;
   esac
@@ -78,18 +79,30 @@ stop_relay() {
   for var in $(compgen -v "PID_${peer}_${tag}"); do kill_tree "${!var}"; done
 }
 
+# start_socat NAME TARGET...: one socat per target, spawned as NAME_0, NAME_1...
 start_socat() {
-  local tag=$1 i=0 t p
+  local name=$1 i=0 t p
   shift
   for t in "$@"; do
     p=$(free_port)
     # backlog: socat's default of 5 would drop SYNs in the connection-rate test.
-    spawn "socat_${tag}_$i" socat "TCP-LISTEN:$p,bind=127.0.0.1,reuseaddr,fork,backlog=4096" \
+    spawn "${name}_$i" socat "TCP-LISTEN:$p,bind=127.0.0.1,reuseaddr,fork,backlog=4096" \
       "TCP:127.0.0.1:$t"
     wait_listen "$p" 10
     FRONT+=("$p")
     i=$((i + 1))
   done
+}
+
+# Two socat relays in series: the same number of relay processes as lpk (proxy and agent)
+# and ssh -L, without multiplexing; it separates the cost of a second hop from lpk's own.
+start_socat2() {
+  local tag=$1 inner
+  shift
+  start_socat "socat2_${tag}_inner" "$@"
+  inner=("${FRONT[@]}")
+  FRONT=()
+  start_socat "socat2_${tag}_outer" "${inner[@]}"
 }
 
 # A private sshd on a free loopback port with generated host and user keys.
