@@ -9,6 +9,8 @@
 #include "tools/kubesim/controllers/controllers.hpp"
 #include "tools/kubesim/http_server.hpp"
 #include "tools/kubesim/rest.hpp"
+#include "tools/kubesim/runtime/kubelet.hpp"
+#include "tools/kubesim/runtime/service_proxy.hpp"
 #include "tools/kubesim/store.hpp"
 
 namespace lpk::kubesim {
@@ -25,6 +27,8 @@ struct Cluster::Impl {
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpsServer> server;
   std::unique_ptr<Controllers> controllers;
+  std::unique_ptr<Kubelet> kubelet;
+  std::unique_ptr<ServiceProxy> proxy;
   Pki pki;
   bool stopped = false;
 
@@ -48,6 +52,18 @@ struct Cluster::Impl {
           {{"clusterIP", kKubernetesIp},
            {"ports", {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"},
                        {"targetPort", int(server->port())}}}}}}});
+  }
+
+  void start_runtime() {
+    std::string bin_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+    KubeletConfig kc{opts.state_dir,
+                     opts.images.empty() ? ImageMap::defaults(bin_dir)
+                                         : ImageMap::load(opts.images, bin_dir),
+                     pki.token, pki.ca.cert_pem};
+    kubelet = std::make_unique<Kubelet>(io, rest, std::move(kc));
+    kubelet->start();
+    proxy = std::make_unique<ServiceProxy>(io, store, server->port());
+    proxy->start();
   }
 
   void write_kubeconfig() {
@@ -84,6 +100,7 @@ void Cluster::start() {
   d.controllers = std::make_unique<Controllers>(d.io, d.rest, !d.opts.runtime);
   d.controllers->start();
   d.write_kubeconfig();
+  if (d.opts.runtime) d.start_runtime();
 }
 
 void Cluster::stop() {
@@ -92,6 +109,8 @@ void Cluster::stop() {
   d.stopped = true;
   if (d.server) d.server->stop();
   if (d.controllers) d.controllers->stop();
+  if (d.proxy) d.proxy->stop();
+  if (d.kubelet) d.kubelet->stop();
 }
 
 std::filesystem::path Cluster::kubeconfig() const { return impl_->opts.state_dir / "kubeconfig"; }

@@ -4,6 +4,7 @@
 
 #include <boost/asio.hpp>
 #include <cstring>
+#include <unistd.h>
 #include <iostream>
 
 #include "tools/kubesim/cluster.hpp"
@@ -38,6 +39,11 @@ int main(int argc, char** argv) {
     else return usage_error("unknown or incomplete option '" + a + "'");
   }
   if (cmd != "up") return usage_error("unknown command '" + cmd + "'");
+  if (opts.runtime && geteuid() != 0) {
+    std::cerr << "lpk-kubesim: running pods needs root (network and mount namespaces); run it "
+                 "with sudo, or pass --no-runtime to serve the API without pods\n";
+    return 1;
+  }
   boost::asio::io_context io;
   try {
     Cluster cluster(io, opts);

@@ -1,0 +1,179 @@
+#include "tools/kubesim/runtime/kubelet.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <set>
+
+#include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/runtime/env.hpp"
+#include "tools/kubesim/runtime/netns.hpp"
+#include "tools/kubesim/runtime/process.hpp"
+#include "tools/kubesim/status.hpp"
+
+namespace lpk::kubesim {
+
+namespace fs = std::filesystem;
+
+std::string cluster_resolv_conf(const std::string& dns_ip, const std::string& ns,
+                                const std::string& zone) {
+  return "search " + ns + ".svc." + zone + " svc." + zone + " " + zone + "\nnameserver " +
+         dns_ip + "\noptions ndots:5\n";
+}
+
+void cleanup_leftovers(const fs::path& state_dir) {
+  for (const auto& n : list_kubesim_netns()) delete_netns(n);
+  std::ifstream f(state_dir / "created-dirs");
+  std::vector<std::string> dirs;
+  for (std::string line; std::getline(f, line);) dirs.push_back(line);
+  // Deepest first; only what is still empty goes (rmdir), so nothing of the user's is lost.
+  std::sort(dirs.rbegin(), dirs.rend());
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    if (fs::is_regular_file(d, ec) && fs::file_size(d, ec) == 0) fs::remove(d, ec);
+    else if (fs::is_directory(d, ec) && fs::is_empty(d, ec)) fs::remove(d, ec);
+  }
+  std::error_code ec;
+  fs::remove(state_dir / "created-dirs", ec);
+  fs::remove_all(state_dir / "pods", ec);
+}
+
+Kubelet::Kubelet(boost::asio::io_context& io, Rest& rest, KubeletConfig cfg)
+    : io_(io), rest_(rest), cfg_(std::move(cfg)), tick_(io), sigchld_(io, SIGCHLD) {}
+
+Kubelet::~Kubelet() { stop(); }
+
+void Kubelet::start() {
+  cleanup_leftovers(cfg_.state_dir);
+  create_node_netns();
+  listener_ = rest_.store().add_listener([this](const WatchEvent& ev) {
+    if (ev.resource == "pods") schedule();
+  });
+  auto rearm = std::make_shared<std::function<void()>>();
+  *rearm = [this, alive = alive_, rearm] {
+    sigchld_.async_wait([this, alive, rearm](boost::system::error_code ec, int) {
+      if (ec || !*alive) return;
+      schedule();
+      (*rearm)();
+    });
+  };
+  (*rearm)();
+  auto ticker = std::make_shared<std::function<void()>>();
+  *ticker = [this, alive = alive_, ticker] {
+    tick_.expires_after(std::chrono::milliseconds(500));
+    tick_.async_wait([this, alive, ticker](boost::system::error_code ec) {
+      if (ec || !*alive) return;
+      sync();
+      (*ticker)();
+    });
+  };
+  (*ticker)();
+  schedule();
+}
+
+void Kubelet::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  *alive_ = false;
+  if (listener_ >= 0) rest_.store().remove_listener(listener_);
+  tick_.cancel();
+  boost::system::error_code ec;
+  sigchld_.cancel(ec);
+  for (auto& [uid, run] : pods_) teardown(run);
+  pods_.clear();
+  delete_netns(kNodeNetns);
+  cleanup_leftovers(cfg_.state_dir);
+}
+
+std::string Kubelet::netns_of(const std::string& ns, const std::string& name) const {
+  for (const auto& [uid, run] : pods_) {
+    if (run.ns == ns && run.name == name && !run.terminating) return run.netns;
+  }
+  return "";
+}
+
+void Kubelet::schedule() {
+  if (scheduled_ || stopped_) return;
+  scheduled_ = true;
+  boost::asio::post(io_, [this, alive = alive_] {
+    if (!*alive) return;
+    scheduled_ = false;
+    sync();
+  });
+}
+
+std::optional<json> Kubelet::lookup(const std::string& ns, const std::string& plural,
+                                    const std::string& name) const {
+  auto obj = rest_.store().get(plural, ns, name);
+  if (!obj && plural == "configmaps" && name == "kube-root-ca.crt") {
+    return json{{"data", {{"ca.crt", cfg_.ca_pem}}}};
+  }
+  return obj;
+}
+
+std::string Kubelet::allocate_ip() const {
+  std::set<std::string> used;
+  for (const auto& [uid, run] : pods_) used.insert(run.ip);
+  for (int i = 2; i < 65000; ++i) {
+    std::string ip = "10.244." + std::to_string(i / 256) + "." + std::to_string(i % 256);
+    if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
+  }
+  throw std::runtime_error("pod CIDR 10.244.0.0/16 is full");
+}
+
+void Kubelet::sync() {
+  if (stopped_) return;
+  std::set<std::string> seen;
+  for (auto pod : rest_.store().list("pods")) {
+    std::string uid = pod["metadata"]["uid"];
+    seen.insert(uid);
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) {
+      if (terminating(pod)) {
+        rest_.store().remove("pods", pod["metadata"]["namespace"], pod["metadata"]["name"]);
+        continue;
+      }
+      std::string node = pod["spec"].value("nodeName", "");
+      if (!node.empty() && node != cfg_.node_name) continue;
+      admit(pod);
+      continue;
+    }
+    PodRun& run = it->second;
+    if (terminating(pod) && !run.terminating) terminate(run, pod);
+    reap(run, pod);
+    if (run.terminating) {
+      bool all_down = std::all_of(run.containers.begin(), run.containers.end(),
+                                  [](const ContainerRun& c) { return c.pid < 0; });
+      if (!all_down && Clock::now() >= run.kill_at) {
+        for (auto& c : run.containers) {
+          if (c.pid > 0) kill(-c.pid, SIGKILL);
+        }
+      }
+      if (all_down) {
+        teardown(run);
+        rest_.store().remove("pods", run.ns, run.name);
+        pods_.erase(it);
+      }
+      continue;
+    }
+    for (auto& c : run.containers) {
+      if (c.pid < 0 && c.next_start != Clock::time_point{} && Clock::now() >= c.next_start) {
+        start_container(run, c, pod);
+      }
+      probe(run, c, pod);
+    }
+    write_status(run, pod);
+  }
+  for (auto it = pods_.begin(); it != pods_.end();) {
+    if (seen.count(it->first)) {
+      ++it;
+      continue;
+    }
+    teardown(it->second);
+    it = pods_.erase(it);
+  }
+}
+
+}  // namespace lpk::kubesim

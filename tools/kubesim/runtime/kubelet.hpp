@@ -1,0 +1,109 @@
+#pragma once
+// The node agent: runs the pods of the store as processes in network namespaces, probes
+// readiness, restarts per restartPolicy, reports status, finishes graceful deletions.
+// Single-threaded on the io_context; process starts and `ip` calls block it briefly.
+
+#include <sys/types.h>
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tools/kubesim/rest.hpp"
+#include "tools/kubesim/runtime/images.hpp"
+#include "tools/kubesim/runtime/volumes.hpp"
+
+namespace lpk::kubesim {
+
+struct KubeletConfig {
+  std::filesystem::path state_dir;
+  ImageMap images;
+  std::string token;
+  std::string ca_pem;
+  std::string dns_ip = "10.96.0.10";
+  std::string zone = "cluster.local";
+  std::string node_name = "kubesim-node";
+};
+
+using Clock = std::chrono::steady_clock;
+
+struct ContainerRun {
+  std::string name;
+  pid_t pid = -1;
+  int restarts = 0;
+  bool ready = false;
+  std::string started_at;
+  std::optional<int> exit_code;
+  std::string finished_at;
+  std::string waiting_reason;
+  std::string waiting_message;
+  Clock::time_point next_start{};
+  int backoff_s = 0;
+  Clock::time_point next_probe{};
+  int probe_failures = 0;
+  bool probing = false;
+};
+
+struct PodRun {
+  std::string uid, ns, name, netns, link, ip;
+  std::filesystem::path dir;
+  std::vector<ContainerRun> containers;
+  std::vector<std::pair<std::string, std::filesystem::path>> volumes;
+  std::vector<std::string> created_dirs;
+  std::string start_time;
+  bool terminating = false;
+  Clock::time_point kill_at{};
+};
+
+class Kubelet {
+ public:
+  Kubelet(boost::asio::io_context& io, Rest& rest, KubeletConfig cfg);
+  ~Kubelet();
+  /// Creates the node namespace and starts syncing. Throws when the namespace cannot be made.
+  void start();
+  /// Kills every container and removes every namespace and directory made. Idempotent.
+  void stop();
+  /// The network namespace of a running pod, "" when the pod is not running here.
+  std::string netns_of(const std::string& ns, const std::string& name) const;
+
+ private:
+  void schedule();
+  void sync();
+  void admit(const json& pod);
+  void start_container(PodRun& run, ContainerRun& c, const json& pod);
+  void reap(PodRun& run, const json& pod);
+  void probe(PodRun& run, ContainerRun& c, const json& pod);
+  void terminate(PodRun& run, const json& pod);
+  void teardown(PodRun& run);
+  void write_status(PodRun& run, const json& pod);
+  std::string allocate_ip() const;
+  std::optional<json> lookup(const std::string& ns, const std::string& plural,
+                             const std::string& name) const;
+
+  boost::asio::io_context& io_;
+  Rest& rest_;
+  KubeletConfig cfg_;
+  std::map<std::string, PodRun> pods_;  // by uid
+  int next_index_ = 0;
+  int listener_ = -1;
+  bool scheduled_ = false;
+  bool stopped_ = false;
+  boost::asio::steady_timer tick_;
+  boost::asio::signal_set sigchld_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+/// resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst.
+std::string cluster_resolv_conf(const std::string& dns_ip, const std::string& ns,
+                                const std::string& zone);
+
+/// Removes what a previous kubesim left behind after a crash: kubesim-* namespaces and
+/// the directories it recorded in state_dir/created-dirs.
+void cleanup_leftovers(const std::filesystem::path& state_dir);
+
+}  // namespace lpk::kubesim

@@ -1,0 +1,222 @@
+// Kubelet: one pod's life — admission onto the node, container starts and restarts,
+// graceful termination, teardown, and the status a kubelet reports.
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+#include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/runtime/env.hpp"
+#include "tools/kubesim/runtime/kubelet.hpp"
+#include "tools/kubesim/runtime/netns.hpp"
+#include "tools/kubesim/runtime/process.hpp"
+
+namespace lpk::kubesim {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> strings(const json& list) {
+  std::vector<std::string> out;
+  if (list.is_array()) {
+    for (const auto& s : list) out.push_back(s.is_string() ? s.get<std::string>() : s.dump());
+  }
+  return out;
+}
+
+void write_text(const fs::path& p, const std::string& s) {
+  std::ofstream f(p, std::ios::trunc);
+  f << s;
+}
+
+}  // namespace
+
+void Kubelet::admit(const json& pod_in) {
+  json pod = pod_in;
+  const auto& t = resource_by_plural("pods");
+  pod["spec"]["nodeName"] = cfg_.node_name;
+  pod["metadata"].erase("resourceVersion");
+  pod = rest_.update_object(t, pod);
+  PodRun run;
+  run.uid = pod["metadata"]["uid"];
+  run.ns = pod["metadata"]["namespace"];
+  run.name = pod["metadata"]["name"];
+  int index = next_index_++;
+  run.netns = std::string(kNetnsPrefix) + "p" + std::to_string(index);
+  run.link = "ksv" + std::to_string(index);
+  run.ip = allocate_ip();
+  run.dir = cfg_.state_dir / "pods" / (run.ns + "_" + run.name + "_" + run.uid.substr(0, 8));
+  run.start_time = now_rfc3339();
+  fs::create_directories(run.dir);
+  for (const auto& c : pod["spec"]["containers"]) run.containers.push_back({c["name"]});
+  std::string hostname = pod["spec"].value("hostname", run.name);
+  std::string fqdn;
+  if (pod["spec"].contains("subdomain")) {
+    fqdn = hostname + "." + pod["spec"]["subdomain"].get<std::string>() + "." + run.ns + ".svc." +
+           cfg_.zone;
+  }
+  write_text(run.dir / "resolv.conf", cluster_resolv_conf(cfg_.dns_ip, run.ns, cfg_.zone));
+  write_text(run.dir / "hosts", "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\t"
+                                "localhost ip6-localhost ip6-loopback\n" + run.ip + "\t" +
+                                (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
+  try {
+    create_pod_netns(run.netns, run.link, run.ip);
+    VolumeContext vctx{[this, ns = run.ns](const std::string& plural, const std::string& name) {
+                         return lookup(ns, plural, name);
+                       },
+                       cfg_.token, cfg_.ca_pem};
+    json with_ip = pod;
+    with_ip["status"]["podIP"] = run.ip;
+    with_ip["status"]["podIPs"] = {{{"ip", run.ip}}};
+    with_ip["status"]["hostIP"] = kNodeIp;
+    run.volumes = materialize_volumes(with_ip, run.dir / "volumes", vctx);
+  } catch (const std::exception& e) {
+    spdlog::warn("kubesim: pod {}/{}: {}", run.ns, run.name, e.what());
+    for (auto& c : run.containers) {
+      c.waiting_reason = "ContainerCreating";
+      c.waiting_message = e.what();
+      c.next_start = Clock::now() + std::chrono::seconds(2);
+    }
+  }
+  auto [it, ok] = pods_.emplace(run.uid, std::move(run));
+  PodRun& r = it->second;
+  for (auto& c : r.containers) {
+    if (c.waiting_reason.empty()) start_container(r, c, pod);
+  }
+  write_status(r, pod);
+}
+
+void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
+  c.next_start = {};
+  const json* spec = nullptr;
+  for (const auto& cs : pod["spec"]["containers"]) {
+    if (cs["name"] == c.name) spec = &cs;
+  }
+  if (!spec) return;
+  if (run.volumes.empty()) {
+    // Volumes failed at admission (a missing configMap, say): try again now.
+    try {
+      VolumeContext vctx{[this, ns = run.ns](const std::string& p, const std::string& n) {
+                           return lookup(ns, p, n);
+                         },
+                         cfg_.token, cfg_.ca_pem};
+      run.volumes = materialize_volumes(pod, run.dir / "volumes", vctx);
+    } catch (const std::exception& e) {
+      c.waiting_reason = "ContainerCreating";
+      c.waiting_message = e.what();
+      c.next_start = Clock::now() + std::chrono::seconds(2);
+      return;
+    }
+  }
+  auto image_cmd = cfg_.images.command_for(spec->value("image", ""));
+  if (!image_cmd) {
+    c.waiting_reason = "ErrImagePull";
+    c.waiting_message = "image \"" + spec->value("image", "") +
+                        "\" is not in kubesim's image map";
+    c.next_start = Clock::now() + std::chrono::seconds(5);
+    return;
+  }
+  ContainerSpec cs;
+  cs.argv = container_argv(*image_cmd, strings(spec->value("command", json::array())),
+                           strings(spec->value("args", json::array())));
+  EnvInputs in;
+  in.lookup = [this, ns = run.ns](const std::string& p, const std::string& n) {
+    return lookup(ns, p, n);
+  };
+  if (pod["spec"].value("enableServiceLinks", true)) in.services = rest_.store().list("services", run.ns);
+  if (run.ns != "default") {
+    if (auto k = rest_.store().get("services", "default", "kubernetes")) in.services.push_back(*k);
+  }
+  json live = pod;
+  live["status"]["podIP"] = run.ip;
+  live["status"]["podIPs"] = {{{"ip", run.ip}}};
+  live["status"]["hostIP"] = kNodeIp;
+  live["status"]["hostIPs"] = {{{"ip", kNodeIp}}};
+  try {
+    cs.env = container_env(live, *spec, in);
+  } catch (const EnvError& e) {
+    c.waiting_reason = "CreateContainerConfigError";
+    c.waiting_message = e.what();
+    c.next_start = Clock::now() + std::chrono::seconds(2);
+    return;
+  }
+  bool has_path = std::any_of(cs.env.begin(), cs.env.end(), [](auto& p) { return p.first == "PATH"; });
+  if (!has_path) cs.env.insert(cs.env.begin(), {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
+  cs.env.insert(cs.env.begin(), {"HOSTNAME", pod["spec"].value("hostname", run.name)});
+  cs.netns = run.netns;
+  cs.hostname = pod["spec"].value("hostname", run.name);
+  cs.working_dir = spec->value("workingDir", "");
+  cs.resolv_conf = (run.dir / "resolv.conf").string();
+  cs.hosts = (run.dir / "hosts").string();
+  cs.mounts = container_mounts(*spec, run.volumes);
+  cs.log_file = (run.dir / (c.name + ".log")).string();
+  try {
+    size_t before = run.created_dirs.size();
+    c.pid = lpk::kubesim::start_container(cs, run.created_dirs);
+    std::ofstream rec(cfg_.state_dir / "created-dirs", std::ios::app);
+    for (size_t i = before; i < run.created_dirs.size(); ++i) rec << run.created_dirs[i] << "\n";
+    c.started_at = now_rfc3339();
+    c.waiting_reason.clear();
+    c.waiting_message.clear();
+    c.ready = false;
+    c.probe_failures = 0;
+    c.next_probe = Clock::now() + std::chrono::seconds(spec->contains("readinessProbe")
+        ? (*spec)["readinessProbe"].value("initialDelaySeconds", 0) : 0);
+    spdlog::info("kubesim: pod {}/{} container {} started (pid {})", run.ns, run.name, c.name, c.pid);
+  } catch (const std::exception& e) {
+    c.waiting_reason = "RunContainerError";
+    c.waiting_message = e.what();
+    c.backoff_s = std::min(300, std::max(10, c.backoff_s * 2));
+    c.next_start = Clock::now() + std::chrono::seconds(c.backoff_s);
+    ++c.restarts;
+  }
+}
+
+void Kubelet::reap(PodRun& run, const json& pod) {
+  std::string policy = pod["spec"].value("restartPolicy", "Always");
+  for (auto& c : run.containers) {
+    if (c.pid < 0) continue;
+    int status = 0;
+    if (waitpid(c.pid, &status, WNOHANG) != c.pid) continue;
+    c.pid = -1;
+    c.ready = false;
+    c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    c.finished_at = now_rfc3339();
+    if (run.terminating) continue;
+    bool again = policy == "Always" || (policy == "OnFailure" && *c.exit_code != 0);
+    if (again) {
+      // CrashLoopBackOff: 10s doubling to 5 minutes, as the kubelet does.
+      c.backoff_s = std::min(300, std::max(10, c.backoff_s * 2));
+      c.next_start = Clock::now() + std::chrono::seconds(c.restarts == 0 ? 1 : c.backoff_s);
+      c.waiting_reason = c.restarts == 0 ? "" : "CrashLoopBackOff";
+      ++c.restarts;
+    }
+  }
+}
+
+void Kubelet::terminate(PodRun& run, const json& pod) {
+  run.terminating = true;
+  int grace = pod["metadata"].value("deletionGracePeriodSeconds",
+                                    pod["spec"].value("terminationGracePeriodSeconds", 30));
+  run.kill_at = Clock::now() + std::chrono::seconds(grace);
+  for (auto& c : run.containers) {
+    if (c.pid > 0) kill(-c.pid, SIGTERM);
+  }
+}
+
+void Kubelet::teardown(PodRun& run) {
+  for (auto& c : run.containers) {
+    if (c.pid <= 0) continue;
+    kill(-c.pid, SIGKILL);
+    waitpid(c.pid, nullptr, 0);
+    c.pid = -1;
+  }
+  delete_netns(run.netns);
+  std::error_code ec;
+  fs::remove_all(run.dir, ec);
+}
+
+}  // namespace lpk::kubesim

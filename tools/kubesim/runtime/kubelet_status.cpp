@@ -1,0 +1,175 @@
+// Kubelet: readiness probes (tcpSocket, httpGet; exec probes are not run and count as
+// passing) from the node namespace, and the pod status written back to the API.
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <spdlog/spdlog.h>
+
+#include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/runtime/kubelet.hpp"
+#include "tools/kubesim/runtime/netns.hpp"
+
+namespace lpk::kubesim {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+int resolve_port(const json& port, const json& container) {
+  if (port.is_number_integer()) return port.get<int>();
+  std::string name = port.is_string() ? port.get<std::string>() : "";
+  for (const auto& p : container.value("ports", json::array())) {
+    if (p.value("name", "") == name) return p.value("containerPort", 0);
+  }
+  return std::atoi(name.c_str());
+}
+
+// One probe attempt: connect (and for httpGet, expect a 2xx/3xx status line).
+asio::awaitable<bool> run_probe(std::string ip, int port, std::string http_path, int timeout_s) {
+  auto ex = co_await asio::this_coro::executor;
+  int fd = socket_in_netns(kNodeNetns, AF_INET, SOCK_STREAM);
+  if (fd < 0) co_return false;
+  tcp::socket sock(ex, tcp::v4(), fd);
+  asio::steady_timer timer(ex, std::chrono::seconds(timeout_s));
+  auto attempt = [&]() -> asio::awaitable<bool> {
+    auto [ec] = co_await sock.async_connect({asio::ip::make_address(ip), uint16_t(port)}, kTuple);
+    if (ec) co_return false;
+    if (http_path.empty()) co_return true;
+    std::string req = "GET " + http_path + " HTTP/1.1\r\nHost: " + ip + ":" +
+                      std::to_string(port) + "\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\n"
+                      "Connection: close\r\n\r\n";
+    auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(req), kTuple);
+    if (wec) co_return false;
+    std::string buf;
+    auto [rec, rn] = co_await asio::async_read_until(sock, asio::dynamic_buffer(buf), "\r\n", kTuple);
+    if (rec || buf.size() < 12) co_return false;
+    int code = std::atoi(buf.substr(9, 3).c_str());
+    co_return code >= 200 && code < 400;
+  };
+  auto result = co_await (attempt() || timer.async_wait(kTuple));
+  co_return result.index() == 0 && std::get<0>(result);
+}
+
+}  // namespace
+
+void Kubelet::probe(PodRun& run, ContainerRun& c, const json& pod) {
+  if (c.pid < 0) return;
+  const json* spec = nullptr;
+  for (const auto& cs : pod["spec"]["containers"]) {
+    if (cs["name"] == c.name) spec = &cs;
+  }
+  if (!spec || !spec->contains("readinessProbe")) {
+    c.ready = true;
+    return;
+  }
+  const json& p = (*spec)["readinessProbe"];
+  if (c.probing || Clock::now() < c.next_probe) return;
+  int port = 0;
+  std::string path;
+  if (p.contains("tcpSocket")) {
+    port = resolve_port(p["tcpSocket"].value("port", json(0)), *spec);
+  } else if (p.contains("httpGet")) {
+    port = resolve_port(p["httpGet"].value("port", json(0)), *spec);
+    path = p["httpGet"].value("path", "/");
+  } else {
+    c.ready = true;  // exec probes are not run by kubesim
+    return;
+  }
+  c.probing = true;
+  c.next_probe = Clock::now() + std::chrono::seconds(p.value("periodSeconds", 10));
+  std::string uid = run.uid, name = c.name;
+  int threshold = p.value("failureThreshold", 3);
+  asio::co_spawn(io_, run_probe(run.ip, port, path, p.value("timeoutSeconds", 1)),
+                 [this, alive = alive_, uid, name, threshold](std::exception_ptr, bool ok) {
+                   if (!*alive) return;
+                   auto it = pods_.find(uid);
+                   if (it == pods_.end()) return;
+                   for (auto& c : it->second.containers) {
+                     if (c.name != name) continue;
+                     c.probing = false;
+                     if (ok) {
+                       c.probe_failures = 0;
+                       if (!c.ready) schedule();
+                       c.ready = c.pid > 0;
+                     } else if (++c.probe_failures >= threshold || !c.ready) {
+                       if (c.ready) schedule();
+                       c.ready = false;
+                     }
+                   }
+                 });
+}
+
+void Kubelet::write_status(PodRun& run, const json& pod) {
+  json statuses = json::array();
+  bool all_ready = true, any_running = false, all_done = true, all_ok = true;
+  for (const auto& c : run.containers) {
+    std::string image;
+    for (const auto& cs : pod["spec"]["containers"]) {
+      if (cs["name"] == c.name) image = cs.value("image", "");
+    }
+    json st = {{"name", c.name},      {"image", image},       {"imageID", ""},
+               {"ready", c.ready},    {"restartCount", c.restarts},
+               {"started", c.pid > 0}};
+    if (c.pid > 0) {
+      st["containerID"] = "kubesim://" + std::to_string(c.pid);
+      st["state"] = {{"running", {{"startedAt", c.started_at}}}};
+      any_running = true;
+      all_done = false;
+    } else if (!c.waiting_reason.empty() || c.next_start != Clock::time_point{}) {
+      std::string reason = c.waiting_reason.empty() ? "ContainerCreating" : c.waiting_reason;
+      st["state"] = {{"waiting", {{"reason", reason}}}};
+      if (!c.waiting_message.empty()) st["state"]["waiting"]["message"] = c.waiting_message;
+      all_done = false;
+    } else if (c.exit_code) {
+      st["state"] = {{"terminated",
+                      {{"exitCode", *c.exit_code},
+                       {"reason", *c.exit_code == 0 ? "Completed" : "Error"},
+                       {"startedAt", c.started_at},
+                       {"finishedAt", c.finished_at}}}};
+      if (*c.exit_code != 0) all_ok = false;
+    } else {
+      st["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
+      all_done = false;
+    }
+    if (c.exit_code && c.pid > 0) {
+      st["lastState"] = {{"terminated", {{"exitCode", *c.exit_code}, {"finishedAt", c.finished_at}}}};
+    }
+    all_ready = all_ready && c.ready;
+    statuses.push_back(st);
+  }
+  std::string phase = "Pending";
+  if (any_running) phase = "Running";
+  else if (all_done) phase = all_ok ? "Succeeded" : "Failed";
+  json old = pod.value("status", json::object());
+  auto cond = [&](const char* type, bool ok) {
+    std::string s = ok ? "True" : "False";
+    std::string when = run.start_time;
+    for (const auto& o : old.value("conditions", json::array())) {
+      if (o["type"] == type && o["status"] == s) when = o.value("lastTransitionTime", when);
+      else if (o["type"] == type) when = now_rfc3339();
+    }
+    return json{{"type", type}, {"status", s}, {"lastProbeTime", nullptr},
+                {"lastTransitionTime", when}};
+  };
+  json st = {{"phase", phase},
+             {"conditions", {cond("PodReadyToStartContainers", true), cond("Initialized", true),
+                             cond("Ready", all_ready && any_running),
+                             cond("ContainersReady", all_ready && any_running),
+                             cond("PodScheduled", true)}},
+             {"hostIP", kNodeIp},
+             {"hostIPs", {{{"ip", kNodeIp}}}},
+             {"podIP", run.ip},
+             {"podIPs", {{{"ip", run.ip}}}},
+             {"startTime", run.start_time},
+             {"containerStatuses", statuses},
+             {"qosClass", "BestEffort"}};
+  if (st == old) return;
+  json copy = pod;
+  copy["status"] = st;
+  copy["metadata"].erase("resourceVersion");
+  rest_.update_object(resource_by_plural("pods"), copy, true);
+}
+
+}  // namespace lpk::kubesim

@@ -1,0 +1,115 @@
+#include "tools/kubesim/runtime/netns.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace lpk::kubesim {
+
+std::string netns_path(const std::string& name) { return "/run/netns/" + name; }
+
+void run_ip(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {"ip"};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char err_path[] = "/tmp/kubesim-ip-XXXXXX";
+  int err_fd = mkstemp(err_path);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, "ip", &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  int status = 0;
+  if (rc == 0) waitpid(pid, &status, 0);
+  std::string err;
+  if (err_fd >= 0) {
+    std::ifstream f(err_path);
+    std::getline(f, err);
+    close(err_fd);
+    unlink(err_path);
+  }
+  if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string cmd;
+    for (const auto& a : full) cmd += (cmd.empty() ? "" : " ") + a;
+    throw std::runtime_error("`" + cmd + "` failed: " + (rc ? std::strerror(rc) : err));
+  }
+}
+
+void create_node_netns() {
+  std::string ns = kNodeNetns;
+  run_ip({"netns", "add", ns});
+  run_ip({"-n", ns, "link", "set", "lo", "up"});
+  run_ip({"-n", ns, "link", "add", kBridge, "type", "bridge"});
+  run_ip({"-n", ns, "addr", "add", std::string(kNodeIp) + "/16", "dev", kBridge});
+  run_ip({"-n", ns, "link", "set", kBridge, "up"});
+  // Any address of the service range is local in the node: service proxies bind ClusterIPs.
+  run_ip({"-n", ns, "route", "add", "local", "10.96.0.0/16", "dev", "lo"});
+}
+
+void create_pod_netns(const std::string& name, const std::string& link, const std::string& ip) {
+  run_ip({"netns", "add", name});
+  run_ip({"-n", kNodeNetns, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns",
+          name});
+  run_ip({"-n", kNodeNetns, "link", "set", link, "master", kBridge, "up"});
+  run_ip({"-n", name, "link", "set", "lo", "up"});
+  run_ip({"-n", name, "addr", "add", ip + "/16", "dev", "eth0"});
+  run_ip({"-n", name, "link", "set", "eth0", "up"});
+  run_ip({"-n", name, "route", "add", "default", "via", kNodeIp});
+}
+
+void delete_netns(const std::string& name) {
+  if (!std::filesystem::exists(netns_path(name))) return;
+  try {
+    run_ip({"netns", "delete", name});
+  } catch (const std::exception&) {
+    // Already gone in a race with another cleanup: nothing left to do.
+  }
+}
+
+std::vector<std::string> list_kubesim_netns() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind(kNetnsPrefix, 0) == 0) out.push_back(n);
+  }
+  return out;
+}
+
+int socket_in_netns(const std::string& name, int domain, int type, int protocol) {
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int target = open(netns_path(name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (self < 0 || target < 0) {
+    int e = errno;
+    if (self >= 0) close(self);
+    if (target >= 0) close(target);
+    errno = e;
+    return -1;
+  }
+  int fd = -1;
+  if (setns(target, CLONE_NEWNET) == 0) {
+    fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+    int e = errno;
+    setns(self, CLONE_NEWNET);
+    errno = e;
+  }
+  close(self);
+  close(target);
+  return fd;
+}
+
+}  // namespace lpk::kubesim

@@ -1,0 +1,40 @@
+#pragma once
+// Network namespaces for the node and the pods, made with iproute2 (`ip`), and sockets
+// opened inside them. Every namespace kubesim makes is named "kubesim-..." so that
+// `down` and a restart after a crash can find and remove them.
+
+#include <string>
+#include <vector>
+
+namespace lpk::kubesim {
+
+inline constexpr const char* kNetnsPrefix = "kubesim-";
+inline constexpr const char* kNodeNetns = "kubesim-node";
+inline constexpr const char* kBridge = "kubesim0";
+inline constexpr const char* kNodeIp = "10.244.0.1";
+
+/// Runs `ip args...`; throws std::runtime_error with ip's stderr when it fails.
+void run_ip(const std::vector<std::string>& args);
+
+/// Creates the node namespace: a bridge with kNodeIp/16, forwarding on, and the service
+/// range 10.96.0.0/16 routed locally so that proxies can bind ClusterIPs.
+void create_node_netns();
+
+/// Creates netns name with eth0 (a veth on the node bridge) addressed ip/16, lo up, and a
+/// default route via the node. link is the host-side veth name (<= 15 chars).
+void create_pod_netns(const std::string& name, const std::string& link, const std::string& ip);
+
+/// Deletes a named namespace (its veth goes with it). No error when it is already gone.
+void delete_netns(const std::string& name);
+
+/// The kubesim-* namespaces that exist now.
+std::vector<std::string> list_kubesim_netns();
+
+/// A socket (socket(2) arguments) created inside netns name; -1 with errno on failure.
+/// Must run on the io thread only: it switches that thread's namespace for the call.
+int socket_in_netns(const std::string& name, int domain, int type, int protocol = 0);
+
+/// "/run/netns/<name>".
+std::string netns_path(const std::string& name);
+
+}  // namespace lpk::kubesim

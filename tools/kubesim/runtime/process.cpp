@@ -1,0 +1,168 @@
+#include "tools/kubesim/runtime/process.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "tools/kubesim/runtime/netns.hpp"
+
+namespace lpk::kubesim {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Child side: report why and exit. Only async-signal-safe calls from here on.
+[[noreturn]] void child_fail(int pipe_fd, const char* what) {
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "%s: %s", what, strerror(errno));
+  if (write(pipe_fd, buf, n) < 0) {
+  }
+  _exit(127);
+}
+
+void ensure_target(const Mount& m, std::vector<std::string>& created) {
+  fs::path t = m.target;
+  if (fs::exists(t)) return;
+  // /run and /tmp are tmpfs in the container: their mount points are made there.
+  if (m.target.rfind("/run/", 0) == 0 || m.target.rfind("/var/run/", 0) == 0 ||
+      m.target.rfind("/tmp/", 0) == 0) {
+    return;
+  }
+  fs::path p;
+  std::vector<fs::path> made;
+  for (const auto& part : fs::is_directory(m.source) ? t : t.parent_path()) {
+    p /= part;
+    if (!fs::exists(p)) made.push_back(p);
+  }
+  if (fs::is_directory(m.source)) {
+    fs::create_directories(t);
+  } else {
+    fs::create_directories(t.parent_path());
+    std::ofstream(t).close();
+    made.push_back(t);
+  }
+  for (const auto& d : made) created.push_back(d.string());
+}
+
+void mkdirs_in_child(const std::string& path, bool file) {
+  std::string cur;
+  size_t pos = 1;
+  while (true) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string::npos) break;
+    cur = path.substr(0, slash);
+    mkdir(cur.c_str(), 0755);
+    pos = slash + 1;
+  }
+  if (file) {
+    int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+  } else {
+    mkdir(path.c_str(), 0755);
+  }
+}
+
+}  // namespace
+
+pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& created_dirs) {
+  for (const auto& m : spec.mounts) ensure_target(m, created_dirs);
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, argv;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = spec.argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::vector<bool> is_dir;
+  for (const auto& m : spec.mounts) is_dir.push_back(fs::is_directory(m.source));
+  int netns_fd = open(netns_path(spec.netns).c_str(), O_RDONLY | O_CLOEXEC);
+  int log_fd = open(spec.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int pipefd[2];
+  if (netns_fd < 0 || log_fd < 0 || pipe2(pipefd, O_CLOEXEC) != 0) {
+    throw std::runtime_error("cannot prepare container: " + std::string(strerror(errno)));
+  }
+  std::string resolv_target = fs::weakly_canonical("/etc/resolv.conf").string();
+  std::string hosts_target = fs::weakly_canonical("/etc/hosts").string();
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (setns(netns_fd, CLONE_NEWNET) != 0) child_fail(pipefd[1], "setns");
+    if (unshare(CLONE_NEWNS | CLONE_NEWUTS) != 0) child_fail(pipefd[1], "unshare");
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      child_fail(pipefd[1], "make / private");
+    }
+    sethostname(spec.hostname.c_str(), spec.hostname.size());
+    // Sources may live under /tmp or /run, which get fresh tmpfs mounts: hold them open
+    // first and mount through /proc/self/fd.
+    int resolv_fd = open(spec.resolv_conf.c_str(), O_PATH | O_CLOEXEC);
+    int hosts_fd = open(spec.hosts.c_str(), O_PATH | O_CLOEXEC);
+    std::vector<int> src_fds;
+    for (const auto& m : spec.mounts) src_fds.push_back(open(m.source.c_str(), O_PATH | O_CLOEXEC));
+    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+    char fd_path[64];
+    // /etc/resolv.conf is often a link into /run, which is a fresh tmpfs now.
+    mkdirs_in_child(resolv_target.c_str(), true);
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", resolv_fd);
+    if (mount(fd_path, resolv_target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      child_fail(pipefd[1], "mount /etc/resolv.conf");
+    }
+    mkdirs_in_child(hosts_target.c_str(), true);
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", hosts_fd);
+    mount(fd_path, hosts_target.c_str(), nullptr, MS_BIND, nullptr);
+    for (size_t i = 0; i < spec.mounts.size(); ++i) {
+      const Mount& m = spec.mounts[i];
+      mkdirs_in_child(m.target, !is_dir[i]);
+      snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", src_fds[i]);
+      if (src_fds[i] < 0 ||
+          mount(fd_path, m.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+        child_fail(pipefd[1], m.target.c_str());
+      }
+      if (m.read_only) {
+        mount(nullptr, m.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr);
+      }
+    }
+    if (chdir(spec.working_dir.empty() ? "/" : spec.working_dir.c_str()) != 0) {
+      child_fail(pipefd[1], "chdir");
+    }
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execvpe(argv[0], argv.data(), envp.data());
+    child_fail(pipefd[1], argv[0]);
+  }
+  close(pipefd[1]);
+  close(netns_fd);
+  close(log_fd);
+  if (pid < 0) {
+    close(pipefd[0]);
+    throw std::runtime_error("fork: " + std::string(strerror(errno)));
+  }
+  char buf[256];
+  ssize_t n = read(pipefd[0], buf, sizeof buf);
+  close(pipefd[0]);
+  if (n > 0) throw std::runtime_error(std::string(buf, n));
+  return pid;
+}
+
+}  // namespace lpk::kubesim

@@ -1,0 +1,34 @@
+#pragma once
+// Starting a container: a child process in the pod's network namespace, with its own mount
+// and UTS namespaces where resolv.conf, hosts, hostname and the volumes are bind-mounted,
+// /run and /tmp are private tmpfs, and it dies with kubesim (PR_SET_PDEATHSIG).
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tools/kubesim/runtime/volumes.hpp"
+
+namespace lpk::kubesim {
+
+struct ContainerSpec {
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string netns;        // name under /run/netns
+  std::string hostname;
+  std::string working_dir;  // "" = "/"
+  std::string resolv_conf;  // host file bind-mounted on /etc/resolv.conf
+  std::string hosts;        // host file bind-mounted on /etc/hosts
+  std::vector<Mount> mounts;
+  std::string log_file;     // stdout and stderr
+};
+
+/// Forks and execs. Returns the pid (the leader of a new process group), or throws
+/// std::runtime_error with the reason the child could not start ("exec nginx: No such
+/// file or directory"). Mount targets that do not exist are created on the host first and
+/// added to created_dirs so that cleanup can remove them.
+pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& created_dirs);
+
+}  // namespace lpk::kubesim

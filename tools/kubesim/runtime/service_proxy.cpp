@@ -1,0 +1,167 @@
+#include "tools/kubesim/runtime/service_proxy.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "tools/kubesim/runtime/netns.hpp"
+
+namespace lpk::kubesim {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+struct ServiceProxy::Port {
+  std::string ns, service, port_name, cluster_ip;
+  int port;
+  tcp::acceptor acceptor;
+  size_t next = 0;
+  Port(asio::io_context& io) : acceptor(io) {}
+};
+
+ServiceProxy::ServiceProxy(asio::io_context& io, Store& store, uint16_t api_port)
+    : io_(io), store_(store), api_port_(api_port) {}
+
+ServiceProxy::~ServiceProxy() { stop(); }
+
+void ServiceProxy::start() {
+  listener_ = store_.add_listener([this](const WatchEvent& ev) {
+    if (ev.resource != "services" || scheduled_ || stopped_) return;
+    scheduled_ = true;
+    asio::post(io_, [this, alive = alive_] {
+      if (!*alive) return;
+      scheduled_ = false;
+      sync();
+    });
+  });
+  sync();
+}
+
+void ServiceProxy::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  *alive_ = false;
+  if (listener_ >= 0) store_.remove_listener(listener_);
+  for (auto& [k, p] : ports_) {
+    boost::system::error_code ec;
+    p->acceptor.close(ec);
+  }
+  ports_.clear();
+}
+
+void ServiceProxy::sync() {
+  std::map<std::string, std::shared_ptr<Port>> next;
+  for (const auto& svc : store_.list("services")) {
+    std::string ip = svc["spec"].value("clusterIP", "");
+    if (ip.empty() || ip == "None") continue;
+    for (const auto& sp : svc["spec"].value("ports", json::array())) {
+      if (sp.value("protocol", "TCP") != "TCP") continue;
+      int port = sp.value("port", 0);
+      std::string key = svc["metadata"]["namespace"].get<std::string>() + "/" +
+                        svc["metadata"]["name"].get<std::string>() + "/" + ip + ":" +
+                        std::to_string(port);
+      if (auto it = ports_.find(key); it != ports_.end()) {
+        it->second->port_name = sp.value("name", "");
+        next[key] = it->second;
+        continue;
+      }
+      auto p = std::make_shared<Port>(io_);
+      p->ns = svc["metadata"]["namespace"];
+      p->service = svc["metadata"]["name"];
+      p->port_name = sp.value("name", "");
+      p->cluster_ip = ip;
+      p->port = port;
+      int fd = socket_in_netns(kNodeNetns, AF_INET, SOCK_STREAM);
+      boost::system::error_code ec;
+      if (fd < 0) continue;
+      p->acceptor.assign(tcp::v4(), fd, ec);
+      p->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+      p->acceptor.bind({asio::ip::make_address(ip), uint16_t(port)}, ec);
+      if (!ec) p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        spdlog::warn("kubesim: service {}/{}: cannot listen on {}:{}: {}", p->ns, p->service, ip,
+                     port, ec.message());
+        continue;
+      }
+      next[key] = p;
+      asio::co_spawn(io_, accept_loop(p), asio::detached);
+    }
+  }
+  for (auto& [k, p] : ports_) {
+    if (!next.count(k)) {
+      boost::system::error_code ec;
+      p->acceptor.close(ec);
+    }
+  }
+  ports_ = std::move(next);
+}
+
+awaitable<void> ServiceProxy::accept_loop(std::shared_ptr<Port> port) {
+  while (port->acceptor.is_open()) {
+    auto [ec, sock] = co_await port->acceptor.async_accept(kTuple);
+    if (ec) co_return;
+    sock.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(io_, proxy(std::move(sock), port), asio::detached);
+  }
+}
+
+namespace {
+
+awaitable<void> pipe(tcp::socket& from, tcp::socket& to) {
+  std::array<char, 16384> buf;
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kTuple);
+    if (ec) break;
+    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kTuple);
+    if (wec) break;
+  }
+  boost::system::error_code ec;
+  to.shutdown(tcp::socket::shutdown_send, ec);
+}
+
+// Ready endpoints of a service port: (ip, port) pairs from the Endpoints object.
+std::vector<std::pair<std::string, int>> endpoints_for(Store& store, const std::string& ns,
+                                                       const std::string& svc,
+                                                       const std::string& port_name) {
+  std::vector<std::pair<std::string, int>> out;
+  auto ep = store.get("endpoints", ns, svc);
+  if (!ep) return out;
+  for (const auto& ss : ep->value("subsets", json::array())) {
+    int port = 0;
+    for (const auto& p : ss.value("ports", json::array())) {
+      if (p.value("name", "") == port_name) port = p.value("port", 0);
+    }
+    if (port == 0) continue;
+    for (const auto& a : ss.value("addresses", json::array())) out.emplace_back(a["ip"], port);
+  }
+  return out;
+}
+
+}  // namespace
+
+awaitable<void> ServiceProxy::proxy(tcp::socket client, std::shared_ptr<Port> port) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::socket upstream(ex);
+  tcp::endpoint target;
+  if (port->ns == "default" && port->service == "kubernetes") {
+    upstream.open(tcp::v4());
+    target = {asio::ip::make_address("127.0.0.1"), api_port_};
+  } else {
+    auto eps = endpoints_for(store_, port->ns, port->service, port->port_name);
+    if (eps.empty()) co_return;  // no endpoints: the connection is refused by closing it
+    auto [ip, p] = eps[port->next++ % eps.size()];
+    int fd = socket_in_netns(kNodeNetns, AF_INET, SOCK_STREAM);
+    if (fd < 0) co_return;
+    upstream.assign(tcp::v4(), fd);
+    target = {asio::ip::make_address(ip), uint16_t(p)};
+  }
+  auto [ec] = co_await upstream.async_connect(target, kTuple);
+  if (ec) co_return;
+  upstream.set_option(tcp::no_delay(true), ec);
+  co_await (pipe(client, upstream) && pipe(upstream, client));
+}
+
+}  // namespace lpk::kubesim

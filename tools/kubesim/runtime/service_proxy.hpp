@@ -1,0 +1,42 @@
+#pragma once
+// ClusterIP networking, the way kube-proxy's userspace mode did it: for every TCP port of
+// every Service with a ClusterIP, a listener bound to that ClusterIP inside the node
+// namespace (the whole service range is local there), relaying each connection to a ready
+// endpoint. Pods reach ClusterIPs through their default route to the node; the host has no
+// route to them.
+
+#include <boost/asio.hpp>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "tools/kubesim/store.hpp"
+
+namespace lpk::kubesim {
+
+class ServiceProxy {
+ public:
+  /// api_port: where default/kubernetes leads (the API server on the host's 127.0.0.1).
+  ServiceProxy(boost::asio::io_context& io, Store& store, uint16_t api_port);
+  ~ServiceProxy();
+  void start();
+  void stop();
+
+ private:
+  struct Port;
+  void sync();
+  boost::asio::awaitable<void> accept_loop(std::shared_ptr<Port> port);
+  boost::asio::awaitable<void> proxy(boost::asio::ip::tcp::socket client,
+                                     std::shared_ptr<Port> port);
+
+  boost::asio::io_context& io_;
+  Store& store_;
+  uint16_t api_port_;
+  int listener_ = -1;
+  bool scheduled_ = false;
+  bool stopped_ = false;
+  std::map<std::string, std::shared_ptr<Port>> ports_;  // "ns/svc/ip:port"
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace lpk::kubesim
