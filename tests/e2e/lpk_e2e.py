@@ -35,6 +35,7 @@ SLACK = float(os.environ.get("LPK_E2E_SLACK", "1"))
 
 
 _children = []
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: ")
 
 
 @atexit.register
@@ -115,22 +116,27 @@ class Proc:
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
         """Signals the process, waits for its exit (kills it after timeout); returns the exit
-        code, None if it had to be killed. Raises if it had crashed (died of a signal) before."""
+        code, None if it had to be killed. Raises if it had crashed (died of a signal) before,
+        or if a sanitizer reported anything on its stderr."""
         rc = self.p.poll()
         if rc is not None:
             self.wait_exit(0)
             if rc < 0:
                 raise AssertionError(f"{self.name} crashed earlier: {signal.Signals(-rc).name}\n"
                                      + self.describe())
-            return rc
-        try:
-            os.kill(self.p.pid, sig)
-        except ProcessLookupError:
-            pass
-        rc = self.wait_exit(timeout)
-        if rc is None:
-            os.killpg(self.p.pid, signal.SIGKILL)
-            self.wait_exit()
+        else:
+            try:
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            rc = self.wait_exit(timeout)
+            if rc is None:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.wait_exit()
+        reports = [l for l in self.err if SANITIZER_RE.search(l)]
+        if reports:
+            raise AssertionError(f"{self.name}: sanitizer report: {reports[0]}\n"
+                                 + self.describe(60))
         return rc
 
     def describe(self, tail=25):
