@@ -97,8 +97,8 @@ def rows(meta, med, added):
         ("idle_open", "idle streams held for the memory rows", 0, ""),
         ("idle_client_kib", "RSS per idle stream, client side (KiB): socat / ssh / lpk-proxy", 2,
          "<= 4 KiB"),
-        ("idle_server_kib", "RSS per idle stream, server side (KiB): 2nd socat / sshd / lpk-agent",
-         2, "<= 4 KiB"),
+        ("idle_server_kib", "RSS per idle stream, server side (KiB): "
+         + ("2nd socat / " if "socat2" in columns(med) else "") + "sshd / lpk-agent", 2, "<= 4 KiB"),
     ]
 
 
