@@ -1,6 +1,6 @@
 # One measurement per function; each appends samples to $RESULTS as JSON lines
 # {"metric":..., "peer":..., "rep":..., "value":...}. A failed run records null and says why.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154,SC2034  # PID_<name> and PORT are set and read by name
 
 record() {
   local value=${4:-null}
@@ -73,7 +73,7 @@ relay_mem() {
 
 # run_idle PEER: resident memory per idle open stream on each side of a fresh relay.
 run_idle() {
-  local peer=$1 n=$IDLE hold_port before after open still c0 s0 c1 s1
+  local peer=$1 n=$IDLE hold_port open still c0 s0 c1 s1
   [[ $peer == socat* ]] && n=$SOCAT_IDLE
   [[ $peer == ssh ]] && n=$SSH_IDLE
   spawn "hold_$peer" "$IDLE_BIN" hold --listen 127.0.0.1:0

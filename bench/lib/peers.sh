@@ -1,6 +1,6 @@
 # The things measured by bench/run.sh: the target servers, and the four peers that sit between
 # client and target (raw: nothing; socat; ssh -L to a private sshd; lpk-proxy + lpk-agent).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154,SC2034  # PID_<name> and PORT are set and read by name
 
 declare -A PORT     # "<peer>.<kind>" -> front port the clients connect to
 SOCAT_BUFFER=8192   # socat's default -b (bytes per read/write), recorded in the results
@@ -32,7 +32,7 @@ build_binaries() {
   done
   if [[ " $PEERS " == *" lpk "* && ! ( -x $AGENT_BIN && -x $PROXY_BIN ) ]]; then
     log "no $AGENT_BIN / $PROXY_BIN: skipping the lpk peer"
-    PEERS=$(echo "$PEERS" | sed 's/\blpk\b//')
+    PEERS=${PEERS//lpk/}
   fi
 }
 
@@ -171,7 +171,7 @@ start_lpk() {
   wait_line "lpk_${tag}_proxy" '^ready' 15 >/dev/null
   while read -r _ front _; do FRONT+=("${front##*:}"); done \
     < <(grep '^listen ' "$TMP/lpk_${tag}_proxy.out")
-  [[ ${#FRONT[@]} == $# ]] || { echo "run.sh: lpk-proxy printed ${#FRONT[@]} listen lines for $# maps" >&2; exit 1; }
+  [[ ${#FRONT[@]} == "$#" ]] || { echo "run.sh: lpk-proxy printed ${#FRONT[@]} listen lines for $# maps" >&2; exit 1; }
 }
 
 # The long-lived relay of each peer for throughput, latency and connection rate.
