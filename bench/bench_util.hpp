@@ -63,8 +63,7 @@ inline tcp::endpoint parse_endpoint(const std::string& text) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(text.substr(0, colon), ec);
   int port = std::atoi(text.c_str() + colon + 1);
-  if (ec || port < 0 || port > 65535)
-    die("address '" + text + "' must look like 127.0.0.1:PORT");
+  if (ec || port < 0 || port > 65535) die("address '" + text + "' must look like 127.0.0.1:PORT");
   return {addr, static_cast<unsigned short>(port)};
 }
 
@@ -120,9 +119,9 @@ class ErrorTally {
     return n;
   }
   void print(const char* prefix) const {
-    for (auto& [what, count] : counts_) std::fprintf(stderr, "%s: %llu x %s\n", prefix,
-                                                     static_cast<unsigned long long>(count),
-                                                     what.c_str());
+    for (auto& [what, count] : counts_)
+      std::fprintf(stderr, "%s: %llu x %s\n", prefix, static_cast<unsigned long long>(count),
+                   what.c_str());
   }
 
  private:

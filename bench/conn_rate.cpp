@@ -75,8 +75,12 @@ asio::awaitable<void> one_connection(RunState& st, Slot& slot) {
   if (!cec) socket.set_option(tcp::no_delay(true), cec);
   char byte = 'x';
   boost::system::error_code ec = cec;
-  if (!ec) std::tie(ec, std::ignore) = co_await asio::async_write(socket, asio::buffer(&byte, 1), kUseTuple);
-  if (!ec) std::tie(ec, std::ignore) = co_await asio::async_read(socket, asio::buffer(&byte, 1), kUseTuple);
+  if (!ec)
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(socket, asio::buffer(&byte, 1), kUseTuple);
+  if (!ec)
+    std::tie(ec, std::ignore) =
+        co_await asio::async_read(socket, asio::buffer(&byte, 1), kUseTuple);
   auto first_byte = Clock::now();
   if (!ec) {
     auto [eof, n] = co_await socket.async_read_some(asio::buffer(&byte, 1), kUseTuple);
@@ -140,7 +144,8 @@ int run(const Flags& flags) {
   st.budget = static_cast<uint64_t>(flags.num("--count", 1e6));
   st.timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.num("--timeout", 5) * 1000));
   auto now = Clock::now();
-  st.record_from = now + std::chrono::milliseconds(static_cast<int64_t>(flags.num("--warmup", 0.3) * 1000));
+  st.record_from =
+      now + std::chrono::milliseconds(static_cast<int64_t>(flags.num("--warmup", 0.3) * 1000));
   st.stop_at = st.record_from +
                std::chrono::milliseconds(static_cast<int64_t>(flags.num("--duration", 3) * 1000));
   st.last_done = st.record_from;
@@ -161,9 +166,9 @@ int main(int argc, char** argv) {
   try {
     if (mode == "serve") return serve(Flags(argc, argv, 2, {"--listen"}));
     if (mode == "run")
-      return run(Flags(argc, argv, 2,
-                       {"--connect", "--concurrency", "--duration", "--count", "--warmup",
-                        "--timeout"}));
+      return run(
+          Flags(argc, argv, 2,
+                {"--connect", "--concurrency", "--duration", "--count", "--warmup", "--timeout"}));
   } catch (const std::exception& e) {
     die(std::string("conn_rate: ") + e.what());
   }

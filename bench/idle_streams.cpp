@@ -81,8 +81,12 @@ asio::awaitable<boost::system::error_code> open_one(tcp::socket& socket, const t
   if (ec) co_return ec;
   socket.set_option(tcp::no_delay(true), ec);
   char byte = 'x';
-  if (!ec) std::tie(ec, std::ignore) = co_await asio::async_write(socket, asio::buffer(&byte, 1), kUseTuple);
-  if (!ec) std::tie(ec, std::ignore) = co_await asio::async_read(socket, asio::buffer(&byte, 1), kUseTuple);
+  if (!ec)
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(socket, asio::buffer(&byte, 1), kUseTuple);
+  if (!ec)
+    std::tie(ec, std::ignore) =
+        co_await asio::async_read(socket, asio::buffer(&byte, 1), kUseTuple);
   co_return ec;
 }
 
@@ -119,8 +123,8 @@ int open_and_hold(const Flags& flags) {
   st.open.reserve(st.count);
   auto concurrency = std::max<size_t>(1, static_cast<size_t>(flags.num("--concurrency", 200)));
   auto started = Clock::now();
-  auto deadline = started + std::chrono::milliseconds(
-                                static_cast<int64_t>(flags.num("--timeout", 60) * 1000));
+  auto deadline =
+      started + std::chrono::milliseconds(static_cast<int64_t>(flags.num("--timeout", 60) * 1000));
   auto hold_for = std::chrono::milliseconds(static_cast<int64_t>(flags.num("--hold", 600) * 1000));
   st.slots.resize(concurrency);
   asio::co_spawn(io, watchdog(st.slots, st.done), asio::detached);
@@ -139,8 +143,12 @@ int open_and_hold(const Flags& flags) {
       st.done = true;
       print_open(st, started);
       hold_timer.expires_after(hold_for);
-      hold_timer.async_wait([&](auto ec) { if (!ec) finish(); });
-      signals.async_wait([&](auto ec, int) { if (!ec) finish(); });
+      hold_timer.async_wait([&](auto ec) {
+        if (!ec) finish();
+      });
+      signals.async_wait([&](auto ec, int) {
+        if (!ec) finish();
+      });
     });
   }
   io.run();
