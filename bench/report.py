@@ -157,7 +157,7 @@ def notes(meta, med):
         f"Median of {o['reps']} repetition(s); iperf3 and sockperf {o['secs']} s per test; "
         f"connection rate {o['conn_secs']} s per test at concurrency 1 and {o['concurrency']}; "
         f"{o['idle']} idle streams for lpk ({o['socat_idle']} for socat, {o.get('ssh_idle', '?')} for "
-        "ssh -L, which opens channels ever slower as they add up).",
+        "ssh -L, which opens channels ever slower as they add up; see the row of streams held).",
         f"Peers: raw = client to server directly; socat {meta['tools']['socat']} = one relay "
         f"(`fork`, default {meta['socat_buffer_bytes']} B buffer, backlog raised to 4096); "
         f"ssh -L = {meta['tools']['ssh'].split(',')[0]}, ssh and sshd, aes128-gcm, one connection "
@@ -178,8 +178,9 @@ def main():
     med = medians(by)
     added = added_latency(med)
     fl = floors(med, added)
-    md = "# lpk tunnel benchmark\n\nCommand: `bench/run.sh" + (" --quick" if meta["options"]["quick"] else "") \
-        + "`\n\n" + table(meta, med, added, fl) + "\n\n" + floor_list(fl) + "\n\n" + notes(meta, med) + "\n"
+    parts = ["# lpk tunnel benchmark", f"Command: `{meta.get('command', 'bench/run.sh')}`",
+             table(meta, med, added, fl), floor_list(fl), notes(meta, med)]
+    md = "\n\n".join(parts) + "\n"
     with open(out_md, "w") as f:
         f.write(md)
     doc = {"meta": meta, "median": med, "added_latency_p50_us": added, "samples": by,

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+COMMAND=bench/run.sh
+for arg in "$@"; do [[ $arg == *" "* ]] && COMMAND+=" \"$arg\"" || COMMAND+=" $arg"; done
 BUILD=${LPK_BUILD_DIR:-$ROOT/build-bench}
 SECS=5 REPS=3 IDLE=10000 SOCAT_IDLE=1000 SSH_IDLE=2000 CONC=16 CONN_SECS=3 PEERS="raw socat ssh lpk"
 OUT=$ROOT/bench/results BUILD_IT=1 QUICK=0

@@ -119,9 +119,9 @@ write_meta() {
     --arg socat "$(socat -V | awk '/socat version/ {print $3; exit}')" --arg ssh "$(ssh -V 2>&1)" \
     --argjson secs "$SECS" --argjson reps "$REPS" --argjson idle "$IDLE" \
     --argjson socat_idle "$SOCAT_IDLE" --argjson ssh_idle "$SSH_IDLE" --argjson conc "$CONC" --argjson conn_secs "$CONN_SECS" \
-    --argjson quick "$QUICK" --argjson nice "$NICE" --argjson socat_buffer "$SOCAT_BUFFER" --arg peers "$PEERS" \
+    --argjson quick "$QUICK" --argjson nice "$NICE" --arg command "$COMMAND" --argjson socat_buffer "$SOCAT_BUFFER" --arg peers "$PEERS" \
     --arg build_type "$(awk -F= '/^CMAKE_BUILD_TYPE/ {print $2}' "$BUILD/CMakeCache.txt" 2>/dev/null)" \
-    '{date:$date, kernel:$kernel, nproc:$nproc, cpu:$cpu, loadavg_at_end:$load, commit:$commit,
+    '{command:$command, date:$date, kernel:$kernel, nproc:$nproc, cpu:$cpu, loadavg_at_end:$load, commit:$commit,
       tools:{iperf3:$iperf3, sockperf:$sockperf, socat:$socat, ssh:$ssh}, build_type:$build_type,
       options:{secs:$secs, reps:$reps, idle:$idle, socat_idle:$socat_idle, ssh_idle:$ssh_idle, concurrency:$conc,
                conn_secs:$conn_secs, quick:($quick == 1), peers:$peers, nice:$nice},
