@@ -30,7 +30,12 @@ inline TableSpec sample_spec() {
   Service empty{.name = "empty", .ns = "dev", .headless = true};
   Service ext{.name = "ext", .ns = "dev", .external_name = "db.example.org"};
   Service alias{.name = "alias", .ns = "dev", .external_name = "redis.dev.svc.cluster.local"};
-  spec.services = {redis, api, web, empty, ext, alias};
+  // Big answers (about 1.6 kB), for tests that must fill socket buffers quickly.
+  Service many{.name = "many", .ns = "dev", .headless = true};
+  for (int i = 1; i <= 100; ++i) {
+    many.endpoints.push_back({make_address("127.79.0." + std::to_string(i)), "", true});
+  }
+  spec.services = {redis, api, web, empty, ext, alias, many};
   return spec;
 }
 
