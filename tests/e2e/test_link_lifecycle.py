@@ -70,8 +70,11 @@ class LinkLifecycleTest(unittest.TestCase):
                 proxy = e2e.Proxy(agent.tunnel_str, [self.target], extra, wait_ready=False)
                 # A proxy without the right secret may keep retrying or stop; it never gets
                 # `ready`, and nothing it accepts reaches the target.
-                with self.assertRaises(AssertionError):
+                try:
                     proxy.wait_line(r"^ready$", timeout=3)
+                    ready = True
+                except AssertionError:
+                    ready = False
                 if proxy.alive():
                     secs, data = e2e.open_until_closed(proxy.listens[0], b"let me in",
                                                        half_close=True)
@@ -79,6 +82,8 @@ class LinkLifecycleTest(unittest.TestCase):
                 proxy.stop()
                 self.assertTrue(proxy.err, "no word on stderr about the failed handshake")
                 print(f"\n  {proxy.err[-1]}", flush=True)
+                self.assertFalse(ready, "lpk-proxy printed `ready` although the agent refused "
+                                 "its handshake\n" + proxy.describe())
         self.assertEqual(self.server.accepted, 0, "a stream got through without the secret")
         self.assertTrue(agent.alive())
 
