@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -479,6 +480,13 @@ def main():
     AGENT, PROXY = args.agent, args.proxy
     require_binaries()
     raise_fd_limit()
+    # lpk's logs, state (address allocations) and control sockets go to a private directory,
+    # never to the user's own.
+    home = tempfile.mkdtemp(prefix="lpk-e2e-")
+    atexit.register(shutil.rmtree, home, True)
+    for var, sub in (("TMPDIR", "tmp"), ("XDG_STATE_HOME", "state"), ("XDG_RUNTIME_DIR", "run")):
+        os.makedirs(os.path.join(home, sub), mode=0o700)
+        os.environ[var] = os.path.join(home, sub)
     started = time.monotonic()
     prog = unittest.main(argv=[sys.argv[0], "-v"] + rest, exit=False)
     r = prog.result
