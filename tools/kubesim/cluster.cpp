@@ -8,6 +8,7 @@
 #include "tools/kubesim/certs.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
 #include "tools/kubesim/http_server.hpp"
+#include "tools/kubesim/portforward.hpp"
 #include "tools/kubesim/rest.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
 #include "tools/kubesim/runtime/service_proxy.hpp"
@@ -29,6 +30,7 @@ struct Cluster::Impl {
   std::unique_ptr<Controllers> controllers;
   std::unique_ptr<Kubelet> kubelet;
   std::unique_ptr<ServiceProxy> proxy;
+  std::unique_ptr<PortForward> portforward;
   Pki pki;
   bool stopped = false;
 
@@ -64,6 +66,18 @@ struct Cluster::Impl {
     kubelet->start();
     proxy = std::make_unique<ServiceProxy>(io, store, server->port());
     proxy->start();
+    portforward = std::make_unique<PortForward>(
+        [this](const std::string& ns, const std::string& name) {
+          return kubelet ? kubelet->netns_of(ns, name) : std::string();
+        },
+        [this](const std::string& ns, const std::string& name) {
+          auto pod = store.get("pods", ns, name);
+          return pod ? (*pod)["metadata"].value("uid", "") : std::string();
+        });
+    api->set_portforward([this](Request& req, TlsStream& s, const Route& r,
+                                const std::map<std::string, std::string>& q) {
+      return portforward->serve(req, s, r, q);
+    });
   }
 
   void write_kubeconfig() {
