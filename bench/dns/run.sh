@@ -87,16 +87,24 @@ peer_port=$(free_port)
   --addn-hosts="$work/hosts" --server="127.0.0.2#$up_port" --listen-address=127.0.0.3 --bind-interfaces \
   --port="$peer_port" --cache-size=10000 --local-ttl=5 --pid-file= &
 pids+=($!)
+peer_pid=$!
 wait_answer 127.0.0.3 "$peer_port" svc1.bench.svc.cluster.local
 
 "${prio[@]}" taskset -c $server_core "$lpk_dns" --table "$work/table.json" --listen 127.0.0.1:0 \
   --resolv-conf "$work/upstream.conf" > "$work/stub.out" 2> "$work/stub.err" &
 pids+=($!)
+stub_pid=$!
 for _ in $(seq 1 200); do grep -q '^listen ' "$work/stub.out" && break; read -r -t 0.05 <> <(:) || true; done
 stub_port=$(sed -n 's/^listen 127.0.0.1://p' "$work/stub.out")
 wait_answer 127.0.0.1 "$stub_port" svc1.bench.svc.cluster.local
 
 declare -A addr=([lpk]=127.0.0.1 [dnsmasq]=127.0.0.3) port=([lpk]=$stub_port [dnsmasq]=$peer_port)
+declare -A pid=([lpk]=$stub_pid [dnsmasq]=$peer_pid)
+# CPU time a server used, in clock ticks (utime + stime). dnsperf saturates its own core near
+# 110k qps here, so with 2 cores the client can be the limit; queries per server CPU-second is
+# then the server's one-core capacity, measured in the same runs.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 samples="$work/samples.jsonl"
 perf() {  # SERVER FILE EXTRA...: one dnsperf run on the client core; prints its summary
   "${prio[@]}" taskset -c $client_core dnsperf -s "${addr[$1]}" -p "${port[$1]}" -d "$work/$2" -c 4 "${@:3}" 2>&1
@@ -111,12 +119,17 @@ for s in lpk dnsmasq; do perf $s forward.txt -n 2 -l 30 > "$work/warm-$s.txt"; d
 for ((r = 1; r <= reps; r++)); do
   for set in cluster forward; do
     for s in lpk dnsmasq; do
+      t0=$(cpu_ticks "${pid[$s]}")
       res=$(perf $s $set.txt -l "$seconds")
+      t1=$(cpu_ticks "${pid[$s]}")
       qps=$(awk '/Queries per second/ {print $4}' <<<"$res")
       lost=$(awk '/Queries lost/ {print $3}' <<<"$res")
-      echo "round $r  $set  $s  qps=$qps lost=$lost"
+      done_=$(awk '/Queries completed/ {print $3}' <<<"$res")
+      per_cpu=$(python3 -c "print(round($done_ / max(1, $t1 - $t0) * $hz))")
+      echo "round $r  $set  $s  qps=$qps lost=$lost server_cpu=$(((t1 - t0) * 100 / hz))cs queries/cpu-s=$per_cpu"
       record "${set}_qps" $s "$qps"
       record "${set}_lost" $s "$lost"
+      record "${set}_per_cpu" $s "$per_cpu"
     done
   done
 done
