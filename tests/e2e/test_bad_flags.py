@@ -37,6 +37,8 @@ class BadFlagsTest(unittest.TestCase):
             (["--no-such-flag"], "--no-such-flag"),
             (["--listen", "not-an-address"], None),
             (["--listen", "127.0.0.1:99999"], "99999"),
+            (["--listen", "127.0.0.1:-1"], None),
+            (["--listen", "127.0.0.1:abc"], "--listen"),  # must say which flag is wrong
             (["--serve", "70000"], "70000"),
             (["--serve", "http"], None),
             (["--connect-timeout", "soon"], None),
