@@ -109,9 +109,8 @@ run_idle() {
 
 write_meta() {
   local commit
-  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  # The binaries come from the working tree: say so when it differs from the commit.
-  [[ -z $(git -C "$ROOT" status --porcelain -- proxy agent 2>/dev/null) ]] || commit+="-dirty"
+  # lpk's binaries are those of the last build by this script, else of the tree as it is now.
+  commit=$(cat "$BUILD/lpk-bench-source" 2>/dev/null || source_commit)
   jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
     --argjson nproc "$(nproc)" --arg cpu "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
     --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg commit "$commit" \

@@ -5,6 +5,14 @@
 declare -A PORT     # "<peer>.<kind>" -> front port the clients connect to
 SOCAT_BUFFER=8192   # socat's default -b (bytes per read/write), recorded in the results
 
+# The commit the working tree is at, with -dirty when proxy/ or agent/ differ from it.
+source_commit() {
+  local commit
+  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [[ -z $(git -C "$ROOT" status --porcelain -- proxy agent 2>/dev/null) ]] || commit+="-dirty"
+  echo "$commit"
+}
+
 build_binaries() {
   CONN_BIN=$BUILD/bench/lpk_bench_conn_rate
   IDLE_BIN=$BUILD/bench/lpk_bench_idle_streams
@@ -21,7 +29,9 @@ build_binaries() {
       >>"$TMP/build.log" 2>&1 || { tail -30 "$TMP/build.log" >&2; exit 1; }
     if [[ " $PEERS " == *" lpk "* ]]; then
       log "building lpk-agent and lpk-proxy"
-      if ! cmake --build "$BUILD" -j2 --target lpk-agent lpk-proxy >>"$TMP/build.log" 2>&1; then
+      if cmake --build "$BUILD" -j2 --target lpk-agent lpk-proxy >>"$TMP/build.log" 2>&1; then
+        source_commit >"$BUILD/lpk-bench-source"  # what the binaries were built from
+      else
         tail -20 "$TMP/build.log" >&2
         log "lpk-agent/lpk-proxy did not build: the lpk column is left empty"
       fi
