@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "tools/kubesim/discovery.hpp"
 #include "tools/kubesim/openapi.hpp"
 #include "tools/kubesim/status.hpp"
@@ -114,7 +116,9 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
   switch (req.method()) {
     case http::verb::get:
       if (r.name.empty()) {
-        if (param("watch") == "true" || param("watch") == "1") {
+        // strconv.ParseBool, as the apiserver parses query booleans (Python sends "True").
+        static const std::set<std::string> kTrue = {"1", "t", "T", "true", "TRUE", "True"};
+        if (kTrue.count(param("watch"))) {
           co_return co_await serve_watch(req, stream, r, q);
         }
         auto res = rest_.list(*r.type, r.ns, param("labelSelector"), param("fieldSelector"));

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     else if (a == "--images" && (v = value())) opts.images = v;
     else if (a == "--port" && (v = value())) opts.port = uint16_t(std::atoi(v));
     else if (a == "--no-runtime") opts.runtime = false;
+    else if (a == "--watch-history" && (v = value())) opts.watch_history = size_t(std::atol(v));
     else if (a == "-v") spdlog::set_level(spdlog::level::debug);
     else return usage_error("unknown or incomplete option '" + a + "'");
   }

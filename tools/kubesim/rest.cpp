@@ -55,7 +55,8 @@ json Rest::decode(const Route& r, const std::string& body, bool strict,
   const ResourceType& t = *r.type;
   std::string kind = obj.value("kind", "");
   std::string api_version = obj.value("apiVersion", "");
-  if (kind.empty()) throw bad_request("Object 'Kind' is missing in '" + body.substr(0, 200) + "'");
+  // Like the apiserver's decoder, a body without kind or apiVersion takes them from the URL.
+  if (kind.empty()) kind = t.kind;
   if (!api_version.empty() && api_version != t.api_version()) {
     throw bad_request("the API version in the data (" + api_version +
                       ") does not match the expected API version (" + t.api_version() + ")");
@@ -66,6 +67,7 @@ json Rest::decode(const Route& r, const std::string& body, bool strict,
                       " resource");
   }
   obj["apiVersion"] = t.api_version();
+  obj["kind"] = t.kind;
   if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
   json& m = obj["metadata"];
   if (t.namespaced) {

@@ -139,7 +139,7 @@ awaitable<bool> Api::serve_watch(Request& req, TlsStream& stream, const Route& r
                                    "spec.restartPolicy", "spec.serviceAccountName", "type"},
                                    &why);
   w.table = wants_table(req);
-  w.bookmarks = param("allowWatchBookmarks") == "true";
+  w.bookmarks = param("allowWatchBookmarks") == "true" || param("allowWatchBookmarks") == "True";
   w.include_object = q.count("includeObject") ? q.at("includeObject") : "Metadata";
   std::string rv = param("resourceVersion");
   bool replay = rv.empty() || rv == "0";

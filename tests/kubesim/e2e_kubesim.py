@@ -1,0 +1,345 @@
+#!/usr/bin/python3
+"""End-to-end tests of lpk-kubesim with clients we did not write: kubectl and the official
+Python client (python3-kubernetes). Usage: e2e_kubesim.py /path/to/lpk-kubesim"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+KUBESIM = None
+KUBECTL = shutil.which("kubectl")
+TIMEOUT = 60
+
+
+class Kubesim:
+    """One lpk-kubesim process on a free port with its own state directory."""
+
+    def __init__(self, *args):
+        self.dir = tempfile.mkdtemp(prefix="kubesim-e2e-")
+        self.proc = subprocess.Popen([KUBESIM, "up", "--state", self.dir, *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"serving https://127.0.0.1:(\d+) kubeconfig (\S+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError("kubesim did not start: " + line + self.proc.stdout.read())
+        self.port = int(m.group(1))
+        self.kubeconfig = m.group(2)
+
+    def kubectl(self, *args, check=True, input=None, timeout=TIMEOUT):
+        cmd = [KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir",
+               os.path.join(self.dir, "kubectl-cache"), *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def client(self):
+        from kubernetes import client, config
+        return config.new_client_from_config(config_file=self.kubeconfig)
+
+    def raw(self, method, path, body=None, headers=None, cert=True, token=None):
+        """One HTTPS request; returns (status, headers, body bytes)."""
+        ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.crt"))
+        if cert:
+            ctx.load_cert_chain(os.path.join(self.dir, "admin.crt"),
+                                os.path.join(self.dir, "admin.key"))
+        import http.client
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=TIMEOUT)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, dict(r.getheaders()), data
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+DEPLOYMENT = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: api
+        image: %(image)s
+        command: %(command)s
+        env: [{name: MODE, value: one}, {name: KEEP, value: kept}]
+        ports: [{containerPort: 7000, name: http}]
+        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {app: api}
+  ports: [{port: 80, targetPort: http, name: http}]
+"""
+
+
+def deployment_yaml():
+    return DEPLOYMENT % {"image": "busybox:1",
+                         "command": '["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"]'}
+
+
+@unittest.skipIf(KUBECTL is None, "kubectl is not installed")
+class KubectlWorkflow:
+    """kubectl against kubesim: shared by the simulated-pods and the real-pods runs."""
+
+    args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Kubesim(*cls.args)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def test_get_all_namespaces_wide(self):
+        out = self.sim.kubectl("get", "ns,pods,svc,endpoints", "-A", "-o", "wide").stdout
+        self.assertIn("namespace/kube-system", out)
+        self.assertRegex(out, r"default\s+service/kubernetes\s+ClusterIP\s+10\.96\.0\.1\s")
+
+    def test_apply_patch_rollout_watch_delete(self):
+        s = self.sim
+        out = s.kubectl("apply", "-f", "-", input=deployment_yaml()).stdout
+        self.assertIn("deployment.apps/api created", out)
+        s.kubectl("-n", "shop", "rollout", "status", "deployment/api", "--timeout=60s")
+        first = set(s.kubectl("-n", "shop", "get", "pods", "-o", "name").stdout.split())
+        self.assertEqual(len(first), 2)
+        watch = subprocess.Popen([KUBECTL, "--kubeconfig", s.kubeconfig, "-n", "shop", "get",
+                                  "pods", "--watch", "--output-watch-events"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            self.assertIn("NAME", watch.stdout.readline())  # the list has been printed
+            patch = {"spec": {"template": {"spec": {"containers": [
+                {"name": "api", "image": "busybox:2", "env": [{"name": "MODE", "value": "two"}]}]}}}}
+            s.kubectl("-n", "shop", "patch", "deployment", "api", "-p", json.dumps(patch))
+            s.kubectl("-n", "shop", "rollout", "status", "deployment/api", "--timeout=60s")
+            dep = json.loads(s.kubectl("-n", "shop", "get", "deploy", "api", "-o", "json").stdout)
+            c = dep["spec"]["template"]["spec"]["containers"][0]
+            self.assertEqual(c["image"], "busybox:2")
+            self.assertEqual(c["env"], [{"name": "MODE", "value": "two"},
+                                        {"name": "KEEP", "value": "kept"}])
+            self.assertEqual(dep["status"]["updatedReplicas"], 2)
+            self.assertEqual(dep["status"]["observedGeneration"], dep["metadata"]["generation"])
+            now = set(s.kubectl("-n", "shop", "get", "pods", "-o", "name").stdout.split())
+            deadline = time.time() + TIMEOUT
+            while now & first and time.time() < deadline:
+                now = set(s.kubectl("-n", "shop", "get", "pods", "-o", "name").stdout.split())
+            self.assertFalse(now & first, "old pods still exist")
+        finally:
+            watch.terminate()
+            events = watch.communicate(timeout=TIMEOUT)[0]
+        new_names = {n.split("/")[1] for n in now}
+        old_names = {n.split("/")[1] for n in first}
+        self.assertTrue(any(re.search(r"ADDED\s+" + n, events) for n in new_names), events)
+        self.assertTrue(any(re.search(r"DELETED\s+" + n, events) for n in old_names), events)
+        eps = json.loads(s.kubectl("-n", "shop", "get", "endpoints", "api", "-o", "json").stdout)
+        self.assertEqual(len(eps["subsets"][0]["addresses"]), 2)
+        self.assertEqual(eps["subsets"][0]["ports"][0]["port"], 7000)
+        s.kubectl("-n", "shop", "delete", "deployment", "api", "--timeout=60s")
+        self.assertIn("No resources", s.kubectl("-n", "shop", "get", "rs,pods").stderr)
+        s.kubectl("delete", "namespace", "shop", "--timeout=60s")
+
+
+class SimulatedPods(KubectlWorkflow, unittest.TestCase):
+    # A short watch history so that the 410 for a too-old resourceVersion is reachable.
+    args = ("--no-runtime", "--watch-history", "50")
+
+    def test_status_errors_like_an_apiserver(self):
+        s = self.sim
+        cm = "/api/v1/namespaces/default/configmaps"
+        code, _, body = s.raw("POST", cm, b"{not json", {"Content-Type": "application/json"})
+        self.assertEqual((code, json.loads(body)["reason"]), (400, "BadRequest"))
+        wrong = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})
+        code, _, body = s.raw("POST", cm, wrong, {"Content-Type": "application/json"})
+        self.assertEqual(code, 400)
+        bad = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})
+        code, _, body = s.raw("POST", cm, bad, {"Content-Type": "application/json"})
+        st = json.loads(body)
+        self.assertEqual((code, st["reason"]), (422, "Invalid"))
+        self.assertEqual(st["details"]["causes"][0]["field"], "metadata.name")
+        good = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok"},
+                           "data": {"a": "1"}})
+        self.assertEqual(s.raw("POST", cm, good, {"Content-Type": "application/json"})[0], 201)
+        code, _, body = s.raw("POST", cm, good, {"Content-Type": "application/json"})
+        self.assertEqual((code, json.loads(body)["reason"]), (409, "AlreadyExists"))
+        stale = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "ok", "resourceVersion": "1"}})
+        code, _, body = s.raw("PUT", cm + "/ok", stale, {"Content-Type": "application/json"})
+        self.assertEqual((code, json.loads(body)["reason"]), (409, "Conflict"))
+        code, _, body = s.raw("GET", cm + "/missing")
+        self.assertEqual((code, json.loads(body)["message"]), (404, 'configmaps "missing" not found'))
+        unknown = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u"},
+                              "bogus": 1})
+        code, _, body = s.raw("POST", cm + "?fieldValidation=Strict", unknown,
+                              {"Content-Type": "application/json"})
+        self.assertEqual(code, 400)
+        self.assertIn('unknown field "bogus"', json.loads(body)["message"])
+        code, _, body = s.raw("GET", cm, cert=False)
+        self.assertEqual((code, json.loads(body)["reason"]), (401, "Unauthorized"))
+        code, _, body = s.raw("GET", cm, cert=False, token="wrong")
+        self.assertEqual(code, 401)
+        with open(os.path.join(s.dir, "token")) as f:
+            token = f.read()
+        self.assertEqual(s.raw("GET", cm, cert=False, token=token)[0], 200)
+        code, _, _ = s.raw("PATCH", cm + "/ok", b'[{"op":"test","path":"/data/a","value":"2"}]',
+                           {"Content-Type": "application/json-patch+json"})
+        self.assertEqual(code, 422)
+
+    def test_python_client_list_selectors_watch_and_410(self):
+        from kubernetes import client, watch
+        from kubernetes.client.rest import ApiException
+        v1 = client.CoreV1Api(self.sim.client())
+        for name, tier in (("a", "web"), ("b", "db"), ("c", "web")):
+            v1.create_namespaced_config_map("default", client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="sel-" + name, labels={"tier": tier})))
+        names = lambda l: sorted(i.metadata.name for i in l.items)
+        self.assertEqual(names(v1.list_namespaced_config_map("default", label_selector="tier=web")),
+                         ["sel-a", "sel-c"])
+        self.assertEqual(names(v1.list_namespaced_config_map(
+            "default", label_selector="tier in (db)")), ["sel-b"])
+        self.assertEqual(names(v1.list_namespaced_config_map(
+            "default", field_selector="metadata.name=sel-c")), ["sel-c"])
+        rv = v1.list_namespaced_config_map("default").metadata.resource_version
+        v1.patch_namespaced_config_map("sel-a", "default", {"data": {"k": "v"}})
+        seen = []
+        for ev in watch.Watch().stream(v1.list_namespaced_config_map, "default",
+                                       resource_version=rv, timeout_seconds=5):
+            seen.append((ev["type"], ev["object"].metadata.name))
+            if len(seen) == 1:
+                break
+        self.assertEqual(seen, [("MODIFIED", "sel-a")])
+        for i in range(60):  # more changes than the 50-event history kubesim runs with here
+            v1.patch_namespaced_config_map("sel-b", "default", {"data": {"n": str(i)}})
+        with self.assertRaises(ApiException) as e:
+            for _ in watch.Watch().stream(v1.list_namespaced_config_map, "default",
+                                          resource_version="1", timeout_seconds=5):
+                pass
+        self.assertEqual(e.exception.status, 410)
+
+
+def root_reason():
+    if os.geteuid() != 0:
+        return "pods need root for network and mount namespaces"
+    if shutil.which("socat") is None or shutil.which("nginx") is None:
+        return "socat and nginx are needed as pod images"
+    return None
+
+
+@unittest.skipIf(root_reason(), root_reason() or "")
+class RealPods(KubectlWorkflow, unittest.TestCase):
+    args = ()
+
+    def run_pod(self, name, command, port):
+        manifest = {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox", "command": command,
+                                             "readinessProbe": {"tcpSocket": {"port": port},
+                                                                "periodSeconds": 1}}]}}
+        self.sim.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        self.sim.kubectl("wait", "--for=condition=Ready", "pod/" + name, "--timeout=60s")
+
+    def test_port_forward_64mib_and_refused_port(self):
+        from kubernetes import client
+        from kubernetes.stream import portforward
+        self.run_pod("echo", ["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"], 7000)
+        v1 = client.CoreV1Api(self.sim.client())
+        pf = portforward(v1.connect_get_namespaced_pod_portforward, "echo", "default",
+                         ports="7000")
+        sock = pf.socket(7000)
+        sock.setblocking(True)
+        sent, got = hashlib.sha256(), hashlib.sha256()
+        # 1 MiB windows: the client's proxy thread blocks on a whole TLS send, so an echo
+        # of 64 MiB sent at once could deadlock on any server.
+        for _ in range(64):
+            chunk = os.urandom(1 << 20)
+            sent.update(chunk)
+            sock.sendall(chunk)
+            n = 0
+            while n < len(chunk):
+                b = sock.recv(1 << 20)
+                self.assertTrue(b, "EOF before the echo came back")
+                got.update(b)
+                n += len(b)
+        self.assertEqual(sent.hexdigest(), got.hexdigest())
+        self.assertIsNone(pf.error(7000))
+        sock.close()
+        pf2 = portforward(v1.connect_get_namespaced_pod_portforward, "echo", "default",
+                          ports="7001")
+        s2 = pf2.socket(7001)
+        s2.setblocking(True)
+        self.assertEqual(s2.recv(10), b"")
+        self.assertIn("error forwarding port 7001 to pod echo", pf2.error(7001))
+        self.assertIn("connection refused", pf2.error(7001).lower())
+
+    def test_refused_subprotocol_is_403_with_empty_body(self):
+        self.run_pod("echo2", ["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"], 7000)
+        code, _, body = self.sim.raw(
+            "GET", "/api/v1/namespaces/default/pods/echo2/portforward?ports=7000",
+            headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                     "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                     "Sec-WebSocket-Protocol": "v5.channel.k8s.io"})
+        self.assertEqual((code, body), (403, b""))
+
+    def test_cluster_ip_from_pod_not_from_host(self):
+        s = self.sim
+        self.run_pod("web", ["nginx", "-g", "daemon off;"], 80)
+        s.kubectl("expose", "pod", "web", "--port", "8080", "--target-port", "80")
+        svc = json.loads(s.kubectl("get", "svc", "web", "-o", "json").stdout)
+        ip = svc["spec"]["clusterIP"]
+        pod_ip = json.loads(s.kubectl("get", "pod", "web", "-o", "json").stdout)["status"]["podIP"]
+        probe = f'[ "$(curl -s -o /dev/null -w %{{http_code}} -m 5 http://{ip}:8080/)" = 200 ]'
+        manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
+                    "spec": {"restartPolicy": "Never",
+                             "containers": [{"name": "c", "image": "busybox",
+                                             "command": ["sh", "-c", probe]}]}}
+        s.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        r = s.kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/client",
+                      "--timeout=60s", check=False)
+        phase = s.kubectl("get", "pod", "client", "-o", "jsonpath={.status.phase}").stdout
+        self.assertEqual((r.returncode, phase), (0, "Succeeded"), r.stderr)
+        # The host has no route or address of its own for pod or service addresses: without
+        # sending anything (it would leave through the default route), check the routing.
+        addrs = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+        self.assertNotIn("10.244.", addrs)
+        self.assertNotIn("10.96.", addrs)
+        for target in (ip, pod_ip):
+            route = subprocess.run(["ip", "route", "get", target], capture_output=True,
+                                   text=True).stdout
+            self.assertNotRegex(route, r"kubesim|ksv|local")
+
+
+if __name__ == "__main__":
+    KUBESIM = sys.argv.pop(1)
+    unittest.main(verbosity=2)
