@@ -31,6 +31,12 @@ class ClusterDialer final : public tunnel::Dialer {
 
 }  // namespace
 
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+  auto address = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) address = "[" + address + "]";
+  return address + ":" + std::to_string(endpoint.port());
+}
+
 Agent::Agent(asio::any_io_executor executor, AgentOptions options)
     : executor_(std::move(executor)),
       options_(std::move(options)),
@@ -53,7 +59,14 @@ void Agent::bind(std::vector<std::string>& errors) {
     if (!ec) acceptor->bind(endpoint, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      errors.push_back("cannot serve port " + std::to_string(port) + ": " + ec.message());
+      auto fix = ec == asio::error::address_in_use
+                     ? "stop the process holding it or drop it from --serve"
+                 : ec == asio::error::access_denied
+                     ? "ports below 1024 need CAP_NET_BIND_SERVICE (a container runs as root or "
+                       "with that capability)"
+                     : "check --serve-address";
+      errors.push_back("cannot serve port " + std::to_string(port) + ": " + ec.message() + "; " +
+                       fix);
       continue;
     }
     inbound_acceptors_.push_back(std::move(acceptor));

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "proxy/tunnel/session.hpp"
@@ -24,6 +25,9 @@ struct AgentOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   tunnel::SessionOptions session;
 };
+
+/// `ADDR:PORT`, with IPv6 addresses in brackets.
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& endpoint);
 
 class Agent {
  public:

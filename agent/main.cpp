@@ -26,19 +26,6 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const std::string& flag) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos) throw UsageError(flag + " wants ADDR:PORT, got '" + text + "'");
-  auto host = text.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  boost::system::error_code ec;
-  auto address = boost::asio::ip::make_address(host, ec);
-  if (ec) throw UsageError(flag + ": '" + host + "' is not an IP address");
-  return {address, std::uint16_t(std::stoul(text.substr(colon + 1)))};
-}
-
 std::uint16_t parse_port(const std::string& text, const std::string& flag) {
   std::size_t used = 0;
   unsigned long port = 0;
@@ -50,6 +37,19 @@ std::uint16_t parse_port(const std::string& text, const std::string& flag) {
     throw UsageError(flag + " wants a port number 0-65535, got '" + text + "'");
   }
   return std::uint16_t(port);
+}
+
+boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const std::string& flag) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw UsageError(flag + " wants ADDR:PORT, got '" + text + "'");
+  auto host = text.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  if (ec) throw UsageError(flag + ": '" + host + "' is not an IP address");
+  return {address, parse_port(text.substr(colon + 1), flag)};
 }
 
 std::string read_secret(const std::string& path) {
@@ -125,9 +125,9 @@ int main(int argc, char** argv) {
   }
   for (const auto& e : errors) std::fprintf(stderr, "lpk-agent: %s\n", e.c_str());
   auto ep = agent.tunnel_endpoint();
-  std::printf("tunnel %s:%u\n", ep.address().to_string().c_str(), ep.port());
+  std::printf("tunnel %s\n", lpk::agent::endpoint_text(ep).c_str());
   for (const auto& s : agent.serve_endpoints()) {
-    std::printf("serve %s:%u\n", s.address().to_string().c_str(), s.port());
+    std::printf("serve %s\n", lpk::agent::endpoint_text(s).c_str());
   }
   std::fflush(stdout);
 

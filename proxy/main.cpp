@@ -56,8 +56,9 @@ int run(const std::vector<std::string>& args) {
       std::fprintf(stderr, "lpk-proxy: %s\n", error.c_str());
       continue;
     }
-    std::printf("listen %s:%u -> %s\n", bound->address().to_string().c_str(), bound->port(),
-                m.target.to_string().c_str());
+    auto shown = bound->address().to_string();
+    if (bound->address().is_v6()) shown = "[" + shown + "]";
+    std::printf("listen %s:%u -> %s\n", shown.c_str(), bound->port(), m.target.to_string().c_str());
   }
   std::fflush(stdout);
 

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/tunnel/dial.hpp"
+#include "proxy/tunnel/error.hpp"
 #include "proxy/tunnel/handshake.hpp"
 
 namespace lpk::proxy {
@@ -72,6 +73,14 @@ asio::awaitable<void> TunnelClient::connect_loop() {
           co_await tunnel::Session::establish(std::move(link), options_, inbound_, session_id_);
       if (established) {
         session = *established;
+      } else if (established.error() == tunnel::Error::auth_failed ||
+                 established.error() == tunnel::Error::bad_version) {
+        // Configuration, not weather: retrying cannot help.
+        auto reason = "the agent at " + agent_.to_string() + " refused the tunnel: " +
+                      established.error().message();
+        stop();
+        if (on_fatal) on_fatal(reason);
+        co_return;
       } else {
         failure = established.error().message();
       }

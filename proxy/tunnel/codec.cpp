@@ -130,7 +130,7 @@ std::array<std::byte, kHelloSize> encode_hello(const Hello& h) {
   w.bytes(kMagic.data(), kMagic.size());
   w.u8(h.version);
   w.u8(std::uint8_t(h.role));
-  w.u16(h.has_auth ? 1 : 0);
+  w.u16(std::uint16_t((h.has_auth ? 1 : 0) | (h.refused ? 2 : 0)));
   w.bytes(h.session_id.data(), h.session_id.size());
   w.u32(h.capabilities);
   w.u32(h.max_frame_payload);
@@ -152,7 +152,9 @@ result<Hello> decode_hello(std::span<const std::byte, kHelloSize> in) {
     return Error::bad_role;
   }
   h.role = Role(role);
-  h.has_auth = (r.u16() & 1) != 0;
+  auto flags = r.u16();
+  h.has_auth = (flags & 1) != 0;
+  h.refused = (flags & 2) != 0;
   auto id = r.bytes(kSessionIdSize);
   std::copy(id.begin(), id.end(), h.session_id.begin());
   h.capabilities = r.u32();

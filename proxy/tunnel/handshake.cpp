@@ -45,6 +45,29 @@ asio::awaitable<result<Hello>> read_hello(Link& link) {
   co_return decode_hello(raw);
 }
 
+// The agent refused us and says why in the GOAWAY that follows its hello.
+asio::awaitable<error_code> read_refusal(Link& link) {
+  std::array<std::byte, kMaxControlFrameSize> raw;
+  std::size_t got = 0;
+  for (;;) {
+    auto step = decode_frame(std::span(raw.data(), got), kMinFramePayload);
+    if (step.status == DecodeStep::Status::error) co_return step.error;
+    if (step.status == DecodeStep::Status::frame) {
+      auto* goaway = std::get_if<GoAwayFrame>(&step.body);
+      if (!goaway) co_return Error::bad_hello;
+      switch (goaway->code) {
+        case GoAwayCode::auth_failed: co_return Error::auth_failed;
+        case GoAwayCode::version_mismatch: co_return Error::bad_version;
+        default: co_return Error::bad_role;
+      }
+    }
+    if (got == raw.size()) co_return Error::bad_frame;
+    auto [ec, n] = co_await link.read_some(asio::buffer(raw.data() + got, raw.size() - got));
+    if (ec) co_return Error::auth_failed;  // closed before the reason arrived
+    got += n;
+  }
+}
+
 }  // namespace
 
 std::array<std::byte, kAuthSize> compute_auth(std::string_view secret, Role role,
@@ -86,6 +109,7 @@ asio::awaitable<result<HandshakeResult>> handshake_as_proxy(Link& link, Hello lo
   auto peer = co_await read_hello(link);
   if (!peer) co_return peer.error();
   if (peer->role != Role::agent) co_return Error::bad_role;
+  if (peer->refused) co_return co_await read_refusal(link);
   if (peer->session_id != local.session_id) co_return Error::bad_hello;
   // The agent's own proof is checked too, so that a stranger on the port cannot pose as it.
   // A mismatch on the agent's side arrives instead as a GOAWAY right after its hello.
@@ -122,9 +146,11 @@ asio::awaitable<result<HandshakeResult>> handshake_as_agent(Link& link, Hello lo
   } else if (!verify_auth(*peer, secret)) {
     refusal = Error::auth_failed;
     code = GoAwayCode::auth_failed;
-    reason = secret.empty() ? "the agent has no shared secret but the proxy sent one"
-                            : "the shared secret does not match the agent's";
+    reason = secret.empty()    ? "the agent has no shared secret but the proxy sent one"
+             : peer->has_auth ? "the shared secret does not match the agent's"
+                              : "the agent requires a shared secret; give the proxy --secret-file";
   }
+  local.refused = bool(refusal);
   if (auto ec = co_await write_all(link, encode_hello(local))) co_return ec;
   if (refusal) {
     auto goaway = encode_go_away(0, code, reason);

@@ -43,6 +43,7 @@ struct Hello {
   std::uint32_t max_streams = 16384;            // streams the sender lets its peer open
   std::uint32_t initial_window = 256 * 1024;    // credit granted to each new stream
   bool has_auth = false;
+  bool refused = false;  // agent only: the proxy is refused; a GOAWAY with the reason follows
   std::array<std::byte, kAuthSize> auth{};      // HMAC-SHA256(secret, label|role|session id)
 };
 

@@ -305,7 +305,7 @@ void Session::on_go_away(const GoAwayFrame& frame) {
   go_away_reason_ = std::string(to_string(frame.code)) +
                     (frame.reason.empty() ? "" : " (" + frame.reason + ")");
   if (frame.code != GoAwayCode::normal) {
-    fail(Error::peer_went_away, GoAwayCode::normal, "peer went away: " + go_away_reason_);
+    fail(Error::peer_went_away, GoAwayCode::normal, go_away_reason_);
   }
 }
 
