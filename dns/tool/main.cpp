@@ -140,6 +140,10 @@ int main(int argc, char** argv) {
     wait_reload();
     io.run();
     return 0;
+  } catch (const boost::system::system_error& e) {
+    std::cerr << "lpk-dns: cannot listen on " << flags.listen << ": " << e.code().message()
+              << "; pick another --listen address or port (port 53 needs root)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "lpk-dns: " << e.what() << "\n";
     return 1;
