@@ -9,6 +9,8 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include "proxy/forwarder.hpp"
 #include "proxy/logging.hpp"
 #include "proxy/run_options.hpp"
+#include "proxy/stub_dns.hpp"
 #include "proxy/tunnel_client.hpp"
 
 namespace {
@@ -48,6 +51,7 @@ int run(const std::vector<std::string>& args) {
 
   lpk::proxy::AddressPool pool(options.pool);
   lpk::proxy::Forwarder forwarder(io.get_executor(), tunnel);
+  std::map<std::string, std::vector<std::uint16_t>> named;  // service name -> ports
   for (const auto& m : options.mappings) {
     auto address = m.address ? *m.address : asio::ip::address(*pool.allocate(m.name));
     std::string error;
@@ -59,6 +63,27 @@ int run(const std::vector<std::string>& args) {
     auto shown = bound->address().to_string();
     if (bound->address().is_v6()) shown = "[" + shown + "]";
     std::printf("listen %s:%u -> %s\n", shown.c_str(), bound->port(), m.target.to_string().c_str());
+    if (!m.name.empty()) named[m.name].push_back(bound->port());
+  }
+  std::unique_ptr<lpk::proxy::StubDns> dns;
+  if (options.dns) {
+    std::vector<lpk::proxy::NamedService> services;
+    for (auto& [name, ports] : named) {
+      services.push_back({name, asio::ip::address(*pool.allocate(name)), ports});
+    }
+    try {
+      dns = std::make_unique<lpk::proxy::StubDns>(
+          io, lpk::proxy::StubDnsOptions{*options.dns, options.zone, options.session_namespace,
+                                         options.resolv_conf},
+          services);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lpk-proxy: cannot start the stub DNS on %s:%u: %s; choose another "
+                   "--dns address or port (port 53 needs root)\n",
+                   options.dns->address().to_string().c_str(), options.dns->port(), e.what());
+      return 1;
+    }
+    auto ep = dns->endpoint();
+    std::printf("dns %s:%u\n", ep.address().to_string().c_str(), ep.port());
   }
   std::fflush(stdout);
 
@@ -74,11 +99,13 @@ int run(const std::vector<std::string>& args) {
     std::fprintf(stderr, "lpk-proxy: %s; this proxy stops\n", why.c_str());
     exit_code = 3;
     forwarder.stop();
+    if (dns) dns->stop();
     io.stop();
   };
   asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer grace(io);
   signals.async_wait([&](boost::system::error_code, int) {
+    if (dns) dns->stop();
     forwarder.stop();
     tunnel.stop();
     grace.expires_after(std::chrono::milliseconds(300));  // let the GOAWAY go out

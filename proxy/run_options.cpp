@@ -41,6 +41,20 @@ RunOptions parse_run_options(std::span<const std::string> args) {
       o.pool = boost::asio::ip::make_network_v4(value, ec);
       if (ec) throw std::invalid_argument("--pool wants a CIDR such as 127.77.0.0/16");
       AddressPool check(o.pool);  // throws if outside 127.0.0.0/8
+    } else if (flag == "--dns") {
+      auto target = parse_target(value);
+      if (target.kind == tunnel::Target::Kind::name) {
+        throw std::invalid_argument("--dns wants ADDR:PORT with an IP address, such as "
+                                    "127.77.0.53:5353");
+      }
+      o.dns = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address(target.host),
+                                             target.port);
+    } else if (flag == "--namespace") {
+      o.session_namespace = value;
+    } else if (flag == "--zone") {
+      o.zone = value;
+    } else if (flag == "--resolv-conf") {
+      o.resolv_conf = value;
     } else if (flag == "--local-port") {
       o.inbound.add(value);
     } else if (flag == "--secret-file") {

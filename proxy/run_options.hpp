@@ -3,6 +3,8 @@
 // std::invalid_argument messages.
 
 #include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <optional>
 #include <chrono>
 #include <span>
 #include <string>
@@ -20,11 +22,16 @@ struct RunOptions {
   std::string secret;                         // --secret-file
   std::string log_level = "info";
   std::chrono::milliseconds connect_timeout{10'000};
+  std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT: run the stub DNS
+  std::string zone = "cluster.local";                 // --zone
+  std::string session_namespace = "default";          // --namespace
+  std::string resolv_conf;                            // --resolv-conf (upstreams to forward to)
 };
 
 inline constexpr const char* kRunUsage =
     "usage: lpk-proxy run --agent HOST:PORT [--map NAME:PORT=HOST:PORT | ADDR:PORT=HOST:PORT]...\n"
     "                     [--map-file PATH] [--pool CIDR] [--local-port PORT | LOCAL:REMOTE]...\n"
+    "                     [--dns ADDR:PORT [--namespace NS] [--zone ZONE] [--resolv-conf PATH]]\n"
     "                     [--secret-file PATH] [--log-level LEVEL]";
 
 RunOptions parse_run_options(std::span<const std::string> args);

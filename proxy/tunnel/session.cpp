@@ -135,8 +135,10 @@ void Session::open_stream(tcp::socket local, Target target) {
                                          std::move(local), true);
   streams_.emplace(id, stream);
   ++stats_.streams_opened;
-  queue_control(*open);
+  // Start the reader first: it runs before the writer wakes, so the client's first bytes
+  // (usually already here) leave in the same write as the OPEN.
   stream->start();
+  queue_control(*open);
 }
 
 void Session::stop(GoAwayCode code, std::string reason) {

@@ -1,0 +1,53 @@
+#pragma once
+// The stub DNS embedded in `lpk-proxy run --dns ADDR:PORT`: answers the mapped service names
+// with their pool addresses (as cluster DNS would answer a pod in the session's namespace)
+// and forwards every other name to the machine's original resolvers.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dns/name_table.hpp"
+
+namespace lpk::dns {
+class Server;
+class Upstream;
+}  // namespace lpk::dns
+
+namespace lpk::proxy {
+
+struct StubDnsOptions {
+  boost::asio::ip::udp::endpoint listen;
+  std::string zone = "cluster.local";
+  std::string session_namespace = "default";
+  std::string resolv_conf;  // empty: the machine's original resolvers (see dns/system_resolver)
+};
+
+/// A service name of the map as the stub should know it: `svc` (session namespace) or
+/// `svc.ns`, with the address and ports it listens on.
+struct NamedService {
+  std::string name;
+  boost::asio::ip::address address;
+  std::vector<std::uint16_t> ports;
+};
+
+/// Pure: the name table for `services`.
+dns::TableSpec table_for(const std::vector<NamedService>& services, const StubDnsOptions& options);
+
+class StubDns {
+ public:
+  /// Binds UDP and TCP (throws boost::system::system_error when it cannot).
+  StubDns(boost::asio::io_context& io, const StubDnsOptions& options,
+          const std::vector<NamedService>& services);
+  ~StubDns();
+  boost::asio::ip::udp::endpoint endpoint() const;
+  void stop();
+
+ private:
+  std::unique_ptr<dns::Upstream> upstream_;
+  std::unique_ptr<dns::Server> server_;
+};
+
+}  // namespace lpk::proxy
