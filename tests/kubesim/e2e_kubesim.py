@@ -312,14 +312,20 @@ class RealPods(KubectlWorkflow, unittest.TestCase):
                      "Sec-WebSocket-Protocol": "v5.channel.k8s.io"})
         self.assertEqual((code, body), (403, b""))
 
-    def test_cluster_ip_from_pod_not_from_host(self):
+    def test_cluster_ip_and_dns_from_pod_not_from_host(self):
         s = self.sim
         self.run_pod("web", ["nginx", "-g", "daemon off;"], 80)
-        s.kubectl("expose", "pod", "web", "--port", "8080", "--target-port", "80")
+        s.kubectl("expose", "pod", "web", "--port", "8080", "--target-port", "80", "--name", "web")
+        s.kubectl("patch", "svc", "web", "--type=json",
+                  "-p", '[{"op":"add","path":"/spec/ports/0/name","value":"http"}]')
         svc = json.loads(s.kubectl("get", "svc", "web", "-o", "json").stdout)
         ip = svc["spec"]["clusterIP"]
         pod_ip = json.loads(s.kubectl("get", "pod", "web", "-o", "json").stdout)["status"]["podIP"]
-        probe = f'[ "$(curl -s -o /dev/null -w %{{http_code}} -m 5 http://{ip}:8080/)" = 200 ]'
+        # By ClusterIP, by short name through the kubelet search path, and SRV for the named port.
+        probe = (f'[ "$(curl -s -o /dev/null -w %{{http_code}} -m 5 http://{ip}:8080/)" = 200 ] && '
+                 f'[ "$(curl -s -o /dev/null -w %{{http_code}} -m 5 http://web:8080/)" = 200 ] && '
+                 f'kdig +short @10.96.0.10 _http._tcp.web.default.svc.cluster.local SRV '
+                 f'| grep -q "8080 web.default.svc.cluster.local."')
         manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
                     "spec": {"restartPolicy": "Never",
                              "containers": [{"name": "c", "image": "busybox",

@@ -10,6 +10,7 @@
 #include "tools/kubesim/http_server.hpp"
 #include "tools/kubesim/portforward.hpp"
 #include "tools/kubesim/rest.hpp"
+#include "tools/kubesim/runtime/cluster_dns.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
 #include "tools/kubesim/runtime/service_proxy.hpp"
 #include "tools/kubesim/store.hpp"
@@ -31,6 +32,7 @@ struct Cluster::Impl {
   std::unique_ptr<Kubelet> kubelet;
   std::unique_ptr<ServiceProxy> proxy;
   std::unique_ptr<PortForward> portforward;
+  std::unique_ptr<ClusterDns> dns;
   Pki pki;
   bool stopped = false;
 
@@ -66,6 +68,8 @@ struct Cluster::Impl {
     kubelet->start();
     proxy = std::make_unique<ServiceProxy>(io, store, server->port());
     proxy->start();
+    dns = std::make_unique<ClusterDns>(io, store);
+    dns->start();
     portforward = std::make_unique<PortForward>(
         [this](const std::string& ns, const std::string& name) {
           return kubelet ? kubelet->netns_of(ns, name) : std::string();
@@ -78,6 +82,21 @@ struct Cluster::Impl {
                                 const std::map<std::string, std::string>& q) {
       return portforward->serve(req, s, r, q);
     });
+  }
+
+  void seed_dns_service() {
+    rest.create_object(
+        resource_by_plural("services"),
+        {{"apiVersion", "v1"},
+         {"kind", "Service"},
+         {"metadata",
+          {{"name", "kube-dns"},
+           {"namespace", "kube-system"},
+           {"labels", {{"k8s-app", "kube-dns"}, {"kubernetes.io/name", "CoreDNS"}}}}},
+         {"spec",
+          {{"clusterIP", kDnsIp},
+           {"ports", {{{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}},
+                      {{"name", "dns-tcp"}, {"port", 53}, {"protocol", "TCP"}}}}}}});
   }
 
   void write_kubeconfig() {
@@ -111,6 +130,7 @@ void Cluster::start() {
       [&d](Request& req, TlsStream& s, const Identity& who) { return d.api->handle(req, s, who); });
   d.server->listen({boost::asio::ip::make_address("127.0.0.1"), d.opts.port});
   d.seed();
+  d.seed_dns_service();
   d.controllers = std::make_unique<Controllers>(d.io, d.rest, !d.opts.runtime);
   d.controllers->start();
   d.write_kubeconfig();
@@ -124,6 +144,7 @@ void Cluster::stop() {
   if (d.server) d.server->stop();
   if (d.controllers) d.controllers->stop();
   if (d.proxy) d.proxy->stop();
+  if (d.dns) d.dns->stop();
   if (d.kubelet) d.kubelet->stop();
 }
 

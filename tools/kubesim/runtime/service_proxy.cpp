@@ -57,6 +57,10 @@ void ServiceProxy::sync() {
   for (const auto& svc : store_.list("services")) {
     std::string ip = svc["spec"].value("clusterIP", "");
     if (ip.empty() || ip == "None") continue;
+    // kube-dns is served by the DNS server itself on its ClusterIP.
+    if (svc["metadata"]["namespace"] == "kube-system" && svc["metadata"]["name"] == "kube-dns") {
+      continue;
+    }
     for (const auto& sp : svc["spec"].value("ports", json::array())) {
       if (sp.value("protocol", "TCP") != "TCP") continue;
       int port = sp.value("port", 0);

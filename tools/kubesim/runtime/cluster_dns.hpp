@@ -1,0 +1,45 @@
+#pragma once
+// Cluster DNS on the kube-dns ClusterIP inside the node namespace, answered by the lpk::dns
+// library from a NameTable rebuilt whenever services or endpoints change. Names outside the
+// cluster zone get SERVFAIL: kubesim never forwards to the machine's resolver.
+
+#include <boost/asio.hpp>
+#include <memory>
+#include <string>
+
+#include "tools/kubesim/store.hpp"
+
+namespace lpk::dns {
+class Server;
+struct TableSpec;
+}
+
+namespace lpk::kubesim {
+
+inline constexpr const char* kDnsIp = "10.96.0.10";
+
+class ClusterDns {
+ public:
+  ClusterDns(boost::asio::io_context& io, Store& store, std::string zone = "cluster.local");
+  ~ClusterDns();
+  /// Binds UDP and TCP port 53 on kDnsIp in the node namespace. Throws on failure.
+  void start();
+  void stop();
+
+ private:
+  void rebuild();
+
+  boost::asio::io_context& io_;
+  Store& store_;
+  std::string zone_;
+  std::unique_ptr<dns::Server> server_;
+  int listener_ = -1;
+  bool scheduled_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+/// The lpk::dns table for the store's services: ClusterIP A records, headless services'
+/// ready endpoints (with hostnames), named ports for SRV.
+dns::TableSpec cluster_table(const Store& store, const std::string& zone);
+
+}  // namespace lpk::kubesim
