@@ -25,7 +25,7 @@ for bin in "$agent_bin" "$proxy_bin"; do
   [[ -x $bin ]] ||
     fail "$bin is missing: build it with 'cmake --build $build --target lpk-agent lpk-proxy'"
 done
-for tool in nginx redis-server redis-cli curl python3; do
+for tool in nginx redis-server redis-cli curl python3 kdig; do
   command -v "$tool" >/dev/null || fail "$tool is not installed: run tools/install-deps.sh"
 done
 
@@ -108,23 +108,33 @@ tunnel=${tunnel#tunnel }
 explain "The agent waits for the tunnel on $tunnel. It dials each stream's target itself," \
   "so nginx and redis only ever see connections coming from the agent."
 
-step "3/5  Start lpk-proxy with a static service map"
-"$proxy_bin" run --agent "$tunnel" \
+step "3/5  Start lpk-proxy with a static service map and its stub DNS"
+# The demo asks the stub only for its own names; anything else would go to this dead upstream,
+# never to the machine's resolver.
+echo "nameserver 127.0.0.1#9" >"$work/resolv.conf"
+"$proxy_bin" run --agent "$tunnel" --dns 127.0.0.1:0 --resolv-conf "$work/resolv.conf" \
   --map "web:8080=127.0.0.1:$nginx_port" \
   --map "redis:6379=127.0.0.1:$redis_port" >"$work/proxy.out" 2>"$work/proxy.log" &
 pids+=($!)
 web=$(wait_line "$work/proxy.out" '^listen .* -> 127\.0\.0\.1:'"$nginx_port"'$' 10)
 redis=$(wait_line "$work/proxy.out" '^listen .* -> 127\.0\.0\.1:'"$redis_port"'$' 10)
 wait_line "$work/proxy.out" '^ready$' 15 >/dev/null
+dns=$(wait_line "$work/proxy.out" '^dns ' 10)
+dns=${dns#dns }
 web=${web#listen }; web=${web%% *}
 redis=${redis#listen }; redis=${redis%% *}
 explain "Each service name gets its own stable loopback address from the pool 127.77.0.0/16:" \
   "  web   -> $web   (forwards to nginx)" \
   "  redis -> $redis   (forwards to redis-server)" \
   "Every connection to those addresses becomes a stream inside ONE tunnel connection to the agent."
+resolved=$(kdig "@${dns%:*}" -p "${dns##*:}" +short web.default.svc.cluster.local A)
+explain "The stub DNS on $dns answers cluster names, as a pod would resolve them:" \
+  "  web.default.svc.cluster.local -> $resolved"
+[[ $resolved == "${web%:*}" ]] || fail "the stub DNS answered '$resolved' for web, not ${web%:*}"
 
-step "4/5  HTTP through the tunnel: curl http://$web/"
-page=$(curl -sS --fail --noproxy '*' --max-time 10 "http://$web/") ||
+step "4/5  HTTP through the tunnel: curl http://web:8080/ (the name resolved by the stub)"
+page=$(curl -sS --fail --noproxy '*' --max-time 10 --resolve "web:8080:$resolved" \
+  "http://web:8080/") ||
   fail "curl through lpk-proxy failed"
 explain "$page"
 [[ $page == *"reached through the lpk tunnel"* ]] || fail "unexpected page from $web: $page"
