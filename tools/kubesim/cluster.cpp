@@ -2,17 +2,23 @@
 
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "tools/kubesim/api.hpp"
 #include "tools/kubesim/certs.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
 #include "tools/kubesim/http_server.hpp"
+#include "tools/kubesim/manifests.hpp"
 #include "tools/kubesim/portforward.hpp"
 #include "tools/kubesim/rest.hpp"
 #include "tools/kubesim/runtime/cluster_dns.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
+#include "tools/kubesim/runtime/netns.hpp"
 #include "tools/kubesim/runtime/service_proxy.hpp"
+#include "tools/kubesim/status.hpp"
 #include "tools/kubesim/store.hpp"
 
 namespace lpk::kubesim {
@@ -99,6 +105,32 @@ struct Cluster::Impl {
                       {{"name", "dns-tcp"}, {"port", 53}, {"protocol", "TCP"}}}}}}});
   }
 
+  // Creates every object of the manifests directory, as `kubectl create -f DIR` would.
+  void apply_manifests() {
+    for (auto& doc : load_manifests(opts.manifests)) {
+      std::string kind = doc.value("kind", "");
+      const ResourceType* type = nullptr;
+      for (const auto& t : resource_types()) {
+        if (t.kind == kind && t.api_version() == doc.value("apiVersion", "")) type = &t;
+      }
+      if (!type) throw std::runtime_error("manifest kind " + kind + " is not served by kubesim");
+      if (type->namespaced && doc["metadata"].value("namespace", "").empty()) {
+        doc["metadata"]["namespace"] = "default";
+      }
+      try {
+        rest.create_object(*type, doc);
+      } catch (const ApiError& e) {
+        throw std::runtime_error("manifest " + kind + " " + doc["metadata"].value("name", "") +
+                                 ": " + e.what());
+      }
+    }
+  }
+
+  void write_pidfile() {
+    std::ofstream f(opts.state_dir / "pid", std::ios::trunc);
+    f << getpid() << "\n";
+  }
+
   void write_kubeconfig() {
     write_pki(pki, opts.state_dir);
     std::ofstream f(opts.state_dir / "kubeconfig", std::ios::trunc);
@@ -135,6 +167,8 @@ void Cluster::start() {
   d.controllers->start();
   d.write_kubeconfig();
   if (d.opts.runtime) d.start_runtime();
+  if (!d.opts.manifests.empty()) d.apply_manifests();
+  d.write_pidfile();
 }
 
 void Cluster::stop() {
@@ -146,9 +180,34 @@ void Cluster::stop() {
   if (d.proxy) d.proxy->stop();
   if (d.dns) d.dns->stop();
   if (d.kubelet) d.kubelet->stop();
+  std::error_code ec;
+  std::filesystem::remove(d.opts.state_dir / "pid", ec);
 }
 
 std::filesystem::path Cluster::kubeconfig() const { return impl_->opts.state_dir / "kubeconfig"; }
+std::string shut_down(const std::filesystem::path& state_dir) {
+  std::string msg = "no kubesim was running for " + state_dir.string();
+  std::ifstream f(state_dir / "pid");
+  pid_t pid = 0;
+  if (f >> pid && pid > 0) {
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+    if (!ec && exe.filename().string().rfind("lpk-kubesim", 0) == 0 && kill(pid, SIGTERM) == 0) {
+      // A CLI waiting for another process to exit: polling /proc is the only interface.
+      for (int i = 0; i < 300 && std::filesystem::exists("/proc/" + std::to_string(pid)); ++i) {
+        usleep(100 * 1000);
+      }
+      msg = "stopped kubesim (pid " + std::to_string(pid) + ")";
+    }
+  }
+  if (!list_kubesim_netns().empty()) {
+    if (geteuid() != 0) throw std::runtime_error("removing leftover namespaces needs root");
+    cleanup_leftovers(state_dir);
+    msg += "; removed leftovers of a crashed kubesim";
+  }
+  return msg;
+}
+
 uint16_t Cluster::port() const { return impl_->server ? impl_->server->port() : 0; }
 
 }  // namespace lpk::kubesim

@@ -35,4 +35,9 @@ class Cluster {
   std::unique_ptr<Impl> impl_;
 };
 
+/// `lpk-kubesim down`: asks the kubesim serving state_dir to stop (SIGTERM, waits for it),
+/// then removes whatever a crashed one left (namespaces, directories). Returns a message
+/// for the user; throws std::runtime_error when the cleanup needs root it does not have.
+std::string shut_down(const std::filesystem::path& state_dir);
+
 }  // namespace lpk::kubesim

@@ -39,6 +39,15 @@ int main(int argc, char** argv) {
     else if (a == "-v") spdlog::set_level(spdlog::level::debug);
     else return usage_error("unknown or incomplete option '" + a + "'");
   }
+  if (cmd == "down") {
+    try {
+      std::cout << "lpk-kubesim: " << shut_down(opts.state_dir) << "\n";
+      return 0;
+    } catch (const std::exception& e) {
+      std::cerr << "lpk-kubesim: " << e.what() << "; run `sudo lpk-kubesim down`\n";
+      return 1;
+    }
+  }
   if (cmd != "up") return usage_error("unknown command '" + cmd + "'");
   if (opts.runtime && geteuid() != 0) {
     std::cerr << "lpk-kubesim: running pods needs root (network and mount namespaces); run it "

@@ -143,6 +143,15 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
     c.next_start = Clock::now() + std::chrono::seconds(2);
     return;
   }
+  // The kubelet expands $(VAR) in command and args with the container's environment.
+  for (auto& a : cs.argv) {
+    a = expand_vars(a, [&](const std::string& k) -> std::optional<std::string> {
+      for (const auto& [n, v] : cs.env) {
+        if (n == k) return v;
+      }
+      return std::nullopt;
+    });
+  }
   bool has_path = std::any_of(cs.env.begin(), cs.env.end(), [](auto& p) { return p.first == "PATH"; });
   if (!has_path) cs.env.insert(cs.env.begin(), {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
   cs.env.insert(cs.env.begin(), {"HOSTNAME", pod["spec"].value("hostname", run.name)});

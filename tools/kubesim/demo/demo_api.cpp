@@ -1,0 +1,106 @@
+// lpk-kubesim-demo-api: the demo's "api" service. GET /api/hits increments a counter in
+// redis and answers {"hits":N,"greeting":...,"pod":...}. The greeting comes from a file
+// (a configMap volume), the redis password from an env var (a secret). Blocking and
+// one-connection-at-a-time on purpose: it is a demo workload, not part of lpk.
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+std::string env(const char* k, const char* def) {
+  const char* v = std::getenv(k);
+  return v && *v ? v : def;
+}
+
+int dial(const std::string& host, const std::string& port) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return -1;
+  int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+
+// One RESP command; returns the first reply line ("+OK", ":5", "-ERR ...").
+std::string redis(int fd, std::initializer_list<std::string> args) {
+  std::string cmd = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) cmd += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  if (write(fd, cmd.data(), cmd.size()) != ssize_t(cmd.size())) return "-ERR write";
+  std::string line;
+  char c;
+  while (read(fd, &c, 1) == 1 && c != '\n') line += c;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+std::string hits_body() {
+  std::ifstream g(env("GREETING_FILE", "/etc/demo/greeting"));
+  std::string greeting;
+  std::getline(g, greeting);
+  int fd = dial(env("REDIS_HOST", "redis"), env("REDIS_SERVICE_PORT", "6379")  /* REDIS_PORT is the tcp:// link variable */);
+  if (fd < 0) return "";
+  std::string pw = env("REDIS_PASSWORD", "");
+  if (!pw.empty() && redis(fd, {"AUTH", pw}) != "+OK") {
+    close(fd);
+    return "";
+  }
+  std::string n = redis(fd, {"INCR", "hits"});
+  close(fd);
+  if (n.empty() || n[0] != ':') return "";
+  return "{\"hits\":" + n.substr(1) + ",\"greeting\":\"" + greeting + "\",\"pod\":\"" +
+         env("HOSTNAME", "") + "\"}\n";
+}
+
+void serve(int c) {
+  char buf[4096];
+  ssize_t n = read(c, buf, sizeof buf);
+  std::string req(buf, n > 0 ? n : 0);
+  std::string status = "404 Not Found", body = "not found\n";
+  if (req.rfind("GET /healthz", 0) == 0) {
+    status = "200 OK";
+    body = "ok\n";
+  } else if (req.rfind("GET /api/hits", 0) == 0) {
+    body = hits_body();
+    status = body.empty() ? "503 Service Unavailable" : "200 OK";
+    if (body.empty()) body = "redis unavailable\n";
+  }
+  std::string res = "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  if (write(c, res.data(), res.size()) < 0) {
+  }
+  close(c);
+}
+
+}  // namespace
+
+int main() {
+  int port = std::atoi(env("PORT", "8080").c_str());
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 64) != 0) {
+    std::cerr << "demo-api: cannot listen on port " << port << "\n";
+    return 1;
+  }
+  std::cout << "demo-api: listening on " << port << std::endl;
+  for (;;) {
+    int c = accept(s, nullptr, nullptr);
+    if (c >= 0) serve(c);
+  }
+}
