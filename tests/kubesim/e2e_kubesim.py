@@ -346,6 +346,81 @@ class RealPods(KubectlWorkflow, unittest.TestCase):
             self.assertNotRegex(route, r"kubesim|ksv|local")
 
 
+DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                        "kubesim", "demo")
+
+
+@unittest.skipIf(root_reason() or shutil.which("redis-server") is None,
+                 root_reason() or "redis-server is needed for the demo")
+class DemoAndLifecycle(unittest.TestCase):
+    def test_demo_answers_through_web_api_and_redis(self):
+        sim = Kubesim("--manifests", DEMO_DIR)
+        try:
+            for d in ("redis", "api", "web"):
+                sim.kubectl("-n", "demo", "rollout", "status", "deployment/" + d, "--timeout=60s")
+            sim.kubectl("-n", "demo", "run", "q", "--image=busybox", "--restart=Never",
+                        "--command", "--", "sh", "-c",
+                        "curl -sf http://web/api/hits && curl -sf http://web/api/hits")
+            sim.kubectl("-n", "demo", "wait", "--for=jsonpath={.status.phase}=Succeeded",
+                        "pod/q", "--timeout=60s")
+            log = [p for p in os.listdir(os.path.join(sim.dir, "pods")) if p.startswith("demo_q_")]
+            with open(os.path.join(sim.dir, "pods", log[0], "q.log")) as f:
+                answers = [json.loads(l) for l in f.read().splitlines()]
+            self.assertEqual([a["hits"] for a in answers], [1, 2])
+            self.assertEqual(answers[0]["greeting"], "hello from kubesim")
+        finally:
+            sim.stop()
+
+    def test_down_stops_and_crash_leftovers_are_removed(self):
+        sim = Kubesim()
+        try:
+            sim.kubectl("run", "w", "--image=nginx")
+            sim.kubectl("wait", "--for=condition=Ready", "pod/w", "--timeout=60s")
+            ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            self.assertIn("kubesim-node", ns)
+            # A crash: SIGKILL leaves namespaces behind (the pods die with kubesim).
+            sim.proc.kill()
+            sim.proc.wait()
+            ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            self.assertIn("kubesim-", ns)
+            r = subprocess.run([KUBESIM, "down", "--state", sim.dir], capture_output=True,
+                               text=True, timeout=TIMEOUT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("removed leftovers", r.stdout)
+            ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            self.assertNotIn("kubesim-", ns)
+        finally:
+            sim.stop()
+
+    def test_down_of_a_running_kubesim(self):
+        sim = Kubesim()
+        r = subprocess.run([KUBESIM, "down", "--state", sim.dir], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        self.assertIn("stopped kubesim", r.stdout)
+        self.assertEqual(sim.proc.wait(TIMEOUT), 0)
+        ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        self.assertNotIn("kubesim-", ns)
+        sim.stop()
+
+
+class CommandLine(unittest.TestCase):
+    def test_bad_flag_is_one_line(self):
+        r = subprocess.run([KUBESIM, "up", "--bogus"], capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+        self.assertIn("--bogus", r.stderr)
+
+    @unittest.skipIf(shutil.which("setpriv") is None or os.geteuid() != 0,
+                     "needs root to drop to an unprivileged user with setpriv")
+    def test_without_root_says_so_in_one_line(self):
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            KUBESIM, "up", "--state", "/tmp/kubesim-e2e-noroot"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+        self.assertIn("needs root", r.stderr)
+
+
 if __name__ == "__main__":
     KUBESIM = sys.argv.pop(1)
     unittest.main(verbosity=2)
