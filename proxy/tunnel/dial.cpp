@@ -35,12 +35,13 @@ asio::awaitable<DialResult> dial_tcp(const std::vector<tcp::endpoint>& endpoints
   asio::steady_timer deadline(ex, timeout);
   auto outcome = co_await (asio::async_connect(socket, endpoints,
                                                asio::as_tuple(asio::use_awaitable)) ||
-                           deadline.async_wait(asio::use_awaitable));
+                           deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (outcome.index() == 1) {
     co_return DialResult{OpenCode::timed_out,
                          "no answer within " + std::to_string(timeout.count()) + " ms",
                          std::nullopt};
   }
+  // (The losing timer completes with operation_aborted as a tuple: no exception per dial.)
   auto [ec, endpoint] = std::get<0>(outcome);
   if (ec) co_return DialResult{open_code_for(ec), ec.message(), std::nullopt};
   socket.set_option(tcp::no_delay(true), ec);
@@ -66,7 +67,7 @@ asio::awaitable<DialResult> resolve_and_dial(const Target& target,
   asio::steady_timer deadline(ex, timeout);
   auto outcome = co_await (resolver.async_resolve(target.host, std::to_string(target.port),
                                                   asio::as_tuple(asio::use_awaitable)) ||
-                           deadline.async_wait(asio::use_awaitable));
+                           deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (outcome.index() == 1) {
     co_return DialResult{OpenCode::timed_out, "name lookup took too long", std::nullopt};
   }

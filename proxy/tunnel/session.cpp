@@ -52,7 +52,8 @@ asio::awaitable<boost::system::result<std::shared_ptr<Session>>> Session::establ
     co_return co_await handshake_as_agent(*link, local, options.secret);
   };
   asio::steady_timer deadline(co_await asio::this_coro::executor, options.handshake_timeout);
-  auto outcome = co_await (exchange() || deadline.async_wait(asio::use_awaitable));
+  auto outcome =
+      co_await (exchange() || deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (outcome.index() == 1) {
     link->close();
     co_return error_code(asio::error::timed_out);

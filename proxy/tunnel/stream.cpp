@@ -64,12 +64,24 @@ void Stream::attach(tcp::socket socket) {
 asio::awaitable<void> Stream::pump_local() {
   auto self = shared_from_this();
   auto& pool = session_->pool();
+  // After a short read the socket is drained, and any byte arriving later raises an event
+  // that the next poll reports; so, as long as this coroutine has not suspended since, it may
+  // wait without first trying a read that would only say EAGAIN.
+  bool drained = false;
   while (!closed_ && !fin_sent_) {
     if (send_.available() == 0 || chunks_queued_ >= kMaxQueuedChunks) {
       waiting_ = true;
       wake_.expires_at(Clock::time_point::max());
       co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
       waiting_ = false;
+      drained = false;
+      continue;
+    }
+    if (drained) {
+      drained = false;
+      auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read,
+                                                   asio::as_tuple(asio::use_awaitable));
+      if (wait_ec && !closed_) fail_local(wait_ec);
       continue;
     }
     // Read first and wait only when nothing is there: a busy stream skips a poll per chunk,
@@ -99,6 +111,7 @@ asio::awaitable<void> Stream::pump_local() {
     bytes_up_ += n;
     ++chunks_queued_;
     session_->queue_data(self, std::move(buffer), n, false);
+    drained = n < want;
   }
 }
 
