@@ -57,6 +57,20 @@ std::optional<GoAwayFrame> only_go_away(const std::vector<std::byte>& bytes) {
   return std::get<GoAwayFrame>(frames[0].body);
 }
 
+// Runs `a` as its own coroutine thread. (Awaited directly, a handshake that completes without
+// ever suspending left the awaiting test coroutine unresumed in this GCC 12 build.)
+template <typename T>
+asio::awaitable<T> spawned(asio::awaitable<T> a) {
+  auto ex = co_await asio::this_coro::executor;
+  co_return co_await asio::co_spawn(ex, std::move(a), asio::use_awaitable);
+}
+
+// Puts bytes on `writer`'s side of the link directly, without a coroutine, as if written.
+void feed(MemoryLink& writer, asio::const_buffer bytes) {
+  auto* p = static_cast<const std::byte*>(bytes.data());
+  writer.unread_by_peer().insert(writer.unread_by_peer().end(), p, p + bytes.size());
+}
+
 struct Both {
   result<HandshakeResult> proxy = Error::session_closed;
   result<HandshakeResult> agent = Error::session_closed;
@@ -116,16 +130,20 @@ TEST(Handshake, DifferentSecretsFailOnBothEnds) {
     EXPECT_EQ(r.agent.error(), make_error_code(Error::auth_failed));
     CO_ASSERT_FALSE(r.proxy);
     EXPECT_EQ(r.proxy.error(), make_error_code(Error::auth_failed));
-    // The agent explained itself after its hello.
-    auto goaway = only_go_away(drain(a->unread_by_peer()));
-    CO_ASSERT_TRUE(goaway);
-    EXPECT_EQ(goaway->code, GoAwayCode::auth_failed);
-    EXPECT_NE(goaway->reason.find("secret"), std::string::npos) << goaway->reason;
+    // The agent explained itself after its hello (the proxy may have read it already).
+    auto rest = drain(a->unread_by_peer());
+    if (!rest.empty()) {
+      auto goaway = only_go_away(rest);
+      CO_ASSERT_TRUE(goaway);
+      EXPECT_EQ(goaway->code, GoAwayCode::auth_failed);
+      EXPECT_NE(goaway->reason.find("secret"), std::string::npos) << goaway->reason;
+    }
   }());
 }
 
-// A proxy without the agent's secret (or with one the agent does not expect) completes its
-// half of the handshake; its session then receives the agent's GOAWAY and ends with it.
+// A proxy without the agent's secret (or with one the agent does not expect) learns why it was
+// refused: either its handshake fails with auth_failed (the agent marks its hello as refused),
+// or its session starts and then ends on the agent's GOAWAY (auth_failed).
 asio::awaitable<void> proxy_session_meets_refusing_agent(asio::io_context& io,
                                                          std::string proxy_secret,
                                                          std::string agent_secret) {
@@ -137,8 +155,12 @@ asio::awaitable<void> proxy_session_meets_refusing_agent(asio::io_context& io,
                 handshake_as_agent(*a, agent_hello(), agent_secret));
   CO_ASSERT_FALSE(agent);
   EXPECT_EQ(agent.error(), make_error_code(Error::auth_failed));
-  CO_ASSERT_TRUE(established) << established.error().message();
   a->close();  // the agent hangs up after its GOAWAY
+  if (!established) {
+    EXPECT_EQ(established.error(), make_error_code(Error::auth_failed))
+        << established.error().message();
+    co_return;
+  }
   auto session = *established;
   auto why = co_await session->run();
   EXPECT_EQ(why, make_error_code(Error::peer_went_away)) << why.message();
@@ -166,8 +188,8 @@ TEST(Handshake, AgentRefusesAnotherVersionAndSaysSo) {
     auto hello = encode_hello(proxy_hello());
     hello[4] = std::byte{2};
     asio::const_buffer buf(hello.data(), hello.size());
-    co_await p->write(std::span(&buf, 1));
-    auto r = co_await handshake_as_agent(*a, agent_hello(), "");
+    feed(*p, buf);
+    auto r = co_await spawned(handshake_as_agent(*a, agent_hello(), ""));
     CO_ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), make_error_code(Error::bad_version));
     auto out = drain(a->unread_by_peer());
@@ -187,9 +209,9 @@ asio::awaitable<result<HandshakeResult>> proxy_reads(asio::io_context& io,
                                                      bool close_after = true) {
   auto [p, a] = make_memory_links(io.get_executor());
   asio::const_buffer buf(answer.data(), answer.size());
-  co_await a->write(std::span(&buf, 1));
+  feed(*a, buf);
   if (close_after) a->close();
-  co_return co_await handshake_as_proxy(*p, proxy_hello(), "");
+  co_return co_await spawned(handshake_as_proxy(*p, proxy_hello(), ""));
 }
 
 std::vector<std::byte> agent_answer(std::function<void(std::array<std::byte, kHelloSize>&)> edit,
@@ -231,8 +253,8 @@ TEST(Handshake, AgentDropsGarbageWithoutAnswering) {
     auto [p, a] = make_memory_links(io.get_executor());
     auto garbage = to_bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + std::string(100, 'z'));
     asio::const_buffer buf(garbage.data(), garbage.size());
-    co_await p->write(std::span(&buf, 1));
-    auto r = co_await handshake_as_agent(*a, agent_hello(), "");
+    feed(*p, buf);
+    auto r = co_await spawned(handshake_as_agent(*a, agent_hello(), ""));
     CO_ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), make_error_code(Error::bad_magic));
     EXPECT_TRUE(a->unread_by_peer().empty()) << "nothing is sent to a stranger";
@@ -248,8 +270,8 @@ TEST(Handshake, AgentRefusesAnotherAgentAndTruncatedHellos) {
       h.role = Role::agent;
       auto wire = encode_hello(h);
       asio::const_buffer buf(wire.data(), wire.size());
-      co_await p->write(std::span(&buf, 1));
-      auto r = co_await handshake_as_agent(*a, agent_hello(), "");
+      feed(*p, buf);
+      auto r = co_await spawned(handshake_as_agent(*a, agent_hello(), ""));
       EXPECT_EQ(r.error(), make_error_code(Error::bad_role));
       auto out = drain(a->unread_by_peer());
       CO_ASSERT_GT(out.size(), kHelloSize);
@@ -261,9 +283,9 @@ TEST(Handshake, AgentRefusesAnotherAgentAndTruncatedHellos) {
       auto [p, a] = make_memory_links(io.get_executor());
       auto wire = encode_hello(proxy_hello());
       asio::const_buffer buf(wire.data(), 30);
-      co_await p->write(std::span(&buf, 1));
+      feed(*p, buf);
       p->close();
-      auto r = co_await handshake_as_agent(*a, agent_hello(), "");
+      auto r = co_await spawned(handshake_as_agent(*a, agent_hello(), ""));
       EXPECT_EQ(r.error(), make_error_code(Error::truncated));
     }
   }());

@@ -237,13 +237,18 @@ class TestDialer final : public Dialer {
       co_await release_.wait(30s);
       co_return DialResult{OpenCode::refused, "released", std::nullopt};
     }
-    co_return co_await resolve_and_dial(target, 2s);
+    auto r = co_await resolve_and_dial(target, 2s);
+    if (r.socket && send_buffer) {
+      r.socket->set_option(asio::socket_base::send_buffer_size(*send_buffer));
+    }
+    co_return r;
   }
   void release() { release_.set(); }
 
   int dials = 0;
   std::vector<Target> targets;
   std::set<std::uint16_t> hang_ports;
+  std::optional<int> send_buffer;  // SO_SNDBUF for dialed sockets, to make them block early
 
  private:
   Event release_;
@@ -266,35 +271,43 @@ class MemoryLink final : public Link {
       : ex_(std::move(ex)), in_(std::move(in)), out_(std::move(out)) {}
   ~MemoryLink() override { close(); }
 
+  // One co_return per coroutine, of a named value: GCC 12 has miscompiled early co_returns of
+  // temporaries here (the awaiting coroutine was never resumed).
   asio::awaitable<Result> read_some(asio::mutable_buffer buffer) override {
-    for (;;) {
-      if (closed_) co_return Result{asio::error::operation_aborted, 0};
+    Result result(asio::error::operation_aborted, 0);
+    while (!closed_) {
       if (!in_->bytes.empty()) {
         std::size_t n = std::min(buffer.size(), in_->bytes.size());
         auto* p = static_cast<std::byte*>(buffer.data());
         std::copy_n(in_->bytes.begin(), n, p);
         in_->bytes.erase(in_->bytes.begin(), in_->bytes.begin() + std::ptrdiff_t(n));
-        co_return Result{error_code{}, n};
+        result = Result(error_code{}, n);
+        break;
       }
-      if (in_->closed) co_return Result{asio::error::eof, 0};
+      if (in_->closed) {
+        result = Result(asio::error::eof, 0);
+        break;
+      }
       in_->wake.expires_at(Clock::time_point::max());
       co_await in_->wake.async_wait(kTuple);
       auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none) {
-        co_return Result{asio::error::operation_aborted, 0};
-      }
+      if (cs.cancelled() != asio::cancellation_type::none) break;
     }
+    co_return result;
   }
   asio::awaitable<Result> write(std::span<const asio::const_buffer> buffers) override {
-    if (closed_) co_return Result{asio::error::broken_pipe, 0};
-    std::size_t total = 0;
-    for (const auto& b : buffers) {
-      auto* p = static_cast<const std::byte*>(b.data());
-      out_->bytes.insert(out_->bytes.end(), p, p + b.size());
-      total += b.size();
+    Result result(asio::error::broken_pipe, 0);
+    if (!closed_) {
+      std::size_t total = 0;
+      for (const auto& b : buffers) {
+        auto* p = static_cast<const std::byte*>(b.data());
+        out_->bytes.insert(out_->bytes.end(), p, p + b.size());
+        total += b.size();
+      }
+      out_->wake.cancel();
+      result = Result(error_code{}, total);
     }
-    out_->wake.cancel();
-    co_return Result{error_code{}, total};
+    co_return result;
   }
   /// The peer reads what was written and then end of stream; what it writes afterwards is
   /// dropped, as TCP would before the reset arrives.
