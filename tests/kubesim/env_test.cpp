@@ -90,7 +90,8 @@ TEST(ContainerEnv, ValueFromKeyRefsFieldRefsAndResources) {
 }
 
 TEST(ContainerEnv, MissingRequiredKeyIsCreateContainerConfigError) {
-  json c = json::parse(R"J({"env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"db","key":"user"}}}]})J");
+  json c = json::parse(
+      R"J({"env":[{"name":"X","valueFrom":{"secretKeyRef":{"name":"db","key":"user"}}}]})J");
   EXPECT_THROW(container_env(test_pod(), c, inputs()), EnvError);
   json d = json::parse(R"J({"envFrom":[{"secretRef":{"name":"missing"}}]})J");
   EXPECT_THROW(container_env(test_pod(), d, inputs()), EnvError);
@@ -98,9 +99,10 @@ TEST(ContainerEnv, MissingRequiredKeyIsCreateContainerConfigError) {
 
 TEST(ServiceLinks, VariablesAsKubeletWritesThem) {
   EnvInputs in = inputs();
-  in.services = {json::parse(R"J({"metadata":{"name":"redis-primary"},"spec":{"clusterIP":"10.96.0.11",
+  in.services = {
+      json::parse(R"J({"metadata":{"name":"redis-primary"},"spec":{"clusterIP":"10.96.0.11",
     "ports":[{"name":"redis","port":6379,"protocol":"TCP"},{"port":9121,"protocol":"TCP"}]}})J"),
-                 json::parse(R"J({"metadata":{"name":"headless"},"spec":{"clusterIP":"None",
+      json::parse(R"J({"metadata":{"name":"headless"},"spec":{"clusterIP":"None",
     "ports":[{"port":80}]}})J")};
   json c = json::parse(R"J({"env":[{"name":"REDIS_PRIMARY_SERVICE_HOST","value":"mine"},
     {"name":"URL","value":"redis://$(REDIS_PRIMARY_SERVICE_HOST):$(REDIS_PRIMARY_SERVICE_PORT)"}]})J");

@@ -52,8 +52,8 @@ std::string allocate_cluster_ip(const Store& store, const AdmitOptions& opts) {
   }
   // .0.1 and .0.10 are taken by kubernetes and kube-dns at start; start after them.
   for (int i = 20; i < 65000; ++i) {
-    std::string ip = opts.service_cidr_base + std::to_string(i / 256) + "." +
-                     std::to_string(i % 256);
+    std::string ip =
+        opts.service_cidr_base + std::to_string(i / 256) + "." + std::to_string(i % 256);
     if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
   }
   throw ApiError(500, "InternalError", "Internal error occurred: range is full");
@@ -89,9 +89,9 @@ void default_workload(const std::string& plural, json& obj) {
   set_default(spec, "revisionHistoryLimit", 10);
   if (plural == "deployments") {
     set_default(spec, "progressDeadlineSeconds", 600);
-    set_default(spec, "strategy", {{"type", "RollingUpdate"},
-                                   {"rollingUpdate",
-                                    {{"maxUnavailable", "25%"}, {"maxSurge", "25%"}}}});
+    set_default(spec, "strategy",
+                {{"type", "RollingUpdate"},
+                 {"rollingUpdate", {{"maxUnavailable", "25%"}, {"maxSurge", "25%"}}}});
   }
   if (plural == "statefulsets") {
     set_default(spec, "podManagementPolicy", "OrderedReady");
@@ -113,9 +113,9 @@ void validate_workload(const ResourceType& t, const json& obj, const std::string
   json ml = spec["selector"].value("matchLabels", json::object());
   for (const auto& [k, v] : ml.items()) {
     if (!labels.contains(k) || labels[k] != v) {
-      throw invalid(t.kind, name, "spec.template.metadata.labels", "FieldValueInvalid",
-                    "Invalid value: " + labels.dump() +
-                        ": `selector` does not match template `labels`");
+      throw invalid(
+          t.kind, name, "spec.template.metadata.labels", "FieldValueInvalid",
+          "Invalid value: " + labels.dump() + ": `selector` does not match template `labels`");
     }
   }
   const json& cs = obj["spec"]["template"]["spec"]["containers"];
@@ -154,7 +154,8 @@ void default_secret(json& s) {
 
 std::string name_problem(const std::string& name, bool label) {
   static const std::regex kLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
-  static const std::regex kSubdomain("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
+  static const std::regex kSubdomain(
+      "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
   std::string quoted = "Invalid value: \"" + name + "\": ";
   if (label) {
     if (name.size() > 63) return quoted + "must be no more than 63 characters";
@@ -198,8 +199,7 @@ json admit(const ResourceType& t, json obj, const std::optional<json>& old, cons
     if (!old) obj["status"] = {{"phase", "Pending"}, {"qosClass", "BestEffort"}};
   } else if (t.plural == "services") {
     default_service(obj, old, store, opts);
-  } else if (t.plural == "deployments" || t.plural == "replicasets" ||
-             t.plural == "statefulsets") {
+  } else if (t.plural == "deployments" || t.plural == "replicasets" || t.plural == "statefulsets") {
     validate_workload(t, obj, name);
     default_workload(t.plural, obj);
   } else if (t.plural == "secrets") {
@@ -213,15 +213,24 @@ json admit(const ResourceType& t, json obj, const std::optional<json>& old, cons
 }
 
 std::vector<std::string> unknown_fields(const ResourceType& t, const json& obj) {
-  static const std::set<std::string> kTop = {"apiVersion", "kind",     "metadata",   "spec",
-                                             "status",     "data",     "binaryData", "stringData",
-                                             "type",       "immutable", "subsets",   "endpoints",
-                                             "addressType", "ports"};
-  static const std::set<std::string> kMeta = {
-      "name",   "generateName",  "namespace",       "uid",         "resourceVersion",
-      "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-      "labels", "annotations",   "ownerReferences", "finalizers",  "managedFields",
-      "selfLink"};
+  static const std::set<std::string> kTop = {
+      "apiVersion", "kind", "metadata",  "spec",    "status",    "data",        "binaryData",
+      "stringData", "type", "immutable", "subsets", "endpoints", "addressType", "ports"};
+  static const std::set<std::string> kMeta = {"name",
+                                              "generateName",
+                                              "namespace",
+                                              "uid",
+                                              "resourceVersion",
+                                              "generation",
+                                              "creationTimestamp",
+                                              "deletionTimestamp",
+                                              "deletionGracePeriodSeconds",
+                                              "labels",
+                                              "annotations",
+                                              "ownerReferences",
+                                              "finalizers",
+                                              "managedFields",
+                                              "selfLink"};
   std::vector<std::string> out;
   if (!obj.is_object()) return out;
   for (const auto& [k, v] : obj.items()) {

@@ -104,8 +104,8 @@ void write_file(const std::filesystem::path& p, const std::string& data, bool se
   f << data;
   f.close();
   if (secret) {
-    std::filesystem::permissions(p, std::filesystem::perms::owner_read |
-                                        std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
 }
 

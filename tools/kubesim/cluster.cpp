@@ -1,8 +1,7 @@
 #include "tools/kubesim/cluster.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -47,29 +46,32 @@ struct Cluster::Impl {
 
   void seed() {
     for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
-      rest.create_object(resource_by_plural("namespaces"),
-                         {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+      rest.create_object(
+          resource_by_plural("namespaces"),
+          {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
     }
-    rest.create_object(
-        resource_by_plural("services"),
-        {{"apiVersion", "v1"},
-         {"kind", "Service"},
-         {"metadata",
-          {{"name", "kubernetes"},
-           {"namespace", "default"},
-           {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
-         {"spec",
-          {{"clusterIP", kKubernetesIp},
-           {"ports", {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"},
-                       {"targetPort", int(server->port())}}}}}}});
+    rest.create_object(resource_by_plural("services"),
+                       {{"apiVersion", "v1"},
+                        {"kind", "Service"},
+                        {"metadata",
+                         {{"name", "kubernetes"},
+                          {"namespace", "default"},
+                          {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
+                        {"spec",
+                         {{"clusterIP", kKubernetesIp},
+                          {"ports",
+                           {{{"name", "https"},
+                             {"port", 443},
+                             {"protocol", "TCP"},
+                             {"targetPort", int(server->port())}}}}}}});
   }
 
   void start_runtime() {
     std::string bin_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-    KubeletConfig kc{opts.state_dir,
-                     opts.images.empty() ? ImageMap::defaults(bin_dir)
-                                         : ImageMap::load(opts.images, bin_dir),
-                     pki.token, pki.ca.cert_pem};
+    KubeletConfig kc{
+        opts.state_dir,
+        opts.images.empty() ? ImageMap::defaults(bin_dir) : ImageMap::load(opts.images, bin_dir),
+        pki.token, pki.ca.cert_pem};
     kubelet = std::make_unique<Kubelet>(io, rest, std::move(kc));
     kubelet->start();
     proxy = std::make_unique<ServiceProxy>(io, store, server->port());
@@ -101,8 +103,9 @@ struct Cluster::Impl {
            {"labels", {{"k8s-app", "kube-dns"}, {"kubernetes.io/name", "CoreDNS"}}}}},
          {"spec",
           {{"clusterIP", kDnsIp},
-           {"ports", {{{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}},
-                      {{"name", "dns-tcp"}, {"port", 53}, {"protocol", "TCP"}}}}}}});
+           {"ports",
+            {{{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}},
+             {{"name", "dns-tcp"}, {"port", 53}, {"protocol", "TCP"}}}}}}});
   }
 
   // Creates every object of the manifests directory, as `kubectl create -f DIR` would.

@@ -10,11 +10,11 @@
 namespace lpk::kubesim {
 
 struct ClusterOptions {
-  std::filesystem::path state_dir;   // PKI, kubeconfig, runtime state
-  std::filesystem::path manifests;   // applied at start when not empty
-  uint16_t port = 0;                 // 0 picks a free port
-  bool runtime = true;               // run pods as processes in network namespaces
-  std::filesystem::path images;      // image -> command map (runtime)
+  std::filesystem::path state_dir;  // PKI, kubeconfig, runtime state
+  std::filesystem::path manifests;  // applied at start when not empty
+  uint16_t port = 0;                // 0 picks a free port
+  bool runtime = true;              // run pods as processes in network namespaces
+  std::filesystem::path images;     // image -> command map (runtime)
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   size_t watch_history = 20000;
 };

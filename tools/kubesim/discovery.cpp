@@ -6,8 +6,8 @@ namespace lpk::kubesim {
 
 namespace {
 
-const json kVerbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update",
-                     "watch"};
+const json kVerbs = {"create", "delete", "deletecollection", "get",
+                     "list",   "patch",  "update",           "watch"};
 
 bool in_category_all(const std::string& plural) {
   return plural == "pods" || plural == "services" || plural == "deployments" ||
@@ -18,8 +18,12 @@ json resource_list(const std::string& group, const std::string& version) {
   json resources = json::array();
   for (const auto& t : resource_types()) {
     if (t.group != group || t.version != version) continue;
-    json r = {{"name", t.plural},     {"singularName", t.singular}, {"namespaced", t.namespaced},
-              {"kind", t.kind},       {"verbs", kVerbs},            {"storageVersionHash", ""}};
+    json r = {{"name", t.plural},
+              {"singularName", t.singular},
+              {"namespaced", t.namespaced},
+              {"kind", t.kind},
+              {"verbs", kVerbs},
+              {"storageVersionHash", ""}};
     if (t.plural == "namespaces") {
       r["verbs"] = {"create", "delete", "get", "list", "patch", "update", "watch"};
     }
@@ -56,10 +60,14 @@ json api_group(const std::string& group) {
 
 std::optional<json> discovery_document(const std::string& path, const std::string& server_addr) {
   if (path == "/version" || path == "/version/") {
-    return json{{"major", "1"},           {"minor", "32"},
-                {"gitVersion", "v1.32.0-kubesim"}, {"gitCommit", "0000000000000000000000000000000000000000"},
-                {"gitTreeState", "clean"}, {"buildDate", "2026-01-01T00:00:00Z"},
-                {"goVersion", "go1.23.0"}, {"compiler", "gc"},
+    return json{{"major", "1"},
+                {"minor", "32"},
+                {"gitVersion", "v1.32.0-kubesim"},
+                {"gitCommit", "0000000000000000000000000000000000000000"},
+                {"gitTreeState", "clean"},
+                {"buildDate", "2026-01-01T00:00:00Z"},
+                {"goVersion", "go1.23.0"},
+                {"compiler", "gc"},
                 {"platform", "linux/amd64"}};
   }
   if (path == "/api" || path == "/api/") {

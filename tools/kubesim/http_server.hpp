@@ -62,8 +62,8 @@ class HttpsServer {
 };
 
 /// Writes a complete JSON response (Content-Type application/json).
-asio::awaitable<void> write_json(TlsStream& stream, const Request& req, http::status code,
-                                 const std::string& body, bool keep_alive,
-                                 const std::vector<std::pair<std::string, std::string>>& headers = {});
+asio::awaitable<void> write_json(
+    TlsStream& stream, const Request& req, http::status code, const std::string& body,
+    bool keep_alive, const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 }  // namespace lpk::kubesim

@@ -1,10 +1,10 @@
 // lpk-kubesim: a local Kubernetes API server whose pods are processes in network namespaces.
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <cstring>
-#include <unistd.h>
 #include <iostream>
 
 #include "tools/kubesim/cluster.hpp"
@@ -30,14 +30,22 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
-    if (a == "--state" && (v = value())) opts.state_dir = v;
-    else if (a == "--manifests" && (v = value())) opts.manifests = v;
-    else if (a == "--images" && (v = value())) opts.images = v;
-    else if (a == "--port" && (v = value())) opts.port = uint16_t(std::atoi(v));
-    else if (a == "--no-runtime") opts.runtime = false;
-    else if (a == "--watch-history" && (v = value())) opts.watch_history = size_t(std::atol(v));
-    else if (a == "-v") spdlog::set_level(spdlog::level::debug);
-    else return usage_error("unknown or incomplete option '" + a + "'");
+    if (a == "--state" && (v = value()))
+      opts.state_dir = v;
+    else if (a == "--manifests" && (v = value()))
+      opts.manifests = v;
+    else if (a == "--images" && (v = value()))
+      opts.images = v;
+    else if (a == "--port" && (v = value()))
+      opts.port = uint16_t(std::atoi(v));
+    else if (a == "--no-runtime")
+      opts.runtime = false;
+    else if (a == "--watch-history" && (v = value()))
+      opts.watch_history = size_t(std::atol(v));
+    else if (a == "-v")
+      spdlog::set_level(spdlog::level::debug);
+    else
+      return usage_error("unknown or incomplete option '" + a + "'");
   }
   if (cmd == "down") {
     try {

@@ -13,12 +13,10 @@ std::string gv_path(const ResourceType& t) {
 }
 
 json operation(const ResourceType& t, const char* verb) {
-  json params = json::array({{{"name", "fieldValidation"}, {"in", "query"},
-                              {"schema", {{"type", "string"}}}},
-                             {{"name", "fieldManager"}, {"in", "query"},
-                              {"schema", {{"type", "string"}}}},
-                             {{"name", "dryRun"}, {"in", "query"},
-                              {"schema", {{"type", "string"}}}}});
+  json params =
+      json::array({{{"name", "fieldValidation"}, {"in", "query"}, {"schema", {{"type", "string"}}}},
+                   {{"name", "fieldManager"}, {"in", "query"}, {"schema", {{"type", "string"}}}},
+                   {{"name", "dryRun"}, {"in", "query"}, {"schema", {{"type", "string"}}}}});
   return {{"operationId", std::string(verb) + t.kind},
           {"x-kubernetes-action", verb},
           {"x-kubernetes-group-version-kind",

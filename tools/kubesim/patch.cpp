@@ -22,9 +22,9 @@ json apply_json_patch(const json& target, const json& ops) {
 
 std::string merge_key_for(const std::string& field, const json& sample) {
   // From the patchMergeKey tags in k8s.io/api core/v1, apps/v1 and meta/v1 types.go.
-  static const char* kByName[] = {"containers",       "initContainers", "ephemeralContainers",
-                                  "env",              "volumes",        "volumeMounts",
-                                  "imagePullSecrets", "volumeDevices",  "resourceClaims"};
+  static const char* kByName[] = {
+      "containers",   "initContainers",   "ephemeralContainers", "env",           "volumes",
+      "volumeMounts", "imagePullSecrets", "volumeDevices",       "resourceClaims"};
   for (const char* f : kByName) {
     if (field == f) return "name";
   }
@@ -63,10 +63,11 @@ json merge_keyed_list(const std::string& key, const json& cur, const json& patch
   }
   for (const auto& p : patch) {
     if (!p.is_object() || !p.contains(key)) {
-      throw std::invalid_argument("map: " + p.dump() + " does not contain declared merge key: " +
-                                  key);
+      throw std::invalid_argument("map: " + p.dump() +
+                                  " does not contain declared merge key: " + key);
     }
-    auto it = std::find_if(out.begin(), out.end(), [&](const json& e) { return same_key(e, p, key); });
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const json& e) { return same_key(e, p, key); });
     if (p.value("$patch", "") == "delete") {
       if (it != out.end()) out.erase(it);
       continue;
@@ -154,8 +155,10 @@ json merge_object(const json& cur, const json& patch) {
       continue;
     }
     json merged = merge_value(k, out.contains(k) ? out[k] : json(), v);
-    if (merged.is_null()) out.erase(k);
-    else out[k] = merged;
+    if (merged.is_null())
+      out.erase(k);
+    else
+      out[k] = merged;
   }
   if (auto rk = patch.find("$retainKeys"); rk != patch.end() && rk->is_array()) {
     for (auto it = out.begin(); it != out.end();) {

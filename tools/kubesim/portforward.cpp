@@ -125,7 +125,8 @@ void close_all(std::vector<std::unique_ptr<tcp::socket>>& socks) {
 
 // Reads client frames and hands data-channel payloads to the pod sockets; when the client
 // goes away the pod connections go too.
-awaitable<void> client_to_pods(Ws& ws, Session& s, std::vector<std::unique_ptr<tcp::socket>>& socks) {
+awaitable<void> client_to_pods(Ws& ws, Session& s,
+                               std::vector<std::unique_ptr<tcp::socket>>& socks) {
   beast::flat_buffer buf;
   for (;;) {
     auto [ec, n] = co_await ws.async_read(buf, kTuple);
@@ -162,7 +163,8 @@ awaitable<std::string> dial_pod(asio::any_io_executor ex, const std::string& net
   if (ec) {
     std::string p = std::to_string(port);
     co_return "failed to connect to localhost:" + p + " inside namespace \"" + netns +
-        "\", IPv4: dial tcp4 127.0.0.1:" + p + ": connect: " + ec.message() + " IPv6 dial tcp6: "
+        "\", IPv4: dial tcp4 127.0.0.1:" + p + ": connect: " + ec.message() +
+        " IPv6 dial tcp6: "
         "address [::1]: no suitable address ";
   }
   sock->set_option(tcp::no_delay(true), ec);

@@ -15,8 +15,15 @@ const std::vector<ResourceType>& resource_types() {
       {"deployments", "deployment", "Deployment", "apps", "v1", true, {"deploy"}, true, false},
       {"replicasets", "replicaset", "ReplicaSet", "apps", "v1", true, {"rs"}, true, false},
       {"statefulsets", "statefulset", "StatefulSet", "apps", "v1", true, {"sts"}, true, false},
-      {"endpointslices", "endpointslice", "EndpointSlice", "discovery.k8s.io", "v1", true, {},
-       false, false},
+      {"endpointslices",
+       "endpointslice",
+       "EndpointSlice",
+       "discovery.k8s.io",
+       "v1",
+       true,
+       {},
+       false,
+       false},
   };
   return kTypes;
 }

@@ -15,7 +15,7 @@ struct ResourceType {
   std::string version;   // "v1"
   bool namespaced = true;
   std::vector<std::string> short_names;
-  bool has_status = false;  // serves the /status subresource
+  bool has_status = false;      // serves the /status subresource
   bool dns_label_name = false;  // names must be RFC 1123 labels, not subdomains
 
   std::string api_version() const { return group.empty() ? version : group + "/" + version; }

@@ -48,7 +48,8 @@ json Rest::decode(const Route& r, const std::string& body, bool strict,
   }
   if (!obj.is_object()) {
     throw bad_request("couldn't get version/kind; json parse error: json: cannot unmarshal " +
-                      std::string(obj.type_name()) + " into Go value of type struct { APIVersion "
+                      std::string(obj.type_name()) +
+                      " into Go value of type struct { APIVersion "
                       "string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string "
                       "\"json:\\\"kind,omitempty\\\"\" }");
   }
@@ -88,7 +89,9 @@ json Rest::decode(const Route& r, const std::string& body, bool strict,
 json Rest::create(const Route& r, const std::string& body, bool strict,
                   std::vector<std::string>& warnings) {
   json obj = decode(r, body, strict, warnings);
-  if (!r.name.empty()) throw ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+  if (!r.name.empty())
+    throw ApiError(405, "MethodNotAllowed",
+                   "the server does not allow this method on the requested resource");
   for (const char* f : {"uid", "resourceVersion", "creationTimestamp", "generation"}) {
     obj["metadata"].erase(f);
   }
@@ -105,8 +108,8 @@ json Rest::update(const Route& r, const std::string& body, bool strict,
   json obj = decode(r, body, strict, warnings);
   std::string name = obj["metadata"].value("name", "");
   if (name != r.name) {
-    throw bad_request("the name of the object (" + name +
-                      ") does not match the name on the URL (" + r.name + ")");
+    throw bad_request("the name of the object (" + name + ") does not match the name on the URL (" +
+                      r.name + ")");
   }
   json old = get(r);
   return write_update(r, std::move(obj), old);
@@ -145,8 +148,8 @@ json Rest::patch(const Route& r, const std::string& content_type, const std::str
   } catch (const std::invalid_argument& e) {
     throw ApiError(422, "Invalid", e.what());
   }
-  if (!next.is_object() || next.value("kind", "") != r.type->kind ||
-      !next.contains("metadata") || next["metadata"].value("name", "") != r.name) {
+  if (!next.is_object() || next.value("kind", "") != r.type->kind || !next.contains("metadata") ||
+      next["metadata"].value("name", "") != r.name) {
     throw ApiError(422, "Invalid", "patch changes the object's kind or name");
   }
   // A patch without a resourceVersion applies to the current object, whatever it is.

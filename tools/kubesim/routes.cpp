@@ -13,10 +13,14 @@ std::string url_decode(std::string_view s) {
       for (int j = 1; j <= 2; ++j) {
         char c = s[i + j];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= c - '0';
-        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-        else ok = false;
+        if (c >= '0' && c <= '9')
+          v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+          v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+          v |= c - 'A' + 10;
+        else
+          ok = false;
       }
       if (ok) {
         out += char(v);
@@ -40,8 +44,10 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
     std::string k = url_decode(kv.substr(0, eq));
     std::string v = eq == std::string_view::npos ? "" : url_decode(kv.substr(eq + 1));
     if (!k.empty()) {
-      if (k == "ports" && out.count(k)) out[k] += "," + v;
-      else out[k] = v;
+      if (k == "ports" && out.count(k))
+        out[k] += "," + v;
+      else
+        out[k] = v;
     }
     pos = amp + 1;
   }

@@ -110,10 +110,14 @@ std::optional<LabelSelector> LabelSelector::from_json(const json& sel, std::stri
     Requirement r;
     r.key = e.value("key", "");
     std::string op = e.value("operator", "");
-    if (op == "In") r.op = Requirement::Op::kIn;
-    else if (op == "NotIn") r.op = Requirement::Op::kNotIn;
-    else if (op == "Exists") r.op = Requirement::Op::kExists;
-    else if (op == "DoesNotExist") r.op = Requirement::Op::kDoesNotExist;
+    if (op == "In")
+      r.op = Requirement::Op::kIn;
+    else if (op == "NotIn")
+      r.op = Requirement::Op::kNotIn;
+    else if (op == "Exists")
+      r.op = Requirement::Op::kExists;
+    else if (op == "DoesNotExist")
+      r.op = Requirement::Op::kDoesNotExist;
     else {
       fail(why, "\"" + op + "\" is not a valid label selector operator");
       return std::nullopt;

@@ -9,8 +9,8 @@ ApiError::ApiError(int code, std::string reason, std::string message, json detai
       details_(std::move(details)) {}
 
 json ApiError::status() const {
-  json s = {{"kind", "Status"},   {"apiVersion", "v1"},  {"metadata", json::object()},
-            {"status", "Failure"}, {"message", what()}, {"reason", reason_},
+  json s = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+            {"status", "Failure"}, {"message", what()},  {"reason", reason_},
             {"code", code_}};
   if (!details_.empty()) s["details"] = details_;
   return s;
@@ -27,8 +27,7 @@ std::string qualified(const std::string& resource, const std::string& group) {
 }
 }  // namespace
 
-ApiError not_found(const std::string& resource, const std::string& name,
-                   const std::string& group) {
+ApiError not_found(const std::string& resource, const std::string& name, const std::string& group) {
   return ApiError(404, "NotFound", qualified(resource, group) + " \"" + name + "\" not found",
                   details_for(resource, name, group));
 }
@@ -52,13 +51,13 @@ ApiError bad_request(const std::string& message) { return ApiError(400, "BadRequ
 
 ApiError invalid(const std::string& kind, const std::string& name, const std::string& field,
                  const std::string& cause_reason, const std::string& message) {
-  json details = {{"name", name},
-                  {"kind", kind},
-                  {"causes", json::array({{{"reason", cause_reason},
-                                            {"message", message},
-                                            {"field", field}}})}};
-  return ApiError(422, "Invalid",
-                  kind + " \"" + name + "\" is invalid: " + field + ": " + message, details);
+  json details = {
+      {"name", name},
+      {"kind", kind},
+      {"causes",
+       json::array({{{"reason", cause_reason}, {"message", message}, {"field", field}}})}};
+  return ApiError(422, "Invalid", kind + " \"" + name + "\" is invalid: " + field + ": " + message,
+                  details);
 }
 
 ApiError gone(const std::string& message) { return ApiError(410, "Expired", message); }

@@ -1,8 +1,8 @@
 #include "tools/kubesim/store.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <algorithm>
 #include <random>
 
 #include "tools/kubesim/resources.hpp"
@@ -102,8 +102,10 @@ json Store::update(const std::string& resource, json obj, bool status_only) {
     if (obj.contains("status")) next["status"] = obj["status"];
   } else {
     next = obj;
-    if (cur.contains("status")) next["status"] = cur["status"];
-    else next.erase("status");
+    if (cur.contains("status"))
+      next["status"] = cur["status"];
+    else
+      next.erase("status");
     int64_t gen = cm.value("generation", int64_t{1});
     if (spec_part(next) != spec_part(cur)) ++gen;
     auto& m = next["metadata"];

@@ -54,9 +54,15 @@ json pod_row(const json& p) {
   }
   if (total == 0) total = int(p["spec"].value("containers", json::array()).size());
   if (p["metadata"].contains("deletionTimestamp")) status = "Terminating";
-  return {p["metadata"]["name"], std::to_string(ready) + "/" + std::to_string(total), status,
-          restarts, human_age(p["metadata"].value("creationTimestamp", "")),
-          st.value("podIP", "<none>"), p["spec"].value("nodeName", "<none>"), "<none>", "<none>"};
+  return {p["metadata"]["name"],
+          std::to_string(ready) + "/" + std::to_string(total),
+          status,
+          restarts,
+          human_age(p["metadata"].value("creationTimestamp", "")),
+          st.value("podIP", "<none>"),
+          p["spec"].value("nodeName", "<none>"),
+          "<none>",
+          "<none>"};
 }
 
 json service_row(const json& s) {
@@ -96,21 +102,38 @@ json workload_row(const std::string& plural, const json& w) {
   std::string sel = selector_text(w["spec"].value("selector", json::object()));
   std::string ready = std::to_string(st.value("readyReplicas", 0)) + "/" + std::to_string(want);
   if (plural == "deployments") {
-    return {w["metadata"]["name"], ready, st.value("updatedReplicas", 0),
-            st.value("availableReplicas", 0), age, containers, images, sel};
+    return {w["metadata"]["name"],
+            ready,
+            st.value("updatedReplicas", 0),
+            st.value("availableReplicas", 0),
+            age,
+            containers,
+            images,
+            sel};
   }
   if (plural == "replicasets") {
-    return {w["metadata"]["name"], want, st.value("replicas", 0), st.value("readyReplicas", 0),
-            age, containers, images, sel};
+    return {w["metadata"]["name"],
+            want,
+            st.value("replicas", 0),
+            st.value("readyReplicas", 0),
+            age,
+            containers,
+            images,
+            sel};
   }
   return {w["metadata"]["name"], ready, age, containers, images};
 }
 
 std::vector<Column> columns_for(const std::string& plural) {
   if (plural == "pods") {
-    return {{"Name", "string", 0},     {"Ready", "string", 0}, {"Status", "string", 0},
-            {"Restarts", "string", 0}, {"Age", "string", 0},   {"IP", "string", 1},
-            {"Node", "string", 1},     {"Nominated Node", "string", 1},
+    return {{"Name", "string", 0},
+            {"Ready", "string", 0},
+            {"Status", "string", 0},
+            {"Restarts", "string", 0},
+            {"Age", "string", 0},
+            {"IP", "string", 1},
+            {"Node", "string", 1},
+            {"Nominated Node", "string", 1},
             {"Readiness Gates", "string", 1}};
   }
   if (plural == "services") {
@@ -118,26 +141,33 @@ std::vector<Column> columns_for(const std::string& plural) {
             {"External-IP", "string", 0}, {"Port(s)", "string", 0}, {"Age", "string", 0},
             {"Selector", "string", 1}};
   }
-  if (plural == "endpoints") return {{"Name", "string", 0}, {"Endpoints", "string", 0}, {"Age", "string", 0}};
-  if (plural == "namespaces") return {{"Name", "string", 0}, {"Status", "string", 0}, {"Age", "string", 0}};
+  if (plural == "endpoints")
+    return {{"Name", "string", 0}, {"Endpoints", "string", 0}, {"Age", "string", 0}};
+  if (plural == "namespaces")
+    return {{"Name", "string", 0}, {"Status", "string", 0}, {"Age", "string", 0}};
   if (plural == "deployments") {
-    return {{"Name", "string", 0},       {"Ready", "string", 0}, {"Up-to-date", "integer", 0},
-            {"Available", "integer", 0}, {"Age", "string", 0},   {"Containers", "string", 1},
+    return {{"Name", "string", 0},       {"Ready", "string", 0},   {"Up-to-date", "integer", 0},
+            {"Available", "integer", 0}, {"Age", "string", 0},     {"Containers", "string", 1},
             {"Images", "string", 1},     {"Selector", "string", 1}};
   }
   if (plural == "replicasets") {
-    return {{"Name", "string", 0}, {"Desired", "integer", 0}, {"Current", "integer", 0},
-            {"Ready", "integer", 0}, {"Age", "string", 0}, {"Containers", "string", 1},
+    return {{"Name", "string", 0},   {"Desired", "integer", 0}, {"Current", "integer", 0},
+            {"Ready", "integer", 0}, {"Age", "string", 0},      {"Containers", "string", 1},
             {"Images", "string", 1}, {"Selector", "string", 1}};
   }
   if (plural == "statefulsets") {
-    return {{"Name", "string", 0}, {"Ready", "string", 0}, {"Age", "string", 0},
-            {"Containers", "string", 1}, {"Images", "string", 1}};
+    return {{"Name", "string", 0},
+            {"Ready", "string", 0},
+            {"Age", "string", 0},
+            {"Containers", "string", 1},
+            {"Images", "string", 1}};
   }
   if (plural == "secrets") {
-    return {{"Name", "string", 0}, {"Type", "string", 0}, {"Data", "string", 0}, {"Age", "string", 0}};
+    return {
+        {"Name", "string", 0}, {"Type", "string", 0}, {"Data", "string", 0}, {"Age", "string", 0}};
   }
-  if (plural == "configmaps") return {{"Name", "string", 0}, {"Data", "string", 0}, {"Age", "string", 0}};
+  if (plural == "configmaps")
+    return {{"Name", "string", 0}, {"Data", "string", 0}, {"Age", "string", 0}};
   return {{"Name", "string", 0}, {"Age", "string", 0}};
 }
 
@@ -146,11 +176,13 @@ json row_cells(const std::string& plural, const json& o) {
   if (plural == "pods") return pod_row(o);
   if (plural == "services") return service_row(o);
   if (plural == "endpoints") return endpoints_row(o);
-  if (plural == "namespaces") return {o["metadata"]["name"], o["status"].value("phase", "Active"), age};
+  if (plural == "namespaces")
+    return {o["metadata"]["name"], o["status"].value("phase", "Active"), age};
   if (plural == "deployments" || plural == "replicasets" || plural == "statefulsets") {
     return workload_row(plural, o);
   }
-  size_t data = o.value("data", json::object()).size() + o.value("binaryData", json::object()).size();
+  size_t data =
+      o.value("data", json::object()).size() + o.value("binaryData", json::object()).size();
   if (plural == "secrets") return {o["metadata"]["name"], o.value("type", "Opaque"), data, age};
   if (plural == "configmaps") return {o["metadata"]["name"], data, age};
   return {o["metadata"]["name"], age};

@@ -37,8 +37,8 @@ bool selected(const WatchState& w, const json& obj) {
 std::string event_line(WatchState& w, const std::string& type, const json& obj) {
   json o = obj;
   if (w.table) {
-    o = make_table(*w.type, {obj}, obj["metadata"].value("resourceVersion", ""),
-                   w.include_object, !w.sent_columns);
+    o = make_table(*w.type, {obj}, obj["metadata"].value("resourceVersion", ""), w.include_object,
+                   !w.sent_columns);
     w.sent_columns = true;
   }
   return json{{"type", type}, {"object", o}}.dump() + "\n";
@@ -134,10 +134,11 @@ awaitable<bool> Api::serve_watch(Request& req, TlsStream& stream, const Route& r
   auto initial = rest_.list(*r.type, r.ns, param("labelSelector"), param("fieldSelector"));
   WatchState w{r.type, r.ns, *LabelSelector::parse(param("labelSelector"))};
   std::string why;
-  w.fields = *parse_field_selector(param("fieldSelector"), {"metadata.name", "metadata.namespace",
-                                   "status.phase", "spec.nodeName", "status.podIP",
-                                   "spec.restartPolicy", "spec.serviceAccountName", "type"},
-                                   &why);
+  w.fields = *parse_field_selector(
+      param("fieldSelector"),
+      {"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName", "status.podIP",
+       "spec.restartPolicy", "spec.serviceAccountName", "type"},
+      &why);
   w.table = wants_table(req);
   w.bookmarks = param("allowWatchBookmarks") == "true" || param("allowWatchBookmarks") == "True";
   w.include_object = q.count("includeObject") ? q.at("includeObject") : "Metadata";

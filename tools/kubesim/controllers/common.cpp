@@ -5,9 +5,12 @@
 namespace lpk::kubesim {
 
 json controller_ref(const json& owner) {
-  return {{"apiVersion", owner["apiVersion"]},      {"kind", owner["kind"]},
-          {"name", owner["metadata"]["name"]},      {"uid", owner["metadata"]["uid"]},
-          {"controller", true},                     {"blockOwnerDeletion", true}};
+  return {{"apiVersion", owner["apiVersion"]},
+          {"kind", owner["kind"]},
+          {"name", owner["metadata"]["name"]},
+          {"uid", owner["metadata"]["uid"]},
+          {"controller", true},
+          {"blockOwnerDeletion", true}};
 }
 
 bool owned_by(const json& obj, const std::string& uid) {

@@ -90,8 +90,8 @@ void roll(Rest& rest, const json& d, json& fresh, std::vector<json>& old) {
 
 json condition(const char* type, const char* reason, const std::string& msg, bool ok) {
   std::string now = now_rfc3339();
-  return {{"type", type},           {"status", ok ? "True" : "False"}, {"reason", reason},
-          {"message", msg},         {"lastUpdateTime", now},           {"lastTransitionTime", now}};
+  return {{"type", type},   {"status", ok ? "True" : "False"}, {"reason", reason},
+          {"message", msg}, {"lastUpdateTime", now},           {"lastTransitionTime", now}};
 }
 
 void write_status(Rest& rest, json d, const json& fresh, const std::vector<json>& all) {
@@ -107,8 +107,9 @@ void write_status(Rest& rest, json d, const json& fresh, const std::vector<json>
   std::string name = d["metadata"]["name"];
   json old_status = d.value("status", json::object());
   json conds = {
-      condition("Available", available >= want - 1 && available > 0 ? "MinimumReplicasAvailable"
-                                                                    : "MinimumReplicasUnavailable",
+      condition("Available",
+                available >= want - 1 && available > 0 ? "MinimumReplicasAvailable"
+                                                       : "MinimumReplicasUnavailable",
                 available > 0 || want == 0 ? "Deployment has minimum availability."
                                            : "Deployment does not have minimum availability.",
                 available > 0 || want == 0),
@@ -129,7 +130,8 @@ void write_status(Rest& rest, json d, const json& fresh, const std::vector<json>
              {"availableReplicas", available},
              {"conditions", conds}};
   if (replicas - available > 0) st["unavailableReplicas"] = replicas - available;
-  for (const char* zero_omitted : {"replicas", "updatedReplicas", "readyReplicas", "availableReplicas"}) {
+  for (const char* zero_omitted :
+       {"replicas", "updatedReplicas", "readyReplicas", "availableReplicas"}) {
     if (st[zero_omitted] == 0) st.erase(zero_omitted);
   }
   if (st == old_status) return;
@@ -147,14 +149,17 @@ void reconcile_one(Rest& rest, const json& d) {
   for (auto& rs : sets) {
     max_rev = std::max(max_rev, revision_of(rs));
     auto labels = rs["metadata"].value("labels", json::object());
-    if (labels.value("pod-template-hash", "") == hash) fresh = rs;
-    else old.push_back(rs);
+    if (labels.value("pod-template-hash", "") == hash)
+      fresh = rs;
+    else
+      old.push_back(rs);
   }
   if (fresh.is_null()) {
     fresh = rest.create_object(kRs(), new_replicaset(d, hash, max_rev + 1));
   } else if (revision_of(fresh) < max_rev) {
     // A rollback to an earlier template makes its set the newest revision again.
-    fresh["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = std::to_string(max_rev + 1);
+    fresh["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+        std::to_string(max_rev + 1);
     fresh["metadata"].erase("resourceVersion");
     fresh = rest.update_object(kRs(), fresh);
   }

@@ -47,8 +47,10 @@ void put(Rest& rest, const char* plural, json obj) {
   }
   json next = *cur;
   for (const char* f : {"subsets", "endpoints", "ports", "addressType"}) {
-    if (obj.contains(f)) next[f] = obj[f];
-    else next.erase(f);
+    if (obj.contains(f))
+      next[f] = obj[f];
+    else
+      next.erase(f);
   }
   next["metadata"]["labels"] = obj["metadata"]["labels"];
   if (next != *cur) rest.update_object(t, next);

@@ -52,7 +52,8 @@ void reconcile_one(Rest& rest, const json& rs) {
     // Remove unready pods first, then the youngest, as the ReplicaSet controller ranks them.
     std::stable_sort(live.begin(), live.end(), [](const json& a, const json& b) {
       if (pod_ready(a) != pod_ready(b)) return !pod_ready(a);
-      return a["metadata"].value("creationTimestamp", "") > b["metadata"].value("creationTimestamp", "");
+      return a["metadata"].value("creationTimestamp", "") >
+             b["metadata"].value("creationTimestamp", "");
     });
     while (int(live.size()) > want) {
       Route r{&resource_by_plural("pods"), ns, live.front()["metadata"]["name"], ""};

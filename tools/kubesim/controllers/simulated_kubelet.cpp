@@ -41,12 +41,15 @@ json running_pod_status(const json& pod, const std::string& ip, bool ready,
   }
   std::string r = ready ? "True" : "False";
   json conds = json::array();
-  for (const auto& [type, status] : {std::pair<const char*, std::string>{"PodReadyToStartContainers", "True"},
-                                     {"Initialized", "True"},
-                                     {"Ready", r},
-                                     {"ContainersReady", r},
-                                     {"PodScheduled", "True"}}) {
-    conds.push_back({{"type", type}, {"status", status}, {"lastProbeTime", nullptr},
+  for (const auto& [type, status] :
+       {std::pair<const char*, std::string>{"PodReadyToStartContainers", "True"},
+        {"Initialized", "True"},
+        {"Ready", r},
+        {"ContainersReady", r},
+        {"PodScheduled", "True"}}) {
+    conds.push_back({{"type", type},
+                     {"status", status},
+                     {"lastProbeTime", nullptr},
                      {"lastTransitionTime", started}});
   }
   return {{"phase", "Running"},

@@ -44,8 +44,10 @@ void reconcile_one(Rest& rest, const json& sts) {
       continue;
     }
     ++count;
-    if (pod_ready(*pod)) ++ready;
-    else if (ordered) blocked = true;
+    if (pod_ready(*pod))
+      ++ready;
+    else if (ordered)
+      blocked = true;
     if (revision_of(*pod) == revision) ++current;
   }
   // Scale down from the highest ordinal; roll outdated pods from the highest ordinal, one at

@@ -50,7 +50,8 @@ std::string hits_body() {
   std::ifstream g(env("GREETING_FILE", "/etc/demo/greeting"));
   std::string greeting;
   std::getline(g, greeting);
-  int fd = dial(env("REDIS_HOST", "redis"), env("REDIS_SERVICE_PORT", "6379")  /* REDIS_PORT is the tcp:// link variable */);
+  int fd = dial(env("REDIS_HOST", "redis"),
+                env("REDIS_SERVICE_PORT", "6379") /* REDIS_PORT is the tcp:// link variable */);
   if (fd < 0) return "";
   std::string pw = env("REDIS_PASSWORD", "");
   if (!pw.empty() && redis(fd, {"AUTH", pw}) != "+OK") {
@@ -77,8 +78,10 @@ void serve(int c) {
     status = body.empty() ? "503 Service Unavailable" : "200 OK";
     if (body.empty()) body = "redis unavailable\n";
   }
-  std::string res = "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  std::string res =
+      "HTTP/1.1 " + status +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
   if (write(c, res.data(), res.size()) < 0) {
   }
   close(c);

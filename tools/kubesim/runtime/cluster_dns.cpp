@@ -53,7 +53,8 @@ void ClusterDns::start() {
   dns::ServerOptions opts;
   opts.address = asio::ip::make_address(kDnsIp);
   opts.port = 53;
-  server_ = std::make_unique<dns::Server>(io_, opts, dns::NameTable::build(cluster_table(store_, zone_)));
+  server_ =
+      std::make_unique<dns::Server>(io_, opts, dns::NameTable::build(cluster_table(store_, zone_)));
   // The server opens its sockets in start(): open them from inside the node namespace.
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int node = open(netns_path(kNodeNetns).c_str(), O_RDONLY | O_CLOEXEC);

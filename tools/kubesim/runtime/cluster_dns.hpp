@@ -12,7 +12,7 @@
 namespace lpk::dns {
 class Server;
 struct TableSpec;
-}
+}  // namespace lpk::dns
 
 namespace lpk::kubesim {
 

@@ -172,9 +172,12 @@ EnvList container_env(const json& pod, const json& container, const EnvInputs& i
     if (e.contains("valueFrom")) {
       const json& vf = e["valueFrom"];
       std::optional<std::string> v;
-      if (vf.contains("configMapKeyRef")) v = key_ref(vf["configMapKeyRef"], false, in);
-      else if (vf.contains("secretKeyRef")) v = key_ref(vf["secretKeyRef"], true, in);
-      else if (vf.contains("fieldRef")) v = pod_field(pod, vf["fieldRef"].value("fieldPath", ""));
+      if (vf.contains("configMapKeyRef"))
+        v = key_ref(vf["configMapKeyRef"], false, in);
+      else if (vf.contains("secretKeyRef"))
+        v = key_ref(vf["secretKeyRef"], true, in);
+      else if (vf.contains("fieldRef"))
+        v = pod_field(pod, vf["fieldRef"].value("fieldPath", ""));
       else if (vf.contains("resourceFieldRef")) {
         v = resource_field(container, vf["resourceFieldRef"], in.allocatable);
       }
@@ -221,10 +224,16 @@ std::optional<double> parse_quantity(const std::string& q) {
   std::smatch m;
   if (!std::regex_match(q, m, kQ)) return std::nullopt;
   double v = std::atof(m[1].str().c_str());
-  static const std::map<std::string, double> kMul = {
-      {"", 1},          {"m", 1e-3},       {"k", 1e3},          {"M", 1e6},
-      {"G", 1e9},       {"T", 1e12},       {"Ki", 1024.0},      {"Mi", 1048576.0},
-      {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}};
+  static const std::map<std::string, double> kMul = {{"", 1},
+                                                     {"m", 1e-3},
+                                                     {"k", 1e3},
+                                                     {"M", 1e6},
+                                                     {"G", 1e9},
+                                                     {"T", 1e12},
+                                                     {"Ki", 1024.0},
+                                                     {"Mi", 1048576.0},
+                                                     {"Gi", 1073741824.0},
+                                                     {"Ti", 1099511627776.0}};
   return v * kMul.at(m[2].str());
 }
 
@@ -236,10 +245,14 @@ std::string resource_field(const json& container, const json& ref,
   std::string kind = res.substr(0, dot), name = res.substr(dot + 1);
   const json& resources = container.value("resources", json::object());
   std::string q;
-  if (resources.contains(kind) && resources[kind].contains(name)) q = resources[kind][name];
-  else if (kind == "limits" && allocatable.count(name)) q = allocatable.at(name);
-  else if (kind == "requests") q = "0";
-  else throw EnvError("unsupported resource: " + res);
+  if (resources.contains(kind) && resources[kind].contains(name))
+    q = resources[kind][name];
+  else if (kind == "limits" && allocatable.count(name))
+    q = allocatable.at(name);
+  else if (kind == "requests")
+    q = "0";
+  else
+    throw EnvError("unsupported resource: " + res);
   json div = ref.value("divisor", json("1"));
   auto value = parse_quantity(q);
   auto divisor = parse_quantity(div.is_string() ? div.get<std::string>() : div.dump());

@@ -30,8 +30,8 @@ struct EnvInputs {
   /// and default/kubernetes. Only those with a ClusterIP produce variables.
   std::vector<json> services;
   /// Node allocatable, for resourceFieldRef without a limit ("cpu" -> "2").
-  std::map<std::string, std::string> allocatable = {{"cpu", "2"}, {"memory", "4Gi"},
-                                                    {"ephemeral-storage", "20Gi"}};
+  std::map<std::string, std::string> allocatable = {
+      {"cpu", "2"}, {"memory", "4Gi"}, {"ephemeral-storage", "20Gi"}};
 };
 
 EnvList container_env(const json& pod, const json& container, const EnvInputs& in);

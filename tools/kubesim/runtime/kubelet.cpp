@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 
 std::string cluster_resolv_conf(const std::string& dns_ip, const std::string& ns,
                                 const std::string& zone) {
-  return "search " + ns + ".svc." + zone + " svc." + zone + " " + zone + "\nnameserver " +
-         dns_ip + "\noptions ndots:5\n";
+  return "search " + ns + ".svc." + zone + " svc." + zone + " " + zone + "\nnameserver " + dns_ip +
+         "\noptions ndots:5\n";
 }
 
 void cleanup_leftovers(const fs::path& state_dir) {
@@ -32,8 +32,10 @@ void cleanup_leftovers(const fs::path& state_dir) {
   std::sort(dirs.rbegin(), dirs.rend());
   for (const auto& d : dirs) {
     std::error_code ec;
-    if (fs::is_regular_file(d, ec) && fs::file_size(d, ec) == 0) fs::remove(d, ec);
-    else if (fs::is_directory(d, ec) && fs::is_empty(d, ec)) fs::remove(d, ec);
+    if (fs::is_regular_file(d, ec) && fs::file_size(d, ec) == 0)
+      fs::remove(d, ec);
+    else if (fs::is_directory(d, ec) && fs::is_empty(d, ec))
+      fs::remove(d, ec);
   }
   std::error_code ec;
   fs::remove(state_dir / "created-dirs", ec);

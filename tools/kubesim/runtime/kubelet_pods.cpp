@@ -59,9 +59,10 @@ void Kubelet::admit(const json& pod_in) {
            cfg_.zone;
   }
   write_text(run.dir / "resolv.conf", cluster_resolv_conf(cfg_.dns_ip, run.ns, cfg_.zone));
-  write_text(run.dir / "hosts", "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\t"
-                                "localhost ip6-localhost ip6-loopback\n" + run.ip + "\t" +
-                                (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
+  write_text(run.dir / "hosts",
+             "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\t"
+             "localhost ip6-localhost ip6-loopback\n" +
+                 run.ip + "\t" + (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
   try {
     create_pod_netns(run.netns, run.link, run.ip);
     VolumeContext vctx{[this, ns = run.ns](const std::string& plural, const std::string& name) {
@@ -114,8 +115,7 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   auto image_cmd = cfg_.images.command_for(spec->value("image", ""));
   if (!image_cmd) {
     c.waiting_reason = "ErrImagePull";
-    c.waiting_message = "image \"" + spec->value("image", "") +
-                        "\" is not in kubesim's image map";
+    c.waiting_message = "image \"" + spec->value("image", "") + "\" is not in kubesim's image map";
     c.next_start = Clock::now() + std::chrono::seconds(5);
     return;
   }
@@ -126,7 +126,8 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   in.lookup = [this, ns = run.ns](const std::string& p, const std::string& n) {
     return lookup(ns, p, n);
   };
-  if (pod["spec"].value("enableServiceLinks", true)) in.services = rest_.store().list("services", run.ns);
+  if (pod["spec"].value("enableServiceLinks", true))
+    in.services = rest_.store().list("services", run.ns);
   if (run.ns != "default") {
     if (auto k = rest_.store().get("services", "default", "kubernetes")) in.services.push_back(*k);
   }
@@ -152,8 +153,11 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
       return std::nullopt;
     });
   }
-  bool has_path = std::any_of(cs.env.begin(), cs.env.end(), [](auto& p) { return p.first == "PATH"; });
-  if (!has_path) cs.env.insert(cs.env.begin(), {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
+  bool has_path =
+      std::any_of(cs.env.begin(), cs.env.end(), [](auto& p) { return p.first == "PATH"; });
+  if (!has_path)
+    cs.env.insert(cs.env.begin(),
+                  {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
   cs.env.insert(cs.env.begin(), {"HOSTNAME", pod["spec"].value("hostname", run.name)});
   cs.netns = run.netns;
   cs.hostname = pod["spec"].value("hostname", run.name);
@@ -173,8 +177,11 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
     c.ready = false;
     c.probe_failures = 0;
     c.next_probe = Clock::now() + std::chrono::seconds(spec->contains("readinessProbe")
-        ? (*spec)["readinessProbe"].value("initialDelaySeconds", 0) : 0);
-    spdlog::info("kubesim: pod {}/{} container {} started (pid {})", run.ns, run.name, c.name, c.pid);
+                                                           ? (*spec)["readinessProbe"].value(
+                                                                 "initialDelaySeconds", 0)
+                                                           : 0);
+    spdlog::info("kubesim: pod {}/{} container {} started (pid {})", run.ns, run.name, c.name,
+                 c.pid);
   } catch (const std::exception& e) {
     c.waiting_reason = "RunContainerError";
     c.waiting_message = e.what();

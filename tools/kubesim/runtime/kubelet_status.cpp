@@ -1,8 +1,9 @@
 // Kubelet: readiness probes (tcpSocket, httpGet; exec probes are not run and count as
 // passing) from the node namespace, and the pod status written back to the API.
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
@@ -37,13 +38,14 @@ asio::awaitable<bool> run_probe(std::string ip, int port, std::string http_path,
     auto [ec] = co_await sock.async_connect({asio::ip::make_address(ip), uint16_t(port)}, kTuple);
     if (ec) co_return false;
     if (http_path.empty()) co_return true;
-    std::string req = "GET " + http_path + " HTTP/1.1\r\nHost: " + ip + ":" +
-                      std::to_string(port) + "\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\n"
+    std::string req = "GET " + http_path + " HTTP/1.1\r\nHost: " + ip + ":" + std::to_string(port) +
+                      "\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\n"
                       "Connection: close\r\n\r\n";
     auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(req), kTuple);
     if (wec) co_return false;
     std::string buf;
-    auto [rec, rn] = co_await asio::async_read_until(sock, asio::dynamic_buffer(buf), "\r\n", kTuple);
+    auto [rec, rn] =
+        co_await asio::async_read_until(sock, asio::dynamic_buffer(buf), "\r\n", kTuple);
     if (rec || buf.size() < 12) co_return false;
     int code = std::atoi(buf.substr(9, 3).c_str());
     co_return code >= 200 && code < 400;
@@ -109,8 +111,11 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
     for (const auto& cs : pod["spec"]["containers"]) {
       if (cs["name"] == c.name) image = cs.value("image", "");
     }
-    json st = {{"name", c.name},      {"image", image},       {"imageID", ""},
-               {"ready", c.ready},    {"restartCount", c.restarts},
+    json st = {{"name", c.name},
+               {"image", image},
+               {"imageID", ""},
+               {"ready", c.ready},
+               {"restartCount", c.restarts},
                {"started", c.pid > 0}};
     if (c.pid > 0) {
       st["containerID"] = "kubesim://" + std::to_string(c.pid);
@@ -134,30 +139,35 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
       all_done = false;
     }
     if (c.exit_code && c.pid > 0) {
-      st["lastState"] = {{"terminated", {{"exitCode", *c.exit_code}, {"finishedAt", c.finished_at}}}};
+      st["lastState"] = {
+          {"terminated", {{"exitCode", *c.exit_code}, {"finishedAt", c.finished_at}}}};
     }
     all_ready = all_ready && c.ready;
     statuses.push_back(st);
   }
   std::string phase = "Pending";
-  if (any_running) phase = "Running";
-  else if (all_done) phase = all_ok ? "Succeeded" : "Failed";
+  if (any_running)
+    phase = "Running";
+  else if (all_done)
+    phase = all_ok ? "Succeeded" : "Failed";
   json old = pod.value("status", json::object());
   auto cond = [&](const char* type, bool ok) {
     std::string s = ok ? "True" : "False";
     std::string when = run.start_time;
     for (const auto& o : old.value("conditions", json::array())) {
-      if (o["type"] == type && o["status"] == s) when = o.value("lastTransitionTime", when);
-      else if (o["type"] == type) when = now_rfc3339();
+      if (o["type"] == type && o["status"] == s)
+        when = o.value("lastTransitionTime", when);
+      else if (o["type"] == type)
+        when = now_rfc3339();
     }
-    return json{{"type", type}, {"status", s}, {"lastProbeTime", nullptr},
-                {"lastTransitionTime", when}};
+    return json{
+        {"type", type}, {"status", s}, {"lastProbeTime", nullptr}, {"lastTransitionTime", when}};
   };
   json st = {{"phase", phase},
-             {"conditions", {cond("PodReadyToStartContainers", true), cond("Initialized", true),
-                             cond("Ready", all_ready && any_running),
-                             cond("ContainersReady", all_ready && any_running),
-                             cond("PodScheduled", true)}},
+             {"conditions",
+              {cond("PodReadyToStartContainers", true), cond("Initialized", true),
+               cond("Ready", all_ready && any_running),
+               cond("ContainersReady", all_ready && any_running), cond("PodScheduled", true)}},
              {"hostIP", kNodeIp},
              {"hostIPs", {{{"ip", kNodeIp}}}},
              {"podIP", run.ip},

@@ -16,13 +16,13 @@ namespace lpk::kubesim {
 struct ContainerSpec {
   std::vector<std::string> argv;
   std::vector<std::pair<std::string, std::string>> env;
-  std::string netns;        // name under /run/netns
+  std::string netns;  // name under /run/netns
   std::string hostname;
   std::string working_dir;  // "" = "/"
   std::string resolv_conf;  // host file bind-mounted on /etc/resolv.conf
   std::string hosts;        // host file bind-mounted on /etc/hosts
   std::vector<Mount> mounts;
-  std::string log_file;     // stdout and stderr
+  std::string log_file;  // stdout and stderr
 };
 
 /// Forks and execs. Returns the pid (the leader of a new process group), or throws

@@ -40,7 +40,8 @@ std::vector<std::pair<std::string, std::string>> entries(const json& obj, bool s
 
 void write_keyed(const fs::path& dir, const json& src, bool secret, int default_mode,
                  const VolumeContext& ctx) {
-  std::string name = secret ? src.value("secretName", src.value("name", "")) : src.value("name", "");
+  std::string name =
+      secret ? src.value("secretName", src.value("name", "")) : src.value("name", "");
   auto obj = ctx.lookup(secret ? "secrets" : "configmaps", name);
   if (!obj) {
     if (src.value("optional", false)) return;
@@ -75,7 +76,8 @@ void write_downward(const fs::path& dir, const json& src, const json& pod, int m
     } else if (item.contains("resourceFieldRef")) {
       std::string cname = item["resourceFieldRef"].value("containerName", "");
       for (const auto& c : pod["spec"]["containers"]) {
-        if (c.value("name", "") == cname) value = resource_field(c, item["resourceFieldRef"], {{"cpu", "2"}, {"memory", "4Gi"}});
+        if (c.value("name", "") == cname)
+          value = resource_field(c, item["resourceFieldRef"], {{"cpu", "2"}, {"memory", "4Gi"}});
       }
     }
     write_file(dir / item.value("path", "value"), value, item.value("mode", mode));

@@ -16,8 +16,8 @@ using json = nlohmann::json;
 
 struct VolumeContext {
   std::function<std::optional<json>(const std::string&, const std::string&)> lookup;
-  std::string token;    // service-account token (kubesim's bearer token)
-  std::string ca_pem;   // kube-root-ca.crt
+  std::string token;   // service-account token (kubesim's bearer token)
+  std::string ca_pem;  // kube-root-ca.crt
 };
 
 /// Writes every volume of pod under dir/<volume name> (hostPath volumes are not written).
