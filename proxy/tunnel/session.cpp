@@ -293,6 +293,10 @@ bool Session::on_ping(const FrameHeader& h, const PingFrame& ping) {
     wake_writer();
     return true;
   }
+  // Only the answer to our latest ping counts: an unsolicited pong must not skew the RTT,
+  // which sizes the flow-control windows.
+  if (!outstanding_ping_ || ping.opaque != *outstanding_ping_) return true;
+  outstanding_ping_.reset();
   const auto now = now_ns();
   last_pong_ = Clock::now();
   if (ping.opaque <= now) {
@@ -316,8 +320,8 @@ asio::awaitable<void> Session::keep_alive() {
   auto self = shared_from_this();
   last_pong_ = Clock::now();
   while (!stopped_) {
-    auto ping = encode_ping(now_ns(), false);
-    queue_control(ping);
+    outstanding_ping_ = now_ns();
+    queue_control(encode_ping(*outstanding_ping_, false));
     ping_timer_.expires_after(options_.ping_interval);
     auto [ec] = co_await ping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec || stopped_) co_return;

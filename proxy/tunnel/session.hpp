@@ -161,6 +161,7 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::steady_timer ping_timer_;
   boost::asio::steady_timer close_timer_;
   Clock::time_point last_pong_;
+  std::optional<std::uint64_t> outstanding_ping_;  // opaque of the ping awaiting its pong
   Clock::duration srtt_{};
   bool stopped_ = false;
   bool peer_going_away_ = false;
