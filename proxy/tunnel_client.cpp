@@ -33,13 +33,7 @@ TunnelClient::TunnelClient(asio::any_io_executor executor, tunnel::Target agent,
 }
 
 std::string TunnelClient::session_id_text() const {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (std::size_t i = 0; i < 4; ++i) {
-    s += kHex[std::to_integer<int>(session_id_[i]) >> 4];
-    s += kHex[std::to_integer<int>(session_id_[i]) & 15];
-  }
-  return s;
+  return tunnel::to_hex(session_id_).substr(0, 8);
 }
 
 void TunnelClient::start() { asio::co_spawn(executor_, connect_loop(), asio::detached); }

@@ -91,6 +91,16 @@ bool verify_auth(const Hello& hello, std::string_view secret) {
   return CRYPTO_memcmp(expected.data(), hello.auth.data(), kAuthSize) == 0;
 }
 
+std::string to_hex(const SessionId& id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (auto b : id) {
+    s += kHex[std::to_integer<int>(b) >> 4];
+    s += kHex[std::to_integer<int>(b) & 15];
+  }
+  return s;
+}
+
 SessionId random_session_id() {
   SessionId id;
   if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), int(id.size())) != 1) {

@@ -4,6 +4,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
+#include <string>
 #include <string_view>
 
 #include "proxy/tunnel/link.hpp"
@@ -17,6 +18,8 @@ std::array<std::byte, kAuthSize> compute_auth(std::string_view secret, Role role
                                               const SessionId& id);
 bool verify_auth(const Hello& hello, std::string_view secret);
 SessionId random_session_id();
+/// The id in lower-case hex, for logs and directory names.
+std::string to_hex(const SessionId& id);
 
 struct HandshakeResult {
   Hello local;

@@ -87,15 +87,7 @@ Session::Session(std::unique_ptr<Link> link, SessionOptions options,
 
 Session::~Session() = default;
 
-std::string Session::id_text() const {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (auto b : local_hello_.session_id) {
-    s += kHex[std::to_integer<int>(b) >> 4];
-    s += kHex[std::to_integer<int>(b) & 15];
-  }
-  return s;
-}
+std::string Session::id_text() const { return to_hex(local_hello_.session_id); }
 
 SessionStats Session::stats() const {
   auto s = stats_;
