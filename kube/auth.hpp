@@ -1,0 +1,52 @@
+#pragma once
+// What a request carries to authenticate: headers (bearer token, basic, impersonation) and the
+// TLS client certificate. Runs exec credential plugins and re-reads token files as client-go.
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kube/config.hpp"
+
+namespace lpk::kube {
+
+/// Thread-safe: current() and unauthorized() may be called from several threads; the exec
+/// plugin runs at most once at a time (callers wait for its result).
+class Credentials {
+ public:
+  explicit Credentials(RestConfig config);
+
+  struct Material {
+    std::vector<std::string> headers;  ///< "Authorization: Bearer ..", "Impersonate-User: .."
+    std::string client_cert_pem, client_key_pem;
+  };
+
+  /// May run the exec plugin (blocking; cached until its expiry) and re-reads tokenFile at most
+  /// once a minute. Throws ConfigError when the plugin fails or the token file is unreadable.
+  Material current();
+
+  /// After a 401: the next current() runs the exec plugin again / re-reads the token file.
+  /// Returns whether something can change (an exec plugin or a token file), i.e. whether
+  /// retrying the request is worthwhile.
+  bool unauthorized();
+
+  const RestConfig& config() const { return config_; }
+
+ private:
+  struct ExecResult {
+    std::string token, cert_pem, key_pem;
+    std::optional<std::chrono::system_clock::time_point> expiry;
+  };
+  std::string bearer_token_locked();
+  void refresh_exec_locked();
+
+  RestConfig config_;
+  std::mutex mutex_;
+  std::optional<ExecResult> exec_;
+  std::string file_token_;
+  std::chrono::steady_clock::time_point file_read_at_{};
+  bool file_read_ = false;
+};
+
+}  // namespace lpk::kube
