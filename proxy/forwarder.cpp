@@ -41,7 +41,8 @@ Forwarder::Forwarder(asio::any_io_executor executor, TunnelClient& tunnel)
 boost::system::result<tcp::endpoint> Forwarder::listen(const tcp::endpoint& endpoint,
                                                        tunnel::Target target,
                                                        std::string& error) {
-  auto listener = std::make_unique<Listener>(Listener{tcp::acceptor(executor_), std::move(target)});
+  auto listener =
+      std::make_shared<Listener>(Listener{tcp::acceptor(executor_), std::move(target), {}});
   auto& acceptor = listener->acceptor;
   error_code ec;
   acceptor.open(endpoint.protocol(), ec);
@@ -53,12 +54,24 @@ boost::system::result<tcp::endpoint> Forwarder::listen(const tcp::endpoint& endp
     return ec;
   }
   auto bound = acceptor.local_endpoint(ec);
+  listener->bound = bound;
+  if (started_ && !stopped_) asio::co_spawn(executor_, accept_loop(listener), asio::detached);
   listeners_.push_back(std::move(listener));
   return bound;
 }
 
+void Forwarder::close(const tcp::endpoint& bound) {
+  std::erase_if(listeners_, [&](const std::shared_ptr<Listener>& l) {
+    if (l->bound != bound) return false;
+    error_code ec;
+    l->acceptor.close(ec);
+    return true;
+  });
+}
+
 void Forwarder::start() {
-  for (auto& l : listeners_) asio::co_spawn(executor_, accept_loop(*l), asio::detached);
+  started_ = true;
+  for (auto& l : listeners_) asio::co_spawn(executor_, accept_loop(l), asio::detached);
 }
 
 void Forwarder::stop() {
@@ -67,11 +80,12 @@ void Forwarder::stop() {
   for (auto& l : listeners_) l->acceptor.close(ec);
 }
 
-asio::awaitable<void> Forwarder::accept_loop(Listener& listener) {
-  while (!stopped_) {
+asio::awaitable<void> Forwarder::accept_loop(std::shared_ptr<Listener> held) {
+  auto& listener = *held;
+  while (!stopped_ && listener.acceptor.is_open()) {
     auto [ec, socket] =
         co_await listener.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (ec == asio::error::operation_aborted || stopped_) co_return;
+    if (ec == asio::error::operation_aborted || stopped_ || !listener.acceptor.is_open()) co_return;
     if (ec) {
       // Out of descriptors and the like: say so, and keep serving the others.
       spdlog::warn("accept for {} failed: {}", listener.target.to_string(), ec.message());

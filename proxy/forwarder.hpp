@@ -22,10 +22,13 @@ class Forwarder {
  public:
   Forwarder(boost::asio::any_io_executor executor, TunnelClient& tunnel);
 
-  /// Binds `endpoint` for `target`. Returns the bound endpoint, or the one-line error.
+  /// Binds `endpoint` for `target`. Returns the bound endpoint, or the one-line error. A
+  /// listener added after start() accepts at once.
   boost::system::result<boost::asio::ip::tcp::endpoint> listen(
       const boost::asio::ip::tcp::endpoint& endpoint, tunnel::Target target,
       std::string& error);
+  /// Stops listening on `bound` (as listen() returned it); streams already open go on.
+  void close(const boost::asio::ip::tcp::endpoint& bound);
 
   void start();
   void stop();
@@ -34,12 +37,15 @@ class Forwarder {
   struct Listener {
     boost::asio::ip::tcp::acceptor acceptor;
     tunnel::Target target;
+    boost::asio::ip::tcp::endpoint bound;
   };
-  boost::asio::awaitable<void> accept_loop(Listener& listener);
+  // The accept loop holds its listener, so close() can drop it while an accept is pending.
+  boost::asio::awaitable<void> accept_loop(std::shared_ptr<Listener> listener);
 
   boost::asio::any_io_executor executor_;
   TunnelClient& tunnel_;
-  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::shared_ptr<Listener>> listeners_;
+  bool started_ = false;
   bool stopped_ = false;
 };
 

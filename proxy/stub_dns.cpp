@@ -32,7 +32,11 @@ dns::TableSpec table_for(const std::vector<NamedService>& services,
 }
 
 StubDns::StubDns(boost::asio::io_context& io, const StubDnsOptions& options,
-                 const std::vector<NamedService>& services) {
+                 const std::vector<NamedService>& services)
+    : StubDns(io, options, table_for(services, options), nullptr) {}
+
+StubDns::StubDns(boost::asio::io_context& io, const StubDnsOptions& options,
+                 const dns::TableSpec& table, dns::ClusterResolver* cluster) {
   dns::UpstreamOptions upstream;
   upstream.resolv_conf = options.resolv_conf.empty()
                              ? dns::upstream_resolv_conf(dns::ResolverConfig{})
@@ -42,9 +46,13 @@ StubDns::StubDns(boost::asio::io_context& io, const StubDnsOptions& options,
   dns::ServerOptions server;
   server.address = options.listen.address();
   server.port = options.listen.port();
-  server_ = std::make_unique<dns::Server>(io, server, dns::NameTable::build(table_for(services, options)),
-                                          upstream_.get());
+  server_ = std::make_unique<dns::Server>(io, server, dns::NameTable::build(table),
+                                          upstream_.get(), cluster);
   server_->start();
+}
+
+void StubDns::set_table(const dns::TableSpec& table) {
+  server_->set_table(dns::NameTable::build(table));
 }
 
 StubDns::~StubDns() = default;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dns/cluster_resolver.hpp"
 #include "dns/name_table.hpp"
 
 namespace lpk::dns {
@@ -41,6 +42,12 @@ class StubDns {
   /// Binds UDP and TCP (throws boost::system::system_error when it cannot).
   StubDns(boost::asio::io_context& io, const StubDnsOptions& options,
           const std::vector<NamedService>& services);
+  /// The same with a full table (what connect keeps current from the cluster) and the
+  /// resolver for cluster names the table lacks (null: NXDOMAIN). `cluster` must outlive this.
+  StubDns(boost::asio::io_context& io, const StubDnsOptions& options, const dns::TableSpec& table,
+          dns::ClusterResolver* cluster);
+  /// Replaces the table atomically; queries already in flight finish with the old one.
+  void set_table(const dns::TableSpec& table);
   ~StubDns();
   boost::asio::ip::udp::endpoint endpoint() const;
   void stop();
