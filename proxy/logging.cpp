@@ -4,8 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
-#include <filesystem>
+#include "proxy/session_paths.hpp"
 
 namespace lpk::proxy {
 
@@ -15,12 +14,11 @@ std::string setup_logging(const std::string& session, const std::string& level_n
   console->set_level(level <= spdlog::level::debug ? level : spdlog::level::warn);
   std::vector<spdlog::sink_ptr> sinks{console};
 
-  const char* tmp = std::getenv("TMPDIR");
-  std::filesystem::path dir = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / "lpk" / session;
+  auto dir = log_dir(session);
   std::string path;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (!ec) {
+  std::string problem;
+  // Private (0700): stream logs name the services and peers of the developer's cluster.
+  if (!make_private_dir(dir, problem)) {
     try {
       path = (dir / "proxy.log").string();
       auto file = std::make_shared<spdlog::sinks::basic_file_sink_st>(path);
@@ -35,7 +33,11 @@ std::string setup_logging(const std::string& session, const std::string& level_n
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
-  if (path.empty()) spdlog::warn("cannot write logs under {}; logging to stderr only", dir.string());
+  if (!problem.empty()) {
+    spdlog::warn("{}; logging to stderr only", problem);
+  } else if (path.empty()) {
+    spdlog::warn("cannot write logs under {}; logging to stderr only", dir.string());
+  }
   return path;
 }
 
