@@ -38,15 +38,14 @@ class Credentials {
     std::string token, cert_pem, key_pem;
     std::optional<std::chrono::system_clock::time_point> expiry;
   };
-  std::string bearer_token_locked();
-  void refresh_exec_locked();
+  bool exec_active() const;
+  std::string file_token_locked();
 
   RestConfig config_;
   std::mutex mutex_;
-  std::optional<ExecResult> exec_;
-  std::string file_token_;
-  std::chrono::steady_clock::time_point file_read_at_{};
-  bool file_read_ = false;
+  std::optional<ExecResult> exec_;  ///< cached plugin result
+  std::string file_token_;          ///< last good read of tokenFile
+  std::optional<std::chrono::steady_clock::time_point> file_read_at_;
 };
 
 }  // namespace lpk::kube

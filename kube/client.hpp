@@ -72,8 +72,14 @@ class Client {
   const RestConfig& config() const { return credentials_.config(); }
 
  private:
-  bool watch_once(const std::string& path, const ListOptions& options, std::string& rv,
-                  const std::function<void(const WatchEvent&)>& on_event, std::stop_token stop);
+  enum class WatchEnd { timed_out, gone, broken, error_event, stopped };
+  nlohmann::json call(const std::string& method, const std::string& verb, const std::string& path,
+                      const std::string& body = {}, const std::string& content_type = {});
+  WatchEnd watch_once(const std::string& path, const ListOptions& options, std::string& rv,
+                      const std::function<void(const WatchEvent&)>& on_event,
+                      std::stop_token stop);
+  std::string who() const;
+
   Credentials credentials_;
   std::unique_ptr<detail::Http> http_;
 };
@@ -82,5 +88,13 @@ class Client {
 /// an empty ns gives the cluster-wide path ("/api/v1/pods").
 std::string resource_path(std::string_view group_version, std::string_view ns,
                           std::string_view resource, std::string_view name = {});
+
+/// Percent-encodes a query parameter value (label selectors and the like).
+std::string query_escape(std::string_view value);
+
+/// The proxy URL client-go would use to reach this cluster (proxy-url, else HTTPS_PROXY /
+/// HTTP_PROXY minus NO_PROXY, loopback and localhost), "" when direct. socks5 is returned as
+/// socks5h://. For dialers outside libcurl (the port-forward WebSocket).
+std::string proxy_for(const ClusterConfig& cluster);
 
 }  // namespace lpk::kube

@@ -13,9 +13,9 @@
 namespace lpk::kube {
 
 struct LoadOptions {
-  std::string kubeconfig;  ///< --kubeconfig; empty = $KUBECONFIG, else ~/.kube/config
-  std::string context;     ///< --context; empty = current-context
-  std::string namespace_override;  ///< -n/--namespace; empty = the context's, else "default"
+  std::string kubeconfig{};  ///< --kubeconfig; empty = $KUBECONFIG, else ~/.kube/config
+  std::string context{};     ///< --context; empty = current-context
+  std::string namespace_override{};  ///< -n/--namespace; empty = the context's, else "default"
 };
 
 struct ExecConfig {
@@ -26,6 +26,7 @@ struct ExecConfig {
   bool provide_cluster_info = false;
   std::string interactive_mode;   ///< Never | IfAvailable | Always (v1beta1 default IfAvailable)
   nlohmann::json cluster_extension;  ///< extensions[client.authentication.k8s.io/exec], or null
+  std::string install_hint;          ///< shown when the command is not found
 };
 
 struct ClusterConfig {

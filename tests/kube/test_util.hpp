@@ -1,0 +1,92 @@
+#pragma once
+// Helpers for the kube tests: a temporary directory that cleans up, and environment variables
+// set for one test and restored after it.
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lpk::kube::test {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "lpk-kube-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+  /// Writes rel (creating directories) and returns its absolute path.
+  std::string write(const std::string& rel, const std::string& text, int mode = 0644) const {
+    std::string p = *this / rel;
+    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+    ::chmod(p.c_str(), mode);
+    return p;
+  }
+
+ private:
+  std::string path_;
+};
+
+/// Sets (or with nullopt unsets) variables; restores the old values when destroyed.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<std::string, std::optional<std::string>>> vars) {
+    for (const auto& [k, v] : vars) set(k, v);
+  }
+  void set(const std::string& k, const std::optional<std::string>& v) {
+    const char* old = ::getenv(k.c_str());
+    saved_.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
+    if (v)
+      ::setenv(k.c_str(), v->c_str(), 1);
+    else
+      ::unsetenv(k.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second)
+        ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      else
+        ::unsetenv(it->first.c_str());
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+/// The environment a loading test starts from: no KUBECONFIG, no in-cluster variables, HOME in
+/// an empty directory, no proxies.
+inline ScopedEnv clean_env(const std::string& home) {
+  return ScopedEnv{{"KUBECONFIG", std::nullopt},
+                   {"HOME", home},
+                   {"KUBERNETES_SERVICE_HOST", std::nullopt},
+                   {"KUBERNETES_SERVICE_PORT", std::nullopt},
+                   {"KUBERNETES_MASTER", std::nullopt},
+                   {"POD_NAMESPACE", std::nullopt},
+                   {"LPK_SERVICEACCOUNT_DIR", std::nullopt},
+                   {"HTTPS_PROXY", std::nullopt},
+                   {"https_proxy", std::nullopt},
+                   {"HTTP_PROXY", std::nullopt},
+                   {"http_proxy", std::nullopt},
+                   {"NO_PROXY", std::nullopt},
+                   {"no_proxy", std::nullopt}};
+}
+
+}  // namespace lpk::kube::test
