@@ -291,7 +291,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows, std::ostream
   for (const auto& row : rows) {
     std::string line = " ";
     for (std::size_t i = 0; i < row.size(); ++i) {
-      line += " " + row[i];
+      line += (i == 0 ? " " : "  ") + row[i];
       if (i + 1 < row.size()) line += std::string(width[i] - row[i].size(), ' ');
     }
     out << line << "\n";

@@ -133,7 +133,8 @@ bool is_portable_variable_name(std::string_view name);
 /// double quote and $ escaped by a backslash and a newline written as \n: the double quoted
 /// form of docker compose and godotenv, which read every value back as it was (their `$`
 /// interpolation is what \$ prevents). python-dotenv reads it back too, except that it keeps
-/// the backslash of \$; Node's dotenv turns only \n back. It is not a shell script: a
+/// the backslash of \$ and cannot parse a value that ends in a backslash; Node's dotenv turns
+/// only \n back. It is not a shell script: a
 /// backtick or a carriage return is written as it is.
 std::string dotenv_line(std::string_view key, std::string_view value);
 
