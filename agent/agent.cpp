@@ -17,16 +17,20 @@ using boost::system::error_code;
 
 namespace {
 
-/// Streams the proxy opens go to cluster targets, resolved with the pod's own resolver.
+/// Streams the proxy opens go to cluster targets, resolved with the pod's own resolver, or
+/// to the agent's own services.
 class ClusterDialer final : public tunnel::Dialer {
  public:
-  explicit ClusterDialer(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  ClusterDialer(std::chrono::milliseconds timeout, ServiceOptions services)
+      : timeout_(timeout), services_(std::move(services)) {}
   asio::awaitable<tunnel::DialResult> dial(const tunnel::Target& target) override {
+    if (is_service_target(target)) co_return co_await dial_service(target, services_);
     co_return co_await tunnel::resolve_and_dial(target, timeout_);
   }
 
  private:
   std::chrono::milliseconds timeout_;
+  ServiceOptions services_;
 };
 
 }  // namespace
@@ -40,7 +44,7 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 Agent::Agent(asio::any_io_executor executor, AgentOptions options)
     : executor_(std::move(executor)),
       options_(std::move(options)),
-      dialer_(std::make_shared<ClusterDialer>(options_.connect_timeout)),
+      dialer_(std::make_shared<ClusterDialer>(options_.connect_timeout, options_.services)),
       tunnel_acceptor_(executor_) {
   options_.session.role = tunnel::Role::agent;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // The cluster end of the tunnel. Listens for the tunnel on loopback only (a pod port-forward
 // reaches the pod's localhost; other pods cannot reach it), keeps one active link (a newer one
-// replaces the older), dials targets for streams the proxy opens, and turns connections to
-// the served ports into streams toward the proxy.
+// replaces the older), dials targets for streams the proxy opens (names under lpk.internal are
+// the agent's own services), and turns connections to the served ports into streams toward
+// the proxy.
 //
 // Threading: everything runs on the executor given; stop() is idempotent.
 
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/services.hpp"
 #include "proxy/tunnel/session.hpp"
 
 namespace lpk::agent {
@@ -24,6 +26,7 @@ struct AgentOptions {
   boost::asio::ip::address serve_address = boost::asio::ip::make_address("0.0.0.0");
   std::chrono::milliseconds connect_timeout{10'000};
   tunnel::SessionOptions session;
+  ServiceOptions services;  ///< env.lpk.internal and dns.lpk.internal (agent/services.hpp)
 };
 
 /// `ADDR:PORT`, with IPv6 addresses in brackets.

@@ -20,7 +20,11 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: lpk-agent [--listen ADDR:PORT] [--serve PORT]... [--serve-address ADDR]\n"
-    "                 [--connect-timeout SECS] [--secret-file PATH] [--log-level LEVEL]";
+    "                 [--connect-timeout SECS] [--secret-file PATH] [--log-level LEVEL]\n"
+    "                 [--report-mounts DIR[,DIR...]] [--file-limit BYTES]\n"
+    "                 [--file-total-limit BYTES] [--container NAME] [--resolv-conf PATH]\n"
+    "Streams to env.lpk.internal:1 and dns.lpk.internal:53 are served by the agent itself\n"
+    "(docs/protocol.md section 7).";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -37,6 +41,35 @@ std::uint16_t parse_port(const std::string& text, const std::string& flag) {
     throw UsageError(flag + " wants a port number 0-65535, got '" + text + "'");
   }
   return std::uint16_t(port);
+}
+
+std::uint64_t parse_bytes(const std::string& text, const std::string& flag) {
+  std::size_t used = 0;
+  unsigned long long bytes = 0;
+  try {
+    bytes = std::stoull(text, &used);
+  } catch (const std::exception&) {
+  }
+  if (used != text.size() || text.empty() || text[0] == '-' || bytes == 0) {
+    throw UsageError(flag + " wants a size in bytes (1 or more), got '" + text + "'");
+  }
+  return bytes;
+}
+
+std::vector<std::string> split_dirs(const std::string& text) {
+  std::vector<std::string> dirs;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    auto dir = text.substr(start, comma - start);
+    if (!dir.empty() && dir[0] != '/') {
+      throw UsageError("--report-mounts wants absolute paths, got '" + dir + "'");
+    }
+    if (!dir.empty()) dirs.push_back(dir);
+    start = comma + 1;
+  }
+  return dirs;
 }
 
 boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const std::string& flag) {
@@ -87,6 +120,18 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       o.connect_timeout = std::chrono::milliseconds(std::max(1, parse_port(value, flag) * 1000));
     } else if (flag == "--secret-file") {
       o.session.secret = read_secret(value);
+    } else if (flag == "--report-mounts") {
+      auto dirs = split_dirs(value);
+      auto& mounts = o.services.env.mounts;
+      mounts.insert(mounts.end(), dirs.begin(), dirs.end());
+    } else if (flag == "--file-limit") {
+      o.services.env.limits.per_file = parse_bytes(value, flag);
+    } else if (flag == "--file-total-limit") {
+      o.services.env.limits.total = parse_bytes(value, flag);
+    } else if (flag == "--container") {
+      o.services.env.container = value;
+    } else if (flag == "--resolv-conf") {
+      o.services.dns.resolv_conf = value;
     } else if (flag == "--log-level") {
       auto level = spdlog::level::from_str(value);
       if (level == spdlog::level::off && value != "off") {
@@ -118,8 +163,10 @@ int main(int argc, char** argv) {
   try {
     agent.bind(errors);
   } catch (const std::system_error& e) {
-    std::fprintf(stderr, "lpk-agent: cannot listen for the tunnel on %s:%u: %s; choose another "
-                 "--listen port\n", options.tunnel_endpoint.address().to_string().c_str(),
+    std::fprintf(stderr,
+                 "lpk-agent: cannot listen for the tunnel on %s:%u: %s; choose another "
+                 "--listen port\n",
+                 options.tunnel_endpoint.address().to_string().c_str(),
                  options.tunnel_endpoint.port(), e.code().message().c_str());
     return 1;
   }

@@ -1,0 +1,133 @@
+#include "agent/services.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cctype>
+
+namespace lpk::agent {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::chrono::seconds kEnvLinger{60};
+
+std::string normalized(std::string host) {
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  if (!host.empty() && host.back() == '.') host.pop_back();
+  return host;
+}
+
+asio::awaitable<void> drain(tcp::socket& socket) {
+  std::array<char, 512> sink;
+  while (true) {
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), kTuple);
+    if (ec) co_return;
+  }
+}
+
+asio::awaitable<void> serve_env(tcp::socket socket, EnvReportOptions options) {
+  auto doc = environment_document(options, process_environment());
+  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(doc), kTuple);
+  if (ec) {
+    spdlog::debug("env service: the stream ended early: {}", ec.message());
+    co_return;
+  }
+  spdlog::info("env service: sent {} bytes", n);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  // Wait for the proxy to close its end: closing with unread input would reset the stream
+  // and could cut the document's tail.
+  asio::steady_timer linger(socket.get_executor(), kEnvLinger);
+  co_await (drain(socket) || linger.async_wait(kTuple));
+}
+
+}  // namespace
+
+bool is_service_target(const tunnel::Target& target) {
+  if (target.kind != tunnel::Target::Kind::name) return false;
+  auto host = normalized(target.host);
+  return host == kServiceDomain ||
+         (host.size() > kServiceDomain.size() && host.ends_with(kServiceDomain) &&
+          host[host.size() - kServiceDomain.size() - 1] == '.');
+}
+
+boost::system::result<std::array<tcp::socket, 2>> loopback_pair(
+    const asio::any_io_executor& executor) {
+  error_code ec;
+  tcp::acceptor acceptor(executor);
+  acceptor.open(tcp::v4(), ec);
+  if (!ec) acceptor.bind({asio::ip::address_v4::loopback(), 0}, ec);
+  if (!ec) acceptor.listen(8, ec);
+  if (!ec) acceptor.non_blocking(true, ec);
+  tcp::socket ours(executor);
+  if (!ec) ours.connect(acceptor.local_endpoint(), ec);
+  if (ec) return ec;
+  const auto ours_endpoint = ours.local_endpoint(ec);
+  if (ec) return ec;
+  // Anyone else who connected in the instant the port was open is turned away.
+  for (int tries = 0; tries < 8; ++tries) {
+    tcp::socket theirs(executor);
+    acceptor.accept(theirs, ec);
+    if (ec) return ec;
+    if (theirs.remote_endpoint(ec) == ours_endpoint && !ec) {
+      ours.set_option(tcp::no_delay(true), ec);
+      theirs.set_option(tcp::no_delay(true), ec);
+      return std::array<tcp::socket, 2>{std::move(ours), std::move(theirs)};
+    }
+  }
+  return asio::error::connection_aborted;
+}
+
+asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
+                                                 const ServiceOptions& options) {
+  using tunnel::DialResult;
+  using tunnel::OpenCode;
+  auto executor = co_await asio::this_coro::executor;
+  const auto host = normalized(target.host);
+  const bool env = host == kEnvServiceHost;
+  if (!env && host != kDnsServiceHost) {
+    co_return DialResult{OpenCode::name_not_found, "no agent service is named " + target.host,
+                         std::nullopt};
+  }
+  const auto port = env ? kEnvServicePort : kDnsServicePort;
+  if (target.port != port) {
+    co_return DialResult{OpenCode::refused, host + " answers on port " + std::to_string(port),
+                         std::nullopt};
+  }
+  std::string why;
+  std::optional<asio::ip::udp::endpoint> nameserver;
+  if (!env && !(nameserver = first_nameserver(options.dns.resolv_conf, why))) {
+    co_return DialResult{OpenCode::unreachable, why, std::nullopt};
+  }
+  auto pair = loopback_pair(executor);
+  if (!pair) {
+    co_return DialResult{OpenCode::internal,
+                         "cannot make a loopback socket pair: " + pair.error().message(),
+                         std::nullopt};
+  }
+  auto& [service_end, tunnel_end] = *pair;
+  if (env) {
+    asio::co_spawn(executor, serve_env(std::move(service_end), options.env), asio::detached);
+  } else {
+    auto forwarder =
+        std::make_shared<DnsForwarder>(std::move(service_end), *nameserver, options.dns);
+    if (!forwarder->open(why)) co_return DialResult{OpenCode::unreachable, why, std::nullopt};
+    forwarder->start();
+  }
+  co_return DialResult{OpenCode::ok, {}, std::move(tunnel_end)};
+}
+
+}  // namespace lpk::agent

@@ -1,0 +1,49 @@
+#pragma once
+// Agent services: streams the proxy opens to reserved names under `lpk.internal` are answered
+// by the agent itself instead of being dialled (docs/protocol.md §7).
+//   env.lpk.internal:1   one JSON document (agent/env_report.hpp), then the stream closes
+//   dns.lpk.internal:53  DNS over TCP framing, forwarded to the pod's nameserver
+//                        (agent/dns_forwarder.hpp)
+// The service gets one end of a loopback TCP pair and the tunnel the other, so a service
+// stream is an ordinary stream to the session (credit, half-close, reset).
+
+#include <array>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/result.hpp>
+#include <string_view>
+
+#include "agent/dns_forwarder.hpp"
+#include "agent/env_report.hpp"
+#include "proxy/tunnel/session.hpp"
+
+namespace lpk::agent {
+
+inline constexpr std::string_view kServiceDomain = "lpk.internal";
+inline constexpr std::string_view kEnvServiceHost = "env.lpk.internal";
+inline constexpr std::uint16_t kEnvServicePort = 1;
+inline constexpr std::string_view kDnsServiceHost = "dns.lpk.internal";
+inline constexpr std::uint16_t kDnsServicePort = 53;
+
+struct ServiceOptions {
+  EnvReportOptions env;
+  DnsForwarderOptions dns;
+};
+
+/// True for a name target inside `lpk.internal` (any case, trailing dot allowed): those are
+/// never dialled.
+bool is_service_target(const tunnel::Target& target);
+
+/// Starts the service `target` names and returns the tunnel's end of its stream; an unknown
+/// name is name_not_found, a wrong port refused, a DNS service without a nameserver
+/// unreachable.
+boost::asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
+                                                        const ServiceOptions& options);
+
+/// A connected pair of loopback TCP sockets; the accepted end is checked to be our own
+/// connect, so no other local process can take its place. Does not block.
+boost::system::result<std::array<boost::asio::ip::tcp::socket, 2>> loopback_pair(
+    const boost::asio::any_io_executor& executor);
+
+}  // namespace lpk::agent

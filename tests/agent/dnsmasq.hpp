@@ -1,0 +1,171 @@
+#pragma once
+// A real dnsmasq for the DNS tests, playing the cluster's DNS on its own loopback address and
+// port: answers only from the records given here (no resolv.conf, no /etc/hosts), NXDOMAIN
+// for other names of its local zones. Stopped (by its pid) on destruction.
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace lpk::agent::test {
+
+namespace asio = boost::asio;
+
+/// Text of 3 x 250 bytes: the TXT answer for big.test needs more than 512 bytes, so a query
+/// without EDNS comes back truncated over UDP.
+inline std::string big_txt_chunk(char c) { return std::string(250, c); }
+
+inline std::string find_dnsmasq() {
+  for (const char* p : {"/usr/sbin/dnsmasq", "/usr/bin/dnsmasq", "/sbin/dnsmasq"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+/// A scratch directory readable by the user dnsmasq drops to.
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/lpk-agent-test.XXXXXX";
+    path_ = ::mkdtemp(templ);
+    ::chmod(path_.c_str(), 0755);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string write(const std::string& name, const std::string& text) const {
+    auto file = path_ + "/" + name;
+    std::ofstream(file) << text;
+    ::chmod(file.c_str(), 0644);
+    return file;
+  }
+
+ private:
+  std::string path_;
+};
+
+class Dnsmasq {
+ public:
+  /// Empty when dnsmasq is missing or did not come up; `why` says which.
+  static std::unique_ptr<Dnsmasq> start(std::string& why) {
+    auto binary = find_dnsmasq();
+    if (binary.empty()) {
+      why = "dnsmasq is not installed (tools/install-deps.sh installs dnsmasq-base)";
+      return nullptr;
+    }
+    auto d = std::unique_ptr<Dnsmasq>(new Dnsmasq());
+    if (!d->launch(binary, why)) return nullptr;
+    return d;
+  }
+  ~Dnsmasq() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  asio::ip::udp::endpoint endpoint() const { return {address_, port_}; }
+  /// A resolv.conf naming this server (lpk's "ADDR#PORT" form).
+  std::string resolv_conf() const {
+    return dir_.write("resolv.conf", "# test upstream\nsearch demo.svc.cluster.local\nnameserver " +
+                                         address_.to_string() + "#" + std::to_string(port_) + "\n");
+  }
+  const TempDir& dir() const { return dir_; }
+
+ private:
+  Dnsmasq() {
+    // A loopback address of its own, so parallel tests and other engineers never collide.
+    std::random_device rd;
+    address_ = asio::ip::make_address_v4("127.53." + std::to_string(1 + rd() % 250) + "." +
+                                         std::to_string(1 + rd() % 250));
+  }
+
+  bool launch(const std::string& binary, std::string& why) {
+    port_ = free_port();
+    dir_.write("hosts",
+               "10.96.0.10 api.demo.svc.cluster.local\n"
+               "10.96.0.11 web.demo.svc.cluster.local\n"
+               "10.96.0.99 ready.test\n");
+    std::string big = "txt-record=big.test";
+    for (char c : {'a', 'b', 'c'}) big += ",\"" + big_txt_chunk(c) + "\"";
+    auto conf = dir_.write(
+        "dnsmasq.conf",
+        "no-resolv\nno-hosts\naddn-hosts=" + dir_.path() + "/hosts\n" + "listen-address=" +
+            address_.to_string() + "\nbind-interfaces\nport=" + std::to_string(port_) +
+            "\nlocal=/cluster.local/\nlocal=/test/\nlocal-ttl=30\n" +
+            "cname=alias.demo.svc.cluster.local,api.demo.svc.cluster.local\n" +
+            "srv-host=_http._tcp.web.demo.svc.cluster.local,web.demo.svc.cluster.local,80\n" + big +
+            "\nlog-facility=" + dir_.path() + "/dnsmasq.log\n");
+    std::vector<std::string> args = {binary, "--keep-in-foreground", "--conf-file=" + conf,
+                                     "--pid-file="};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (::posix_spawn(&pid_, binary.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+      why = "cannot start dnsmasq";
+      pid_ = -1;
+      return false;
+    }
+    if (!wait_ready()) {
+      why = "dnsmasq did not answer on " + address_.to_string() + ":" + std::to_string(port_) +
+            " within 10 s (see " + dir_.path() + "/dnsmasq.log)";
+      return false;
+    }
+    return true;
+  }
+
+  std::uint16_t free_port() {
+    asio::io_context io;
+    asio::ip::udp::socket u(io, asio::ip::udp::endpoint(address_, 0));
+    return u.local_endpoint().port();
+  }
+
+  /// Asks for ready.test until the answer comes (each try waits up to 200 ms for it).
+  bool wait_ready() {
+    static const std::uint8_t query[] = {0x12, 0x34, 1,   0,   0,   1,   0,   0,   0, 0,
+                                         0,    0,    5,   'r', 'e', 'a', 'd', 'y', 4, 't',
+                                         'e',  's',  't', 0,   0,   1,   0,   1};
+    asio::io_context io;
+    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(address_, 0));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      boost::system::error_code ec;
+      s.send_to(asio::buffer(query), endpoint(), 0, ec);
+      pollfd p{s.native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, 200) == 1) {
+        std::uint8_t answer[512];
+        auto n = ::recv(s.native_handle(), answer, sizeof answer, 0);
+        if (n > 12 && answer[0] == 0x12 && (answer[3] & 0x0F) == 0) return true;
+      }
+    }
+    return false;
+  }
+
+  TempDir dir_;
+  asio::ip::address_v4 address_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace lpk::agent::test
