@@ -118,7 +118,8 @@ std::shared_ptr<ChildProcess> ChildProcess::start(asio::any_io_executor executor
   auto sh_argv = c_strings(sh_args);
 
   int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  if (pipe2(report, O_CLOEXEC) != 0)
+    throw std::system_error(errno, std::generic_category(), "pipe");
   // Signals stay blocked across fork so that none runs lpk's handlers in the child before
   // it has reset them.
   sigset_t all, old;

@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,7 +14,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -90,13 +90,12 @@ struct ControlServer::Shared {
 
 namespace {
 
-json answer(ControlServer::Handler* handler, const std::string& command,
-            const std::string& session, const std::map<std::string, ControlServer::Handler>& all) {
+json answer(ControlServer::Handler* handler, const std::string& command, const std::string& session,
+            const std::map<std::string, ControlServer::Handler>& all) {
   if (!handler) {
     std::string known;
     for (const auto& [name, h] : all) known += (known.empty() ? "" : ", ") + name;
-    return {{"ok", false},
-            {"error", "unknown command \"" + command + "\" (known: " + known + ")"}};
+    return {{"ok", false}, {"error", "unknown command \"" + command + "\" (known: " + known + ")"}};
   }
   try {
     return {{"ok", true}, {"command", command}, {"session", session}, {"result", (*handler)()}};
@@ -112,8 +111,8 @@ asio::awaitable<void> serve(std::shared_ptr<ControlServer::Shared> shared,
   using namespace asio::experimental::awaitable_operators;
   std::string line;
   asio::steady_timer deadline(socket.get_executor(), kRequestTimeout);
-  auto read = asio::async_read_until(socket, asio::dynamic_buffer(line, kMaxRequest), '\n',
-                                     kNoError);
+  auto read =
+      asio::async_read_until(socket, asio::dynamic_buffer(line, kMaxRequest), '\n', kNoError);
   auto result = co_await (std::move(read) || deadline.async_wait(kNoError));
   if (result.index() == 1) co_return;  // a client that never finished its line
   auto [ec, n] = std::get<0>(result);
@@ -165,7 +164,8 @@ std::error_code ControlServer::start(std::string& problem) {
   const fs::path& path = shared_->path;
   if (auto ec = make_private_dir(path.parent_path(), problem)) return ec;
   if (path.native().size() >= sizeof(sockaddr_un{}.sun_path)) {
-    problem = "the control socket path " + path.string() + " is longer than a unix socket allows; "
+    problem = "the control socket path " + path.string() +
+              " is longer than a unix socket allows; "
               "set XDG_RUNTIME_DIR to a shorter directory";
     return std::make_error_code(std::errc::filename_too_long);
   }
@@ -329,9 +329,9 @@ void print_status(const json& result, std::ostream& out) {
   print_table(rows, out);
   rows.clear();
   for (const auto& t : result.value("tunnels", json::array())) {
-    rows.push_back({field(t, "pod"), field(t, "state"), rtt_text(t),
-                    "streams " + field(t, "streams") + " open, " + field(t, "streams_total") +
-                        " total"});
+    rows.push_back(
+        {field(t, "pod"), field(t, "state"), rtt_text(t),
+         "streams " + field(t, "streams") + " open, " + field(t, "streams_total") + " total"});
   }
   out << "tunnels (" << rows.size() << "):\n";
   print_table(rows, out);
@@ -347,7 +347,8 @@ void print_env(const json& result, std::ostream& out) {
 
 namespace {
 
-constexpr const char* kControlUsage = "usage: lpk-proxy status|env|diagnostics [--session ID] [--json]";
+constexpr const char* kControlUsage =
+    "usage: lpk-proxy status|env|diagnostics [--session ID] [--json]";
 
 struct ControlArgs {
   std::string command;
@@ -411,7 +412,8 @@ std::string pick_session(const ControlArgs& args, std::ostream& err) {
            "lpk-proxy connect --service NAME [-- COMMAND]\n";
     return {};
   }
-  err << "lpk-proxy: " << ids.size() << " lpk sessions are running; choose one with --session ID:\n";
+  err << "lpk-proxy: " << ids.size()
+      << " lpk sessions are running; choose one with --session ID:\n";
   for (const auto& id : ids) err << "  " << describe(id) << "\n";
   return {};
 }

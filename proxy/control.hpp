@@ -80,10 +80,9 @@ std::vector<std::string> live_sessions(const std::filesystem::path& runtime_dir)
 
 /// Sends one request and returns the reply object, or nullopt with `error` set to one sentence.
 /// Blocking (it is for the command line), bounded by `timeout`.
-std::optional<nlohmann::json> control_request(const std::filesystem::path& socket_path,
-                                              const std::string& command, std::string& error,
-                                              std::chrono::milliseconds timeout =
-                                                  std::chrono::seconds(10));
+std::optional<nlohmann::json> control_request(
+    const std::filesystem::path& socket_path, const std::string& command, std::string& error,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 /// Human forms of the replies' results.
 void print_status(const nlohmann::json& result, std::ostream& out);
@@ -93,7 +92,6 @@ void print_env(const nlohmann::json& result, std::ostream& out);
 /// Without --session: $LPK_SESSION (set in the child of a session), else the only running
 /// session; several make it list them and ask for --session. Returns 0 on success, 1 when no
 /// session answers or the request fails, 2 for bad flags; messages go to `err`, one line each.
-int run_control_command(const std::vector<std::string>& args, std::ostream& out,
-                        std::ostream& err);
+int run_control_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace lpk::proxy

@@ -199,21 +199,27 @@ EnvMap lpk_variables(const std::string& session, const fs::path& files_root) {
 
 bool developer_keeps(std::string_view name) {
   static constexpr std::array<std::string_view, 28> kExact = {
-      "PATH",        "HOME",         "USER",         "LOGNAME",
-      "SHELL",       "PWD",          "OLDPWD",       "SHLVL",
-      "TMPDIR",      "TERM",         "COLORTERM",    "TERMINFO",
-      "DISPLAY",     "WAYLAND_DISPLAY", "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS",
-      "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "LANG",     "LANGUAGE",
-      "MANPATH",     "JAVA_HOME",    "GOROOT",       "GOPATH",
-      "PYTHONHOME",  "PYTHONPATH",   "VIRTUAL_ENV",  "NODE_PATH"};
+      "PATH",          "HOME",
+      "USER",          "LOGNAME",
+      "SHELL",         "PWD",
+      "OLDPWD",        "SHLVL",
+      "TMPDIR",        "TERM",
+      "COLORTERM",     "TERMINFO",
+      "DISPLAY",       "WAYLAND_DISPLAY",
+      "XAUTHORITY",    "DBUS_SESSION_BUS_ADDRESS",
+      "SSH_AUTH_SOCK", "GPG_AGENT_INFO",
+      "LANG",          "LANGUAGE",
+      "MANPATH",       "JAVA_HOME",
+      "GOROOT",        "GOPATH",
+      "PYTHONHOME",    "PYTHONPATH",
+      "VIRTUAL_ENV",   "NODE_PATH"};
   static constexpr std::array<std::string_view, 3> kPrefixes = {"LC_", "LD_", "XDG_"};
   if (std::find(kExact.begin(), kExact.end(), name) != kExact.end()) return true;
   return std::any_of(kPrefixes.begin(), kPrefixes.end(),
                      [&](std::string_view p) { return starts_with(name, p); });
 }
 
-EnvMap build_child_environment(const EnvMap& developer, const EnvMap& imported,
-                               const EnvMap& lpk) {
+EnvMap build_child_environment(const EnvMap& developer, const EnvMap& imported, const EnvMap& lpk) {
   EnvMap env = developer;
   for (const auto& [name, value] : imported) {
     if (developer_keeps(name)) continue;
@@ -253,11 +259,20 @@ std::string dotenv_line(std::string_view key, std::string_view value) {
   line += "=\"";
   for (char c : value) {
     switch (c) {
-      case '\\': line += "\\\\"; break;
-      case '"': line += "\\\""; break;
-      case '$': line += "\\$"; break;
-      case '\n': line += "\\n"; break;
-      default: line += c;
+      case '\\':
+        line += "\\\\";
+        break;
+      case '"':
+        line += "\\\"";
+        break;
+      case '$':
+        line += "\\$";
+        break;
+      case '\n':
+        line += "\\n";
+        break;
+      default:
+        line += c;
     }
   }
   line += '"';

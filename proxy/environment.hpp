@@ -73,8 +73,8 @@ LinkRewrite rewrite_service_links(EnvMap& env, const std::vector<LinkedService>&
 
 /// What write_imported_files did.
 struct FilesReport {
-  std::filesystem::path root;                     ///< <session dir>/files
-  std::vector<std::string> written;               ///< container paths, in input order
+  std::filesystem::path root;                               ///< <session dir>/files
+  std::vector<std::string> written;                         ///< container paths, in input order
   std::vector<std::pair<std::string, std::string>> failed;  ///< container path, reason
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // Logs of an lpk-proxy session: everything at `level` and above into
-// $TMPDIR/lpk/<session>/proxy.log (log_dir() of session_paths.hpp, a 0700 directory), and warnings (or everything, at debug and trace) on stderr.
+// $TMPDIR/lpk/<session>/proxy.log (log_dir() of session_paths.hpp, a 0700 directory), and warnings
+// (or everything, at debug and trace) on stderr.
 
 #include <string>
 

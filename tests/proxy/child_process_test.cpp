@@ -121,7 +121,8 @@ TEST_F(ChildProcessTest, GetsExactlyTheGivenEnvironmentAndArguments) {
 
 TEST_F(ChildProcessTest, SignalsAreResetForTheChild) {
   // lpk-proxy ignores SIGPIPE and its threads may block signals; the child must not inherit that.
-  struct sigaction ignore {}, old_pipe {};
+  struct sigaction ignore {
+  }, old_pipe{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ignore, &old_pipe);
   sigset_t term, old_mask;
@@ -164,8 +165,7 @@ TEST_F(ChildProcessTest, TerminateEscalatesToKillAfterTheGrace) {
   asio::io_context io;
   // The child ignores SIGTERM (and so does sleep, exec'd with the ignored disposition).
   auto child = ChildProcess::start(
-      io.get_executor(), {"sh", "-c", "trap '' TERM; echo ready > \"$READY\"; exec sleep 30"},
-      env);
+      io.get_executor(), {"sh", "-c", "trap '' TERM; echo ready > \"$READY\"; exec sleep 30"}, env);
   // Wait for the trap to be in place: the fifo opens once the child writes to it.
   int fd = open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);

@@ -48,18 +48,23 @@ class ScopedEnv {
 };
 
 json status_result() {
-  return {{"service", "api"},
-          {"namespace", "demo"},
-          {"pid", 4242},
-          {"dns", {{"address", "127.0.0.1:5353"}}},
-          {"services",
-           {{{"name", "redis"}, {"namespace", "demo"}, {"address", "127.77.0.12"},
-             {"ports", {6379}}},
-            {{"name", "web"}, {"namespace", "demo"}, {"address", "127.77.0.13"},
-             {"ports", {80, 443}}}}},
-          {"tunnels",
-           {{{"pod", "api-7d9f-abcde"}, {"state", "ready"}, {"rtt_ms", 0.42}, {"streams", 3},
-             {"streams_total", 120}}}}};
+  return {
+      {"service", "api"},
+      {"namespace", "demo"},
+      {"pid", 4242},
+      {"dns", {{"address", "127.0.0.1:5353"}}},
+      {"services",
+       {{{"name", "redis"}, {"namespace", "demo"}, {"address", "127.77.0.12"}, {"ports", {6379}}},
+        {{"name", "web"},
+         {"namespace", "demo"},
+         {"address", "127.77.0.13"},
+         {"ports", {80, 443}}}}},
+      {"tunnels",
+       {{{"pod", "api-7d9f-abcde"},
+         {"state", "ready"},
+         {"rtt_ms", 0.42},
+         {"streams", 3},
+         {"streams_total", 120}}}}};
 }
 
 // A session's control server on its own io thread; the test thread is the blocking client.
@@ -262,8 +267,7 @@ TEST_F(ControlTest, SeveralSessionsAreListedAndOneIsChosen) {
   ASSERT_FALSE(a.start(problem)) << problem;
   ASSERT_FALSE(b.start(problem)) << problem;
   EXPECT_EQ(command({"status"}, out, err), 1);
-  EXPECT_NE(err.find("2 lpk sessions are running; choose one with --session ID"),
-            std::string::npos)
+  EXPECT_NE(err.find("2 lpk sessions are running; choose one with --session ID"), std::string::npos)
       << err;
   EXPECT_NE(err.find("  aaa (api in demo)\n"), std::string::npos) << err;
   EXPECT_NE(err.find("  bbb (web in demo)\n"), std::string::npos) << err;
@@ -277,9 +281,11 @@ TEST_F(ControlTest, SeveralSessionsAreListedAndOneIsChosen) {
 
 TEST_F(ControlTest, BadFlagsAreOneLineAndExit2) {
   std::string out, err;
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{}, {"stats"}, {"status", "--jsn"}, {"env", "--session"},
-        {"env", "--session", "../x"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{},
+                                        {"stats"},
+                                        {"status", "--jsn"},
+                                        {"env", "--session"},
+                                        {"env", "--session", "../x"}}) {
     EXPECT_EQ(command(args, out, err), 2);
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
     EXPECT_EQ(err.rfind("lpk-proxy: ", 0), 0u) << err;

@@ -126,20 +126,23 @@ TEST(RewriteServiceLinks, MappedServicesPointAtLpkAndNothingElseMoves) {
   EXPECT_EQ(env["API_PORT_9100_TCP_ADDR"], "127.77.0.3");
   EXPECT_EQ(result.rewritten.size(), 13u);
   EXPECT_FALSE(env.contains("REDIS_SERVICE_HOST"));
-  for (const char* untouched : {"API_SERVICE_PORT_EXTRA", "API_PORT_80_TCP_URL",
-                                "API_SERVICE_HOSTNAME", "MY_APP_PORT", "REDIS_URL",
-                                "DATABASE_PASSWORD", "KUBERNETES_SERVICE_HOST"}) {
+  for (const char* untouched :
+       {"API_SERVICE_PORT_EXTRA", "API_PORT_80_TCP_URL", "API_SERVICE_HOSTNAME", "MY_APP_PORT",
+        "REDIS_URL", "DATABASE_PASSWORD", "KUBERNETES_SERVICE_HOST"}) {
     EXPECT_EQ(env[untouched], before.at(untouched)) << untouched;
   }
   EXPECT_EQ(env.size(), before.size());
 
   // kubernetes is not mapped: reported, variable by variable, and left alone.
   EXPECT_EQ(result.unmapped_services, std::vector<std::string>{"KUBERNETES"});
-  std::vector<std::string> expected_unmapped = {
-      "KUBERNETES_PORT",           "KUBERNETES_PORT_443_TCP",
-      "KUBERNETES_PORT_443_TCP_ADDR", "KUBERNETES_PORT_443_TCP_PORT",
-      "KUBERNETES_PORT_443_TCP_PROTO", "KUBERNETES_SERVICE_HOST",
-      "KUBERNETES_SERVICE_PORT",   "KUBERNETES_SERVICE_PORT_HTTPS"};
+  std::vector<std::string> expected_unmapped = {"KUBERNETES_PORT",
+                                                "KUBERNETES_PORT_443_TCP",
+                                                "KUBERNETES_PORT_443_TCP_ADDR",
+                                                "KUBERNETES_PORT_443_TCP_PORT",
+                                                "KUBERNETES_PORT_443_TCP_PROTO",
+                                                "KUBERNETES_SERVICE_HOST",
+                                                "KUBERNETES_SERVICE_PORT",
+                                                "KUBERNETES_SERVICE_PORT_HTTPS"};
   EXPECT_EQ(result.unmapped, expected_unmapped);
 }
 
@@ -181,10 +184,14 @@ TEST(RewriteServiceLinks, AHostVariableThatIsNoAddressIsNoService) {
 }
 
 TEST(ChildEnvironment, DeveloperKeepsTheMachineVariablesAndTheAppGetsTheRest) {
-  EnvMap developer = {{"PATH", "/home/dev/bin:/usr/bin"}, {"HOME", "/home/dev"},
-                      {"TERM", "xterm-256color"},        {"LANG", "en_GB.UTF-8"},
-                      {"LC_ALL", "en_GB.UTF-8"},         {"EDITOR", "vim"},
-                      {"LOG_LEVEL", "debug"},            {"LPK_FILES_ROOT", "/stale"}};
+  EnvMap developer = {{"PATH", "/home/dev/bin:/usr/bin"},
+                      {"HOME", "/home/dev"},
+                      {"TERM", "xterm-256color"},
+                      {"LANG", "en_GB.UTF-8"},
+                      {"LC_ALL", "en_GB.UTF-8"},
+                      {"EDITOR", "vim"},
+                      {"LOG_LEVEL", "debug"},
+                      {"LPK_FILES_ROOT", "/stale"}};
   EnvMap imported = {{"PATH", "/usr/local/sbin:/app/bin"},
                      {"HOME", "/root"},
                      {"HOSTNAME", "api-7d9f-abcde"},
@@ -277,15 +284,19 @@ TEST_F(FilesTest, EnvFileRoundTripsThroughPythonDotenv) {
   if (std::system("python3 -c 'import dotenv' 2>/dev/null") != 0) {
     GTEST_SKIP() << "python3 with the dotenv module is not installed";
   }
-  EnvMap env = {{"QUOTES", "say \"hi\" and 'bye'"}, {"BACKSLASH", "a\\b\\\\c"},
-                {"NEWLINES", "one\ntwo\n"},        {"TABS", "a\tb"},
-                {"SPACES", "  padded  "},          {"HASH", "a # not a comment"},
+  EnvMap env = {{"QUOTES", "say \"hi\" and 'bye'"},
+                {"BACKSLASH", "a\\b\\\\c"},
+                {"NEWLINES", "one\ntwo\n"},
+                {"TABS", "a\tb"},
+                {"SPACES", "  padded  "},
+                {"HASH", "a # not a comment"},
                 {"EMPTY", ""}};
   std::vector<std::string> left_out;
   ASSERT_FALSE(write_env_file(root_ / "x.env", env, left_out));
-  std::string cmd = "python3 -c 'import json,sys; from dotenv import dotenv_values; "
-                    "print(json.dumps(dotenv_values(sys.argv[1], interpolate=False)))' " +
-                    (root_ / "x.env").string();
+  std::string cmd =
+      "python3 -c 'import json,sys; from dotenv import dotenv_values; "
+      "print(json.dumps(dotenv_values(sys.argv[1], interpolate=False)))' " +
+      (root_ / "x.env").string();
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
