@@ -10,13 +10,13 @@
 //
 // Threading: everything runs on one io_context thread; AgentDnsResolver must be used from it.
 
+#include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/assert/source_location.hpp>
 #include <boost/system/result.hpp>
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -90,13 +90,14 @@ struct FetchOptions {
 };
 
 /// Opens env.lpk.internal:1 through `open`, reads the document to its end and parses it.
-boost::asio::awaitable<ServiceResult<AgentEnvironment>> fetch_environment(OpenStream open,
-                                                                          FetchOptions options = {});
+boost::asio::awaitable<ServiceResult<AgentEnvironment>> fetch_environment(
+    OpenStream open, FetchOptions options = {});
 
 /// A connected pair of loopback TCP sockets: [0] for our code, [1] for the tunnel. The pair is
 /// checked (the accepted peer is our own connect), so no other local process can slip in.
-boost::asio::awaitable<boost::system::result<std::array<boost::asio::ip::tcp::socket, 2>>>
-make_loopback_pair();
+/// Does not block: a loopback connect completes in the kernel before anyone accepts.
+boost::system::result<std::array<boost::asio::ip::tcp::socket, 2>> make_loopback_pair(
+    const boost::asio::any_io_executor& executor);
 
 struct AgentDnsOptions {
   std::chrono::milliseconds timeout{1'800};  ///< per query; the stub's cluster timeout is 2 s
@@ -128,7 +129,8 @@ class AgentDnsResolver final : public dns::ClusterResolver,
   boost::asio::awaitable<void> run_stream();
   boost::asio::awaitable<void> read_answers(boost::asio::ip::tcp::socket& socket);
   boost::asio::awaitable<void> write_queries(boost::asio::ip::tcp::socket& socket);
-  boost::asio::awaitable<void> expire(std::uint16_t id);
+  boost::asio::awaitable<void> expire(std::uint16_t id, std::uint64_t seq,
+                                      std::shared_ptr<boost::asio::steady_timer> timer);
   void finish(std::uint16_t id, dns::ClusterAnswer answer);
   void fail_all();
   std::uint16_t next_id();
@@ -143,6 +145,7 @@ class AgentDnsResolver final : public dns::ClusterResolver,
   bool stopped_ = false;
   boost::asio::ip::tcp::socket* socket_ = nullptr;  ///< the live stream, for stop()
   std::uint16_t id_seed_;
+  std::uint64_t seq_ = 0;
   std::uint64_t streams_opened_ = 0;
 };
 
