@@ -18,6 +18,7 @@
 #include "proxy/address_pool.hpp"
 #include "proxy/forwarder.hpp"
 #include "proxy/logging.hpp"
+#include "proxy/portforward_link.hpp"
 #include "proxy/run_options.hpp"
 #include "proxy/stub_dns.hpp"
 #include "proxy/tunnel_client.hpp"
@@ -45,7 +46,22 @@ int run(const std::vector<std::string>& args) {
   lpk::tunnel::SessionOptions session_options;
   session_options.secret = options.secret;
   auto inbound = std::make_shared<lpk::proxy::LocalDialer>(options.inbound, options.connect_timeout);
-  lpk::proxy::TunnelClient tunnel(io.get_executor(), options.agent, session_options, inbound);
+  // --agent-pod: the agent is reached through a pod port-forward of the configured cluster.
+  std::unique_ptr<lpk::kube::Credentials> credentials;
+  auto dialer = lpk::proxy::tcp_link_dialer(options.agent);
+  if (options.agent_pod) {
+    try {
+      credentials = std::make_unique<lpk::kube::Credentials>(
+          lpk::kube::load_config({options.kubeconfig, options.context, ""}));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
+      return 2;
+    }
+    const auto& pod = *options.agent_pod;
+    dialer = lpk::proxy::portforward_link_dialer(credentials->config(), *credentials,
+                                                 pod.pod_namespace, pod.pod, pod.port);
+  }
+  lpk::proxy::TunnelClient tunnel(io.get_executor(), dialer, session_options, inbound);
   auto log_path = lpk::proxy::setup_logging(tunnel.session_id_text(), options.log_level);
   if (!log_path.empty()) spdlog::info("logging to {}", log_path);
 

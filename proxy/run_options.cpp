@@ -1,5 +1,6 @@
 #include "proxy/run_options.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -19,6 +20,38 @@ std::string read_secret_file(const std::string& path) {
   return secret;
 }
 
+namespace {
+// A namespace or pod name as Kubernetes allows it: lowercase letters, digits, '-' and '.'.
+bool is_object_name(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+}  // namespace
+
+AgentPod parse_agent_pod(const std::string& value) {
+  AgentPod pod;
+  auto slash = value.find('/');
+  auto colon = value.find(':', slash == std::string::npos ? 0 : slash);
+  pod.pod_namespace = value.substr(0, slash);
+  if (slash != std::string::npos) pod.pod = value.substr(slash + 1, colon - slash - 1);
+  bool port_ok = true;
+  if (colon != std::string::npos) {
+    auto text = value.substr(colon + 1);
+    port_ok = !text.empty() && text.size() <= 5 &&
+              text.find_first_not_of("0123456789") == std::string::npos &&
+              std::stoul(text) >= 1 && std::stoul(text) <= 65535;
+    if (port_ok) pod.port = static_cast<std::uint16_t>(std::stoul(text));
+  }
+  if (slash == std::string::npos || !is_object_name(pod.pod_namespace) ||
+      !is_object_name(pod.pod) || !port_ok) {
+    throw std::invalid_argument("--agent-pod wants NAMESPACE/POD[:PORT] such as "
+                                "demo/api-7d4f9:4590, got '" + value + "'");
+  }
+  return pod;
+}
+
 RunOptions parse_run_options(std::span<const std::string> args) {
   RunOptions o;
   o.pool = AddressPool::default_pool();
@@ -30,6 +63,12 @@ RunOptions parse_run_options(std::span<const std::string> args) {
     if (flag == "--agent") {
       o.agent = parse_target(value);
       have_agent = true;
+    } else if (flag == "--agent-pod") {
+      o.agent_pod = parse_agent_pod(value);
+    } else if (flag == "--kubeconfig") {
+      o.kubeconfig = value;
+    } else if (flag == "--context") {
+      o.context = value;
     } else if (flag == "--map") {
       o.mappings.push_back(parse_mapping(value));
     } else if (flag == "--map-file") {
@@ -73,7 +112,15 @@ RunOptions parse_run_options(std::span<const std::string> args) {
       throw std::invalid_argument("unknown flag " + flag);
     }
   }
-  if (!have_agent) throw std::invalid_argument("--agent HOST:PORT is required");
+  if (have_agent && o.agent_pod) {
+    throw std::invalid_argument("--agent and --agent-pod exclude each other; give one");
+  }
+  if (!have_agent && !o.agent_pod) {
+    throw std::invalid_argument("--agent HOST:PORT or --agent-pod NS/POD[:PORT] is required");
+  }
+  if (!o.agent_pod && (!o.kubeconfig.empty() || !o.context.empty())) {
+    throw std::invalid_argument("--kubeconfig and --context only apply with --agent-pod");
+  }
   return o;
 }
 

@@ -14,8 +14,18 @@
 
 namespace lpk::proxy {
 
+/// --agent-pod NS/POD[:PORT]: reach the agent through a pod port-forward.
+struct AgentPod {
+  std::string pod_namespace;
+  std::string pod;
+  std::uint16_t port = 4590;
+};
+
 struct RunOptions {
   tunnel::Target agent;                       // --agent HOST:PORT
+  std::optional<AgentPod> agent_pod;          // --agent-pod NS/POD[:PORT] (instead of --agent)
+  std::string kubeconfig;                     // --kubeconfig (with --agent-pod)
+  std::string context;                        // --context (with --agent-pod)
   std::vector<Mapping> mappings;              // --map, --map-file
   boost::asio::ip::network_v4 pool;           // --pool
   InboundRoutes inbound;                      // --local-port
@@ -29,12 +39,16 @@ struct RunOptions {
 };
 
 inline constexpr const char* kRunUsage =
-    "usage: lpk-proxy run --agent HOST:PORT [--map NAME:PORT=HOST:PORT | ADDR:PORT=HOST:PORT]...\n"
+    "usage: lpk-proxy run --agent HOST:PORT | --agent-pod NS/POD[:PORT] [--kubeconfig PATH]\n"
+    "                     [--context NAME] [--map NAME:PORT=HOST:PORT | ADDR:PORT=HOST:PORT]...\n"
     "                     [--map-file PATH] [--pool CIDR] [--local-port PORT | LOCAL:REMOTE]...\n"
     "                     [--dns ADDR:PORT [--namespace NS] [--zone ZONE] [--resolv-conf PATH]]\n"
     "                     [--secret-file PATH] [--log-level LEVEL]";
 
 RunOptions parse_run_options(std::span<const std::string> args);
+
+/// Parses NS/POD[:PORT] (port 4590 when absent); throws std::invalid_argument.
+AgentPod parse_agent_pod(const std::string& value);
 
 /// Reads a secret file (trailing newline dropped); throws std::invalid_argument.
 std::string read_secret_file(const std::string& path);

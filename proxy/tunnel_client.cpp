@@ -19,11 +19,31 @@ using asio::ip::tcp;
 using boost::system::error_code;
 using namespace std::chrono_literals;
 
+LinkDialer tcp_link_dialer(tunnel::Target agent) {
+  auto name = agent.to_string();
+  return {name, [agent = std::move(agent)]() -> asio::awaitable<DialedLink> {
+            auto dialed = co_await tunnel::resolve_and_dial(agent, 5s);
+            DialedLink out;
+            if (dialed.code == tunnel::OpenCode::ok) {
+              out.link = std::make_unique<tunnel::TcpLink>(std::move(*dialed.socket));
+            } else {
+              out.error = std::string(tunnel::to_string(dialed.code)) + " " + dialed.reason;
+            }
+            co_return out;
+          }};
+}
+
 TunnelClient::TunnelClient(asio::any_io_executor executor, tunnel::Target agent,
                            tunnel::SessionOptions options,
                            std::shared_ptr<tunnel::Dialer> inbound)
+    : TunnelClient(std::move(executor), tcp_link_dialer(std::move(agent)), std::move(options),
+                   std::move(inbound)) {}
+
+TunnelClient::TunnelClient(asio::any_io_executor executor, LinkDialer dialer,
+                           tunnel::SessionOptions options,
+                           std::shared_ptr<tunnel::Dialer> inbound)
     : executor_(std::move(executor)),
-      agent_(std::move(agent)),
+      dialer_(std::move(dialer)),
       options_(std::move(options)),
       inbound_(std::move(inbound)),
       session_id_(tunnel::random_session_id()),
@@ -51,38 +71,47 @@ asio::awaitable<void> TunnelClient::pause(std::chrono::milliseconds how_long) {
   co_await backoff_.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+void TunnelClient::fatal(const std::string& reason) {
+  stop();
+  if (on_fatal) on_fatal(reason);
+}
+
+// One dial and handshake; null with `failure` set when either fails (or fatal() was called).
+asio::awaitable<std::shared_ptr<tunnel::Session>> TunnelClient::connect_once(
+    std::string& failure) {
+  auto dialed = co_await dialer_.dial();
+  if (stopped_) co_return nullptr;
+  if (!dialed.link) {
+    if (dialed.fatal) {
+      fatal("cannot reach the agent at " + dialer_.agent + ": " + dialed.error);
+    }
+    failure = dialed.error;
+    co_return nullptr;
+  }
+  auto established =
+      co_await tunnel::Session::establish(std::move(dialed.link), options_, inbound_, session_id_);
+  if (established) co_return *established;
+  if (established.error() == tunnel::Error::auth_failed ||
+      established.error() == tunnel::Error::bad_version) {
+    // Configuration, not weather: retrying cannot help.
+    fatal("the agent at " + dialer_.agent + " refused the tunnel: " +
+          established.error().message());
+  }
+  failure = established.error().message();
+  co_return nullptr;
+}
+
 asio::awaitable<void> TunnelClient::connect_loop() {
   auto backoff = 100ms;
   int failures = 0;
   while (!stopped_) {
-    auto dialed = co_await tunnel::resolve_and_dial(agent_, 5s);
-    if (stopped_) break;
     std::string failure;
-    std::shared_ptr<tunnel::Session> session;
-    if (dialed.code != tunnel::OpenCode::ok) {
-      failure = std::string(tunnel::to_string(dialed.code)) + " " + dialed.reason;
-    } else {
-      auto link = std::make_unique<tunnel::TcpLink>(std::move(*dialed.socket));
-      auto established =
-          co_await tunnel::Session::establish(std::move(link), options_, inbound_, session_id_);
-      if (established) {
-        session = *established;
-      } else if (established.error() == tunnel::Error::auth_failed ||
-                 established.error() == tunnel::Error::bad_version) {
-        // Configuration, not weather: retrying cannot help.
-        auto reason = "the agent at " + agent_.to_string() + " refused the tunnel: " +
-                      established.error().message();
-        stop();
-        if (on_fatal) on_fatal(reason);
-        co_return;
-      } else {
-        failure = established.error().message();
-      }
-    }
+    auto session = co_await connect_once(failure);
+    if (stopped_) break;
     if (!session) {
       // Say it the first time and then now and again, not on every retry.
       if (failures++ % 20 == 0) {
-        spdlog::warn("cannot reach the agent at {}: {}; retrying", agent_.to_string(), failure);
+        spdlog::warn("cannot reach the agent at {}: {}; retrying", dialer_.agent, failure);
       }
       co_await pause(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5s));
@@ -91,21 +120,18 @@ asio::awaitable<void> TunnelClient::connect_loop() {
     failures = 0;
     backoff = 100ms;
     session_ = session;
-    spdlog::info("tunnel {} up to {}", session->id_text(), agent_.to_string());
+    spdlog::info("tunnel {} up to {}", session->id_text(), dialer_.agent);
     if (on_up) on_up(*session);
     up_signal_.cancel();
     auto why = co_await session->run();
     session_.reset();
     if (session->go_away_code() == tunnel::GoAwayCode::replaced ||
         session->go_away_code() == tunnel::GoAwayCode::auth_failed) {
-      auto reason = "the agent at " + agent_.to_string() + " ended the tunnel: " +
-                    session->go_away_reason();
-      stop();
-      if (on_fatal) on_fatal(reason);
+      fatal("the agent at " + dialer_.agent + " ended the tunnel: " + session->go_away_reason());
       co_return;
     }
     if (stopped_) break;
-    spdlog::warn("tunnel to {} lost ({}{}{}); reconnecting", agent_.to_string(), why.message(),
+    spdlog::warn("tunnel to {} lost ({}{}{}); reconnecting", dialer_.agent, why.message(),
                  session->go_away_reason().empty() ? "" : ", ", session->go_away_reason());
   }
 }

@@ -1,7 +1,8 @@
 #pragma once
-// The proxy's end of the link to one agent: dials it, runs the session, and reconnects with
-// backoff when the link drops. Local connections that arrive while the tunnel is down wait
-// for it (bounded) instead of failing at once.
+// The proxy's end of the link to one agent: dials it (plain TCP, or any link a LinkDialer makes,
+// such as a pod port-forward), runs the session, and reconnects with backoff when the link
+// drops. Local connections that arrive while the tunnel is down wait for it (bounded) instead of
+// failing at once.
 //
 // Threading: one executor; stop() is idempotent.
 
@@ -16,9 +17,27 @@
 
 namespace lpk::proxy {
 
+/// One attempt at a link to the agent: the link, or why there is none.
+struct DialedLink {
+  std::unique_ptr<tunnel::Link> link;
+  std::string error;   // set when link is null: one sentence for the log
+  bool fatal = false;  // retrying cannot help (bad configuration); the client stops
+};
+
+/// Makes a fresh link to the agent on every call (reconnects call it again).
+struct LinkDialer {
+  std::string agent;  // for messages: "127.0.0.1:4590", "pod demo/api-1 port 4590"
+  std::function<boost::asio::awaitable<DialedLink>()> dial;
+};
+
+/// Dials `agent` over TCP (5 s per attempt): the link of `lpk-proxy run --agent HOST:PORT`.
+LinkDialer tcp_link_dialer(tunnel::Target agent);
+
 class TunnelClient {
  public:
   TunnelClient(boost::asio::any_io_executor executor, tunnel::Target agent,
+               tunnel::SessionOptions options, std::shared_ptr<tunnel::Dialer> inbound);
+  TunnelClient(boost::asio::any_io_executor executor, LinkDialer dialer,
                tunnel::SessionOptions options, std::shared_ptr<tunnel::Dialer> inbound);
 
   /// Called on every successful handshake.
@@ -47,8 +66,11 @@ class TunnelClient {
                                             tunnel::Target target);
   boost::asio::awaitable<void> pause(std::chrono::milliseconds how_long);
 
+  boost::asio::awaitable<std::shared_ptr<tunnel::Session>> connect_once(std::string& failure);
+  void fatal(const std::string& reason);
+
   boost::asio::any_io_executor executor_;
-  tunnel::Target agent_;
+  LinkDialer dialer_;
   tunnel::SessionOptions options_;
   std::shared_ptr<tunnel::Dialer> inbound_;
   tunnel::SessionId session_id_;
