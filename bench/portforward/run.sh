@@ -35,6 +35,7 @@ if [[ -n ${LPK_PF_ISOLATED:-} ]]; then
   ip link set lo up
 fi
 COMMAND=bench/portforward/run.sh
+[[ -n ${LPK_KUBESIM:-} ]] && COMMAND="LPK_KUBESIM=$LPK_KUBESIM $COMMAND"
 for arg in "$@"; do COMMAND+=" $arg"; done
 BUILD=${LPK_BUILD_DIR:-$ROOT/build-pf}
 MIB=256 COUNT=200 REPS=3 OUT=$ROOT/bench/results BUILD_IT=1 QUICK=0
@@ -50,6 +51,7 @@ usage: bench/portforward/run.sh [--quick] [--mib N] [--count N] [--reps N] [--bu
   --build-dir DIR  CMake build directory (default \$LPK_BUILD_DIR or build-pf)
   --no-build       use the binaries already built
   --out DIR        where portforward.md and portforward.json go (default bench/results)
+Environment: LPK_KUBESIM=PATH uses that lpk-kubesim instead of the build directory's.
 EOF
 }
 
