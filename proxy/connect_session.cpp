@@ -149,11 +149,9 @@ int ConnectSession::run() {
     auto tunnel = std::make_unique<TunnelClient>(s.io.get_executor(), std::move(dial),
                                                  tunnel::SessionOptions{}, inbound);
     tunnel->wait_for_tunnel = 30s;
-    auto* raw = tunnel.get();
-    tunnel->on_up = [raw, name](tunnel::Session& session) {
+    tunnel->on_up = [name](tunnel::Session& session) {
       std::printf("tunnel up: pod %s (session %s)\n", name.c_str(), session.id_text().c_str());
       std::fflush(stdout);
-      (void)raw;
     };
     tunnel->on_fatal = [&s, name](const std::string& why) {
       std::fprintf(stderr, "lpk-proxy: tunnel to pod %s: %s\n", name.c_str(), why.c_str());

@@ -16,6 +16,10 @@
 
 #include "dns/system_resolver.hpp"
 #include "proxy/address_pool.hpp"
+#include "proxy/connect.hpp"
+#include "proxy/connect_options.hpp"
+#include "proxy/connect_session.hpp"
+#include "proxy/control.hpp"
 #include "proxy/forwarder.hpp"
 #include "proxy/logging.hpp"
 #include "proxy/portforward_link.hpp"
@@ -29,7 +33,12 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 constexpr const char* kUsage =
-    "usage: lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
+    "usage: lpk-proxy connect --service NAME [-n NS] [options] [-- COMMAND ARGS...]\n"
+    "                                                  run a service of the cluster locally\n"
+    "       lpk-proxy status|env|diagnostics [--session ID] [--json]\n"
+    "                                                  ask a running session\n"
+    "       lpk-proxy restore [--all]                   put back what a crashed session left\n"
+    "       lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
     "       lpk-proxy run --help                        options of run\n"
     "       lpk-proxy resolver install|uninstall|status [--dry-run] ...\n"
     "                                                  point the system resolver at lpk's stub DNS";
@@ -151,6 +160,19 @@ int main(int argc, char** argv) {
     }
     return run(args);
   }
+  if (command == "connect" || command == "restore") {
+    if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
+      std::cout << (command == "connect" ? lpk::proxy::kConnectUsage : lpk::proxy::kRestoreUsage)
+                << "\n";
+      return 0;
+    }
+    return command == "connect" ? lpk::proxy::run_connect(args) : lpk::proxy::run_restore(args);
+  }
+  if (command == "status" || command == "env" || command == "diagnostics") {
+    args.insert(args.begin(), command);
+    return lpk::proxy::run_control_command(args, std::cout, std::cerr);
+  }
+  if (command == "__child") return lpk::proxy::run_child_with_resolv_conf(args);
   if (command == "resolver") return lpk::dns::run_resolver_command(args, std::cout, std::cerr);
   std::fprintf(stderr, "lpk-proxy: unknown command '%s' (see lpk-proxy --help)\n",
                command.c_str());

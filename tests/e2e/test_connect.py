@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""lpk-proxy connect against lpk-kubesim running the demo (web -> api x2 -> redis).
+
+The local process replacing `api` is a small Python server written here: it answers with
+content only it produces, reads the configMap file through $LPK_FILES_ROOT, the secret from
+its environment, and redis by its short name through lpk's stub DNS and the tunnel.
+Needs root (kubesim makes network namespaces; the child's resolv.conf is bind-mounted)."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import lpk_e2e as e2e
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
+import e2e_kubesim  # noqa: E402  (the Kubesim harness, shared with kubesim's own e2e)
+
+DEMO_DIR = os.path.join(HERE, "..", "..", "tools", "kubesim", "demo")
+KUBESIM = ""
+
+LOCAL_API = os.path.join(DEMO_DIR, "local_api.py")  # also what the quick start runs
+
+
+def reason_to_skip():
+    if os.geteuid() != 0:
+        return "needs root: kubesim makes network namespaces"
+    if not KUBESIM or not os.access(KUBESIM, os.X_OK):
+        return "lpk-kubesim is not built"
+    for tool in ("kubectl", "redis-server", "nginx", "curl", "unshare"):
+        if not e2e.shutil.which(tool):
+            return f"{tool} is not installed (run tools/install-deps.sh)"
+    return None
+
+
+class Connect(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        reason = reason_to_skip()
+        if reason:
+            raise unittest.SkipTest(reason)
+        cls.sim = e2e_kubesim.Kubesim("--manifests", DEMO_DIR)
+        for d in ("redis", "api", "web"):
+            cls.sim.kubectl("-n", "demo", "rollout", "status", "deployment/" + d, "--timeout=90s",
+                            timeout=120)
+        cls.tmp = tempfile.mkdtemp(prefix="lpk-connect-")
+        cls.env = dict(os.environ, XDG_STATE_HOME=os.path.join(cls.tmp, "state"),
+                       XDG_RUNTIME_DIR=os.path.join(cls.tmp, "run"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def deployment(self, name, ns="demo"):
+        return json.loads(self.sim.kubectl("-n", ns, "get", "deployment", name, "-o",
+                                           "json").stdout)
+
+    def connect(self, *args, command=()):
+        argv = [e2e.PROXY, "connect", "--kubeconfig", self.sim.kubeconfig, *args]
+        if command:
+            argv += ["--", *command]
+        return e2e.Proc(argv, name="lpk-proxy connect", env=self.env)
+
+    def in_pod(self, name, script, ns="demo"):
+        """Runs `script` in a new pod of the cluster; returns its log (asserts success)."""
+        manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+                    "spec": {"restartPolicy": "Never",
+                             "containers": [{"name": "c", "image": "busybox",
+                                             "command": ["sh", "-c", script]}]}}
+        self.sim.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        r = self.sim.kubectl("-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded",
+                             "pod/" + name, "--timeout=60s", check=False, timeout=90)
+        logs = [p for p in os.listdir(os.path.join(self.sim.dir, "pods"))
+                if p.startswith(f"{ns}_{name}_")]
+        text = ""
+        for p in logs:
+            with open(os.path.join(self.sim.dir, "pods", p, "c.log")) as f:
+                text += f.read()
+        self.assertEqual(r.returncode, 0, f"pod {name} did not succeed: {text}")
+        return text
+
+    def assert_restored(self, before, name, ns="demo"):
+        after = self.deployment(name, ns)
+        self.assertEqual(after["spec"], before["spec"])
+        annotations = after["metadata"].get("annotations", {})
+        self.assertFalse([k for k in annotations if k.startswith("lpk.dev/")], annotations)
+        self.sim.kubectl("-n", ns, "rollout", "status", "deployment/" + name, "--timeout=90s",
+                         timeout=120)
+
+    def test_local_process_serves_web_through_the_tunnel(self):
+        before = self.deployment("api")
+        port = e2e.free_port()
+        script = LOCAL_API
+        env_file = os.path.join(self.tmp, "api.env")
+        proxy = self.connect("-n", "demo", "--service", "api", "--local-port", f"{port}:8080",
+                             "--env-file", env_file,
+                             command=["/usr/bin/python3", script, str(port)])
+        try:
+            proxy.wait_line(r"^ready$", timeout=150)
+            e2e.wait_port("127.0.0.1", port, timeout=20)
+            dns = proxy.wait_line(r"^dns (\S+):(\d+)$").groups()
+            # Both replicas run the agent; the sidecar-free pod template is otherwise intact.
+            pods = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l", "app=api",
+                                               "-o", "json").stdout)["items"]
+            running = [p for p in pods if "deletionTimestamp" not in p["metadata"]]
+            self.assertEqual(len(running), 2)
+            for p in running:
+                self.assertEqual(p["spec"]["containers"][0]["image"], "lpk/lpk-agent:dev")
+
+            # The env file: 0600, with the secret-backed variable.
+            self.assertEqual(stat.S_IMODE(os.stat(env_file).st_mode), 0o600)
+            with open(env_file) as f:
+                self.assertIn('REDIS_PASSWORD="demo-s3cret"', f.read())
+
+            # From the host: curl resolves web.demo through the stub DNS and reaches the web
+            # pod through lpk; web calls api, whose agents send it to our local process.
+            if dns[1] != "53":
+                self.skipTest("the stub DNS could not take port 53")
+            resolv = os.path.join(self.tmp, "resolv.conf")
+            with open(resolv, "w") as f:
+                f.write(f"nameserver {dns[0]}\nsearch demo.svc.cluster.local svc.cluster.local "
+                        "cluster.local\noptions ndots:5\n")
+            r = subprocess.run(["unshare", "-m", "sh", "-c",
+                                f"mount --bind {resolv} /etc/resolv.conf && "
+                                "curl -sf -m 20 http://web.demo/api/hits"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr + proxy.describe())
+            answer = json.loads(r.stdout)
+            self.assertEqual(answer["served_by"], "lpk-local-process")
+            self.assertEqual(answer["greeting"], "hello from kubesim")  # configMap file
+            self.assertTrue(answer["hits"].startswith(":"), answer)      # redis, password ok
+
+            # Inbound from each replica: a pod in the cluster calls each agent pod directly.
+            for i, p in enumerate(running):
+                log = self.in_pod(f"probe{i}", f"curl -sf -m 20 http://{p['status']['podIP']}:8080/api/x")
+                self.assertIn("lpk-local-process", log)
+
+            status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
+                                    text=True, env=self.env, timeout=20)
+            self.assertEqual(status.returncode, 0, status.stderr)
+            st = json.loads(status.stdout)
+            result = st.get("result", st)
+            self.assertEqual(len(result["tunnels"]), 2)
+            self.assertTrue(any(s["name"] == "redis" for s in result["services"]))
+        finally:
+            rc = proxy.stop(signal.SIGTERM, timeout=150)
+        self.assertEqual(rc, 0, proxy.describe())
+        self.assert_restored(before, "api")
+
+    def test_exit_code_passes_through_and_kill_9_is_restored(self):
+        sidecar = {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "side", "namespace": "demo"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "side"}},
+                     "template": {"metadata": {"labels": {"app": "side"}}, "spec": {"containers": [
+                         {"name": "app", "image": "busybox",
+                          "command": ["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"],
+                          "ports": [{"containerPort": 7000, "name": "echo"}],
+                          "readinessProbe": {"tcpSocket": {"port": 7000}, "periodSeconds": 1}},
+                         {"name": "sidecar", "image": "busybox",
+                          "command": ["socat", "TCP-LISTEN:7100,fork,reuseaddr", "EXEC:cat"]}]}}}}
+        service = {"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "side", "namespace": "demo"},
+                   "spec": {"selector": {"app": "side"},
+                            "ports": [{"port": 80, "targetPort": "echo", "name": "echo"}]}}
+        self.sim.kubectl("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": [sidecar, service]}))
+        self.sim.kubectl("-n", "demo", "rollout", "status", "deployment/side", "--timeout=90s",
+                         timeout=120)
+        before = self.deployment("side")
+
+        proxy = self.connect("-n", "demo", "--service", "side", command=["sh", "-c", "exit 7"])
+        self.assertEqual(proxy.wait_exit(timeout=240), 7, proxy.describe())
+        self.assert_restored(before, "side")
+
+        proxy = self.connect("-n", "demo", "--service", "side")
+        proxy.wait_line(r"^ready$", timeout=150)
+        pod = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l", "app=side",
+                                          "-o", "json").stdout)["items"]
+        pod = [p for p in pod if "deletionTimestamp" not in p["metadata"]][0]
+        names = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
+        self.assertEqual(names, {"app": "lpk/lpk-agent:dev", "sidecar": "busybox"})
+        os.killpg(proxy.p.pid, signal.SIGKILL)
+        proxy.wait_exit(10)
+        self.assertIn("lpk.dev/original-template",
+                      self.deployment("side")["metadata"].get("annotations", {}))
+        r = subprocess.run([e2e.PROXY, "restore", "--kubeconfig", self.sim.kubeconfig],
+                           capture_output=True, text=True, env=self.env, timeout=240)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_restored(before, "side")
+
+    def test_unknown_service_is_one_line(self):
+        proxy = self.connect("-n", "demo", "--service", "nope")
+        self.assertEqual(proxy.wait_exit(timeout=30), 1)
+        self.assertEqual(len(proxy.err), 1, proxy.err)
+        self.assertIn("service nope not found in namespace demo", proxy.err[0])
+
+
+def main():
+    global KUBESIM
+    args = [a for a in sys.argv[1:]]
+    for a in list(args):
+        if a.startswith("--kubesim="):
+            KUBESIM = a.split("=", 1)[1]
+            args.remove(a)
+    sys.argv[1:] = args
+    e2e_kubesim.KUBESIM = KUBESIM
+    e2e.main()
+
+
+if __name__ == "__main__":
+    main()
