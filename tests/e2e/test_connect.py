@@ -169,8 +169,8 @@ class Connect(unittest.TestCase):
                    "metadata": {"name": "side", "namespace": "demo"},
                    "spec": {"selector": {"app": "side"},
                             "ports": [{"port": 80, "targetPort": "echo", "name": "echo"}]}}
-        self.sim.kubectl("apply", "-f", "-", input=json.dumps(
-            {"apiVersion": "v1", "kind": "List", "items": [sidecar, service]}))
+        for manifest in (sidecar, service):
+            self.sim.kubectl("apply", "-f", "-", input=json.dumps(manifest))
         self.sim.kubectl("-n", "demo", "rollout", "status", "deployment/side", "--timeout=90s",
                          timeout=120)
         before = self.deployment("side")
