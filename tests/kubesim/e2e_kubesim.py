@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """End-to-end tests of lpk-kubesim with clients we did not write: kubectl and the official
-Python client (python3-kubernetes). Usage: e2e_kubesim.py /path/to/lpk-kubesim"""
+Python client (python3-kubernetes).
+Usage: e2e_kubesim.py /path/to/lpk-kubesim [--agent=/path/to/lpk-agent] [unittest args]"""
 
 import hashlib
 import json
@@ -15,8 +16,14 @@ import tempfile
 import time
 import unittest
 
-KUBESIM = None
 KUBECTL = shutil.which("kubectl")
+KUBESIM = None
+AGENT = None  # the built lpk-agent, for the agent image tests
+# Read before the classes below: their skip conditions depend on them.
+if __name__ == "__main__" and len(sys.argv) > 1:
+    KUBESIM = sys.argv.pop(1)
+    if len(sys.argv) > 1 and sys.argv[1].startswith("--agent="):
+        AGENT = sys.argv.pop(1)[len("--agent="):]
 TIMEOUT = 60
 
 
@@ -64,14 +71,28 @@ class Kubesim:
         conn.close()
         return r.status, dict(r.getheaders()), data
 
+    def netns(self):
+        """This kubesim's network namespaces (names carry its instance tag)."""
+        try:
+            with open(os.path.join(self.dir, "instance")) as f:
+                prefix = "kubesim-" + f.read().strip() + "-"
+        except FileNotFoundError:
+            return []
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        return [l.split()[0] for l in out.splitlines() if l.startswith(prefix)]
+
     def stop(self):
+        """SIGTERM as Ctrl-C would send; returns the exit code (0 for a clean shutdown)."""
         self.proc.terminate()
         try:
-            self.proc.wait(30)
+            rc = self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            rc = "did not stop within 30 s of SIGTERM"
+        self.proc.stdout.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
 
 
 DEPLOYMENT = """
@@ -122,7 +143,9 @@ class KubectlWorkflow:
 
     @classmethod
     def tearDownClass(cls):
-        cls.sim.stop()
+        rc = cls.sim.stop()
+        if rc != 0:
+            raise AssertionError(f"kubesim did not shut down cleanly: exit {rc}")
 
     def test_get_all_namespaces_wide(self):
         out = self.sim.kubectl("get", "ns,pods,svc,endpoints", "-A", "-o", "wide").stdout
@@ -353,9 +376,6 @@ DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", 
 @unittest.skipIf(root_reason() or shutil.which("redis-server") is None,
                  root_reason() or "redis-server is needed for the demo")
 class DemoAndLifecycle(unittest.TestCase):
-    @unittest.skip("known bug, issue 4 left open: from a fresh clone's build/ the demo's api "
-                   "deployment never finishes its rollout within 60 s (it passed in the "
-                   "developer's build-kubesim/); the rest of the demo path is untested until fixed")
     def test_demo_answers_through_web_api_and_redis(self):
         sim = Kubesim("--manifests", DEMO_DIR)
         try:
@@ -372,38 +392,267 @@ class DemoAndLifecycle(unittest.TestCase):
             self.assertEqual([a["hits"] for a in answers], [1, 2])
             self.assertEqual(answers[0]["greeting"], "hello from kubesim")
         finally:
-            sim.stop()
+            self.assertEqual(sim.stop(), 0)
 
     def test_down_stops_and_crash_leftovers_are_removed(self):
         sim = Kubesim()
         try:
             sim.kubectl("run", "w", "--image=nginx")
             sim.kubectl("wait", "--for=condition=Ready", "pod/w", "--timeout=60s")
-            ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-            self.assertIn("kubesim-node", ns)
+            self.assertEqual(len(sim.netns()), 2, "the node and the pod namespace")
             # A crash: SIGKILL leaves namespaces behind (the pods die with kubesim).
             sim.proc.kill()
             sim.proc.wait()
-            ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-            self.assertIn("kubesim-", ns)
+            self.assertEqual(len(sim.netns()), 2)
             r = subprocess.run([KUBESIM, "down", "--state", sim.dir], capture_output=True,
                                text=True, timeout=TIMEOUT)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("removed leftovers", r.stdout)
-            ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-            self.assertNotIn("kubesim-", ns)
+            self.assertEqual(sim.netns(), [])
         finally:
             sim.stop()
 
-    def test_down_of_a_running_kubesim(self):
-        sim = Kubesim()
+    def down(self, sim):
+        """`lpk-kubesim down` for sim; returns its output and how long it took."""
+        t0 = time.monotonic()
         r = subprocess.run([KUBESIM, "down", "--state", sim.dir], capture_output=True, text=True,
                            timeout=TIMEOUT)
-        self.assertIn("stopped kubesim", r.stdout)
-        self.assertEqual(sim.proc.wait(TIMEOUT), 0)
-        ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        self.assertNotIn("kubesim-", ns)
-        sim.stop()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout, time.monotonic() - t0
+
+    def test_down_of_a_running_kubesim(self):
+        # Repeated: a shutdown that only sometimes aborts has been seen (CI, exit -6).
+        for _ in range(3):
+            sim = Kubesim()
+            self.assertTrue(sim.netns(), "kubesim made its node namespace")
+            out, took = self.down(sim)
+            self.assertIn("stopped kubesim", out)
+            rc = sim.proc.wait(TIMEOUT)
+            rest = sim.proc.stdout.read()
+            self.assertEqual(rc, 0, rest)
+            # down waits for the exit, not for the caller to reap the process.
+            self.assertLess(took, 20)
+            self.assertEqual(sim.netns(), [])
+            sim.stop()
+
+    def test_down_ends_open_watches_and_port_forwards(self):
+        import threading
+        from kubernetes import client
+        from kubernetes.stream import portforward
+        from websocket import WebSocketConnectionClosedException
+        # The client's forwarding thread raises when the server goes away: that is the point.
+        hook = threading.excepthook
+        threading.excepthook = lambda a: None if issubclass(
+            a.exc_type, WebSocketConnectionClosedException) else hook(a)
+        self.addCleanup(setattr, threading, "excepthook", hook)
+        sim = Kubesim()
+        sim.kubectl("run", "echo", "--image=busybox", "--command", "--", "socat",
+                    "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat")
+        sim.kubectl("wait", "--for=condition=Ready", "pod/echo", "--timeout=60s")
+        watch = subprocess.Popen([KUBECTL, "--kubeconfig", sim.kubeconfig, "get", "pods",
+                                  "--watch"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        try:
+            self.assertIn("NAME", watch.stdout.readline())
+            v1 = client.CoreV1Api(sim.client())
+            pf = portforward(v1.connect_get_namespaced_pod_portforward, "echo", "default",
+                             ports="7000")
+            sock = pf.socket(7000)
+            sock.setblocking(True)
+            sock.sendall(b"ping")
+            self.assertEqual(sock.recv(4), b"ping")
+            out, took = self.down(sim)
+            self.assertIn("stopped kubesim", out)
+            self.assertEqual(sim.proc.wait(TIMEOUT), 0, sim.proc.stdout.read())
+            self.assertLess(took, 20, "down waited for the client to leave")
+            watch.wait(TIMEOUT)  # the watch ended with the server
+            self.assertEqual(sim.netns(), [])
+        finally:
+            watch.kill()
+            watch.wait()
+            sim.stop()
+
+
+# The proxy's hello (docs/protocol.md section 1): magic, version 1, role proxy, no flags,
+# a session id, no capabilities, max frame payload, max streams, initial window, no auth.
+def proxy_hello(session_id):
+    return (b"LPKT" + bytes([1, 1]) + b"\0\0" + session_id + b"\0" * 4 +
+            (65536).to_bytes(4, "big") + (256).to_bytes(4, "big") +
+            (262144).to_bytes(4, "big") + b"\0" * 32)
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        b = sock.recv(n - len(data))
+        if not b:
+            break
+        data += b
+    return data
+
+
+AGENT_APP = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop2}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-config, namespace: shop2}
+data: {greeting: hello from a configMap}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-secret, namespace: shop2}
+stringData: {password: s3cret}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: shop2}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+      - name: app
+        image: busybox:1
+        command: ["socat", "TCP-LISTEN:8080,fork,reuseaddr", "EXEC:cat"]
+        env:
+        - name: GREETING
+          valueFrom: {configMapKeyRef: {name: app-config, key: greeting}}
+        - {name: GREETING_UPPER, value: "says $(GREETING)"}
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
+        volumeMounts:
+        - {name: config, mountPath: /etc/config}
+        - {name: secret, mountPath: /etc/secret, readOnly: true}
+      volumes:
+      - {name: config, configMap: {name: app-config}}
+      - {name: secret, secret: {secretName: app-secret}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: shop2}
+spec:
+  selector: {app: app}
+  ports: [{port: 80, targetPort: http, name: http}]
+"""
+
+
+def agent_reason():
+    reason = root_reason()
+    if reason:
+        return reason
+    if not AGENT or not os.access(AGENT, os.X_OK):
+        return "lpk-agent is not built (target lpk-agent)"
+    return None
+
+
+@unittest.skipIf(agent_reason(), agent_reason() or "")
+class AgentImage(unittest.TestCase):
+    """The image lpk-proxy connect patches in: lpk/lpk-agent runs the built lpk-agent."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Kubesim()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.sim.stop()
+        if rc != 0:
+            raise AssertionError(f"kubesim did not shut down cleanly: exit {rc}")
+
+    def pods(self):
+        items = json.loads(self.sim.kubectl("-n", "shop2", "get", "pods", "-o",
+                                            "json").stdout)["items"]
+        return {p["metadata"]["name"]: p for p in items}
+
+    def rollout(self, old):
+        """Waits for the rollout and for the old pods to be gone; returns the new pods."""
+        self.sim.kubectl("-n", "shop2", "rollout", "status", "deployment/app", "--timeout=60s")
+        deadline = time.time() + TIMEOUT
+        pods = self.pods()
+        while set(pods) & set(old) and time.time() < deadline:
+            pods = self.pods()
+        self.assertFalse(set(pods) & set(old), "old pods still exist")
+        self.assertEqual(len(pods), 2)
+        for p in pods.values():
+            self.assertEqual([c["type"] for c in p["status"]["conditions"]
+                              if c["status"] == "True" and c["type"] == "Ready"], ["Ready"])
+        return pods
+
+    def test_patch_to_agent_and_back(self):
+        s = self.sim
+        s.kubectl("apply", "-f", "-", input=AGENT_APP)
+        first = self.rollout({})
+        original = json.loads(s.kubectl("-n", "shop2", "get", "deploy", "app", "-o",
+                                        "json").stdout)["spec"]["template"]["spec"]["containers"][0]
+        agent_args = ["--listen", "127.0.0.1:4590", "--serve", "8080",
+                      "--report-mounts", "/etc/config,/etc/secret"]
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": "lpk/lpk-agent:dev", "command": ["lpk-agent"],
+             "args": agent_args, "readinessProbe": None}]}}}}
+        s.kubectl("-n", "shop2", "patch", "deployment", "app", "-p", json.dumps(patch))
+        agents = self.rollout(first)
+        for name, pod in agents.items():
+            c = pod["spec"]["containers"][0]
+            self.assertEqual((c["image"], c["command"], c["args"]),
+                             ("lpk/lpk-agent:dev", ["lpk-agent"], agent_args))
+            self.check_agent_process(pod)
+            self.check_agent_hello(name)
+        # Back to the original container, as lpk-proxy restores it.
+        back = [{"op": "replace", "path": "/spec/template/spec/containers/0", "value": original}]
+        s.kubectl("-n", "shop2", "patch", "deployment", "app", "--type=json",
+                  "-p", json.dumps(back))
+        restored = self.rollout(agents)
+        for pod in restored.values():
+            c = pod["spec"]["containers"][0]
+            self.assertEqual((c["image"], c.get("args")), ("busybox:1", None))
+        s.kubectl("delete", "namespace", "shop2", "--timeout=60s")
+
+    def check_agent_process(self, pod):
+        """From /proc: the built lpk-agent runs with the container's argv, env and mounts, and
+        listens on 127.0.0.1:4590 in the pod's network namespace."""
+        cid = pod["status"]["containerStatuses"][0]["containerID"]
+        pid = cid.split("://")[1]
+        self.assertEqual(os.path.realpath(f"/proc/{pid}/exe"), os.path.realpath(AGENT))
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode().split("\0")[:-1]
+        self.assertEqual(argv, ["lpk-agent", "--listen", "127.0.0.1:4590", "--serve", "8080",
+                                "--report-mounts", "/etc/config,/etc/secret"])
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(kv.split("=", 1) for kv in f.read().decode().split("\0") if "=" in kv)
+        self.assertEqual(env["GREETING"], "hello from a configMap")
+        self.assertEqual(env["GREETING_UPPER"], "says hello from a configMap")
+        self.assertRegex(env["APP_SERVICE_HOST"], r"^10\.96\.")
+        self.assertEqual(env["HOSTNAME"], pod["metadata"]["name"])
+        root = f"/proc/{pid}/root"  # paths resolve in the container's mount namespace
+        with open(root + "/etc/config/greeting") as f:
+            self.assertEqual(f.read(), "hello from a configMap")
+        with open(root + "/etc/secret/password") as f:
+            self.assertEqual(f.read(), "s3cret")
+        with open(f"/proc/{pid}/net/tcp") as f:
+            listening = [l.split()[1] for l in f.read().splitlines()[1:] if l.split()[3] == "0A"]
+        self.assertIn("0100007F:11EE", listening)  # 127.0.0.1:4590
+
+    def check_agent_hello(self, name):
+        from kubernetes import client
+        from kubernetes.stream import portforward
+        v1 = client.CoreV1Api(self.sim.client())
+        pf = portforward(v1.connect_get_namespaced_pod_portforward, name, "shop2", ports="4590")
+        sock = pf.socket(4590)
+        sock.setblocking(True)
+        sid = os.urandom(16)
+        sock.sendall(proxy_hello(sid))
+        hello = recv_exact(sock, 72)
+        self.assertEqual(len(hello), 72, pf.error(4590))
+        self.assertEqual(hello[:4], b"LPKT")
+        self.assertEqual((hello[4], hello[5]), (1, 2), "version 1, role agent")
+        self.assertEqual(int.from_bytes(hello[6:8], "big") & 2, 0, "the agent refused us")
+        self.assertEqual(hello[8:24], sid)
+        sock.close()
 
 
 class CommandLine(unittest.TestCase):
@@ -425,5 +674,4 @@ class CommandLine(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    KUBESIM = sys.argv.pop(1)
     unittest.main(verbosity=2)

@@ -1,7 +1,9 @@
 #include "tools/kubesim/cluster.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -68,9 +70,10 @@ struct Cluster::Impl {
 
   void start_runtime() {
     std::string bin_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+    ImagePaths paths = ImagePaths::discover(bin_dir);
     KubeletConfig kc{
         opts.state_dir,
-        opts.images.empty() ? ImageMap::defaults(bin_dir) : ImageMap::load(opts.images, bin_dir),
+        opts.images.empty() ? ImageMap::defaults(paths) : ImageMap::load(opts.images, paths),
         pki.token, pki.ca.cert_pem};
     kubelet = std::make_unique<Kubelet>(io, rest, std::move(kc));
     kubelet->start();
@@ -145,7 +148,13 @@ struct Cluster::Impl {
 Cluster::Cluster(boost::asio::io_context& io, ClusterOptions opts)
     : impl_(std::make_unique<Impl>(io, std::move(opts))) {}
 
-Cluster::~Cluster() { stop(); }
+Cluster::~Cluster() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    spdlog::error("kubesim: {}", e.what());
+  }
+}
 
 void Cluster::start() {
   Impl& d = *impl_;
@@ -169,7 +178,12 @@ void Cluster::start() {
   d.controllers = std::make_unique<Controllers>(d.io, d.rest, !d.opts.runtime);
   d.controllers->start();
   d.write_kubeconfig();
-  if (d.opts.runtime) d.start_runtime();
+  if (d.opts.runtime) {
+    std::string tag = instance_tag(d.opts.state_dir);
+    set_netns_instance(tag);
+    std::ofstream(d.opts.state_dir / "instance", std::ios::trunc) << tag << "\n";
+    d.start_runtime();
+  }
   if (!d.opts.manifests.empty()) d.apply_manifests();
   d.write_pidfile();
 }
@@ -178,17 +192,67 @@ void Cluster::stop() {
   Impl& d = *impl_;
   if (d.stopped) return;
   d.stopped = true;
-  if (d.server) d.server->stop();
-  if (d.controllers) d.controllers->stop();
-  if (d.proxy) d.proxy->stop();
-  if (d.dns) d.dns->stop();
-  if (d.kubelet) d.kubelet->stop();
+  // Each part stops even when another failed to: the kubelet's teardown of processes and
+  // namespaces must run whatever happened before it.
+  auto step = [](const char* what, auto&& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      spdlog::error("kubesim: stopping the {}: {}", what, e.what());
+    }
+  };
+  step("API server", [&] {
+    if (d.server) d.server->stop();
+  });
+  step("controllers", [&] {
+    if (d.controllers) d.controllers->stop();
+  });
+  step("service proxy", [&] {
+    if (d.proxy) d.proxy->stop();
+  });
+  step("cluster DNS", [&] {
+    if (d.dns) d.dns->stop();
+  });
+  step("kubelet", [&] {
+    if (d.kubelet) d.kubelet->stop();
+  });
   std::error_code ec;
   std::filesystem::remove(d.opts.state_dir / "pid", ec);
 }
 
+size_t Cluster::connections() const { return impl_->server ? impl_->server->connections() : 0; }
+
 std::filesystem::path Cluster::kubeconfig() const { return impl_->opts.state_dir / "kubeconfig"; }
+namespace {
+
+// Waits until process pid has exited (a zombie counts: it runs no more code). pidfd_open
+// gives an event for a process that is not our child; /proc polling is the fallback.
+bool wait_exit(pid_t pid, std::chrono::seconds limit) {
+  int fd = int(syscall(SYS_pidfd_open, pid, 0));
+  if (fd >= 0) {
+    pollfd p{fd, POLLIN, 0};
+    int n = poll(&p, 1, int(std::chrono::milliseconds(limit).count()));
+    close(fd);
+    return n == 1;
+  }
+  auto gone = [pid] {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return true;
+    size_t paren = line.rfind(')');
+    return paren == std::string::npos || line.substr(paren + 2, 1) == "Z";
+  };
+  for (auto end = std::chrono::steady_clock::now() + limit;
+       !gone() && std::chrono::steady_clock::now() < end;) {
+    usleep(50 * 1000);
+  }
+  return gone();
+}
+
+}  // namespace
+
 std::string shut_down(const std::filesystem::path& state_dir) {
+  set_netns_instance(instance_tag(state_dir));
   std::string msg = "no kubesim was running for " + state_dir.string();
   std::ifstream f(state_dir / "pid");
   pid_t pid = 0;
@@ -196,15 +260,17 @@ std::string shut_down(const std::filesystem::path& state_dir) {
     std::error_code ec;
     auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
     if (!ec && exe.filename().string().rfind("lpk-kubesim", 0) == 0 && kill(pid, SIGTERM) == 0) {
-      // A CLI waiting for another process to exit: polling /proc is the only interface.
-      for (int i = 0; i < 300 && std::filesystem::exists("/proc/" + std::to_string(pid)); ++i) {
-        usleep(100 * 1000);
+      if (!wait_exit(pid, std::chrono::seconds(30))) {
+        throw std::runtime_error("kubesim (pid " + std::to_string(pid) +
+                                 ") did not stop within 30 s of SIGTERM");
       }
       msg = "stopped kubesim (pid " + std::to_string(pid) + ")";
     }
   }
   if (!list_kubesim_netns().empty()) {
-    if (geteuid() != 0) throw std::runtime_error("removing leftover namespaces needs root");
+    if (geteuid() != 0)
+      throw std::runtime_error(
+          "removing leftover namespaces needs root; run `sudo lpk-kubesim down`");
     cleanup_leftovers(state_dir);
     msg += "; removed leftovers of a crashed kubesim";
   }

@@ -29,6 +29,8 @@ class Cluster {
   void stop();
   std::filesystem::path kubeconfig() const;
   uint16_t port() const;
+  /// HTTPS connections being served now.
+  size_t connections() const;
 
  private:
   struct Impl;

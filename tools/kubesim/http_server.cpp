@@ -51,9 +51,33 @@ void HttpsServer::listen(const tcp::endpoint& ep) {
 }
 
 void HttpsServer::stop() {
+  stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  // Long watches and port-forwards would otherwise hold their coroutines (and the store
+  // listeners they registered) until the client leaves.
+  for (auto* s : *live_) s->socket().close(ec);
 }
+
+namespace {
+
+// Registers a connection in the live set for its whole life.
+class LiveGuard {
+ public:
+  LiveGuard(std::shared_ptr<std::set<beast::tcp_stream*>> live, beast::tcp_stream* s)
+      : live_(std::move(live)), s_(s) {
+    live_->insert(s_);
+  }
+  ~LiveGuard() { live_->erase(s_); }
+  LiveGuard(const LiveGuard&) = delete;
+  LiveGuard& operator=(const LiveGuard&) = delete;
+
+ private:
+  std::shared_ptr<std::set<beast::tcp_stream*>> live_;
+  beast::tcp_stream* s_;
+};
+
+}  // namespace
 
 awaitable<void> HttpsServer::accept_loop() {
   while (acceptor_.is_open()) {
@@ -62,7 +86,9 @@ awaitable<void> HttpsServer::accept_loop() {
       if (ec == asio::error::operation_aborted) co_return;
       continue;
     }
-    sock.set_option(tcp::no_delay(true));
+    boost::system::error_code opt_ec;
+    sock.set_option(tcp::no_delay(true), opt_ec);
+    if (stopped_) co_return;
     asio::co_spawn(io_, serve(std::move(sock)), asio::detached);
   }
 }
@@ -93,6 +119,7 @@ bool HttpsServer::authenticate(const Request& req, TlsStream& stream, Identity& 
 
 awaitable<void> HttpsServer::serve(tcp::socket sock) {
   TlsStream stream(std::move(sock), ssl_);
+  LiveGuard guard(live_, &beast::get_lowest_layer(stream));
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
   auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
   if (hec) co_return;
@@ -119,8 +146,9 @@ awaitable<void> HttpsServer::serve(tcp::socket sock) {
         keep = false;
       }
     }
-    if (!keep) break;
+    if (!keep || stopped_) break;
   }
+  if (stopped_) co_return;
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
   co_await stream.async_shutdown(kTuple);
 }

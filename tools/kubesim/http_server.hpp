@@ -11,6 +11,7 @@
 #include <boost/beast/ssl.hpp>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,10 @@ class HttpsServer {
   /// Binds and starts accepting. Throws on a bind failure (port in use).
   void listen(const asio::ip::tcp::endpoint& ep);
   uint16_t port() const { return port_; }
-  /// Stops accepting; connections in flight end on their own.
+  /// Stops accepting and closes every connection in flight (their coroutines then end).
   void stop();
+  /// Connections being served now.
+  size_t connections() const { return live_->size(); }
 
  private:
   asio::awaitable<void> accept_loop();
@@ -59,6 +62,11 @@ class HttpsServer {
   Handler handler_;
   asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
+  bool stopped_ = false;
+  // Shared with the connection coroutines, which may outlive the server if the io_context
+  // is destroyed with them suspended.
+  std::shared_ptr<std::set<beast::tcp_stream*>> live_ =
+      std::make_shared<std::set<beast::tcp_stream*>>();
 };
 
 /// Writes a complete JSON response (Content-Type application/json).

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
@@ -16,6 +18,54 @@ int usage_error(const std::string& what) {
             << " (usage: lpk-kubesim up [--manifests DIR] [--state DIR] [--port N] "
                "[--no-runtime] | lpk-kubesim down [--state DIR])\n";
   return 2;
+}
+
+// After Cluster::stop() has closed every listener and connection and ended every pod, the
+// coroutines it woke still have to run to their end: they use the store, the server and
+// the kubelet, which must outlive them. Bounded, so that a stuck peer cannot hold the exit.
+bool drain(boost::asio::io_context& io) {
+  io.restart();
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!io.stopped() && std::chrono::steady_clock::now() < end) {
+    io.run_for(std::chrono::milliseconds(100));
+  }
+  return io.stopped();
+}
+
+int run_up(const lpk::kubesim::ClusterOptions& opts) {
+  using namespace lpk::kubesim;
+  boost::asio::io_context io;
+  Cluster cluster(io, opts);
+  int rc = 0;
+  // Registered before start() so that a Ctrl-C while pods start still tears them down.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (!ec) io.stop();
+  });
+  try {
+    cluster.start();
+    std::cout << "kubesim: serving https://127.0.0.1:" << cluster.port() << " kubeconfig "
+              << cluster.kubeconfig().string() << std::endl;
+    io.run();
+  } catch (const std::exception& e) {
+    std::cerr << "lpk-kubesim: " << e.what() << "\n";
+    rc = 1;
+  }
+  // Signals that come during the teardown are swallowed by the registered set: a second
+  // Ctrl-C must not leave namespaces behind.
+  boost::system::error_code ignored;
+  signals.cancel(ignored);
+  cluster.stop();
+  if (!drain(io)) {
+    // Everything kubesim made is gone already; what is left is memory. Destroying the
+    // io_context with coroutines still suspended would run their destructors after the
+    // objects they refer to, so leave without it.
+    spdlog::warn("kubesim: {} connection(s) did not end within 5 s of stopping; exiting",
+                 cluster.connections());
+    std::cout.flush();
+    std::_Exit(rc);
+  }
+  return rc;
 }
 
 }  // namespace
@@ -52,7 +102,7 @@ int main(int argc, char** argv) {
       std::cout << "lpk-kubesim: " << shut_down(opts.state_dir) << "\n";
       return 0;
     } catch (const std::exception& e) {
-      std::cerr << "lpk-kubesim: " << e.what() << "; run `sudo lpk-kubesim down`\n";
+      std::cerr << "lpk-kubesim: " << e.what() << "\n";
       return 1;
     }
   }
@@ -62,21 +112,5 @@ int main(int argc, char** argv) {
                  "with sudo, or pass --no-runtime to serve the API without pods\n";
     return 1;
   }
-  boost::asio::io_context io;
-  try {
-    Cluster cluster(io, opts);
-    cluster.start();
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](auto, int) {
-      cluster.stop();
-      io.stop();
-    });
-    std::cout << "kubesim: serving https://127.0.0.1:" << cluster.port() << " kubeconfig "
-              << cluster.kubeconfig().string() << std::endl;
-    io.run();
-  } catch (const std::exception& e) {
-    std::cerr << "lpk-kubesim: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  return run_up(opts);
 }

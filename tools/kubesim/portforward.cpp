@@ -95,15 +95,17 @@ class TaskGroup {
   int running_ = 0;
 };
 
-// The only writer of the WebSocket; an empty message ends it.
+// The only writer of the WebSocket; an empty message ends it. Once it is gone the outbox is
+// closed, so that senders fail instead of waiting for room that never comes.
 awaitable<void> write_loop(Ws& ws, Session& s) {
   for (;;) {
     auto [ec, msg] = co_await s.outbox.async_receive(kTuple);
-    if (ec || msg.empty()) co_return;
+    if (ec || msg.empty()) break;
     ws.text(s.base64);
     auto [wec, n] = co_await ws.async_write(asio::buffer(msg), kTuple);
-    if (wec) co_return;
+    if (wec) break;
   }
+  s.outbox.close();
 }
 
 awaitable<void> pod_to_client(tcp::socket& sock, Session& s, uint8_t ch) {

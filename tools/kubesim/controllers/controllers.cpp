@@ -41,9 +41,14 @@ void Controllers::reconcile_all() {
   for (Fn fn : fns) {
     try {
       fn(rest_);
-    } catch (const ApiError& e) {
-      // Conflicts and races with clients are retried by the next pass.
-      spdlog::debug("kubesim: controller pass: {}", e.what());
+    } catch (const std::exception& e) {
+      // Conflicts and races with clients are retried by the next pass; anything else is a
+      // bad object a controller could not handle, which must not end kubesim either.
+      if (dynamic_cast<const ApiError*>(&e)) {
+        spdlog::debug("kubesim: controller pass: {}", e.what());
+      } else {
+        spdlog::warn("kubesim: controller pass: {}", e.what());
+      }
       resync_.expires_after(std::chrono::milliseconds(200));
       resync_.async_wait([this](boost::system::error_code ec) {
         if (!ec) schedule();

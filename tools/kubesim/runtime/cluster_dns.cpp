@@ -57,7 +57,7 @@ void ClusterDns::start() {
       std::make_unique<dns::Server>(io_, opts, dns::NameTable::build(cluster_table(store_, zone_)));
   // The server opens its sockets in start(): open them from inside the node namespace.
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  int node = open(netns_path(kNodeNetns).c_str(), O_RDONLY | O_CLOEXEC);
+  int node = open(netns_path(node_netns()).c_str(), O_RDONLY | O_CLOEXEC);
   if (self < 0 || node < 0 || setns(node, CLONE_NEWNET) != 0) {
     if (self >= 0) close(self);
     if (node >= 0) close(node);

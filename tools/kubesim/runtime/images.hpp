@@ -1,8 +1,14 @@
 #pragma once
-// Container images are local commands: a YAML map from image name (without registry, tag
-// or digest) to the command that stands for its entrypoint and default arguments.
-//   nginx: ["nginx", "-g", "daemon off;"]
-//   lpk/demo-api: ["@BIN@/lpk-kubesim-demo-api"]     # @BIN@ = directory of lpk-kubesim
+// Container images are local commands. An image is what its config says a container runs:
+// an entrypoint, a default cmd, and the programs the image puts on its PATH. The map comes
+// from a YAML file (--images) or the built-in defaults:
+//   nginx: ["nginx", "-g", "daemon off;"]             # short form: entrypoint + cmd
+//   busybox: {cmd: ["sh"]}                             # no entrypoint, as the real image
+//   lpk/lpk-agent:                                     # `command: [lpk-agent]` finds it
+//     entrypoint: ["lpk-agent"]
+//     binaries: {lpk-agent: "@AGENT@"}
+// Placeholders: @BIN@ = directory of lpk-kubesim, @AGENT@ = the built lpk-agent,
+// @DEMO_API@ = the built lpk-kubesim-demo-api.
 
 #include <filesystem>
 #include <map>
@@ -12,27 +18,48 @@
 
 namespace lpk::kubesim {
 
+struct Image {
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  /// Program name -> host path: the files the image has on its PATH. A container whose
+  /// argv[0] is one of these names runs that file.
+  std::map<std::string, std::string> binaries;
+};
+
+/// Where kubesim's own programs are, whatever the build directory is called.
+struct ImagePaths {
+  std::string bin_dir;   // directory of the running lpk-kubesim
+  std::string agent;     // lpk-agent
+  std::string demo_api;  // lpk-kubesim-demo-api
+  /// Looks next to lpk-kubesim, in the build tree it was built in, then on PATH.
+  static ImagePaths discover(const std::string& bin_dir);
+};
+
 class ImageMap {
  public:
   /// Loads the map; throws std::runtime_error naming the file and the problem.
-  static ImageMap load(const std::filesystem::path& file, const std::string& bin_dir);
+  static ImageMap load(const std::filesystem::path& file, const ImagePaths& paths);
   /// The built-in map used without --images.
-  static ImageMap defaults(const std::string& bin_dir);
+  static ImageMap defaults(const ImagePaths& paths);
 
-  /// The command for image ("docker.io/library/nginx:1.27" finds "nginx").
-  std::optional<std::vector<std::string>> command_for(const std::string& image) const;
+  /// The image ("docker.io/library/nginx:1.27" finds "nginx"), nullopt when not mapped.
+  std::optional<Image> find(const std::string& image) const;
 
  private:
-  std::map<std::string, std::vector<std::string>> map_;
+  std::map<std::string, Image> map_;
 };
 
 /// "registry.example.com:5000/team/app:1.2@sha256:..." -> "team/app"; "docker.io/nginx" -> "nginx".
 std::string image_repository(const std::string& image);
 
-/// The argv a container runs: command/args override the image's entrypoint and arguments
-/// as in the Kubernetes "Define a Command and Arguments" rules.
-std::vector<std::string> container_argv(const std::vector<std::string>& image_cmd,
-                                        const std::vector<std::string>& command,
+/// The argv a container runs, by the Kubernetes rules ("Define a Command and Arguments"):
+/// command replaces the image's entrypoint and drops its cmd; args replace the cmd.
+/// Empty when neither the image nor the pod names a program.
+std::vector<std::string> container_argv(const Image& image, const std::vector<std::string>& command,
                                         const std::vector<std::string>& args);
+
+/// The file execvp would run for argv0 with this PATH; argv0 itself when it has a '/';
+/// "" when no PATH entry has an executable of that name.
+std::string resolve_executable(const std::string& argv0, const std::string& path_var);
 
 }  // namespace lpk::kubesim

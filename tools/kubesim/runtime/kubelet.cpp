@@ -85,7 +85,7 @@ void Kubelet::stop() {
   sigchld_.cancel(ec);
   for (auto& [uid, run] : pods_) teardown(run);
   pods_.clear();
-  delete_netns(kNodeNetns);
+  delete_netns(node_netns());
   cleanup_leftovers(cfg_.state_dir);
 }
 
@@ -125,8 +125,18 @@ std::string Kubelet::allocate_ip() const {
   throw std::runtime_error("pod CIDR 10.244.0.0/16 is full");
 }
 
+// A failed write (a 409 when a client changed the pod at the same moment, say) is retried
+// by the next pass; it must not end kubesim.
 void Kubelet::sync() {
   if (stopped_) return;
+  try {
+    sync_pods();
+  } catch (const std::exception& e) {
+    spdlog::warn("kubesim: kubelet pass: {}", e.what());
+  }
+}
+
+void Kubelet::sync_pods() {
   std::set<std::string> seen;
   for (auto pod : rest_.store().list("pods")) {
     std::string uid = pod["metadata"]["uid"];

@@ -20,6 +20,8 @@
 
 namespace lpk::kubesim {
 
+struct ContainerSpec;
+
 struct KubeletConfig {
   std::filesystem::path state_dir;
   ImageMap images;
@@ -74,8 +76,10 @@ class Kubelet {
  private:
   void schedule();
   void sync();
+  void sync_pods();
   void admit(const json& pod);
   void start_container(PodRun& run, ContainerRun& c, const json& pod);
+  bool resolve_program(const Image& image, ContainerSpec& cs, ContainerRun& c);
   void reap(PodRun& run, const json& pod);
   void probe(PodRun& run, ContainerRun& c, const json& pod);
   void terminate(PodRun& run, const json& pod);

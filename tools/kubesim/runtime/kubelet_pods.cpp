@@ -45,7 +45,7 @@ void Kubelet::admit(const json& pod_in) {
   run.ns = pod["metadata"]["namespace"];
   run.name = pod["metadata"]["name"];
   int index = next_index_++;
-  run.netns = std::string(kNetnsPrefix) + "p" + std::to_string(index);
+  run.netns = pod_netns(index);
   run.link = "ksv" + std::to_string(index);
   run.ip = allocate_ip();
   run.dir = cfg_.state_dir / "pods" / (run.ns + "_" + run.name + "_" + run.uid.substr(0, 8));
@@ -112,16 +112,22 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
       return;
     }
   }
-  auto image_cmd = cfg_.images.command_for(spec->value("image", ""));
-  if (!image_cmd) {
+  auto image = cfg_.images.find(spec->value("image", ""));
+  if (!image) {
     c.waiting_reason = "ErrImagePull";
     c.waiting_message = "image \"" + spec->value("image", "") + "\" is not in kubesim's image map";
     c.next_start = Clock::now() + std::chrono::seconds(5);
     return;
   }
   ContainerSpec cs;
-  cs.argv = container_argv(*image_cmd, strings(spec->value("command", json::array())),
+  cs.argv = container_argv(*image, strings(spec->value("command", json::array())),
                            strings(spec->value("args", json::array())));
+  if (cs.argv.empty()) {
+    c.waiting_reason = "CreateContainerError";
+    c.waiting_message = "failed to generate container spec: no command specified";
+    c.next_start = Clock::now() + std::chrono::seconds(10);
+    return;
+  }
   EnvInputs in;
   in.lookup = [this, ns = run.ns](const std::string& p, const std::string& n) {
     return lookup(ns, p, n);
@@ -159,6 +165,7 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
     cs.env.insert(cs.env.begin(),
                   {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
   cs.env.insert(cs.env.begin(), {"HOSTNAME", pod["spec"].value("hostname", run.name)});
+  if (!resolve_program(*image, cs, c)) return;
   cs.netns = run.netns;
   cs.hostname = pod["spec"].value("hostname", run.name);
   cs.working_dir = spec->value("workingDir", "");
@@ -189,6 +196,28 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
     c.next_start = Clock::now() + std::chrono::seconds(c.backoff_s);
     ++c.restarts;
   }
+}
+
+// The file argv[0] names: one of the image's own programs, else a PATH lookup as the
+// runtime does it. A miss is containerd's "executable file not found" start error.
+bool Kubelet::resolve_program(const Image& image, ContainerSpec& cs, ContainerRun& c) {
+  const std::string& argv0 = cs.argv[0];
+  if (auto it = image.binaries.find(argv0); it != image.binaries.end()) {
+    cs.executable = it->second;
+    return true;
+  }
+  std::string path;
+  for (const auto& [k, v] : cs.env) {
+    if (k == "PATH") path = v;
+  }
+  cs.executable = resolve_executable(argv0, path);
+  if (!cs.executable.empty()) return true;
+  c.waiting_reason = "RunContainerError";
+  c.waiting_message = "exec: \"" + argv0 + "\": executable file not found in $PATH";
+  c.backoff_s = std::min(300, std::max(10, c.backoff_s * 2));
+  c.next_start = Clock::now() + std::chrono::seconds(c.backoff_s);
+  ++c.restarts;
+  return false;
 }
 
 void Kubelet::reap(PodRun& run, const json& pod) {

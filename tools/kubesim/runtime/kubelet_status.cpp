@@ -30,7 +30,7 @@ int resolve_port(const json& port, const json& container) {
 // One probe attempt: connect (and for httpGet, expect a 2xx/3xx status line).
 asio::awaitable<bool> run_probe(std::string ip, int port, std::string http_path, int timeout_s) {
   auto ex = co_await asio::this_coro::executor;
-  int fd = socket_in_netns(kNodeNetns, AF_INET, SOCK_STREAM);
+  int fd = socket_in_netns(node_netns(), AF_INET, SOCK_STREAM);
   if (fd < 0) co_return false;
   tcp::socket sock(ex, tcp::v4(), fd);
   asio::steady_timer timer(ex, std::chrono::seconds(timeout_s));

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,30 @@
 extern char** environ;
 
 namespace lpk::kubesim {
+
+namespace {
+std::string g_instance = "default";
+}
+
+std::string instance_tag(const std::filesystem::path& state_dir) {
+  std::error_code ec;
+  std::string path =
+      std::filesystem::weakly_canonical(std::filesystem::absolute(state_dir), ec).string();
+  if (ec) path = state_dir.string();
+  uint32_t h = 2166136261u;  // FNV-1a: the same tag from every build of `up` and `down`
+  for (unsigned char c : path) h = (h ^ c) * 16777619u;
+  char buf[9];
+  snprintf(buf, sizeof buf, "%08x", h);
+  return buf;
+}
+
+void set_netns_instance(const std::string& tag) { g_instance = tag; }
+
+std::string node_netns() { return std::string(kNetnsPrefix) + g_instance + "-node"; }
+
+std::string pod_netns(int index) {
+  return std::string(kNetnsPrefix) + g_instance + "-p" + std::to_string(index);
+}
 
 std::string netns_path(const std::string& name) { return "/run/netns/" + name; }
 
@@ -50,7 +76,7 @@ void run_ip(const std::vector<std::string>& args) {
 }
 
 void create_node_netns() {
-  std::string ns = kNodeNetns;
+  std::string ns = node_netns();
   run_ip({"netns", "add", ns});
   run_ip({"-n", ns, "link", "set", "lo", "up"});
   run_ip({"-n", ns, "link", "add", kBridge, "type", "bridge"});
@@ -62,9 +88,9 @@ void create_node_netns() {
 
 void create_pod_netns(const std::string& name, const std::string& link, const std::string& ip) {
   run_ip({"netns", "add", name});
-  run_ip({"-n", kNodeNetns, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns",
-          name});
-  run_ip({"-n", kNodeNetns, "link", "set", link, "master", kBridge, "up"});
+  std::string node = node_netns();
+  run_ip({"-n", node, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", name});
+  run_ip({"-n", node, "link", "set", link, "master", kBridge, "up"});
   run_ip({"-n", name, "link", "set", "lo", "up"});
   run_ip({"-n", name, "addr", "add", ip + "/16", "dev", "eth0"});
   run_ip({"-n", name, "link", "set", "eth0", "up"});
@@ -85,7 +111,7 @@ std::vector<std::string> list_kubesim_netns() {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
     std::string n = e.path().filename().string();
-    if (n.rfind(kNetnsPrefix, 0) == 0) out.push_back(n);
+    if (n.rfind(std::string(kNetnsPrefix) + g_instance + "-", 0) == 0) out.push_back(n);
   }
   return out;
 }

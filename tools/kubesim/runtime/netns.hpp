@@ -1,17 +1,28 @@
 #pragma once
 // Network namespaces for the node and the pods, made with iproute2 (`ip`), and sockets
-// opened inside them. Every namespace kubesim makes is named "kubesim-..." so that
-// `down` and a restart after a crash can find and remove them.
+// opened inside them. Every namespace a kubesim makes is named "kubesim-<instance>-..."
+// where the instance tag comes from its state directory: `down` and a restart after a crash
+// find and remove their own namespaces, and never those of a kubesim with another state
+// directory running next to it.
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
 namespace lpk::kubesim {
 
 inline constexpr const char* kNetnsPrefix = "kubesim-";
-inline constexpr const char* kNodeNetns = "kubesim-node";
 inline constexpr const char* kBridge = "kubesim0";
 inline constexpr const char* kNodeIp = "10.244.0.1";
+
+/// The instance tag of a state directory: 8 hex digits of a hash of its absolute path.
+std::string instance_tag(const std::filesystem::path& state_dir);
+/// Selects the instance whose namespaces this process makes and removes. Call once, first.
+void set_netns_instance(const std::string& tag);
+/// "kubesim-<instance>-node".
+std::string node_netns();
+/// "kubesim-<instance>-p<index>".
+std::string pod_netns(int index);
 
 /// Runs `ip args...`; throws std::runtime_error with ip's stderr when it fails.
 void run_ip(const std::vector<std::string>& args);
@@ -27,7 +38,7 @@ void create_pod_netns(const std::string& name, const std::string& link, const st
 /// Deletes a named namespace (its veth goes with it). No error when it is already gone.
 void delete_netns(const std::string& name);
 
-/// The kubesim-* namespaces that exist now.
+/// The namespaces of this instance that exist now.
 std::vector<std::string> list_kubesim_netns();
 
 /// A socket (socket(2) arguments) created inside netns name; -1 with errno on failure.

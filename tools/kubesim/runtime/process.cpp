@@ -20,6 +20,13 @@ namespace lpk::kubesim {
 
 namespace fs = std::filesystem;
 
+bool hidden_in_container(const std::string& path) {
+  for (const char* dir : {"/tmp/", "/run/", "/var/run/"}) {
+    if (path.rfind(dir, 0) == 0) return true;
+  }
+  return false;
+}
+
 namespace {
 
 // Child side: report why and exit. Only async-signal-safe calls from here on.
@@ -35,10 +42,7 @@ void ensure_target(const Mount& m, std::vector<std::string>& created) {
   fs::path t = m.target;
   if (fs::exists(t)) return;
   // /run and /tmp are tmpfs in the container: their mount points are made there.
-  if (m.target.rfind("/run/", 0) == 0 || m.target.rfind("/var/run/", 0) == 0 ||
-      m.target.rfind("/tmp/", 0) == 0) {
-    return;
-  }
+  if (hidden_in_container(m.target)) return;
   fs::path p;
   std::vector<fs::path> made;
   for (const auto& part : fs::is_directory(m.source) ? t : t.parent_path()) {
@@ -76,6 +80,15 @@ void mkdirs_in_child(const std::string& path, bool file) {
 }  // namespace
 
 pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& created_dirs) {
+  if (spec.argv.empty()) throw std::runtime_error("no command specified");
+  // The program itself may sit where the container gets a fresh tmpfs (a build tree under
+  // /tmp): then it is bind-mounted back at its own path, as an image layer would hold it.
+  std::string exe = spec.executable.empty() ? spec.argv[0] : spec.executable;
+  std::error_code canon_ec;
+  std::string exe_real =
+      !exe.empty() && exe.front() == '/' ? fs::weakly_canonical(exe, canon_ec).string() : "";
+  bool exe_hidden = !exe_real.empty() && hidden_in_container(exe_real);
+  std::string exec_path = exe_hidden ? exe_real : spec.executable;
   for (const auto& m : spec.mounts) ensure_target(m, created_dirs);
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
@@ -91,7 +104,10 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
   int log_fd = open(spec.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   int pipefd[2];
   if (netns_fd < 0 || log_fd < 0 || pipe2(pipefd, O_CLOEXEC) != 0) {
-    throw std::runtime_error("cannot prepare container: " + std::string(strerror(errno)));
+    std::string why = strerror(errno);
+    if (netns_fd >= 0) close(netns_fd);
+    if (log_fd >= 0) close(log_fd);
+    throw std::runtime_error("cannot prepare container: " + why);
   }
   std::string resolv_target = fs::weakly_canonical("/etc/resolv.conf").string();
   std::string hosts_target = fs::weakly_canonical("/etc/hosts").string();
@@ -117,9 +133,18 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
     int hosts_fd = open(spec.hosts.c_str(), O_PATH | O_CLOEXEC);
     std::vector<int> src_fds;
     for (const auto& m : spec.mounts) src_fds.push_back(open(m.source.c_str(), O_PATH | O_CLOEXEC));
+    int exe_fd = exe_hidden ? open(exe_real.c_str(), O_PATH | O_CLOEXEC) : -1;
+    if (exe_hidden && exe_fd < 0) child_fail(pipefd[1], exe.c_str());
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
     char fd_path[64];
+    if (exe_hidden) {
+      mkdirs_in_child(exe_real, true);
+      snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", exe_fd);
+      if (mount(fd_path, exe_real.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+        child_fail(pipefd[1], exe_real.c_str());
+      }
+    }
     // /etc/resolv.conf is often a link into /run, which is a fresh tmpfs now.
     mkdirs_in_child(resolv_target.c_str(), true);
     snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", resolv_fd);
@@ -148,8 +173,12 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
     dup2(log_fd, 2);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
-    execvpe(argv[0], argv.data(), envp.data());
-    child_fail(pipefd[1], argv[0]);
+    if (exec_path.empty()) {
+      execvpe(argv[0], argv.data(), envp.data());
+    } else {
+      execve(exec_path.c_str(), argv.data(), envp.data());
+    }
+    child_fail(pipefd[1], exe.c_str());
   }
   close(pipefd[1]);
   close(netns_fd);

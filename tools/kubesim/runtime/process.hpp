@@ -15,6 +15,7 @@ namespace lpk::kubesim {
 
 struct ContainerSpec {
   std::vector<std::string> argv;
+  std::string executable;  // the host file to run (argv[0] resolved by the kubelet)
   std::vector<std::pair<std::string, std::string>> env;
   std::string netns;  // name under /run/netns
   std::string hostname;
@@ -25,10 +26,15 @@ struct ContainerSpec {
   std::string log_file;  // stdout and stderr
 };
 
+/// True when path is under a directory the container gets a fresh tmpfs for (/tmp, /run),
+/// so that the container cannot see the host's file there.
+bool hidden_in_container(const std::string& path);
+
 /// Forks and execs. Returns the pid (the leader of a new process group), or throws
 /// std::runtime_error with the reason the child could not start ("exec nginx: No such
 /// file or directory"). Mount targets that do not exist are created on the host first and
-/// added to created_dirs so that cleanup can remove them.
+/// added to created_dirs so that cleanup can remove them. An executable under a path the
+/// container's tmpfs hides (a build tree in /tmp) is bind-mounted back at the same path.
 pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& created_dirs);
 
 }  // namespace lpk::kubesim

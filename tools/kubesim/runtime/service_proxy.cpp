@@ -50,9 +50,21 @@ void ServiceProxy::stop() {
     p->acceptor.close(ec);
   }
   ports_.clear();
+  for (auto* s : *live_) {
+    boost::system::error_code ec;
+    s->close(ec);
+  }
 }
 
 void ServiceProxy::sync() {
+  try {
+    sync_ports();
+  } catch (const std::exception& e) {
+    spdlog::warn("kubesim: service proxy: {}", e.what());
+  }
+}
+
+void ServiceProxy::sync_ports() {
   std::map<std::string, std::shared_ptr<Port>> next;
   for (const auto& svc : store_.list("services")) {
     std::string ip = svc["spec"].value("clusterIP", "");
@@ -78,7 +90,7 @@ void ServiceProxy::sync() {
       p->port_name = sp.value("name", "");
       p->cluster_ip = ip;
       p->port = port;
-      int fd = socket_in_netns(kNodeNetns, AF_INET, SOCK_STREAM);
+      int fd = socket_in_netns(node_netns(), AF_INET, SOCK_STREAM);
       boost::system::error_code ec;
       if (fd < 0) continue;
       p->acceptor.assign(tcp::v4(), fd, ec);
@@ -106,7 +118,7 @@ void ServiceProxy::sync() {
 awaitable<void> ServiceProxy::accept_loop(std::shared_ptr<Port> port) {
   while (port->acceptor.is_open()) {
     auto [ec, sock] = co_await port->acceptor.async_accept(kTuple);
-    if (ec) co_return;
+    if (ec || stopped_) co_return;
     sock.set_option(tcp::no_delay(true), ec);
     asio::co_spawn(io_, proxy(std::move(sock), port), asio::detached);
   }
@@ -146,20 +158,50 @@ std::vector<std::pair<std::string, int>> endpoints_for(Store& store, const std::
 
 }  // namespace
 
+namespace {
+
+// Keeps a relayed connection's sockets in the live set while the relay runs.
+class LiveSockets {
+ public:
+  LiveSockets(std::shared_ptr<std::set<tcp::socket*>> live, tcp::socket* a, tcp::socket* b)
+      : live_(std::move(live)), a_(a), b_(b) {
+    live_->insert(a_);
+    live_->insert(b_);
+  }
+  ~LiveSockets() {
+    live_->erase(a_);
+    live_->erase(b_);
+  }
+  LiveSockets(const LiveSockets&) = delete;
+  LiveSockets& operator=(const LiveSockets&) = delete;
+
+ private:
+  std::shared_ptr<std::set<tcp::socket*>> live_;
+  tcp::socket* a_;
+  tcp::socket* b_;
+};
+
+}  // namespace
+
 awaitable<void> ServiceProxy::proxy(tcp::socket client, std::shared_ptr<Port> port) {
   auto ex = co_await asio::this_coro::executor;
   tcp::socket upstream(ex);
+  LiveSockets guard(live_, &client, &upstream);
   tcp::endpoint target;
   if (port->ns == "default" && port->service == "kubernetes") {
-    upstream.open(tcp::v4());
+    boost::system::error_code oec;
+    upstream.open(tcp::v4(), oec);
+    if (oec) co_return;
     target = {asio::ip::make_address("127.0.0.1"), api_port_};
   } else {
     auto eps = endpoints_for(store_, port->ns, port->service, port->port_name);
     if (eps.empty()) co_return;  // no endpoints: the connection is refused by closing it
     auto [ip, p] = eps[port->next++ % eps.size()];
-    int fd = socket_in_netns(kNodeNetns, AF_INET, SOCK_STREAM);
+    int fd = socket_in_netns(node_netns(), AF_INET, SOCK_STREAM);
     if (fd < 0) co_return;
-    upstream.assign(tcp::v4(), fd);
+    boost::system::error_code aec;
+    upstream.assign(tcp::v4(), fd, aec);
+    if (aec) co_return;
     target = {asio::ip::make_address(ip), uint16_t(p)};
   }
   auto [ec] = co_await upstream.async_connect(target, kTuple);

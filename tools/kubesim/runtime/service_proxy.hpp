@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "tools/kubesim/store.hpp"
@@ -25,6 +26,7 @@ class ServiceProxy {
  private:
   struct Port;
   void sync();
+  void sync_ports();
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<Port> port);
   boost::asio::awaitable<void> proxy(boost::asio::ip::tcp::socket client,
                                      std::shared_ptr<Port> port);
@@ -37,6 +39,9 @@ class ServiceProxy {
   bool stopped_ = false;
   std::map<std::string, std::shared_ptr<Port>> ports_;  // "ns/svc/ip:port"
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Sockets of the connections being relayed, closed by stop().
+  std::shared_ptr<std::set<boost::asio::ip::tcp::socket*>> live_ =
+      std::make_shared<std::set<boost::asio::ip::tcp::socket*>>();
 };
 
 }  // namespace lpk::kubesim
