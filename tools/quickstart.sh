@@ -1,21 +1,127 @@
 #!/usr/bin/env bash
-# Quick start: installs what is missing, builds lpk, and runs the main job on its embedded
-# default. For now that is the local demo (tools/demo.sh): real nginx and redis on loopback,
-# lpk-agent and lpk-proxy between them and the clients, requests shown going through.
+# Quick start: installs what is missing, builds lpk, brings up lpk-kubesim (a local
+# Kubernetes API server whose pods are real processes in network namespaces) with the demo
+# application of tools/kubesim/demo (web nginx -> api x2 -> redis), waits until the demo is
+# ready, shows it answering from inside the cluster, and brings kubesim down again.
 #
-#   tools/quickstart.sh
-# Environment: LPK_BUILD_DIR (default build/), LPK_JOBS (default: number of CPUs).
+#   sudo tools/quickstart.sh        (pods need root: network and mount namespaces)
+#
+# Environment: LPK_BUILD_DIR (default build/), LPK_JOBS (default: number of CPUs),
+# LPK_KEEP=1 leaves kubesim running at the end (stop it with `lpk-kubesim down --state DIR`),
+# LPK_SKIP_BUILD=1 uses what LPK_BUILD_DIR already has (no install, no build).
+# tools/demo.sh is the older loopback-only tunnel demo, without Kubernetes.
+#
+# The steps are functions run in order by main() at the bottom: a step that needs the
+# running demo (lpk-proxy connect, say) goes between wait_for_demo and kubesim_down.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-build=${LPK_BUILD_DIR:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build=${LPK_BUILD_DIR:-$root/build}
+[[ $build == /* ]] || build=$root/$build
 jobs=${LPK_JOBS:-$(nproc)}
+kubesim=$build/tools/kubesim/lpk-kubesim
+state=$(mktemp -d "${TMPDIR:-/tmp}/lpk-quickstart.XXXXXX")
+kubeconfig=$state/kubeconfig
+kubesim_pid=
 
-echo "==> Installing missing packages (tools/install-deps.sh)"
-tools/install-deps.sh
+bold='' red='' off=''
+if [[ -t 1 ]]; then bold=$'\e[1m' red=$'\e[31m' off=$'\e[0m'; fi
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
+fail() { printf '%squickstart: %s%s\n' "$red" "$*" "$off" >&2; exit 1; }
+k() { kubectl --kubeconfig "$kubeconfig" --cache-dir "$state/kubectl-cache" "$@"; }
 
-echo "==> Configuring and building $build/ (RelWithDebInfo, Ninja)"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$jobs" --target lpk-agent lpk-proxy
+cleanup() {
+  local rc=$?
+  if [[ -n $kubesim_pid ]] && kill -0 "$kubesim_pid" 2>/dev/null; then
+    if ((rc != 0)); then
+      echo "--- kubesim log (last lines)"
+      tail -n 20 "$state/kubesim.log" || true
+    fi
+    "$kubesim" down --state "$state" >/dev/null 2>&1 || kill "$kubesim_pid" 2>/dev/null || true
+    wait "$kubesim_pid" 2>/dev/null || true
+  fi
+  rm -rf "$state"
+  exit "$rc"
+}
 
-echo "==> Running the demo (tools/demo.sh)"
-exec tools/demo.sh "$build"
+install_deps() {
+  step "Installing missing packages (tools/install-deps.sh)"
+  tools/install-deps.sh
+}
+
+build_lpk() {
+  step "Configuring and building $build (RelWithDebInfo, Ninja)"
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" -j"$jobs" --target lpk-kubesim lpk-kubesim-demo-api lpk-agent lpk-proxy
+}
+
+kubesim_up() {
+  step "Starting lpk-kubesim with the demo manifests (tools/kubesim/demo)"
+  [[ $(id -u) -eq 0 ]] || fail "kubesim runs pods in network namespaces: run this as root"
+  "$kubesim" up --state "$state" --manifests tools/kubesim/demo >"$state/kubesim.log" 2>&1 &
+  kubesim_pid=$!
+  # Ready when it prints where its kubeconfig is (or gone when it failed).
+  local line=
+  for _ in $(seq 600); do
+    line=$(grep -m1 '^kubesim: serving' "$state/kubesim.log" || true)
+    [[ -n $line ]] && break
+    kill -0 "$kubesim_pid" 2>/dev/null || fail "kubesim did not start: $(cat "$state/kubesim.log")"
+    sleep 0.1
+  done
+  [[ -n $line ]] || fail "kubesim did not start within 60 s"
+  echo "    $line"
+  echo "    try it yourself: kubectl --kubeconfig $kubeconfig get pods -A"
+}
+
+wait_for_demo() {
+  step "Waiting for the demo's deployments to roll out (redis, api, web)"
+  for d in redis api web; do
+    k -n demo rollout status "deployment/$d" --timeout=120s
+  done
+  k get pods,svc -n demo -o wide
+}
+
+show_demo() {
+  step "Asking web for /api/hits twice from a pod in the cluster (web -> api -> redis)"
+  k -n demo run quickstart-client --image=busybox --restart=Never --command -- \
+    sh -c 'for i in 1 2; do curl -sf http://web/api/hits || exit 1; done'
+  k -n demo wait --for=jsonpath='{.status.phase}'=Succeeded pod/quickstart-client --timeout=60s ||
+    fail "the request through web did not succeed: $(cat "$state"/pods/demo_quickstart-client_*/*.log)"
+  echo "    the client pod printed:"
+  sed 's/^/      /' "$state"/pods/demo_quickstart-client_*/quickstart-client.log
+  grep -q '"hits":2' "$state"/pods/demo_quickstart-client_*/quickstart-client.log ||
+    fail "the second answer does not count 2 hits"
+  k -n demo delete pod quickstart-client --wait=false >/dev/null
+}
+
+kubesim_down() {
+  if [[ ${LPK_KEEP:-0} == 1 ]]; then
+    step "Leaving kubesim running (LPK_KEEP=1): $kubesim down --state $state"
+    kubesim_pid=
+    trap - EXIT
+    return
+  fi
+  step "Stopping kubesim (lpk-kubesim down)"
+  "$kubesim" down --state "$state"
+  local rc=0
+  wait "$kubesim_pid" || rc=$?
+  kubesim_pid=
+  ((rc == 0)) || fail "kubesim exited with $rc"
+  echo "    every pod process, namespace and mount it made is gone"
+}
+
+main() {
+  trap cleanup EXIT
+  if [[ ${LPK_SKIP_BUILD:-0} != 1 ]]; then
+    install_deps
+    build_lpk
+  fi
+  kubesim_up
+  wait_for_demo
+  show_demo
+  # Steps that use the running demo go here.
+  kubesim_down
+  step "Done"
+}
+
+main "$@"
