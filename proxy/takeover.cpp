@@ -27,6 +27,10 @@ Progress::Progress(bool terminal) : terminal_(terminal) {}
 Progress Progress::for_stdout() { return Progress(::isatty(STDOUT_FILENO) == 1); }
 
 void Progress::step(const std::string& line) {
+  if (!terminal_ && line == last_waiting_) {  // already printed as the last waiting line
+    last_waiting_.clear();
+    return;
+  }
   if (open_line_) std::fputs("\r\033[K", stdout);
   open_line_ = false;
   last_waiting_.clear();

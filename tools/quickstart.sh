@@ -2,7 +2,10 @@
 # Quick start: installs what is missing, builds lpk, brings up lpk-kubesim (a local
 # Kubernetes API server whose pods are real processes in network namespaces) with the demo
 # application of tools/kubesim/demo (web nginx -> api x2 -> redis), waits until the demo is
-# ready, shows it answering from inside the cluster, and brings kubesim down again.
+# ready, shows it answering from inside the cluster, then runs `lpk-proxy connect` on the api
+# service with a local stand-in (tools/kubesim/demo/local_api.py), shows a request from this
+# machine to web flowing through the local process and back, ends the session (the cluster is
+# restored) and brings kubesim down again.
 #
 #   sudo tools/quickstart.sh        (pods need root: network and mount namespaces)
 #
@@ -23,6 +26,7 @@ kubesim=$build/tools/kubesim/lpk-kubesim
 state=$(mktemp -d "${TMPDIR:-/tmp}/lpk-quickstart.XXXXXX")
 kubeconfig=$state/kubeconfig
 kubesim_pid=
+connect_pid=
 
 bold='' red='' off=''
 if [[ -t 1 ]]; then bold=$'\e[1m' red=$'\e[31m' off=$'\e[0m'; fi
@@ -32,6 +36,10 @@ k() { kubectl --kubeconfig "$kubeconfig" --cache-dir "$state/kubectl-cache" "$@"
 
 cleanup() {
   local rc=$?
+  if [[ -n $connect_pid ]] && kill -0 "$connect_pid" 2>/dev/null; then
+    kill -TERM "$connect_pid" 2>/dev/null || true  # lpk-proxy restores the api deployment
+    wait "$connect_pid" 2>/dev/null || true
+  fi
   if [[ -n $kubesim_pid ]] && kill -0 "$kubesim_pid" 2>/dev/null; then
     if ((rc != 0)); then
       echo "--- kubesim log (last lines)"
@@ -110,6 +118,65 @@ kubesim_down() {
   echo "    every pod process, namespace and mount it made is gone"
 }
 
+# Waits up to $2 seconds for a line matching $1 in $3, printing the file's new lines meanwhile.
+follow_until() {
+  local pattern=$1 seconds=$2 file=$3 shown=0 lines
+  for _ in $(seq $((seconds * 10))); do
+    lines=$(wc -l <"$file")
+    if ((lines > shown)); then
+      sed -n "$((shown + 1)),${lines}p" "$file" | sed 's/^/    /'
+      shown=$lines
+    fi
+    grep -qE "$pattern" "$file" && return 0
+    kill -0 "$connect_pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+connect_api() {
+  local port=18080 out=$state/connect.out
+  step "Running api on this machine: lpk-proxy connect -n demo --service api -- local_api.py"
+  echo "    (tools/kubesim/demo/local_api.py stands in for your service under a debugger)"
+  "$build/proxy/lpk-proxy" connect --kubeconfig "$kubeconfig" -n demo --service api \
+    --local-port "$port:8080" -- /usr/bin/python3 tools/kubesim/demo/local_api.py "$port" \
+    >"$out" 2>&1 &
+  connect_pid=$!
+  follow_until '^ready$' 180 "$out" || fail "lpk-proxy connect did not get ready: $(tail -n 5 "$out")"
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+
+  step "Asking web for /api/hits from this machine: web pod -> api's agent -> your local process"
+  local dns
+  dns=$(sed -n 's/^dns \([0-9.]*\):53$/\1/p' "$out")
+  [[ -n $dns ]] || fail "the stub DNS is not on port 53: $(grep '^dns' "$out")"
+  # As a pod would resolve it: the session's search path, lpk's stub DNS as the nameserver.
+  printf 'nameserver %s\nsearch demo.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' \
+    "$dns" >"$state/resolv.conf"
+  local answer
+  answer=$(unshare -m sh -c "mount --bind '$state/resolv.conf' /etc/resolv.conf &&
+                             curl -sf -m 30 http://web.demo/api/hits") ||
+    fail "curl http://web.demo/api/hits through lpk failed"
+  echo "    $answer"
+  grep -q '"served_by": "lpk-local-process"' <<<"$answer" ||
+    fail "the answer did not come from the local process"
+  "$build/proxy/lpk-proxy" status | sed 's/^/    /'
+
+  step "Ending the session: lpk-proxy restores the api deployment"
+  kill -TERM "$connect_pid"
+  local rc=0
+  wait "$connect_pid" || rc=$?
+  connect_pid=
+  sed -n '/^command exited/,$p' "$out" | sed 's/^/    /'
+  ((rc == 0)) || fail "lpk-proxy connect exited with $rc"
+  local image
+  image=$(k -n demo get deployment api -o jsonpath='{.spec.template.spec.containers[0].image}')
+  [[ $image == lpk/demo-api:1 ]] || fail "api was not restored (image $image)"
+  echo "    deployment demo/api runs $image again"
+}
+
 main() {
   trap cleanup EXIT
   if [[ ${LPK_SKIP_BUILD:-0} != 1 ]]; then
@@ -119,7 +186,7 @@ main() {
   kubesim_up
   wait_for_demo
   show_demo
-  # Steps that use the running demo go here.
+  connect_api
   kubesim_down
   step "Done"
 }
