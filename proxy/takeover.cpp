@@ -53,7 +53,6 @@ void Progress::waiting(const std::string& line) {
 void Progress::done() {
   if (open_line_) std::fputs("\n", stdout);
   open_line_ = false;
-  last_waiting_.clear();
   std::fflush(stdout);
 }
 
