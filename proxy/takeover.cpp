@@ -350,8 +350,7 @@ void Takeover::wait_rollout(const WorkloadRef& ref, std::chrono::seconds timeout
     }
     std::this_thread::sleep_for(500ms);
   }
-  progress_.done();
-  progress_.step(state);
+  progress_.step(state);  // replaces the waiting line on a terminal
 }
 
 std::vector<json> Takeover::wait_for_agents(const TakeoverTarget& target,
