@@ -230,6 +230,10 @@ std::string environment_document(const EnvReportOptions& options,
   }
   auto name = getenv_or(env, "POD_NAME");
   if (name.empty()) name = getenv_or(env, "HOSTNAME");
+  if (name.empty()) {  // runtimes set HOSTNAME to the pod name; the kernel's name is the same
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) name = host;
+  }
   auto ns = getenv_or(env, "POD_NAMESPACE");
   if (ns.empty()) ns = first_line(options.namespace_file);
   doc["pod"] = {{"name", name}, {"namespace", ns}};

@@ -54,9 +54,9 @@ struct EnvReportOptions {
 /// The agent process's environment.
 std::map<std::string, std::string> process_environment();
 
-/// The env service's JSON document (docs/protocol.md §7). Pod name: POD_NAME, else HOSTNAME;
-/// namespace: POD_NAMESPACE, else the service account's namespace file. Bytes that are not
-/// UTF-8 in names or values are replaced by U+FFFD (file contents travel as base64).
+/// The env service's JSON document (docs/protocol.md §7). Pod name: POD_NAME, else HOSTNAME,
+/// else the host name; namespace: POD_NAMESPACE, else the service account's namespace file.
+/// Bytes that are not UTF-8 in names or values become U+FFFD (file contents are base64).
 std::string environment_document(const EnvReportOptions& options,
                                  const std::map<std::string, std::string>& env);
 

@@ -47,9 +47,9 @@ class AgentFixture : public ::testing::Test {
     agent_->bind(errors);
     agent_->start();
     const auto port = agent_->tunnel_endpoint().port();
-    client_ = std::make_unique<TunnelClient>(
-        io_.get_executor(), Target{Target::Kind::ipv4, "127.0.0.1", port},
-        tunnel::SessionOptions{}, nullptr);
+    client_ = std::make_unique<TunnelClient>(io_.get_executor(),
+                                             Target{Target::Kind::ipv4, "127.0.0.1", port},
+                                             tunnel::SessionOptions{}, nullptr);
     client_->start();
     open_ = [this](tcp::socket s, Target t) { client_->open(std::move(s), std::move(t)); };
   }
@@ -71,12 +71,13 @@ class AgentFixture : public ::testing::Test {
 
 TEST_F(AgentFixture, FetchEnvironmentThroughTheTunnel) {
   ::setenv("LPK_TEST_SECRET", "from the container", 1);
+  ::setenv("POD_NAME", "api-7d9c-x2", 1);
   EXPECT_TRUE(run_task(io_, [&]() -> asio::awaitable<void> {
     auto env = co_await fetch_environment(open_);
     CO_ASSERT_TRUE(env.has_value());
     EXPECT_EQ(env->env.at("LPK_TEST_SECRET"), "from the container");
     EXPECT_EQ(env->container, "api");
-    EXPECT_FALSE(env->pod_name.empty());  // HOSTNAME or POD_NAME of this process
+    EXPECT_EQ(env->pod_name, "api-7d9c-x2");
     CO_ASSERT_EQ(env->files.size(), 1u);
     EXPECT_EQ(env->files[0].path, dir_.path() + "/config/app.yaml");
     EXPECT_EQ(env->files[0].bytes, "greeting: hello\n");
