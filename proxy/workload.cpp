@@ -222,6 +222,8 @@ json agent_container_fields(const std::string& container, const AgentSpec& agent
   }
   args.push_back("--file-limit");
   args.push_back(std::to_string(agent.file_limit));
+  args.push_back("--container");  // names the container in the environment report
+  args.push_back(container);
   return {{"name", container},
           {"image", agent.image},
           {"command", json::array({"lpk-agent"})},

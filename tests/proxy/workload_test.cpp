@@ -97,7 +97,7 @@ TEST(AgentPatch, SwapsOnlyTheServingContainerAndSavesTheOriginal) {
                                 [](std::string a, const std::string& b) { return a + " " + b; });
   EXPECT_EQ(joined,
             " --listen 127.0.0.1:4590 --serve 8080 --serve 9090 --report-mounts "
-            "/etc/demo,/etc/secret --file-limit 1048576");
+            "/etc/demo,/etc/secret --file-limit 1048576 --container api");
 }
 
 TEST(AgentTemplate, KeepsEverythingButImageCommandArgsAndProbes) {
