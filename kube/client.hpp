@@ -15,7 +15,7 @@
 namespace lpk::kube {
 
 struct ListOptions {
-  std::string label_selector, field_selector, resource_version;
+  std::string label_selector{}, field_selector{}, resource_version{};
   int timeout_seconds = 0;  ///< watch: server-side timeout per request (0 = 300)
   bool allow_bookmarks = true;
 };

@@ -89,6 +89,12 @@ Kubeconfig load_files(const LoadOptions& o) {
   return merged;
 }
 
+std::string searched(const LoadOptions& o) {
+  if (!o.kubeconfig.empty()) return o.kubeconfig;
+  if (std::string list = env("KUBECONFIG"); !list.empty()) return "KUBECONFIG=" + list;
+  return home_dir() + "/.kube/config";
+}
+
 std::string files_of(const Kubeconfig& k) {
   std::string out;
   for (const auto& f : k.files) out += (out.empty() ? "" : ":") + f;
@@ -327,10 +333,12 @@ RestConfig load_config(const LoadOptions& o) {
       if (!o.namespace_override.empty()) icc->namespace_ = o.namespace_override;
       return *icc;
     }
-    throw ConfigError("kube: no cluster configured (" + files_of(k) +
-                      (k.current_context.empty() && o.context.empty() ? " sets no current-context"
-                                                                      : " selects no cluster") +
-                      "); pass --kubeconfig or --context, or set KUBECONFIG");
+    std::string why = k.files.empty() ? "no kubeconfig file found (" + searched(o) + ")"
+                      : k.current_context.empty() && o.context.empty()
+                          ? files_of(k) + " sets no current-context"
+                          : files_of(k) + " selects no cluster";
+    throw ConfigError("kube: no cluster configured: " + why +
+                      ", and this is not a pod; pass --kubeconfig or --context, or set KUBECONFIG");
   }
   // DeferredLoadingClientConfig.Namespace(): an implicit namespace defers to the pod's.
   if (!o.namespace_override.empty())

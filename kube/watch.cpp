@@ -79,7 +79,10 @@ Client::WatchEnd Client::watch_once(const std::string& path, const ListOptions& 
     end = WatchEnd::broken;
     return false;
   };
+  spdlog::debug("kube: watch {}", req.target);
   detail::HttpResponse res = detail::exchange(*http_, credentials_, req);
+  spdlog::debug("kube: watch of {} ended: HTTP {} {}{}", path, res.code, res.error,
+                res.aborted ? " (aborted)" : "");
   if (stop.stop_requested()) return WatchEnd::stopped;
   if (res.aborted) return end;
   if (res.code == 410) return WatchEnd::gone;
