@@ -195,6 +195,52 @@ class Connect(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assert_restored(before, "side")
 
+    def test_bare_pod_and_statefulset_are_replaced_and_restored(self):
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "solo", "namespace": "demo", "labels": {"app": "solo"}},
+               "spec": {"containers": [{"name": "app", "image": "busybox",
+                                        "command": ["socat", "TCP-LISTEN:7000,fork,reuseaddr",
+                                                    "EXEC:cat"],
+                                        "ports": [{"containerPort": 7000}]}]}}
+        sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "db", "namespace": "demo"},
+               "spec": {"replicas": 2, "serviceName": "db",
+                        "selector": {"matchLabels": {"app": "db"}},
+                        "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [
+                            {"name": "db", "image": "busybox",
+                             "command": ["socat", "TCP-LISTEN:7001,fork,reuseaddr", "EXEC:cat"],
+                             "ports": [{"containerPort": 7001, "name": "db"}]}]}}}}
+        services = [{"apiVersion": "v1", "kind": "Service",
+                     "metadata": {"name": name, "namespace": "demo"},
+                     "spec": {"selector": {"app": name},
+                              "ports": [{"port": port, "targetPort": port}]}}
+                    for name, port in (("solo", 7000), ("db", 7001))]
+        for manifest in (pod, sts, *services):
+            self.sim.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        self.sim.kubectl("-n", "demo", "wait", "--for=condition=Ready", "pod/solo",
+                         "--timeout=60s", timeout=90)
+        self.sim.kubectl("-n", "demo", "rollout", "status", "statefulset/db", "--timeout=90s",
+                         timeout=120)
+
+        def spec_of(kind, name):
+            obj = json.loads(self.sim.kubectl("-n", "demo", "get", kind, name, "-o",
+                                              "json").stdout)
+            return obj["spec"]
+
+        solo_before = spec_of("pod", "solo")
+        db_before = spec_of("statefulset", "db")
+        for service, kind, name in (("solo", "pod", "solo"), ("db", "statefulset", "db")):
+            proxy = self.connect("-n", "demo", "--service", service,
+                                 command=["sh", "-c", "echo connected-$LPK_SESSION"])
+            self.assertEqual(proxy.wait_exit(timeout=240), 0, proxy.describe())
+            self.assertTrue(any(l.startswith("connected-") for l in proxy.lines),
+                            proxy.describe())
+            self.assertTrue(any("lpk/lpk-agent:dev" in l for l in proxy.lines), proxy.describe())
+        after = spec_of("pod", "solo")
+        for key in ("containers", "volumes"):
+            self.assertEqual(after.get(key), solo_before.get(key))
+        self.assertEqual(spec_of("statefulset", "db"), db_before)
+
     def test_unknown_service_is_one_line(self):
         proxy = self.connect("-n", "demo", "--service", "nope")
         self.assertEqual(proxy.wait_exit(timeout=30), 1)
