@@ -17,14 +17,16 @@
 #include "agent/dns_forwarder.hpp"
 #include "agent/env_report.hpp"
 #include "proxy/tunnel/session.hpp"
+#include "proxy/tunnel/loopback_pair.hpp"
 
 namespace lpk::agent {
 
-inline constexpr std::string_view kServiceDomain = "lpk.internal";
-inline constexpr std::string_view kEnvServiceHost = "env.lpk.internal";
-inline constexpr std::uint16_t kEnvServicePort = 1;
-inline constexpr std::string_view kDnsServiceHost = "dns.lpk.internal";
-inline constexpr std::uint16_t kDnsServicePort = 53;
+using tunnel::kDnsServiceHost;
+using tunnel::kDnsServicePort;
+using tunnel::kEnvServiceHost;
+using tunnel::kEnvServicePort;
+using tunnel::kServiceDomain;
+using tunnel::loopback_pair;
 
 struct ServiceOptions {
   EnvReportOptions env;
@@ -40,10 +42,5 @@ bool is_service_target(const tunnel::Target& target);
 /// unreachable.
 boost::asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
                                                         const ServiceOptions& options);
-
-/// A connected pair of loopback TCP sockets; the accepted end is checked to be our own
-/// connect, so no other local process can take its place. Does not block.
-boost::system::result<std::array<boost::asio::ip::tcp::socket, 2>> loopback_pair(
-    const boost::asio::any_io_executor& executor);
 
 }  // namespace lpk::agent

@@ -210,38 +210,11 @@ void throw_exception_from_error(const ServiceError& e, const boost::source_locat
   throw std::runtime_error(e.message);
 }
 
-boost::system::result<std::array<tcp::socket, 2>> make_loopback_pair(
-    const asio::any_io_executor& executor) {
-  error_code ec;
-  tcp::acceptor acceptor(executor);
-  acceptor.open(tcp::v4(), ec);
-  if (!ec) acceptor.bind({asio::ip::address_v4::loopback(), 0}, ec);
-  if (!ec) acceptor.listen(8, ec);
-  if (!ec) acceptor.non_blocking(true, ec);
-  tcp::socket ours(executor);
-  if (!ec) ours.connect(acceptor.local_endpoint(), ec);
-  if (ec) return ec;
-  const auto ours_endpoint = ours.local_endpoint(ec);
-  if (ec) return ec;
-  // Anyone else who connected in the instant the port was open is turned away.
-  for (int tries = 0; tries < 8; ++tries) {
-    tcp::socket theirs(executor);
-    acceptor.accept(theirs, ec);
-    if (ec) return ec;
-    if (theirs.remote_endpoint(ec) == ours_endpoint && !ec) {
-      ours.set_option(tcp::no_delay(true), ec);
-      theirs.set_option(tcp::no_delay(true), ec);
-      return std::array<tcp::socket, 2>{std::move(ours), std::move(theirs)};
-    }
-  }
-  return asio::error::connection_aborted;
-}
-
 asio::awaitable<ServiceResult<AgentEnvironment>> fetch_environment(OpenStream open,
                                                                    FetchOptions options) {
   using Code = ServiceError::Code;
   auto executor = co_await asio::this_coro::executor;
-  auto pair = make_loopback_pair(executor);
+  auto pair = loopback_pair(executor);
   if (!pair) {
     co_return error(Code::stream_failed,
                     "cannot make a loopback socket pair: " + pair.error().message());
@@ -345,7 +318,7 @@ void AgentDnsResolver::stop() {
 
 asio::awaitable<void> AgentDnsResolver::run_stream() {
   ++streams_opened_;
-  auto pair = make_loopback_pair(executor_);
+  auto pair = loopback_pair(executor_);
   if (pair) {
     auto& [ours, tunnel_end] = *pair;
     socket_ = &ours;

@@ -32,14 +32,15 @@
 
 #include "dns/cluster_resolver.hpp"
 #include "proxy/tunnel/protocol.hpp"
+#include "proxy/tunnel/loopback_pair.hpp"
 
 namespace lpk::proxy {
 
 /// The reserved targets (kept equal to the agent's; docs/protocol.md §7 is the reference).
-inline constexpr std::string_view kEnvServiceHost = "env.lpk.internal";
-inline constexpr std::uint16_t kEnvServicePort = 1;
-inline constexpr std::string_view kDnsServiceHost = "dns.lpk.internal";
-inline constexpr std::uint16_t kDnsServicePort = 53;
+using tunnel::kEnvServiceHost;
+using tunnel::kEnvServicePort;
+using tunnel::kDnsServiceHost;
+using tunnel::kDnsServicePort;
 
 /// How a local socket reaches a target through the tunnel (TunnelClient::open fits).
 using OpenStream = std::function<void(boost::asio::ip::tcp::socket, tunnel::Target)>;
@@ -93,11 +94,8 @@ struct FetchOptions {
 boost::asio::awaitable<ServiceResult<AgentEnvironment>> fetch_environment(
     OpenStream open, FetchOptions options = {});
 
-/// A connected pair of loopback TCP sockets: [0] for our code, [1] for the tunnel. The pair is
-/// checked (the accepted peer is our own connect), so no other local process can slip in.
-/// Does not block: a loopback connect completes in the kernel before anyone accepts.
-boost::system::result<std::array<boost::asio::ip::tcp::socket, 2>> make_loopback_pair(
-    const boost::asio::any_io_executor& executor);
+/// The pair both ends of an agent service use (proxy/tunnel/loopback_pair.hpp).
+using tunnel::loopback_pair;
 
 struct AgentDnsOptions {
   std::chrono::milliseconds timeout{1'800};  ///< per query; the stub's cluster timeout is 2 s

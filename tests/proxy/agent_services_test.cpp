@@ -303,7 +303,7 @@ TEST(ClusterAnswer, MalformedPacketsAndBadNames) {
 
 TEST(LoopbackPair, IsConnectedBothWays) {
   asio::io_context io;
-  auto pair = make_loopback_pair(io.get_executor());
+  auto pair = loopback_pair(io.get_executor());
   ASSERT_TRUE(pair);
   auto& [a, b] = *pair;
   EXPECT_EQ(a.local_endpoint(), b.remote_endpoint());
