@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "proxy/address_pool.hpp"
+#include "proxy/run_options.hpp"
 
 namespace lpk::proxy {
 
@@ -22,19 +23,6 @@ std::uint64_t parse_number(const std::string& flag, const std::string& value, st
                                 ", got '" + value + "'");
   }
   return n;
-}
-
-boost::asio::ip::udp::endpoint parse_dns(const std::string& value) {
-  Mapping as_listen;
-  try {
-    as_listen = parse_mapping(value + "=127.0.0.1:1");
-  } catch (const std::invalid_argument&) {
-  }
-  if (!as_listen.address) {
-    throw std::invalid_argument("--dns wants ADDR:PORT with an IP address, such as "
-                                "127.77.0.53:53, got '" + value + "'");
-  }
-  return {*as_listen.address, as_listen.port};
 }
 
 /// Flags both subcommands share; returns false when `flag` is not one of them.
@@ -67,7 +55,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--container") o.container = value;
     else if (flag == "--agent-image") o.agent_image = value;
     else if (flag == "--env-file") o.env_file = value;
-    else if (flag == "--dns") o.dns = parse_dns(value);
+    else if (flag == "--dns") o.dns = parse_dns_listen(value);
     else if (flag == "--zone") o.zone = value;
     else if (flag == "--resolv-conf") o.resolv_conf = value;
     else if (flag == "--file-limit") o.file_limit = parse_number(flag, value, 1ull << 30);

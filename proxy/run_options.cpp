@@ -52,6 +52,20 @@ AgentPod parse_agent_pod(const std::string& value) {
   return pod;
 }
 
+boost::asio::ip::udp::endpoint parse_dns_listen(const std::string& value) {
+  // An explicit mapping's left side has the same form (ADDR:PORT, port 0 allowed).
+  Mapping as_listen;
+  try {
+    as_listen = parse_mapping(value + "=127.0.0.1:1");
+  } catch (const std::invalid_argument&) {
+  }
+  if (!as_listen.address) {
+    throw std::invalid_argument("--dns wants ADDR:PORT with an IP address, such as "
+                                "127.77.0.53:5353, got '" + value + "'");
+  }
+  return {*as_listen.address, as_listen.port};
+}
+
 RunOptions parse_run_options(std::span<const std::string> args) {
   RunOptions o;
   o.pool = AddressPool::default_pool();
@@ -81,17 +95,7 @@ RunOptions parse_run_options(std::span<const std::string> args) {
       if (ec) throw std::invalid_argument("--pool wants a CIDR such as 127.77.0.0/16");
       AddressPool check(o.pool);  // throws if outside 127.0.0.0/8
     } else if (flag == "--dns") {
-      // An explicit mapping's left side has the same form (ADDR:PORT, port 0 allowed).
-      Mapping as_listen;
-      try {
-        as_listen = parse_mapping(value + "=127.0.0.1:1");
-      } catch (const std::invalid_argument&) {
-      }
-      if (!as_listen.address) {
-        throw std::invalid_argument("--dns wants ADDR:PORT with an IP address, such as "
-                                    "127.77.0.53:5353, got '" + value + "'");
-      }
-      o.dns = boost::asio::ip::udp::endpoint(*as_listen.address, as_listen.port);
+      o.dns = parse_dns_listen(value);
     } else if (flag == "--namespace") {
       o.session_namespace = value;
     } else if (flag == "--zone") {

@@ -50,6 +50,10 @@ RunOptions parse_run_options(std::span<const std::string> args);
 /// Parses NS/POD[:PORT] (port 4590 when absent); throws std::invalid_argument.
 AgentPod parse_agent_pod(const std::string& value);
 
+/// `--dns ADDR:PORT` (an IP address; port 0 allowed) as the stub DNS's listen endpoint.
+/// Throws std::invalid_argument saying what is wrong.
+boost::asio::ip::udp::endpoint parse_dns_listen(const std::string& value);
+
 /// Reads a secret file (trailing newline dropped); throws std::invalid_argument.
 std::string read_secret_file(const std::string& path);
 
