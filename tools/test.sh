@@ -19,7 +19,6 @@ case "$mode" in
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLPK_SANITIZE=ON >/dev/null
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      LSAN_OPTIONS=suppressions=$PWD/tools/lsan-suppressions.txt \
       ctest --test-dir build-asan --output-on-failure --timeout 900 -LE heavy
     ;;
   --fuzz)

@@ -53,26 +53,26 @@ void Kubelet::start() {
   listener_ = rest_.store().add_listener([this](const WatchEvent& ev) {
     if (ev.resource == "pods") schedule();
   });
-  auto rearm = std::make_shared<std::function<void()>>();
-  *rearm = [this, alive = alive_, rearm] {
-    sigchld_.async_wait([this, alive, rearm](boost::system::error_code ec, int) {
-      if (ec || !*alive) return;
-      schedule();
-      (*rearm)();
-    });
-  };
-  (*rearm)();
-  auto ticker = std::make_shared<std::function<void()>>();
-  *ticker = [this, alive = alive_, ticker] {
-    tick_.expires_after(std::chrono::milliseconds(500));
-    tick_.async_wait([this, alive, ticker](boost::system::error_code ec) {
-      if (ec || !*alive) return;
-      sync();
-      (*ticker)();
-    });
-  };
-  (*ticker)();
+  wait_for_sigchld();
+  wait_for_tick();
   schedule();
+}
+
+void Kubelet::wait_for_sigchld() {
+  sigchld_.async_wait([this, alive = alive_](boost::system::error_code ec, int) {
+    if (ec || !*alive) return;
+    schedule();
+    wait_for_sigchld();
+  });
+}
+
+void Kubelet::wait_for_tick() {
+  tick_.expires_after(std::chrono::milliseconds(500));
+  tick_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive) return;
+    sync();
+    wait_for_tick();
+  });
 }
 
 void Kubelet::stop() {

@@ -75,6 +75,9 @@ class Kubelet {
 
  private:
   void schedule();
+  // Re-arm themselves after each event, until stop(); each holds only `alive_`.
+  void wait_for_sigchld();
+  void wait_for_tick();
   void sync();
   void sync_pods();
   void admit(const json& pod);
