@@ -1,6 +1,5 @@
 #include "kube/portforward.hpp"
 
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -19,6 +18,9 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+
+#include "kube/detail/encoding.hpp"
+#include "kube/detail/server_url.hpp"
 
 namespace lpk::kube {
 
@@ -298,56 +300,7 @@ awaitable<PortForward::Result> PortForward::write(std::span<const asio::const_bu
 
 namespace {
 
-// The API server or proxy URL: http(s)://host[:port][/prefix], IPv6 hosts in brackets.
-struct ServerUrl {
-  std::string scheme, host;  // host without brackets
-  int port = 0;
-  std::string prefix;  // "" or "/path" without a trailing slash
-};
-
-std::optional<ServerUrl> parse_url(std::string_view s) {
-  ServerUrl u;
-  auto sep = s.find("://");
-  if (sep == std::string_view::npos) return std::nullopt;
-  u.scheme = std::string(s.substr(0, sep));
-  if (u.scheme != "https" && u.scheme != "http") return std::nullopt;
-  s.remove_prefix(sep + 3);
-  auto slash = s.find('/');
-  auto authority = s.substr(0, slash);
-  if (slash != std::string_view::npos) u.prefix = std::string(s.substr(slash));
-  while (!u.prefix.empty() && u.prefix.back() == '/') u.prefix.pop_back();
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    u.host = std::string(authority.substr(1, close - 1));
-    auto rest = authority.substr(close + 1);
-    if (!rest.empty() && rest.front() != ':') return std::nullopt;
-    if (!rest.empty()) port = rest.substr(1);
-  } else {
-    auto colon = authority.rfind(':');
-    u.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (u.host.empty() || u.host.find_first_of("@/ ") != std::string::npos) return std::nullopt;
-  u.port = u.scheme == "https" ? 443 : 80;
-  if (!port.empty()) {
-    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), u.port);
-    if (ec != std::errc() || end != port.data() + port.size() || u.port < 1 || u.port > 65535) {
-      return std::nullopt;
-    }
-  }
-  return u;
-}
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(n);
-  return out;
-}
+using detail::ServerUrl;
 
 PortForwardFailure failure(PortForwardErrc code, std::string message) {
   return {make_error_code(code), std::move(message)};
@@ -369,11 +322,6 @@ std::string proxy_from_environment(const ServerUrl& server) {
   if (!no_proxy || !*no_proxy) no_proxy = std::getenv("no_proxy");
   if (no_proxy && detail::no_proxy_matches(no_proxy, server.host)) return {};
   return proxy;
-}
-
-std::string host_port(const std::string& host, std::uint16_t port) {
-  bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 std::optional<PortForwardFailure> configure_tls(ssl::context& tls, const PortForwardTarget& t) {
@@ -416,7 +364,7 @@ awaitable<std::optional<PortForwardFailure>> tunnel_through_proxy(tcp::socket& s
   auto at = proxy_url.find('@', scheme_end);
   if (at != std::string::npos && at < proxy_url.find('/', scheme_end)) {
     req.set(http::field::proxy_authorization,
-            "Basic " + base64(proxy_url.substr(scheme_end, at - scheme_end)));
+            "Basic " + detail::base64_encode(proxy_url.substr(scheme_end, at - scheme_end)));
   }
   auto [wec, wn] = co_await http::async_write(socket, req, kTuple);
   beast::flat_buffer buffer;
@@ -451,7 +399,7 @@ std::string api_path(const PortForwardTarget& t, const ServerUrl& url) {
 awaitable<std::optional<PortForwardFailure>> connect_and_upgrade(
     PortForward::Impl& impl, const PortForwardTarget& t, const ServerUrl& url,
     const std::optional<ServerUrl>& proxy, const std::string& proxy_url) {
-  auto server = host_port(url.host, url.port);
+  auto server = url.host_port();
   auto& socket = beast::get_lowest_layer(impl.ws);
   const auto& dial = proxy ? *proxy : url;
   tcp::resolver resolver(socket.get_executor());
@@ -462,7 +410,7 @@ awaitable<std::optional<PortForwardFailure>> connect_and_upgrade(
   if (ec) {
     co_return failure(ec, "cannot connect to " +
                               std::string(proxy ? "the proxy " : "the API server ") +
-                              host_port(dial.host, dial.port) + ": " + ec.message());
+                              dial.host_port() + ": " + ec.message());
   }
   socket.set_option(tcp::no_delay(true), ec);
   socket.set_option(asio::socket_base::keep_alive(true), ec);
@@ -521,7 +469,7 @@ awaitable<std::optional<PortForwardFailure>> connect_and_upgrade(
 awaitable<PortForwardResult> PortForward::open(asio::any_io_executor ex,
                                                const PortForwardTarget& t) {
   auto what = "pod " + t.pod_namespace + "/" + t.pod + " port " + std::to_string(t.port);
-  auto url = parse_url(t.server);
+  auto url = detail::parse_server_url(t.server, /*default_tls=*/true);
   if (!url || url->scheme != "https") {
     co_return failure(PortForwardErrc::bad_target,
                       "the API server URL '" + t.server + "' is not https://HOST[:PORT][/PATH]");
@@ -540,7 +488,7 @@ awaitable<PortForwardResult> PortForward::open(asio::any_io_executor ex,
     if (scheme_end != std::string::npos && at != std::string::npos && at > scheme_end) {
       bare.erase(scheme_end + 3, at - scheme_end - 2);
     }
-    proxy = parse_url(bare);
+    proxy = detail::parse_server_url(bare, /*default_tls=*/false);
     if (!proxy || proxy->scheme != "http") {
       co_return failure(PortForwardErrc::bad_target,
                         "the proxy URL '" + bare +
@@ -553,7 +501,7 @@ awaitable<PortForwardResult> PortForward::open(asio::any_io_executor ex,
 
   auto impl = std::make_unique<Impl>(tcp::socket(ex), std::move(tls));
   impl->port = t.port;
-  impl->description = what + " via " + host_port(url->host, url->port);
+  impl->description = what + " via " + url->host_port();
   auto& socket = beast::get_lowest_layer(impl->ws);
   bool timed_out = false;
   asio::steady_timer watchdog(ex, t.timeout);  // declared after impl: destroyed first
