@@ -9,17 +9,31 @@ tools/install-deps.sh >/dev/null
 
 mode=${1:-}
 jobs=$(nproc)
+
+# ctest hides the output of tests that pass or skip; print why each skipped one could not run.
+run_ctest() {
+  local dir=$1; shift
+  local rc=0
+  ctest --test-dir "$dir" --output-on-failure --timeout 900 "$@" || rc=$?
+  local log=$dir/Testing/Temporary/LastTest.log
+  if [[ -f $log ]]; then
+    awk '/^[0-9]+\/[0-9]+ Test: / { name = $3 }
+         /: Skipped$/ { getline reason; print "skipped: " name ": " reason }
+         /^SKIP(PED)?:/ { print "skipped: " name ": " $0 }' "$log"
+  fi
+  return "$rc"
+}
 case "$mode" in
   "")
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
     cmake --build build -j"$jobs"
-    ctest --test-dir build --output-on-failure --timeout 900
+    run_ctest build
     ;;
   --sanitize)
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLPK_SANITIZE=ON >/dev/null
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      ctest --test-dir build-asan --output-on-failure --timeout 900 -LE heavy
+      run_ctest build-asan -LE heavy
     ;;
   --fuzz)
     secs=${2:-30}
