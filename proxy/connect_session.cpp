@@ -5,12 +5,14 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -347,6 +349,22 @@ asio::awaitable<void> ConnectSession::prepare_and_run(State& s, asio::ip::udp::e
       std::printf("env file: %s\n", options.env_file.c_str());
     }
   }
+  // "ready" promises that traffic reaching any replica lands here, so it waits (bounded)
+  // for every agent's tunnel, not only the one that brought the environment.
+  asio::steady_timer poll(s.io);
+  auto connected = [&s] {
+    std::size_t n = 0;
+    for (const auto& t : s.tunnels) n += t->session() != nullptr;
+    return n;
+  };
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!s.stopping && connected() < s.tunnels.size() &&
+         std::chrono::steady_clock::now() < give_up) {
+    poll.expires_after(std::chrono::milliseconds(50));
+    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (s.stopping) co_return;
+  std::printf("tunnels: %zu of %zu agents connected\n", connected(), s.tunnels.size());
   std::printf("ready\n");
   std::fflush(stdout);
   if (options.command.empty()) co_return;

@@ -138,7 +138,7 @@ class Connect(unittest.TestCase):
 
             # Inbound from each replica: a pod in the cluster calls each agent pod directly.
             for i, p in enumerate(running):
-                log = self.in_pod(f"probe{i}", f"curl -sf -m 20 http://{p['status']['podIP']}:8080/api/x")
+                log = self.in_pod(f"probe{i}", f"curl -sSf -m 20 http://{p['status']['podIP']}:8080/api/x")
                 self.assertIn("lpk-local-process", log)
 
             status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
