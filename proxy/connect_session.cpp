@@ -51,6 +51,7 @@ struct ConnectSession::State {
   std::shared_ptr<ChildProcess> child;
   asio::signal_set signals{io, SIGINT, SIGTERM};
   asio::steady_timer grace{io};
+  asio::steady_timer tunnel_came_up{io};  // cancelled to wake whoever waits for the tunnels
   EnvMap imported;
   std::string imported_from;
   int exit_code = 0;
@@ -68,6 +69,7 @@ struct ConnectSession::State {
     if (cluster_dns) cluster_dns->stop();
     if (forwarder) forwarder->stop();
     for (auto& t : tunnels) t->stop();
+    tunnel_came_up.cancel();
     for (auto& w : watches) w.request_stop();
     signals.cancel();
     grace.expires_after(300ms);  // let the GOAWAYs go out
@@ -151,9 +153,10 @@ int ConnectSession::run() {
     auto tunnel = std::make_unique<TunnelClient>(s.io.get_executor(), std::move(dial),
                                                  tunnel::SessionOptions{}, inbound);
     tunnel->wait_for_tunnel = 30s;
-    tunnel->on_up = [name](tunnel::Session& session) {
+    tunnel->on_up = [&s, name](tunnel::Session& session) {
       std::printf("tunnel up: pod %s (session %s)\n", name.c_str(), session.id_text().c_str());
       std::fflush(stdout);
+      s.tunnel_came_up.cancel();
     };
     tunnel->on_fatal = [&s, name](const std::string& why) {
       std::fprintf(stderr, "lpk-proxy: tunnel to pod %s: %s\n", name.c_str(), why.c_str());
@@ -351,17 +354,15 @@ asio::awaitable<void> ConnectSession::prepare_and_run(State& s, asio::ip::udp::e
   }
   // "ready" promises that traffic reaching any replica lands here, so it waits (bounded)
   // for every agent's tunnel, not only the one that brought the environment.
-  asio::steady_timer poll(s.io);
   auto connected = [&s] {
     std::size_t n = 0;
     for (const auto& t : s.tunnels) n += t->session() != nullptr;
     return n;
   };
-  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  s.tunnel_came_up.expires_after(30s);  // the bound; on_up and shutdown cancel the wait early
   while (!s.stopping && connected() < s.tunnels.size() &&
-         std::chrono::steady_clock::now() < give_up) {
-    poll.expires_after(std::chrono::milliseconds(50));
-    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+         s.tunnel_came_up.expiry() > std::chrono::steady_clock::now()) {
+    co_await s.tunnel_came_up.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   if (s.stopping) co_return;
   std::printf("tunnels: %zu of %zu agents connected\n", connected(), s.tunnels.size());
