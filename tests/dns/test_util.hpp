@@ -181,9 +181,22 @@ class FakeUpstream {
  public:
   using Answer = std::function<ldns_pkt*(const ldns_pkt* query, bool tcp)>;
   FakeUpstream(asio::io_context& io, Answer answer)
-      : udp_(io, {asio::ip::make_address("127.0.0.1"), 0}), tcp_(io), answer_(std::move(answer)) {
-    tcp_.open(asio::ip::tcp::v4());
-    tcp_.bind({asio::ip::make_address("127.0.0.1"), udp_.local_endpoint().port()});
+      : udp_(io), tcp_(io), answer_(std::move(answer)) {
+    // The kernel picks the UDP port; TCP must get the same one, which another test (or the
+    // TIME_WAIT of an earlier connection) can hold: try a few ports, as dns::Server does.
+    const auto loopback = asio::ip::make_address("127.0.0.1");
+    for (int attempt = 0;; ++attempt) {
+      udp_.open(asio::ip::udp::v4());
+      udp_.bind({loopback, 0});
+      boost::system::error_code ec;
+      tcp_.open(asio::ip::tcp::v4());
+      tcp_.set_option(asio::socket_base::reuse_address(true));
+      tcp_.bind({loopback, udp_.local_endpoint().port()}, ec);
+      if (!ec) break;
+      tcp_.close();
+      udp_.close();
+      if (attempt == 20) throw boost::system::system_error(ec, "FakeUpstream bind");
+    }
     tcp_.listen();
     receive();
     accept();
