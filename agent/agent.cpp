@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/tunnel/dial.hpp"
+#include "proxy/tunnel/listen.hpp"
 
 namespace lpk::agent {
 
@@ -35,12 +36,6 @@ class ClusterDialer final : public tunnel::Dialer {
 
 }  // namespace
 
-std::string endpoint_text(const tcp::endpoint& endpoint) {
-  auto address = endpoint.address().to_string();
-  if (endpoint.address().is_v6()) address = "[" + address + "]";
-  return address + ":" + std::to_string(endpoint.port());
-}
-
 Agent::Agent(asio::any_io_executor executor, AgentOptions options)
     : executor_(std::move(executor)),
       options_(std::move(options)),
@@ -49,33 +44,25 @@ Agent::Agent(asio::any_io_executor executor, AgentOptions options)
   options_.session.role = tunnel::Role::agent;
 }
 
-void Agent::bind(std::vector<std::string>& errors) {
-  tunnel_acceptor_.open(options_.tunnel_endpoint.protocol());
-  tunnel_acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  tunnel_acceptor_.bind(options_.tunnel_endpoint);
-  tunnel_acceptor_.listen();
+tunnel::Result<void> Agent::bind(std::vector<std::string>& errors) {
+  auto tunnel = tunnel::open_listener(executor_, options_.tunnel_endpoint,
+                                      {.in_use = "choose another --listen port"});
+  if (!tunnel) return tunnel.error();
+  tunnel_acceptor_ = std::move(*tunnel);
+  const tunnel::BindHints serve_hints{
+      .in_use = "stop the process holding it or drop it from --serve",
+      .privileged = "a container needs to run as root or with CAP_NET_BIND_SERVICE",
+      .not_here = "check --serve-address"};
   for (auto port : options_.serve_ports) {
-    auto acceptor = std::make_unique<tcp::acceptor>(executor_);
-    tcp::endpoint endpoint(options_.serve_address, port);
-    error_code ec;
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      auto fix = ec == asio::error::address_in_use
-                     ? "stop the process holding it or drop it from --serve"
-                 : ec == asio::error::access_denied
-                     ? "ports below 1024 need CAP_NET_BIND_SERVICE (a container runs as root or "
-                       "with that capability)"
-                     : "check --serve-address";
-      errors.push_back("cannot serve port " + std::to_string(port) + ": " + ec.message() + "; " +
-                       fix);
+    auto acceptor = tunnel::open_listener(executor_, {options_.serve_address, port}, serve_hints);
+    if (!acceptor) {
+      errors.push_back(acceptor.error().message);
       continue;
     }
-    inbound_acceptors_.push_back(std::move(acceptor));
+    inbound_acceptors_.push_back(std::make_unique<tcp::acceptor>(std::move(*acceptor)));
     inbound_ports_.push_back(port);
   }
+  return {};
 }
 
 tcp::endpoint Agent::tunnel_endpoint() const { return tunnel_acceptor_.local_endpoint(); }

@@ -16,12 +16,19 @@
 #include <vector>
 
 #include "agent/services.hpp"
+#include "proxy/tunnel/console_line.hpp"
 #include "proxy/tunnel/session.hpp"
 
 namespace lpk::agent {
 
+/// The stdout lines lpk-agent prints once it listens (tunnel/console_line.hpp explains the
+/// contract; `lpk-agent --console-lines` prints them).
+inline constexpr tunnel::ConsoleLine kTunnelLine{"tunnel", "tunnel {}", R"(^tunnel (\S+)$)"};
+inline constexpr tunnel::ConsoleLine kServeLine{"serve", "serve {}", R"(^serve (\S+)$)"};
+
 struct AgentOptions {
-  boost::asio::ip::tcp::endpoint tunnel_endpoint{boost::asio::ip::make_address("127.0.0.1"), 7700};
+  boost::asio::ip::tcp::endpoint tunnel_endpoint{boost::asio::ip::make_address("127.0.0.1"),
+                                                 tunnel::kDefaultAgentPort};
   std::vector<std::uint16_t> serve_ports;
   boost::asio::ip::address serve_address = boost::asio::ip::make_address("0.0.0.0");
   std::chrono::milliseconds connect_timeout{10'000};
@@ -29,16 +36,13 @@ struct AgentOptions {
   ServiceOptions services;  ///< env.lpk.internal and dns.lpk.internal (agent/services.hpp)
 };
 
-/// `ADDR:PORT`, with IPv6 addresses in brackets.
-std::string endpoint_text(const boost::asio::ip::tcp::endpoint& endpoint);
-
 class Agent {
  public:
   Agent(boost::asio::any_io_executor executor, AgentOptions options);
 
-  /// Binds the tunnel listener (throws std::system_error if it cannot) and every served port
-  /// (a port that cannot be bound is reported in `errors` and skipped).
-  void bind(std::vector<std::string>& errors);
+  /// Binds the tunnel listener (a Problem when it cannot) and every served port (a port that
+  /// cannot be bound is reported in `errors`, one line each, and skipped).
+  tunnel::Result<void> bind(std::vector<std::string>& errors);
   boost::asio::ip::tcp::endpoint tunnel_endpoint() const;
   std::vector<boost::asio::ip::tcp::endpoint> serve_endpoints() const;
 
@@ -55,7 +59,7 @@ class Agent {
   AgentOptions options_;
   std::shared_ptr<tunnel::Dialer> dialer_;
   boost::asio::ip::tcp::acceptor tunnel_acceptor_;
-  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> inbound_acceptors_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> inbound_acceptors_;  // stable addresses
   std::vector<std::uint16_t> inbound_ports_;
   std::shared_ptr<tunnel::Session> current_;
   bool stopped_ = false;

@@ -12,6 +12,8 @@
 #include <random>
 #include <sstream>
 
+#include "kube/text.hpp"
+
 namespace lpk::agent {
 
 namespace asio = boost::asio;
@@ -29,7 +31,6 @@ void put16(std::uint8_t* p, std::uint16_t v) {
   p[0] = std::uint8_t(v >> 8);
   p[1] = std::uint8_t(v);
 }
-std::uint8_t lower(std::uint8_t c) { return c >= 'A' && c <= 'Z' ? std::uint8_t(c + 32) : c; }
 
 std::vector<std::uint8_t> framed(std::span<const std::uint8_t> message) {
   std::vector<std::uint8_t> out(2 + message.size());
@@ -263,7 +264,7 @@ void DnsForwarder::on_udp_answer(std::span<const std::uint8_t> answer) {
   // Only the answer to this question counts (a late answer to an id reused since is dropped).
   if (answer.size() < p.question_end || get16(&answer[4]) != 1) return;
   for (std::size_t i = kHeader; i < p.question_end; ++i) {
-    if (lower(answer[i]) != lower(p.query[i])) return;
+    if (text::ascii_lower(char(answer[i])) != text::ascii_lower(char(p.query[i]))) return;
   }
   if (answer[2] & 0x02) {  // TC: the whole answer only fits over TCP
     p.tcp = std::make_shared<tcp::socket>(stream_.get_executor());

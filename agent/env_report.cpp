@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
 
@@ -192,42 +191,13 @@ std::map<std::string, std::string> process_environment() {
   return env;
 }
 
-std::string base64_encode(const std::string& bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    std::uint32_t v = (std::uint8_t(bytes[i]) << 16) | (std::uint8_t(bytes[i + 1]) << 8) |
-                      std::uint8_t(bytes[i + 2]);
-    for (int shift : {18, 12, 6, 0}) out.push_back(kAlphabet[(v >> shift) & 63]);
-  }
-  if (i < bytes.size()) {
-    std::uint32_t v = std::uint8_t(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= std::uint8_t(bytes[i + 1]) << 8;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
-
-std::string environment_document(const EnvReportOptions& options,
-                                 const std::map<std::string, std::string>& env) {
+tunnel::AgentEnvironment environment_report(const EnvReportOptions& options,
+                                            const std::map<std::string, std::string>& env) {
   auto report = collect_files(options.mounts, options.limits);
-  nlohmann::json doc;
-  doc["env"] = nlohmann::json::object();
-  for (const auto& [key, value] : env) doc["env"][key] = value;
-  doc["files"] = nlohmann::json::array();
-  for (const auto& f : report.files) {
-    doc["files"].push_back({{"path", f.path}, {"mode", f.mode}, {"data", base64_encode(f.bytes)}});
-  }
-  doc["skipped"] = nlohmann::json::array();
-  for (const auto& s : report.skipped) {
-    doc["skipped"].push_back({{"path", s.path}, {"reason", s.reason}});
-  }
+  tunnel::AgentEnvironment out;
+  out.env = env;
+  out.files = std::move(report.files);
+  out.skipped = std::move(report.skipped);
   auto name = getenv_or(env, "POD_NAME");
   if (name.empty()) name = getenv_or(env, "HOSTNAME");
   if (name.empty()) {  // runtimes set HOSTNAME to the pod name; the kernel's name is the same
@@ -236,9 +206,10 @@ std::string environment_document(const EnvReportOptions& options,
   }
   auto ns = getenv_or(env, "POD_NAMESPACE");
   if (ns.empty()) ns = first_line(options.namespace_file);
-  doc["pod"] = {{"name", name}, {"namespace", ns}};
-  doc["container"] = options.container;
-  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.pod_name = name;
+  out.pod_namespace = ns;
+  out.container = options.container;
+  return out;
 }
 
 }  // namespace lpk::agent

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "proxy/tunnel/agent_services.hpp"
+
 namespace lpk::agent {
 
 struct FileLimits {
@@ -22,20 +24,10 @@ struct FileLimits {
   int max_depth = 32;
 };
 
-struct ReportedFile {
-  std::string path;  ///< as visible in the container: the mount path joined with the names
-  std::uint32_t mode = 0;
-  std::string bytes;
-};
-
-struct SkippedFile {
-  std::string path;
-  std::string reason;
-};
-
+/// Paths as visible in the container: the mount path joined with the names.
 struct FileReport {
-  std::vector<ReportedFile> files;
-  std::vector<SkippedFile> skipped;
+  std::vector<tunnel::AgentFile> files;
+  std::vector<tunnel::SkippedFile> skipped;
   std::uint64_t total_bytes = 0;
 };
 
@@ -54,12 +46,10 @@ struct EnvReportOptions {
 /// The agent process's environment.
 std::map<std::string, std::string> process_environment();
 
-/// The env service's JSON document (docs/protocol.md §7). Pod name: POD_NAME, else HOSTNAME,
-/// else the host name; namespace: POD_NAMESPACE, else the service account's namespace file.
-/// Bytes that are not UTF-8 in names or values become U+FFFD (file contents are base64).
-std::string environment_document(const EnvReportOptions& options,
-                                 const std::map<std::string, std::string>& env);
-
-std::string base64_encode(const std::string& bytes);
+/// What the env service reports (tunnel::encode_environment makes it the document). Pod name:
+/// POD_NAME, else HOSTNAME, else the host name; namespace: POD_NAMESPACE, else the service
+/// account's namespace file.
+tunnel::AgentEnvironment environment_report(const EnvReportOptions& options,
+                                            const std::map<std::string, std::string>& env);
 
 }  // namespace lpk::agent

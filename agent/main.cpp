@@ -15,6 +15,8 @@
 #include <string>
 
 #include "agent/agent.hpp"
+#include "proxy/tunnel/handshake.hpp"
+#include "proxy/tunnel/listen.hpp"
 
 namespace {
 
@@ -85,23 +87,18 @@ boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const std
   return {address, parse_port(text.substr(colon + 1), flag)};
 }
 
-std::string read_secret(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw UsageError("cannot read the secret file " + path);
-  std::stringstream s;
-  s << in.rdbuf();
-  auto secret = s.str();
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
-  if (secret.empty()) throw UsageError("the secret file " + path + " is empty");
-  return secret;
-}
-
 lpk::agent::AgentOptions parse(int argc, char** argv) {
   lpk::agent::AgentOptions o;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     if (flag == "-h" || flag == "--help") {
       std::cout << kUsage << "\n";
+      std::exit(0);
+    }
+    if (flag == "--console-lines") {
+      std::cout << lpk::tunnel::console_lines_json({&lpk::agent::kTunnelLine,
+                                                    &lpk::agent::kServeLine})
+                << "\n";
       std::exit(0);
     }
     if (i + 1 >= argc) throw UsageError("unknown flag or missing value: " + flag);
@@ -119,7 +116,7 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
     } else if (flag == "--connect-timeout") {
       o.connect_timeout = std::chrono::milliseconds(std::max(1, parse_port(value, flag) * 1000));
     } else if (flag == "--secret-file") {
-      o.session.secret = read_secret(value);
+      o.session.secret = lpk::tunnel::read_secret_file(value).value();
     } else if (flag == "--report-mounts") {
       auto dirs = split_dirs(value);
       auto& mounts = o.services.env.mounts;
@@ -160,23 +157,16 @@ int main(int argc, char** argv) {
   boost::asio::io_context io(1);
   lpk::agent::Agent agent(io.get_executor(), options);
   std::vector<std::string> errors;
-  try {
-    agent.bind(errors);
-  } catch (const std::system_error& e) {
-    std::fprintf(stderr,
-                 "lpk-agent: cannot listen for the tunnel on %s:%u: %s; choose another "
-                 "--listen port\n",
-                 options.tunnel_endpoint.address().to_string().c_str(),
-                 options.tunnel_endpoint.port(), e.code().message().c_str());
+  if (auto bound = agent.bind(errors); !bound) {
+    std::fprintf(stderr, "lpk-agent: %s\n", bound.error().message.c_str());
     return 1;
   }
   for (const auto& e : errors) std::fprintf(stderr, "lpk-agent: %s\n", e.c_str());
-  auto ep = agent.tunnel_endpoint();
-  std::printf("tunnel %s\n", lpk::agent::endpoint_text(ep).c_str());
+  using lpk::tunnel::endpoint_text;
+  lpk::tunnel::print_line(lpk::agent::kTunnelLine, endpoint_text(agent.tunnel_endpoint()));
   for (const auto& s : agent.serve_endpoints()) {
-    std::printf("serve %s\n", lpk::agent::endpoint_text(s).c_str());
+    lpk::tunnel::print_line(lpk::agent::kServeLine, endpoint_text(s));
   }
-  std::fflush(stdout);
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer grace(io);

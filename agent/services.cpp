@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,7 +9,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <cctype>
+
+#include "kube/text.hpp"
+#include "proxy/tunnel/loopback_pair.hpp"
 
 namespace lpk::agent {
 
@@ -24,11 +25,9 @@ namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kEnvLinger{60};
 
-std::string normalized(std::string host) {
-  std::transform(host.begin(), host.end(), host.begin(),
-                 [](unsigned char c) { return char(std::tolower(c)); });
-  if (!host.empty() && host.back() == '.') host.pop_back();
-  return host;
+std::string normalized(std::string_view host) {
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  return text::ascii_lower(host);
 }
 
 asio::awaitable<void> drain(tcp::socket& socket) {
@@ -40,7 +39,7 @@ asio::awaitable<void> drain(tcp::socket& socket) {
 }
 
 asio::awaitable<void> serve_env(tcp::socket socket, EnvReportOptions options) {
-  auto doc = environment_document(options, process_environment());
+  auto doc = tunnel::encode_environment(environment_report(options, process_environment()));
   auto [ec, n] = co_await asio::async_write(socket, asio::buffer(doc), kTuple);
   if (ec) {
     spdlog::debug("env service: the stream ended early: {}", ec.message());
@@ -57,11 +56,7 @@ asio::awaitable<void> serve_env(tcp::socket socket, EnvReportOptions options) {
 }  // namespace
 
 bool is_service_target(const tunnel::Target& target) {
-  if (target.kind != tunnel::Target::Kind::name) return false;
-  auto host = normalized(target.host);
-  return host == kServiceDomain ||
-         (host.size() > kServiceDomain.size() && host.ends_with(kServiceDomain) &&
-          host[host.size() - kServiceDomain.size() - 1] == '.');
+  return target.kind == tunnel::Target::Kind::name && tunnel::is_service_name(target.host);
 }
 
 asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
@@ -70,12 +65,12 @@ asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
   using tunnel::OpenCode;
   auto executor = co_await asio::this_coro::executor;
   const auto host = normalized(target.host);
-  const bool env = host == kEnvServiceHost;
-  if (!env && host != kDnsServiceHost) {
+  const bool env = host == tunnel::kEnvServiceHost;
+  if (!env && host != tunnel::kDnsServiceHost) {
     co_return DialResult{OpenCode::name_not_found, "no agent service is named " + target.host,
                          std::nullopt};
   }
-  const auto port = env ? kEnvServicePort : kDnsServicePort;
+  const auto port = env ? tunnel::kEnvServicePort : tunnel::kDnsServicePort;
   if (target.port != port) {
     co_return DialResult{OpenCode::refused, host + " answers on port " + std::to_string(port),
                          std::nullopt};
@@ -85,7 +80,7 @@ asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
   if (!env && !(nameserver = first_nameserver(options.dns.resolv_conf, why))) {
     co_return DialResult{OpenCode::unreachable, why, std::nullopt};
   }
-  auto pair = loopback_pair(executor);
+  auto pair = tunnel::loopback_pair(executor);
   if (!pair) {
     co_return DialResult{OpenCode::internal,
                          "cannot make a loopback socket pair: " + pair.error().message(),

@@ -1,7 +1,7 @@
 #pragma once
 // Agent services: streams the proxy opens to reserved names under `lpk.internal` are answered
-// by the agent itself instead of being dialled (docs/protocol.md §7).
-//   env.lpk.internal:1   one JSON document (agent/env_report.hpp), then the stream closes
+// by the agent itself instead of being dialled (proxy/tunnel/agent_services.hpp defines them).
+//   env.lpk.internal:1   the environment document (agent/env_report.hpp), then the stream closes
 //   dns.lpk.internal:53  DNS over TCP framing, forwarded to the pod's nameserver
 //                        (agent/dns_forwarder.hpp)
 // The service gets one end of a loopback TCP pair and the tunnel the other, so a service
@@ -16,25 +16,17 @@
 
 #include "agent/dns_forwarder.hpp"
 #include "agent/env_report.hpp"
+#include "proxy/tunnel/agent_services.hpp"
 #include "proxy/tunnel/session.hpp"
-#include "proxy/tunnel/loopback_pair.hpp"
 
 namespace lpk::agent {
-
-using tunnel::kDnsServiceHost;
-using tunnel::kDnsServicePort;
-using tunnel::kEnvServiceHost;
-using tunnel::kEnvServicePort;
-using tunnel::kServiceDomain;
-using tunnel::loopback_pair;
 
 struct ServiceOptions {
   EnvReportOptions env;
   DnsForwarderOptions dns;
 };
 
-/// True for a name target inside `lpk.internal` (any case, trailing dot allowed): those are
-/// never dialled.
+/// True for a name target inside `lpk.internal` (tunnel::is_service_name): never dialled.
 bool is_service_target(const tunnel::Target& target);
 
 /// Starts the service `target` names and returns the tunnel's end of its stream; an unknown

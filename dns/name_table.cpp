@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "dns/detail/wire.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::dns {
 namespace detail {
@@ -18,12 +19,7 @@ std::string must_wire(std::string_view name) {
   return *wire;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  return out;
-}
+using text::ascii_lower;
 
 // Rdata in wire form, rendered by ldns from presentation text (SRV, PTR, CNAME, TXT, SOA).
 std::string rdata(std::string_view type, const std::string& text) {
@@ -82,14 +78,14 @@ class TableBuilder {
     table_.ttl_ = spec.ttl;
     table_.zone_wire_ = must_wire(spec.zone);
     zone_ = to_presentation(table_.zone_wire_);
-    table_.session_ns_ = lower(spec.session_namespace);
+    table_.session_ns_ = ascii_lower(spec.session_namespace);
   }
 
   std::shared_ptr<const NameTable> build() {
     add_zone_records();
     table_.namespaces_.insert(table_.session_ns_);
-    for (const auto& ns : spec_.namespaces) table_.namespaces_.insert(lower(ns));
-    for (const auto& svc : spec_.services) table_.namespaces_.insert(lower(svc.ns));
+    for (const auto& ns : spec_.namespaces) table_.namespaces_.insert(ascii_lower(ns));
+    for (const auto& svc : spec_.services) table_.namespaces_.insert(ascii_lower(svc.ns));
     for (const auto& ns : table_.namespaces_) entry(must_wire(ns + ".svc." + zone_));
     for (const auto& svc : spec_.services) add_service(svc);
     return std::shared_ptr<const NameTable>(new NameTable(std::move(table_)));
@@ -160,7 +156,7 @@ class TableBuilder {
 };
 
 void TableBuilder::add_service(const Service& svc) {
-  const std::string name = lower(svc.name), ns = lower(svc.ns);
+  const std::string name = ascii_lower(svc.name), ns = ascii_lower(svc.ns);
   const std::string short_name = name + "." + ns;
   const std::string full = short_name + ".svc." + zone_;
   const bool in_session = ns == table_.session_ns_;
@@ -180,7 +176,7 @@ void TableBuilder::add_service(const Service& svc) {
   if (svc.headless) {
     for (const auto& ep : svc.endpoints) {
       if (!ep.ready) continue;
-      const std::string host = ep.hostname.empty() ? dashed(ep.address) : lower(ep.hostname);
+      const std::string host = ep.hostname.empty() ? dashed(ep.address) : ascii_lower(ep.hostname);
       hosts.push_back({ep.address, host + "." + full});
       add_names(host + "." + full, host + "." + short_name, in_session,
                 [&](Entry& e) { add_address(e, ep.address); });
@@ -195,7 +191,7 @@ void TableBuilder::add_service(const Service& svc) {
     for (const auto& h : hosts) add_address(e, h.address);
   });
   for (const auto& port : svc.ports) {
-    const std::string proto = lower(port.protocol.empty() ? "tcp" : port.protocol);
+    const std::string proto = ascii_lower(port.protocol.empty() ? "tcp" : port.protocol);
     for (const auto& h : hosts) {
       const std::string srv = "0 100 " + std::to_string(port.port) + " " + h.fqdn;
       const std::string rd = rdata("SRV", srv);
@@ -203,7 +199,7 @@ void TableBuilder::add_service(const Service& svc) {
       add_names(full, short_name, in_session,
                 [&](Entry& e) { add_record(e, LDNS_RR_TYPE_SRV, rd); });
       if (port.name.empty()) continue;
-      const std::string prefix = "_" + lower(port.name) + "._" + proto + ".";
+      const std::string prefix = "_" + ascii_lower(port.name) + "._" + proto + ".";
       add_names(prefix + full, prefix + short_name, in_session,
                 [&](Entry& e) { add_record(e, LDNS_RR_TYPE_SRV, rd); });
     }

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "kube/detail/encoding.hpp"
+#include "kube/text.hpp"
 #include "kube/detail/exec_plugin.hpp"
 
 namespace lpk::kube {
@@ -97,7 +97,7 @@ Credentials::Material Credentials::current() {
       m.headers.push_back("Authorization: Bearer " + token);
     else if (!u.username.empty() || !u.password.empty())
       m.headers.push_back("Authorization: Basic " +
-                          detail::base64_encode(u.username + ":" + u.password));
+                          text::base64_encode(u.username + ":" + u.password));
     m.client_cert_pem = u.client_cert_pem;
     m.client_key_pem = u.client_key_pem;
   }

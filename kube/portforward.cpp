@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "kube/detail/encoding.hpp"
+#include "kube/text.hpp"
 #include "kube/detail/server_url.hpp"
 
 namespace lpk::kube {
@@ -364,7 +364,7 @@ awaitable<std::optional<PortForwardFailure>> tunnel_through_proxy(tcp::socket& s
   auto at = proxy_url.find('@', scheme_end);
   if (at != std::string::npos && at < proxy_url.find('/', scheme_end)) {
     req.set(http::field::proxy_authorization,
-            "Basic " + detail::base64_encode(proxy_url.substr(scheme_end, at - scheme_end)));
+            "Basic " + text::base64_encode(proxy_url.substr(scheme_end, at - scheme_end)));
   }
   auto [wec, wn] = co_await http::async_write(socket, req, kTuple);
   beast::flat_buffer buffer;

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "kube/detail/encoding.hpp"
+#include "kube/text.hpp"
 
 extern char** environ;
 
@@ -90,7 +90,7 @@ std::string exec_info_json(const ExecConfig& x, const ClusterConfig& c, bool int
     nlohmann::json cluster{{"server", c.server}};
     if (!c.tls_server_name.empty()) cluster["tls-server-name"] = c.tls_server_name;
     if (c.insecure_skip_tls_verify) cluster["insecure-skip-tls-verify"] = true;
-    if (!c.ca_pem.empty()) cluster["certificate-authority-data"] = base64_encode(c.ca_pem);
+    if (!c.ca_pem.empty()) cluster["certificate-authority-data"] = text::base64_encode(c.ca_pem);
     if (!c.proxy_url.empty()) cluster["proxy-url"] = c.proxy_url;
     if (c.disable_compression) cluster["disable-compression"] = true;
     if (!x.cluster_extension.is_null()) cluster["config"] = x.cluster_extension;

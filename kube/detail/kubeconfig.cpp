@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "kube/detail/encoding.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kube::detail {
 
@@ -43,7 +43,7 @@ class Reader {
   std::string data(const YAML::Node& map, const char* key, const std::string& where) const {
     std::string b64 = str(map, key, where);
     if (b64.empty()) return {};
-    auto v = base64_decode(b64);
+    auto v = text::base64_decode(b64);
     if (!v) fail(where + "." + key + " is not valid base64");
     return *v;
   }

@@ -1,5 +1,6 @@
 #include "proxy/tunnel/error.hpp"
 
+#include <stdexcept>
 #include <string>
 
 namespace lpk::tunnel {
@@ -26,6 +27,8 @@ class Category final : public boost::system::error_category {
       case Error::ping_timeout: return "peer stopped answering pings";
       case Error::replaced: return "replaced by a newer tunnel link";
       case Error::peer_went_away: return "peer went away";
+      case Error::link_misconfigured: return "the link cannot be made as configured";
+      case Error::bad_document: return "malformed agent service document";
     }
     return "unknown lpk.tunnel error";
   }
@@ -36,6 +39,10 @@ class Category final : public boost::system::error_category {
 const boost::system::error_category& error_category() noexcept {
   static const Category category;
   return category;
+}
+
+void throw_exception_from_error(const Problem& problem, const boost::source_location&) {
+  throw std::runtime_error(problem.message);
 }
 
 }  // namespace lpk::tunnel

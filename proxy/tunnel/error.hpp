@@ -1,7 +1,11 @@
 #pragma once
-// Errors of the tunnel module, as error_codes of their own category.
+// Errors of the tunnel module, as error_codes of their own category, and the one error type
+// of lpk's data path: a code for programs plus the sentence a person reads (docs/errors.md).
 
+#include <boost/assert/source_location.hpp>
 #include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+#include <string>
 #include <type_traits>
 
 namespace lpk::tunnel {
@@ -23,6 +27,8 @@ enum class Error {
   ping_timeout,
   replaced,            // a newer link took over
   peer_went_away,
+  link_misconfigured,  // the link cannot be made as configured: retrying cannot help
+  bad_document,        // an agent service sent a document that is not the documented shape
 };
 
 const boost::system::error_category& error_category() noexcept;
@@ -30,6 +36,22 @@ const boost::system::error_category& error_category() noexcept;
 inline boost::system::error_code make_error_code(Error e) noexcept {
   return {static_cast<int>(e), error_category()};
 }
+
+/// Why something failed: `code` for programs (compare it, map it to an exit status), `message`
+/// for people: one sentence that names what failed and, where it can, what to do.
+struct Problem {
+  boost::system::error_code code;
+  std::string message;
+};
+
+/// The result type of every fallible call on the data path (tunnel, proxy, agent): a value or
+/// a Problem. value() on a Problem throws std::runtime_error(message), for callers at the
+/// command layer that want an exception.
+template <class T>
+using Result = boost::system::result<T, Problem>;
+
+[[noreturn]] void throw_exception_from_error(const Problem& problem,
+                                             const boost::source_location& where);
 
 }  // namespace lpk::tunnel
 

@@ -6,7 +6,9 @@
 
 #include <boost/asio/buffer.hpp>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "proxy/tunnel/codec.hpp"
 #include "proxy/tunnel/error.hpp"
@@ -168,6 +170,23 @@ asio::awaitable<result<HandshakeResult>> handshake_as_agent(Link& link, Hello lo
     co_return refusal;
   }
   co_return HandshakeResult{local, *peer};
+}
+
+Result<std::string> read_secret_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return Problem{std::make_error_code(std::errc::no_such_file_or_directory),
+                   "cannot read the secret file " + path};
+  }
+  std::stringstream s;
+  s << in.rdbuf();
+  auto secret = s.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.empty()) {
+    return Problem{std::make_error_code(std::errc::invalid_argument),
+                   "the secret file " + path + " is empty"};
+  }
+  return secret;
 }
 
 }  // namespace lpk::tunnel

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/tunnel/error.hpp"
 #include "proxy/tunnel/link.hpp"
 #include "proxy/tunnel/protocol.hpp"
 
@@ -18,6 +19,9 @@ std::array<std::byte, kAuthSize> compute_auth(std::string_view secret, Role role
                                               const SessionId& id);
 bool verify_auth(const Hello& hello, std::string_view secret);
 SessionId random_session_id();
+/// The shared secret in `path` (`--secret-file` of both ends), without its trailing newline.
+/// A Problem when the file cannot be read or is empty.
+Result<std::string> read_secret_file(const std::string& path);
 /// The id in lower-case hex, for logs and directory names.
 std::string to_hex(const SessionId& id);
 

@@ -25,6 +25,10 @@ inline constexpr std::uint32_t kMaxWindowLimit = 64u << 20;          // 64 MiB p
 inline constexpr std::size_t kMaxReasonSize = 512;
 inline constexpr std::size_t kMaxHostNameSize = 253;
 
+/// The port lpk-agent listens on for the tunnel (on the pod's 127.0.0.1 only) unless told
+/// otherwise; `connect` and `run --agent-pod` reach it there.
+inline constexpr std::uint16_t kDefaultAgentPort = 4590;
+
 enum class Role : std::uint8_t { proxy = 1, agent = 2 };
 
 using SessionId = std::array<std::byte, kSessionIdSize>;

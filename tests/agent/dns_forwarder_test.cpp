@@ -5,8 +5,9 @@
 #include <gtest/gtest.h>
 
 #include "agent/services.hpp"
+#include "proxy/tunnel/loopback_pair.hpp"
 #include "tests/agent/dnsmasq.hpp"
-#include "tests/tunnel/test_util.hpp"
+#include "tests/proxy/tunnel/test_util.hpp"
 
 namespace lpk::agent {
 namespace {
@@ -50,7 +51,7 @@ struct Stream {
 
 std::optional<Stream> open_stream(asio::io_context& io, udp::endpoint nameserver,
                                   DnsForwarderOptions options = {}) {
-  auto pair = loopback_pair(io.get_executor());
+  auto pair = tunnel::loopback_pair(io.get_executor());
   if (!pair) return std::nullopt;
   auto& [service, client] = *pair;
   auto forwarder = std::make_shared<DnsForwarder>(std::move(service), nameserver, options);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kube/text.hpp"
 #include "tests/agent/dnsmasq.hpp"
 
 namespace lpk::agent {
@@ -24,13 +25,13 @@ void write(const std::string& path, const std::string& text, mode_t mode = 0644)
   ::chmod(path.c_str(), mode);
 }
 
-std::vector<std::string> paths(const std::vector<ReportedFile>& files) {
+std::vector<std::string> paths(const std::vector<tunnel::AgentFile>& files) {
   std::vector<std::string> out;
   for (const auto& f : files) out.push_back(f.path);
   return out;
 }
 
-const SkippedFile* find_skipped(const FileReport& r, const std::string& path) {
+const tunnel::SkippedFile* find_skipped(const FileReport& r, const std::string& path) {
   for (const auto& s : r.skipped) {
     if (s.path == path) return &s;
   }
@@ -157,15 +158,6 @@ TEST(CollectFiles, EntryCapIsReportedOnce) {
   EXPECT_NE(report.skipped[0].reason.find("more than 4 entries"), std::string::npos);
 }
 
-TEST(Base64, KnownVectors) {
-  EXPECT_EQ(base64_encode(""), "");
-  EXPECT_EQ(base64_encode("f"), "Zg==");
-  EXPECT_EQ(base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(base64_encode("foo"), "Zm9v");
-  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(base64_encode(std::string("\xff\x00\x10", 3)), "/wAQ");
-}
-
 TEST(EnvironmentDocument, HasTheDocumentedShape) {
   TempDir dir;
   const auto root = make_configmap_volume(dir);
@@ -178,7 +170,7 @@ TEST(EnvironmentDocument, HasTheDocumentedShape) {
   std::map<std::string, std::string> env = {{"HOSTNAME", "api-7d9c-x2"},
                                             {"REDIS_PASSWORD", "s3cret"},
                                             {"ODD", std::string("caf\xe9", 4)}};
-  auto doc = nlohmann::json::parse(environment_document(options, env));
+  auto doc = nlohmann::json::parse(tunnel::encode_environment(environment_report(options, env)));
   EXPECT_EQ(doc["env"]["REDIS_PASSWORD"], "s3cret");
   EXPECT_EQ(doc["env"]["ODD"], "caf\xef\xbf\xbd");  // not UTF-8: replaced, document still valid
   EXPECT_EQ(doc["pod"]["name"], "api-7d9c-x2");
@@ -187,7 +179,7 @@ TEST(EnvironmentDocument, HasTheDocumentedShape) {
   ASSERT_EQ(doc["files"].size(), 2u);
   EXPECT_EQ(doc["files"][0]["path"], root + "/app.yaml");
   EXPECT_EQ(doc["files"][0]["mode"], 420);
-  EXPECT_EQ(doc["files"][0]["data"], base64_encode("port: 8080\n"));
+  EXPECT_EQ(doc["files"][0]["data"], text::base64_encode("port: 8080\n"));
   ASSERT_EQ(doc["skipped"].size(), 1u);
   EXPECT_EQ(doc["skipped"][0]["path"], dir.path() + "/big/blob");
   EXPECT_EQ(doc["skipped"][0]["reason"], "larger than 1000 bytes");
@@ -199,7 +191,7 @@ TEST(EnvironmentDocument, PodVariablesWinOverHostnameAndNamespaceFile) {
   options.namespace_file = dir.write("namespace", "from-file");
   std::map<std::string, std::string> env = {
       {"HOSTNAME", "host"}, {"POD_NAME", "pod-1"}, {"POD_NAMESPACE", "ns-1"}};
-  auto doc = nlohmann::json::parse(environment_document(options, env));
+  auto doc = nlohmann::json::parse(tunnel::encode_environment(environment_report(options, env)));
   EXPECT_EQ(doc["pod"]["name"], "pod-1");
   EXPECT_EQ(doc["pod"]["namespace"], "ns-1");
   EXPECT_EQ(doc["files"], nlohmann::json::array());

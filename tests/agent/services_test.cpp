@@ -1,6 +1,7 @@
 // Reserved names: which targets are agent services, what dialling them gives, and the agent
 // answering them over a real tunnel session instead of dialling.
 #include "agent/services.hpp"
+#include "proxy/tunnel/loopback_pair.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +9,7 @@
 
 #include "agent/agent.hpp"
 #include "tests/agent/dnsmasq.hpp"
-#include "tests/tunnel/test_util.hpp"
+#include "tests/proxy/tunnel/test_util.hpp"
 
 namespace lpk::agent {
 namespace {
@@ -103,13 +104,13 @@ TEST(AgentServices, ServedThroughATunnel) {
         std::make_unique<tunnel::TcpLink>(std::move(link)), proxy_options, nullptr);
     CO_ASSERT_TRUE(session);
     asio::co_spawn(io, (*session)->run(), asio::detached);
-    auto env_pair = loopback_pair(io.get_executor());
+    auto env_pair = tunnel::loopback_pair(io.get_executor());
     CO_ASSERT_TRUE(env_pair);
     (*session)->open_stream(std::move((*env_pair)[1]), name("env.lpk.internal", 1));
     auto doc = nlohmann::json::parse(co_await read_to_end((*env_pair)[0]));
     EXPECT_EQ(doc["container"], "api");
 
-    auto dns_pair = loopback_pair(io.get_executor());
+    auto dns_pair = tunnel::loopback_pair(io.get_executor());
     CO_ASSERT_TRUE(dns_pair);
     (*session)->open_stream(std::move((*dns_pair)[1]), name("dns.lpk.internal", 53));
     // api.demo.svc.cluster.local A, id 0x0A0B, framed.

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kube/detail/encoding.hpp"
+#include "kube/text.hpp"
 #include "kube/detail/exec_plugin.hpp"
 #include "tests/kube/test_util.hpp"
 
@@ -41,7 +41,7 @@ TEST(Credentials, StaticTokenBasicAndImpersonationHeaders) {
   basic.user.password = "s3cret:x";
   Credentials b(basic);
   EXPECT_EQ(headers_of(b), std::vector<std::string>{"Authorization: Basic " +
-                                                    detail::base64_encode("admin:s3cret:x")});
+                                                    text::base64_encode("admin:s3cret:x")});
 }
 
 TEST(Credentials, TokenFileIsCachedAndReReadAfterA401) {
@@ -116,7 +116,7 @@ TEST_P(ExecPlugin, RunsOnceCachesAndRunsAgainAfterA401) {
   EXPECT_EQ(info["kind"], "ExecCredential");
   EXPECT_EQ(info["spec"]["interactive"], false);
   EXPECT_EQ(info["spec"]["cluster"]["server"], "https://10.0.0.1:6443");
-  EXPECT_EQ(info["spec"]["cluster"]["certificate-authority-data"], detail::base64_encode("CA"));
+  EXPECT_EQ(info["spec"]["cluster"]["certificate-authority-data"], text::base64_encode("CA"));
   EXPECT_EQ(info["spec"]["cluster"]["config"]["audience"], "lpk");
   answer({{"token", "renewed"}});
   EXPECT_TRUE(c.unauthorized());

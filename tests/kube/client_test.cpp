@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#include "kube/detail/encoding.hpp"
+#include "kube/text.hpp"
 #include "tests/kube/fake_server.hpp"
 
 namespace lpk::kube {
@@ -56,7 +56,7 @@ TEST(Client, HeadersPrefixBodiesAndPatchTypes) {
   ASSERT_EQ(seen.size(), 8u);
   EXPECT_EQ(seen[0].target, "/k8s/cluster-1/api/v1/namespaces/demo/configmaps/x");
   EXPECT_EQ(seen[0].header("accept"), "application/json");
-  EXPECT_EQ(seen[0].header("authorization"), "Basic " + detail::base64_encode("user:pw"));
+  EXPECT_EQ(seen[0].header("authorization"), "Basic " + text::base64_encode("user:pw"));
   EXPECT_EQ(seen[0].header("impersonate-user"), "alice");
   EXPECT_EQ(seen[0].headers["impersonate-group"], (std::vector<std::string>{"g1", "g2"}));
   EXPECT_EQ(seen[1].target,

@@ -17,7 +17,7 @@
 
 #include "kube/client.hpp"
 #include "kube/config.hpp"
-#include "kube/detail/encoding.hpp"
+#include "kube/text.hpp"
 #include "tests/kube/fake_server.hpp"
 #include "tests/kube/test_util.hpp"
 
@@ -217,7 +217,7 @@ TEST_F(KubesimTest, TlsSettings) {
   std::string user = "    token: " + token() + "\n";
   // CA data, and tls-server-name: the certificate names "kubernetes", not this address's name.
   std::string ca_data = "    certificate-authority-data: " +
-                        detail::base64_encode(slurp(sim_->file("ca.crt"))) + "\n";
+                        text::base64_encode(slurp(sim_->file("ca.crt"))) + "\n";
   EXPECT_EQ(try_list(kubeconfig(ca_data + "    tls-server-name: kubernetes\n", user)), "");
   std::string err = try_list(kubeconfig(ca_data + "    tls-server-name: not-in-the-cert.example\n", user));
   EXPECT_NE(err.find("cannot reach the API server"), std::string::npos) << err;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kube/text.hpp"
 #include "tools/kubesim/certs.hpp"
 
 namespace lpk::kubesim {
@@ -28,7 +29,7 @@ EnvInputs inputs() {
       return json::parse(R"J({"data":{"LOG_LEVEL":"debug","1BAD":"x","color":"red"}})J");
     }
     if (plural == "secrets" && name == "db") {
-      return json{{"data", {{"password", base64_encode("s3cret")}}}};
+      return json{{"data", {{"password", text::base64_encode("s3cret")}}}};
     }
     return std::nullopt;
   };

@@ -6,6 +6,7 @@
 
 #include "tools/kubesim/certs.hpp"
 #include "tools/kubesim/status.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kubesim {
 
@@ -144,7 +145,7 @@ void default_secret(json& s) {
   set_default(s, "type", "Opaque");
   if (s.contains("stringData") && s["stringData"].is_object()) {
     for (const auto& [k, v] : s["stringData"].items()) {
-      s["data"][k] = base64_encode(v.is_string() ? v.get<std::string>() : v.dump());
+      s["data"][k] = text::base64_encode(v.is_string() ? v.get<std::string>() : v.dump());
     }
     s.erase("stringData");
   }

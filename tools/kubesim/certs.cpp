@@ -10,6 +10,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "kube/text.hpp"
+
 namespace lpk::kubesim {
 
 namespace {
@@ -156,34 +158,13 @@ void write_pki(const Pki& pki, const std::filesystem::path& dir) {
   write_file(dir / "token", pki.token, true);
 }
 
-std::string base64_encode(const std::string& data) {
-  std::string out(4 * ((data.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  out.resize(n);
-  return out;
-}
-
-bool base64_decode(const std::string& in, std::string& out) {
-  if (in.size() % 4 != 0) return false;
-  out.assign(3 * in.size() / 4, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), in.size());
-  if (n < 0) return false;
-  size_t pad = 0;
-  if (!in.empty() && in.back() == '=') ++pad;
-  if (in.size() > 1 && in[in.size() - 2] == '=') ++pad;
-  out.resize(n - pad);
-  return true;
-}
-
 std::string make_kubeconfig(const Pki& pki, const std::string& server) {
-  std::string ca = base64_encode(pki.ca.cert_pem);
+  std::string ca = text::base64_encode(pki.ca.cert_pem);
   return "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: " +
          server + "\n    certificate-authority-data: " + ca +
          "\nusers:\n- name: kubesim-admin\n  user:\n    client-certificate-data: " +
-         base64_encode(pki.admin.cert_pem) +
-         "\n    client-key-data: " + base64_encode(pki.admin.key_pem) +
+         text::base64_encode(pki.admin.cert_pem) +
+         "\n    client-key-data: " + text::base64_encode(pki.admin.key_pem) +
          "\n- name: kubesim-token\n  user:\n    token: " + pki.token +
          "\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: "
          "kubesim-admin\n    namespace: default\n- name: kubesim-token\n  context:\n    "

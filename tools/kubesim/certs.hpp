@@ -32,8 +32,4 @@ void write_pki(const Pki& pki, const std::filesystem::path& dir);
 /// "https://127.0.0.1:6443".
 std::string make_kubeconfig(const Pki& pki, const std::string& server);
 
-std::string base64_encode(const std::string& data);
-/// Standard base64 decode; returns false on invalid input.
-bool base64_decode(const std::string& in, std::string& out);
-
 }  // namespace lpk::kubesim

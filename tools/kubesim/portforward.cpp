@@ -8,6 +8,7 @@
 #include "tools/kubesim/certs.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
 #include "tools/kubesim/status.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kubesim {
 
@@ -49,7 +50,7 @@ struct Session {
   // A frame as the kubelet writes it: [channel][payload] binary, or '0'+channel and base64 text.
   std::string frame(uint8_t ch, const std::string& payload) const {
     if (!base64) return std::string(1, char(ch)) + payload;
-    return std::string(1, char('0' + ch)) + base64_encode(payload);
+    return std::string(1, char('0' + ch)) + text::base64_encode(payload);
   }
 };
 
@@ -138,7 +139,11 @@ awaitable<void> client_to_pods(Ws& ws, Session& s,
     if (msg.empty()) continue;
     int ch = s.base64 ? msg[0] - '0' : static_cast<uint8_t>(msg[0]);
     std::string payload = msg.substr(1);
-    if (s.base64 && !base64_decode(payload, payload)) continue;
+    if (s.base64) {
+      auto decoded = text::base64_decode(payload);
+      if (!decoded) continue;
+      payload = std::move(*decoded);
+    }
     // Odd channels are the server's error channels: whatever a client writes there is dropped.
     if (ch < 0 || ch % 2 != 0 || size_t(ch / 2) >= socks.size() || !socks[ch / 2]) continue;
     auto [wec, wn] = co_await asio::async_write(*socks[ch / 2], asio::buffer(payload), kTuple);

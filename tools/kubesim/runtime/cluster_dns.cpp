@@ -7,6 +7,7 @@
 
 #include "dns/server.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kubesim {
 
@@ -25,9 +26,8 @@ dns::TableSpec cluster_table(const Store& store, const std::string& zone) {
     svc.headless = ip == "None";
     if (!ip.empty() && !svc.headless) svc.address = asio::ip::make_address(ip);
     for (const auto& p : s["spec"].value("ports", json::array())) {
-      std::string proto = p.value("protocol", "TCP");
-      for (auto& c : proto) c = char(std::tolower(c));
-      svc.ports.push_back({p.value("name", ""), uint16_t(p.value("port", 0)), proto});
+      svc.ports.push_back(
+          {p.value("name", ""), uint16_t(p.value("port", 0)), text::ascii_lower(p.value("protocol", "TCP"))});
     }
     if (svc.headless) {
       if (auto ep = store.get("endpoints", svc.ns, svc.name)) {

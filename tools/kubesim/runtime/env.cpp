@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "tools/kubesim/certs.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kubesim {
 
@@ -52,15 +53,9 @@ bool valid_env_name(const std::string& n) {
 }
 
 std::string decoded(const json& obj, const std::string& key, bool secret) {
-  if (secret) {
-    std::string out;
-    base64_decode(obj["data"][key].get<std::string>(), out);
-    return out;
-  }
+  if (secret) return text::base64_decode(obj["data"][key].get<std::string>()).value_or("");
   if (obj.contains("data") && obj["data"].contains(key)) return obj["data"][key];
-  std::string out;
-  base64_decode(obj["binaryData"][key].get<std::string>(), out);
-  return out;
+  return text::base64_decode(obj["binaryData"][key].get<std::string>()).value_or("");
 }
 
 bool has_key(const json& obj, const std::string& key) {
@@ -135,14 +130,12 @@ EnvList service_link_env(const std::vector<json>& services) {
                          std::to_string(p.value("port", 0)));
       }
     }
-    std::string proto0 = ports[0].value("protocol", "TCP");
-    std::transform(proto0.begin(), proto0.end(), proto0.begin(), ::tolower);
+    std::string proto0 = text::ascii_lower(ports[0].value("protocol", "TCP"));
     env.emplace_back(svc + "_PORT",
                      proto0 + "://" + host + ":" + std::to_string(ports[0].value("port", 0)));
     for (const auto& p : ports) {
       std::string proto = p.value("protocol", "TCP");
-      std::string lower = proto;
-      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+      std::string lower = text::ascii_lower(proto);
       std::string port = std::to_string(p.value("port", 0));
       std::string base = svc + "_PORT_" + port + "_" + proto;
       env.emplace_back(base, lower + "://" + host + ":" + port);

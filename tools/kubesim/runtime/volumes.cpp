@@ -5,6 +5,7 @@
 
 #include "tools/kubesim/certs.hpp"
 #include "tools/kubesim/runtime/env.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kubesim {
 
@@ -28,9 +29,7 @@ std::vector<std::pair<std::string, std::string>> entries(const json& obj, bool s
     for (const auto& [k, v] : obj[f].items()) {
       std::string val = v.get<std::string>();
       if (secret || std::string(f) == "binaryData") {
-        std::string raw;
-        base64_decode(val, raw);
-        val = raw;
+        val = text::base64_decode(val).value_or("");
       }
       out.emplace_back(k, val);
     }

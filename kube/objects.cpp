@@ -1,0 +1,184 @@
+#include "kube/objects.hpp"
+
+#include <algorithm>
+
+#include "kube/client.hpp"
+#include "kube/text.hpp"
+
+namespace lpk::kube {
+
+using nlohmann::json;
+
+namespace {
+
+std::int64_t number(const json& value, std::int64_t fallback = 0) {
+  return value.is_number_integer() ? value.get<std::int64_t>() : fallback;
+}
+
+constexpr WorkloadKind kKinds[] = {WorkloadKind::deployment, WorkloadKind::statefulset,
+                                   WorkloadKind::replicaset, WorkloadKind::pod};
+
+}  // namespace
+
+const json& field(const json& object, const char* key) {
+  static const json kNull;
+  if (!object.is_object()) return kNull;
+  auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
+}
+
+std::string text_of(const json& value) {
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+const char* to_string(WorkloadKind kind) {
+  switch (kind) {
+    case WorkloadKind::deployment: return "Deployment";
+    case WorkloadKind::statefulset: return "StatefulSet";
+    case WorkloadKind::replicaset: return "ReplicaSet";
+    case WorkloadKind::pod: return "Pod";
+  }
+  return "?";
+}
+
+std::optional<WorkloadKind> workload_kind(std::string_view kind) {
+  for (auto k : kKinds) {
+    if (kind == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+const char* resource_of(WorkloadKind kind) {
+  switch (kind) {
+    case WorkloadKind::deployment: return "deployments";
+    case WorkloadKind::statefulset: return "statefulsets";
+    case WorkloadKind::replicaset: return "replicasets";
+    case WorkloadKind::pod: return "pods";
+  }
+  return "?";
+}
+
+const char* group_version_of(WorkloadKind kind) {
+  return kind == WorkloadKind::pod ? "v1" : "apps/v1";
+}
+
+std::string WorkloadRef::describe() const {
+  return text::ascii_lower(to_string(kind)) + " " + ns + "/" + name;
+}
+
+std::string WorkloadRef::path() const {
+  return resource_path(group_version_of(kind), ns, resource_of(kind), name);
+}
+
+std::optional<ControllerRef> controller_of(const json& object) {
+  for (const auto& owner : field(field(object, "metadata"), "ownerReferences")) {
+    const auto& controller = field(owner, "controller");
+    if (!controller.is_boolean() || !controller.get<bool>()) continue;
+    return ControllerRef{text_of(field(owner, "kind")), text_of(field(owner, "name")),
+                         text_of(field(owner, "apiVersion"))};
+  }
+  return std::nullopt;
+}
+
+json template_of(WorkloadKind kind, const json& object) {
+  if (kind != WorkloadKind::pod) return field(field(object, "spec"), "template");
+  json tmpl = {{"metadata", json::object()}, {"spec", field(object, "spec")}};
+  const auto& meta = field(object, "metadata");
+  for (const char* key : {"labels", "annotations"}) {
+    if (meta.contains(key)) tmpl["metadata"][key] = meta[key];
+  }
+  return tmpl;
+}
+
+bool pod_ready(const json& pod) {
+  const auto& meta = field(pod, "metadata");
+  const auto& status = field(pod, "status");
+  if (!field(meta, "deletionTimestamp").is_null()) return false;
+  if (text_of(field(status, "phase")) != "Running") return false;
+  for (const auto& condition : field(status, "conditions")) {
+    if (text_of(field(condition, "type")) == "Ready") {
+      return text_of(field(condition, "status")) == "True";
+    }
+  }
+  return false;
+}
+
+bool rollout_complete(WorkloadKind kind, const json& object) {
+  const auto& meta = field(object, "metadata");
+  const auto& spec = field(object, "spec");
+  const auto& status = field(object, "status");
+  auto wanted = number(field(spec, "replicas"), 1);
+  if (number(field(status, "observedGeneration")) < number(field(meta, "generation"))) {
+    return false;
+  }
+  switch (kind) {
+    case WorkloadKind::deployment:
+      return number(field(status, "updatedReplicas")) == wanted &&
+             number(field(status, "replicas")) == wanted &&
+             number(field(status, "availableReplicas")) == wanted;
+    case WorkloadKind::statefulset:
+      return number(field(status, "readyReplicas")) == wanted &&
+             number(field(status, "updatedReplicas"), wanted) == wanted &&
+             text_of(field(status, "currentRevision")) == text_of(field(status, "updateRevision"));
+    case WorkloadKind::replicaset:
+      return number(field(status, "readyReplicas")) == wanted &&
+             number(field(status, "replicas")) == wanted;
+    case WorkloadKind::pod:
+      return pod_ready(object);
+  }
+  return false;
+}
+
+std::string selector_text(const json& label_selector) {
+  std::string out;
+  auto add = [&](const std::string& term) { out += (out.empty() ? "" : ",") + term; };
+  for (const auto& [key, value] : field(label_selector, "matchLabels").items()) {
+    add(key + "=" + text_of(value));
+  }
+  for (const auto& expr : field(label_selector, "matchExpressions")) {
+    auto key = text_of(field(expr, "key"));
+    auto op = text_of(field(expr, "operator"));
+    std::string values;
+    for (const auto& v : field(expr, "values")) values += (values.empty() ? "" : ",") + text_of(v);
+    if (op == "In") add(key + " in (" + values + ")");
+    else if (op == "NotIn") add(key + " notin (" + values + ")");
+    else if (op == "Exists") add(key);
+    else if (op == "DoesNotExist") add("!" + key);
+  }
+  return out;
+}
+
+std::string service_selector_text(const json& service) {
+  return selector_text(json{{"matchLabels", field(field(service, "spec"), "selector")}});
+}
+
+TargetPort target_port_of(const json& service_port) {
+  const auto& target = field(service_port, "targetPort");
+  if (target.is_string()) {
+    auto s = target.get<std::string>();
+    if (!s.empty() && s.size() <= 5 && std::all_of(s.begin(), s.end(), ::isdigit)) {
+      auto n = std::stoi(s);
+      if (n <= 65535) return {static_cast<std::uint16_t>(n), {}};
+    }
+    return {0, s};
+  }
+  if (target.is_number_integer()) return {static_cast<std::uint16_t>(target.get<int>()), {}};
+  return {static_cast<std::uint16_t>(number(field(service_port, "port"))), {}};
+}
+
+std::optional<std::uint16_t> container_port_for(const TargetPort& target, const json& container,
+                                                bool& declared) {
+  declared = false;
+  for (const auto& port : field(container, "ports")) {
+    auto container_port = static_cast<std::uint16_t>(number(field(port, "containerPort")));
+    if (!target.name.empty() ? text_of(field(port, "name")) == target.name
+                             : container_port == target.number) {
+      declared = true;
+      return container_port;
+    }
+  }
+  if (target.name.empty()) return target.number;
+  return std::nullopt;
+}
+
+}  // namespace lpk::kube

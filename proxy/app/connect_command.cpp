@@ -1,0 +1,198 @@
+#include "proxy/app/connect_command.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "proxy/app/options.hpp"
+#include "proxy/connect/session.hpp"
+#include "proxy/control/logging.hpp"
+#include "proxy/takeover/takeover.hpp"
+#include "proxy/tunnel/handshake.hpp"
+
+namespace lpk::proxy {
+
+namespace {
+
+// Set by SIGINT/SIGTERM while no io_context handles them (rollout waits, restore).
+std::atomic<bool> g_interrupted{false};
+
+void note_interrupt(int) { g_interrupted = true; }
+
+void catch_interrupts() {
+  g_interrupted = false;
+  struct sigaction action {};
+  action.sa_handler = note_interrupt;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+int fail(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "lpk-proxy: %s\n", message.c_str());
+  return code;
+}
+
+/// Puts the workload back; says so if it cannot, with the command that finishes the job.
+bool restore_or_explain(Takeover& takeover, const SessionRecord& record,
+                        std::chrono::seconds timeout) {
+  try {
+    // A Ctrl-C now stops the waiting only; the restore itself is sent first.
+    catch_interrupts();
+    takeover.set_cancel(&g_interrupted);
+    takeover.restore(record.workload, timeout);
+    record.erase();
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr,
+                 "lpk-proxy: restoring %s: %s; run `lpk-proxy restore` to finish it\n",
+                 record.workload.describe().c_str(), e.what());
+    return false;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+/// The kube client for `options`, or nullptr after printing why (exit code 2).
+std::unique_ptr<kube::Client> connect_client(const kube::LoadOptions& options) {
+  try {
+    return std::make_unique<kube::Client>(kube::load_config(options));
+  } catch (const std::exception& e) {
+    fail(e.what(), 2);
+    return nullptr;
+  }
+}
+
+/// Finds the workload, settles an earlier session's leftovers and writes this session's record,
+/// all before anything changes. Throws with one sentence.
+SessionRecord prepare_takeover(Takeover& takeover, SessionPlan& plan,
+                               const TakeoverOptions& wanted) {
+  plan.target = takeover.locate(wanted);
+  takeover.settle_earlier_session(plan.target);
+  SessionRecord record{SessionOwner::current(plan.session_id), plan.target.workload,
+                       plan.options.kube.kubeconfig, plan.options.kube.context};
+  record.save();
+  return record;
+}
+
+/// Serves the session; a failure is printed and becomes exit code 1.
+int serve_session(SessionPlan& plan, kube::Client& client) {
+  try {
+    ConnectSession session(plan, client);
+    return session.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int run_connect(const std::vector<std::string>& args) {
+  SessionPlan plan;
+  try {
+    plan.options = parse_connect_options(args);
+  } catch (const std::exception& e) {
+    return fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
+  }
+  auto client = connect_client(plan.options.kube);
+  if (!client) return 2;
+  const auto& options = plan.options;
+  plan.ns = client->config().namespace_;
+  plan.session_id = tunnel::to_hex(tunnel::random_session_id()).substr(0, 8);
+  auto log_path = setup_logging(plan.session_id, options.log_level);
+  auto progress = console::Progress::for_stdout();
+  progress.step("lpk session " + plan.session_id + ": connecting service " + options.service +
+                " in namespace " + plan.ns + (log_path.empty() ? "" : " (logs: " + log_path + ")"));
+
+  catch_interrupts();
+  Takeover takeover(*client, progress);
+  takeover.set_cancel(&g_interrupted);
+  TakeoverOptions wanted{options.service, plan.ns,           options.container,
+                         options.agent_image, options.file_limit, options.timeout};
+  SessionRecord record;
+  try {
+    record = prepare_takeover(takeover, plan, wanted);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  try {
+    takeover.install_agent(plan.target, wanted, record.owner);
+    plan.agent_pods = takeover.wait_for_agents(plan.target, wanted);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
+    restore_or_explain(takeover, record, options.timeout);
+    return 1;
+  }
+  int code = serve_session(plan, *client);
+  if (!restore_or_explain(takeover, record, options.timeout)) return code ? code : 1;
+  progress.step("session " + plan.session_id + " ended; " + record.workload.describe() +
+                " is as it was");
+  return code;
+}
+
+namespace {
+
+/// What restore should put back: the records of this machine's dead sessions and, with --all,
+/// every workload carrying lpk's annotation.
+std::vector<SessionRecord> restore_todo(Takeover& takeover, const RestoreOptions& options,
+                                        const std::string& ns) {
+  std::vector<SessionRecord> todo;
+  for (auto& record : SessionRecord::load_all()) {
+    if (record.owner.alive_here()) continue;  // a running session restores itself
+    todo.push_back(record);
+  }
+  if (options.all) {
+    for (const auto& ref : takeover.changed_workloads(options.all_namespaces ? "" : ns)) {
+      SessionRecord r;
+      r.workload = ref;
+      todo.push_back(r);
+    }
+  }
+  return todo;
+}
+
+}  // namespace
+
+int run_restore(const std::vector<std::string>& args) {
+  RestoreOptions options;
+  try {
+    options = parse_restore_options(args);
+  } catch (const std::exception& e) {
+    return fail(std::string(e.what()) + " (see lpk-proxy restore --help)", 2);
+  }
+  auto client = connect_client(options.kube);
+  if (!client) return 2;
+  auto progress = console::Progress::for_stdout();
+  Takeover takeover(*client, progress);
+  catch_interrupts();
+  takeover.set_cancel(&g_interrupted);
+  int failures = 0;
+  int restored = 0;
+  std::vector<SessionRecord> todo;
+  try {
+    todo = restore_todo(takeover, options, client->config().namespace_);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  for (const auto& record : todo) {
+    try {
+      if (takeover.restore(record.workload, options.timeout)) ++restored;
+      if (!record.owner.id.empty()) record.erase();
+    } catch (const std::exception& e) {
+      ++failures;
+      std::fprintf(stderr, "lpk-proxy: restoring %s: %s\n", record.workload.describe().c_str(),
+                   e.what());
+    }
+  }
+  progress.step(restored == 0 && failures == 0 ? "nothing to restore"
+                                               : "restored " + std::to_string(restored) +
+                                                     " workload(s)");
+  return failures ? 1 : 0;
+}
+
+}  // namespace lpk::proxy

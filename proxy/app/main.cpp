@@ -1,0 +1,71 @@
+// lpk-proxy: the developer-machine end of lpk. Picks the command; each command parses its own
+// options (app/options.hpp), builds its objects and runs them.
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "dns/system_resolver.hpp"
+#include "proxy/app/connect_command.hpp"
+#include "proxy/app/options.hpp"
+#include "proxy/app/run_command.hpp"
+#include "proxy/connect/child_process.hpp"
+#include "proxy/control/client.hpp"
+#include "proxy/control/console.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: lpk-proxy connect --service NAME [-n NS] [options] [-- COMMAND ARGS...]\n"
+    "                                                  run a service of the cluster locally\n"
+    "       lpk-proxy status|env|diagnostics [--session ID] [--json]\n"
+    "                                                  ask a running session\n"
+    "       lpk-proxy restore [--all]                   put back what a crashed session left\n"
+    "       lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
+    "       lpk-proxy run --help                        options of run\n"
+    "       lpk-proxy resolver install|uninstall|status [--dry-run] ...\n"
+    "                                                  point the system resolver at lpk's stub DNS";
+
+bool wants_help(const std::vector<std::string>& args) {
+  return !args.empty() && (args[0] == "-h" || args[0] == "--help");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || wants_help(args)) {
+    std::cout << kUsage << "\n";
+    return args.empty() ? 2 : 0;
+  }
+  auto command = args[0];
+  args.erase(args.begin());
+  using namespace lpk::proxy;
+  if (command == "run") {
+    if (wants_help(args)) return std::cout << kRunUsage << "\n", 0;
+    return run_command(args);
+  }
+  if (command == "connect") {
+    if (wants_help(args)) return std::cout << kConnectUsage << "\n", 0;
+    return run_connect(args);
+  }
+  if (command == "restore") {
+    if (wants_help(args)) return std::cout << kRestoreUsage << "\n", 0;
+    return run_restore(args);
+  }
+  if (command == "status" || command == "env" || command == "diagnostics") {
+    args.insert(args.begin(), command);
+    return run_control_command(args, std::cout, std::cerr);
+  }
+  if (command == "resolver") return lpk::dns::run_resolver_command(args, std::cout, std::cerr);
+  // Internal: the child's private resolv.conf (connect/child_process.hpp), and the table of the
+  // stdout lines scripts read (control/console.hpp).
+  if (command == "__child") return run_child_with_resolv_conf(args);
+  if (command == "__console-lines") return std::cout << console::lines_json() << "\n", 0;
+  std::fprintf(stderr, "lpk-proxy: unknown command '%s' (see lpk-proxy --help)\n",
+               command.c_str());
+  return 2;
+}

@@ -1,0 +1,212 @@
+#include "proxy/app/options.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <stdexcept>
+
+#include "proxy/forward/address_pool.hpp"
+#include "proxy/tunnel/handshake.hpp"
+
+namespace lpk::proxy {
+
+namespace {
+
+using std::invalid_argument;
+
+std::uint64_t parse_number(const std::string& flag, const std::string& value, std::uint64_t max) {
+  std::size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != value.size() || value.empty() || n == 0 || n > max) {
+    throw invalid_argument(flag + " wants a positive number up to " + std::to_string(max) +
+                           ", got '" + value + "'");
+  }
+  return n;
+}
+
+/// --kubeconfig and --context, which every command that talks to a cluster takes.
+bool parse_kube_flag(const std::string& flag, const std::string& value, kube::LoadOptions& o) {
+  if (flag == "--kubeconfig") o.kubeconfig = value;
+  else if (flag == "--context") o.context = value;
+  else return false;
+  return true;
+}
+
+std::string parse_log_level(const std::string& value) {
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
+  if (std::find(std::begin(kLevels), std::end(kLevels), value) == std::end(kLevels)) {
+    throw invalid_argument("--log-level wants trace, debug, info, warn or error");
+  }
+  return value;
+}
+
+boost::asio::ip::network_v4 parse_pool(const std::string& value) {
+  boost::system::error_code ec;
+  auto pool = boost::asio::ip::make_network_v4(value, ec);
+  if (ec) throw invalid_argument("--pool wants a CIDR such as 127.77.0.0/16");
+  AddressPool check(pool);  // throws if outside 127.0.0.0/8
+  return pool;
+}
+
+// A namespace or pod name as Kubernetes allows it: lowercase letters, digits, '-' and '.'.
+bool is_object_name(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+
+/// Walks FLAG VALUE pairs; stops at `--` (what follows is a command) when `command` is given.
+template <class Handle>
+void for_each_flag(std::span<const std::string> args, Handle handle,
+                   std::vector<std::string>* command = nullptr,
+                   std::initializer_list<const char*> switches = {}) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& flag = args[i];
+    if (command && flag == "--") {
+      command->assign(args.begin() + i + 1, args.end());
+      if (command->empty()) throw invalid_argument("`--` must be followed by a command");
+      return;
+    }
+    if (std::any_of(switches.begin(), switches.end(), [&](const char* s) { return flag == s; })) {
+      handle(flag, std::string());
+      continue;
+    }
+    if (i + 1 >= args.size()) throw invalid_argument("unknown flag or missing value: " + flag);
+    handle(flag, args[++i]);
+  }
+}
+
+void check_run(const RunOptions& o, bool have_agent) {
+  if (have_agent && o.agent_pod) {
+    throw invalid_argument("--agent and --agent-pod exclude each other; give one");
+  }
+  if (!have_agent && !o.agent_pod) {
+    throw invalid_argument("--agent HOST:PORT or --agent-pod NS/POD[:PORT] is required");
+  }
+  if (!o.agent_pod && (!o.kube.kubeconfig.empty() || !o.kube.context.empty())) {
+    throw invalid_argument("--kubeconfig and --context only apply with --agent-pod");
+  }
+}
+
+}  // namespace
+
+AgentPod parse_agent_pod(const std::string& value) {
+  AgentPod pod;
+  auto slash = value.find('/');
+  auto colon = value.find(':', slash == std::string::npos ? 0 : slash);
+  pod.pod_namespace = value.substr(0, slash);
+  if (slash != std::string::npos) pod.pod = value.substr(slash + 1, colon - slash - 1);
+  bool port_ok = true;
+  if (colon != std::string::npos) {
+    auto text = value.substr(colon + 1);
+    port_ok = !text.empty() && text.size() <= 5 &&
+              text.find_first_not_of("0123456789") == std::string::npos &&
+              std::stoul(text) >= 1 && std::stoul(text) <= 65535;
+    if (port_ok) pod.port = static_cast<std::uint16_t>(std::stoul(text));
+  }
+  if (slash == std::string::npos || !is_object_name(pod.pod_namespace) ||
+      !is_object_name(pod.pod) || !port_ok) {
+    throw invalid_argument("--agent-pod wants NAMESPACE/POD[:PORT] such as demo/api-7d4f9:" +
+                           std::to_string(tunnel::kDefaultAgentPort) + ", got '" + value + "'");
+  }
+  return pod;
+}
+
+boost::asio::ip::udp::endpoint parse_dns_listen(const std::string& value) {
+  try {
+    auto endpoint = parse_listen_endpoint(value);
+    return {endpoint.address(), endpoint.port()};
+  } catch (const invalid_argument&) {
+    throw invalid_argument("--dns wants ADDR:PORT with an IP address, such as "
+                           "127.77.0.53:5353, got '" + value + "'");
+  }
+}
+
+RunOptions parse_run_options(std::span<const std::string> args) {
+  RunOptions o;
+  o.pool = AddressPool::default_pool();
+  bool have_agent = false;
+  for_each_flag(args, [&](const std::string& flag, const std::string& value) {
+    if (parse_kube_flag(flag, value, o.kube)) return;
+    if (flag == "--agent") {
+      o.agent = parse_target(value);
+      have_agent = true;
+    } else if (flag == "--agent-pod") {
+      o.agent_pod = parse_agent_pod(value);
+    } else if (flag == "--map") {
+      o.mappings.push_back(parse_mapping(value));
+    } else if (flag == "--map-file") {
+      std::ifstream in(value);
+      if (!in) throw invalid_argument("cannot read the map file " + value);
+      for (auto& m : parse_mapping_file(in, value)) o.mappings.push_back(std::move(m));
+    } else if (flag == "--pool") {
+      o.pool = parse_pool(value);
+    } else if (flag == "--dns") {
+      o.dns = parse_dns_listen(value);
+    } else if (flag == "--namespace") {
+      o.session_namespace = value;
+    } else if (flag == "--zone") {
+      o.zone = value;
+    } else if (flag == "--resolv-conf") {
+      o.resolv_conf = value;
+    } else if (flag == "--local-port") {
+      o.inbound.add(value);
+    } else if (flag == "--secret-file") {
+      o.secret = tunnel::read_secret_file(value).value();
+    } else if (flag == "--log-level") {
+      o.log_level = parse_log_level(value);
+    } else {
+      throw invalid_argument("unknown flag " + flag);
+    }
+  });
+  check_run(o, have_agent);
+  return o;
+}
+
+ConnectOptions parse_connect_options(std::span<const std::string> args) {
+  ConnectOptions o;
+  o.pool = AddressPool::default_pool();
+  auto handle = [&](const std::string& flag, const std::string& value) {
+    if (parse_kube_flag(flag, value, o.kube)) return;
+    if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = value;
+    else if (flag == "--service") o.service = value;
+    else if (flag == "--also-namespace") o.extra_namespaces.push_back(value);
+    else if (flag == "--local-port") o.inbound.add(value);
+    else if (flag == "--container") o.container = value;
+    else if (flag == "--agent-image") o.agent_image = value;
+    else if (flag == "--env-file") o.env_file = value;
+    else if (flag == "--dns") o.dns = parse_dns_listen(value);
+    else if (flag == "--zone") o.zone = value;
+    else if (flag == "--resolv-conf") o.resolv_conf = value;
+    else if (flag == "--file-limit") o.file_limit = parse_number(flag, value, 1ull << 30);
+    else if (flag == "--timeout") o.timeout = std::chrono::seconds(parse_number(flag, value, 3600));
+    else if (flag == "--pool") o.pool = parse_pool(value);
+    else if (flag == "--log-level") o.log_level = parse_log_level(value);
+    else throw invalid_argument("unknown flag " + flag);
+  };
+  for_each_flag(args, handle, &o.command);
+  if (o.service.empty()) throw invalid_argument("--service NAME is required");
+  return o;
+}
+
+RestoreOptions parse_restore_options(std::span<const std::string> args) {
+  RestoreOptions o;
+  auto handle = [&](const std::string& flag, const std::string& value) {
+    if (parse_kube_flag(flag, value, o.kube)) return;
+    if (flag == "--all") o.all = true;
+    else if (flag == "-A" || flag == "--all-namespaces") o.all_namespaces = true;
+    else if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = value;
+    else if (flag == "--timeout") o.timeout = std::chrono::seconds(parse_number(flag, value, 3600));
+    else throw invalid_argument("unknown flag " + flag);
+  };
+  for_each_flag(args, handle, nullptr, {"--all", "-A", "--all-namespaces"});
+  if (o.all_namespaces && !o.all) throw invalid_argument("-A goes with --all");
+  return o;
+}
+
+}  // namespace lpk::proxy

@@ -1,0 +1,106 @@
+#pragma once
+// The command line of every lpk-proxy command that takes options: `run`, `connect`, `restore`.
+// Pure; a bad flag is a one-line std::invalid_argument naming the flag and what it wants.
+
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kube/config.hpp"
+#include "proxy/forward/service_map.hpp"
+#include "proxy/tunnel/protocol.hpp"
+
+namespace lpk::proxy {
+
+// ---- run ------------------------------------------------------------------------------------
+
+/// --agent-pod NS/POD[:PORT]: reach the agent through a pod port-forward.
+struct AgentPod {
+  std::string pod_namespace;
+  std::string pod;
+  std::uint16_t port = tunnel::kDefaultAgentPort;
+};
+
+struct RunOptions {
+  tunnel::Target agent;                       // --agent HOST:PORT
+  std::optional<AgentPod> agent_pod;          // --agent-pod NS/POD[:PORT] (instead of --agent)
+  kube::LoadOptions kube;                     // --kubeconfig, --context (with --agent-pod)
+  std::vector<Mapping> mappings;              // --map, --map-file
+  boost::asio::ip::network_v4 pool;           // --pool
+  InboundRoutes inbound;                      // --local-port
+  std::string secret;                         // --secret-file
+  std::string log_level = "info";
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT: run the stub DNS
+  std::string zone = "cluster.local";                 // --zone
+  std::string session_namespace = "default";          // --namespace
+  std::string resolv_conf;                            // --resolv-conf (upstreams to forward to)
+};
+
+inline constexpr const char* kRunUsage =
+    "usage: lpk-proxy run --agent HOST:PORT | --agent-pod NS/POD[:PORT] [--kubeconfig PATH]\n"
+    "                     [--context NAME] [--map NAME:PORT=HOST:PORT | ADDR:PORT=HOST:PORT]...\n"
+    "                     [--map-file PATH] [--pool CIDR] [--local-port PORT | LOCAL:REMOTE]...\n"
+    "                     [--dns ADDR:PORT [--namespace NS] [--zone ZONE] [--resolv-conf PATH]]\n"
+    "                     [--secret-file PATH] [--log-level LEVEL]";
+
+RunOptions parse_run_options(std::span<const std::string> args);
+
+/// Parses NS/POD[:PORT] (tunnel::kDefaultAgentPort when absent).
+AgentPod parse_agent_pod(const std::string& value);
+
+/// `--dns ADDR:PORT` (an IP address; port 0 allowed) as the stub DNS's listen endpoint.
+boost::asio::ip::udp::endpoint parse_dns_listen(const std::string& value);
+
+// ---- connect --------------------------------------------------------------------------------
+
+struct ConnectOptions {
+  std::string service;                       // --service (required)
+  kube::LoadOptions kube;                    // --kubeconfig, --context, -n/--namespace
+  std::vector<std::string> extra_namespaces; // --also-namespace: more services to map
+  InboundRoutes inbound;                     // --local-port PORT | LOCAL:REMOTE
+  std::string container;                     // --container
+  std::string agent_image = "lpk/lpk-agent:dev";
+  std::string env_file;                      // --env-file
+  boost::asio::ip::network_v4 pool;          // --pool
+  std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT (default: pool, :53)
+  std::string zone = "cluster.local";
+  std::string resolv_conf;                   // upstreams for names outside the cluster
+  std::uint64_t file_limit = 1 << 20;        // --file-limit BYTES per file
+  std::chrono::seconds timeout{180};         // --timeout: each rollout
+  std::string log_level = "info";
+  std::vector<std::string> command;          // after `--`
+};
+
+inline constexpr const char* kConnectUsage =
+    "usage: lpk-proxy connect --service NAME [-n NS] [--kubeconfig FILE] [--context NAME]\n"
+    "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
+    "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
+    "           [--zone ZONE] [--resolv-conf PATH] [--file-limit BYTES] [--timeout SECONDS]\n"
+    "           [--log-level LEVEL] [-- COMMAND ARGS...]";
+
+ConnectOptions parse_connect_options(std::span<const std::string> args);
+
+// ---- restore --------------------------------------------------------------------------------
+
+struct RestoreOptions {
+  kube::LoadOptions kube;
+  bool all = false;             // --all: every workload lpk changed in the namespace(s)
+  bool all_namespaces = false;  // -A with --all
+  std::chrono::seconds timeout{180};
+};
+
+inline constexpr const char* kRestoreUsage =
+    "usage: lpk-proxy restore [--all [-A]] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
+    "                         [--timeout SECONDS]\n"
+    "  without --all: restores what sessions of this machine left changed when they died\n"
+    "  with --all: every workload in the namespace (-A: all namespaces) carrying lpk's annotation";
+
+RestoreOptions parse_restore_options(std::span<const std::string> args);
+
+}  // namespace lpk::proxy

@@ -1,0 +1,189 @@
+#include "proxy/connect/service_directory.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "kube/text.hpp"
+
+namespace lpk::proxy {
+
+using nlohmann::json;
+namespace asio = boost::asio;
+
+namespace {
+
+std::string key_of(const json& service) {
+  const auto& meta = service["metadata"];
+  return meta.value("namespace", "") + "/" + meta.value("name", "");
+}
+
+bool is_external_name(const json& service) {
+  return service["spec"].value("type", "") == "ExternalName";
+}
+
+/// TCP ports of a service as lpk forwards them (UDP and SCTP cannot ride a stream tunnel).
+std::vector<std::uint16_t> tcp_ports(const json& service) {
+  std::vector<std::uint16_t> ports;
+  for (const auto& p : service["spec"].value("ports", json::array())) {
+    if (p.value("protocol", "TCP") != "TCP") continue;
+    ports.push_back(static_cast<std::uint16_t>(p.value("port", 0)));
+  }
+  return ports;
+}
+
+}  // namespace
+
+ServiceDirectory::ServiceDirectory(Forwarder& forwarder, AddressPool& pool,
+                                   std::string session_namespace, std::string zone)
+    : forwarder_(forwarder),
+      pool_(pool),
+      session_namespace_(std::move(session_namespace)),
+      zone_(std::move(zone)) {}
+
+void ServiceDirectory::open_listeners(const std::string& key, Entry& entry) {
+  if (is_external_name(entry.service)) return;
+  const auto& meta = entry.service["metadata"];
+  auto name = meta.value("name", "") + "." + meta.value("namespace", "");
+  auto target_host = name + ".svc." + zone_;
+  for (auto port : tcp_ports(entry.service)) {
+    tunnel::Target target{tunnel::Target::Kind::name, target_host, port};
+    auto bound = forwarder_.listen(asio::ip::tcp::endpoint(entry.address, port), target);
+    if (bound) {
+      entry.bound.push_back(*bound);
+    } else {
+      spdlog::warn("service {}: {}", key, bound.error().message);
+      entry.problems.push_back(bound.error().message);
+    }
+  }
+}
+
+void ServiceDirectory::close_listeners(Entry& entry) {
+  for (const auto& endpoint : entry.bound) forwarder_.close(endpoint);
+  entry.bound.clear();
+  entry.problems.clear();
+}
+
+void ServiceDirectory::upsert(const json& service) {
+  auto key = key_of(service);
+  auto ns = service["metadata"].value("namespace", "");
+  if (std::find(namespaces_.begin(), namespaces_.end(), ns) == namespaces_.end()) {
+    namespaces_.push_back(ns);
+  }
+  auto it = entries_.find(key);
+  if (it != entries_.end()) {
+    // Only a change of ports or type needs new listeners; the address stays the name's.
+    if (it->second.service["spec"].value("ports", json()) == service["spec"].value("ports", json()) &&
+        is_external_name(it->second.service) == is_external_name(service)) {
+      it->second.service = service;
+      changed();
+      return;
+    }
+    close_listeners(it->second);
+    it->second.service = service;
+    open_listeners(key, it->second);
+    changed();
+    return;
+  }
+  auto address = pool_.allocate(service["metadata"].value("name", "") + "." + ns);
+  if (!address) {
+    spdlog::warn("service {}: the address pool is full; widen --pool", key);
+    return;
+  }
+  Entry entry{service, asio::ip::address(*address), {}, {}};
+  open_listeners(key, entry);
+  entries_.emplace(key, std::move(entry));
+  changed();
+}
+
+void ServiceDirectory::remove(const json& service) {
+  auto it = entries_.find(key_of(service));
+  if (it == entries_.end()) return;
+  close_listeners(it->second);
+  entries_.erase(it);
+  changed();
+}
+
+void ServiceDirectory::replace_namespace(const std::string& ns, const json& items) {
+  if (std::find(namespaces_.begin(), namespaces_.end(), ns) == namespaces_.end()) {
+    namespaces_.push_back(ns);
+  }
+  std::set<std::string> present;
+  for (const auto& service : items) present.insert(key_of(service));
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->first.rfind(ns + "/", 0) == 0 && !present.count(it->first)) {
+      close_listeners(it->second);
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& service : items) upsert(service);
+  changed();
+}
+
+void ServiceDirectory::changed() {
+  if (on_change) on_change();
+}
+
+dns::TableSpec ServiceDirectory::table() const {
+  dns::TableSpec spec;
+  spec.zone = zone_;
+  spec.session_namespace = session_namespace_;
+  spec.namespaces = namespaces_;
+  for (const auto& [key, entry] : entries_) {
+    const auto& meta = entry.service["metadata"];
+    const auto& svc_spec = entry.service["spec"];
+    dns::Service s;
+    s.name = meta.value("name", "");
+    s.ns = meta.value("namespace", "");
+    if (is_external_name(entry.service)) {
+      s.external_name = svc_spec.value("externalName", "");
+    } else {
+      // Headless services too get one address: their connections go to the service name,
+      // which the agent resolves to a ready pod.
+      s.address = entry.address;
+    }
+    for (const auto& p : svc_spec.value("ports", json::array())) {
+      s.ports.push_back({p.value("name", ""), static_cast<std::uint16_t>(p.value("port", 0)),
+                         text::ascii_lower(p.value("protocol", "TCP"))});
+    }
+    spec.services.push_back(std::move(s));
+  }
+  return spec;
+}
+
+std::vector<LinkedService> ServiceDirectory::linked_services() const {
+  std::vector<LinkedService> linked;
+  for (const auto& [key, entry] : entries_) {
+    const auto& meta = entry.service["metadata"];
+    if (meta.value("namespace", "") != session_namespace_ || is_external_name(entry.service)) {
+      continue;
+    }
+    LinkedService s{meta.value("name", ""), entry.address, {}};
+    for (const auto& p : entry.service["spec"].value("ports", json::array())) {
+      s.ports.push_back({p.value("name", ""), static_cast<std::uint16_t>(p.value("port", 0)),
+                         p.value("protocol", "TCP")});
+    }
+    linked.push_back(std::move(s));
+  }
+  return linked;
+}
+
+json ServiceDirectory::describe() const {
+  json out = json::array();
+  for (const auto& [key, entry] : entries_) {
+    json ports = json::array();
+    for (const auto& ep : entry.bound) ports.push_back(ep.port());
+    const auto& meta = entry.service["metadata"];
+    out.push_back({{"name", meta.value("name", "")},
+                   {"namespace", meta.value("namespace", "")},
+                   {"address", entry.address.to_string()},
+                   {"ports", ports},
+                   {"problems", entry.problems}});
+  }
+  return out;
+}
+
+}  // namespace lpk::proxy

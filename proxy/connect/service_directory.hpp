@@ -1,0 +1,64 @@
+#pragma once
+// The cluster's services as the developer machine sees them during `connect`: each service of
+// the mapped namespaces gets a stable loopback address, a listener per TCP port that carries
+// connections to `<svc>.<ns>.svc.<zone>:<port>` through the tunnel, and its names in the stub
+// DNS table. Fed by the services watch (a relist replaces a namespace, events update one).
+//
+// Threading: the io thread only.
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "dns/name_table.hpp"
+#include "proxy/forward/address_pool.hpp"
+#include "proxy/connect/environment.hpp"
+#include "proxy/forward/forwarder.hpp"
+
+namespace lpk::proxy {
+
+class ServiceDirectory {
+ public:
+  ServiceDirectory(Forwarder& forwarder, AddressPool& pool, std::string session_namespace,
+                   std::string zone);
+
+  /// A relist of namespace `ns`: services not in `items` go away.
+  void replace_namespace(const std::string& ns, const nlohmann::json& items);
+  void upsert(const nlohmann::json& service);
+  void remove(const nlohmann::json& service);
+
+  /// The stub DNS table for what is known now.
+  dns::TableSpec table() const;
+  /// The services of the session namespace with their lpk addresses, for rewriting the
+  /// service link variables the kubelet gave the container.
+  std::vector<LinkedService> linked_services() const;
+  /// For `lpk-proxy status`: every service with its address and listening ports.
+  nlohmann::json describe() const;
+
+  /// Called after every change (to refresh the stub DNS table).
+  std::function<void()> on_change;
+
+ private:
+  struct Entry {
+    nlohmann::json service;
+    boost::asio::ip::address address;
+    std::vector<boost::asio::ip::tcp::endpoint> bound;
+    std::vector<std::string> problems;  // ports that could not be bound, one line each
+  };
+  void open_listeners(const std::string& key, Entry& entry);
+  void close_listeners(Entry& entry);
+  void changed();
+
+  Forwarder& forwarder_;
+  AddressPool& pool_;
+  std::string session_namespace_;
+  std::string zone_;
+  std::map<std::string, Entry> entries_;  // "<ns>/<name>"
+  std::vector<std::string> namespaces_;
+};
+
+}  // namespace lpk::proxy

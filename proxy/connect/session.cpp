@@ -1,0 +1,333 @@
+#include "proxy/connect/session.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <cstdio>
+
+#include "proxy/control/console.hpp"
+#include "proxy/control/session_paths.hpp"
+#include "proxy/forward/portforward_link.hpp"
+
+namespace lpk::proxy {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Where inbound streams land: `--local-port`, or by default the same port numbers as the
+/// container's, which is what a service run locally usually listens on.
+InboundRoutes inbound_routes(const SessionPlan& plan) {
+  auto routes = plan.options.inbound;
+  if (!routes.any_port && routes.by_remote.empty()) {
+    for (const auto& r : plan.target.container.routes) {
+      routes.by_remote[r.container_port] = r.container_port;
+    }
+  }
+  for (const auto& r : plan.target.container.routes) {
+    auto local = routes.local_port_for(r.container_port);
+    console::print_line(console::kInbound, plan.target.workload.describe(), r.container_port,
+                        local ? std::to_string(*local) : std::string("(none: refused)"));
+  }
+  return routes;
+}
+
+}  // namespace
+
+ConnectSession::ConnectSession(SessionPlan plan, kube::Client& client)
+    : plan_(std::move(plan)),
+      client_(client),
+      side_(plan_.options.pool),
+      tunnel_came_up_(side_.io()) {}
+
+ConnectSession::~ConnectSession() = default;
+
+int ConnectSession::run() {
+  open_tunnels();
+  start_directory();
+  start_dns();
+  for (const auto& service : directory_->describe()) {
+    console::print_line(console::kService, service["name"].get<std::string>(),
+                        service["namespace"].get<std::string>(),
+                        service["address"].get<std::string>(), service["ports"].dump());
+  }
+  start_informers();
+  start_control();
+  side_.on_signal = [this](int signal) { on_signal(signal); };
+  side_.on_stop = [this] {
+    if (control_) control_->stop();
+    if (cluster_dns_) cluster_dns_->stop();
+    tunnel_came_up_.cancel();
+    for (auto& informer : informers_) informer->request_stop();
+  };
+  asio::co_spawn(side_.io(), serve(), asio::detached);
+  int code = side_.run();
+  informers_.clear();  // joins: each notices its stop within about a second
+  return code;
+}
+
+void ConnectSession::open_tunnels() {
+  auto inbound = std::make_shared<LocalDialer>(inbound_routes(plan_), 10s);
+  for (const auto& pod : plan_.agent_pods) {
+    auto name = pod["metadata"].value("name", "");
+    auto dial = portforward_link_dialer(client_.config(), client_.credentials(), plan_.ns, name,
+                                        plan_.target.tunnel_port);
+    auto& tunnel = side_.add_tunnel(std::move(dial), tunnel::SessionOptions{}, inbound);
+    tunnel.wait_for_tunnel = 30s;
+    tunnel.on_up = [this, name](tunnel::Session& session) {
+      console::print_line(console::kTunnelUp, name, session.id_text());
+      tunnel_came_up_.cancel();
+    };
+    tunnel.on_fatal = [this, name](const std::string& why) {
+      std::fprintf(stderr, "lpk-proxy: tunnel to pod %s: %s\n", name.c_str(), why.c_str());
+      side_.stop(1);
+    };
+    tunnel_pods_.push_back(name);
+  }
+}
+
+std::vector<std::string> ConnectSession::namespaces() const {
+  std::vector<std::string> all{plan_.ns};
+  for (const auto& ns : plan_.options.extra_namespaces) {
+    if (std::find(all.begin(), all.end(), ns) == all.end()) all.push_back(ns);
+  }
+  return all;
+}
+
+void ConnectSession::start_directory() {
+  directory_ = std::make_unique<ServiceDirectory>(side_.forwarder(), side_.pool(), plan_.ns,
+                                                  plan_.options.zone);
+  // The first list is synchronous: `ready` promises every service has its name and listener.
+  for (const auto& ns : namespaces()) {
+    auto list = client_.list(kube::resource_path("v1", ns, "services"));
+    directory_->replace_namespace(ns, list.value("items", json::array()));
+  }
+}
+
+void ConnectSession::start_dns() {
+  const auto& options = plan_.options;
+  cluster_dns_ = std::make_shared<AgentDnsResolver>(side_.io().get_executor(), side_.outbound());
+  StubDnsOptions dns{{}, options.zone, plan_.ns, options.resolv_conf};
+  auto table = directory_->table();
+  tunnel::Result<void> started;
+  if (options.dns) {
+    dns.listen = *options.dns;
+    started = side_.start_dns(dns, table, cluster_dns_.get());
+  } else {
+    // Port 53 lets a resolv.conf point at the stub; without the privilege, any free port.
+    auto address = asio::ip::address(*side_.pool().allocate("dns.lpk.internal"));
+    for (std::uint16_t port : {53, 0}) {
+      dns.listen = asio::ip::udp::endpoint(address, port);
+      started = side_.start_dns(dns, table, cluster_dns_.get());
+      if (started) break;
+      spdlog::info("stub DNS cannot use port {} ({})", port, started.error().message);
+    }
+  }
+  started.value();  // throws with the Problem's sentence
+  directory_->on_change = [this] {
+    if (side_.dns() && !side_.stopping()) side_.dns()->set_table(directory_->table());
+  };
+  dns_endpoint_ = side_.dns()->endpoint();
+  console::print_line(console::kDns, dns_endpoint_.address().to_string(), dns_endpoint_.port());
+}
+
+void ConnectSession::start_informers() {
+  for (const auto& ns : namespaces()) {
+    kube::Informer::Handlers handlers;
+    handlers.on_list = [this, ns](const json& items) {
+      asio::post(side_.io(), [this, ns, items] {
+        if (!side_.stopping()) directory_->replace_namespace(ns, items);
+      });
+    };
+    handlers.on_event = [this](const kube::WatchEvent& event) {
+      asio::post(side_.io(), [this, event] {
+        if (side_.stopping()) return;
+        if (event.type == "DELETED") directory_->remove(event.object);
+        else directory_->upsert(event.object);
+      });
+    };
+    handlers.on_error = [ns](const std::string& problem, std::chrono::seconds retry_in) {
+      spdlog::warn("watching the services of {}: {}; trying again in {} s", ns, problem,
+                   retry_in.count());
+    };
+    informers_.push_back(std::make_unique<kube::Informer>(
+        client_, kube::resource_path("v1", ns, "services"), kube::ListOptions{},
+        std::move(handlers)));
+  }
+}
+
+void ConnectSession::on_signal(int signal) {
+  bool child_running = child_ && !child_->exit_code();
+  if (!child_running) {
+    side_.stop(0);
+    return;
+  }
+  // Ctrl-C reached the child too (same process group); give it the chance to exit on its own.
+  if (signal == SIGTERM || ++interrupts_ > 1) {
+    asio::co_spawn(side_.io(), [child = child_]() -> asio::awaitable<void> {
+      co_await child->terminate(5s);
+    }, asio::detached);
+  } else {
+    console::print_line(console::kWaitingForCommand);
+  }
+}
+
+std::size_t ConnectSession::tunnels_up() const {
+  std::size_t n = 0;
+  for (const auto& t : side_.tunnels()) n += t->session() != nullptr;
+  return n;
+}
+
+json ConnectSession::status() const {
+  json tunnels = json::array();
+  for (std::size_t i = 0; i < side_.tunnels().size(); ++i) {
+    auto session = side_.tunnels()[i]->session();
+    json t = {{"pod", tunnel_pods_[i]}, {"state", session ? "ready" : "connecting"}};
+    if (session) {
+      auto stats = session->stats();
+      t["rtt_ms"] = stats.rtt.count() / 1000.0;
+      t["streams"] = stats.streams_active;
+      t["streams_total"] = stats.streams_opened;
+      t["bytes_sent"] = stats.bytes_sent;
+      t["bytes_received"] = stats.bytes_received;
+    }
+    tunnels.push_back(t);
+  }
+  json child = nullptr;
+  if (child_) {
+    std::string command;
+    for (const auto& a : plan_.options.command) command += (command.empty() ? "" : " ") + a;
+    child = {{"pid", child_->pid()}, {"command", command}};
+  }
+  auto dns = dns_endpoint_.address().to_string() + ":" + std::to_string(dns_endpoint_.port());
+  return {{"service", plan_.options.service},
+          {"namespace", plan_.ns},
+          {"workload", plan_.target.workload.describe()},
+          {"container", plan_.target.container.name},
+          {"pid", static_cast<int>(::getpid())},
+          {"child", child},
+          {"dns", {{"address", dns}}},
+          {"services", directory_->describe()},
+          {"tunnels", tunnels}};
+}
+
+json ConnectSession::diagnostics() const {
+  auto d = status();
+  json routes = json::array();
+  for (const auto& r : plan_.target.container.routes) {
+    routes.push_back({{"service_port", r.service_port}, {"container_port", r.container_port},
+                      {"name", r.name}});
+  }
+  d["routes"] = routes;
+  d["mounts"] = plan_.target.mounts;
+  d["log_dir"] = log_dir(plan_.session_id).string();
+  d["session_dir"] = session_dir(plan_.session_id).string();
+  d["dns_table_services"] = directory_->table().services.size();
+  return d;
+}
+
+void ConnectSession::start_control() {
+  control_ = std::make_unique<ControlServer>(side_.io().get_executor(), plan_.session_id,
+                                             control_socket_path(plan_.session_id));
+  control_->handle("status", [this] { return status(); });
+  control_->handle("env", [this] { return json{{"env", imported_}, {"from", imported_from_}}; });
+  control_->handle("diagnostics", [this] { return diagnostics(); });
+  if (auto started = control_->start(); !started) {
+    spdlog::warn("no control socket: {}", started.error().message);
+    std::fprintf(stderr, "lpk-proxy: %s; `lpk-proxy status` will not see this session\n",
+                 started.error().message.c_str());
+  }
+}
+
+asio::awaitable<void> ConnectSession::serve() {
+  co_await import_environment();
+  if (side_.stopping()) co_return;
+  co_await wait_for_tunnels();
+  if (side_.stopping()) co_return;
+  console::print_line(console::kTunnels, tunnels_up(), side_.tunnels().size());
+  console::print_line(console::kReady);
+  if (plan_.options.command.empty()) co_return;
+  co_await run_child();
+}
+
+asio::awaitable<void> ConnectSession::import_environment() {
+  const auto& options = plan_.options;
+  tunnel::AgentEnvironment environment;
+  if (auto fetched = co_await fetch_environment(side_.outbound())) {
+    environment = std::move(*fetched);
+  } else {
+    std::fprintf(stderr, "lpk-proxy: cannot import the container's environment: %s\n",
+                 fetched.error().message.c_str());
+  }
+  if (side_.stopping()) co_return;
+  imported_ = environment.env;
+  imported_from_ = environment.pod_name;
+  auto links = rewrite_service_links(imported_, directory_->linked_services());
+  auto files = write_imported_files(environment.files, session_dir(plan_.session_id));
+  for (const auto& [path, why] : files.failed) {
+    std::fprintf(stderr, "lpk-proxy: cannot write %s: %s\n", path.c_str(), why.c_str());
+  }
+  for (const auto& skipped : environment.skipped) {
+    console::print_line(console::kNotImported, skipped.path, skipped.reason);
+  }
+  lpk_variables_ = lpk_variables(plan_.session_id, files.root);
+  console::print_line(console::kEnvironment, imported_.size(), environment.pod_name,
+                      links.rewritten.size(), files.written.size(), files.root.string());
+  if (options.env_file.empty()) co_return;
+  auto everything = imported_;
+  for (const auto& [k, v] : lpk_variables_) everything[k] = v;
+  std::vector<std::string> left_out;
+  if (auto written = write_env_file(options.env_file, everything, left_out); !written) {
+    std::fprintf(stderr, "lpk-proxy: cannot write --env-file %s: %s\n", options.env_file.c_str(),
+                 written.error().message.c_str());
+  } else {
+    console::print_line(console::kEnvFile, options.env_file);
+  }
+}
+
+// "ready" promises that traffic reaching any replica lands here, so it waits (bounded) for every
+// agent's tunnel, not only the one that brought the environment.
+asio::awaitable<void> ConnectSession::wait_for_tunnels() {
+  tunnel_came_up_.expires_after(30s);  // the bound; on_up and stop cancel the wait early
+  while (!side_.stopping() && tunnels_up() < side_.tunnels().size() &&
+         tunnel_came_up_.expiry() > std::chrono::steady_clock::now()) {
+    co_await tunnel_came_up_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<void> ConnectSession::run_child() {
+  auto argv = plan_.options.command;
+  if (dns_endpoint_.port() == 53 && ::geteuid() == 0) {
+    // The child's own resolver asks the stub: a private /etc/resolv.conf, as in a pod.
+    auto conf = session_dir(plan_.session_id) / "resolv.conf";
+    auto text = pod_resolv_conf(dns_endpoint_.address().to_string(), plan_.ns,
+                                plan_.options.zone);
+    if (auto written = write_private_file(conf, text, 0644); written) {
+      argv = with_private_resolv_conf(argv, conf);
+    } else {
+      spdlog::warn("{}; the command uses the machine's resolver", written.error().message);
+    }
+  }
+  auto env = build_child_environment(current_environment(), imported_, lpk_variables_);
+  try {
+    child_ = ChildProcess::start(side_.io().get_executor(), argv, to_envp(env));
+  } catch (const SpawnError& e) {
+    std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
+    side_.stop(e.exit_code());
+    co_return;
+  }
+  auto child = child_;
+  int code = co_await child->wait();
+  console::print_line(console::kCommandExited, code);
+  side_.stop(code);
+}
+
+}  // namespace lpk::proxy

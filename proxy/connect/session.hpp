@@ -1,0 +1,85 @@
+#pragma once
+// The developer-machine half of `lpk-proxy connect`, once the agents run: one tunnel per agent
+// pod (over the pod's port-forward), listeners and stub DNS names for every service of the
+// mapped namespaces (kept current by informers), the container's environment and files imported
+// through the first agent, the control socket, and the child command.
+//
+// Threading: run() owns the io_context (LocalSide) on the calling thread; the informers run on
+// their own threads (kube::Client blocks) and post what they see to it.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "kube/client.hpp"
+#include "kube/informer.hpp"
+#include "proxy/app/options.hpp"
+#include "proxy/connect/agent_services.hpp"
+#include "proxy/connect/child_process.hpp"
+#include "proxy/connect/environment.hpp"
+#include "proxy/connect/service_directory.hpp"
+#include "proxy/control/server.hpp"
+#include "proxy/forward/local_side.hpp"
+#include "proxy/takeover/takeover.hpp"
+
+namespace lpk::proxy {
+
+struct SessionPlan {
+  ConnectOptions options;
+  std::string ns;          ///< the session namespace (the service's)
+  std::string session_id;  ///< 8 hex digits: logs, control socket, files
+  TakeoverTarget target;
+  std::vector<nlohmann::json> agent_pods;
+};
+
+class ConnectSession {
+ public:
+  ConnectSession(SessionPlan plan, kube::Client& client);
+  ~ConnectSession();
+
+  /// Serves until the child exits (its exit code is returned), or until SIGINT/SIGTERM when
+  /// there is no child (0), or a fatal tunnel error (1). Throws kube::ApiError when the first
+  /// list of services fails and std::runtime_error when the stub DNS cannot start.
+  int run();
+
+ private:
+  void open_tunnels();
+  std::vector<std::string> namespaces() const;
+  void start_directory();
+  void start_dns();
+  void start_informers();
+  void start_control();
+  void on_signal(int signal);
+  nlohmann::json status() const;
+  nlohmann::json diagnostics() const;
+  std::size_t tunnels_up() const;
+
+  /// The session once the tunnels start: import, wait for every tunnel, run the command.
+  boost::asio::awaitable<void> serve();
+  boost::asio::awaitable<void> import_environment();
+  boost::asio::awaitable<void> wait_for_tunnels();
+  boost::asio::awaitable<void> run_child();
+
+  SessionPlan plan_;
+  kube::Client& client_;
+  LocalSide side_;
+  std::vector<std::string> tunnel_pods_;  // parallel to side_.tunnels()
+  std::unique_ptr<ServiceDirectory> directory_;
+  std::shared_ptr<AgentDnsResolver> cluster_dns_;
+  boost::asio::ip::udp::endpoint dns_endpoint_;
+  std::unique_ptr<ControlServer> control_;
+  std::shared_ptr<ChildProcess> child_;
+  boost::asio::steady_timer tunnel_came_up_;  // cancelled to wake whoever waits for tunnels
+  EnvMap imported_;
+  EnvMap lpk_variables_;
+  std::string imported_from_;
+  int interrupts_ = 0;
+  // Last: destroyed (joined) first, while what their posted work touches still exists.
+  std::vector<std::unique_ptr<kube::Informer>> informers_;
+};
+
+}  // namespace lpk::proxy

@@ -1,0 +1,49 @@
+#include "proxy/control/console.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace lpk::proxy::console {
+
+std::string lines_json() {
+  return tunnel::console_lines_json({&kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
+                                     &kTunnels, &kEnvironment, &kNotImported, &kEnvFile,
+                                     &kWaitingForCommand, &kCommandExited});
+}
+
+Progress::Progress(bool terminal) : terminal_(terminal) {}
+
+Progress Progress::for_stdout() { return Progress(::isatty(STDOUT_FILENO) == 1); }
+
+void Progress::step(const std::string& line) {
+  if (!terminal_ && line == last_waiting_) {  // already printed as the last waiting line
+    last_waiting_.clear();
+    return;
+  }
+  if (open_line_) std::fputs("\r\033[K", stdout);
+  open_line_ = false;
+  last_waiting_.clear();
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+void Progress::waiting(const std::string& line) {
+  if (line == last_waiting_) return;
+  last_waiting_ = line;
+  if (terminal_) {
+    std::printf("\r\033[K%s", line.c_str());
+    open_line_ = true;
+  } else {
+    std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+}
+
+void Progress::done() {
+  if (open_line_) std::fputs("\n", stdout);
+  open_line_ = false;
+  std::fflush(stdout);
+}
+
+}  // namespace lpk::proxy::console

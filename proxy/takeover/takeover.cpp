@@ -1,0 +1,292 @@
+#include "proxy/takeover/takeover.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <thread>
+
+namespace lpk::proxy {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+json Takeover::list_pods(const std::string& ns, const std::string& selector) {
+  kube::ListOptions options;
+  if (selector.rfind("metadata.name=", 0) == 0) {
+    options.field_selector = selector;
+  } else {
+    options.label_selector = selector;
+  }
+  return client_.list(kube::resource_path("v1", ns, "pods"), options);
+}
+
+std::string Takeover::pod_selector(const WorkloadRef& ref, const json& object) {
+  if (ref.kind == WorkloadKind::pod) return "metadata.name=" + ref.name;
+  return kube::selector_text(object["spec"]["selector"]);
+}
+
+TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
+  TakeoverTarget target;
+  try {
+    target.service = client_.get(kube::resource_path("v1", options.ns, "services", options.service));
+  } catch (const kube::ApiError& e) {
+    if (e.code != 404) throw;
+    throw WorkloadError("service " + options.service + " not found in namespace " + options.ns +
+                        "; `kubectl get services -n " + options.ns + "` lists them");
+  }
+  auto selector = kube::service_selector_text(target.service);
+  if (selector.empty()) {
+    throw WorkloadError("service " + options.service + " has no selector, so no pods of its "
+                        "own for lpk to replace; connect to a service that selects pods");
+  }
+  auto pods = list_pods(options.ns, selector)["items"];
+  const json* pod = nullptr;
+  for (const auto& p : pods) {
+    if (!p["metadata"].contains("deletionTimestamp")) pod = &p;
+    if (pod) break;
+  }
+  if (!pod) {
+    throw WorkloadError("service " + options.service + " selects no pods (" + selector +
+                        "); start its workload first");
+  }
+  json replicaset;
+  for (const auto& owner : (*pod)["metadata"].value("ownerReferences", json::array())) {
+    if (owner.value("kind", "") == "ReplicaSet" && owner.value("controller", false)) {
+      replicaset = client_.get(kube::resource_path("apps/v1", options.ns, "replicasets",
+                                                   owner.value("name", "")));
+    }
+  }
+  target.workload = owner_of(*pod, replicaset.is_null() ? nullptr : &replicaset);
+  target.object = target.workload.kind == WorkloadKind::pod ? *pod
+                                                            : client_.get(target.workload.path());
+  // If an earlier session left the agent in place, the original is in the annotation.
+  auto tmpl = saved_template(target.object).value_or(kube::template_of(target.workload.kind, target.object));
+  target.container = served_container(target.service, tmpl["spec"], options.container);
+  target.mounts = mount_paths(tmpl["spec"], target.container.name);
+  return target;
+}
+
+void Takeover::settle_earlier_session(TakeoverTarget& target) {
+  const auto annotations = target.object["metadata"].value("annotations", json::object());
+  if (!annotations.contains(kSessionAnnotation) && !annotations.contains(kOriginalAnnotation)) {
+    return;
+  }
+  auto owner = SessionOwner::from_json(
+      json::parse(annotations.value(kSessionAnnotation, "{}"), nullptr, false));
+  auto what = target.workload.describe();
+  if (owner.alive_here()) {
+    throw WorkloadError(what + " is already connected by lpk session " + owner.id + " (pid " +
+                        std::to_string(owner.pid) + " on this machine); stop that session first");
+  }
+  if (!owner.host.empty() && !owner.on_this_host()) {
+    throw WorkloadError(what + " was changed by lpk session " + owner.id + " on host " +
+                        owner.host + "; if that session is gone, run `lpk-proxy restore --all -n " +
+                        target.workload.ns + "` and connect again");
+  }
+  progress_.step("repairing " + what + ", left changed by lpk session " +
+                 (owner.id.empty() ? std::string("(unknown)") : owner.id) + " which is gone");
+  restore(target.workload, 180s);
+  target.object = client_.get(target.workload.path());
+}
+
+void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& options,
+                             const SessionOwner& owner) {
+  AgentSpec agent;
+  agent.image = options.agent_image;
+  agent.file_limit = options.file_limit;
+  agent.report_mounts = target.mounts;
+  agent.session = owner.to_json().dump();
+  std::set<std::uint16_t> ports;
+  for (const auto& route : target.container.routes) {
+    if (route.protocol == "TCP" && ports.insert(route.container_port).second) {
+      agent.serve_ports.push_back(route.container_port);
+    }
+  }
+  while (ports.count(agent.tunnel_port)) ++agent.tunnel_port;
+  target.tunnel_port = agent.tunnel_port;
+  const auto& ref = target.workload;
+  progress_.step("replacing container " + target.container.name + " of " + ref.describe() +
+                 " with " + agent.image);
+  if (ref.kind == WorkloadKind::pod) {
+    auto tmpl = agent_template(kube::template_of(ref.kind, target.object), target.container.name, agent);
+    tmpl["metadata"]["annotations"][kOriginalAnnotation] = kube::template_of(ref.kind, target.object).dump();
+    tmpl["metadata"]["annotations"][kSessionAnnotation] = agent.session;
+    recreate_pod(ref, target.object, tmpl, options.rollout_timeout);
+    target.object = client_.get(ref.path());
+    return;
+  }
+  target.object = client_.patch(ref.path(), agent_patch(ref.kind, target.object,
+                                                          target.container.name, agent));
+  if (ref.kind == WorkloadKind::replicaset) {
+    // A ReplicaSet does not replace running pods when its template changes; make it.
+    for (const auto& pod : list_pods(ref.ns, pod_selector(ref, target.object))["items"]) {
+      client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
+    }
+  }
+}
+
+namespace {
+
+/// True when `pod` runs the images of `pod_template` in every container of the template.
+bool runs_template(const json& pod, const json& pod_template) {
+  const auto& spec = pod["spec"];
+  for (const auto& want : pod_template["spec"].value("containers", json::array())) {
+    bool found = false;
+    for (const auto& have : spec.value("containers", json::array())) {
+      if (have.value("name", "") != want.value("name", "")) continue;
+      found = have.value("image", "") == want.value("image", "") &&
+              have.value("command", json()) == want.value("command", json());
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+std::int64_t replicas_of(WorkloadKind kind, const json& object) {
+  if (kind == WorkloadKind::pod) return 1;
+  const auto& spec = object["spec"];
+  return spec.contains("replicas") && spec["replicas"].is_number_integer()
+             ? spec["replicas"].get<std::int64_t>()
+             : 1;
+}
+
+}  // namespace
+
+void Takeover::wait_rollout(const WorkloadRef& ref, std::chrono::seconds timeout,
+                            const std::function<bool(const json& pods)>& pods_done,
+                            const std::string& what) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string state;
+  for (;;) {
+    json object;
+    if (ref.kind != WorkloadKind::pod) object = client_.get(ref.path());
+    auto pods = list_pods(ref.ns, pod_selector(ref, object))["items"];
+    json live = json::array();
+    int ready = 0;
+    for (const auto& pod : pods) {
+      if (pod["metadata"].contains("deletionTimestamp")) continue;
+      live.push_back(pod);
+      ready += kube::pod_ready(pod) ? 1 : 0;
+    }
+    auto wanted = ref.kind == WorkloadKind::pod ? 1 : replicas_of(ref.kind, object);
+    bool done = (ref.kind == WorkloadKind::pod || kube::rollout_complete(ref.kind, object)) &&
+                static_cast<std::int64_t>(live.size()) == wanted && pods_done(live);
+    state = what + ": " + std::to_string(ready) + " of " + std::to_string(wanted) +
+            " pods ready, " + std::to_string(pods.size()) + " in total";
+    if (done) break;
+    progress_.waiting(state);
+    if (cancel_ && cancel_->load()) {
+      progress_.done();
+      throw WorkloadError(what + " interrupted (" + state + ")");
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      progress_.done();
+      throw WorkloadError(what + " did not finish within " + std::to_string(timeout.count()) +
+                          " s (" + state + "); `kubectl describe " +
+                          std::string(resource_of(ref.kind)) + " " + ref.name + " -n " + ref.ns +
+                          "` shows why");
+    }
+    std::this_thread::sleep_for(500ms);
+  }
+  progress_.step(state);  // replaces the waiting line on a terminal
+}
+
+std::vector<json> Takeover::wait_for_agents(const TakeoverTarget& target,
+                                            const TakeoverOptions& options) {
+  const auto& ref = target.workload;
+  auto tmpl = kube::template_of(ref.kind, target.object);
+  std::vector<json> agents;
+  wait_rollout(ref, options.rollout_timeout,
+               [&](const json& pods) {
+                 agents.clear();
+                 for (const auto& pod : pods) {
+                   if (!runs_template(pod, tmpl) || !kube::pod_ready(pod)) return false;
+                   agents.push_back(pod);
+                 }
+                 return true;
+               },
+               "rollout of lpk-agent in " + ref.describe());
+  return agents;
+}
+
+void Takeover::recreate_pod(const WorkloadRef& ref, const json& pod, const json& pod_template,
+                            std::chrono::seconds timeout) {
+  auto path = ref.path();
+  client_.remove(path);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    try {
+      client_.get(path);
+    } catch (const kube::ApiError& e) {
+      if (e.code == 404) break;
+      throw;
+    }
+    progress_.waiting("waiting for pod " + ref.ns + "/" + ref.name + " to go");
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw WorkloadError("pod " + ref.ns + "/" + ref.name + " was not deleted within " +
+                          std::to_string(timeout.count()) + " s");
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  progress_.done();
+  client_.create(kube::resource_path("v1", ref.ns, "pods"), recreated_pod(pod, pod_template));
+}
+
+bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout) {
+  json object;
+  try {
+    object = client_.get(ref.path());
+  } catch (const kube::ApiError& e) {
+    if (e.code != 404) throw;
+    progress_.step(ref.describe() + " no longer exists; nothing to restore");
+    return false;
+  }
+  auto original = saved_template(object);
+  if (!original) return false;
+  progress_.step("restoring " + ref.describe());
+  if (ref.kind == WorkloadKind::pod) {
+    recreate_pod(ref, object, *original, timeout);
+  } else {
+    for (int attempt = 0;; ++attempt) {
+      try {
+        client_.replace(ref.path(), restored_object(ref.kind, object));
+        break;
+      } catch (const kube::ApiError& e) {
+        // Someone (a controller updating status) wrote in between: read again and retry.
+        if (e.code != 409 || attempt == 10) throw;
+        object = client_.get(ref.path());
+        if (!saved_template(object)) return false;
+      }
+    }
+    if (ref.kind == WorkloadKind::replicaset) {
+      for (const auto& pod : list_pods(ref.ns, pod_selector(ref, object))["items"]) {
+        if (runs_template(pod, *original)) continue;
+        client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
+      }
+    }
+  }
+  wait_rollout(ref, timeout,
+               [&](const json& pods) {
+                 return std::all_of(pods.begin(), pods.end(), [&](const json& pod) {
+                   return runs_template(pod, *original) && kube::pod_ready(pod);
+                 });
+               },
+               "restore of " + ref.describe());
+  return true;
+}
+
+std::vector<WorkloadRef> Takeover::changed_workloads(const std::string& ns) {
+  std::vector<WorkloadRef> found;
+  for (auto kind : {WorkloadKind::deployment, WorkloadKind::statefulset,
+                    WorkloadKind::replicaset, WorkloadKind::pod}) {
+    auto list = client_.list(kube::resource_path(group_version_of(kind), ns, resource_of(kind)));
+    for (const auto& item : list.value("items", json::array())) {
+      const auto& meta = item["metadata"];
+      if (!meta.value("annotations", json::object()).contains(kOriginalAnnotation)) continue;
+      found.push_back({kind, meta.value("namespace", ""), meta.value("name", "")});
+    }
+  }
+  return found;
+}
+
+}  // namespace lpk::proxy

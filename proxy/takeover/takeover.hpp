@@ -1,0 +1,90 @@
+#pragma once
+// The cluster half of `lpk-proxy connect`: finds the workload behind a service, swaps the
+// serving container for lpk-agent, waits for the rollout, and puts everything back.
+// Blocking calls through kube::Client; run from the main thread or a worker, never the io thread.
+//
+// Crash safety: before the workload is changed, a record naming it is written to the state
+// directory (<state>/sessions/<id>.json); the original template travels in the workload's
+// own annotation. `lpk-proxy restore` walks the records of sessions whose process is gone, and
+// `restore --all` the annotations themselves.
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "kube/client.hpp"
+#include "proxy/control/console.hpp"
+#include "proxy/takeover/session_record.hpp"
+#include "proxy/takeover/workload.hpp"
+
+namespace lpk::proxy {
+
+/// What connect found: the service, the workload and the container to replace.
+struct TakeoverTarget {
+  nlohmann::json service;
+  WorkloadRef workload;
+  nlohmann::json object;  ///< the workload as last read
+  ServedContainer container;
+  std::vector<std::string> mounts;
+  std::uint16_t tunnel_port = tunnel::kDefaultAgentPort;  ///< where the agent listens (set by install)
+};
+
+struct TakeoverOptions {
+  std::string service;
+  std::string ns;
+  std::string container;  ///< empty: the one serving the service's ports
+  std::string agent_image = "lpk/lpk-agent:dev";
+  std::uint64_t file_limit = 1 << 20;
+  std::chrono::seconds rollout_timeout{180};
+};
+
+class Takeover {
+ public:
+  Takeover(kube::Client& client, console::Progress& progress) : client_(client), progress_(progress) {}
+
+  /// Waits end early (WorkloadError "interrupted") once `*flag` is true; null: never.
+  void set_cancel(const std::atomic<bool>* flag) { cancel_ = flag; }
+
+  /// Service -> pods -> owning workload -> serving container. Throws WorkloadError or
+  /// kube::ApiError with one sentence.
+  TakeoverTarget locate(const TakeoverOptions& options);
+
+  /// Deals with an earlier session's annotation on `target`: a session of this machine whose
+  /// process is gone is repaired (restored first); a live one, or one from another machine,
+  /// is refused with what to do. Re-reads target.object when it repaired.
+  void settle_earlier_session(TakeoverTarget& target);
+
+  /// Saves the original and patches the container to run lpk-agent (bare pods are
+  /// recreated; a ReplicaSet's pods are deleted so it makes new ones).
+  void install_agent(TakeoverTarget& target, const TakeoverOptions& options, const SessionOwner& owner);
+
+  /// Waits until every replica runs the agent and is ready; returns those pods.
+  std::vector<nlohmann::json> wait_for_agents(const TakeoverTarget& target,
+                                              const TakeoverOptions& options);
+
+  /// Puts the saved template back (exact spec, PUT with retry on conflicts) and waits until
+  /// the original pods are ready. Returns false when there was nothing to restore.
+  bool restore(const WorkloadRef& workload, std::chrono::seconds timeout);
+
+  /// Every workload in `ns` (empty: all namespaces) that carries lpk's annotation.
+  std::vector<WorkloadRef> changed_workloads(const std::string& ns);
+
+ private:
+  nlohmann::json list_pods(const std::string& ns, const std::string& selector);
+  std::string pod_selector(const WorkloadRef& ref, const nlohmann::json& object);
+  void wait_rollout(const WorkloadRef& ref, std::chrono::seconds timeout,
+                    const std::function<bool(const nlohmann::json& pods)>& pods_done,
+                    const std::string& what);
+  void recreate_pod(const WorkloadRef& ref, const nlohmann::json& pod,
+                    const nlohmann::json& pod_template, std::chrono::seconds timeout);
+
+  kube::Client& client_;
+  console::Progress& progress_;
+  const std::atomic<bool>* cancel_ = nullptr;
+};
+
+}  // namespace lpk::proxy

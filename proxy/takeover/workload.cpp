@@ -1,0 +1,215 @@
+#include "proxy/takeover/workload.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace lpk::proxy {
+
+using nlohmann::json;
+
+namespace {
+
+using kube::field;
+using kube::text_of;
+
+const json* find_container(const json& pod_spec, const std::string& name) {
+  for (const auto& c : field(pod_spec, "containers")) {
+    if (text_of(field(c, "name")) == name) return &c;
+  }
+  return nullptr;
+}
+
+std::string service_name(const json& service) {
+  return text_of(field(field(service, "metadata"), "name"));
+}
+
+std::vector<PortRoute> routes_for(const json& service, const json& container) {
+  std::vector<PortRoute> routes;
+  for (const auto& port : field(field(service, "spec"), "ports")) {
+    bool declared = false;
+    auto container_port = kube::container_port_for(kube::target_port_of(port), container, declared);
+    if (!container_port) continue;
+    auto protocol = text_of(field(port, "protocol"));
+    const auto& service_port = field(port, "port");
+    routes.push_back({text_of(field(port, "name")),
+                      static_cast<std::uint16_t>(service_port.is_number_integer() ? service_port.get<int>() : 0),
+                      *container_port,
+                      protocol.empty() ? "TCP" : protocol});
+  }
+  return routes;
+}
+
+}  // namespace
+
+WorkloadRef owner_of(const json& pod, const json* replicaset) {
+  const auto& meta = field(pod, "metadata");
+  WorkloadRef ref{WorkloadKind::pod, text_of(field(meta, "namespace")), text_of(field(meta, "name"))};
+  auto controller = kube::controller_of(pod);
+  if (!controller) return ref;
+  auto kind = kube::workload_kind(controller->kind);
+  if (!kind || *kind == WorkloadKind::pod) {
+    throw WorkloadError("pod " + ref.ns + "/" + ref.name + " is controlled by a " +
+                        controller->kind + " " + controller->name +
+                        ", which lpk cannot change; connect to a service backed by a "
+                        "Deployment, StatefulSet, ReplicaSet or bare Pod");
+  }
+  if (*kind == WorkloadKind::replicaset && replicaset) {
+    auto parent = owner_of(*replicaset);
+    if (parent.kind == WorkloadKind::deployment) return parent;
+  }
+  return {*kind, ref.ns, controller->name};
+}
+
+ServedContainer served_container(const json& service, const json& pod_spec,
+                                 const std::string& wanted) {
+  auto svc = service_name(service);
+  if (!wanted.empty()) {
+    const auto* container = find_container(pod_spec, wanted);
+    if (!container) {
+      std::string names;
+      for (const auto& c : field(pod_spec, "containers")) {
+        names += (names.empty() ? "" : ", ") + text_of(field(c, "name"));
+      }
+      throw WorkloadError("the pods of service " + svc + " have no container named " + wanted +
+                          " (they have: " + names + "); fix --container");
+    }
+    return {wanted, routes_for(service, *container)};
+  }
+  // A container that declares a target port serves it; with no declarations at all, a
+  // single container serves every numeric target (ports need not be declared).
+  std::vector<std::string> declaring;
+  for (const auto& c : field(pod_spec, "containers")) {
+    for (const auto& port : field(field(service, "spec"), "ports")) {
+      bool declared = false;
+      kube::container_port_for(kube::target_port_of(port), c, declared);
+      if (declared) {
+        declaring.push_back(text_of(field(c, "name")));
+        break;
+      }
+    }
+  }
+  const auto& containers = field(pod_spec, "containers");
+  if (declaring.empty() && containers.size() == 1) {
+    declaring.push_back(text_of(field(containers[0], "name")));
+  }
+  if (declaring.empty()) {
+    throw WorkloadError("no container of service " + svc + "'s pods declares its target ports; "
+                        "name the container to replace with --container");
+  }
+  if (declaring.size() > 1) {
+    std::string names;
+    for (const auto& n : declaring) names += (names.empty() ? "" : " and ") + n;
+    throw WorkloadError("service " + svc + "'s ports are served by containers " + names +
+                        "; choose one with --container");
+  }
+  return {declaring[0], routes_for(service, *find_container(pod_spec, declaring[0]))};
+}
+
+std::vector<std::string> mount_paths(const json& pod_spec, const std::string& container) {
+  std::vector<std::string> paths;
+  const auto* c = find_container(pod_spec, container);
+  if (!c) return paths;
+  for (const auto& mount : field(*c, "volumeMounts")) {
+    auto path = text_of(field(mount, "mountPath"));
+    if (!path.empty()) paths.push_back(path);
+  }
+  return paths;
+}
+
+namespace {
+
+json agent_container_fields(const std::string& container, const AgentSpec& agent) {
+  json args = json::array({"--listen", "127.0.0.1:" + std::to_string(agent.tunnel_port)});
+  for (auto port : agent.serve_ports) {
+    args.push_back("--serve");
+    args.push_back(std::to_string(port));
+  }
+  if (!agent.report_mounts.empty()) {
+    std::string joined;
+    for (const auto& p : agent.report_mounts) joined += (joined.empty() ? "" : ",") + p;
+    args.push_back("--report-mounts");
+    args.push_back(joined);
+  }
+  args.push_back("--file-limit");
+  args.push_back(std::to_string(agent.file_limit));
+  args.push_back("--container");  // names the container in the environment report
+  args.push_back(container);
+  return {{"name", container},
+          {"image", agent.image},
+          {"command", json::array({"lpk-agent"})},
+          {"args", args}};
+}
+
+constexpr const char* kAppOnlyFields[] = {"livenessProbe", "readinessProbe", "startupProbe",
+                                          "lifecycle"};
+
+}  // namespace
+
+json agent_patch(WorkloadKind kind, const json& object, const std::string& container,
+                 const AgentSpec& agent) {
+  auto fields = agent_container_fields(container, agent);
+  for (const char* key : kAppOnlyFields) fields[key] = nullptr;  // null deletes in a merge patch
+  json patch;
+  patch["metadata"]["annotations"][kOriginalAnnotation] = kube::template_of(kind, object).dump();
+  patch["metadata"]["annotations"][kSessionAnnotation] = agent.session;
+  patch["spec"]["template"]["spec"]["containers"] = json::array({fields});
+  return patch;
+}
+
+json agent_template(const json& pod_template, const std::string& container,
+                    const AgentSpec& agent) {
+  auto result = pod_template;
+  auto fields = agent_container_fields(container, agent);
+  for (auto& c : result["spec"]["containers"]) {
+    if (text_of(field(c, "name")) != container) continue;
+    for (auto& [key, value] : fields.items()) c[key] = value;
+    for (const char* key : kAppOnlyFields) c.erase(key);
+  }
+  return result;
+}
+
+std::optional<json> saved_template(const json& object) {
+  const auto& saved = field(field(field(object, "metadata"), "annotations"), kOriginalAnnotation);
+  if (!saved.is_string()) return std::nullopt;
+  auto parsed = json::parse(saved.get<std::string>(), nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) return std::nullopt;
+  return parsed;
+}
+
+json restored_object(WorkloadKind kind, const json& object) {
+  auto original = saved_template(object);
+  const auto& meta = field(object, "metadata");
+  if (!original) {
+    throw WorkloadError(std::string(to_string(kind)) + " " + text_of(field(meta, "namespace")) +
+                        "/" + text_of(field(meta, "name")) + " has no readable " +
+                        kOriginalAnnotation + " annotation; there is nothing lpk can restore");
+  }
+  auto result = object;
+  auto& annotations = result["metadata"]["annotations"];
+  annotations.erase(kOriginalAnnotation);
+  annotations.erase(kSessionAnnotation);
+  if (annotations.empty()) result["metadata"].erase("annotations");
+  result.erase("status");
+  if (kind == WorkloadKind::pod) {
+    result["spec"] = (*original)["spec"];
+  } else {
+    result["spec"]["template"] = *original;
+  }
+  return result;
+}
+
+json recreated_pod(const json& pod, const json& pod_template) {
+  json result = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", json::object()}};
+  const auto& meta = field(pod, "metadata");
+  for (const char* key : {"name", "namespace", "ownerReferences"}) {
+    if (meta.contains(key)) result["metadata"][key] = meta[key];
+  }
+  for (const char* key : {"labels", "annotations"}) {
+    const auto& value = field(field(pod_template, "metadata"), key);
+    if (!value.is_null()) result["metadata"][key] = value;
+  }
+  result["spec"] = field(pod_template, "spec");
+  return result;
+}
+
+}  // namespace lpk::proxy

@@ -1,0 +1,92 @@
+#pragma once
+// What `lpk-proxy connect` changes in the cluster, as pure functions over API objects: which
+// workload and container serve a service, the patch that swaps that container for lpk-agent,
+// the record of the original kept in an annotation, and the object that restores it. The
+// Kubernetes facts underneath (kinds, owners, readiness, rollouts) are kube/objects.hpp's.
+// No I/O: takeover.cpp fetches and sends; tests feed objects from files.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kube/objects.hpp"
+#include "proxy/tunnel/protocol.hpp"
+
+namespace lpk::proxy {
+
+using kube::WorkloadKind;
+using kube::WorkloadRef;
+
+/// The annotation holding the pod template (or, for a bare pod, the pod spec) as it was.
+inline constexpr const char* kOriginalAnnotation = "lpk.dev/original-template";
+/// The annotation naming the session that changed the workload (JSON: id, host, pid, started).
+inline constexpr const char* kSessionAnnotation = "lpk.dev/session";
+
+/// A one-line problem with the service or workload, saying what to do.
+class WorkloadError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// The workload lpk changes for `pod`: its controller, where a ReplicaSet owned by a Deployment
+/// is that Deployment (when `replicaset`, the ReplicaSet object, is given); the pod itself when
+/// it has no controller. Throws WorkloadError for a controller lpk cannot change.
+WorkloadRef owner_of(const nlohmann::json& pod, const nlohmann::json* replicaset = nullptr);
+
+/// A service port and the container port it reaches.
+struct PortRoute {
+  std::string name;          // service port name (may be empty)
+  std::uint16_t service_port = 0;
+  std::uint16_t container_port = 0;
+  std::string protocol = "TCP";
+};
+
+/// The container of `pod_spec` that serves `service`'s target ports (named target ports are
+/// resolved against each container's ports) and the routes to it. `wanted` picks the
+/// container by name. Throws WorkloadError when none or several match.
+struct ServedContainer {
+  std::string name;
+  std::vector<PortRoute> routes;
+};
+ServedContainer served_container(const nlohmann::json& service, const nlohmann::json& pod_spec,
+                                 const std::string& wanted = {});
+
+struct AgentSpec {
+  std::string image = "lpk/lpk-agent:dev";
+  std::uint16_t tunnel_port = tunnel::kDefaultAgentPort;
+  std::vector<std::uint16_t> serve_ports;   // the container's ports the agent takes over
+  std::vector<std::string> report_mounts;   // mount paths whose files the agent reports
+  std::uint64_t file_limit = 1 << 20;
+  std::string session;                      // the kSessionAnnotation value
+};
+
+/// The mount paths of `container` (its volumeMounts), for `--report-mounts`.
+std::vector<std::string> mount_paths(const nlohmann::json& pod_spec, const std::string& container);
+
+/// The strategic merge patch that saves the original template in an annotation and makes
+/// `container` run lpk-agent. Everything else of the container (env, envFrom, volumeMounts,
+/// ports, resources, securityContext) and every other container stays as it is; probes and
+/// lifecycle hooks go, because they were written for the application, not the agent.
+nlohmann::json agent_patch(WorkloadKind kind, const nlohmann::json& object,
+                           const std::string& container, const AgentSpec& agent);
+
+/// The pod template with `container` swapped for the agent (what agent_patch produces once
+/// the server merges it); used to recreate bare pods and by tests.
+nlohmann::json agent_template(const nlohmann::json& pod_template, const std::string& container,
+                              const AgentSpec& agent);
+
+/// The saved original template, if `object` carries lpk's annotation.
+std::optional<nlohmann::json> saved_template(const nlohmann::json& object);
+
+/// `object` (a fresh GET of the workload) with its template put back from the annotation and
+/// both lpk annotations removed: send it with PUT so the spec equals the original exactly.
+/// Throws WorkloadError when the annotation is missing or unreadable.
+nlohmann::json restored_object(WorkloadKind kind, const nlohmann::json& object);
+
+/// A bare pod to create in place of `pod` (fresh object: no uid, resourceVersion, status,
+/// nodeName), with `pod_template` as metadata+spec.
+nlohmann::json recreated_pod(const nlohmann::json& pod, const nlohmann::json& pod_template);
+
+}  // namespace lpk::proxy

@@ -1,0 +1,224 @@
+#include "proxy/app/options.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace lpk::proxy {
+namespace {
+
+using Args = std::vector<std::string>;
+
+/// The one-line error `parse` gives for `args`, or "" when they parse.
+template <class Parse>
+std::string error_of(Parse parse, const Args& args) {
+  try {
+    parse(args);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string error_of(const Args& args) { return error_of(parse_run_options, args); }
+std::string connect_error(const Args& args) { return error_of(parse_connect_options, args); }
+std::string restore_error(const Args& args) { return error_of(parse_restore_options, args); }
+
+void expect_one_line_naming(const std::string& message, const std::string& culprit) {
+  EXPECT_FALSE(message.empty()) << "expected an error naming " << culprit;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_NE(message.find(culprit), std::string::npos) << message;
+}
+
+/// A file in a fresh temporary directory, removed with it.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    char dir[] = "/tmp/lpk-proxy-test-XXXXXX";
+    dir_ = mkdtemp(dir);
+    path_ = dir_ + "/file";
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
+
+TEST(RunOptions, Defaults) {
+  auto o = parse_run_options(Args{"--agent", "127.0.0.1:7700"});
+  EXPECT_EQ(o.agent, (tunnel::Target{tunnel::Target::Kind::ipv4, "127.0.0.1", 7700}));
+  EXPECT_TRUE(o.mappings.empty());
+  EXPECT_EQ(o.pool.to_string(), "127.77.0.0/16");
+  EXPECT_TRUE(o.secret.empty());
+  EXPECT_EQ(o.log_level, "info");
+  EXPECT_FALSE(o.inbound.local_port_for(80));
+}
+
+TEST(RunOptions, EveryFlag) {
+  TempFile map("# two more\nweb:80=web.dev:80\n[::1]:0=[::1]:9000\n");
+  TempFile secret("hunter2\n");
+  auto o = parse_run_options(Args{"--map", "redis:6379=redis:6379", "--agent", "agent.local:7700",
+                                  "--map-file", map.path(), "--map", "127.0.0.1:0=10.0.0.1:5432",
+                                  "--pool", "127.88.0.0/24", "--local-port", "3000",
+                                  "--local-port", "8080:80", "--secret-file", secret.path(),
+                                  "--log-level", "debug"});
+  EXPECT_EQ(o.agent.kind, tunnel::Target::Kind::name);
+  EXPECT_EQ(o.agent.host, "agent.local");
+  ASSERT_EQ(o.mappings.size(), 4u);
+  EXPECT_EQ(o.mappings[0].name, "redis");
+  EXPECT_EQ(o.mappings[1].name, "web") << "map-file entries keep the command-line order";
+  EXPECT_EQ(o.mappings[2].target.port, 9000);
+  EXPECT_EQ(o.mappings[3].target.host, "10.0.0.1");
+  EXPECT_EQ(o.pool.to_string(), "127.88.0.0/24");
+  EXPECT_EQ(o.inbound.local_port_for(80), 8080);
+  EXPECT_EQ(o.inbound.local_port_for(22), 3000);
+  EXPECT_EQ(o.secret, "hunter2") << "the trailing newline is not part of the secret";
+  EXPECT_EQ(o.log_level, "debug");
+}
+
+TEST(RunOptions, UnknownFlag) {
+  expect_one_line_naming(error_of({"--agent", "a:1", "--bogus", "x"}), "--bogus");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--bogus"}), "--bogus");
+  expect_one_line_naming(error_of({"--agent", "a:1", "stray"}), "stray");
+}
+
+TEST(RunOptions, MissingValue) {
+  expect_one_line_naming(error_of({"--agent", "a:1", "--map"}), "--map");
+  expect_one_line_naming(error_of({"--agent"}), "--agent");
+}
+
+TEST(RunOptions, MissingAgent) {
+  expect_one_line_naming(error_of({}), "--agent");
+  expect_one_line_naming(error_of({"--map", "redis:1=redis:1"}), "--agent");
+}
+
+TEST(RunOptions, BadAgent) {
+  expect_one_line_naming(error_of({"--agent", "nohost"}), "nohost");
+  expect_one_line_naming(error_of({"--agent", "a:0"}), "'0'");
+}
+
+TEST(RunOptions, BadPool) {
+  expect_one_line_naming(error_of({"--agent", "a:1", "--pool", "10.0.0.0/8"}), "127.0.0.0/8");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--pool", "banana"}), "--pool");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--pool", "127.0.0.0"}), "--pool");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--pool", "127.0.0.0/33"}), "--pool");
+  EXPECT_NE(error_of({"--agent", "a:1", "--pool", "127.0.0.1/32"}), "") << "too small";
+}
+
+TEST(RunOptions, BadMapAndFiles) {
+  expect_one_line_naming(error_of({"--agent", "a:1", "--map", "x"}), "'x'");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--map-file", "/nonexistent/lpk.map"}),
+                         "/nonexistent/lpk.map");
+  TempFile map("redis:6379=redis:6379\nbroken\n");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--map-file", map.path()}),
+                         map.path() + ":2:");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--secret-file", "/nonexistent/secret"}),
+                         "/nonexistent/secret");
+  TempFile empty("\n");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--secret-file", empty.path()}), "empty");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--local-port", "x"}), "'x'");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--log-level", "loud"}), "--log-level");
+}
+
+TEST(RunOptions, UsageMentionsEveryFlag) {
+  for (const char* flag : {"--agent", "--map", "--map-file", "--pool", "--local-port",
+                           "--secret-file", "--log-level"}) {
+    EXPECT_NE(std::string(kRunUsage).find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(RunOptions, AgentPodAndItsKubeconfig) {
+  auto o = parse_run_options(Args{"--agent-pod", "demo/api-1", "--kubeconfig", "/k", "--context",
+                                  "c", "--dns", "127.0.0.1:0", "--namespace", "demo"});
+  ASSERT_TRUE(o.agent_pod);
+  EXPECT_EQ(o.agent_pod->pod_namespace, "demo");
+  EXPECT_EQ(o.agent_pod->pod, "api-1");
+  EXPECT_EQ(o.agent_pod->port, tunnel::kDefaultAgentPort);
+  EXPECT_EQ(o.kube.kubeconfig, "/k");
+  EXPECT_EQ(o.kube.context, "c");
+  ASSERT_TRUE(o.dns);
+  EXPECT_EQ(o.dns->port(), 0);
+  EXPECT_EQ(o.session_namespace, "demo");
+  EXPECT_EQ(parse_agent_pod("ns/p:7000").port, 7000);
+  expect_one_line_naming(error_of({"--agent", "a:1", "--agent-pod", "ns/p"}), "exclude");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--kubeconfig", "/k"}), "--agent-pod");
+  for (const char* bad : {"nopod", "ns/", "/p", "NS/p", "ns/p:0", "ns/p:99999", "ns/p:x"}) {
+    expect_one_line_naming(error_of({"--agent-pod", bad}), "--agent-pod");
+  }
+  expect_one_line_naming(error_of({"--agent", "a:1", "--dns", "localhost:53"}), "--dns");
+  expect_one_line_naming(error_of({"--agent", "a:1", "--dns", "127.0.0.1"}), "--dns");
+}
+
+TEST(ConnectOptions, DefaultsAndEveryFlag) {
+  auto d = parse_connect_options(Args{"--service", "api"});
+  EXPECT_EQ(d.service, "api");
+  EXPECT_EQ(d.agent_image, "lpk/lpk-agent:dev");
+  EXPECT_EQ(d.pool.to_string(), "127.77.0.0/16");
+  EXPECT_EQ(d.timeout, std::chrono::seconds(180));
+  EXPECT_FALSE(d.dns);
+  EXPECT_TRUE(d.command.empty());
+  auto o = parse_connect_options(Args{
+      "-n", "demo", "--service", "api", "--kubeconfig", "/k", "--context", "c",
+      "--also-namespace", "shared", "--local-port", "9000:8080", "--container", "app",
+      "--agent-image", "r/agent:1", "--env-file", "/tmp/e", "--dns", "[::1]:5353", "--pool",
+      "127.88.0.0/24", "--zone", "corp.local", "--resolv-conf", "/r", "--file-limit", "2048",
+      "--timeout", "60", "--log-level", "debug", "--", "./api", "--flag"});
+  EXPECT_EQ(o.kube.namespace_override, "demo");
+  EXPECT_EQ(o.kube.kubeconfig, "/k");
+  EXPECT_EQ(o.kube.context, "c");
+  EXPECT_EQ(o.extra_namespaces, Args{"shared"});
+  EXPECT_EQ(o.inbound.local_port_for(8080), 9000);
+  EXPECT_EQ(o.container, "app");
+  EXPECT_EQ(o.agent_image, "r/agent:1");
+  EXPECT_EQ(o.env_file, "/tmp/e");
+  ASSERT_TRUE(o.dns);
+  EXPECT_TRUE(o.dns->address().is_v6());
+  EXPECT_EQ(o.dns->port(), 5353);
+  EXPECT_EQ(o.pool.to_string(), "127.88.0.0/24");
+  EXPECT_EQ(o.zone, "corp.local");
+  EXPECT_EQ(o.resolv_conf, "/r");
+  EXPECT_EQ(o.file_limit, 2048u);
+  EXPECT_EQ(o.timeout, std::chrono::seconds(60));
+  EXPECT_EQ(o.log_level, "debug");
+  EXPECT_EQ(o.command, (Args{"./api", "--flag"})) << "what follows -- is the command, flags too";
+}
+
+TEST(ConnectOptions, BadInputIsOneLineNamingTheFlag) {
+  expect_one_line_naming(connect_error({}), "--service");
+  expect_one_line_naming(connect_error({"--service", "api", "--"}), "--");
+  expect_one_line_naming(connect_error({"--service", "api", "--timeout", "0"}), "--timeout");
+  expect_one_line_naming(connect_error({"--service", "api", "--timeout", "9999"}), "--timeout");
+  expect_one_line_naming(connect_error({"--service", "api", "--file-limit", "-1"}), "--file-limit");
+  expect_one_line_naming(connect_error({"--service", "api", "--pool", "10.0.0.0/8"}),
+                         "127.0.0.0/8");
+  expect_one_line_naming(connect_error({"--service", "api", "--local-port", "a:b"}), "'a'");
+  expect_one_line_naming(connect_error({"--service", "api", "--bogus", "1"}), "--bogus");
+  expect_one_line_naming(connect_error({"--service"}), "--service");
+  for (const char* flag : {"--service", "--local-port", "--container", "--agent-image",
+                           "--env-file", "--also-namespace", "--dns", "--pool", "--timeout"}) {
+    EXPECT_NE(std::string(kConnectUsage).find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(RestoreOptions, SwitchesAndValues) {
+  auto o = parse_restore_options(Args{"--all", "-A", "--timeout", "30", "-n", "demo"});
+  EXPECT_TRUE(o.all);
+  EXPECT_TRUE(o.all_namespaces);
+  EXPECT_EQ(o.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(o.kube.namespace_override, "demo");
+  EXPECT_FALSE(parse_restore_options(Args{}).all);
+  expect_one_line_naming(restore_error({"-A"}), "--all");
+  expect_one_line_naming(restore_error({"--timeout"}), "--timeout");
+  expect_one_line_naming(restore_error({"--force", "x"}), "--force");
+}
+
+}  // namespace
+}  // namespace lpk::proxy

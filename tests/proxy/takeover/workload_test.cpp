@@ -1,0 +1,163 @@
+#include "proxy/takeover/workload.hpp"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+namespace lpk::proxy {
+namespace {
+
+using nlohmann::json;
+
+json api_service() {
+  return json::parse(R"({"metadata":{"name":"api","namespace":"demo"},
+    "spec":{"selector":{"app":"api"},
+            "ports":[{"name":"http","port":80,"targetPort":"http","protocol":"TCP"},
+                     {"name":"metrics","port":9090}]}})");
+}
+
+json api_deployment() {
+  return json::parse(R"({"apiVersion":"apps/v1","kind":"Deployment",
+    "metadata":{"name":"api","namespace":"demo","generation":3,"resourceVersion":"41",
+                "annotations":{"team":"core"}},
+    "spec":{"replicas":2,"selector":{"matchLabels":{"app":"api"}},
+      "template":{"metadata":{"labels":{"app":"api"}},
+        "spec":{"serviceAccountName":"api-sa",
+          "containers":[
+            {"name":"api","image":"lpk/demo-api:1",
+             "env":[{"name":"PORT","value":"8080"}],
+             "envFrom":[{"configMapRef":{"name":"api-env"}}],
+             "ports":[{"containerPort":8080,"name":"http"},{"containerPort":9090}],
+             "readinessProbe":{"httpGet":{"path":"/healthz","port":"http"}},
+             "resources":{"limits":{"memory":"64Mi"}},
+             "volumeMounts":[{"name":"config","mountPath":"/etc/demo"},
+                             {"name":"secret","mountPath":"/etc/secret"}]},
+            {"name":"log-shipper","image":"fluent:1","ports":[{"containerPort":24224}]}],
+          "volumes":[{"name":"config","configMap":{"name":"api-config"}}]}}},
+    "status":{"observedGeneration":3,"replicas":2,"updatedReplicas":2,"availableReplicas":2}})");
+}
+
+TEST(ServedContainer, NamedTargetPortPicksTheContainerThatDeclaresIt) {
+  auto spec = api_deployment()["spec"]["template"]["spec"];
+  auto served = served_container(api_service(), spec);
+  EXPECT_EQ(served.name, "api");
+  ASSERT_EQ(served.routes.size(), 2u);
+  EXPECT_EQ(served.routes[0].service_port, 80);
+  EXPECT_EQ(served.routes[0].container_port, 8080);
+  EXPECT_EQ(served.routes[0].name, "http");
+  // A missing targetPort means the service port itself.
+  EXPECT_EQ(served.routes[1].container_port, 9090);
+}
+
+TEST(ServedContainer, UndeclaredNumericPortOfASingleContainerIsServedByIt) {
+  auto service = json::parse(R"({"metadata":{"name":"s"},"spec":{"ports":[{"port":80,"targetPort":3000}]}})");
+  auto spec = json::parse(R"({"containers":[{"name":"app","image":"x"}]})");
+  auto served = served_container(service, spec);
+  EXPECT_EQ(served.name, "app");
+  ASSERT_EQ(served.routes.size(), 1u);
+  EXPECT_EQ(served.routes[0].container_port, 3000);
+}
+
+TEST(ServedContainer, AmbiguityAndUnknownNamesAreOneLineErrorsNamingTheFlag) {
+  auto service = json::parse(R"({"metadata":{"name":"s"},"spec":{"ports":[{"port":80},{"port":81}]}})");
+  auto spec = json::parse(R"({"containers":[{"name":"a","ports":[{"containerPort":80}]},
+                                            {"name":"b","ports":[{"containerPort":81}]}]})");
+  try {
+    served_container(service, spec);
+    FAIL() << "two serving containers must be refused";
+  } catch (const WorkloadError& e) {
+    EXPECT_NE(std::string(e.what()).find("--container"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(served_container(service, spec, "b").name, "b");
+  EXPECT_THROW(served_container(service, spec, "c"), WorkloadError);
+}
+
+TEST(AgentPatch, SwapsOnlyTheServingContainerAndSavesTheOriginal) {
+  auto deployment = api_deployment();
+  AgentSpec agent;
+  agent.serve_ports = {8080, 9090};
+  agent.report_mounts = {"/etc/demo", "/etc/secret"};
+  agent.session = R"({"id":"abc"})";
+  auto patch = agent_patch(WorkloadKind::deployment, deployment, "api", agent);
+
+  auto saved = saved_template(patch);
+  ASSERT_TRUE(saved);
+  EXPECT_EQ(*saved, deployment["spec"]["template"]);
+  EXPECT_EQ(patch["metadata"]["annotations"][kSessionAnnotation], agent.session);
+
+  auto containers = patch["spec"]["template"]["spec"]["containers"];
+  ASSERT_EQ(containers.size(), 1u) << "a strategic merge patch names only the changed container";
+  EXPECT_EQ(containers[0]["name"], "api");
+  EXPECT_EQ(containers[0]["image"], agent.image);
+  EXPECT_EQ(containers[0]["command"], json::array({"lpk-agent"}));
+  EXPECT_TRUE(containers[0]["readinessProbe"].is_null());
+  EXPECT_FALSE(containers[0].contains("env")) << "env must be left to the server's merge";
+  auto args = containers[0]["args"].get<std::vector<std::string>>();
+  auto joined = std::accumulate(args.begin(), args.end(), std::string(),
+                                [](std::string a, const std::string& b) { return a + " " + b; });
+  EXPECT_EQ(joined,
+            " --listen 127.0.0.1:4590 --serve 8080 --serve 9090 --report-mounts "
+            "/etc/demo,/etc/secret --file-limit 1048576 --container api");
+}
+
+TEST(AgentTemplate, KeepsEverythingButImageCommandArgsAndProbes) {
+  auto tmpl = api_deployment()["spec"]["template"];
+  AgentSpec agent;
+  agent.serve_ports = {8080};
+  auto swapped = agent_template(tmpl, "api", agent);
+  auto& api = swapped["spec"]["containers"][0];
+  EXPECT_EQ(api["image"], agent.image);
+  EXPECT_FALSE(api.contains("readinessProbe"));
+  for (const char* kept : {"env", "envFrom", "ports", "resources", "volumeMounts"}) {
+    EXPECT_EQ(api[kept], tmpl["spec"]["containers"][0][kept]) << kept;
+  }
+  EXPECT_EQ(swapped["spec"]["containers"][1], tmpl["spec"]["containers"][1]) << "sidecar kept";
+  EXPECT_EQ(swapped["spec"]["serviceAccountName"], "api-sa");
+}
+
+TEST(Restore, PutsTheSavedTemplateBackAndDropsLpkAnnotations) {
+  auto original = api_deployment();
+  // What the server holds after the patch: the template changed, annotations added.
+  auto patched = original;
+  AgentSpec agent;
+  auto patch = agent_patch(WorkloadKind::deployment, original, "api", agent);
+  patched["metadata"]["annotations"].update(patch["metadata"]["annotations"]);
+  patched["spec"]["template"] = agent_template(original["spec"]["template"], "api", agent);
+
+  auto restored = restored_object(WorkloadKind::deployment, patched);
+  EXPECT_EQ(restored["spec"], original["spec"]);
+  EXPECT_EQ(restored["metadata"]["annotations"], original["metadata"]["annotations"]);
+  EXPECT_EQ(restored["metadata"]["resourceVersion"], "41") << "PUT must carry the version";
+  EXPECT_THROW(restored_object(WorkloadKind::deployment, original), WorkloadError);
+}
+
+TEST(Restore, BarePodIsRecreatedFromItsTemplateWithoutServerFields) {
+  auto pod = json::parse(R"({"metadata":{"name":"solo","namespace":"demo","uid":"u1",
+      "resourceVersion":"9","labels":{"app":"solo"}},
+    "spec":{"nodeName":"n1","containers":[{"name":"app","image":"a:1"}]},
+    "status":{"phase":"Running"}})");
+  auto tmpl = template_of(WorkloadKind::pod, pod);
+  auto fresh = recreated_pod(pod, tmpl);
+  EXPECT_FALSE(fresh["metadata"].contains("uid"));
+  EXPECT_FALSE(fresh["metadata"].contains("resourceVersion"));
+  EXPECT_FALSE(fresh.contains("status"));
+  EXPECT_EQ(fresh["metadata"]["labels"], pod["metadata"]["labels"]);
+  EXPECT_EQ(fresh["spec"], pod["spec"]);
+}
+
+TEST(Owner, ReplicaSetOfADeploymentIsTheDeployment) {
+  auto pod = json::parse(R"({"metadata":{"name":"api-1","namespace":"demo",
+      "ownerReferences":[{"kind":"ReplicaSet","name":"api-5d9","controller":true}]}})");
+  auto rs = json::parse(R"({"metadata":{"name":"api-5d9","namespace":"demo",
+      "ownerReferences":[{"kind":"Deployment","name":"api","controller":true}]}})");
+  EXPECT_EQ(owner_of(pod, &rs), (WorkloadRef{WorkloadKind::deployment, "demo", "api"}));
+  EXPECT_EQ(owner_of(pod).kind, WorkloadKind::replicaset);
+  auto bare = json::parse(R"({"metadata":{"name":"solo","namespace":"demo"}})");
+  EXPECT_EQ(owner_of(bare), (WorkloadRef{WorkloadKind::pod, "demo", "solo"}));
+  auto job = json::parse(R"({"metadata":{"name":"j","namespace":"demo",
+      "ownerReferences":[{"kind":"Job","name":"j","controller":true}]}})");
+  EXPECT_THROW(owner_of(job), WorkloadError);
+}
+
+}  // namespace
+}  // namespace lpk::proxy
