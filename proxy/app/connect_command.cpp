@@ -70,11 +70,11 @@ std::unique_ptr<kube::Client> connect_client(const kube::LoadOptions& options) {
 /// Finds the workload, settles an earlier session's leftovers and writes this session's record,
 /// all before anything changes. Throws with one sentence.
 SessionRecord prepare_takeover(Takeover& takeover, SessionPlan& plan,
-                               const TakeoverOptions& wanted) {
+                               const TakeoverOptions& wanted, const kube::LoadOptions& kube) {
   plan.target = takeover.locate(wanted);
   takeover.settle_earlier_session(plan.target);
   SessionRecord record{SessionOwner::current(plan.session_id), plan.target.workload,
-                       plan.options.kube.kubeconfig, plan.options.kube.context};
+                       kube.kubeconfig, kube.context};
   record.save();
   return record;
 }
@@ -90,18 +90,33 @@ int serve_session(SessionPlan& plan, kube::Client& client) {
   }
 }
 
+/// The session's local choices from the command line.
+SessionPlan plan_from(const ConnectOptions& options) {
+  SessionPlan plan;
+  plan.service = options.service;
+  plan.extra_namespaces = options.extra_namespaces;
+  plan.inbound = options.inbound;
+  plan.pool = options.pool;
+  plan.dns = options.dns;
+  plan.zone = options.zone;
+  plan.resolv_conf = options.resolv_conf;
+  plan.env_file = options.env_file;
+  plan.command = options.command;
+  return plan;
+}
+
 }  // namespace
 
 int run_connect(const std::vector<std::string>& args) {
-  SessionPlan plan;
+  ConnectOptions options;
   try {
-    plan.options = parse_connect_options(args);
+    options = parse_connect_options(args);
   } catch (const std::exception& e) {
     return fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
   }
-  auto client = connect_client(plan.options.kube);
+  auto client = connect_client(options.kube);
   if (!client) return 2;
-  const auto& options = plan.options;
+  auto plan = plan_from(options);
   plan.ns = client->config().namespace_;
   plan.session_id = tunnel::to_hex(tunnel::random_session_id()).substr(0, 8);
   auto log_path = setup_logging(plan.session_id, options.log_level);
@@ -116,7 +131,7 @@ int run_connect(const std::vector<std::string>& args) {
                          options.agent_image, options.file_limit, options.timeout};
   SessionRecord record;
   try {
-    record = prepare_takeover(takeover, plan, wanted);
+    record = prepare_takeover(takeover, plan, wanted, options.kube);
   } catch (const std::exception& e) {
     return fail(e.what());
   }

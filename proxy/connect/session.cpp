@@ -26,7 +26,7 @@ namespace {
 /// Where inbound streams land: `--local-port`, or by default the same port numbers as the
 /// container's, which is what a service run locally usually listens on.
 InboundRoutes inbound_routes(const SessionPlan& plan) {
-  auto routes = plan.options.inbound;
+  auto routes = plan.inbound;
   if (!routes.any_port && routes.by_remote.empty()) {
     for (const auto& r : plan.target.container.routes) {
       routes.by_remote[r.container_port] = r.container_port;
@@ -45,7 +45,7 @@ InboundRoutes inbound_routes(const SessionPlan& plan) {
 ConnectSession::ConnectSession(SessionPlan plan, kube::Client& client)
     : plan_(std::move(plan)),
       client_(client),
-      side_(plan_.options.pool),
+      side_(plan_.pool),
       tunnel_came_up_(side_.io()) {}
 
 ConnectSession::~ConnectSession() = default;
@@ -96,7 +96,7 @@ void ConnectSession::open_tunnels() {
 
 std::vector<std::string> ConnectSession::namespaces() const {
   std::vector<std::string> all{plan_.ns};
-  for (const auto& ns : plan_.options.extra_namespaces) {
+  for (const auto& ns : plan_.extra_namespaces) {
     if (std::find(all.begin(), all.end(), ns) == all.end()) all.push_back(ns);
   }
   return all;
@@ -104,7 +104,7 @@ std::vector<std::string> ConnectSession::namespaces() const {
 
 void ConnectSession::start_directory() {
   directory_ = std::make_unique<ServiceDirectory>(side_.forwarder(), side_.pool(), plan_.ns,
-                                                  plan_.options.zone);
+                                                  plan_.zone);
   // The first list is synchronous: `ready` promises every service has its name and listener.
   for (const auto& ns : namespaces()) {
     auto list = client_.list(kube::resource_path("v1", ns, "services"));
@@ -113,7 +113,7 @@ void ConnectSession::start_directory() {
 }
 
 void ConnectSession::start_dns() {
-  const auto& options = plan_.options;
+  const auto& options = plan_;
   cluster_dns_ = std::make_shared<AgentDnsResolver>(side_.io().get_executor(), side_.outbound());
   StubDnsOptions dns{{}, options.zone, plan_.ns, options.resolv_conf};
   auto table = directory_->table();
@@ -204,11 +204,11 @@ json ConnectSession::status() const {
   json child = nullptr;
   if (child_) {
     std::string command;
-    for (const auto& a : plan_.options.command) command += (command.empty() ? "" : " ") + a;
+    for (const auto& a : plan_.command) command += (command.empty() ? "" : " ") + a;
     child = {{"pid", child_->pid()}, {"command", command}};
   }
   auto dns = dns_endpoint_.address().to_string() + ":" + std::to_string(dns_endpoint_.port());
-  return {{"service", plan_.options.service},
+  return {{"service", plan_.service},
           {"namespace", plan_.ns},
           {"workload", plan_.target.workload.describe()},
           {"container", plan_.target.container.name},
@@ -254,12 +254,12 @@ asio::awaitable<void> ConnectSession::serve() {
   if (side_.stopping()) co_return;
   console::print_line(console::kTunnels, tunnels_up(), side_.tunnels().size());
   console::print_line(console::kReady);
-  if (plan_.options.command.empty()) co_return;
+  if (plan_.command.empty()) co_return;
   co_await run_child();
 }
 
 asio::awaitable<void> ConnectSession::import_environment() {
-  const auto& options = plan_.options;
+  const auto& options = plan_;
   tunnel::AgentEnvironment environment;
   if (auto fetched = co_await fetch_environment(side_.outbound())) {
     environment = std::move(*fetched);
@@ -304,12 +304,12 @@ asio::awaitable<void> ConnectSession::wait_for_tunnels() {
 }
 
 asio::awaitable<void> ConnectSession::run_child() {
-  auto argv = plan_.options.command;
+  auto argv = plan_.command;
   if (dns_endpoint_.port() == 53 && ::geteuid() == 0) {
     // The child's own resolver asks the stub: a private /etc/resolv.conf, as in a pod.
     auto conf = session_dir(plan_.session_id) / "resolv.conf";
     auto text = pod_resolv_conf(dns_endpoint_.address().to_string(), plan_.ns,
-                                plan_.options.zone);
+                                plan_.zone);
     if (auto written = write_private_file(conf, text, 0644); written) {
       argv = with_private_resolv_conf(argv, conf);
     } else {

@@ -11,29 +11,40 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "kube/client.hpp"
 #include "kube/informer.hpp"
-#include "proxy/app/options.hpp"
 #include "proxy/connect/agent_services.hpp"
 #include "proxy/connect/child_process.hpp"
 #include "proxy/connect/environment.hpp"
 #include "proxy/connect/service_directory.hpp"
 #include "proxy/control/server.hpp"
 #include "proxy/forward/local_side.hpp"
+#include "proxy/forward/service_map.hpp"
 #include "proxy/takeover/takeover.hpp"
 
 namespace lpk::proxy {
 
+/// What the session serves, decided before it starts: the takeover's outcome and the local
+/// choices (app/ fills it from the command line).
 struct SessionPlan {
-  ConnectOptions options;
+  std::string service;
   std::string ns;          ///< the session namespace (the service's)
   std::string session_id;  ///< 8 hex digits: logs, control socket, files
   TakeoverTarget target;
   std::vector<nlohmann::json> agent_pods;
+  std::vector<std::string> extra_namespaces;  ///< more namespaces whose services get names
+  InboundRoutes inbound;                      ///< where inbound streams land locally
+  boost::asio::ip::network_v4 pool = AddressPool::default_pool();
+  std::optional<boost::asio::ip::udp::endpoint> dns;  ///< empty: the pool's address, port 53
+  std::string zone = "cluster.local";
+  std::string resolv_conf;                    ///< upstreams for names outside the cluster
+  std::string env_file;                       ///< also write the environment there (dotenv)
+  std::vector<std::string> command;           ///< the child; empty: serve until a signal
 };
 
 class ConnectSession {
