@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <set>
 
-#include "kube/text.hpp"
+#include "kube/envvars.hpp"
 #include "proxy/control/session_paths.hpp"
 
 extern char** environ;
@@ -20,9 +20,6 @@ namespace lpk::proxy {
 namespace fs = std::filesystem;
 
 namespace {
-
-using text::ascii_lower;
-using text::ascii_upper;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -72,40 +69,11 @@ bool is_ip_address(const std::string& value) {
 
 }  // namespace
 
-std::string link_variable_name(std::string_view name) {
-  std::string out = ascii_upper(name);
-  std::replace(out.begin(), out.end(), '-', '_');
-  return out;
-}
+std::string link_variable_name(std::string_view name) { return kube::env_variable_name(name); }
 
 std::vector<std::pair<std::string, std::string>> service_link_variables(
     const LinkedService& service) {
-  std::vector<std::pair<std::string, std::string>> vars;
-  if (service.ports.empty()) return vars;
-  const std::string prefix = link_variable_name(service.name);
-  const std::string ip = service.address.to_string();
-  const std::string host = service.address.is_v6() ? "[" + ip + "]" : ip;
-  vars.emplace_back(prefix + "_SERVICE_HOST", ip);
-  const std::string port_name = prefix + "_SERVICE_PORT";
-  vars.emplace_back(port_name, std::to_string(service.ports.front().port));
-  for (const auto& p : service.ports) {
-    if (!p.name.empty()) {
-      vars.emplace_back(port_name + "_" + link_variable_name(p.name), std::to_string(p.port));
-    }
-  }
-  for (std::size_t i = 0; i < service.ports.size(); ++i) {
-    const auto& p = service.ports[i];
-    const std::string protocol = p.protocol.empty() ? "TCP" : p.protocol;
-    const std::string url = ascii_lower(protocol) + "://" + host + ":" + std::to_string(p.port);
-    if (i == 0) vars.emplace_back(prefix + "_PORT", url);  // Docker's special first port
-    const std::string port_prefix =
-        prefix + "_PORT_" + std::to_string(p.port) + "_" + ascii_upper(protocol);
-    vars.emplace_back(port_prefix, url);
-    vars.emplace_back(port_prefix + "_PROTO", ascii_lower(protocol));
-    vars.emplace_back(port_prefix + "_PORT", std::to_string(p.port));
-    vars.emplace_back(port_prefix + "_ADDR", ip);
-  }
-  return vars;
+  return kube::service_link_variables(service.name, service.address.to_string(), service.ports);
 }
 
 LinkRewrite rewrite_service_links(EnvMap& env, const std::vector<LinkedService>& services) {

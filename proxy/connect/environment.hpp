@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "kube/envvars.hpp"
 #include "proxy/tunnel/agent_services.hpp"
 #include "proxy/tunnel/error.hpp"
 
@@ -31,11 +32,7 @@ inline constexpr const char* kSessionVariable = "LPK_SESSION";
 using EnvMap = std::map<std::string, std::string>;
 
 /// One port of a service as the Service spec lists it.
-struct LinkPort {
-  std::string name;  ///< may be empty (only the first port of a service may be unnamed)
-  std::uint16_t port = 0;
-  std::string protocol = "TCP";  ///< TCP, UDP or SCTP, as in the spec
-};
+using LinkPort = kube::ServicePort;
 
 /// A service lpk maps: its listeners are `address` on the service's own port numbers.
 struct LinkedService {
@@ -44,15 +41,11 @@ struct LinkedService {
   std::vector<LinkPort> ports;  ///< in the Service spec's order: the first one is special
 };
 
-/// The kubelet's name for a service or port in variable names: upper case, '-' becomes '_'
-/// (makeEnvVariableName in k/k pkg/kubelet/envvars).
+/// kube::env_variable_name (makeEnvVariableName in k/k pkg/kubelet/envvars).
 std::string link_variable_name(std::string_view name);
 
-/// The service link variables the kubelet would set for `service` (FromServices in k/k
-/// pkg/kubelet/envvars/envvars.go), in its order: {SVC}_SERVICE_HOST, {SVC}_SERVICE_PORT,
-/// {SVC}_SERVICE_PORT_{NAME} per named port, {SVC}_PORT (first port), and per port
-/// {SVC}_PORT_{port}_{PROTO} with _PROTO, _PORT and _ADDR. Hosts are bare addresses; the
-/// URL forms bracket IPv6 (tcp://[::1]:80). Empty when the service has no ports.
+/// The service link variables the kubelet would set for `service`, with lpk's address as its
+/// cluster IP (kube::service_link_variables).
 std::vector<std::pair<std::string, std::string>> service_link_variables(
     const LinkedService& service);
 

@@ -6,6 +6,8 @@
 #include <regex>
 
 #include "tools/kubesim/certs.hpp"
+#include "kube/envvars.hpp"
+#include "kube/objects.hpp"
 #include "kube/text.hpp"
 
 namespace lpk::kubesim {
@@ -40,12 +42,6 @@ std::string expand_vars(const std::string& s,
 }
 
 namespace {
-
-std::string svc_var(const std::string& name) {
-  std::string s = name;
-  for (auto& c : s) c = c == '-' ? '_' : char(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool valid_env_name(const std::string& n) {
   static const std::regex kName("[-._a-zA-Z][-._a-zA-Z0-9]*");
@@ -118,30 +114,9 @@ EnvList service_link_env(const std::vector<json>& services) {
   for (const auto& s : services) {
     std::string ip = s["spec"].value("clusterIP", "");
     if (ip.empty() || ip == "None") continue;
-    const json& ports = s["spec"].value("ports", json::array());
-    if (ports.empty()) continue;
-    std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-    std::string svc = svc_var(s["metadata"]["name"]);
-    env.emplace_back(svc + "_SERVICE_HOST", ip);
-    env.emplace_back(svc + "_SERVICE_PORT", std::to_string(ports[0].value("port", 0)));
-    for (const auto& p : ports) {
-      if (p.contains("name") && !p["name"].get<std::string>().empty()) {
-        env.emplace_back(svc + "_SERVICE_PORT_" + svc_var(p["name"]),
-                         std::to_string(p.value("port", 0)));
-      }
-    }
-    std::string proto0 = text::ascii_lower(ports[0].value("protocol", "TCP"));
-    env.emplace_back(svc + "_PORT",
-                     proto0 + "://" + host + ":" + std::to_string(ports[0].value("port", 0)));
-    for (const auto& p : ports) {
-      std::string proto = p.value("protocol", "TCP");
-      std::string lower = text::ascii_lower(proto);
-      std::string port = std::to_string(p.value("port", 0));
-      std::string base = svc + "_PORT_" + port + "_" + proto;
-      env.emplace_back(base, lower + "://" + host + ":" + port);
-      env.emplace_back(base + "_PROTO", lower);
-      env.emplace_back(base + "_PORT", port);
-      env.emplace_back(base + "_ADDR", ip);
+    auto name = kube::text_of(kube::field(s["metadata"], "name"));
+    for (auto& var : kube::service_link_variables(name, ip, kube::service_ports(s))) {
+      env.push_back(std::move(var));
     }
   }
   return env;
