@@ -46,7 +46,9 @@ void ServiceDirectory::open_listeners(const std::string& key, Entry& entry) {
   if (is_external_name(entry.service)) return;
   const auto& meta = entry.service["metadata"];
   auto name = meta.value("name", "") + "." + meta.value("namespace", "");
-  auto target_host = name + ".svc." + zone_;
+  // Absolute (trailing dot): the agent's resolver then asks for this one name, not first the
+  // three search-list expansions a name with fewer than ndots:5 dots gets in a pod.
+  auto target_host = name + ".svc." + zone_ + ".";
   for (auto port : tcp_ports(entry.service)) {
     tunnel::Target target{tunnel::Target::Kind::name, target_host, port};
     auto bound = forwarder_.listen(asio::ip::tcp::endpoint(entry.address, port), target);

@@ -53,8 +53,8 @@ void ClusterDns::start() {
   dns::ServerOptions opts;
   opts.address = asio::ip::make_address(kDnsIp);
   opts.port = 53;
-  server_ =
-      std::make_unique<dns::Server>(io_, opts, dns::NameTable::build(cluster_table(store_, zone_)));
+  server_ = std::make_unique<dns::Server>(dns_io_, opts,
+                                          dns::NameTable::build(cluster_table(store_, zone_)));
   // The server opens its sockets in start(): open them from inside the node namespace.
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int node = open(netns_path(node_netns()).c_str(), O_RDONLY | O_CLOEXEC);
@@ -73,6 +73,7 @@ void ClusterDns::start() {
   close(self);
   close(node);
   if (failure) std::rethrow_exception(failure);
+  thread_ = std::thread([this] { dns_io_.run(); });
   listener_ = store_.add_listener([this](const WatchEvent& ev) {
     if (ev.resource != "services" && ev.resource != "endpoints" && ev.resource != "namespaces") {
       return;
@@ -88,17 +89,25 @@ void ClusterDns::start() {
 }
 
 void ClusterDns::rebuild() {
+  std::shared_ptr<const dns::NameTable> table;
   try {
-    server_->set_table(dns::NameTable::build(cluster_table(store_, zone_)));
+    table = dns::NameTable::build(cluster_table(store_, zone_));
   } catch (const std::exception& e) {
     spdlog::warn("kubesim: DNS table not rebuilt: {}", e.what());
+    return;
   }
+  asio::post(dns_io_, [this, table = std::move(table)] { server_->set_table(table); });
 }
 
 void ClusterDns::stop() {
   *alive_ = false;
   if (listener_ >= 0) store_.remove_listener(listener_);
   listener_ = -1;
+  if (thread_.joinable()) {
+    // The server's sockets and timers belong to its thread: stop them there, then let it end.
+    asio::post(dns_io_, [this] { server_->stop(); });
+    thread_.join();
+  }
   server_.reset();
 }
 

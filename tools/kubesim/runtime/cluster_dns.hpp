@@ -2,10 +2,17 @@
 // Cluster DNS on the kube-dns ClusterIP inside the node namespace, answered by the lpk::dns
 // library from a NameTable rebuilt whenever services or endpoints change. Names outside the
 // cluster zone get SERVFAIL: kubesim never forwards to the machine's resolver.
+//
+// It answers on a thread of its own, as CoreDNS runs in pods of its own: the API server and
+// the kubelet share kubesim's main thread and block it at times (creating a network namespace
+// waits for `ip`), and a resolver that stalled with them would time out pods' lookups (glibc
+// waits 5 s before it asks again). The table is built on the main thread, which owns the store,
+// and handed over whole.
 
 #include <boost/asio.hpp>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "tools/kubesim/store.hpp"
 
@@ -29,10 +36,12 @@ class ClusterDns {
  private:
   void rebuild();
 
-  boost::asio::io_context& io_;
+  boost::asio::io_context& io_;  // the store's (main) thread: table rebuilds
   Store& store_;
   std::string zone_;
+  boost::asio::io_context dns_io_{1};  // the server's thread
   std::unique_ptr<dns::Server> server_;
+  std::thread thread_;
   int listener_ = -1;
   bool scheduled_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
