@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/asio.hpp>
+#include <csignal>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace lpk::bench {
@@ -85,6 +87,26 @@ inline tcp::acceptor make_acceptor(asio::io_context& io, const tcp::endpoint& ep
   return acceptor;
 }
 
+/// Reads one byte from `socket` and writes it back (TCP_NODELAY set): the request/response both
+/// benchmark servers answer. False when the peer went away first.
+inline asio::awaitable<bool> echo_one_byte(tcp::socket& socket) {
+  boost::system::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  char byte = 0;
+  auto [ec, n] = co_await asio::async_read(socket, asio::buffer(&byte, 1), kUseTuple);
+  if (ec) co_return false;
+  std::tie(ec, n) = co_await asio::async_write(socket, asio::buffer(&byte, 1), kUseTuple);
+  co_return !ec;
+}
+
+/// The server side of a benchmark: listens on --listen (default 127.0.0.1:0), prints
+/// "listen PORT", serves each connection with `serve(socket)` until SIGINT/SIGTERM. A failed
+/// accept (EMFILE while connections drain) waits `backoff` instead of spinning; with `say`, it
+/// is reported on stderr as `say: accept: <why>`.
+template <class Serve>
+int run_server(const class Flags& flags, Serve serve, std::chrono::milliseconds backoff,
+               const char* say = nullptr);
+
 /// One slot per worker: the socket it is using and when that attempt must be abandoned.
 struct Slot {
   tcp::socket* socket = nullptr;
@@ -127,5 +149,33 @@ class ErrorTally {
  private:
   std::map<std::string, uint64_t> counts_;
 };
+
+template <class Serve>
+int run_server(const Flags& flags, Serve serve, std::chrono::milliseconds backoff,
+               const char* say) {
+  asio::io_context io;
+  auto acceptor = make_acceptor(io, parse_endpoint(flags.str("--listen", "127.0.0.1:0")));
+  std::printf("listen %u\n", acceptor.local_endpoint().port());
+  std::fflush(stdout);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](auto, int) { io.stop(); });
+  auto accept_loop = [&]() -> asio::awaitable<void> {
+    asio::steady_timer pause(io);
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec) {
+        if (say) std::fprintf(stderr, "%s: accept: %s\n", say, ec.message().c_str());
+        pause.expires_after(backoff);
+        co_await pause.async_wait(kUseTuple);
+        continue;
+      }
+      asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+    }
+  };
+  asio::co_spawn(io, accept_loop(), asio::detached);
+  io.run();
+  return 0;
+}
 
 }  // namespace lpk::bench

@@ -16,39 +16,10 @@
 namespace lpk::bench {
 namespace {
 
-asio::awaitable<void> serve_one(tcp::socket socket) {
-  boost::system::error_code ignored;
-  socket.set_option(tcp::no_delay(true), ignored);
-  char byte = 0;
-  auto [rec, n] = co_await asio::async_read(socket, asio::buffer(&byte, 1), kUseTuple);
-  if (rec) co_return;
-  co_await asio::async_write(socket, asio::buffer(&byte, 1), kUseTuple);
-}
-
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
-  asio::steady_timer backoff(acceptor.get_executor());
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
-    if (ec == asio::error::operation_aborted) co_return;
-    if (ec) {  // EMFILE and friends: let connections drain instead of spinning
-      backoff.expires_after(std::chrono::milliseconds(5));
-      co_await backoff.async_wait(kUseTuple);
-      continue;
-    }
-    asio::co_spawn(acceptor.get_executor(), serve_one(std::move(socket)), asio::detached);
-  }
-}
+asio::awaitable<void> serve_one(tcp::socket socket) { co_await echo_one_byte(socket); }
 
 int serve(const Flags& flags) {
-  asio::io_context io;
-  auto acceptor = make_acceptor(io, parse_endpoint(flags.str("--listen", "127.0.0.1:0")));
-  std::printf("listen %u\n", acceptor.local_endpoint().port());
-  std::fflush(stdout);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](auto, int) { io.stop(); });
-  asio::co_spawn(io, accept_loop(acceptor), asio::detached);
-  io.run();
-  return 0;
+  return run_server(flags, serve_one, std::chrono::milliseconds(5));
 }
 
 struct RunState {

@@ -21,41 +21,13 @@ namespace {
 
 // Holds one accepted connection: echo one byte, then park on a read until the peer closes.
 asio::awaitable<void> hold_one(tcp::socket socket) {
-  boost::system::error_code ignored;
-  socket.set_option(tcp::no_delay(true), ignored);
+  if (!co_await echo_one_byte(socket)) co_return;
   char byte = 0;
-  auto [ec, n] = co_await asio::async_read(socket, asio::buffer(&byte, 1), kUseTuple);
-  if (ec) co_return;
-  std::tie(ec, n) = co_await asio::async_write(socket, asio::buffer(&byte, 1), kUseTuple);
-  if (ec) co_return;
   co_await socket.async_read_some(asio::buffer(&byte, 1), kUseTuple);
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
-  asio::steady_timer backoff(acceptor.get_executor());
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
-    if (ec == asio::error::operation_aborted) co_return;
-    if (ec) {  // EMFILE: say so once per burst instead of spinning
-      std::fprintf(stderr, "idle_streams hold: accept: %s\n", ec.message().c_str());
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(kUseTuple);
-      continue;
-    }
-    asio::co_spawn(acceptor.get_executor(), hold_one(std::move(socket)), asio::detached);
-  }
-}
-
 int hold(const Flags& flags) {
-  asio::io_context io;
-  auto acceptor = make_acceptor(io, parse_endpoint(flags.str("--listen", "127.0.0.1:0")));
-  std::printf("listen %u\n", acceptor.local_endpoint().port());
-  std::fflush(stdout);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](auto, int) { io.stop(); });
-  asio::co_spawn(io, accept_loop(acceptor), asio::detached);
-  io.run();
-  return 0;
+  return run_server(flags, hold_one, std::chrono::milliseconds(100), "idle_streams hold");
 }
 
 struct OpenState {
