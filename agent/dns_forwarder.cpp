@@ -41,11 +41,11 @@ std::vector<std::uint8_t> framed(std::span<const std::uint8_t> message) {
 
 }  // namespace
 
-std::optional<udp::endpoint> first_nameserver(const std::string& resolv_conf, std::string& why) {
+tunnel::Result<udp::endpoint> first_nameserver(const std::string& resolv_conf) {
   std::ifstream in(resolv_conf);
   if (!in) {
-    why = "cannot read " + resolv_conf;
-    return std::nullopt;
+    return tunnel::Problem{std::make_error_code(std::errc::no_such_file_or_directory),
+                           "cannot read " + resolv_conf};
   }
   std::string line;
   while (std::getline(in, line)) {
@@ -65,8 +65,8 @@ std::optional<udp::endpoint> first_nameserver(const std::string& resolv_conf, st
     auto address = asio::ip::make_address(value, ec);
     if (!ec && port > 0 && port <= 65535) return udp::endpoint(address, std::uint16_t(port));
   }
-  why = "no usable nameserver line in " + resolv_conf;
-  return std::nullopt;
+  return tunnel::Problem{std::make_error_code(std::errc::invalid_argument),
+                         "no usable nameserver line in " + resolv_conf};
 }
 
 std::optional<std::size_t> question_end(std::span<const std::uint8_t> query) {
@@ -116,15 +116,17 @@ DnsForwarder::DnsForwarder(tcp::socket stream, udp::endpoint nameserver,
 
 DnsForwarder::~DnsForwarder() = default;
 
-bool DnsForwarder::open(std::string& why) {
+tunnel::Result<void> DnsForwarder::open() {
   error_code ec;
   udp_.open(nameserver_.protocol(), ec);
   // Connected: the kernel drops datagrams from anyone but the nameserver.
   if (!ec) udp_.connect(nameserver_, ec);
   if (!ec) udp_.non_blocking(true, ec);
-  if (ec)
-    why = "cannot reach the nameserver " + nameserver_.address().to_string() + ": " + ec.message();
-  return !ec;
+  if (ec) {
+    return tunnel::Problem{ec, "cannot reach the nameserver " + nameserver_.address().to_string() +
+                                   ": " + ec.message()};
+  }
+  return {};
 }
 
 // Every coroutine is started from a lambda holding a strong reference: the forwarder lives

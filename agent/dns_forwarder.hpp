@@ -26,6 +26,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/tunnel/error.hpp"
+
 namespace lpk::agent {
 
 struct DnsForwarderOptions {
@@ -36,9 +38,8 @@ struct DnsForwarderOptions {
 };
 
 /// The first `nameserver` of a resolv.conf ("nameserver 10.96.0.10"; "ADDR#PORT" gives a port,
-/// as lpk's own resolv.conf reader allows, for tests). Nullopt with `why` set when there is none.
-std::optional<boost::asio::ip::udp::endpoint> first_nameserver(const std::string& resolv_conf,
-                                                               std::string& why);
+/// as lpk's own resolv.conf reader allows, for tests), or a Problem saying why there is none.
+tunnel::Result<boost::asio::ip::udp::endpoint> first_nameserver(const std::string& resolv_conf);
 
 /// Offset just past the single question of `query`, or nullopt if the question is truncated,
 /// compressed or malformed.
@@ -53,8 +54,8 @@ class DnsForwarder : public std::enable_shared_from_this<DnsForwarder> {
                DnsForwarderOptions options);
   ~DnsForwarder();
 
-  /// Opens the UDP socket toward the nameserver; false (with `why`) if that fails.
-  bool open(std::string& why);
+  /// Opens the UDP socket toward the nameserver; a Problem naming it if that fails.
+  tunnel::Result<void> open();
   void start();
   void stop();
 

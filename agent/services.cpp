@@ -75,10 +75,9 @@ asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
     co_return DialResult{OpenCode::refused, host + " answers on port " + std::to_string(port),
                          std::nullopt};
   }
-  std::string why;
-  std::optional<asio::ip::udp::endpoint> nameserver;
-  if (!env && !(nameserver = first_nameserver(options.dns.resolv_conf, why))) {
-    co_return DialResult{OpenCode::unreachable, why, std::nullopt};
+  tunnel::Result<asio::ip::udp::endpoint> nameserver = asio::ip::udp::endpoint();
+  if (!env && !(nameserver = first_nameserver(options.dns.resolv_conf))) {
+    co_return DialResult{OpenCode::unreachable, nameserver.error().message, std::nullopt};
   }
   auto pair = tunnel::loopback_pair(executor);
   if (!pair) {
@@ -92,7 +91,9 @@ asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
   } else {
     auto forwarder =
         std::make_shared<DnsForwarder>(std::move(service_end), *nameserver, options.dns);
-    if (!forwarder->open(why)) co_return DialResult{OpenCode::unreachable, why, std::nullopt};
+    if (auto opened = forwarder->open(); !opened) {
+      co_return DialResult{OpenCode::unreachable, opened.error().message, std::nullopt};
+    }
     forwarder->start();
   }
   co_return DialResult{OpenCode::ok, {}, std::move(tunnel_end)};

@@ -55,8 +55,7 @@ std::optional<Stream> open_stream(asio::io_context& io, udp::endpoint nameserver
   if (!pair) return std::nullopt;
   auto& [service, client] = *pair;
   auto forwarder = std::make_shared<DnsForwarder>(std::move(service), nameserver, options);
-  std::string why;
-  if (!forwarder->open(why)) return std::nullopt;
+  if (!forwarder->open()) return std::nullopt;
   forwarder->start();
   return Stream{std::move(client), forwarder};
 }
@@ -284,20 +283,22 @@ TEST(DnsWire, QuestionEndAndServfail) {
 
 TEST(DnsWire, FirstNameserver) {
   test::TempDir dir;
-  std::string why;
   auto a = first_nameserver(dir.write("a",
                                       "# comment\nsearch x\nnameserver 10.96.0.10\n"
-                                      "nameserver 10.96.0.11\n"),
-                            why);
+                                      "nameserver 10.96.0.11\n"));
   ASSERT_TRUE(a);
   EXPECT_EQ(*a, udp::endpoint(asio::ip::make_address("10.96.0.10"), 53));
-  auto b = first_nameserver(dir.write("b", "nameserver bogus\nnameserver 127.0.0.5#5353\n"), why);
+  auto b = first_nameserver(dir.write("b", "nameserver bogus\nnameserver 127.0.0.5#5353\n"));
   ASSERT_TRUE(b);
   EXPECT_EQ(*b, udp::endpoint(asio::ip::make_address("127.0.0.5"), 5353));
-  EXPECT_FALSE(first_nameserver(dir.write("c", "search only\n"), why));
-  EXPECT_NE(why.find("no usable nameserver"), std::string::npos) << why;
-  EXPECT_FALSE(first_nameserver(dir.path() + "/missing", why));
-  EXPECT_NE(why.find("cannot read"), std::string::npos) << why;
+  auto none = first_nameserver(dir.write("c", "search only\n"));
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("no usable nameserver"), std::string::npos)
+      << none.error().message;
+  auto missing = first_nameserver(dir.path() + "/missing");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("cannot read"), std::string::npos)
+      << missing.error().message;
 }
 
 }  // namespace

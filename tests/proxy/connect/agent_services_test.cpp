@@ -173,8 +173,8 @@ TEST(AgentDnsResolver, ReopensTheStreamAfterItBreaks) {
     EXPECT_EQ(t.port, 53);
     auto f = std::make_shared<agent::DnsForwarder>(std::move(s), dnsmasq->endpoint(),
                                                    agent::DnsForwarderOptions{});
-    std::string error;
-    EXPECT_TRUE(f->open(error)) << error;
+    auto opened = f->open();
+    EXPECT_TRUE(opened) << opened.error().message;
     f->start();
     far_ends.push_back(f);
   };
