@@ -3,7 +3,11 @@
 // blocking clients with deadlines, an io thread per test, a programmable upstream DNS server on
 // loopback, and a ClusterResolver that answers what it was told.
 
+// ldns defines true/false as macros unless stdbool.h came first.
+#include <stdbool.h>
+// clang-format off
 #include <ldns/ldns.h>
+// clang-format on
 #include <poll.h>
 
 #include <array>

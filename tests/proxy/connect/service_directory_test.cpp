@@ -5,10 +5,10 @@
 #include "proxy/connect/service_directory.hpp"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include "dns/resolver.hpp"
 #include "tests/dns/test_util.hpp"
+#include "tests/proxy/test_pool.hpp"
 #include "tests/proxy/tunnel/test_util.hpp"
 
 namespace lpk::proxy {
@@ -16,15 +16,8 @@ namespace {
 
 using namespace lpk::tunnel::test;
 using nlohmann::json;
+using test::process_pool;
 using tunnel::Target;
-
-/// A /24 of 127/8 of this process's own, so that test processes running at once do not
-/// compete for the same addresses.
-asio::ip::network_v4 process_pool() {
-  const auto pid = static_cast<unsigned>(::getpid());
-  return asio::ip::make_network_v4("127." + std::to_string(100 + pid % 100) + "." +
-                                   std::to_string((pid / 100) % 256) + ".0/24");
-}
 
 json service(const std::string& ns, const std::string& name, json ports) {
   return {{"metadata", {{"name", name}, {"namespace", ns}}},

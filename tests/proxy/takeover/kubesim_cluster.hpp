@@ -174,13 +174,13 @@ class KubesimCluster : public ::testing::Test {
             {"metadata", {{"name", name}, {"namespace", ns_}, {"labels", t["metadata"]["labels"]}}},
             {"spec", t["spec"]}};
   }
-  /// Port 80 to the named target port `http` (selector app=`app`; none: no selector).
-  json service(const std::string& name, const std::string& app) const {
+  /// `port` to the named target port `http` (selector app=`app`; none: no selector).
+  json service(const std::string& name, const std::string& app, std::uint16_t port = 80) const {
     json s = {{"apiVersion", "v1"},
               {"kind", "Service"},
               {"metadata", {{"name", name}, {"namespace", ns_}}},
               {"spec",
-               {{"ports", {{{"name", "web"}, {"port", 80}, {"targetPort", "http"},
+               {{"ports", {{{"name", "web"}, {"port", port}, {"targetPort", "http"},
                             {"protocol", "TCP"}}}}}}};
     if (!app.empty()) s["spec"]["selector"] = {{"app", app}};
     return s;
@@ -197,9 +197,9 @@ class KubesimCluster : public ::testing::Test {
 
   /// A workload of `kind` named `name` with `replicas` ready pods and a service `name` for it.
   void deploy(const std::string& kind, const std::string& name, int replicas,
-              std::uint16_t port = 8080) {
+              std::uint16_t port = 8080, std::uint16_t service_port = 80) {
     create(kind == "Pod" ? bare_pod(name) : workload(kind, name, replicas, port));
-    create(service(name, name));
+    create(service(name, name, service_port));
     ASSERT_TRUE(pods_->wait_ready(name, std::size_t(replicas)))
         << kind << " " << name << " did not get " << replicas << " ready pods";
   }
