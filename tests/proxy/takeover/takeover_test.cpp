@@ -148,10 +148,10 @@ TEST_F(TakeoverKubesim, ServicesItCannotUseAreOneLineErrors) {
 }
 
 // Every kind: install, wait for the agents, restore to the exact spec, restore again (nothing).
-class TakeoverRoundTrip : public TakeoverKubesim,
+class TakeoverKubesimRoundTrip : public TakeoverKubesim,
                           public ::testing::WithParamInterface<const char*> {};
 
-TEST_P(TakeoverRoundTrip, InstallWaitRestore) {
+TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
   const std::string kind = GetParam();
   const int replicas = kind == "Pod" ? 1 : 2;
   // The StatefulSet's container serves the agent's default port: the agent moves up one.
@@ -203,7 +203,7 @@ TEST_P(TakeoverRoundTrip, InstallWaitRestore) {
   EXPECT_FALSE(takeover().restore(target.workload, 60s)) << "restored twice";
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, TakeoverRoundTrip,
+INSTANTIATE_TEST_SUITE_P(Kinds, TakeoverKubesimRoundTrip,
                          ::testing::Values("Deployment", "StatefulSet", "ReplicaSet", "Pod"));
 
 TEST_F(TakeoverKubesim, RestoreOfAWorkloadThatIsGoneIsNothingToDo) {
@@ -329,8 +329,16 @@ TEST_F(TakeoverKubesim, AnEarlierSessionOfThisMachineThatIsGoneIsRepairedFirst) 
   SessionOwner gone{"dead0001", this_host(), dead_pid(), "2024-05-01T10:00:00Z"};
   ASSERT_GT(gone.pid, 0);
   ASSERT_FALSE(gone.alive_here());
+  // As connect does: the record first, in this machine's state directory, then the change.
+  env_.set("XDG_STATE_HOME", dir_ / "state");
+  SessionRecord{gone, first.workload, sim_->kubeconfig, ""}.save();
   takeover().install_agent(first, o, gone);
   takeover().wait_for_agents(first, o);
+  // What `lpk-proxy restore` would find: the record of a session whose process is gone.
+  auto records = SessionRecord::load_all();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].workload, first.workload);
+  EXPECT_FALSE(records[0].owner.alive_here());
 
   // A new session finds the agent in place; locate still names the original container.
   auto target = takeover().locate(o);
