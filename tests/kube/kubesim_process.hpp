@@ -30,8 +30,8 @@ class Kubesim {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    std::vector<std::string> args{bin, "up", "--no-runtime", "--state", state.path(),
-                                  "--watch-history", "50"};
+    std::vector<std::string> args{
+        bin, "up", "--no-runtime", "--state", state.path(), "--watch-history", "50"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

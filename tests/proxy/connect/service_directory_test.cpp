@@ -86,17 +86,17 @@ class ServiceDirectoryTest : public ::testing::Test {
 
   asio::io_context io_;
   std::vector<Target> opened_;
-  Forwarder forwarder_{io_.get_executor(), [this](tcp::socket, Target t) {
-                         opened_.push_back(std::move(t));
-                       }};
+  Forwarder forwarder_{io_.get_executor(),
+                       [this](tcp::socket, Target t) { opened_.push_back(std::move(t)); }};
   AddressPool pool_{process_pool()};
   ServiceDirectory directory_{forwarder_, pool_, "dev", "cluster.local"};
   int changes_ = 0;
 };
 
 TEST_F(ServiceDirectoryTest, AServiceGetsAnAddressAListenerPerTcpPortAndItsNames) {
-  auto api = service("dev", "api", {tcp_port("http", 18080),
-                                    {{"name", "dns"}, {"port", 18053}, {"protocol", "UDP"}}});
+  auto api =
+      service("dev", "api",
+              {tcp_port("http", 18080), {{"name", "dns"}, {"port", 18053}, {"protocol", "UDP"}}});
   directory_.upsert(api);
   EXPECT_EQ(changes_, 1);
   const auto address = address_of("dev/api");
@@ -118,9 +118,9 @@ TEST_F(ServiceDirectoryTest, AServiceGetsAnAddressAListenerPerTcpPortAndItsNames
   EXPECT_EQ(spec.services[0].address, address);
   ASSERT_EQ(spec.services[0].ports.size(), 2u);
   EXPECT_EQ(spec.services[0].ports[1].protocol, "udp");
-  EXPECT_EQ(ask("api.dev.svc.cluster.local.", LDNS_RR_TYPE_A),
-            std::vector<std::string>{"api.dev.svc.cluster.local.\t5\tIN\tA\t" +
-                                     address.to_string()});
+  EXPECT_EQ(
+      ask("api.dev.svc.cluster.local.", LDNS_RR_TYPE_A),
+      std::vector<std::string>{"api.dev.svc.cluster.local.\t5\tIN\tA\t" + address.to_string()});
 }
 
 TEST_F(ServiceDirectoryTest, RemoveClosesTheListenersAndDropsTheNames) {
@@ -156,7 +156,8 @@ TEST_F(ServiceDirectoryTest, APortChangeRebindsOnTheSameAddress) {
 
 TEST_F(ServiceDirectoryTest, ExternalNameIsACnameWithoutAListener) {
   auto ext = service("dev", "db", {tcp_port("pg", 15432)});
-  ext["spec"] = {{"type", "ExternalName"}, {"externalName", "db.example.org"},
+  ext["spec"] = {{"type", "ExternalName"},
+                 {"externalName", "db.example.org"},
                  {"ports", {tcp_port("pg", 15432)}}};
   directory_.upsert(ext);
   auto described = directory_.describe();
@@ -227,9 +228,9 @@ TEST_F(ServiceDirectoryTest, ReplaceNamespaceDropsWhatTheRelistLacksAndLeavesOth
 }
 
 TEST_F(ServiceDirectoryTest, LinkedServicesAreTheSessionNamespacesOnly) {
-  directory_.upsert(service("dev", "redis-main", {tcp_port("", 16379),
-                                                 {{"name", "metrics"}, {"port", 19121},
-                                                  {"protocol", "UDP"}}}));
+  directory_.upsert(
+      service("dev", "redis-main",
+              {tcp_port("", 16379), {{"name", "metrics"}, {"port", 19121}, {"protocol", "UDP"}}}));
   directory_.upsert(service("other", "api", {tcp_port("http", 18080)}));
   auto ext = service("dev", "db", json::array());
   ext["spec"] = {{"type", "ExternalName"}, {"externalName", "db.example.org"}};

@@ -145,8 +145,8 @@ TEST_F(ConnectSessionKubesim, ServesTheNamespaceImportsTheEnvironmentAndEndsWith
   // The cluster: the service connected to, and one more in its namespace.
   deploy("Deployment", "api", 2, 8080, 18080);
   create(service("db", "db", 15432));
-  const auto deployment_before = client_->get(
-      kube::resource_path("apps/v1", ns_, "deployments", "api"));
+  const auto deployment_before =
+      client_->get(kube::resource_path("apps/v1", ns_, "deployments", "api"));
   console::Progress progress(false);
   Takeover takeover(*client_, progress);
   TakeoverOptions wanted;
@@ -221,8 +221,11 @@ TEST_F(ConnectSessionKubesim, ServesTheNamespaceImportsTheEnvironmentAndEndsWith
       for (const auto& pod : agent_of) {
         EXPECT_TRUE(out.wait_for("^tunnel up: pod " + pod.first + " \\(session [0-9a-f]+\\)$"));
       }
-      EXPECT_TRUE(out.wait_for("^inbound: deployment " + ns_ + "/api port 8080 -> localhost:8080$"));
-      ASSERT_TRUE(out.wait_for(R"(^environment: [0-9]+ variables from pod (\S+) \(([0-9]+) service links point at lpk\), 1 files under (\S+)$)", &m));
+      EXPECT_TRUE(
+          out.wait_for("^inbound: deployment " + ns_ + "/api port 8080 -> localhost:8080$"));
+      ASSERT_TRUE(out.wait_for(
+          R"(^environment: [0-9]+ variables from pod (\S+) \(([0-9]+) service links point at lpk\), 1 files under (\S+)$)",
+          &m));
       EXPECT_EQ(m[1], agent_pods[0]["metadata"]["name"].get<std::string>());
       EXPECT_EQ(m[2], "2");  // API_SERVICE_HOST and API_SERVICE_PORT
       const std::string files_root = m[3];

@@ -134,8 +134,7 @@ TEST_F(StubDnsTest, ClusterNamesTheTableLacksGoToTheClusterResolver) {
       0, {{"web-0.web.dev.svc.cluster.local.", 1, 5, {10, 244, 0, 7}}}};
   cluster.answers["gone.dev.svc.cluster.local."] = {3, {}};
   start(&cluster, true);
-  EXPECT_EQ(udp("web-0.web.dev.svc.cluster.local").rdata(),
-            std::vector<std::string>{"10.244.0.7"});
+  EXPECT_EQ(udp("web-0.web.dev.svc.cluster.local").rdata(), std::vector<std::string>{"10.244.0.7"});
   EXPECT_EQ(tcp("gone.dev.svc.cluster.local").rcode(), LDNS_RCODE_NXDOMAIN);
   // What the table knows never reaches the resolver.
   EXPECT_EQ(udp("api.dev.svc.cluster.local").rdata(), std::vector<std::string>{kApi.to_string()});

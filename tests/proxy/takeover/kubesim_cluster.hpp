@@ -28,9 +28,9 @@
 
 namespace lpk::proxy::test {
 
-using nlohmann::json;
 using kube::test::ScopedEnv;
 using kube::test::TempDir;
+using nlohmann::json;
 
 /// The pods of one namespace as an informer sees them; waits are woken by its events.
 class PodView {
@@ -121,9 +121,8 @@ class KubesimCluster : public ::testing::Test {
     if (!sim_) GTEST_SKIP() << "LPK_KUBESIM is not set (ctest sets it to the built lpk-kubesim)";
     client_ = std::make_unique<kube::Client>(kube::load_config({.kubeconfig = sim_->kubeconfig}));
     ns_ = namespace_for_this_test();
-    client_->create("/api/v1/namespaces", {{"apiVersion", "v1"},
-                                           {"kind", "Namespace"},
-                                           {"metadata", {{"name", ns_}}}});
+    client_->create("/api/v1/namespaces",
+                    {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns_}}}});
     pods_ = std::make_unique<PodView>(*client_, ns_);
   }
   void TearDown() override { pods_.reset(); }
@@ -157,13 +156,14 @@ class KubesimCluster : public ::testing::Test {
   }
   json workload(const std::string& kind, const std::string& name, int replicas,
                 std::uint16_t port = 8080) const {
-    json w = {{"apiVersion", "apps/v1"},
-              {"kind", kind},
-              {"metadata", {{"name", name}, {"namespace", ns_}, {"annotations", {{"team", "core"}}}}},
-              {"spec",
-               {{"replicas", replicas},
-                {"selector", {{"matchLabels", {{"app", name}}}}},
-                {"template", pod_template(name, port)}}}};
+    json w = {
+        {"apiVersion", "apps/v1"},
+        {"kind", kind},
+        {"metadata", {{"name", name}, {"namespace", ns_}, {"annotations", {{"team", "core"}}}}},
+        {"spec",
+         {{"replicas", replicas},
+          {"selector", {{"matchLabels", {{"app", name}}}}},
+          {"template", pod_template(name, port)}}}};
     if (kind == "StatefulSet") w["spec"]["serviceName"] = name;
     return w;
   }
@@ -176,12 +176,13 @@ class KubesimCluster : public ::testing::Test {
   }
   /// `port` to the named target port `http` (selector app=`app`; none: no selector).
   json service(const std::string& name, const std::string& app, std::uint16_t port = 80) const {
-    json s = {{"apiVersion", "v1"},
-              {"kind", "Service"},
-              {"metadata", {{"name", name}, {"namespace", ns_}}},
-              {"spec",
-               {{"ports", {{{"name", "web"}, {"port", port}, {"targetPort", "http"},
-                            {"protocol", "TCP"}}}}}}};
+    json s = {
+        {"apiVersion", "v1"},
+        {"kind", "Service"},
+        {"metadata", {{"name", name}, {"namespace", ns_}}},
+        {"spec",
+         {{"ports",
+           {{{"name", "web"}, {"port", port}, {"targetPort", "http"}, {"protocol", "TCP"}}}}}}};
     if (!app.empty()) s["spec"]["selector"] = {{"app", app}};
     return s;
   }
@@ -189,9 +190,9 @@ class KubesimCluster : public ::testing::Test {
   /// Creates `object` in the test's namespace (its kind picks the collection).
   json create(const json& object) {
     auto kind = kube::workload_kind(object.value("kind", ""));
-    std::string path = kind ? kube::resource_path(kube::group_version_of(*kind), ns_,
-                                                  kube::resource_of(*kind))
-                            : kube::resource_path("v1", ns_, "services");
+    std::string path =
+        kind ? kube::resource_path(kube::group_version_of(*kind), ns_, kube::resource_of(*kind))
+             : kube::resource_path("v1", ns_, "services");
     return client_->create(path, object);
   }
 

@@ -129,7 +129,7 @@ TEST_F(TakeoverKubesim, ContainerChosenByName) {
 }
 
 TEST_F(TakeoverKubesim, ServicesItCannotUseAreOneLineErrors) {
-  create(service("bare", ""));      // no selector
+  create(service("bare", ""));        // no selector
   create(service("ghost", "ghost"));  // selects nothing
   auto unknown = workload_error([&] { takeover().locate(options("missing")); });
   EXPECT_TRUE(one_line(unknown)) << unknown;
@@ -149,7 +149,7 @@ TEST_F(TakeoverKubesim, ServicesItCannotUseAreOneLineErrors) {
 
 // Every kind: install, wait for the agents, restore to the exact spec, restore again (nothing).
 class TakeoverKubesimRoundTrip : public TakeoverKubesim,
-                          public ::testing::WithParamInterface<const char*> {};
+                                 public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
   const std::string kind = GetParam();
@@ -166,8 +166,8 @@ TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
   takeover().settle_earlier_session(target);  // nothing earlier: a no-op
   const auto owner = SessionOwner::current("0123abcd");
   takeover().install_agent(target, o, owner);
-  const std::uint16_t tunnel_port = kind == "StatefulSet" ? tunnel::kDefaultAgentPort + 1
-                                                          : tunnel::kDefaultAgentPort;
+  const std::uint16_t tunnel_port =
+      kind == "StatefulSet" ? tunnel::kDefaultAgentPort + 1 : tunnel::kDefaultAgentPort;
   EXPECT_EQ(target.tunnel_port, tunnel_port);
   auto agents = takeover().wait_for_agents(target, o);
   ASSERT_EQ(agents.size(), std::size_t(replicas));
@@ -179,9 +179,10 @@ TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
   const auto changed = client_->get(path);
   const auto annotations = annotations_of(changed);
   EXPECT_EQ(json::parse(annotations.at(kOriginalAnnotation).get<std::string>()), original_template);
-  EXPECT_EQ(SessionOwner::from_json(json::parse(annotations.at(kSessionAnnotation).get<std::string>()))
-                .to_json(),
-            owner.to_json());
+  EXPECT_EQ(
+      SessionOwner::from_json(json::parse(annotations.at(kSessionAnnotation).get<std::string>()))
+          .to_json(),
+      owner.to_json());
   const auto tmpl = kube::template_of(target.workload.kind, changed);
   const auto& app = tmpl["spec"]["containers"][0];
   EXPECT_EQ(app["name"], "app");
@@ -317,8 +318,7 @@ TEST_F(TakeoverKubesim, RestoreGivesUpAfterTenConflictsWithTheServersError) {
     EXPECT_TRUE(one_line(e.what())) << e.what();
   }
   EXPECT_EQ(n, 11);  // the first attempt and ten more
-  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(
-      kOriginalAnnotation));
+  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(kOriginalAnnotation));
 }
 
 TEST_F(TakeoverKubesim, AnEarlierSessionOfThisMachineThatIsGoneIsRepairedFirst) {
@@ -359,14 +359,16 @@ TEST_F(TakeoverKubesim, ALiveSessionOfThisMachineIsRefused) {
   target = takeover().locate(options("api"));
   auto error = workload_error([&] { takeover().settle_earlier_session(target); });
   EXPECT_TRUE(one_line(error)) << error;
-  EXPECT_NE(error.find("deployment " + ns_ + "/api is already connected by lpk session 11ve0001 "
-                       "(pid " + std::to_string(::getpid()) + " on this machine); stop that "
+  EXPECT_NE(error.find("deployment " + ns_ +
+                       "/api is already connected by lpk session 11ve0001 "
+                       "(pid " +
+                       std::to_string(::getpid()) +
+                       " on this machine); stop that "
                        "session first"),
             std::string::npos)
       << error;
   // Nothing was touched.
-  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(
-      kSessionAnnotation));
+  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(kSessionAnnotation));
 }
 
 TEST_F(TakeoverKubesim, ASessionOfAnotherHostIsRefused) {
