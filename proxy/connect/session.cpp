@@ -42,9 +42,10 @@ InboundRoutes inbound_routes(const SessionPlan& plan) {
 
 }  // namespace
 
-ConnectSession::ConnectSession(SessionPlan plan, kube::Client& client)
+ConnectSession::ConnectSession(SessionPlan plan, kube::Client& client, AgentLinks links)
     : plan_(std::move(plan)),
       client_(client),
+      links_(std::move(links)),
       side_(plan_.pool),
       tunnel_came_up_(side_.io()) {}
 
@@ -78,8 +79,9 @@ void ConnectSession::open_tunnels() {
   auto inbound = std::make_shared<LocalDialer>(inbound_routes(plan_), 10s);
   for (const auto& pod : plan_.agent_pods) {
     auto name = pod["metadata"].value("name", "");
-    auto dial = portforward_link_dialer(client_.config(), client_.credentials(), plan_.ns, name,
-                                        plan_.target.tunnel_port);
+    auto dial = links_ ? links_(name)
+                       : portforward_link_dialer(client_.config(), client_.credentials(), plan_.ns,
+                                                 name, plan_.target.tunnel_port);
     auto& tunnel = side_.add_tunnel(std::move(dial), tunnel::SessionOptions{}, inbound);
     tunnel.wait_for_tunnel = 30s;
     tunnel.on_up = [this, name](tunnel::Session& session) {

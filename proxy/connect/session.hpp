@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -26,6 +27,7 @@
 #include "proxy/forward/local_side.hpp"
 #include "proxy/forward/service_map.hpp"
 #include "proxy/takeover/takeover.hpp"
+#include "proxy/tunnel/client.hpp"
 
 namespace lpk::proxy {
 
@@ -47,9 +49,14 @@ struct SessionPlan {
   std::vector<std::string> command;           ///< the child; empty: serve until a signal
 };
 
+/// Makes the link dialer for the agent in pod `pod` (a name from SessionPlan::agent_pods).
+/// Empty: a port-forward to the pod's tunnel port through the session's client, which is what
+/// lpk-proxy uses; tests reach in-process agents over plain TCP instead.
+using AgentLinks = std::function<tunnel::LinkDialer(const std::string& pod)>;
+
 class ConnectSession {
  public:
-  ConnectSession(SessionPlan plan, kube::Client& client);
+  ConnectSession(SessionPlan plan, kube::Client& client, AgentLinks links = {});
   ~ConnectSession();
 
   /// Serves until the child exits (its exit code is returned), or until SIGINT/SIGTERM when
@@ -77,6 +84,7 @@ class ConnectSession {
 
   SessionPlan plan_;
   kube::Client& client_;
+  AgentLinks links_;
   LocalSide side_;
   std::vector<std::string> tunnel_pods_;  // parallel to side_.tunnels()
   std::unique_ptr<ServiceDirectory> directory_;

@@ -119,7 +119,9 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
                                                           target.container.name, agent));
   if (ref.kind == WorkloadKind::replicaset) {
     // A ReplicaSet does not replace running pods when its template changes; make it.
-    for (const auto& pod : list_pods(ref.ns, pod_selector(ref, target.object))["items"]) {
+    // A copy: a range-for over a member of the temporary list would outlive the list.
+    auto pods = list_pods(ref.ns, pod_selector(ref, target.object))["items"];
+    for (const auto& pod : pods) {
       client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
     }
   }
@@ -259,7 +261,8 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout) {
       }
     }
     if (ref.kind == WorkloadKind::replicaset) {
-      for (const auto& pod : list_pods(ref.ns, pod_selector(ref, object))["items"]) {
+      auto pods = list_pods(ref.ns, pod_selector(ref, object))["items"];
+      for (const auto& pod : pods) {
         if (runs_template(pod, *original)) continue;
         client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
       }

@@ -10,6 +10,20 @@ namespace {
 
 using Json = nlohmann::json;
 
+/// `name` (the peer's) as a one-line message can show it: control characters as \xNN.
+std::string printable(std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : name) {
+    if (c >= 0x20 && c != 0x7f) {
+      out.push_back(char(c));
+    } else {
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return out;
+}
+
 /// Each check either passes or sets `why` to the field that is wrong, and parsing stops.
 struct Reader {
   std::string why;
@@ -71,7 +85,7 @@ struct Reader {
     auto vars = doc.find("env");
     if (vars == doc.end() || !vars->is_object()) return fail("env is not an object");
     for (const auto& [key, value] : vars->items()) {
-      if (!value.is_string()) return fail("env." + key + " is not a string");
+      if (!value.is_string()) return fail("env." + printable(key) + " is not a string");
       env.env.emplace(key, value.get<std::string>());
     }
     if (!array(doc, "files", env.files, &Reader::file) ||

@@ -21,31 +21,6 @@ using test::make_query;
 using test::Packet;
 using test::Response;
 
-// Answers the names it was given, after a post; holds the others until release().
-class FakeCluster : public ClusterResolver {
- public:
-  explicit FakeCluster(asio::io_context& io) : io_(io) {}
-  void resolve(const std::string& name, std::uint16_t, Callback done) override {
-    asked.push_back(name);
-    auto it = answers.find(name);
-    if (it == answers.end()) {
-      held_.push_back(std::move(done));
-      return;
-    }
-    asio::post(io_, [done = std::move(done), a = it->second] { done(a); });
-  }
-  void release(const ClusterAnswer& a) {
-    for (auto& d : held_) d(a);
-    held_.clear();
-  }
-  std::map<std::string, ClusterAnswer> answers;
-  std::vector<std::string> asked;
-
- private:
-  asio::io_context& io_;
-  std::vector<Callback> held_;
-};
-
 ldns_pkt* upstream_answer(const ldns_pkt* q, bool tcp) {
   const std::string name = test::qname(q);
   if (name == "slow.test.") return nullptr;
@@ -112,7 +87,7 @@ class ServerTest : public ::testing::Test {
   test::IoThread io;
   std::atomic<long> elapsed{0};  // seconds on the injected clock
   std::filesystem::path conf;
-  FakeCluster cluster{io.io};
+  test::FakeCluster cluster{io.io};
   std::unique_ptr<test::FakeUpstream> upstream_server;
   std::unique_ptr<Upstream> upstream;
   std::unique_ptr<Server> server;

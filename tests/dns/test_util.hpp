@@ -1,8 +1,13 @@
 #pragma once
-// Helpers for the dns tests: queries and answers through ldns, blocking clients with deadlines,
-// an io thread per test, and a programmable upstream DNS server on loopback.
+// Helpers for the dns tests (and the proxy's stub DNS tests): queries and answers through ldns,
+// blocking clients with deadlines, an io thread per test, a programmable upstream DNS server on
+// loopback, and a ClusterResolver that answers what it was told.
 
+// ldns defines true/false as macros unless stdbool.h came first.
+#include <stdbool.h>
+// clang-format off
 #include <ldns/ldns.h>
+// clang-format on
 #include <poll.h>
 
 #include <array>
@@ -11,11 +16,14 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "dns/cluster_resolver.hpp"
 
 namespace lpk::dns::test {
 
@@ -258,6 +266,32 @@ class FakeUpstream {
   Answer answer_;
   std::array<std::uint8_t, 65536> buf_{};
   asio::ip::udp::endpoint from_;
+};
+
+/// A ClusterResolver that answers the names it was given, after a post, and holds the others
+/// until release(). Used on the io thread only.
+class FakeCluster : public ClusterResolver {
+ public:
+  explicit FakeCluster(asio::io_context& io) : io_(io) {}
+  void resolve(const std::string& name, std::uint16_t, Callback done) override {
+    asked.push_back(name);
+    auto it = answers.find(name);
+    if (it == answers.end()) {
+      held_.push_back(std::move(done));
+      return;
+    }
+    asio::post(io_, [done = std::move(done), a = it->second] { done(a); });
+  }
+  void release(const ClusterAnswer& a) {
+    for (auto& d : held_) d(a);
+    held_.clear();
+  }
+  std::map<std::string, ClusterAnswer> answers;
+  std::vector<std::string> asked;
+
+ private:
+  asio::io_context& io_;
+  std::vector<Callback> held_;
 };
 
 /// A response to `q` with the given rcode and records in presentation form.

@@ -1,16 +1,9 @@
 // The client against lpk-kubesim (started with --no-runtime: the API without pods, no root
 // needed): every auth method, TLS settings, proxies, CRUD, watch resume and 410 relist.
 // $LPK_KUBESIM names the binary (ctest sets it); without it these tests are skipped.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -19,74 +12,19 @@
 #include "kube/config.hpp"
 #include "kube/text.hpp"
 #include "tests/kube/fake_server.hpp"
+#include "tests/kube/kubesim_process.hpp"
 #include "tests/kube/test_util.hpp"
-
-extern char** environ;
 
 namespace lpk::kube {
 namespace {
 
+using test::Kubesim;
 using test::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
-
-/// One lpk-kubesim for the whole suite.
-class Kubesim {
- public:
-  explicit Kubesim(const std::string& bin) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    std::vector<std::string> args{bin, "up", "--no-runtime", "--state", state.path(),
-                                  "--watch-history", "50"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(fds[1]);
-    if (rc != 0) throw std::runtime_error("cannot start " + bin);
-    out_ = fds[0];
-    std::string line = read_line(std::chrono::seconds(120));
-    std::smatch m;
-    if (!std::regex_search(line, m, std::regex(R"(serving https://127.0.0.1:(\d+) kubeconfig (\S+))")))
-      throw std::runtime_error("kubesim did not start: " + line);
-    port = std::stoi(m[1]);
-    kubeconfig = m[2];
-  }
-  ~Kubesim() {
-    ::kill(pid_, SIGTERM);
-    int st;
-    ::waitpid(pid_, &st, 0);
-    ::close(out_);
-  }
-  std::string file(const std::string& name) const { return state / name; }
-
-  TempDir state;
-  int port = 0;
-  std::string kubeconfig;
-
- private:
-  std::string read_line(std::chrono::seconds limit) {
-    std::string line;
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    char c;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, 200) <= 0) continue;
-      if (::read(out_, &c, 1) != 1 || c == '\n') break;
-      line += c;
-    }
-    return line;
-  }
-  pid_t pid_ = -1;
-  int out_ = -1;
-};
 
 class KubesimTest : public ::testing::Test {
  protected:

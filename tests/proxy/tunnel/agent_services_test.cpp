@@ -67,6 +67,8 @@ TEST(ParseEnvironment, MalformedDocumentsNameTheField) {
       {"[]", "not a JSON object"},
       {R"({"env":[],"files":[],"skipped":[]})", "env is not an object"},
       {R"({"env":{"A":1},"files":[],"skipped":[]})", "env.A is not a string"},
+      // The peer's name, shown on one line.
+      {R"({"env":{"A\nB\u0001":1},"files":[],"skipped":[]})", "env.A\\x0aB\\x01 is not a string"},
       {R"({"env":{},"skipped":[]})", "files is not an array"},
       {R"({"env":{},"files":[{"path":"/x","mode":420}],"skipped":[]})", "files[0].data is missing"},
       {R"({"env":{},"files":[{"path":"/x","mode":"420","data":""}],"skipped":[]})",

@@ -70,7 +70,11 @@ void reconcile_simulated_pods(Rest& rest) {
       rest.store().remove("pods", pod["metadata"]["namespace"], pod["metadata"]["name"]);
       continue;
     }
-    if (pod["spec"].contains("nodeName")) continue;
+    // As the runtime kubelet: pods not bound yet and pods created bound to this node (a bare
+    // pod recreated from its own spec), each once; a Running pod has been done.
+    if (pod.value("status", json::object()).value("phase", "Pending") != "Pending") continue;
+    const std::string node = pod["spec"].value("nodeName", "");
+    if (!node.empty() && node != "kubesim-node") continue;
     pod["spec"]["nodeName"] = "kubesim-node";
     pod["metadata"].erase("resourceVersion");
     pod = rest.update_object(t, pod);

@@ -1,0 +1,446 @@
+// Takeover against lpk-kubesim --no-runtime (ctest entry proxy_takeover_kubesim): finding the
+// workload and container behind a service, installing the agent and waiting for its pods,
+// restoring exactly, the retry on 409 conflicts (through a relay that makes the conflicting write
+// happen between the read and the write), settling an earlier session's leftovers, and listing
+// the workloads lpk changed. SessionRecord's file on its own runs without a cluster.
+#include "proxy/takeover/takeover.hpp"
+
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "tests/kube/fake_server.hpp"
+#include "tests/proxy/takeover/kubesim_cluster.hpp"
+
+namespace lpk::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using test::TempDir;
+
+bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == std::string::npos; }
+
+json annotations_of(const json& object) {
+  return object["metadata"].value("annotations", json::object());
+}
+
+/// The WorkloadError `fn` throws (fails the test when it throws nothing or something else).
+template <class Fn>
+std::string workload_error(Fn&& fn) {
+  try {
+    fn();
+  } catch (const WorkloadError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a WorkloadError: " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "nothing thrown";
+  return {};
+}
+
+/// A pid that no process has: a child that has exited and been reaped.
+int dead_pid() {
+  pid_t pid = 0;
+  const char* argv[] = {"true", nullptr};
+  if (posix_spawnp(&pid, "true", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
+    return 0;
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+
+std::string this_host() {
+  char buffer[256] = {};
+  ::gethostname(buffer, sizeof buffer - 1);
+  return buffer;
+}
+
+class TakeoverKubesim : public test::KubesimCluster {
+ protected:
+  TakeoverOptions options(const std::string& service) const {
+    TakeoverOptions o;
+    o.service = service;
+    o.ns = ns_;
+    o.agent_image = "lpk/lpk-agent:test";
+    o.rollout_timeout = 60s;
+    return o;
+  }
+  /// The workload's annotations with lpk's: as an install by `owner` leaves them, without
+  /// changing the template (settle only reads them).
+  void mark_changed(const WorkloadRef& ref, const SessionOwner& owner) {
+    auto object = client_->get(ref.path());
+    json annotations = {{kOriginalAnnotation, kube::template_of(ref.kind, object).dump()},
+                        {kSessionAnnotation, owner.to_json().dump()}};
+    client_->patch(ref.path(), {{"metadata", {{"annotations", annotations}}}},
+                   kube::PatchType::merge);
+  }
+
+  /// A Takeover through the test's client (which SetUp makes).
+  Takeover takeover() { return Takeover(*client_, progress_); }
+
+  console::Progress progress_{false};
+};
+
+TEST_F(TakeoverKubesim, LocatesTheDeploymentBehindAService) {
+  deploy("Deployment", "api", 2);
+  auto target = takeover().locate(options("api"));
+  EXPECT_EQ(target.workload, (WorkloadRef{WorkloadKind::deployment, ns_, "api"}));
+  EXPECT_EQ(target.object["kind"], "Deployment");
+  EXPECT_EQ(target.service["metadata"]["name"], "api");
+  EXPECT_EQ(target.container.name, "app");  // the sidecar declares no port
+  ASSERT_EQ(target.container.routes.size(), 1u);
+  EXPECT_EQ(target.container.routes[0].service_port, 80);
+  EXPECT_EQ(target.container.routes[0].container_port, 8080);
+  EXPECT_EQ(target.container.routes[0].name, "web");
+  EXPECT_EQ(target.mounts, std::vector<std::string>{"/etc/app"});
+}
+
+TEST_F(TakeoverKubesim, LocatesAStatefulSetAReplicaSetAndABarePod) {
+  deploy("StatefulSet", "db", 2);
+  deploy("ReplicaSet", "cache", 1);
+  deploy("Pod", "solo", 1);
+  EXPECT_EQ(takeover().locate(options("db")).workload,
+            (WorkloadRef{WorkloadKind::statefulset, ns_, "db"}));
+  EXPECT_EQ(takeover().locate(options("cache")).workload,
+            (WorkloadRef{WorkloadKind::replicaset, ns_, "cache"}));
+  auto solo = takeover().locate(options("solo"));
+  EXPECT_EQ(solo.workload, (WorkloadRef{WorkloadKind::pod, ns_, "solo"}));
+  EXPECT_EQ(solo.object["kind"], "Pod");
+  EXPECT_EQ(solo.container.name, "app");
+}
+
+TEST_F(TakeoverKubesim, ContainerChosenByName) {
+  deploy("Deployment", "api", 1);
+  auto o = options("api");
+  o.container = "sidecar";
+  EXPECT_EQ(takeover().locate(o).container.name, "sidecar");
+  o.container = "nope";
+  auto error = workload_error([&] { takeover().locate(o); });
+  EXPECT_TRUE(one_line(error)) << error;
+  EXPECT_NE(error.find("no container named nope (they have: app, sidecar)"), std::string::npos)
+      << error;
+}
+
+TEST_F(TakeoverKubesim, ServicesItCannotUseAreOneLineErrors) {
+  create(service("bare", ""));        // no selector
+  create(service("ghost", "ghost"));  // selects nothing
+  auto unknown = workload_error([&] { takeover().locate(options("missing")); });
+  EXPECT_TRUE(one_line(unknown)) << unknown;
+  EXPECT_NE(unknown.find("service missing not found in namespace " + ns_), std::string::npos)
+      << unknown;
+  EXPECT_NE(unknown.find("kubectl get services -n " + ns_), std::string::npos) << unknown;
+
+  auto no_selector = workload_error([&] { takeover().locate(options("bare")); });
+  EXPECT_TRUE(one_line(no_selector)) << no_selector;
+  EXPECT_NE(no_selector.find("service bare has no selector"), std::string::npos) << no_selector;
+
+  auto no_pods = workload_error([&] { takeover().locate(options("ghost")); });
+  EXPECT_TRUE(one_line(no_pods)) << no_pods;
+  EXPECT_NE(no_pods.find("service ghost selects no pods (app=ghost)"), std::string::npos)
+      << no_pods;
+}
+
+// Every kind: install, wait for the agents, restore to the exact spec, restore again (nothing).
+class TakeoverKubesimRoundTrip : public TakeoverKubesim,
+                                 public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
+  const std::string kind = GetParam();
+  const int replicas = kind == "Pod" ? 1 : 2;
+  // The StatefulSet's container serves the agent's default port: the agent moves up one.
+  const std::uint16_t port = kind == "StatefulSet" ? tunnel::kDefaultAgentPort : 8080;
+  deploy(kind, "web", replicas, port);
+  auto o = options("web");
+  auto target = takeover().locate(o);
+  const auto path = target.workload.path();
+  const auto before = client_->get(path);
+  const auto original_template = kube::template_of(target.workload.kind, before);
+
+  takeover().settle_earlier_session(target);  // nothing earlier: a no-op
+  const auto owner = SessionOwner::current("0123abcd");
+  takeover().install_agent(target, o, owner);
+  const std::uint16_t tunnel_port =
+      kind == "StatefulSet" ? tunnel::kDefaultAgentPort + 1 : tunnel::kDefaultAgentPort;
+  EXPECT_EQ(target.tunnel_port, tunnel_port);
+  auto agents = takeover().wait_for_agents(target, o);
+  ASSERT_EQ(agents.size(), std::size_t(replicas));
+  for (const auto& pod : agents) {
+    EXPECT_TRUE(kube::pod_ready(pod));
+    EXPECT_EQ(pod["spec"]["containers"][0]["image"], "lpk/lpk-agent:test");
+  }
+
+  const auto changed = client_->get(path);
+  const auto annotations = annotations_of(changed);
+  EXPECT_EQ(json::parse(annotations.at(kOriginalAnnotation).get<std::string>()), original_template);
+  EXPECT_EQ(
+      SessionOwner::from_json(json::parse(annotations.at(kSessionAnnotation).get<std::string>()))
+          .to_json(),
+      owner.to_json());
+  const auto tmpl = kube::template_of(target.workload.kind, changed);
+  const auto& app = tmpl["spec"]["containers"][0];
+  EXPECT_EQ(app["name"], "app");
+  EXPECT_EQ(app["image"], "lpk/lpk-agent:test");
+  EXPECT_EQ(app["command"], json::array({"lpk-agent"}));
+  const auto args = app["args"];
+  EXPECT_EQ(args[0], "--listen");
+  EXPECT_EQ(args[1], "127.0.0.1:" + std::to_string(tunnel_port));
+  EXPECT_NE(std::find(args.begin(), args.end(), "/etc/app"), args.end()) << args;
+  EXPECT_FALSE(app.contains("readinessProbe"));
+  EXPECT_EQ(app["env"], original_template["spec"]["containers"][0]["env"]);
+  EXPECT_EQ(tmpl["spec"]["containers"][1], original_template["spec"]["containers"][1]);
+
+  ASSERT_TRUE(takeover().restore(target.workload, 60s));
+  const auto after = client_->get(path);
+  EXPECT_EQ(after["spec"], before["spec"]);
+  EXPECT_EQ(annotations_of(after), annotations_of(before));
+  ASSERT_TRUE(pods_->wait_ready("web", std::size_t(replicas), "app", "demo/web:1"));
+  EXPECT_FALSE(takeover().restore(target.workload, 60s)) << "restored twice";
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, TakeoverKubesimRoundTrip,
+                         ::testing::Values("Deployment", "StatefulSet", "ReplicaSet", "Pod"));
+
+TEST_F(TakeoverKubesim, RestoreOfAWorkloadThatIsGoneIsNothingToDo) {
+  EXPECT_FALSE(takeover().restore({WorkloadKind::deployment, ns_, "gone"}, 10s));
+}
+
+/// An HTTP relay in front of kubesim for a second client: forwards each request through the
+/// real client and answers with what kubesim answered; `before_put` runs before a PUT is sent.
+class Relay {
+ public:
+  Relay(kube::Client& upstream, std::function<void(const std::string& path)> before_put)
+      : upstream_(upstream),
+        before_put_(std::move(before_put)),
+        server_([this](const kube::test::SeenRequest& r, int fd) { relay(r, fd); }) {}
+
+  kube::RestConfig config() const {
+    kube::RestConfig c;
+    c.cluster.server = "http://127.0.0.1:" + std::to_string(server_.port());
+    c.source = "relay";
+    return c;
+  }
+  /// "PUT /apis/... 409", in order.
+  std::vector<std::string> log() {
+    std::lock_guard lock(mutex_);
+    return log_;
+  }
+
+ private:
+  void relay(const kube::test::SeenRequest& r, int fd) {
+    int code = 200;
+    json body;
+    try {
+      if (r.method == "GET") body = upstream_.get(r.target);
+      if (r.method == "DELETE") upstream_.remove(r.target), body = json{{"kind", "Status"}};
+      if (r.method == "POST") body = upstream_.create(r.target, json::parse(r.body));
+      if (r.method == "PUT") {
+        before_put_(r.target);
+        body = upstream_.replace(r.target, json::parse(r.body));
+      }
+      if (r.method == "PATCH") {
+        auto type = r.header("content-type") == "application/merge-patch+json"
+                        ? kube::PatchType::merge
+                        : kube::PatchType::strategic_merge;
+        body = upstream_.patch(r.target, json::parse(r.body), type);
+      }
+    } catch (const kube::ApiError& e) {
+      code = e.code ? e.code : 502;
+      body = e.status.is_null() ? json{{"kind", "Status"}, {"message", e.what()}} : e.status;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      log_.push_back(r.method + " " + r.target + " " + std::to_string(code));
+    }
+    kube::test::FakeServer::send_all(fd, kube::test::FakeServer::response(code, body.dump()));
+  }
+
+  kube::Client& upstream_;
+  std::function<void(const std::string&)> before_put_;
+  std::mutex mutex_;
+  std::vector<std::string> log_;
+  kube::test::FakeServer server_;  // last: stops before what its handler uses
+};
+
+TEST_F(TakeoverKubesim, RestoreReadsAgainAndRetriesWhenAWriteCameBetween) {
+  deploy("Deployment", "api", 1);
+  auto o = options("api");
+  auto target = takeover().locate(o);
+  const auto before = client_->get(target.workload.path());
+  takeover().install_agent(target, o, SessionOwner::current("5eed0001"));
+  takeover().wait_for_agents(target, o);
+
+  // The first PUT finds the deployment changed since restore read it (a label, as another
+  // client or a controller would write): kubesim answers 409.
+  int conflicts = 0;
+  Relay relay(*client_, [&](const std::string& path) {
+    if (path != target.workload.path() || conflicts++ > 0) return;
+    client_->patch(path, {{"metadata", {{"labels", {{"touched", "yes"}}}}}},
+                   kube::PatchType::merge);
+  });
+  kube::Client through_relay(relay.config());
+  ASSERT_TRUE(Takeover(through_relay, progress_).restore(target.workload, 60s));
+
+  std::vector<std::string> puts;
+  for (const auto& line : relay.log()) {
+    if (line.rfind("PUT ", 0) == 0) puts.push_back(line);
+  }
+  const auto put = "PUT " + target.workload.path();
+  EXPECT_EQ(puts, (std::vector<std::string>{put + " 409", put + " 200"}));
+  const auto after = client_->get(target.workload.path());
+  EXPECT_EQ(after["metadata"]["labels"]["touched"], "yes") << "the retry wrote a stale object";
+  EXPECT_EQ(after["spec"], before["spec"]);
+  EXPECT_FALSE(annotations_of(after).contains(kOriginalAnnotation));
+}
+
+TEST_F(TakeoverKubesim, RestoreGivesUpAfterTenConflictsWithTheServersError) {
+  deploy("Deployment", "api", 1);
+  auto o = options("api");
+  auto target = takeover().locate(o);
+  takeover().install_agent(target, o, SessionOwner::current("5eed0002"));
+  int n = 0;
+  Relay relay(*client_, [&](const std::string& path) {
+    client_->patch(path, {{"metadata", {{"labels", {{"touched", std::to_string(++n)}}}}}},
+                   kube::PatchType::merge);
+  });
+  kube::Client through_relay(relay.config());
+  try {
+    Takeover(through_relay, progress_).restore(target.workload, 60s);
+    ADD_FAILURE() << "restore did not give up";
+  } catch (const kube::ApiError& e) {
+    EXPECT_EQ(e.code, 409) << e.what();
+    EXPECT_TRUE(one_line(e.what())) << e.what();
+  }
+  EXPECT_EQ(n, 11);  // the first attempt and ten more
+  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(kOriginalAnnotation));
+}
+
+TEST_F(TakeoverKubesim, AnEarlierSessionOfThisMachineThatIsGoneIsRepairedFirst) {
+  deploy("Deployment", "api", 2);
+  auto o = options("api");
+  auto first = takeover().locate(o);
+  const auto before = client_->get(first.workload.path());
+  SessionOwner gone{"dead0001", this_host(), dead_pid(), "2024-05-01T10:00:00Z"};
+  ASSERT_GT(gone.pid, 0);
+  ASSERT_FALSE(gone.alive_here());
+  // As connect does: the record first, in this machine's state directory, then the change.
+  env_.set("XDG_STATE_HOME", dir_ / "state");
+  SessionRecord{gone, first.workload, sim_->kubeconfig, ""}.save();
+  takeover().install_agent(first, o, gone);
+  takeover().wait_for_agents(first, o);
+  // What `lpk-proxy restore` would find: the record of a session whose process is gone.
+  auto records = SessionRecord::load_all();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].workload, first.workload);
+  EXPECT_FALSE(records[0].owner.alive_here());
+
+  // A new session finds the agent in place; locate still names the original container.
+  auto target = takeover().locate(o);
+  EXPECT_EQ(target.container.name, "app");
+  EXPECT_EQ(target.container.routes.at(0).container_port, 8080);
+  takeover().settle_earlier_session(target);
+  EXPECT_FALSE(annotations_of(target.object).contains(kOriginalAnnotation));
+  const auto after = client_->get(target.workload.path());
+  EXPECT_EQ(after["spec"], before["spec"]);
+  EXPECT_TRUE(pods_->wait_ready("api", 2, "app", "demo/api:1"));
+}
+
+TEST_F(TakeoverKubesim, ALiveSessionOfThisMachineIsRefused) {
+  deploy("Deployment", "api", 1);
+  auto target = takeover().locate(options("api"));
+  const auto me = SessionOwner::current("11ve0001");
+  mark_changed(target.workload, me);
+  target = takeover().locate(options("api"));
+  auto error = workload_error([&] { takeover().settle_earlier_session(target); });
+  EXPECT_TRUE(one_line(error)) << error;
+  EXPECT_NE(error.find("deployment " + ns_ +
+                       "/api is already connected by lpk session 11ve0001 "
+                       "(pid " +
+                       std::to_string(::getpid()) +
+                       " on this machine); stop that "
+                       "session first"),
+            std::string::npos)
+      << error;
+  // Nothing was touched.
+  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(kSessionAnnotation));
+}
+
+TEST_F(TakeoverKubesim, ASessionOfAnotherHostIsRefused) {
+  deploy("Deployment", "api", 1);
+  auto target = takeover().locate(options("api"));
+  mark_changed(target.workload, {"far00001", "elsewhere.example", 1, "2024-05-01T10:00:00Z"});
+  target = takeover().locate(options("api"));
+  auto error = workload_error([&] { takeover().settle_earlier_session(target); });
+  EXPECT_TRUE(one_line(error)) << error;
+  EXPECT_NE(error.find("was changed by lpk session far00001 on host elsewhere.example"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("lpk-proxy restore --all -n " + ns_), std::string::npos) << error;
+}
+
+TEST_F(TakeoverKubesim, ChangedWorkloadsAreThoseCarryingTheOriginal) {
+  deploy("Deployment", "api", 1);
+  deploy("StatefulSet", "db", 1);
+  deploy("ReplicaSet", "cache", 1);
+  deploy("Pod", "solo", 1);
+  deploy("Deployment", "untouched", 1);
+  EXPECT_TRUE(takeover().changed_workloads(ns_).empty());
+  const auto owner = SessionOwner::current("c0ffee01");
+  std::vector<WorkloadRef> marked = {{WorkloadKind::deployment, ns_, "api"},
+                                     {WorkloadKind::statefulset, ns_, "db"},
+                                     {WorkloadKind::replicaset, ns_, "cache"},
+                                     {WorkloadKind::pod, ns_, "solo"}};
+  for (const auto& ref : marked) mark_changed(ref, owner);
+  EXPECT_EQ(takeover().changed_workloads(ns_), marked);
+  // All namespaces: ours are among them.
+  auto everywhere = takeover().changed_workloads("");
+  for (const auto& ref : marked) {
+    EXPECT_NE(std::find(everywhere.begin(), everywhere.end(), ref), everywhere.end())
+        << ref.describe();
+  }
+}
+
+// The record a session keeps on this machine, in $XDG_STATE_HOME (no cluster needed).
+TEST(SessionRecord, SavedPrivatelyLoadedAndErased) {
+  TempDir dir;
+  kube::test::ScopedEnv env{{"XDG_STATE_HOME", dir.path()}};
+  SessionRecord record{SessionOwner::current("abcd0123"),
+                       {WorkloadKind::statefulset, "demo", "db"},
+                       "/home/dev/.kube/config",
+                       "kind-dev"};
+  record.save();
+  const auto path = dir / "lpk/sessions/abcd0123.json";
+  EXPECT_EQ(record.path().string(), path);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  dir.write("lpk/sessions/garbage.json", "{not json");
+  dir.write("lpk/sessions/unknown-kind.json", R"({"workload":{"kind":"CronJob"}})");
+  auto all = SessionRecord::load_all();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].to_json(), record.to_json());
+  EXPECT_TRUE(all[0].owner.on_this_host());
+  EXPECT_TRUE(all[0].owner.alive_here());  // this test's own pid
+  record.erase();
+  record.erase();  // idempotent
+  EXPECT_TRUE(SessionRecord::load_all().empty());
+}
+
+TEST(SessionOwner, ReadsWhatItCanFromAnnotationJson) {
+  auto owner = SessionOwner::from_json(json::parse(R"({"id":"x","pid":"12","host":7})"));
+  EXPECT_EQ(owner.id, "x");
+  EXPECT_EQ(owner.pid, 0);
+  EXPECT_EQ(owner.host, "");
+  EXPECT_FALSE(owner.alive_here());
+  EXPECT_EQ(SessionOwner::from_json(json::array()).id, "");
+  EXPECT_FALSE((SessionOwner{"y", this_host(), dead_pid(), ""}).alive_here());
+}
+
+}  // namespace
+}  // namespace lpk::proxy
