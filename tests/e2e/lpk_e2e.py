@@ -87,6 +87,7 @@ class Proc:
         self.lines = []  # every stdout line seen so far
         self.err = []  # every stderr line seen so far
         self.collected = False  # the test has seen the exit code (wait_exit or stop)
+        self.reported = False  # stop() has already failed the test about this process
         self.logs = []  # files worth showing with the output (describe)
         self._cv = threading.Condition()
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -187,11 +188,12 @@ class Proc:
                 problem = (f"did not exit within {timeout * SLACK:.0f}s of {sig.name} "
                            "(killed with SIGKILL)")
             elif rc != 0:
-                problem = f"ended with {exit_text(rc)} after {sig.name} instead of exit 0"
+                problem = f"ended ({exit_text(rc)}) after {sig.name} instead of exit 0"
         report = self.sanitizer_report()
         if report:
             problem = (problem + "; " if problem else "") + f"sanitizer report: {report}"
         if problem:
+            self.reported = True
             raise AssertionError(f"{self.name}: {problem}\n" + self.describe(60))
         return rc
 
@@ -207,7 +209,7 @@ class Proc:
             self.collected = True
             self._drain()
             return f"ended unnoticed ({exit_text(self.p.returncode)})"
-        report = self.sanitizer_report()
+        report = None if self.reported else self.sanitizer_report()
         return f"sanitizer report: {report}" if report else None
 
     def describe(self, tail=25):
@@ -250,11 +252,26 @@ def split_hostport(s):
 
 
 class Agent(Proc):
+    """lpk-agent; waits for its `tunnel` line. Raises PortInUse when an explicit --listen
+    port is taken (the agent then exits with a line saying so)."""
+
     def __init__(self, *extra, netns=None, listen="127.0.0.1:0", log_level="warn", env=None):
         super().__init__([AGENT, "--listen", listen, "--log-level", log_level, *extra],
                          name="lpk-agent", netns=netns, env=env)
-        self.tunnel = split_hostport(self.wait_line(AGENT_LINES["tunnel"]).group(1))
+        try:
+            m = self.wait_line(AGENT_LINES["tunnel"])
+        except AssertionError:
+            if self.wait_exit(2) not in (None, 0) and any("in use" in l for l in self.err):
+                raise PortInUse(self.err[-1]) from None
+            raise
+        self.tunnel = split_hostport(m.group(1))
         self.tunnel_str = f"{self.tunnel[0]}:{self.tunnel[1]}"
+
+
+def private_address():
+    """A loopback address of the test's own, for a server that needs a fixed port: there only
+    a wildcard listener elsewhere on the machine can hold the same port."""
+    return f"127.{random.randrange(128, 251)}.{random.randrange(256)}.{random.randrange(1, 255)}"
 
 
 def private_pool():
@@ -320,18 +337,19 @@ def skip_all(reason):
 
 
 class PortInUse(Exception):
-    """A server could not bind the port it was given; start_on_free_port tries another."""
+    """A server could not bind the port it was given; retry_on_port_collision tries again."""
 
 
-def start_on_free_port(start, attempts=5):
-    """For servers that cannot be told to use port 0: start(port) starts one on `port` and
-    returns what the caller wants, or raises PortInUse when something took the port first."""
+def retry_on_port_collision(start, attempts=5):
+    """For servers that cannot be told to use port 0: start() starts one on ports from
+    free_port() and returns what the caller wants, or raises PortInUse when something took a
+    port first; then it is called again, with new ports."""
     for _ in range(attempts - 1):
         try:
-            return start(free_port())
+            return start()
         except PortInUse:
             pass
-    return start(free_port())
+    return start()
 
 
 def start_dnsmasq(*options, address="127.0.0.1"):
@@ -340,7 +358,8 @@ def start_dnsmasq(*options, address="127.0.0.1"):
     the test (tools/install-deps.sh installs dnsmasq-base); one that does not start fails it."""
     require_tools("dnsmasq")
 
-    def start(port):
+    def start():
+        port = free_port(address)
         proc = Proc(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
                      "--no-hosts", "--bind-interfaces", f"--listen-address={address}",
                      f"--port={port}", "--user=root", "--log-facility=-", *options],
@@ -354,7 +373,7 @@ def start_dnsmasq(*options, address="127.0.0.1"):
             raise
         return proc, port
 
-    return start_on_free_port(start)
+    return retry_on_port_collision(start)
 
 
 def listening_pids(host, port):
@@ -390,7 +409,7 @@ def free_port(host="127.0.0.1"):
     """A TCP and UDP port free right now, for servers that cannot be told to use port 0 (nginx,
     redis, dnsmasq, the agent's --serve). Drawn below the ephemeral range, where no port-0 bind
     and no outgoing connection on this machine lands: only another explicit choice can take it
-    before the server binds, and start_on_free_port retries then."""
+    before the server binds, and retry_on_port_collision retries then."""
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         low = int(f.read().split()[0])
     for _ in range(100):
@@ -698,15 +717,16 @@ class _Result(unittest.TextTestResult):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._class, self._class_mark, self._class_t0 = None, 0, time.time()
+        self._class, self._class_procs = None, (0, 0)
+        self._test_mark, self._test_t0 = 0, time.time()
         self._last_stop, self._last_stop_t = 0, time.time()
 
     def startTest(self, test):
         if type(test) is not self._class:
             # The class's own processes (setUpClass) started after the previous test ended.
-            self._class, self._class_mark = type(test), self._last_stop
-            self._class_t0 = self._last_stop_t
-        self._test_mark = len(_children)
+            self._class = type(test)
+            self._class_procs = (self._last_stop, len(_children))
+        self._test_mark, self._test_t0 = len(_children), time.time()
         test.addCleanup(_check_leftovers, self._test_mark)  # runs after the test's own cleanups
         super().startTest(test)
 
@@ -715,11 +735,11 @@ class _Result(unittest.TextTestResult):
         self._last_stop, self._last_stop_t = len(_children), time.time()
 
     def _print_output(self, test):
-        procs = _children[self._class_mark:]
-        if not isinstance(test, unittest.TestCase):  # setUpClass, tearDownClass
+        if isinstance(test, unittest.TestCase):
+            first, end = self._class_procs
+            procs, t0 = _children[first:end] + _children[self._test_mark:], self._test_t0
+        else:  # setUpClass, tearDownClass
             procs, t0 = _children[self._last_stop:], self._last_stop_t
-        else:
-            t0 = self._class_t0
         text = "\n".join(p.describe(40) for p in procs) + "\n" + lpk_logs_since(t0)
         self.stream.write(f"\n===== output of the processes started by {test.id()}:\n"
                           f"{text}===== end of that output\n")
