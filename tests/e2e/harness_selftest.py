@@ -91,6 +91,9 @@ class Skipped(unittest.TestCase):
 class Partly(unittest.TestCase):
     def test_skipped(self):
         self.skipTest("not today")
+    def test_sub_skipped(self):
+        with self.subTest("part"):
+            self.skipTest("not this part")
     def test_runs(self):
         if os.environ.get("MODE") == "leak":
             e2e.Proc(["sleep", "60"])
@@ -121,6 +124,11 @@ class RunTestsTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("SKIPPED: __main__.Skipped: no such thing here", out)
         self.assertIn("SKIPPED: __main__.Partly.test_skipped: not today", out)
+        self.assertIn("SKIPPED: __main__.Partly.test_sub_skipped [part]: not this part", out)
+
+    def test_a_test_whose_subtest_skips_still_ran(self):
+        rc, out = self.run_script("Partly.test_sub_skipped")
+        self.assertEqual(rc, 0, out)
 
     def test_a_process_left_running_fails_its_test(self):
         rc, out = self.run_script("Partly.test_runs", mode="leak")

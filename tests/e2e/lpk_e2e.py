@@ -88,7 +88,7 @@ class Proc:
         self.err = []  # every stderr line seen so far
         self.collected = False  # the test has seen the exit code (wait_exit or stop)
         self.reported = False  # stop() has already failed the test about this process
-        self.logs = []  # files worth showing with the output (describe)
+        self.logs = []  # files (or glob patterns) worth showing with the output (describe)
         self._cv = threading.Condition()
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, text=True, bufsize=1,
@@ -134,6 +134,12 @@ class Proc:
                         f"({exit_text(self.p.poll())})\n{self.describe()}")
                 self._cv.wait(min(left, 0.2))
         return found[:count]
+
+    def matching(self, pattern, stderr=False):
+        """The re.Match of every stdout (or stderr) line so far that matches pattern."""
+        rx = re.compile(pattern)
+        with self._cv:
+            return [m for m in map(rx.search, self.err if stderr else self.lines) if m]
 
     def wait_exit(self, timeout=5.0):
         """Waits for the process to end by itself; returns its exit code (negative: the signal),
@@ -218,7 +224,7 @@ class Proc:
         text = (f"--- {self.name} ({exit_text(self.p.poll())}): {' '.join(self.argv)}\n"
                 f"--- stdout (last {tail} lines):\n" + "\n".join(out) +
                 f"\n--- stderr (last {tail} lines):\n" + "\n".join(err))
-        for path in self.logs:
+        for path in sorted(set(p for pattern in self.logs for p in glob.glob(pattern))):
             text += f"\n--- {path} (last {tail} lines):\n" + tail_of(path, tail)
         return text
 
@@ -777,8 +783,10 @@ def run_tests(argv):
     leftovers = [f"{c.name}: {why}\n{c.describe()}" for c in _children if (why := c.leftover())]
     for text in leftovers:
         print(f"after the tests: {text}", flush=True)
-    # A class skipped in setUpClass counts as one skip and none of its tests as run.
-    ran = r.testsRun - sum(isinstance(t, unittest.TestCase) for t, _ in r.skipped)
+    # A class skipped in setUpClass counts as one skip and none of its tests as run; a skipped
+    # subTest leaves its test run.
+    ran = r.testsRun - sum(isinstance(t, unittest.TestCase) and not hasattr(t, "test_case")
+                           for t, _ in r.skipped)
     print(f"e2e: {r.testsRun} run, {len(r.failures)} failed, {len(r.errors)} errors, "
           f"{len(r.skipped)} skipped in {time.monotonic() - started:.1f}s", flush=True)
     for test, reason in r.skipped:
