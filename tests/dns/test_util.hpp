@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/slack.hpp"
+
 namespace lpk::dns::test {
 
 namespace asio = boost::asio;
@@ -86,7 +88,7 @@ inline bool readable(int fd, std::chrono::steady_clock::time_point deadline) {
 
 /// Blocking UDP exchange with a deadline; nullopt when nothing came back in time.
 inline std::optional<Packet> udp_exchange(const asio::ip::udp::endpoint& server, const Packet& q,
-                                          int timeout_ms = 2000) {
+                                          int timeout_ms = 2000 * kTestSlack) {
   asio::io_context io;
   asio::ip::udp::socket s(io, asio::ip::udp::endpoint(server.address(), 0));
   s.send_to(asio::buffer(q), server);
@@ -102,7 +104,7 @@ inline std::optional<Packet> udp_exchange(const asio::ip::udp::endpoint& server,
 /// A blocking TCP DNS client (2-byte length framing) with a receive deadline.
 class TcpClient {
  public:
-  explicit TcpClient(const asio::ip::tcp::endpoint& server, int timeout_ms = 2000)
+  explicit TcpClient(const asio::ip::tcp::endpoint& server, int timeout_ms = 2000 * kTestSlack)
       : socket_(io_), timeout_(timeout_ms) {
     socket_.connect(server);
   }

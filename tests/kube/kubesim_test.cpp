@@ -9,17 +9,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "kube/client.hpp"
 #include "kube/config.hpp"
 #include "kube/text.hpp"
 #include "tests/kube/fake_server.hpp"
 #include "tests/kube/test_util.hpp"
+#include "tests/slack.hpp"
 
 extern char** environ;
 
@@ -33,7 +37,8 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-/// One lpk-kubesim for the whole suite.
+/// One lpk-kubesim for the whole suite. Its output is read to the end (a pipe nobody reads
+/// would block it once full) and kept for the message when it does not stop cleanly.
 class Kubesim {
  public:
   explicit Kubesim(const std::string& bin) {
@@ -58,12 +63,46 @@ class Kubesim {
       throw std::runtime_error("kubesim did not start: " + line);
     port = std::stoi(m[1]);
     kubeconfig = m[2];
+    drain_ = std::thread([this] {
+      char buf[4096];
+      for (ssize_t n; (n = ::read(out_, buf, sizeof buf)) > 0;) {
+        std::lock_guard lock(output_mutex_);
+        output_.append(buf, std::size_t(n));
+      }
+    });
   }
-  ~Kubesim() {
+  ~Kubesim() { stop(); }
+
+  /// SIGTERM, as Ctrl-C would send; "" when kubesim exited 0 within 30 s, else what happened
+  /// and its output.
+  std::string stop() {
+    if (pid_ < 0) return result_;
     ::kill(pid_, SIGTERM);
-    int st;
-    ::waitpid(pid_, &st, 0);
+    int st = 0;
+    const auto deadline = std::chrono::steady_clock::now() + slack(std::chrono::seconds(30));
+    pid_t done = 0;
+    while ((done = ::waitpid(pid_, &st, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      pollfd none{-1, 0, 0};
+      ::poll(&none, 0, 50);  // the exit has no event to wait on but its status
+    }
+    if (done == 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+      result_ = "did not exit within 30 s of SIGTERM (killed)";
+    } else if (WIFSIGNALED(st)) {
+      result_ = "died of signal " + std::to_string(WTERMSIG(st)) + " after SIGTERM";
+    } else if (WEXITSTATUS(st) != 0) {
+      result_ = "exited " + std::to_string(WEXITSTATUS(st)) + " after SIGTERM";
+    }
+    pid_ = -1;
+    if (drain_.joinable()) drain_.join();
     ::close(out_);
+    if (!result_.empty()) {
+      std::lock_guard lock(output_mutex_);
+      result_ = "lpk-kubesim " + result_ + "; its output:\n" + output_;
+    }
+    return result_;
   }
   std::string file(const std::string& name) const { return state / name; }
 
@@ -86,6 +125,10 @@ class Kubesim {
   }
   pid_t pid_ = -1;
   int out_ = -1;
+  std::thread drain_;
+  std::mutex output_mutex_;
+  std::string output_;
+  std::string result_;
 };
 
 class KubesimTest : public ::testing::Test {
@@ -100,6 +143,9 @@ class KubesimTest : public ::testing::Test {
     }
   }
   static void TearDownTestSuite() {
+    if (sim_) {
+      EXPECT_EQ(sim_->stop(), "");  // kubesim exits 0 on SIGTERM
+    }
     delete sim_;
     sim_ = nullptr;
   }
@@ -283,16 +329,68 @@ TEST_F(KubesimTest, CreateGetListPatchReplaceDelete) {
   }
 }
 
+/// Counts the watch requests a Client starts (its debug line "kube: watch <target>") while it
+/// is installed on the default logger, without printing the other debug lines.
+class WatchStarts : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  static std::shared_ptr<WatchStarts> install() {
+    auto sink = std::make_shared<WatchStarts>();
+    auto logger = spdlog::default_logger();
+    sink->old_level_ = logger->level();
+    for (auto& s : logger->sinks()) s->set_level(sink->old_level_);
+    logger->sinks().push_back(sink);
+    logger->set_level(spdlog::level::debug);
+    return sink;
+  }
+  void uninstall() {
+    auto logger = spdlog::default_logger();
+    logger->sinks().pop_back();
+    logger->set_level(old_level_);
+  }
+  int count() {
+    std::lock_guard lock(m_);
+    return started_;
+  }
+  /// Waits until `n` watches have started; false at the bound.
+  bool wait_for(int n, std::chrono::seconds bound) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, bound, [&] { return started_ >= n; });
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (std::string_view(msg.payload.data(), msg.payload.size()).starts_with("kube: watch /")) {
+      std::lock_guard lock(m_);
+      ++started_;
+      cv_.notify_all();
+    }
+  }
+  void flush_() override {}
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int started_ = 0;
+  spdlog::level::level_enum old_level_ = spdlog::level::info;
+};
+
 TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
-  if (std::getenv("LPK_KUBE_DEBUG")) spdlog::set_level(spdlog::level::debug);
+  auto watches = WatchStarts::install();
+  struct Uninstall {
+    std::shared_ptr<WatchStarts> sink;
+    ~Uninstall() { sink->uninstall(); }
+  } uninstall{watches};
+  if (std::getenv("LPK_KUBE_DEBUG")) {
+    for (auto& s : spdlog::default_logger()->sinks()) s->set_level(spdlog::level::debug);
+  }
   Client c(load_config({.kubeconfig = sim_->kubeconfig}));
   const std::string coll = resource_path("v1", "default", "configmaps");
   std::mutex m;
   std::condition_variable cv;
   std::vector<std::string> events;
   int relists = 0;
-  std::stop_source stop;
-  std::jthread t([&] {
+  // (The jthread's own stop token: a failed ASSERT below stops the watch as it unwinds.)
+  std::jthread t([&](std::stop_token stop) {
     c.watch(coll, {.label_selector = "suite=watch", .timeout_seconds = 1, .allow_bookmarks = false},
             [&](const nlohmann::json&) {
               std::lock_guard lock(m);
@@ -304,11 +402,11 @@ TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
               events.push_back(e.type + " " + e.object["metadata"]["name"].get<std::string>());
               cv.notify_all();
             },
-            stop.get_token());
+            stop);
   });
   auto wait_until = [&](auto pred) {
     std::unique_lock lock(m);
-    return cv.wait_for(lock, std::chrono::seconds(30), pred);
+    return cv.wait_for(lock, slack(std::chrono::seconds(30)), pred);
   };
   ASSERT_TRUE(wait_until([&] { return relists == 1; }));
   auto make = [&](const std::string& name) {
@@ -316,7 +414,9 @@ TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
   };
   make("w1");
   ASSERT_TRUE(wait_until([&] { return events.size() == 1; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past two server timeouts
+  // The server ends each watch after 1 s: wait until the client has watched again twice.
+  ASSERT_TRUE(watches->wait_for(watches->count() + 2, slack(std::chrono::seconds(30))))
+      << "the client did not resume its watch after the server's timeouts";
   c.patch(resource_path("v1", "default", "configmaps", "w1"), {{"data", {{"k", "v"}}}});
   ASSERT_TRUE(wait_until([&] { return events.size() == 2; }));
   // 60 changes outside the selector push the watch's version out of kubesim's 50-event
@@ -331,9 +431,9 @@ TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
   c.remove(resource_path("v1", "default", "configmaps", "w1"));
   ASSERT_TRUE(wait_until([&] { return events.size() == 4; }));
   auto asked = std::chrono::steady_clock::now();
-  stop.request_stop();
+  t.request_stop();
   t.join();
-  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::milliseconds(2000));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, slack(std::chrono::milliseconds(2000)));
   EXPECT_EQ(events, (std::vector<std::string>{"ADDED w1", "MODIFIED w1", "ADDED w2", "DELETED w1"}));
   for (const char* n : {"w2", "other"}) c.remove(resource_path("v1", "default", "configmaps", n));
 }
