@@ -60,6 +60,18 @@ wait_line() {
   fail "no line matching '$2' in $(basename "$1") after $3 s"
 }
 
+# The stdout lines the binaries print for scripts, read with the patterns they declare
+# (lpk-agent --console-lines, lpk-proxy __console-lines): pattern TABLE NAME prints one.
+pattern() {
+  python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]]["pattern"])' "$1" "$2"
+}
+agent_lines=$("$agent_bin" --console-lines) || fail "$agent_bin --console-lines failed"
+proxy_lines=$("$proxy_bin" __console-lines) || fail "$proxy_bin __console-lines failed"
+tunnel_re=$(pattern "$agent_lines" tunnel)
+listen_re=$(pattern "$proxy_lines" listen)
+ready_re=$(pattern "$proxy_lines" ready)
+dns_re=$(pattern "$proxy_lines" dns)
+
 # wait_port PORT SECONDS: waits until 127.0.0.1:PORT accepts connections.
 wait_port() {
   local deadline=$((SECONDS + $2))
@@ -103,8 +115,8 @@ explain "nginx        127.0.0.1:$nginx_port" "redis-server 127.0.0.1:$redis_port
 step "2/5  Start lpk-agent (in a real setup it runs in the cluster, inside the app's pod)"
 "$agent_bin" --listen 127.0.0.1:0 >"$work/agent.out" 2>"$work/agent.log" &
 pids+=($!)
-tunnel=$(wait_line "$work/agent.out" '^tunnel ' 10)
-tunnel=${tunnel#tunnel }
+[[ $(wait_line "$work/agent.out" "$tunnel_re" 10) =~ $tunnel_re ]]
+tunnel=${BASH_REMATCH[1]}
 explain "The agent waits for the tunnel on $tunnel. It dials each stream's target itself," \
   "so nginx and redis only ever see connections coming from the agent."
 
@@ -116,18 +128,24 @@ echo "nameserver 127.0.0.1#9" >"$work/resolv.conf"
   --map "web:8080=127.0.0.1:$nginx_port" \
   --map "redis:6379=127.0.0.1:$redis_port" >"$work/proxy.out" 2>"$work/proxy.log" &
 pids+=($!)
-web=$(wait_line "$work/proxy.out" '^listen .* -> 127\.0\.0\.1:'"$nginx_port"'$' 10)
-redis=$(wait_line "$work/proxy.out" '^listen .* -> 127\.0\.0\.1:'"$redis_port"'$' 10)
-wait_line "$work/proxy.out" '^ready$' 15 >/dev/null
-dns=$(wait_line "$work/proxy.out" '^dns ' 10)
-dns=${dns#dns }
-web=${web#listen }; web=${web%% *}
-redis=${redis#listen }; redis=${redis%% *}
+wait_line "$work/proxy.out" "$ready_re" 15 >/dev/null  # after every listen line
+web='' redis=''
+while read -r line; do
+  [[ $line =~ $listen_re ]] || continue
+  case ${BASH_REMATCH[2]} in
+    "127.0.0.1:$nginx_port") web=${BASH_REMATCH[1]} ;;
+    "127.0.0.1:$redis_port") redis=${BASH_REMATCH[1]} ;;
+  esac
+done <"$work/proxy.out"
+[[ -n $web && -n $redis ]] || fail "lpk-proxy did not listen for both services: $(cat "$work/proxy.out")"
+[[ $(wait_line "$work/proxy.out" "$dns_re" 10) =~ $dns_re ]]
+dns_host=${BASH_REMATCH[1]} dns_port=${BASH_REMATCH[2]}
+dns=$dns_host:$dns_port
 explain "Each service name gets its own stable loopback address from the pool 127.77.0.0/16:" \
   "  web   -> $web   (forwards to nginx)" \
   "  redis -> $redis   (forwards to redis-server)" \
   "Every connection to those addresses becomes a stream inside ONE tunnel connection to the agent."
-resolved=$(kdig "@${dns%:*}" -p "${dns##*:}" +short web.default.svc.cluster.local A)
+resolved=$(kdig "@$dns_host" -p "$dns_port" +short web.default.svc.cluster.local A)
 explain "The stub DNS on $dns answers cluster names, as a pod would resolve them:" \
   "  web.default.svc.cluster.local -> $resolved"
 [[ $resolved == "${web%:*}" ]] || fail "the stub DNS answered '$resolved' for web, not ${web%:*}"

@@ -16,7 +16,7 @@ build_pkgs=(
 peer_pkgs=(
   nginx-light redis-server redis-tools curl socat netcat-openbsd iperf3 sockperf
   openssh-server openssh-client knot-dnsutils dnsmasq-base dnsperf
-  iproute2 procps psmisc python3 python3-kubernetes
+  iproute2 procps psmisc python3 python3-kubernetes python3-dotenv
 )
 
 missing=()

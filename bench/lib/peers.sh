@@ -170,17 +170,28 @@ start_ssh() {
   fi
 }
 
+# console_pattern BINARY TABLE-FLAG NAME: the regular expression of one of the stdout lines the
+# binary declares (lpk-agent --console-lines, lpk-proxy __console-lines).
+console_pattern() {
+  "$1" "$2" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]]["pattern"])' "$3"
+}
+
 # lpk-agent on an ephemeral tunnel port, lpk-proxy with one ephemeral listener per target.
 start_lpk() {
-  local tag=$1 t line maps=()
+  local tag=$1 t line maps=() tunnel_re listen_re ready_re
   shift
+  tunnel_re=$(console_pattern "$AGENT_BIN" --console-lines tunnel)
+  listen_re=$(console_pattern "$PROXY_BIN" __console-lines listen)
+  ready_re=$(console_pattern "$PROXY_BIN" __console-lines ready)
   spawn "lpk_${tag}_agent" "$AGENT_BIN" --listen 127.0.0.1:0 --log-level warn
-  line=$(wait_line "lpk_${tag}_agent" '^tunnel ' 10)
+  line=$(wait_line "lpk_${tag}_agent" "$tunnel_re" 10)
+  [[ $line =~ $tunnel_re ]]
   for t in "$@"; do maps+=(--map "127.0.0.1:0=127.0.0.1:$t"); done
-  spawn "lpk_${tag}_proxy" "$PROXY_BIN" run --agent "${line#tunnel }" "${maps[@]}" --log-level warn
-  wait_line "lpk_${tag}_proxy" '^ready' 15 >/dev/null
-  while read -r _ front _; do FRONT+=("${front##*:}"); done \
-    < <(grep '^listen ' "$TMP/lpk_${tag}_proxy.out")
+  spawn "lpk_${tag}_proxy" "$PROXY_BIN" run --agent "${BASH_REMATCH[1]}" "${maps[@]}" --log-level warn
+  wait_line "lpk_${tag}_proxy" "$ready_re" 15 >/dev/null
+  while read -r line; do
+    [[ $line =~ $listen_re ]] && FRONT+=("${BASH_REMATCH[1]##*:}")
+  done <"$TMP/lpk_${tag}_proxy.out"
   [[ ${#FRONT[@]} == "$#" ]] || { echo "run.sh: lpk-proxy printed ${#FRONT[@]} listen lines for $# maps" >&2; exit 1; }
 }
 

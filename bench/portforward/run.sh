@@ -126,16 +126,23 @@ k apply -f - >/dev/null <<EOF
 EOF
 k wait --for=condition=Ready pod/bench --timeout=120s >/dev/null
 
-# lpk-proxy through the port-forward; wait for its listen and ready lines.
+# lpk-proxy through the port-forward; wait for its listen and ready lines (read with the
+# patterns lpk-proxy declares: lpk-proxy __console-lines).
+console_pattern() {
+  "$PROXY" __console-lines |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]]["pattern"])' "$1"
+}
+listen_re=$(console_pattern listen)
+ready_re=$(console_pattern ready)
 mkfifo "$TMP/proxy.out"
 "$PROXY" run --agent-pod default/bench:4590 --kubeconfig "$KC" --map 127.0.0.1:0=127.0.0.1:7000 \
   --log-level warn >"$TMP/proxy.out" 2>"$TMP/proxy.err" &
 PIDS+=($!)
 exec 4<"$TMP/proxy.out"
 read -r -t 30 line <&4 || { echo "run.sh: lpk-proxy printed nothing: $(cat "$TMP/proxy.err")" >&2; exit 1; }
-[[ $line =~ ^listen\ ([0-9.]+:[0-9]+) ]] || { echo "run.sh: lpk-proxy said: $line" >&2; exit 1; }
+[[ $line =~ $listen_re ]] || { echo "run.sh: lpk-proxy said: $line" >&2; exit 1; }
 LISTEN=${BASH_REMATCH[1]}
-read -r -t 60 line <&4 && [[ $line == ready ]] ||
+read -r -t 60 line <&4 && [[ $line =~ $ready_re ]] ||
   { echo "run.sh: lpk-proxy not ready: $(cat "$TMP/proxy.err")" >&2; exit 1; }
 
 BYTES=$((MIB << 20))

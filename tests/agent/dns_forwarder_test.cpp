@@ -84,9 +84,7 @@ asio::awaitable<bool> ends(tcp::socket& s) {
 class DnsForwarderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    dnsmasq_ = test::Dnsmasq::start(why);
-    if (!dnsmasq_) GTEST_SKIP() << why;
+    LPK_START_DNSMASQ(dnsmasq_);
   }
   std::unique_ptr<test::Dnsmasq> dnsmasq_;
   asio::io_context io_;

@@ -2,6 +2,9 @@
 // A real dnsmasq for the DNS tests, playing the cluster's DNS on its own loopback address and
 // port: answers only from the records given here (no resolv.conf, no /etc/hosts), NXDOMAIN
 // for other names of its local zones. Stopped (by its pid) on destruction.
+//
+// tools/install-deps.sh installs dnsmasq (dnsmasq-base): a missing binary skips a test, a
+// dnsmasq that does not come up fails it (LPK_START_DNSMASQ).
 
 #include <poll.h>
 #include <signal.h>
@@ -62,16 +65,21 @@ class TempDir {
 
 class Dnsmasq {
  public:
-  /// Empty when dnsmasq is missing or did not come up; `why` says which.
+  /// Empty when dnsmasq is missing or did not come up; `why` says which (find_dnsmasq() tells
+  /// the two apart). A dnsmasq that exits at once (its address and port taken between the
+  /// probe and its bind) is tried again on another address.
   static std::unique_ptr<Dnsmasq> start(std::string& why) {
     auto binary = find_dnsmasq();
     if (binary.empty()) {
       why = "dnsmasq is not installed (tools/install-deps.sh installs dnsmasq-base)";
       return nullptr;
     }
-    auto d = std::unique_ptr<Dnsmasq>(new Dnsmasq());
-    if (!d->launch(binary, why)) return nullptr;
-    return d;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto d = std::unique_ptr<Dnsmasq>(new Dnsmasq());
+      if (d->launch(binary, why)) return d;
+      if (!d->exited_early_) break;  // it runs but does not answer: another try would not
+    }
+    return nullptr;
   }
   ~Dnsmasq() {
     if (pid_ > 0) {
@@ -123,8 +131,15 @@ class Dnsmasq {
       return false;
     }
     if (!wait_ready()) {
-      why = "dnsmasq did not answer on " + address_.to_string() + ":" + std::to_string(port_) +
-            " within 10 s (see " + dir_.path() + "/dnsmasq.log)";
+      std::ifstream log(dir_.path() + "/dnsmasq.log");
+      why = "dnsmasq " + std::string(exited_early_ ? "exited" : "did not answer") + " on " +
+            address_.to_string() + ":" + std::to_string(port_) + " (within 10 s); its log:\n" +
+            std::string(std::istreambuf_iterator<char>(log), {});
+      if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+      }
       return false;
     }
     return true;
@@ -148,6 +163,7 @@ class Dnsmasq {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        exited_early_ = true;
         return false;
       }
       boost::system::error_code ec;
@@ -166,6 +182,18 @@ class Dnsmasq {
   asio::ip::address_v4 address_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
+  bool exited_early_ = false;
 };
 
 }  // namespace lpk::agent::test
+
+/// In SetUp or a test body: starts a Dnsmasq into `var` (a std::unique_ptr<Dnsmasq>). Skips
+/// the test when dnsmasq is not installed; fails it when dnsmasq is there but does not come up.
+#define LPK_START_DNSMASQ(var)                                           \
+  do {                                                                   \
+    std::string lpk_dnsmasq_why;                                         \
+    var = ::lpk::agent::test::Dnsmasq::start(lpk_dnsmasq_why);           \
+    if (!var && ::lpk::agent::test::find_dnsmasq().empty())              \
+      GTEST_SKIP() << lpk_dnsmasq_why;                                   \
+    if (!var) FAIL() << lpk_dnsmasq_why;                                 \
+  } while (false)

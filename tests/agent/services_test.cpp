@@ -84,9 +84,8 @@ TEST(DialService, EnvSendsOneDocumentThenEnds) {
 /// The agent end to end in-process: a proxy Session opens streams to the reserved names and
 /// the agent answers them itself (no dial of "env.lpk.internal" through any resolver).
 TEST(AgentServices, ServedThroughATunnel) {
-  std::string why;
-  auto dnsmasq = test::Dnsmasq::start(why);
-  if (!dnsmasq) GTEST_SKIP() << why;
+  std::unique_ptr<test::Dnsmasq> dnsmasq;
+  LPK_START_DNSMASQ(dnsmasq);
   asio::io_context io;
   AgentOptions options;
   options.tunnel_endpoint = {asio::ip::make_address("127.0.0.1"), 0};

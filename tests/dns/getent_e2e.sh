@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The system-resolver path end to end with glibc: in a private mount namespace, a test file is
-# bind-mounted over /etc/resolv.conf, `lpk-dns resolver install` points it at the stub (port 53
+# The system-resolver path end to end with glibc: in private mount and network namespaces (port
+# 53 is then ours, whatever else runs on the machine), a test file is bind-mounted over
+# /etc/resolv.conf, `lpk-dns resolver install` points it at the stub (port 53
 # on a loopback address), and getent resolves cluster names through the stub and an outside
 # name through the stub's forwarding to the "original" resolver (a dnsmasq started here).
 # `resolver uninstall` must then restore the file byte for byte. The machine's own
@@ -8,16 +9,17 @@
 set -uo pipefail
 LPK_DNS=${1:?usage: getent_e2e.sh path/to/lpk-dns}
 if [[ $EUID -ne 0 ]]; then
-  echo "SKIP: needs root (unshare -m, bind mount over /etc/resolv.conf, port 53); CI runs as root"
+  echo "SKIP: needs root (unshare -m -n, bind mount over /etc/resolv.conf, port 53); CI runs as root"
   exit 77
 fi
 for tool in unshare getent dnsmasq kdig mount; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
 done
 if [[ -z ${LPK_DNS_IN_NAMESPACE:-} ]]; then
-  exec unshare -m env LPK_DNS_IN_NAMESPACE=1 "$0" "$@"
+  exec unshare -m -n env LPK_DNS_IN_NAMESPACE=1 "$0" "$@"
 fi
 mount --make-rprivate / || { echo "SKIP: cannot make mounts private here"; exit 77; }
+ip link set lo up || { echo "FAIL: cannot bring up lo in the test's network namespace"; exit 1; }
 source "$(dirname "$0")/common_e2e.sh"
 
 # The "original" resolver of this namespace: dnsmasq on port 53 of its own loopback address.
@@ -27,11 +29,15 @@ cat > "$work/upstream-hosts" <<HOSTS
 HOSTS
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null \
   --addn-hosts="$work/upstream-hosts" --listen-address=$up_addr --bind-interfaces --port=53 \
-  --pid-file= --log-facility="$work/dnsmasq.log" &
+  --pid-file= --log-facility="$work/dnsmasq.log" 2>"$work/dnsmasq.err" &
 pids+=($!)
+up=0
 for _ in $(seq 1 100); do
-  kdig @$up_addr +short +timeout=1 +retry=0 outside.example 2>/dev/null | grep -q 127.1.2.5 && break
+  kdig @$up_addr +short +timeout=1 +retry=0 outside.example 2>/dev/null | grep -q 127.1.2.5 &&
+    { up=1; break; }
+  pause
 done
+((up)) || { echo "FAIL: dnsmasq did not answer on $up_addr:53: $(cat "$work/dnsmasq.err")"; exit 1; }
 
 original=$'# test resolv.conf\nnameserver 127.0.53.2\nsearch corp.example\noptions edns0\n'
 printf '%s' "$original" > "$work/resolv.conf"
@@ -48,7 +54,7 @@ write_table
 start_stub_plain() {
   "$LPK_DNS" --table "$work/table.json" --listen $stub:53 --resolv-conf "$work/backup" \
     > "$work/stub.out" 2> "$work/stub.err" &
-  pids+=($!)
+  track_stub $! "$work/stub.err"
   wait_for "$work/stub.out" '^listen '
 }
 start_stub_plain

@@ -48,7 +48,7 @@ done
 if ip -6 addr show dev lo 2>/dev/null | grep -q '::1/128'; then
   "$LPK_DNS" --table "$work/table.json" --listen '[::1]:0' --resolv-conf "$work/upstream.conf" \
     > "$work/stub6.out" 2> "$work/stub6.err" &
-  pids+=($!)
+  track_stub $! "$work/stub6.err"
   wait_for "$work/stub6.out" '^listen '
   port6=$(sed -n 's/^listen .*://p' "$work/stub6.out")
   for transport in +notcp +tcp; do

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "dns/cluster_resolver.hpp"
+#include "tests/slack.hpp"
 
 namespace lpk::dns::test {
 
@@ -94,7 +95,7 @@ inline bool readable(int fd, std::chrono::steady_clock::time_point deadline) {
 
 /// Blocking UDP exchange with a deadline; nullopt when nothing came back in time.
 inline std::optional<Packet> udp_exchange(const asio::ip::udp::endpoint& server, const Packet& q,
-                                          int timeout_ms = 2000) {
+                                          int timeout_ms = 2000 * kTestSlack) {
   asio::io_context io;
   asio::ip::udp::socket s(io, asio::ip::udp::endpoint(server.address(), 0));
   s.send_to(asio::buffer(q), server);
@@ -110,7 +111,7 @@ inline std::optional<Packet> udp_exchange(const asio::ip::udp::endpoint& server,
 /// A blocking TCP DNS client (2-byte length framing) with a receive deadline.
 class TcpClient {
  public:
-  explicit TcpClient(const asio::ip::tcp::endpoint& server, int timeout_ms = 2000)
+  explicit TcpClient(const asio::ip::tcp::endpoint& server, int timeout_ms = 2000 * kTestSlack)
       : socket_(io_), timeout_(timeout_ms) {
     socket_.connect(server);
   }

@@ -4,13 +4,25 @@ Every script in tests/e2e runs the real lpk-agent and lpk-proxy (paths from --ag
 the LPK_AGENT/LPK_PROXY environment) against real servers on loopback. Nothing here sleeps to
 synchronise: we wait for a line on stdout, a port accepting, or a counter, always with a deadline.
 
+What the harness checks on every test's behalf:
+- every process a test starts (Proc) ends cleanly: stop() sends SIGTERM and wants exit 0 within
+  a bound and no sanitizer report; a process that died on its own, hung, crashed or was left
+  running fails the test that started it;
+- a failing test prints the output of the processes it (and its class) started, and the tail of
+  the lpk logs;
+- the stdout lines lpk-proxy and lpk-agent print for scripts are matched with the patterns the
+  binaries declare (PROXY_LINES, AGENT_LINES), never with a regex of the test's own;
+- every skipped test is printed as `SKIPPED: <test id>: <reason>` (tools/test.sh collects them).
+
 Exit codes of `main()`: 0 all ran and passed, 1 a failure, 77 every test was skipped (ctest's
 SKIP_RETURN_CODE), with the reasons printed.
 """
 
 import argparse
 import atexit
+import glob
 import hashlib
+import json
 import os
 import random
 import re
@@ -28,40 +40,60 @@ import unittest
 SKIP_CODE = 77
 AGENT = os.environ.get("LPK_AGENT", "")
 PROXY = os.environ.get("LPK_PROXY", "")
-# Extra seconds added to every deadline (a sanitizer build is several times slower).
+# Every deadline is multiplied by this (a sanitizer build is several times slower).
 SLACK = float(os.environ.get("LPK_E2E_SLACK", "1"))
+# The stdout lines lpk-proxy and lpk-agent print for scripts, as the binaries declare them
+# (proxy/control/console.hpp, agent/agent.hpp): name -> regular expression. Filled by main().
+PROXY_LINES = {}
+AGENT_LINES = {}
 
 
 # ---------------------------------------------------------------- processes
 
 
-_children = []
+_children = []  # every Proc started in this run, in order
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: ")
 
 
 @atexit.register
 def _kill_children():
-    """No lpk process outlives the test, whatever failed on the way."""
+    """No process outlives the run, whatever failed on the way."""
     for c in _children:
         if c.p.poll() is None:
             os.killpg(c.p.pid, signal.SIGKILL)
             c.p.wait()
 
 
-class Proc:
-    """A child process whose stdout lines we can wait for and whose stderr we keep."""
+def exit_text(rc):
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        return f"killed by {signal.Signals(-rc).name}"
+    return f"exit {rc}"
 
-    def __init__(self, argv, name=None, netns=None, env=None):
+
+class Proc:
+    """A child process whose stdout lines we can wait for and whose stderr we keep.
+
+    It ends with stop() (SIGTERM, then exit 0 expected) or, when the test makes it exit by
+    itself, with wait_exit() and the test's own check of the code. Anything else (it ended
+    unasked, hung, crashed, wrote a sanitizer report, was left running) fails the test."""
+
+    def __init__(self, argv, name=None, netns=None, env=None, pass_fds=()):
         if netns:
             argv = ["ip", "netns", "exec", getattr(netns, "name", netns)] + list(argv)
         self.argv = list(argv)
         self.name = name or os.path.basename(argv[0])
         self.lines = []  # every stdout line seen so far
         self.err = []  # every stderr line seen so far
+        self.collected = False  # the test has seen the exit code (wait_exit or stop)
+        self.reported = False  # stop() has already failed the test about this process
+        self.logs = []  # files (or glob patterns) worth showing with the output (describe)
         self._cv = threading.Condition()
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, text=True, bufsize=1,
-                                  start_new_session=True)
+                                  start_new_session=True, pass_fds=pass_fds,
+                                  errors="backslashreplace")
         _children.append(self)
         self._threads = [threading.Thread(target=self._pump, args=(s, l), daemon=True)
                          for s, l in ((self.p.stdout, self.lines), (self.p.stderr, self.err))]
@@ -76,55 +108,78 @@ class Proc:
         with self._cv:
             self._cv.notify_all()
 
-    def wait_line(self, pattern, timeout=5.0):
-        """Returns the re.Match of the first stdout line matching pattern."""
-        return self.wait_lines(pattern, 1, timeout)[0]
+    def wait_line(self, pattern, timeout=5.0, stderr=False):
+        """Returns the re.Match of the first stdout (or stderr) line matching pattern."""
+        return self.wait_lines(pattern, 1, timeout, stderr)[0]
 
-    def wait_lines(self, pattern, count, timeout=5.0):
-        """Waits until `count` stdout lines match pattern; returns their matches in order."""
+    def wait_lines(self, pattern, count, timeout=5.0, stderr=False):
+        """Waits until `count` stdout (or stderr) lines match pattern; returns their matches in
+        order. Fails early when the process has ended without printing them."""
         rx = re.compile(pattern)
         found = []
+        source, pump = (self.err, self._threads[1]) if stderr else (self.lines, self._threads[0])
 
         def enough():
-            found[:] = [m for m in map(rx.search, self.lines) if m]
+            found[:] = [m for m in map(rx.search, source) if m]
             return len(found) >= count
 
         deadline = time.monotonic() + timeout * SLACK
         with self._cv:
             while not enough():
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.p.poll() is not None and not self._threads[0].is_alive()):
+                if left <= 0 or (self.p.poll() is not None and not pump.is_alive()):
                     raise AssertionError(
-                        f"{self.name}: {len(found)}/{count} stdout lines matching {pattern!r} "
-                        f"within {timeout}s (exit={self.p.poll()})\n{self.describe()}")
+                        f"{self.name}: {len(found)}/{count} {'stderr' if stderr else 'stdout'} "
+                        f"lines matching {rx.pattern!r} within {timeout * SLACK:.0f}s "
+                        f"({exit_text(self.p.poll())})\n{self.describe()}")
                 self._cv.wait(min(left, 0.2))
         return found[:count]
 
+    def matching(self, pattern, stderr=False):
+        """The re.Match of every stdout (or stderr) line so far that matches pattern."""
+        rx = re.compile(pattern)
+        with self._cv:
+            return [m for m in map(rx.search, self.err if stderr else self.lines) if m]
+
     def wait_exit(self, timeout=5.0):
+        """Waits for the process to end by itself; returns its exit code (negative: the signal),
+        None if it is still running. The caller judges the code: stop() will not."""
         try:
             rc = self.p.wait(timeout * SLACK)
         except subprocess.TimeoutExpired:
             return None
+        self.collected = True
+        self._drain()
+        return rc
+
+    def _drain(self):
+        # The pipes close when the process (and any child that inherited them) is gone.
         for t in self._threads:
             t.join(2)
-        for f in (self.p.stdout, self.p.stderr):
-            if not any(t.is_alive() for t in self._threads):
+        if not any(t.is_alive() for t in self._threads):
+            for f in (self.p.stdout, self.p.stderr):
                 f.close()
-        return rc
 
     def alive(self):
         return self.p.poll() is None
 
+    def sanitizer_report(self):
+        with self._cv:
+            return next((l for l in self.err if SANITIZER_RE.search(l)), None)
+
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
-        """Signals the process, waits for its exit (kills it after timeout); returns the exit
-        code, None if it had to be killed. Raises if it had crashed (died of a signal) before,
-        or if a sanitizer reported anything on its stderr."""
+        """Sends `sig` and checks that the process ends cleanly: exit 0 within `timeout`
+        seconds (times SLACK) and no sanitizer report on stderr. Raises AssertionError with its
+        output when it had ended unasked (unless wait_exit() collected the exit for the test),
+        hung (it is then killed), exited non-zero, died of a signal, or a sanitizer spoke.
+        Returns the exit code: 0, or the code wait_exit() already handed to the test."""
+        problem = None
         rc = self.p.poll()
         if rc is not None:
-            self.wait_exit(0)
-            if rc < 0:
-                raise AssertionError(f"{self.name} crashed earlier: {signal.Signals(-rc).name}\n"
-                                     + self.describe())
+            if not self.collected:
+                self.collected = True
+                self._drain()
+                problem = f"had ended before it was stopped ({exit_text(rc)})"
         else:
             try:
                 os.kill(self.p.pid, sig)
@@ -133,18 +188,68 @@ class Proc:
             rc = self.wait_exit(timeout)
             if rc is None:
                 os.killpg(self.p.pid, signal.SIGKILL)
-                self.wait_exit()
-        reports = [l for l in self.err if SANITIZER_RE.search(l)]
-        if reports:
-            raise AssertionError(f"{self.name}: sanitizer report: {reports[0]}\n"
-                                 + self.describe(60))
+                self.p.wait()
+                self.collected = True
+                self._drain()
+                problem = (f"did not exit within {timeout * SLACK:.0f}s of {sig.name} "
+                           "(killed with SIGKILL)")
+            elif rc != 0:
+                problem = f"ended ({exit_text(rc)}) after {sig.name} instead of exit 0"
+        report = self.sanitizer_report()
+        if report:
+            problem = (problem + "; " if problem else "") + f"sanitizer report: {report}"
+        if problem:
+            self.reported = True
+            raise AssertionError(f"{self.name}: {problem}\n" + self.describe(60))
         return rc
+
+    def leftover(self):
+        """What is wrong with this process once its test is over, or None."""
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+            self.collected = True
+            self._drain()
+            return "was left running by the test (killed with SIGKILL)"
+        if not self.collected:
+            self.collected = True
+            self._drain()
+            return f"ended unnoticed ({exit_text(self.p.returncode)})"
+        report = None if self.reported else self.sanitizer_report()
+        return f"sanitizer report: {report}" if report else None
 
     def describe(self, tail=25):
         with self._cv:
             out, err = self.lines[-tail:], self.err[-tail:]
-        return (f"--- {self.name} {' '.join(self.argv)}\n--- stdout (last {tail}):\n"
-                + "\n".join(out) + f"\n--- stderr (last {tail}):\n" + "\n".join(err))
+        text = (f"--- {self.name} ({exit_text(self.p.poll())}): {' '.join(self.argv)}\n"
+                f"--- stdout (last {tail} lines):\n" + "\n".join(out) +
+                f"\n--- stderr (last {tail} lines):\n" + "\n".join(err))
+        for path in sorted(set(p for pattern in self.logs for p in glob.glob(pattern))):
+            text += f"\n--- {path} (last {tail} lines):\n" + tail_of(path, tail)
+        return text
+
+
+def tail_of(path, lines):
+    try:
+        with open(path, errors="backslashreplace") as f:
+            return "\n".join(f.read().splitlines()[-lines:])
+    except OSError as e:
+        return f"({e})"
+
+
+def stop_all(*procs):
+    """Stops every process (in order, even after a failure); raises one AssertionError naming
+    all that did not end cleanly."""
+    problems = []
+    for p in procs:
+        if p is None:
+            continue
+        try:
+            p.stop()
+        except AssertionError as e:
+            problems.append(str(e))
+    if problems:
+        raise AssertionError("\n".join(problems))
 
 
 def split_hostport(s):
@@ -153,27 +258,57 @@ def split_hostport(s):
 
 
 class Agent(Proc):
-    def __init__(self, *extra, netns=None, listen="127.0.0.1:0", log_level="warn"):
+    """lpk-agent; waits for its `tunnel` line. Raises PortInUse when an explicit --listen
+    port is taken (the agent then exits with a line saying so)."""
+
+    def __init__(self, *extra, netns=None, listen="127.0.0.1:0", log_level="warn", env=None):
         super().__init__([AGENT, "--listen", listen, "--log-level", log_level, *extra],
-                         name="lpk-agent", netns=netns)
-        self.tunnel = split_hostport(self.wait_line(r"^tunnel (\S+)$").group(1))
+                         name="lpk-agent", netns=netns, env=env)
+        try:
+            m = self.wait_line(AGENT_LINES["tunnel"])
+        except AssertionError:
+            if self.wait_exit(2) not in (None, 0) and any("in use" in l for l in self.err):
+                raise PortInUse(self.err[-1]) from None
+            raise
+        self.tunnel = split_hostport(m.group(1))
         self.tunnel_str = f"{self.tunnel[0]}:{self.tunnel[1]}"
 
 
+def private_address():
+    """A loopback address of the test's own, for a server that needs a fixed port: there only
+    a wildcard listener elsewhere on the machine can hold the same port."""
+    return f"127.{random.randrange(128, 251)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
+def private_pool():
+    """A loopback /24 for one lpk-proxy's service addresses (--pool), drawn at random so that a
+    name maps to an address no other lpk session on the machine uses (the default pool hashes
+    `redis` to the same address in every session)."""
+    return f"127.{random.randrange(128, 251)}.{random.randrange(256)}.0/24"
+
+
 class Proxy(Proc):
-    """lpk-proxy run; waits for one `listen` line per --map and then `ready`."""
+    """lpk-proxy run; waits for one `listen` line per --map and then `ready`. Names get their
+    addresses from a private pool unless `extra` says --pool."""
 
     def __init__(self, agent_addr, maps=(), extra=(), netns=None, log_level="warn",
                  expect_listen=None, wait_ready=True):
         argv = [PROXY, "run", "--agent", agent_addr, "--log-level", log_level]
+        if "--pool" not in extra:
+            argv += ["--pool", private_pool()]
         for m in maps:
             argv += ["--map", m]
         super().__init__(argv + list(extra), name="lpk-proxy", netns=netns)
         n = len(maps) if expect_listen is None else expect_listen
         self.listens = [split_hostport(m.group(1))
-                        for m in self.wait_lines(r"^listen (\S+) -> (\S+)$", n)]
+                        for m in self.wait_lines(PROXY_LINES["listen"], n)]
         if wait_ready:
-            self.wait_line(r"^ready$", timeout=10)
+            self.wait_line(PROXY_LINES["ready"], timeout=10)
+
+    def dns(self):
+        """The stub DNS's (address, port) from its `dns` line."""
+        m = self.wait_line(PROXY_LINES["dns"])
+        return m.group(1).strip("[]"), int(m.group(2))
 
 
 def require_binaries():
@@ -181,6 +316,16 @@ def require_binaries():
                if not p or not os.access(p, os.X_OK)]
     if missing:
         skip_all(f"binaries not built: {', '.join(missing)} (pass --agent/--proxy)")
+
+
+def load_console_lines():
+    """Reads the tables of stdout lines from the binaries under test, once per run."""
+    for table, argv in ((PROXY_LINES, [PROXY, "__console-lines"]),
+                        (AGENT_LINES, [AGENT, "--console-lines"])):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10 * SLACK)
+        if r.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed ({exit_text(r.returncode)}): {r.stderr}")
+        table.update({name: line["pattern"] for name, line in json.loads(r.stdout).items()})
 
 
 def require_tools(*tools):
@@ -194,14 +339,95 @@ def skip_all(reason):
     sys.exit(SKIP_CODE)
 
 
+# ---------------------------------------------------------------- servers we did not write
+
+
+class PortInUse(Exception):
+    """A server could not bind the port it was given; retry_on_port_collision tries again."""
+
+
+def retry_on_port_collision(start, attempts=5):
+    """For servers that cannot be told to use port 0: start() starts one on ports from
+    free_port() and returns what the caller wants, or raises PortInUse when something took a
+    port first; then it is called again, with new ports."""
+    for _ in range(attempts - 1):
+        try:
+            return start()
+        except PortInUse:
+            pass
+    return start()
+
+
+def start_dnsmasq(*options, address="127.0.0.1"):
+    """A dnsmasq on `address` and a free port, answering only from `options` (--host-record...):
+    no resolv.conf, no hosts file, no upstream. Returns (Proc, port). A missing dnsmasq skips
+    the test (tools/install-deps.sh installs dnsmasq-base); one that does not start fails it."""
+    require_tools("dnsmasq")
+
+    def start():
+        port = free_port(address)
+        proc = Proc(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
+                     "--no-hosts", "--bind-interfaces", f"--listen-address={address}",
+                     f"--port={port}", "--user=root", "--log-facility=-", *options],
+                    name="dnsmasq")
+        try:
+            # Logged once its sockets are bound; a bind failure ends it with the reason.
+            proc.wait_line(r"dnsmasq\[\d+\]: started, version", timeout=10, stderr=True)
+        except AssertionError:
+            if proc.wait_exit(2) is not None and any("in use" in l for l in proc.err):
+                raise PortInUse() from None
+            raise
+        return proc, port
+
+    return retry_on_port_collision(start)
+
+
+def listening_pids(host, port):
+    """Pids of the processes listening on TCP host:port (from ss)."""
+    out = subprocess.run(["ss", "-Hltnp", f"( sport = :{port} )"], capture_output=True,
+                         text=True, check=True).stdout
+    pids = set()
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 4 and split_hostport(f[3])[0] in (host, "*", "0.0.0.0", "::"):
+            pids.update(int(p) for p in re.findall(r"pid=(\d+)", line))
+    return pids
+
+
+def wait_listening(proc, host, port, timeout=10.0):
+    """Waits until `proc` itself listens on host:port (not merely someone on that port); False
+    when it ended first."""
+    deadline = time.monotonic() + timeout * SLACK
+    while proc.alive():
+        if proc.p.pid in listening_pids(host, port):
+            return True
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{proc.name} not listening on {host}:{port} after "
+                                 f"{timeout * SLACK:.0f}s\n{proc.describe()}")
+        time.sleep(0.02)  # polling the event itself: the listening socket appearing
+    return False
+
+
 # ---------------------------------------------------------------- sockets
 
 
 def free_port(host="127.0.0.1"):
-    """A port free right now, for servers that cannot be told to use port 0 (nginx, redis)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP and UDP port free right now, for servers that cannot be told to use port 0 (nginx,
+    redis, dnsmasq, the agent's --serve). Drawn below the ephemeral range, where no port-0 bind
+    and no outgoing connection on this machine lands: only another explicit choice can take it
+    before the server binds, and retry_on_port_collision retries then."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    for _ in range(100):
+        port = random.randrange(10000, max(low, 10001))
+        try:
+            with socket.socket() as t, socket.socket(type=socket.SOCK_DGRAM) as u:
+                t.bind((host, port))
+                u.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError(f"no free port on {host} between 10000 and {low}")
 
 
 def wait_port(host, port, timeout=5.0):
@@ -471,6 +697,107 @@ def raise_fd_limit(want=16384):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _check_leftovers(mark):
+    """After a test: every process it started has ended cleanly (see Proc)."""
+    problems = [f"{c.name}: {why}\n{c.describe()}" for c in _children[mark:]
+                if (why := c.leftover())]
+    if problems:
+        raise AssertionError("\n".join(problems))
+
+
+def lpk_logs_since(t0, tail=30):
+    """The tail of every lpk log (under $TMPDIR/lpk/) written since t0."""
+    text = ""
+    for path in sorted(glob.glob(os.path.join(os.environ.get("TMPDIR", "/tmp"), "lpk", "*", "*"))):
+        try:
+            if os.path.getmtime(path) >= t0:
+                text += f"--- {path} (last {tail} lines):\n{tail_of(path, tail)}\n"
+        except OSError:
+            pass
+    return text
+
+
+class _Result(unittest.TextTestResult):
+    """unittest's result plus the harness's duties: a failing test prints the output of the
+    processes it and its class started, and every test ends with no process left behind."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._class, self._class_procs = None, (0, 0)
+        self._test_mark, self._test_t0 = 0, time.time()
+        self._last_stop, self._last_stop_t = 0, time.time()
+
+    def startTest(self, test):
+        if type(test) is not self._class:
+            # The class's own processes (setUpClass) started after the previous test ended.
+            self._class = type(test)
+            self._class_procs = (self._last_stop, len(_children))
+        self._test_mark, self._test_t0 = len(_children), time.time()
+        test.addCleanup(_check_leftovers, self._test_mark)  # runs after the test's own cleanups
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self._last_stop, self._last_stop_t = len(_children), time.time()
+
+    def _print_output(self, test):
+        if isinstance(test, unittest.TestCase):
+            first, end = self._class_procs
+            procs, t0 = _children[first:end] + _children[self._test_mark:], self._test_t0
+        else:  # setUpClass, tearDownClass
+            procs, t0 = _children[self._last_stop:], self._last_stop_t
+        text = "\n".join(p.describe(40) for p in procs) + "\n" + lpk_logs_since(t0)
+        self.stream.write(f"\n===== output of the processes started by {test.id()}:\n"
+                          f"{text}===== end of that output\n")
+        self.stream.flush()
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._print_output(test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._print_output(test)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._print_output(test)
+
+
+def skipped_id(test):
+    """A skipped test's id; for a class skipped in setUpClass, the class's."""
+    if isinstance(test, unittest.TestCase):
+        return test.id()
+    m = re.match(r"\w+ \((.+)\)$", str(test))  # "setUpClass (module.Class)"
+    return m.group(1) if m else str(test)
+
+
+def run_tests(argv):
+    """Runs the tests of __main__ (unittest argv: -k PATTERN, Class.test...) with the harness's
+    checks and exits: 0 all ran and passed, 1 a failure, 77 nothing ran but skipped tests. Every
+    skip is printed as `SKIPPED: <test id>: <reason>`."""
+    started = time.monotonic()
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=_Result)
+    r = unittest.main(argv=[sys.argv[0]] + list(argv), testRunner=runner, exit=False).result
+    leftovers = [f"{c.name}: {why}\n{c.describe()}" for c in _children if (why := c.leftover())]
+    for text in leftovers:
+        print(f"after the tests: {text}", flush=True)
+    # A class skipped in setUpClass counts as one skip and none of its tests as run; a skipped
+    # subTest leaves its test run.
+    ran = r.testsRun - sum(isinstance(t, unittest.TestCase) and not hasattr(t, "test_case")
+                           for t, _ in r.skipped)
+    print(f"e2e: {r.testsRun} run, {len(r.failures)} failed, {len(r.errors)} errors, "
+          f"{len(r.skipped)} skipped in {time.monotonic() - started:.1f}s", flush=True)
+    for test, reason in r.skipped:
+        print(f"SKIPPED: {skipped_id(test)}: {reason}", flush=True)
+    if r.failures or r.errors or leftovers or r.unexpectedSuccesses:
+        sys.exit(1)
+    if ran == 0 and r.skipped:
+        sys.exit(SKIP_CODE)
+    sys.exit(0)
+
+
 def main():
     global AGENT, PROXY
     ap = argparse.ArgumentParser(add_help=False)
@@ -479,6 +806,7 @@ def main():
     args, rest = ap.parse_known_args()
     AGENT, PROXY = args.agent, args.proxy
     require_binaries()
+    load_console_lines()
     raise_fd_limit()
     # lpk's logs, state (address allocations) and control sockets go to a private directory,
     # never to the user's own.
@@ -487,15 +815,4 @@ def main():
     for var, sub in (("TMPDIR", "tmp"), ("XDG_STATE_HOME", "state"), ("XDG_RUNTIME_DIR", "run")):
         os.makedirs(os.path.join(home, sub), mode=0o700)
         os.environ[var] = os.path.join(home, sub)
-    started = time.monotonic()
-    prog = unittest.main(argv=[sys.argv[0], "-v"] + rest, exit=False)
-    r = prog.result
-    print(f"e2e: {r.testsRun} run, {len(r.failures)} failed, {len(r.errors)} errors, "
-          f"{len(r.skipped)} skipped in {time.monotonic() - started:.1f}s", flush=True)
-    for test, reason in r.skipped:
-        print(f"SKIPPED {test.id()}: {reason}", flush=True)
-    if r.failures or r.errors:
-        sys.exit(1)
-    if r.testsRun and len(r.skipped) == r.testsRun:
-        sys.exit(SKIP_CODE)
-    sys.exit(0)
+    run_tests(rest)

@@ -41,17 +41,14 @@ def kdig(addr, *names, qtype="A"):
 class AgentServicesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        e2e.require_tools("kdig", "dnsmasq")
+        e2e.require_tools("kdig")
         cls.tmp = tempfile.mkdtemp(prefix="lpk-agent-services-")
-        up_port = e2e.free_port()
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         big = ",".join('"' + c * 250 + '"' for c in "abc")
-        cls.upstream = e2e.Proc(
-            ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-             "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={up_port}",
-             "--user=root", "--local=/cluster.local/", "--local=/test/",
-             "--host-record=api.demo.svc.cluster.local,10.96.0.10",
-             f"--txt-record=big.test,{big}"], name="dnsmasq")
-        e2e.wait_port("127.0.0.1", up_port)
+        cls.upstream, up_port = e2e.start_dnsmasq(
+            "--local=/cluster.local/", "--local=/test/",
+            "--host-record=api.demo.svc.cluster.local,10.96.0.10", f"--txt-record=big.test,{big}")
+        cls.addClassCleanup(cls.upstream.stop)
         resolv = os.path.join(cls.tmp, "resolv.conf")
         with open(resolv, "w") as f:
             f.write(f"search demo.svc.cluster.local\nnameserver 127.0.0.1#{up_port}\n")
@@ -63,21 +60,15 @@ class AgentServicesTest(unittest.TestCase):
             f.write(b"x" * 5000)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POD_NAME": "api-7d9c-x2",
                "POD_NAMESPACE": "demo", "REDIS_PASSWORD": "s3cret from a secret"}
-        cls.agent = e2e.Proc([e2e.AGENT, "--listen", "127.0.0.1:0", "--log-level", "info",
-                              "--report-mounts", f"{cls.config},{cls.data}",
+        cls.agent = e2e.Agent("--report-mounts", f"{cls.config},{cls.data}",
                               "--file-limit", "4096", "--container", "api",
-                              "--resolv-conf", resolv], name="lpk-agent", env=env)
-        tunnel = cls.agent.wait_line(r"^tunnel (\S+)$").group(1)
-        cls.proxy = e2e.Proxy(tunnel, [f"127.0.0.1:{e2e.free_port()}=env.lpk.internal:1",
-                                       f"127.0.0.1:{e2e.free_port()}=dns.lpk.internal:53",
-                                       f"127.0.0.1:{e2e.free_port()}=nope.lpk.internal:1"])
+                              "--resolv-conf", resolv, log_level="info", env=env)
+        cls.addClassCleanup(cls.agent.stop)
+        cls.proxy = e2e.Proxy(cls.agent.tunnel_str, ["127.0.0.1:0=env.lpk.internal:1",
+                                                     "127.0.0.1:0=dns.lpk.internal:53",
+                                                     "127.0.0.1:0=nope.lpk.internal:1"])
+        cls.addClassCleanup(cls.proxy.stop)
         cls.env_addr, cls.dns_addr, cls.nope_addr = cls.proxy.listens
-
-    @classmethod
-    def tearDownClass(cls):
-        for p in (cls.proxy, cls.agent, cls.upstream):
-            p.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def fetch_env(self):
         with e2e.connect(self.env_addr) as s:

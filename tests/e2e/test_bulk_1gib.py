@@ -33,25 +33,23 @@ class BulkTest(unittest.TestCase):
             server.record(out)
 
         server = e2e.Server(handler)
+        self.addCleanup(server.close)
         agent = e2e.Agent()
+        self.addCleanup(agent.stop)
         proxy = e2e.Proxy(agent.tunnel_str, ["127.0.0.1:0=%s:%d" % server.addr])
-        try:
-            start = time.monotonic()
-            client = {}
-            with e2e.connect(proxy.listens[0], timeout=600) as s:
-                full_duplex(s, 1001, client)
-            server.wait_for(lambda sv: sv.results, timeout=30, what="server side done")
-            secs = time.monotonic() - start
-            srv = server.results[0]
-            print(f"\n  {SIZE >> 20} MiB each way in {secs:.1f}s "
-                  f"({2 * SIZE * 8 / secs / 1e9:.2f} Gbit/s both directions)", flush=True)
-            self.assertEqual(server.errors, [])
-            self.assertEqual(srv["received"], (SIZE, client["sent"]), "client -> server")
-            self.assertEqual(client["received"], (SIZE, srv["sent"]), "server -> client")
-        finally:
-            proxy.stop()
-            agent.stop()
-            server.close()
+        self.addCleanup(proxy.stop)
+        start = time.monotonic()
+        client = {}
+        with e2e.connect(proxy.listens[0], timeout=600) as s:
+            full_duplex(s, 1001, client)
+        server.wait_for(lambda sv: sv.results, timeout=30, what="server side done")
+        secs = time.monotonic() - start
+        srv = server.results[0]
+        print(f"\n  {SIZE >> 20} MiB each way in {secs:.1f}s "
+              f"({2 * SIZE * 8 / secs / 1e9:.2f} Gbit/s both directions)", flush=True)
+        self.assertEqual(server.errors, [])
+        self.assertEqual(srv["received"], (SIZE, client["sent"]), "client -> server")
+        self.assertEqual(client["received"], (SIZE, srv["sent"]), "server -> client")
 
 
 if __name__ == "__main__":

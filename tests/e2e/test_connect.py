@@ -8,12 +8,12 @@ Needs root (kubesim makes network namespaces; the child's resolv.conf is bind-mo
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import lpk_e2e as e2e
@@ -46,26 +46,33 @@ class Connect(unittest.TestCase):
         if reason:
             raise unittest.SkipTest(reason)
         cls.sim = e2e_kubesim.Kubesim("--manifests", DEMO_DIR)
+        cls.addClassCleanup(cls.sim.stop)  # kubesim must exit 0 on SIGTERM
         for d in ("redis", "api", "web"):
             cls.sim.kubectl("-n", "demo", "rollout", "status", "deployment/" + d, "--timeout=90s",
                             timeout=120)
         cls.tmp = tempfile.mkdtemp(prefix="lpk-connect-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.env = dict(os.environ, XDG_STATE_HOME=os.path.join(cls.tmp, "state"),
                        XDG_RUNTIME_DIR=os.path.join(cls.tmp, "run"))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
 
     def deployment(self, name, ns="demo"):
         return json.loads(self.sim.kubectl("-n", ns, "get", "deployment", name, "-o",
                                            "json").stdout)
 
-    def connect(self, *args, command=()):
+    def connect(self, *args, command=(), service=None):
+        """lpk-proxy connect; whatever happens in the test, it is asked to stop (SIGTERM: it
+        must restore and exit 0) unless the test collected its exit, and `service`'s deployment
+        is then checked to be as before."""
         argv = [e2e.PROXY, "connect", "--kubeconfig", self.sim.kubeconfig, *args]
         if command:
             argv += ["--", *command]
-        return e2e.Proc(argv, name="lpk-proxy connect", env=self.env)
+        if service:
+            self.addCleanup(self.assert_restored, self.deployment(service), service)
+        proxy = e2e.Proc(argv, name="lpk-proxy connect", env=self.env)
+        self.addCleanup(proxy.stop, signal.SIGTERM, 150)
+        # The agents' own output, from kubesim's pod logs, shows with the proxy's on failure.
+        proxy.logs.append(os.path.join(self.sim.dir, "pods", "demo_*", "*.log"))
+        return proxy
 
     def in_pod(self, name, script, ns="demo"):
         """Runs `script` in a new pod of the cluster; returns its log (asserts success)."""
@@ -94,64 +101,71 @@ class Connect(unittest.TestCase):
                          timeout=120)
 
     def test_local_process_serves_web_through_the_tunnel(self):
-        before = self.deployment("api")
+        # (Cleanups registered by connect() stop lpk-proxy, which must exit 0, and check that
+        # api is restored, whatever fails or is skipped below.)
         port = e2e.free_port()
-        script = LOCAL_API
         env_file = os.path.join(self.tmp, "api.env")
         proxy = self.connect("-n", "demo", "--service", "api", "--local-port", f"{port}:8080",
                              "--env-file", env_file,
-                             command=["/usr/bin/python3", script, str(port)])
-        try:
-            proxy.wait_line(r"^ready$", timeout=150)
-            e2e.wait_port("127.0.0.1", port, timeout=20)
-            dns = proxy.wait_line(r"^dns (\S+):(\d+)$").groups()
-            # Both replicas run the agent; the sidecar-free pod template is otherwise intact.
-            pods = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l", "app=api",
-                                               "-o", "json").stdout)["items"]
-            running = [p for p in pods if "deletionTimestamp" not in p["metadata"]]
-            self.assertEqual(len(running), 2)
-            for p in running:
-                self.assertEqual(p["spec"]["containers"][0]["image"], "lpk/lpk-agent:dev")
+                             command=["/usr/bin/python3", LOCAL_API, str(port)], service="api")
+        lines = e2e.PROXY_LINES
+        proxy.wait_line(lines["ready"], timeout=150)
+        self.assertEqual(proxy.wait_line(lines["tunnels"]).groups(), ("2", "2"))
+        e2e.wait_port("127.0.0.1", port, timeout=20)
+        dns = proxy.wait_line(lines["dns"]).groups()
+        services = {m.group(1) for m in proxy.matching(lines["service"])}  # all before ready
+        self.assertLessEqual({"redis", "api", "web"}, services)
+        self.assertEqual(proxy.wait_line(lines["env_file"]).group(1), env_file)
+        variables, pod, _, files, _ = proxy.wait_line(lines["environment"]).groups()
+        self.assertTrue(pod.startswith("api-"), pod)
+        self.assertGreater(int(variables), 0)
+        self.assertGreater(int(files), 0)  # the configMap's greeting
+        # Both replicas run the agent; the sidecar-free pod template is otherwise intact.
+        pods = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l", "app=api",
+                                           "-o", "json").stdout)["items"]
+        running = [p for p in pods if "deletionTimestamp" not in p["metadata"]]
+        self.assertEqual(len(running), 2)
+        for p in running:
+            self.assertEqual(p["spec"]["containers"][0]["image"], "lpk/lpk-agent:dev")
 
-            # The env file: 0600, with the secret-backed variable.
-            self.assertEqual(stat.S_IMODE(os.stat(env_file).st_mode), 0o600)
-            with open(env_file) as f:
-                self.assertIn('REDIS_PASSWORD="demo-s3cret"', f.read())
+        # The env file: 0600, with the secret-backed variable.
+        self.assertEqual(stat.S_IMODE(os.stat(env_file).st_mode), 0o600)
+        with open(env_file) as f:
+            self.assertIn('REDIS_PASSWORD="demo-s3cret"', f.read())
 
-            # From the host: curl resolves web.demo through the stub DNS and reaches the web
-            # pod through lpk; web calls api, whose agents send it to our local process.
+        with self.subTest("from the host, by name through the stub DNS on port 53"):
+            # curl resolves web.demo through the stub DNS and reaches the web pod through lpk;
+            # web calls api, whose agents send it to our local process.
             if dns[1] != "53":
-                self.skipTest("the stub DNS could not take port 53")
+                self.skipTest(f"the stub DNS could not take port 53 (it is on {dns[1]})")
             resolv = os.path.join(self.tmp, "resolv.conf")
             with open(resolv, "w") as f:
                 f.write(f"nameserver {dns[0]}\nsearch demo.svc.cluster.local svc.cluster.local "
                         "cluster.local\noptions ndots:5\n")
             r = subprocess.run(["unshare", "-m", "sh", "-c",
                                 f"mount --bind {resolv} /etc/resolv.conf && "
-                                "curl -sf -m 20 http://web.demo/api/hits"],
+                                "curl -sSf -m 20 http://web.demo/api/hits"],
                                capture_output=True, text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr + proxy.describe())
+            self.assertEqual(r.returncode, 0, r.stderr)
             answer = json.loads(r.stdout)
             self.assertEqual(answer["served_by"], "lpk-local-process")
             self.assertEqual(answer["greeting"], "hello from kubesim")  # configMap file
             self.assertTrue(answer["hits"].startswith(":"), answer)      # redis, password ok
 
-            # Inbound from each replica: a pod in the cluster calls each agent pod directly.
-            for i, p in enumerate(running):
-                log = self.in_pod(f"probe{i}", f"curl -sSf -m 20 http://{p['status']['podIP']}:8080/api/x")
+        # Inbound from each replica: a pod in the cluster calls each agent pod directly.
+        for i, p in enumerate(running):
+            with self.subTest(inbound_through=p["metadata"]["name"]):
+                log = self.in_pod(f"probe{i}",
+                                  f"curl -sSf -m 20 http://{p['status']['podIP']}:8080/api/x")
                 self.assertIn("lpk-local-process", log)
 
-            status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
-                                    text=True, env=self.env, timeout=20)
-            self.assertEqual(status.returncode, 0, status.stderr)
-            st = json.loads(status.stdout)
-            result = st.get("result", st)
-            self.assertEqual(len(result["tunnels"]), 2)
-            self.assertTrue(any(s["name"] == "redis" for s in result["services"]))
-        finally:
-            rc = proxy.stop(signal.SIGTERM, timeout=150)
-        self.assertEqual(rc, 0, proxy.describe())
-        self.assert_restored(before, "api")
+        status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
+                                text=True, env=self.env, timeout=20)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        st = json.loads(status.stdout)
+        result = st.get("result", st)
+        self.assertEqual(len(result["tunnels"]), 2)
+        self.assertTrue(any(s["name"] == "redis" for s in result["services"]))
 
     def test_exit_code_passes_through_and_kill_9_is_restored(self):
         sidecar = {
@@ -177,17 +191,18 @@ class Connect(unittest.TestCase):
 
         proxy = self.connect("-n", "demo", "--service", "side", command=["sh", "-c", "exit 7"])
         self.assertEqual(proxy.wait_exit(timeout=240), 7, proxy.describe())
+        self.assertEqual(proxy.wait_line(e2e.PROXY_LINES["command_exited"]).group(1), "7")
         self.assert_restored(before, "side")
 
-        proxy = self.connect("-n", "demo", "--service", "side")
-        proxy.wait_line(r"^ready$", timeout=150)
+        proxy = self.connect("-n", "demo", "--service", "side", service="side")
+        proxy.wait_line(e2e.PROXY_LINES["ready"], timeout=150)
         pod = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l", "app=side",
                                           "-o", "json").stdout)["items"]
         pod = [p for p in pod if "deletionTimestamp" not in p["metadata"]][0]
         names = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
         self.assertEqual(names, {"app": "lpk/lpk-agent:dev", "sidecar": "busybox"})
         os.killpg(proxy.p.pid, signal.SIGKILL)
-        proxy.wait_exit(10)
+        self.assertEqual(proxy.wait_exit(10), -signal.SIGKILL)
         self.assertIn("lpk.dev/original-template",
                       self.deployment("side")["metadata"].get("annotations", {}))
         r = subprocess.run([e2e.PROXY, "restore", "--kubeconfig", self.sim.kubeconfig],
@@ -233,6 +248,7 @@ class Connect(unittest.TestCase):
             proxy = self.connect("-n", "demo", "--service", service,
                                  command=["sh", "-c", "echo connected-$LPK_SESSION"])
             self.assertEqual(proxy.wait_exit(timeout=240), 0, proxy.describe())
+            self.assertEqual(proxy.wait_line(e2e.PROXY_LINES["command_exited"]).group(1), "0")
             self.assertTrue(any(l.startswith("connected-") for l in proxy.lines),
                             proxy.describe())
             self.assertTrue(any("lpk/lpk-agent:dev" in l for l in proxy.lines), proxy.describe())

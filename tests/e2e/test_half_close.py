@@ -18,17 +18,14 @@ class HalfCloseTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = e2e.Server(e2e.eof_then_send_handler(RESPONSE, seed=11))
+        cls.addClassCleanup(cls.server.close)
         cls.agent = e2e.Agent()
+        cls.addClassCleanup(cls.agent.stop)
         target = "%s:%d" % cls.server.addr
         cls.proxy = e2e.Proxy(cls.agent.tunnel_str, [f"127.0.0.1:0={target}"])
+        cls.addClassCleanup(cls.proxy.stop)
         cls.addr = cls.proxy.listens[0]
         cls.want = e2e.expected_digest(11, RESPONSE)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.agent.stop()
-        cls.server.close()
 
     def test_response_after_shut_wr(self):
         request = os.urandom(300_000)
@@ -79,17 +76,18 @@ class HalfCloseTest(unittest.TestCase):
             server.record(e2e.recv_stream(c))
 
         server = e2e.Server(handler)
-        proxy = e2e.Proxy(self.agent.tunnel_str, ["127.0.0.1:0=%s:%d" % server.addr])
-        try:
-            with e2e.connect(proxy.listens[0]) as s:
-                self.assertEqual(e2e.recv_all(s), b"greeting")
-                digest = e2e.send_stream(s, 5, 4 << 20)
-                s.shutdown(socket.SHUT_WR)
-                server.wait_for(lambda sv: sv.results, timeout=10, what="client data after EOF")
-            self.assertEqual(server.results[0], (4 << 20, digest))
-        finally:
-            proxy.stop()
-            server.close()
+        self.addCleanup(server.close)
+        # An agent of its own: a second proxy's link would replace the class's proxy's link.
+        agent = e2e.Agent()
+        self.addCleanup(agent.stop)
+        proxy = e2e.Proxy(agent.tunnel_str, ["127.0.0.1:0=%s:%d" % server.addr])
+        self.addCleanup(proxy.stop)
+        with e2e.connect(proxy.listens[0]) as s:
+            self.assertEqual(e2e.recv_all(s), b"greeting")
+            digest = e2e.send_stream(s, 5, 4 << 20)
+            s.shutdown(socket.SHUT_WR)
+            server.wait_for(lambda sv: sv.results, timeout=10, what="client data after EOF")
+        self.assertEqual(server.results[0], (4 << 20, digest))
 
 
 if __name__ == "__main__":

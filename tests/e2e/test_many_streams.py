@@ -53,36 +53,33 @@ def pump(conns, deadline):
 class ManyStreamsTest(unittest.TestCase):
     def test_thousand_concurrent_streams(self):
         server = e2e.Server(e2e.echo_handler)
+        self.addCleanup(server.close)
         agent = e2e.Agent()
+        self.addCleanup(agent.stop)
         proxy = e2e.Proxy(agent.tunnel_str, ["127.0.0.1:0=%s:%d" % server.addr])
+        self.addCleanup(proxy.stop)
         rng = random.Random(3)
         conns = []
-        try:
-            start = time.monotonic()
-            for i in range(STREAMS):
-                size = rng.randrange(HEAD + 8, 128 << 10)
-                payload = i.to_bytes(8, "big") + rng.randbytes(size - 8)
-                s = e2e.connect(proxy.listens[0], timeout=30)
-                s.sendall(payload[:HEAD])
-                conns.append(Conn(s, payload))
-            server.wait_for(lambda sv: sv.active >= STREAMS, timeout=60,
-                            what=f"{STREAMS} concurrent connections at the target")
-            opened = time.monotonic() - start
-            pump(conns, time.monotonic() + 120 * e2e.SLACK)
-            total = time.monotonic() - start
-            print(f"\n  {STREAMS} streams open in {opened:.2f}s, all echoed in {total:.2f}s, "
-                  f"{sum(len(c.payload) for c in conns) >> 20} MiB each way", flush=True)
-            bad = [i for i, c in enumerate(conns) if bytes(c.got) != c.payload]
-            self.assertEqual(bad, [], f"{len(bad)} streams came back different, e.g. #{bad[:5]}")
-            self.assertEqual(server.peak, STREAMS)
-            self.assertEqual(server.errors, [])
-            self.assertTrue(proxy.alive() and agent.alive())
-        finally:
-            for c in conns:
-                c.sock.close()
-            proxy.stop()
-            agent.stop()
-            server.close()
+        self.addCleanup(lambda: [c.sock.close() for c in conns])
+        start = time.monotonic()
+        for i in range(STREAMS):
+            size = rng.randrange(HEAD + 8, 128 << 10)
+            payload = i.to_bytes(8, "big") + rng.randbytes(size - 8)
+            s = e2e.connect(proxy.listens[0], timeout=30)
+            s.sendall(payload[:HEAD])
+            conns.append(Conn(s, payload))
+        server.wait_for(lambda sv: sv.active >= STREAMS, timeout=60,
+                        what=f"{STREAMS} concurrent connections at the target")
+        opened = time.monotonic() - start
+        pump(conns, time.monotonic() + 120 * e2e.SLACK)
+        total = time.monotonic() - start
+        print(f"\n  {STREAMS} streams open in {opened:.2f}s, all echoed in {total:.2f}s, "
+              f"{sum(len(c.payload) for c in conns) >> 20} MiB each way", flush=True)
+        bad = [i for i, c in enumerate(conns) if bytes(c.got) != c.payload]
+        self.assertEqual(bad, [], f"{len(bad)} streams came back different, e.g. #{bad[:5]}")
+        self.assertEqual(server.peak, STREAMS)
+        self.assertEqual(server.errors, [])
+        self.assertTrue(proxy.alive() and agent.alive())
 
 
 if __name__ == "__main__":

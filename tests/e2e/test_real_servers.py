@@ -43,21 +43,43 @@ def start_nginx(tmp):
     data = os.urandom(BIG)
     with open(f"{tmp}/www/big.bin", "wb") as f:
         f.write(data)
-    port = e2e.free_port()
-    with open(f"{tmp}/nginx.conf", "w") as f:
-        f.write(NGINX_CONF.format(dir=tmp, port=port))
-    proc = e2e.Proc(["nginx", "-p", tmp, "-c", f"{tmp}/nginx.conf", "-e", f"{tmp}/error.log"],
-                    name="nginx")
-    e2e.wait_port("127.0.0.1", port)
+
+    def start():
+        port = e2e.free_port()
+        with open(f"{tmp}/nginx.conf", "w") as f:
+            f.write(NGINX_CONF.format(dir=tmp, port=port))
+        log = f"{tmp}/error.log"
+        if os.path.exists(log):
+            os.unlink(log)
+        proc = e2e.Proc(["nginx", "-p", tmp, "-c", f"{tmp}/nginx.conf", "-e", log], name="nginx")
+        proc.logs.append(log)
+        # Listening on the port is not enough: it must be nginx that listens there.
+        if not e2e.wait_listening(proc, "127.0.0.1", port):
+            proc.wait_exit()
+            if "Address already in use" in e2e.tail_of(log, 20):
+                raise e2e.PortInUse()
+            raise AssertionError("nginx did not start\n" + proc.describe())
+        return proc, port
+
+    proc, port = e2e.retry_on_port_collision(start)
     return proc, port, hashlib.sha256(data).hexdigest()
 
 
 def start_redis(tmp):
-    port = e2e.free_port()
-    proc = e2e.Proc(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", tmp, "--daemonize", "no"], name="redis")
-    proc.wait_line(r"Ready to accept connections", timeout=10)
-    return proc, port
+    def start():
+        port = e2e.free_port()
+        proc = e2e.Proc(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
+                         "", "--appendonly", "no", "--dir", tmp, "--daemonize", "no"],
+                        name="redis")
+        try:
+            proc.wait_line(r"Ready to accept connections", timeout=10)  # after its bind
+        except AssertionError:
+            if proc.wait_exit(2) is not None and any("in use" in l for l in proc.lines):
+                raise e2e.PortInUse() from None
+            raise
+        return proc, port
+
+    return e2e.retry_on_port_collision(start)
 
 
 class NginxTest(unittest.TestCase):

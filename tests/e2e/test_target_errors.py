@@ -76,39 +76,37 @@ def link_ports(agent, netns=None):
 class RefusedTargetTest(unittest.TestCase):
     def test_refused_closes_promptly_and_tunnel_stays(self):
         hole = closed_port()
+        self.addCleanup(hole.close)
         server = e2e.Server(e2e.echo_handler)
+        self.addCleanup(server.close)
         agent = e2e.Agent()
+        self.addCleanup(agent.stop)
         proxy = e2e.Proxy(agent.tunnel_str, ["127.0.0.1:0=127.0.0.1:%d" % hole.getsockname()[1],
                                              "127.0.0.1:0=%s:%d" % server.addr])
+        self.addCleanup(proxy.stop)
         refused_at, echo_at = proxy.listens
-        try:
-            links = link_ports(agent)
-            self.assertEqual(len(links), 1, f"expected one tunnel link, ss shows {links}")
-            # A stream already open must not be disturbed by its neighbours' failures.
-            live = e2e.connect(echo_at)
-            self.addCleanup(live.close)
-            live.sendall(b"before ")
-            times = []
-            for _ in range(20):
-                # The request may be lost: nobody is there to take it.
-                secs, data = e2e.open_until_closed(refused_at, b"GET / HTTP/1.0\r\n\r\n")
-                self.assertEqual(data, b"", "a refused stream delivered data")
-                times.append(secs)
-            print(f"\n  refused: client closed after max {max(times) * 1e3:.1f} ms, "
-                  f"median {sorted(times)[len(times) // 2] * 1e3:.1f} ms", flush=True)
-            self.assertLess(max(times), REFUSED_WITHIN * e2e.SLACK)
-            live.sendall(b"after")
-            live.shutdown(socket.SHUT_WR)
-            self.assertEqual(e2e.recv_all(live), b"before after")
-            live.close()
-            self.assertEqual(e2e.echo_once(echo_at, b"next stream"), b"next stream")
-            self.assertEqual(link_ports(agent), links, "the tunnel was re-established")
-            self.assertTrue(proxy.alive() and agent.alive())
-        finally:
-            proxy.stop()
-            agent.stop()
-            server.close()
-            hole.close()
+        links = link_ports(agent)
+        self.assertEqual(len(links), 1, f"expected one tunnel link, ss shows {links}")
+        # A stream already open must not be disturbed by its neighbours' failures.
+        live = e2e.connect(echo_at)
+        self.addCleanup(live.close)
+        live.sendall(b"before ")
+        times = []
+        for _ in range(20):
+            # The request may be lost: nobody is there to take it.
+            secs, data = e2e.open_until_closed(refused_at, b"GET / HTTP/1.0\r\n\r\n")
+            self.assertEqual(data, b"", "a refused stream delivered data")
+            times.append(secs)
+        print(f"\n  refused: client closed after max {max(times) * 1e3:.1f} ms, "
+              f"median {sorted(times)[len(times) // 2] * 1e3:.1f} ms", flush=True)
+        self.assertLess(max(times), REFUSED_WITHIN * e2e.SLACK)
+        live.sendall(b"after")
+        live.shutdown(socket.SHUT_WR)
+        self.assertEqual(e2e.recv_all(live), b"before after")
+        live.close()
+        self.assertEqual(e2e.echo_once(echo_at, b"next stream"), b"next stream")
+        self.assertEqual(link_ports(agent), links, "the tunnel was re-established")
+        self.assertTrue(proxy.alive() and agent.alive())
 
 
 class UnreachableTargetTest(unittest.TestCase):

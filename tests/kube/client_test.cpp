@@ -3,14 +3,18 @@
 #include "kube/client.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "kube/text.hpp"
 #include "tests/kube/fake_server.hpp"
+#include "tests/slack.hpp"
 
 namespace lpk::kube {
 namespace {
@@ -162,6 +166,31 @@ TEST(Client, TransportErrorIsOneLine) {
   }
 }
 
+/// Waits until the client closes `fd` (its end of a request the server keeps open); bounded.
+void hold_until_client_leaves(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  ::poll(&p, 1, int(slack(std::chrono::milliseconds(10000)).count()));
+}
+
+/// A flag one thread raises and another waits for (bounded).
+class Flag {
+ public:
+  void raise() {
+    std::lock_guard lock(m_);
+    up_ = true;
+    cv_.notify_all();
+  }
+  bool wait(std::chrono::milliseconds bound) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, bound, [&] { return up_; });
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool up_ = false;
+};
+
 /// A scripted API: lists answer with a resourceVersion, watches play the next script entry.
 struct WatchScript {
   std::mutex m;
@@ -206,8 +235,7 @@ TEST(Client, WatchResumesFromTheLastVersionAndRelistsOnGone) {
       FakeServer::send_all(fd, w);
     } else {
       lock.unlock();
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // an idle watch
-      FakeServer::send_all(fd, stream(""));
+      hold_until_client_leaves(fd);  // an idle watch, until the client stops
     }
   });
   Client c(plain_config(server.port()));
@@ -243,29 +271,28 @@ TEST(Client, WatchResumesFromTheLastVersionAndRelistsOnGone) {
 }
 
 TEST(Client, WatchStopsWithinASecondAndForbiddenThrows) {
+  Flag watching;
   FakeServer server([&](const SeenRequest& r, int fd) {
     if (r.target.find("watch=true") == std::string::npos) {
       FakeServer::send_all(fd, FakeServer::response(200, R"({"metadata":{"resourceVersion":"1"}})"));
       return;
     }
     FakeServer::send_all(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-    std::this_thread::sleep_for(std::chrono::seconds(3));  // holds the watch open
+    watching.raise();
+    hold_until_client_leaves(fd);  // holds the watch open
   });
   Client c(plain_config(server.port()));
   std::stop_source stop;
-  std::atomic<bool> listed{false};
-  auto t0 = std::chrono::steady_clock::now();
   std::jthread t([&] {
-    c.watch("/api/v1/pods", {}, [&](const nlohmann::json&) { listed = true; },
-            [](const WatchEvent&) {}, stop.get_token());
+    c.watch("/api/v1/pods", {}, [](const nlohmann::json&) {}, [](const WatchEvent&) {},
+            stop.get_token());
   });
-  while (!listed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the watch request start
+  const bool started = watching.wait(slack(std::chrono::milliseconds(10000)));
   auto asked = std::chrono::steady_clock::now();
   stop.request_stop();
   t.join();
-  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::milliseconds(2000));
-  (void)t0;
+  ASSERT_TRUE(started) << "the client never sent its watch request";
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, slack(std::chrono::milliseconds(2000)));
 
   FakeServer forbidden([](const SeenRequest&, int fd) {
     FakeServer::send_all(fd, FakeServer::response(403, status_body(403, "Forbidden", "pods is forbidden: User \"x\" cannot list resource \"pods\"")));

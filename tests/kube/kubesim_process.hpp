@@ -1,7 +1,9 @@
 #pragma once
 // An lpk-kubesim process for tests: `up --no-runtime` (the API and controllers, pods reported
 // Running and Ready without processes, no root needed) in a temporary state directory. Tests
-// name the binary with $LPK_KUBESIM (ctest sets it) and skip when it is unset.
+// name the binary with $LPK_KUBESIM (ctest sets it) and skip when it is unset. Its output is
+// read to the end (a pipe nobody reads would block it once full) and kept for the message when
+// it does not stop cleanly.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -10,12 +12,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
 #include <regex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/kube/test_util.hpp"
+#include "tests/slack.hpp"
 
 extern char** environ;
 
@@ -49,21 +54,49 @@ class Kubesim {
     }
     port = std::stoi(m[1]);
     kubeconfig = m[2];
+    drain_ = std::thread([this] {
+      char buf[4096];
+      for (ssize_t n; (n = ::read(out_, buf, sizeof buf)) > 0;) {
+        std::lock_guard lock(output_mutex_);
+        output_.append(buf, std::size_t(n));
+      }
+    });
   }
   ~Kubesim() { stop(); }
   Kubesim(const Kubesim&) = delete;
   Kubesim& operator=(const Kubesim&) = delete;
 
-  /// SIGTERM, then waits for the exit; returns the wait status (idempotent).
-  int stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, &status_, 0);
-      pid_ = -1;
+  /// SIGTERM, as Ctrl-C would send; "" when kubesim exited 0 within 30 s (stretched by the
+  /// build's slack), else what happened and its output. Idempotent.
+  std::string stop() {
+    if (pid_ < 0) return result_;
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    const auto deadline = std::chrono::steady_clock::now() + slack(std::chrono::seconds(30));
+    pid_t done = 0;
+    while ((done = ::waitpid(pid_, &st, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      pollfd none{-1, 0, 0};
+      ::poll(&none, 0, 50);  // the exit has no event to wait on but its status
     }
+    if (done == 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+      result_ = "did not exit within 30 s of SIGTERM (killed)";
+    } else if (WIFSIGNALED(st)) {
+      result_ = "died of signal " + std::to_string(WTERMSIG(st)) + " after SIGTERM";
+    } else if (WEXITSTATUS(st) != 0) {
+      result_ = "exited " + std::to_string(WEXITSTATUS(st)) + " after SIGTERM";
+    }
+    pid_ = -1;
+    if (drain_.joinable()) drain_.join();
     if (out_ >= 0) ::close(out_);
     out_ = -1;
-    return status_;
+    if (!result_.empty()) {
+      std::lock_guard lock(output_mutex_);
+      result_ = "lpk-kubesim " + result_ + "; its output:\n" + output_;
+    }
+    return result_;
   }
   std::string file(const std::string& name) const { return state / name; }
 
@@ -86,7 +119,10 @@ class Kubesim {
   }
   pid_t pid_ = -1;
   int out_ = -1;
-  int status_ = 0;
+  std::thread drain_;
+  std::mutex output_mutex_;
+  std::string output_;
+  std::string result_;
 };
 
 }  // namespace lpk::kube::test

@@ -3,10 +3,12 @@
 // $LPK_KUBESIM names the binary (ctest sets it); without it these tests are skipped.
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
 #include <fstream>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "kube/client.hpp"
 #include "kube/config.hpp"
@@ -14,6 +16,7 @@
 #include "tests/kube/fake_server.hpp"
 #include "tests/kube/kubesim_process.hpp"
 #include "tests/kube/test_util.hpp"
+#include "tests/slack.hpp"
 
 namespace lpk::kube {
 namespace {
@@ -38,6 +41,9 @@ class KubesimTest : public ::testing::Test {
     }
   }
   static void TearDownTestSuite() {
+    if (sim_) {
+      EXPECT_EQ(sim_->stop(), "");  // kubesim exits 0 on SIGTERM
+    }
     delete sim_;
     sim_ = nullptr;
   }
@@ -221,16 +227,68 @@ TEST_F(KubesimTest, CreateGetListPatchReplaceDelete) {
   }
 }
 
+/// Counts the watch requests a Client starts (its debug line "kube: watch <target>") while it
+/// is installed on the default logger, without printing the other debug lines.
+class WatchStarts : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  static std::shared_ptr<WatchStarts> install() {
+    auto sink = std::make_shared<WatchStarts>();
+    auto logger = spdlog::default_logger();
+    sink->old_level_ = logger->level();
+    for (auto& s : logger->sinks()) s->set_level(sink->old_level_);
+    logger->sinks().push_back(sink);
+    logger->set_level(spdlog::level::debug);
+    return sink;
+  }
+  void uninstall() {
+    auto logger = spdlog::default_logger();
+    logger->sinks().pop_back();
+    logger->set_level(old_level_);
+  }
+  int count() {
+    std::lock_guard lock(m_);
+    return started_;
+  }
+  /// Waits until `n` watches have started; false at the bound.
+  bool wait_for(int n, std::chrono::seconds bound) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, bound, [&] { return started_ >= n; });
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (std::string_view(msg.payload.data(), msg.payload.size()).starts_with("kube: watch /")) {
+      std::lock_guard lock(m_);
+      ++started_;
+      cv_.notify_all();
+    }
+  }
+  void flush_() override {}
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int started_ = 0;
+  spdlog::level::level_enum old_level_ = spdlog::level::info;
+};
+
 TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
-  if (std::getenv("LPK_KUBE_DEBUG")) spdlog::set_level(spdlog::level::debug);
+  auto watches = WatchStarts::install();
+  struct Uninstall {
+    std::shared_ptr<WatchStarts> sink;
+    ~Uninstall() { sink->uninstall(); }
+  } uninstall{watches};
+  if (std::getenv("LPK_KUBE_DEBUG")) {
+    for (auto& s : spdlog::default_logger()->sinks()) s->set_level(spdlog::level::debug);
+  }
   Client c(load_config({.kubeconfig = sim_->kubeconfig}));
   const std::string coll = resource_path("v1", "default", "configmaps");
   std::mutex m;
   std::condition_variable cv;
   std::vector<std::string> events;
   int relists = 0;
-  std::stop_source stop;
-  std::jthread t([&] {
+  // (The jthread's own stop token: a failed ASSERT below stops the watch as it unwinds.)
+  std::jthread t([&](std::stop_token stop) {
     c.watch(coll, {.label_selector = "suite=watch", .timeout_seconds = 1, .allow_bookmarks = false},
             [&](const nlohmann::json&) {
               std::lock_guard lock(m);
@@ -242,11 +300,11 @@ TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
               events.push_back(e.type + " " + e.object["metadata"]["name"].get<std::string>());
               cv.notify_all();
             },
-            stop.get_token());
+            stop);
   });
   auto wait_until = [&](auto pred) {
     std::unique_lock lock(m);
-    return cv.wait_for(lock, std::chrono::seconds(30), pred);
+    return cv.wait_for(lock, slack(std::chrono::seconds(30)), pred);
   };
   ASSERT_TRUE(wait_until([&] { return relists == 1; }));
   auto make = [&](const std::string& name) {
@@ -254,7 +312,9 @@ TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
   };
   make("w1");
   ASSERT_TRUE(wait_until([&] { return events.size() == 1; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past two server timeouts
+  // The server ends each watch after 1 s: wait until the client has watched again twice.
+  ASSERT_TRUE(watches->wait_for(watches->count() + 2, slack(std::chrono::seconds(30))))
+      << "the client did not resume its watch after the server's timeouts";
   c.patch(resource_path("v1", "default", "configmaps", "w1"), {{"data", {{"k", "v"}}}});
   ASSERT_TRUE(wait_until([&] { return events.size() == 2; }));
   // 60 changes outside the selector push the watch's version out of kubesim's 50-event
@@ -269,9 +329,9 @@ TEST_F(KubesimTest, WatchSeesEventsAcrossServerTimeoutsAndRelistsAfterGone) {
   c.remove(resource_path("v1", "default", "configmaps", "w1"));
   ASSERT_TRUE(wait_until([&] { return events.size() == 4; }));
   auto asked = std::chrono::steady_clock::now();
-  stop.request_stop();
+  t.request_stop();
   t.join();
-  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::milliseconds(2000));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, slack(std::chrono::milliseconds(2000)));
   EXPECT_EQ(events, (std::vector<std::string>{"ADDED w1", "MODIFIED w1", "ADDED w2", "DELETED w1"}));
   for (const char* n : {"w2", "other"}) c.remove(resource_path("v1", "default", "configmaps", n));
 }

@@ -72,8 +72,11 @@ class Kubesim:
         return json.loads(self.kubectl("get", "pod", name, "-o", "json"))["status"]["podIP"]
 
     def stop(self):
-        self.proc.stop(timeout=30)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """kubesim must exit 0 within 30 s of SIGTERM (raises with its output otherwise)."""
+        try:
+            self.proc.stop(timeout=30)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class AgentPodTunnel(unittest.TestCase):
@@ -83,19 +86,12 @@ class AgentPodTunnel(unittest.TestCase):
         if reason:
             raise unittest.SkipTest(reason)
         cls.sim = Kubesim(e2e.AGENT)
-        try:
-            # The agent listens on the pod's loopback only: nothing but a port-forward reaches it.
-            cls.sim.run_pod("agent", "lpk/lpk-agent:dev", ["--listen", "127.0.0.1:4590"])
-            cls.sim.run_pod("web", "nginx", port=80)
-            cls.redis_ip = cls.sim.run_pod("cache", "redis", port=6379)
-            cls.sim.kubectl("expose", "pod", "web", "--port", "8080", "--target-port", "80")
-        except Exception:
-            cls.sim.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
+        cls.addClassCleanup(cls.sim.stop)
+        # The agent listens on the pod's loopback only: nothing but a port-forward reaches it.
+        cls.sim.run_pod("agent", "lpk/lpk-agent:dev", ["--listen", "127.0.0.1:4590"])
+        cls.sim.run_pod("web", "nginx", port=80)
+        cls.redis_ip = cls.sim.run_pod("cache", "redis", port=6379)
+        cls.sim.kubectl("expose", "pod", "web", "--port", "8080", "--target-port", "80")
 
     def proxy(self, pod, *maps, wait_ready=True, log_level="info"):
         argv = [e2e.PROXY, "run", "--agent-pod", pod, "--kubeconfig", self.sim.kubeconfig,
@@ -103,11 +99,12 @@ class AgentPodTunnel(unittest.TestCase):
         for m in maps:
             argv += ["--map", m]
         p = e2e.Proc(argv, name="lpk-proxy")
-        self.addCleanup(p.stop)
+        self.addCleanup(p.stop)  # exit 0 on SIGTERM, whatever the link went through
+        p.logs.append(os.path.join(self.sim.dir, "state", "pods", "*", "*.log"))
         listens = [e2e.split_hostport(m.group(1))
-                   for m in p.wait_lines(r"^listen (\S+) -> (\S+)$", len(maps), timeout=10)]
+                   for m in p.wait_lines(e2e.PROXY_LINES["listen"], len(maps), timeout=10)]
         if wait_ready:
-            p.wait_line(r"^ready$", timeout=30)
+            p.wait_line(e2e.PROXY_LINES["ready"], timeout=30)
         return p, listens
 
     def test_curl_and_redis_through_the_port_forward(self):
@@ -161,17 +158,12 @@ class AgentPodTunnel(unittest.TestCase):
 
 
 def wait_for_stderr(proc, pattern, timeout=30.0):
-    """Waits for a stderr line of `proc` matching pattern (woken by each new line)."""
-    import time
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout * e2e.SLACK
-    with proc._cv:
-        while not any(rx.search(l) for l in proc.err):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            proc._cv.wait(left)
-    return True
+    """Waits for a stderr line of `proc` matching pattern; False at the deadline."""
+    try:
+        proc.wait_line(pattern, timeout, stderr=True)
+        return True
+    except AssertionError:
+        return False
 
 
 def isolate():

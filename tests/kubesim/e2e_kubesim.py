@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """End-to-end tests of lpk-kubesim with clients we did not write: kubectl and the official
 Python client (python3-kubernetes).
-Usage: e2e_kubesim.py /path/to/lpk-kubesim [--agent=/path/to/lpk-agent] [unittest args]"""
+Usage: e2e_kubesim.py /path/to/lpk-kubesim [--agent=/path/to/lpk-agent] [unittest args]
+Exits 77 (ctest's SKIP_RETURN_CODE) when every test was skipped; each skip is printed."""
 
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -15,6 +17,9 @@ import sys
 import tempfile
 import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import lpk_e2e as e2e  # noqa: E402  (processes that must end cleanly, skips, exit codes)
 
 KUBECTL = shutil.which("kubectl")
 KUBESIM = None
@@ -28,17 +33,18 @@ TIMEOUT = 60
 
 
 class Kubesim:
-    """One lpk-kubesim process on a free port with its own state directory."""
+    """One lpk-kubesim process on a free port with its own state directory. Its output is kept
+    (and shown when a test fails); stop() wants it to exit 0 on SIGTERM."""
 
     def __init__(self, *args):
         self.dir = tempfile.mkdtemp(prefix="kubesim-e2e-")
-        self.proc = subprocess.Popen([KUBESIM, "up", "--state", self.dir, *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"serving https://127.0.0.1:(\d+) kubeconfig (\S+)", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError("kubesim did not start: " + line + self.proc.stdout.read())
+        self.proc = e2e.Proc([KUBESIM, "up", "--state", self.dir, *args], name="lpk-kubesim")
+        try:
+            m = self.proc.wait_line(r"serving https://127.0.0.1:(\d+) kubeconfig (\S+)",
+                                    timeout=120)
+        except AssertionError:
+            self.stop()
+            raise
         self.port = int(m.group(1))
         self.kubeconfig = m.group(2)
 
@@ -82,17 +88,13 @@ class Kubesim:
         return [l.split()[0] for l in out.splitlines() if l.startswith(prefix)]
 
     def stop(self):
-        """SIGTERM as Ctrl-C would send; returns the exit code (0 for a clean shutdown)."""
-        self.proc.terminate()
+        """SIGTERM as Ctrl-C would send: kubesim must exit 0 within 30 s with no sanitizer
+        report, or this raises with its output (see lpk_e2e.Proc.stop; an exit the test has
+        already collected with proc.wait_exit is its to judge). Removes the state directory."""
         try:
-            rc = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = "did not stop within 30 s of SIGTERM"
-        self.proc.stdout.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return rc
+            return self.proc.stop(timeout=30)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 DEPLOYMENT = """
@@ -140,12 +142,7 @@ class KubectlWorkflow:
     @classmethod
     def setUpClass(cls):
         cls.sim = Kubesim(*cls.args)
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.sim.stop()
-        if rc != 0:
-            raise AssertionError(f"kubesim did not shut down cleanly: exit {rc}")
+        cls.addClassCleanup(cls.sim.stop)  # exit 0 on SIGTERM, or the class fails
 
     def test_get_all_namespaces_wide(self):
         out = self.sim.kubectl("get", "ns,pods,svc,endpoints", "-A", "-o", "wide").stdout
@@ -392,7 +389,7 @@ class DemoAndLifecycle(unittest.TestCase):
             self.assertEqual([a["hits"] for a in answers], [1, 2])
             self.assertEqual(answers[0]["greeting"], "hello from kubesim")
         finally:
-            self.assertEqual(sim.stop(), 0)
+            sim.stop()
 
     def test_down_stops_and_crash_leftovers_are_removed(self):
         sim = Kubesim()
@@ -401,8 +398,8 @@ class DemoAndLifecycle(unittest.TestCase):
             sim.kubectl("wait", "--for=condition=Ready", "pod/w", "--timeout=60s")
             self.assertEqual(len(sim.netns()), 2, "the node and the pod namespace")
             # A crash: SIGKILL leaves namespaces behind (the pods die with kubesim).
-            sim.proc.kill()
-            sim.proc.wait()
+            os.kill(sim.proc.p.pid, signal.SIGKILL)
+            self.assertEqual(sim.proc.wait_exit(TIMEOUT), -signal.SIGKILL)
             self.assertEqual(len(sim.netns()), 2)
             r = subprocess.run([KUBESIM, "down", "--state", sim.dir], capture_output=True,
                                text=True, timeout=TIMEOUT)
@@ -427,9 +424,7 @@ class DemoAndLifecycle(unittest.TestCase):
             self.assertTrue(sim.netns(), "kubesim made its node namespace")
             out, took = self.down(sim)
             self.assertIn("stopped kubesim", out)
-            rc = sim.proc.wait(TIMEOUT)
-            rest = sim.proc.stdout.read()
-            self.assertEqual(rc, 0, rest)
+            self.assertEqual(sim.proc.wait_exit(TIMEOUT), 0, sim.proc.describe())
             # down waits for the exit, not for the caller to reap the process.
             self.assertLess(took, 20)
             self.assertEqual(sim.netns(), [])
@@ -463,7 +458,7 @@ class DemoAndLifecycle(unittest.TestCase):
             self.assertEqual(sock.recv(4), b"ping")
             out, took = self.down(sim)
             self.assertIn("stopped kubesim", out)
-            self.assertEqual(sim.proc.wait(TIMEOUT), 0, sim.proc.stdout.read())
+            self.assertEqual(sim.proc.wait_exit(TIMEOUT), 0, sim.proc.describe())
             self.assertLess(took, 20, "down waited for the client to leave")
             watch.wait(TIMEOUT)  # the watch ended with the server
             self.assertEqual(sim.netns(), [])
@@ -557,12 +552,7 @@ class AgentImage(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.sim = Kubesim()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.sim.stop()
-        if rc != 0:
-            raise AssertionError(f"kubesim did not shut down cleanly: exit {rc}")
+        cls.addClassCleanup(cls.sim.stop)
 
     def pods(self):
         items = json.loads(self.sim.kubectl("-n", "shop2", "get", "pods", "-o",
@@ -674,4 +664,4 @@ class CommandLine(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    e2e.run_tests(sys.argv[1:])

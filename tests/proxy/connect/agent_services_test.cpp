@@ -26,9 +26,7 @@ using namespace std::chrono_literals;
 class AgentFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    dnsmasq_ = agent::test::Dnsmasq::start(why);
-    if (!dnsmasq_) GTEST_SKIP() << why;
+    LPK_START_DNSMASQ(dnsmasq_);
     const auto config = dir_.path() + "/config";
     const auto data = config + "/..2024_05_01_10_00_00.1";
     std::filesystem::create_directories(data);
@@ -163,9 +161,8 @@ TEST_F(AgentFixture, EnvIsRefusedOnAnotherPortAndTheErrorSaysSo) {
 /// A far end that is a DnsForwarder on the other half of the pair (no tunnel), so the test
 /// can break the stream under the resolver.
 TEST(AgentDnsResolver, ReopensTheStreamAfterItBreaks) {
-  std::string why;
-  auto dnsmasq = agent::test::Dnsmasq::start(why);
-  if (!dnsmasq) GTEST_SKIP() << why;
+  std::unique_ptr<agent::test::Dnsmasq> dnsmasq;
+  LPK_START_DNSMASQ(dnsmasq);
   asio::io_context io;
   std::vector<std::shared_ptr<agent::DnsForwarder>> far_ends;
   OpenStream open = [&](tcp::socket s, Target t) {

@@ -280,9 +280,12 @@ TEST_F(FilesTest, EnvFileIs0600AndReadsBack) {
 // environment.hpp says: `$` (the readers that interpolate, docker compose and godotenv, read \$
 // as $; python-dotenv keeps the backslash) and a value ending in a backslash (python-dotenv's
 // quoted-value pattern takes the closing \\" for an escaped quote and drops the line).
+// The system's Python (Debian's python3-dotenv, which tools/install-deps.sh installs), not
+// whatever python3 comes first on PATH.
 TEST_F(FilesTest, EnvFileRoundTripsThroughPythonDotenv) {
-  if (std::system("python3 -c 'import dotenv' 2>/dev/null") != 0) {
-    GTEST_SKIP() << "python3 with the dotenv module is not installed";
+  if (std::system("/usr/bin/python3 -c 'import dotenv' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 has no dotenv module (tools/install-deps.sh installs "
+                    "python3-dotenv)";
   }
   EnvMap env = {{"QUOTES", "say \"hi\" and 'bye'"},
                 {"BACKSLASH", "a\\b\\\\c"},
@@ -294,7 +297,7 @@ TEST_F(FilesTest, EnvFileRoundTripsThroughPythonDotenv) {
   std::vector<std::string> left_out;
   ASSERT_TRUE(write_env_file(root_ / "x.env", env, left_out));
   std::string cmd =
-      "python3 -c 'import json,sys; from dotenv import dotenv_values; "
+      "/usr/bin/python3 -c 'import json,sys; from dotenv import dotenv_values; "
       "print(json.dumps(dotenv_values(sys.argv[1], interpolate=False)))' " +
       (root_ / "x.env").string();
   FILE* pipe = popen(cmd.c_str(), "r");

@@ -157,10 +157,9 @@ TEST(LocalDialer, RoutesInboundStreamsToLocalPortsOnly) {
     r = co_await dialer.dial(by_name);
     EXPECT_EQ(r.code, OpenCode::not_permitted);
     // A catch-all route to a port where nothing listens.
-    tcp::acceptor gone(io, tcp::endpoint(kLoopback, 0));
+    ClosedPort gone(io);
     InboundRoutes to_nothing;
-    to_nothing.add(std::to_string(gone.local_endpoint().port()));
-    gone.close();
+    to_nothing.add(std::to_string(gone.port()));
     LocalDialer nothing(to_nothing, 2s);
     r = co_await nothing.dial(port22);
     EXPECT_EQ(r.code, OpenCode::refused) << r.reason;

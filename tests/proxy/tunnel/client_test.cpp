@@ -116,9 +116,8 @@ TEST(TunnelClient, MismatchedSecretIsFatal) {
 TEST(TunnelClient, ConnectionWaitingForAnAbsentTunnelIsClosed) {
   asio::io_context io;
   run_task(io, [&]() -> asio::awaitable<void> {
-    tcp::acceptor gone(io, tcp::endpoint(kLoopback, 0));
-    const Target nowhere{Target::Kind::ipv4, "127.0.0.1", gone.local_endpoint().port()};
-    gone.close();
+    ClosedPort gone(io);
+    const Target nowhere = gone.target();
     TunnelClient tunnel(io.get_executor(), nowhere, {}, nullptr);
     tunnel.wait_for_tunnel = 200ms;
     tunnel.start();

@@ -307,9 +307,8 @@ TEST(SessionPeer, FramesForAClosedStreamAreIgnored) {
   asio::io_context io;
   run_task(io, [&]() -> asio::awaitable<void> {
     auto s = co_await session_with_fake_peer();
-    tcp::acceptor gone(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    const Target refused{Target::Kind::ipv4, "127.0.0.1", gone.local_endpoint().port()};
-    gone.close();
+    ClosedPort gone(io);
+    const Target refused = gone.target();
     co_await s.peer->send_open(1, refused);
     auto result = co_await s.peer->expect([](const Frame& f) { return is(f, FrameType::open_result, 1); });
     CO_ASSERT_TRUE(result.has_value());

@@ -59,12 +59,6 @@ asio::awaitable<Tunnel> make_tunnel() {
   co_return co_await make_tunnel(po, ao);
 }
 
-/// A port on which nothing listens (bound, then released).
-std::uint16_t closed_port(asio::io_context& io) {
-  tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  return a.local_endpoint().port();
-}
-
 bool is_abrupt_or_clean_end(const error_code& ec) {
   return ec == asio::error::eof || ec == asio::error::connection_reset;
 }
@@ -209,7 +203,8 @@ TEST(Session, RefusedDialClosesTheClientPromptlyAndTheSessionStaysUsable) {
   run_task(io, [&]() -> asio::awaitable<void> {
     Server server(io.get_executor(), echo);
     auto t = co_await make_tunnel();
-    const Target nowhere{Target::Kind::ipv4, "127.0.0.1", closed_port(io)};
+    ClosedPort gone(io);
+    const Target nowhere = gone.target();
     for (int i = 0; i < 3; ++i) {
       const auto started = Clock::now();
       auto client = co_await t.connect(nowhere);

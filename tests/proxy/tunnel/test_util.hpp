@@ -166,6 +166,22 @@ inline asio::awaitable<std::pair<error_code, std::string>> read_exactly(tcp::soc
   co_return std::pair{ec, std::move(out)};
 }
 
+/// A loopback port where connections are refused: bound without listening and held for the
+/// object's life, so no other process can take it meanwhile (as it could a port merely bound
+/// and released).
+class ClosedPort {
+ public:
+  explicit ClosedPort(asio::io_context& io) : socket_(io) {
+    socket_.open(tcp::v4());
+    socket_.bind({asio::ip::make_address("127.0.0.1"), 0});
+  }
+  std::uint16_t port() const { return socket_.local_endpoint().port(); }
+  Target target() const { return {Target::Kind::ipv4, "127.0.0.1", port()}; }
+
+ private:
+  tcp::socket socket_;
+};
+
 /// A loopback TCP server on an ephemeral port that runs `handler` for every connection.
 class Server {
  public:
