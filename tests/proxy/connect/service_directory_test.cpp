@@ -109,7 +109,7 @@ TEST_F(ServiceDirectoryTest, AServiceGetsAnAddressAListenerPerTcpPortAndItsNames
   auto target = connect({address, 18080});
   ASSERT_TRUE(target);
   EXPECT_EQ(target->kind, Target::Kind::name);
-  EXPECT_EQ(target->host, "api.dev.svc.cluster.local");
+  EXPECT_EQ(target->host, "api.dev.svc.cluster.local.");
   EXPECT_EQ(target->port, 18080);
 
   auto spec = directory_.table();
