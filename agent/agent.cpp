@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/tunnel/dial.hpp"
@@ -40,7 +41,8 @@ Agent::Agent(asio::any_io_executor executor, AgentOptions options)
     : executor_(std::move(executor)),
       options_(std::move(options)),
       dialer_(std::make_shared<ClusterDialer>(options_.connect_timeout, options_.services)),
-      tunnel_acceptor_(executor_) {
+      tunnel_acceptor_(executor_),
+      session_up_(executor_, tunnel::Clock::time_point::max()) {
   options_.session.role = tunnel::Role::agent;
 }
 
@@ -87,6 +89,7 @@ void Agent::stop() {
   error_code ec;
   tunnel_acceptor_.close(ec);
   for (auto& a : inbound_acceptors_) a->close(ec);
+  session_up_.cancel();
   if (current_) current_->stop(tunnel::GoAwayCode::normal, "agent shutting down");
 }
 
@@ -116,6 +119,7 @@ asio::awaitable<void> Agent::serve_link(tcp::socket socket) {
   }
   if (current_) current_->stop(tunnel::GoAwayCode::replaced, "a newer lpk-proxy link took over");
   current_ = *session;
+  session_up_.cancel();  // wakes the inbound connections waiting for a proxy
   spdlog::info("tunnel {} up from {}", current_->id_text(), peer);
   auto why = co_await current_->run();
   spdlog::info("tunnel {} from {} ended: {}", (*session)->id_text(), peer, why.message());
@@ -130,14 +134,30 @@ asio::awaitable<void> Agent::accept_inbound(tcp::acceptor& acceptor, std::uint16
       spdlog::warn("accept on port {} failed: {}", port, ec.message());
       continue;
     }
-    if (!current_ || !current_->accepting_streams()) {
-      // Nobody to hand it to: refuse at once rather than leave the client hanging.
-      spdlog::warn("connection to port {} dropped: no lpk-proxy is connected", port);
-      socket.set_option(asio::socket_base::linger(true, 0), ec);
-      continue;
+    if (current_ && current_->accepting_streams()) {
+      current_->open_stream(std::move(socket), {tunnel::Target::Kind::inbound, {}, port});
+    } else {
+      asio::co_spawn(executor_, open_inbound(std::move(socket), port), asio::detached);
     }
-    current_->open_stream(std::move(socket), {tunnel::Target::Kind::inbound, {}, port});
   }
+}
+
+asio::awaitable<void> Agent::open_inbound(tcp::socket socket, std::uint16_t port) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer deadline(executor_, options_.connect_timeout);
+  auto up = [this] { return current_ && current_->accepting_streams(); };
+  while (!stopped_ && !up() && deadline.expiry() > tunnel::Clock::now()) {
+    co_await (session_up_.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+              deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
+  }
+  if (!stopped_ && up()) {
+    current_->open_stream(std::move(socket), {tunnel::Target::Kind::inbound, {}, port});
+    co_return;
+  }
+  // Nobody to hand it to: reset it rather than leave the client hanging.
+  spdlog::warn("connection to port {} dropped: no lpk-proxy is connected", port);
+  error_code ec;
+  socket.set_option(asio::socket_base::linger(true, 0), ec);
 }
 
 }  // namespace lpk::agent

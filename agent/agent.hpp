@@ -9,6 +9,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -54,6 +55,9 @@ class Agent {
   boost::asio::awaitable<void> serve_link(boost::asio::ip::tcp::socket socket);
   boost::asio::awaitable<void> accept_inbound(boost::asio::ip::tcp::acceptor& acceptor,
                                               std::uint16_t port);
+  /// Hands `socket` to the session, waiting (up to connect_timeout) for one to come up.
+  boost::asio::awaitable<void> open_inbound(boost::asio::ip::tcp::socket socket,
+                                            std::uint16_t port);
 
   boost::asio::any_io_executor executor_;
   AgentOptions options_;
@@ -62,6 +66,7 @@ class Agent {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> inbound_acceptors_;  // stable addresses
   std::vector<std::uint16_t> inbound_ports_;
   std::shared_ptr<tunnel::Session> current_;
+  boost::asio::steady_timer session_up_;  // never expires; cancelled when a session comes up
   bool stopped_ = false;
 };
 
