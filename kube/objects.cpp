@@ -11,7 +11,7 @@ using nlohmann::json;
 
 namespace {
 
-std::int64_t number(const json& value, std::int64_t fallback = 0) {
+std::int64_t number_of(const json& value, std::int64_t fallback = 0) {
   return value.is_number_integer() ? value.get<std::int64_t>() : fallback;
 }
 
@@ -90,6 +90,12 @@ json template_of(WorkloadKind kind, const json& object) {
   return tmpl;
 }
 
+bool pod_active(const json& pod) {
+  auto phase = text_of(field(field(pod, "status"), "phase"));
+  return phase != "Succeeded" && phase != "Failed" &&
+         field(field(pod, "metadata"), "deletionTimestamp").is_null();
+}
+
 bool pod_ready(const json& pod) {
   const auto& meta = field(pod, "metadata");
   const auto& status = field(pod, "status");
@@ -107,26 +113,77 @@ bool rollout_complete(WorkloadKind kind, const json& object) {
   const auto& meta = field(object, "metadata");
   const auto& spec = field(object, "spec");
   const auto& status = field(object, "status");
-  auto wanted = number(field(spec, "replicas"), 1);
-  if (number(field(status, "observedGeneration")) < number(field(meta, "generation"))) {
+  auto wanted = number_of(field(spec, "replicas"), 1);
+  if (number_of(field(status, "observedGeneration")) < number_of(field(meta, "generation"))) {
     return false;
   }
   switch (kind) {
     case WorkloadKind::deployment:
-      return number(field(status, "updatedReplicas")) == wanted &&
-             number(field(status, "replicas")) == wanted &&
-             number(field(status, "availableReplicas")) == wanted;
+      return number_of(field(status, "updatedReplicas")) == wanted &&
+             number_of(field(status, "replicas")) == wanted &&
+             number_of(field(status, "availableReplicas")) == wanted;
     case WorkloadKind::statefulset:
-      return number(field(status, "readyReplicas")) == wanted &&
-             number(field(status, "updatedReplicas"), wanted) == wanted &&
+      return number_of(field(status, "readyReplicas")) == wanted &&
+             number_of(field(status, "updatedReplicas"), wanted) == wanted &&
              text_of(field(status, "currentRevision")) == text_of(field(status, "updateRevision"));
     case WorkloadKind::replicaset:
-      return number(field(status, "readyReplicas")) == wanted &&
-             number(field(status, "replicas")) == wanted;
+      return number_of(field(status, "readyReplicas")) == wanted &&
+             number_of(field(status, "replicas")) == wanted;
     case WorkloadKind::pod:
       return pod_ready(object);
   }
   return false;
+}
+
+namespace {
+
+std::string condition_failure(const json& workload) {
+  // Conditions of a generation the controller has not seen yet describe the previous rollout.
+  const auto& observed = field(field(workload, "status"), "observedGeneration");
+  const auto& generation = field(field(workload, "metadata"), "generation");
+  if (observed.is_number_integer() && generation.is_number_integer() &&
+      observed.get<std::int64_t>() < generation.get<std::int64_t>()) {
+    return {};
+  }
+  for (const auto& c : field(field(workload, "status"), "conditions")) {
+    auto type = text_of(field(c, "type"));
+    auto reason = text_of(field(c, "reason"));
+    auto message = text_of(field(c, "message"));
+    bool is_true = text_of(field(c, "status")) == "True";
+    if ((type == "Progressing" && !is_true && reason == "ProgressDeadlineExceeded") ||
+        (type == "ReplicaFailure" && is_true)) {
+      return reason + (message.empty() ? "" : ": " + message);
+    }
+  }
+  return {};
+}
+
+std::string container_failure(const json& pod) {
+  static const std::set<std::string> kStuck = {
+      "ErrImagePull",  "ImagePullBackOff",           "InvalidImageName",     "CrashLoopBackOff",
+      "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"};
+  const auto& status = field(pod, "status");
+  for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+    for (const auto& c : field(status, list)) {
+      const auto& waiting = field(field(c, "state"), "waiting");
+      auto reason = text_of(field(waiting, "reason"));
+      if (!kStuck.count(reason)) continue;
+      auto message = text_of(field(waiting, "message"));
+      return "pod " + text_of(field(field(pod, "metadata"), "name")) + " container " +
+             text_of(field(c, "name")) + ": " + reason + (message.empty() ? "" : ": " + message);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string rollout_failure(const json& workload, const json& pods) {
+  if (auto why = condition_failure(workload); !why.empty()) return why;
+  for (const auto& pod : pods) {
+    if (auto why = container_failure(pod); !why.empty()) return why;
+  }
+  return {};
 }
 
 std::string selector_text(const json& label_selector) {
@@ -163,14 +220,14 @@ TargetPort target_port_of(const json& service_port) {
     return {0, s};
   }
   if (target.is_number_integer()) return {static_cast<std::uint16_t>(target.get<int>()), {}};
-  return {static_cast<std::uint16_t>(number(field(service_port, "port"))), {}};
+  return {static_cast<std::uint16_t>(number_of(field(service_port, "port"))), {}};
 }
 
 std::optional<std::uint16_t> container_port_for(const TargetPort& target, const json& container,
                                                 bool& declared) {
   declared = false;
   for (const auto& port : field(container, "ports")) {
-    auto container_port = static_cast<std::uint16_t>(number(field(port, "containerPort")));
+    auto container_port = static_cast<std::uint16_t>(number_of(field(port, "containerPort")));
     if (!target.name.empty() ? text_of(field(port, "name")) == target.name
                              : container_port == target.number) {
       declared = true;
@@ -179,6 +236,19 @@ std::optional<std::uint16_t> container_port_for(const TargetPort& target, const 
   }
   if (target.name.empty()) return target.number;
   return std::nullopt;
+}
+
+std::set<std::uint16_t> declared_ports(const json& pod_spec) {
+  std::set<std::uint16_t> ports;
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const auto& container : field(pod_spec, list)) {
+      for (const auto& port : field(container, "ports")) {
+        auto number = number_of(field(port, "containerPort"));
+        if (number > 0 && number <= 65535) ports.insert(static_cast<std::uint16_t>(number));
+      }
+    }
+  }
+  return ports;
 }
 
 }  // namespace lpk::kube

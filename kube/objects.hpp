@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,10 @@ std::string text_of(const nlohmann::json& value);
 /// reduced to metadata.labels/annotations and spec.
 nlohmann::json template_of(WorkloadKind kind, const nlohmann::json& object);
 
+/// True for a pod that counts for its controller (IsPodActive in k/k controller_utils.go): not
+/// Succeeded, not Failed (an evicted or preempted pod stays listed as Failed), not being deleted.
+bool pod_active(const nlohmann::json& pod);
+
 /// True for a pod that is Running, Ready and not being deleted.
 bool pod_ready(const nlohmann::json& pod);
 
@@ -55,6 +60,15 @@ bool pod_ready(const nlohmann::json& pod);
 /// status); the equivalent status fields for StatefulSets and ReplicaSets; a bare pod when it
 /// is ready.
 bool rollout_complete(WorkloadKind kind, const nlohmann::json& object);
+
+/// Why a rollout cannot finish, as `kubectl rollout status` and `kubectl describe` would tell:
+/// a Deployment's Progressing=False ProgressDeadlineExceeded, a ReplicaFailure condition
+/// (FailedCreate: quota, admission), or a container of `pods` waiting for a reason that does not
+/// clear by itself (ErrImagePull, ImagePullBackOff, InvalidImageName, CrashLoopBackOff,
+/// CreateContainerConfigError, CreateContainerError, RunContainerError). Conditions count only
+/// once the controller has observed the workload's generation. Empty when nothing says so (the
+/// rollout may still be slow).
+std::string rollout_failure(const nlohmann::json& workload, const nlohmann::json& pods);
 
 /// Label selector text in kubectl syntax ("k1=v1,k2=v2,k3 in (a,b),!k4") of a LabelSelector
 /// (matchLabels and matchExpressions), or of a Service's plain spec.selector map.
@@ -74,5 +88,9 @@ TargetPort target_port_of(const nlohmann::json& service_port);
 /// `declared` tells whether the container lists the port.
 std::optional<std::uint16_t> container_port_for(const TargetPort& target,
                                                 const nlohmann::json& container, bool& declared);
+
+/// Every containerPort that the containers and init containers (sidecars) of `pod_spec` declare:
+/// they share the pod's network namespace, so any of them may be listening there.
+std::set<std::uint16_t> declared_ports(const nlohmann::json& pod_spec);
 
 }  // namespace lpk::kube

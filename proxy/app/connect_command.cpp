@@ -4,11 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <set>
 #include <cstdio>
 
 #include "proxy/app/options.hpp"
 #include "proxy/connect/session.hpp"
 #include "proxy/control/logging.hpp"
+#include "proxy/forward/stub_dns.hpp"
 #include "proxy/takeover/takeover.hpp"
 #include "proxy/tunnel/handshake.hpp"
 
@@ -67,11 +69,32 @@ std::unique_ptr<kube::Client> connect_client(const kube::LoadOptions& options) {
   }
 }
 
-/// Finds the workload, settles an earlier session's leftovers and writes this session's record,
-/// all before anything changes. Throws with one sentence.
+/// Every `--local-port LOCAL:REMOTE` must name a port the replaced container serves: a typo
+/// would otherwise leave that traffic refused without a word.
+void check_inbound_ports(const InboundRoutes& inbound, const TakeoverTarget& target) {
+  std::string served;
+  std::set<std::uint16_t> ports;
+  for (const auto& r : target.container.routes) {
+    if (ports.insert(r.container_port).second) {
+      served += (served.empty() ? "" : ", ") + std::to_string(r.container_port);
+    }
+  }
+  for (const auto& [remote, local] : inbound.by_remote) {
+    if (ports.count(remote)) continue;
+    throw WorkloadError("--local-port " + std::to_string(local) + ":" + std::to_string(remote) +
+                        ": container " + target.container.name + " of " +
+                        target.workload.describe() + " serves no port " + std::to_string(remote) +
+                        " (its service ports reach: " + (served.empty() ? "none" : served) + ")");
+  }
+}
+
+/// Finds the workload, checks the local choices against it, settles an earlier session's
+/// leftovers and writes this session's record, all before anything changes. Throws with one
+/// sentence.
 SessionRecord prepare_takeover(Takeover& takeover, SessionPlan& plan,
                                const TakeoverOptions& wanted, const kube::LoadOptions& kube) {
   plan.target = takeover.locate(wanted);
+  check_inbound_ports(plan.inbound, plan.target);
   takeover.settle_earlier_session(plan.target);
   SessionRecord record{SessionOwner::current(plan.session_id), plan.target.workload,
                        kube.kubeconfig, kube.context};
@@ -114,9 +137,16 @@ int run_connect(const std::vector<std::string>& args) {
   } catch (const std::exception& e) {
     return fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
   }
+  // Local resources are checked before anything of the cluster changes.
+  if (options.dns) {
+    if (auto free = StubDns::check_available(*options.dns); !free) {
+      return fail(free.error().message + "; choose another --dns address or port");
+    }
+  }
   auto client = connect_client(options.kube);
   if (!client) return 2;
   auto plan = plan_from(options);
+  plan.interrupted = &g_interrupted;
   plan.ns = client->config().namespace_;
   plan.session_id = tunnel::to_hex(tunnel::random_session_id()).substr(0, 8);
   auto log_path = setup_logging(plan.session_id, options.log_level);

@@ -4,6 +4,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <algorithm>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -64,10 +67,31 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   return out;
 }
 
+// Closes every descriptor from `from` up to `to` (inclusive), async-signal-safe.
+void close_from(unsigned from, unsigned to) {
+  if (from > to) return;
+  if (syscall(SYS_close_range, from, to, 0) == 0) return;
+  // Kernels before 5.9: one by one, up to the descriptor limit.
+  struct rlimit limit {};
+  unsigned last = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                      ? static_cast<unsigned>(limit.rlim_cur) - 1
+                      : 65535;
+  for (unsigned fd = from; fd <= std::min(to, last); ++fd) close(static_cast<int>(fd));
+}
+
 // After fork, before exec: only async-signal-safe calls. Tries every candidate like execvpe,
 // then reports errno through `report` and exits.
 [[noreturn]] void exec_child(const std::vector<std::string>& paths, char** argv, char** envp,
-                             std::vector<char*>& sh_argv, int report) {
+                             std::vector<char*>& sh_argv, int report, pid_t parent) {
+  // Nothing of lpk-proxy's but stdin, stdout and stderr: listeners, the stub DNS, the control
+  // socket, logs and the libraries' sockets would otherwise stay bound in the child (Asio and
+  // libcurl do not open them close-on-exec) and outlive the session if lpk-proxy died.
+  close_from(3, static_cast<unsigned>(report) - 1);
+  close_from(static_cast<unsigned>(report) + 1, ~0U);
+  // If lpk-proxy dies (kill -9), the command gets SIGTERM rather than run on without its tunnels
+  // and names; the check covers a parent that died before the request.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(128 + SIGTERM);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s) {
@@ -128,10 +152,11 @@ std::shared_ptr<ChildProcess> ChildProcess::start(asio::any_io_executor executor
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
     close(report[0]);
-    exec_child(paths, argv_c.data(), envp_c.data(), sh_argv, report[1]);
+    exec_child(paths, argv_c.data(), envp_c.data(), sh_argv, report[1], parent);
   }
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

@@ -8,8 +8,8 @@
 // as it likes (it exits, or a debugger stops its inferior), and lpk-proxy, on SIGINT while a
 // child runs, only waits for the child to exit, then restores the cluster and exits with the
 // child's code. SIGTERM from outside (kill, systemd) reaches lpk-proxy only; it calls
-// terminate() to pass it on. If lpk-proxy itself dies (kill -9), the child keeps running
-// without its tunnels.
+// terminate() to pass it on. If lpk-proxy itself dies (kill -9), the child gets SIGTERM
+// (PR_SET_PDEATHSIG): it must not run on without its tunnels, names and listeners.
 
 #include <sys/types.h>
 
@@ -48,9 +48,9 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   /// Starts argv[0] with `argv` and environment `envp` ("KEY=value" strings) the way execvpe
   /// does: a name without '/' is looked up in the PATH of `envp` (of this process when envp
   /// has none, then /usr/local/bin:/usr/bin:/bin); a file that is executable but not a binary
-  /// is run by /bin/sh. stdin, stdout and stderr are inherited; other descriptors are not
-  /// (lpk opens everything close-on-exec); signal dispositions and the mask are reset to the
-  /// defaults. Throws SpawnError when the program cannot be run, std::system_error when fork
+  /// is run by /bin/sh. stdin, stdout and stderr are inherited; every other descriptor is
+  /// closed in the child before exec (whoever opened it, close-on-exec or not); signal
+  /// dispositions and the mask are reset to the defaults. Throws SpawnError when the program cannot be run, std::system_error when fork
   /// fails.
   static std::shared_ptr<ChildProcess> start(boost::asio::any_io_executor executor,
                                              const std::vector<std::string>& argv,

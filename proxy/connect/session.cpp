@@ -52,6 +52,9 @@ ConnectSession::ConnectSession(SessionPlan plan, kube::Client& client, AgentLink
 ConnectSession::~ConnectSession() = default;
 
 int ConnectSession::run() {
+  // The io_context's signal handling is in place since the constructor; a signal that came
+  // before it only set the flag, and must not be lost.
+  if (plan_.interrupted && plan_.interrupted->load()) return 0;
   open_tunnels();
   start_directory();
   start_dns();

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -47,6 +48,9 @@ struct SessionPlan {
   std::string resolv_conf;                    ///< upstreams for names outside the cluster
   std::string env_file;                       ///< also write the environment there (dotenv)
   std::vector<std::string> command;           ///< the child; empty: serve until a signal
+  /// Set by a SIGINT/SIGTERM that arrived before the session took over the signals (during
+  /// the rollout, or just after it): the session then ends at once instead of serving.
+  const std::atomic<bool>* interrupted = nullptr;
 };
 
 /// Makes the link dialer for the agent in pod `pod` (a name from SessionPlan::agent_pods).

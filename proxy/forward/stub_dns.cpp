@@ -1,10 +1,12 @@
 #include "proxy/forward/stub_dns.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <map>
 
 #include "dns/server.hpp"
 #include "dns/system_resolver.hpp"
 #include "dns/upstream.hpp"
+#include "proxy/tunnel/listen.hpp"
 
 namespace lpk::proxy {
 
@@ -49,6 +51,21 @@ StubDns::StubDns(boost::asio::io_context& io, const StubDnsOptions& options,
   server_ = std::make_unique<dns::Server>(io, server, dns::NameTable::build(table),
                                           upstream_.get(), cluster);
   server_->start();
+}
+
+tunnel::Result<void> StubDns::check_available(const boost::asio::ip::udp::endpoint& listen) {
+  namespace asio = boost::asio;
+  asio::io_context io(1);
+  boost::system::error_code ec;
+  asio::ip::udp::socket udp(io);
+  udp.open(listen.protocol(), ec);
+  if (!ec) udp.bind(listen, ec);
+  auto tcp = tunnel::open_listener(io.get_executor(), {listen.address(), listen.port()});
+  if (!ec && !tcp) ec = tcp.error().code;
+  if (!ec) return {};
+  return tunnel::Problem{ec, "cannot start the stub DNS on " +
+                                 tunnel::endpoint_text({listen.address(), listen.port()}) +
+                                 ": " + ec.message()};
 }
 
 void StubDns::set_table(const dns::TableSpec& table) {

@@ -11,6 +11,7 @@
 
 #include "dns/cluster_resolver.hpp"
 #include "dns/name_table.hpp"
+#include "proxy/tunnel/error.hpp"
 
 namespace lpk::dns {
 class Server;
@@ -46,6 +47,9 @@ class StubDns {
   /// resolver for cluster names the table lacks (null: NXDOMAIN). `cluster` must outlive this.
   StubDns(boost::asio::io_context& io, const StubDnsOptions& options, const dns::TableSpec& table,
           dns::ClusterResolver* cluster);
+  /// Whether `listen` can be bound (UDP and TCP) now: a Problem naming the address when it
+  /// cannot, so that a command can refuse before it changes anything.
+  static tunnel::Result<void> check_available(const boost::asio::ip::udp::endpoint& listen);
   /// Replaces the table atomically; queries already in flight finish with the old one.
   void set_table(const dns::TableSpec& table);
   ~StubDns();

@@ -1,12 +1,13 @@
 #include "proxy/takeover/session_record.hpp"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <stdexcept>
 
 #include "proxy/control/session_paths.hpp"
@@ -32,6 +33,24 @@ std::string now_rfc3339() {
   return buffer;
 }
 
+/// Fields of /proc/PID/stat after the command: [0] is the state (R, S, Z...), [19] the start
+/// time in clock ticks since boot. Empty when the process does not exist.
+std::vector<std::string> proc_stat(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');  // the command may hold spaces and parentheses
+  std::vector<std::string> fields;
+  if (close == std::string::npos) return fields;
+  std::istringstream rest(text.substr(close + 1));
+  for (std::string field; rest >> field;) fields.push_back(field);
+  return fields;
+}
+
+std::string start_ticks(int pid) {
+  auto fields = proc_stat(pid);
+  return fields.size() > 19 ? fields[19] : "";
+}
+
 std::string str(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
@@ -40,7 +59,9 @@ std::string str(const json& j, const char* key) {
 }  // namespace
 
 json SessionOwner::to_json() const {
-  return {{"id", id}, {"host", host}, {"pid", pid}, {"started", started}};
+  json j = {{"id", id}, {"host", host}, {"pid", pid}, {"started", started}};
+  if (!process_start.empty()) j["process_start"] = process_start;
+  return j;
 }
 
 SessionOwner SessionOwner::from_json(const json& j) {
@@ -49,19 +70,25 @@ SessionOwner SessionOwner::from_json(const json& j) {
   o.id = str(j, "id");
   o.host = str(j, "host");
   o.started = str(j, "started");
+  o.process_start = str(j, "process_start");
   if (j.contains("pid") && j["pid"].is_number_integer()) o.pid = j["pid"].get<int>();
   return o;
 }
 
 SessionOwner SessionOwner::current(const std::string& id) {
-  return {id, host_name(), static_cast<int>(::getpid()), now_rfc3339()};
+  auto pid = static_cast<int>(::getpid());
+  return {id, host_name(), pid, now_rfc3339(), start_ticks(pid)};
 }
 
 bool SessionOwner::on_this_host() const { return host == host_name(); }
 
 bool SessionOwner::alive_here() const {
   if (!on_this_host() || pid <= 0) return false;
-  return ::kill(pid, 0) == 0 || errno == EPERM;
+  auto fields = proc_stat(pid);
+  // Gone, a zombie nobody reaped yet, or another process that got the pid since.
+  if (fields.empty() || fields[0] == "Z" || fields[0] == "X") return false;
+  if (!process_start.empty() && fields.size() > 19 && fields[19] != process_start) return false;
+  return true;
 }
 
 json SessionRecord::to_json() const {

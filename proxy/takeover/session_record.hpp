@@ -20,11 +20,14 @@ struct SessionOwner {
   std::string host;
   int pid = 0;
   std::string started;  ///< RFC 3339
+  std::string process_start;  ///< the process's start time (clock ticks since boot): tells a
+                              ///< reused pid from the session's own
   nlohmann::json to_json() const;
   static SessionOwner from_json(const nlohmann::json& j);
   static SessionOwner current(const std::string& id);
   bool on_this_host() const;
-  /// True when this machine's process `pid` is alive (only meaningful for this host).
+  /// True when this machine's process `pid` is the session's and is alive (not a zombie, not
+  /// a later process that reused the pid); only meaningful for this host.
   bool alive_here() const;
 };
 

@@ -86,6 +86,7 @@ void Takeover::settle_earlier_session(TakeoverTarget& target) {
   progress_.step("repairing " + what + ", left changed by lpk session " +
                  (owner.id.empty() ? std::string("(unknown)") : owner.id) + " which is gone");
   restore(target.workload, 180s);
+  if (!owner.id.empty()) SessionRecord{owner, target.workload, {}, {}}.erase();  // repaired
   target.object = client_.get(target.workload.path());
 }
 
@@ -102,7 +103,12 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
       agent.serve_ports.push_back(route.container_port);
     }
   }
-  while (ports.count(agent.tunnel_port)) ++agent.tunnel_port;
+  // The tunnel port must be free in the pod's network namespace, which sidecars share.
+  auto original = saved_template(target.object).value_or(kube::template_of(target.workload.kind,
+                                                                            target.object));
+  auto taken = kube::declared_ports(original["spec"]);
+  taken.insert(ports.begin(), ports.end());
+  while (taken.count(agent.tunnel_port)) ++agent.tunnel_port;
   target.tunnel_port = agent.tunnel_port;
   const auto& ref = target.workload;
   progress_.step("replacing container " + target.container.name + " of " + ref.describe() +
@@ -154,28 +160,46 @@ std::int64_t replicas_of(WorkloadKind kind, const json& object) {
 
 }  // namespace
 
+Takeover::RolloutView Takeover::observe(const WorkloadRef& ref,
+                                        const std::function<bool(const json& pod)>& watched) {
+  RolloutView view;
+  if (ref.kind != WorkloadKind::pod) view.object = client_.get(ref.path());
+  auto pods = list_pods(ref.ns, pod_selector(ref, view.object))["items"];
+  view.live = json::array();
+  for (const auto& pod : pods) {
+    // Evicted, preempted or finished pods stay listed; controllers do not count them.
+    if (!kube::pod_active(pod)) continue;
+    view.live.push_back(pod);
+    view.ready += kube::pod_ready(pod) ? 1 : 0;
+  }
+  view.wanted = ref.kind == WorkloadKind::pod ? 1 : replicas_of(ref.kind, view.object);
+  view.complete = ref.kind == WorkloadKind::pod || kube::rollout_complete(ref.kind, view.object);
+  json watched_pods = json::array();
+  for (const auto& pod : view.live) {
+    if (!watched || watched(pod)) watched_pods.push_back(pod);
+  }
+  view.failure = kube::rollout_failure(view.object, watched_pods);
+  return view;
+}
+
 void Takeover::wait_rollout(const WorkloadRef& ref, std::chrono::seconds timeout,
                             const std::function<bool(const json& pods)>& pods_done,
-                            const std::string& what) {
+                            const std::string& what,
+                            const std::function<bool(const json& pod)>& fail_fast_on) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string state;
   for (;;) {
-    json object;
-    if (ref.kind != WorkloadKind::pod) object = client_.get(ref.path());
-    auto pods = list_pods(ref.ns, pod_selector(ref, object))["items"];
-    json live = json::array();
-    int ready = 0;
-    for (const auto& pod : pods) {
-      if (pod["metadata"].contains("deletionTimestamp")) continue;
-      live.push_back(pod);
-      ready += kube::pod_ready(pod) ? 1 : 0;
-    }
-    auto wanted = ref.kind == WorkloadKind::pod ? 1 : replicas_of(ref.kind, object);
-    bool done = (ref.kind == WorkloadKind::pod || kube::rollout_complete(ref.kind, object)) &&
-                static_cast<std::int64_t>(live.size()) == wanted && pods_done(live);
-    state = what + ": " + std::to_string(ready) + " of " + std::to_string(wanted) +
-            " pods ready, " + std::to_string(pods.size()) + " in total";
+    auto view = observe(ref, fail_fast_on);
+    bool done = view.complete && static_cast<std::int64_t>(view.live.size()) == view.wanted &&
+                pods_done(view.live);
+    state = what + ": " + std::to_string(view.ready) + " of " + std::to_string(view.wanted) +
+            " pods ready, " + std::to_string(view.live.size()) + " in total";
     if (done) break;
+    if (!view.failure.empty() && fail_fast_on) {
+      progress_.done();
+      throw WorkloadError(what + " cannot finish: " + view.failure);
+    }
+    if (!view.failure.empty()) state += " (" + view.failure + ")";
     progress_.waiting(state);
     if (cancel_ && cancel_->load()) {
       progress_.done();
@@ -207,7 +231,9 @@ std::vector<json> Takeover::wait_for_agents(const TakeoverTarget& target,
                  }
                  return true;
                },
-               "rollout of lpk-agent in " + ref.describe());
+               "rollout of lpk-agent in " + ref.describe(),
+               // The agent's own pods failing ends the wait; the old pods may crash as they did.
+               [&](const json& pod) { return runs_template(pod, tmpl); });
   return agents;
 }
 

@@ -76,9 +76,25 @@ class Takeover {
  private:
   nlohmann::json list_pods(const std::string& ns, const std::string& selector);
   std::string pod_selector(const WorkloadRef& ref, const nlohmann::json& object);
+  /// What a rollout looks like now: the workload, its active pods, and why it cannot finish.
+  struct RolloutView {
+    nlohmann::json object;
+    nlohmann::json live;  ///< active pods (kube::pod_active)
+    int ready = 0;
+    std::int64_t wanted = 1;
+    bool complete = false;  ///< the controller says it is done
+    std::string failure;    ///< kube::rollout_failure; empty when nothing says it is stuck
+  };
+  /// `watched` picks the pods whose containers' failures count (null: all).
+  RolloutView observe(const WorkloadRef& ref,
+                      const std::function<bool(const nlohmann::json& pod)>& watched);
+  /// Polls until the rollout is complete and `pods_done`. With `fail_fast_on`, a rollout that
+  /// cannot finish (the workload's conditions, or a failing pod it picks) ends the wait at once
+  /// with the reason; without it, the reason is shown while waiting.
   void wait_rollout(const WorkloadRef& ref, std::chrono::seconds timeout,
                     const std::function<bool(const nlohmann::json& pods)>& pods_done,
-                    const std::string& what);
+                    const std::string& what,
+                    const std::function<bool(const nlohmann::json& pod)>& fail_fast_on = {});
   void recreate_pod(const WorkloadRef& ref, const nlohmann::json& pod,
                     const nlohmann::json& pod_template, std::chrono::seconds timeout);
 

@@ -209,6 +209,12 @@ json recreated_pod(const json& pod, const json& pod_template) {
     if (!value.is_null()) result["metadata"][key] = value;
   }
   result["spec"] = field(pod_template, "spec");
+  // A pod is created unscheduled (its old node may be gone or full: the scheduler chooses), and
+  // ephemeral containers can only be added through their subresource: create refuses them.
+  if (result["spec"].is_object()) {
+    result["spec"].erase("nodeName");
+    result["spec"].erase("ephemeralContainers");
+  }
   return result;
 }
 

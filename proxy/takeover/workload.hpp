@@ -85,8 +85,9 @@ std::optional<nlohmann::json> saved_template(const nlohmann::json& object);
 /// Throws WorkloadError when the annotation is missing or unreadable.
 nlohmann::json restored_object(WorkloadKind kind, const nlohmann::json& object);
 
-/// A bare pod to create in place of `pod` (fresh object: no uid, resourceVersion, status,
-/// nodeName), with `pod_template` as metadata+spec.
+/// A bare pod to create in place of `pod` (fresh object: no uid, resourceVersion, status), with
+/// `pod_template` as metadata+spec less spec.nodeName (the scheduler places it again) and
+/// spec.ephemeralContainers (create refuses them).
 nlohmann::json recreated_pod(const nlohmann::json& pod, const nlohmann::json& pod_template);
 
 }  // namespace lpk::proxy

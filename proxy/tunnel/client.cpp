@@ -25,7 +25,7 @@ LinkDialer tcp_link_dialer(Target agent) {
             auto dialed = co_await resolve_and_dial(agent, 5s);
             if (dialed.code != OpenCode::ok) {
               co_return Problem{make_error_code(Error::peer_went_away),
-                                std::string(to_string(dialed.code)) + " " + dialed.reason};
+                                describe(dialed.code, dialed.reason)};
             }
             co_return std::make_unique<TcpLink>(std::move(*dialed.socket));
           }};

@@ -25,6 +25,11 @@ OpenCode open_code_for(const error_code& ec) {
   if (ec == asio::error::access_denied || ec == asio::error::no_permission) {
     return OpenCode::not_permitted;
   }
+  // Out of descriptors or memory here, not a fault of the target: say so, do not blame it.
+  if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+      ec == asio::error::no_memory) {
+    return OpenCode::internal;
+  }
   return OpenCode::unreachable;
 }
 

@@ -1,5 +1,7 @@
 #include "proxy/tunnel/protocol.hpp"
 
+#include "kube/text.hpp"
+
 namespace lpk::tunnel {
 
 std::string Target::to_string() const {
@@ -22,6 +24,12 @@ const char* to_string(OpenCode code) {
     case OpenCode::internal: return "internal error";
   }
   return "unknown open result";
+}
+
+std::string describe(OpenCode code, std::string_view reason) {
+  std::string text = to_string(code);
+  if (reason.empty() || text::iequals(reason, text)) return text;
+  return text + ": " + std::string(reason);
 }
 
 const char* to_string(ResetCode code) {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 
 namespace lpk::tunnel {
@@ -94,6 +95,9 @@ enum class OpenCode : std::uint8_t {
   internal = 7,
 };
 const char* to_string(OpenCode code);
+/// "connection refused", or "name not found: no such host" when `reason` adds something (a
+/// reason that only repeats the code, in any case, is not repeated).
+std::string describe(OpenCode code, std::string_view reason);
 
 enum class ResetCode : std::uint32_t {
   cancel = 0,           // the application closed abortively

@@ -271,8 +271,8 @@ asio::awaitable<void> Session::dial_for(std::shared_ptr<Stream> stream, Target t
   if (stream->closed()) co_return;  // reset or session ended while dialing
   queue_control(encode_open_result(stream->id(), result.code, result.reason));
   if (result.code != OpenCode::ok || !result.socket) {
-    spdlog::info("stream {} to {}: {}{}{}", stream->id(), target.to_string(),
-                 to_string(result.code), result.reason.empty() ? "" : ": ", result.reason);
+    spdlog::info("stream {} to {}: {}", stream->id(), target.to_string(),
+                 describe(result.code, result.reason));
     stream->close_quietly("dial failed");
     co_return;
   }

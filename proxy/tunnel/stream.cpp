@@ -143,8 +143,8 @@ void Stream::on_window(const WindowFrame& window) {
 
 void Stream::on_open_result(const OpenResultFrame& result) {
   if (closed_ || result.code == OpenCode::ok) return;
-  spdlog::info("stream {} to {}: {}{}{}", id_, target_.to_string(), to_string(result.code),
-               result.reason.empty() ? "" : ": ", result.reason);
+  spdlog::info("stream {} to {}: {}", id_, target_.to_string(),
+               describe(result.code, result.reason));
   close_quietly("refused by the far side");
 }
 

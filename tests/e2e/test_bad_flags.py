@@ -71,6 +71,16 @@ class BadFlagsTest(unittest.TestCase):
             with self.subTest(args=args):
                 self.check_one_line([e2e.PROXY, *args], mention)
 
+    def test_connect_dns_in_use_is_refused_before_the_cluster_is_touched(self):
+        # The check comes before the kubeconfig is even read: a kubeconfig that does not exist
+        # would be the next error, so seeing the DNS line proves nothing else ran first.
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", 0))
+        self.addCleanup(busy.close)
+        where = f"127.0.0.1:{busy.getsockname()[1]}"
+        self.check_one_line([e2e.PROXY, "connect", "--service", "api", "--dns", where,
+                             "--kubeconfig", "/nonexistent/kubeconfig"], where)
+
     def test_proxy_port_in_use_others_keep_working(self):
         busy = socket.socket()
         busy.bind(("127.0.0.1", 0))

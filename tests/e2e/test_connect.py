@@ -263,6 +263,16 @@ class Connect(unittest.TestCase):
         self.assertEqual(len(proxy.err), 1, proxy.err)
         self.assertIn("service nope not found in namespace demo", proxy.err[0])
 
+    def test_local_port_for_a_port_the_container_does_not_serve_is_one_line(self):
+        before = self.deployment("api")
+        proxy = self.connect("-n", "demo", "--service", "api", "--local-port", "28080:9999")
+        self.assertEqual(proxy.wait_exit(timeout=30), 1)
+        self.assertEqual(len(proxy.err), 1, proxy.err)
+        self.assertIn("--local-port 28080:9999", proxy.err[0])
+        self.assertIn("serves no port 9999", proxy.err[0])
+        self.assertIn("8080", proxy.err[0])  # the ports it does serve
+        self.assertEqual(self.deployment("api")["spec"], before["spec"], "nothing changed")
+
 
 def main():
     global KUBESIM

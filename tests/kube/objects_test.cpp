@@ -90,5 +90,50 @@ TEST(PodReady, NeedsRunningReadyAndNotDeleting) {
   EXPECT_FALSE(pod_ready(pod));
 }
 
+TEST(PodActive, FinishedFailedAndDeletingPodsDoNotCount) {
+  auto pod = json::parse(R"({"metadata":{},"status":{"phase":"Running"}})");
+  EXPECT_TRUE(pod_active(pod));
+  pod["status"]["phase"] = "Pending";
+  EXPECT_TRUE(pod_active(pod));
+  for (const char* phase : {"Failed", "Succeeded"}) {
+    pod["status"]["phase"] = phase;
+    EXPECT_FALSE(pod_active(pod)) << phase;
+  }
+  pod["status"]["phase"] = "Running";
+  pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z";
+  EXPECT_FALSE(pod_active(pod));
+}
+
+TEST(RolloutFailure, ReadsConditionsAndStuckContainersAsKubectlDoes) {
+  auto d = json::parse(R"({"metadata":{"generation":2},"status":{"observedGeneration":2,
+      "conditions":[{"type":"Progressing","status":"False","reason":"ProgressDeadlineExceeded",
+                     "message":"ReplicaSet \"api-5d9\" has timed out progressing."}]}})");
+  EXPECT_EQ(rollout_failure(d, json::array()),
+            "ProgressDeadlineExceeded: ReplicaSet \"api-5d9\" has timed out progressing.");
+  d["metadata"]["generation"] = 3;
+  EXPECT_EQ(rollout_failure(d, json::array()), "") << "a condition of the previous generation";
+  auto quota = json::parse(R"({"status":{"conditions":[{"type":"ReplicaFailure","status":"True",
+      "reason":"FailedCreate","message":"pods \"api-x\" is forbidden: exceeded quota"}]}})");
+  EXPECT_NE(rollout_failure(quota, json::array()).find("FailedCreate: pods"), std::string::npos);
+  auto pull = json::parse(R"([{"metadata":{"name":"api-1"},"status":{"containerStatuses":[
+      {"name":"app","state":{"waiting":{"reason":"ImagePullBackOff",
+       "message":"Back-off pulling image \"lpk/lpk-agent:nope\""}}}]}}])");
+  EXPECT_EQ(rollout_failure(json::object(), pull),
+            "pod api-1 container app: ImagePullBackOff: Back-off pulling image "
+            "\"lpk/lpk-agent:nope\"");
+  auto starting = json::parse(R"([{"metadata":{"name":"api-1"},"status":{"containerStatuses":[
+      {"name":"app","state":{"waiting":{"reason":"ContainerCreating"}}}]}}])");
+  EXPECT_EQ(rollout_failure(json::object(), starting), "") << "still starting is not stuck";
+  EXPECT_EQ(rollout_failure(json::parse("[1]"), json::parse(R"([{"status":7}])")), "");
+}
+
+TEST(DeclaredPorts, EveryContainerAndSidecarOfThePod) {
+  auto spec = json::parse(R"({"containers":[{"ports":[{"containerPort":8080}]},
+      {"ports":[{"containerPort":4590},{"containerPort":99999}]}],
+      "initContainers":[{"restartPolicy":"Always","ports":[{"containerPort":9901}]}]})");
+  EXPECT_EQ(declared_ports(spec), (std::set<std::uint16_t>{4590, 8080, 9901}));
+  EXPECT_TRUE(declared_ports(json::parse("null")).empty());
+}
+
 }  // namespace
 }  // namespace lpk::kube

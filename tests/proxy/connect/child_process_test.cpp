@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -135,6 +138,56 @@ TEST_F(ChildProcessTest, SignalsAreResetForTheChild) {
   sigaction(SIGPIPE, &old_pipe, nullptr);
   EXPECT_EQ(piped, 128 + SIGPIPE);
   EXPECT_EQ(termed, 128 + SIGTERM);
+}
+
+TEST_F(ChildProcessTest, InheritsOnlyStdinStdoutAndStderr) {
+  // Descriptors lpk-proxy opens without close-on-exec (Asio's sockets, libraries' files) must
+  // not reach the command: a listener it held would stay bound after lpk-proxy died.
+  int plain = ::open("/dev/null", O_RDONLY);
+  int socket = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(plain, 3);
+  ASSERT_GE(socket, 3);
+  auto check = "test ! -e /proc/$$/fd/" + std::to_string(plain) + " && test ! -e /proc/$$/fd/" +
+               std::to_string(socket) + " && test -e /proc/$$/fd/2";
+  EXPECT_EQ(exit_code({"sh", "-c", check}), 0);
+  ::close(plain);
+  ::close(socket);
+}
+
+TEST_F(ChildProcessTest, GetsSigtermWhenLpkProxyDies) {
+  // A stand-in for lpk-proxy starts the child and dies at once; this test process, as the
+  // subreaper, inherits the orphan and sees how it ended.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int pids[2];
+  ASSERT_EQ(pipe(pids), 0);
+  pid_t proxy = fork();
+  if (proxy == 0) {
+    asio::io_context io;
+    auto child = ChildProcess::start(io.get_executor(), {"sleep", "30"}, kEnv);
+    pid_t pid = child->pid();
+    (void)!write(pids[1], &pid, sizeof pid);
+    _exit(0);
+  }
+  ::close(pids[1]);
+  pid_t child = 0;
+  ASSERT_EQ(read(pids[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  ::close(pids[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(proxy, &status, 0), proxy);
+  // The orphan is ours now; it must end by SIGTERM, long before sleep's 30 s.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  pid_t done = 0;
+  while ((done = waitpid(child, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    usleep(10'000);  // an exit has no event to wait on but its status
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  if (done == 0) {
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    FAIL() << "the child outlived lpk-proxy";
+  }
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;
 }
 
 TEST_F(ChildProcessTest, StaysInTheForegroundProcessGroup) {

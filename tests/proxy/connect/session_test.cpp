@@ -293,5 +293,25 @@ TEST_F(ConnectSessionKubesim, ServesTheNamespaceImportsTheEnvironmentAndEndsWith
   EXPECT_EQ(client_->get(target.workload.path())["spec"], deployment_before["spec"]);
 }
 
+// A SIGINT/SIGTERM that came after the rollout but before the session took the signals over
+// only set the flag: the session must end at once, not go on to `ready` and run the command.
+TEST(ConnectSession, ASignalBeforeItStartsEndsItAtOnce) {
+  kube::RestConfig config;
+  config.cluster.server = "https://127.0.0.1:1";  // never called
+  kube::Client client(config);
+  std::atomic<bool> interrupted{true};
+  SessionPlan plan;
+  plan.service = "api";
+  plan.ns = "demo";
+  plan.session_id = "519a1000";
+  plan.pool = test::process_pool();
+  plan.command = {"/bin/sh", "-c", "echo the command ran; exit 9"};
+  plan.interrupted = &interrupted;
+  StdoutLines out;
+  ConnectSession session(plan, client);
+  EXPECT_EQ(session.run(), 0);
+  EXPECT_FALSE(out.wait_for("^(ready$|dns )", nullptr, 1s)) << "it served after the signal";
+}
+
 }  // namespace
 }  // namespace lpk::proxy

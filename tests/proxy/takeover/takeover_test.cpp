@@ -349,6 +349,43 @@ TEST_F(TakeoverKubesim, AnEarlierSessionOfThisMachineThatIsGoneIsRepairedFirst) 
   const auto after = client_->get(target.workload.path());
   EXPECT_EQ(after["spec"], before["spec"]);
   EXPECT_TRUE(pods_->wait_ready("api", 2, "app", "demo/api:1"));
+  EXPECT_TRUE(SessionRecord::load_all().empty()) << "the repaired session's record stays behind";
+}
+
+TEST_F(TakeoverKubesim, AFailedPodOfTheWorkloadDoesNotHoldTheRolloutBack) {
+  // An evicted pod stays listed as Failed; controllers do not count it, and neither may lpk.
+  deploy("Deployment", "api", 2);
+  auto evicted = bare_pod("api-evicted");
+  evicted["metadata"]["labels"] = {{"app", "api"}};
+  create(evicted);
+  auto path = kube::resource_path("v1", ns_, "pods", "api-evicted");
+  auto pod = client_->get(path);
+  pod["status"] = {{"phase", "Failed"}, {"reason", "Evicted"},
+                   {"message", "The node was low on resource: memory."}};
+  client_->replace(path + "/status", pod);
+  ASSERT_EQ(client_->get(path)["status"]["phase"], "Failed");
+  auto o = options("api");
+  o.rollout_timeout = 30s;
+  auto target = takeover().locate(o);
+  takeover().install_agent(target, o, SessionOwner::current("ev1c7ed0"));
+  EXPECT_EQ(takeover().wait_for_agents(target, o).size(), 2u);
+  EXPECT_TRUE(takeover().restore(target.workload, 30s));
+}
+
+TEST_F(TakeoverKubesim, TheTunnelPortAvoidsEveryPortOfThePod) {
+  // A sidecar listens on the agent's default port: the pod's network namespace is shared.
+  auto w = workload("Deployment", "api", 1);
+  w["spec"]["template"]["spec"]["containers"][1]["ports"] = {
+      {{"containerPort", tunnel::kDefaultAgentPort}, {"name", "admin"}}};
+  create(w);
+  create(service("api", "api"));
+  ASSERT_TRUE(pods_->wait_ready("api", 1));
+  auto o = options("api");
+  auto target = takeover().locate(o);
+  takeover().install_agent(target, o, SessionOwner::current("51decar0"));
+  EXPECT_EQ(target.tunnel_port, tunnel::kDefaultAgentPort + 1);
+  takeover().wait_for_agents(target, o);
+  EXPECT_TRUE(takeover().restore(target.workload, 30s));
 }
 
 TEST_F(TakeoverKubesim, ALiveSessionOfThisMachineIsRefused) {
