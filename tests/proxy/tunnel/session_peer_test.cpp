@@ -446,8 +446,10 @@ TEST(SessionPeer, PeerThatNeverAnswersPingsTimesOut) {
     SessionOptions options;
     options.ping_interval = 20ms;
     options.max_missed_pings = 2;
-    auto s = co_await session_with_fake_peer(options);
+    // Taken before the session starts its pings, so the lower bound below cannot fail only
+    // because this coroutine resumed late (it did, once, on a loaded machine).
     const auto started = Clock::now();
+    auto s = co_await session_with_fake_peer(options);
     auto goaway = co_await s.peer->until_end();  // reads, but never answers
     CO_ASSERT_TRUE(goaway.has_value());
     EXPECT_EQ(goaway->code, GoAwayCode::ping_timeout);
