@@ -85,7 +85,7 @@ int run_command(const std::vector<std::string>& args) {
   tunnel::SessionOptions session;
   session.secret = options.secret;
   auto inbound = std::make_shared<LocalDialer>(options.inbound, options.connect_timeout);
-  auto& tunnel = side.add_tunnel(dialer, session, inbound);
+  auto& tunnel = *side.add_tunnel(dialer, session, inbound);
   auto log_path = setup_logging(tunnel.session_id_text(), options.log_level);
   if (!log_path.empty()) spdlog::info("logging to {}", log_path);
 

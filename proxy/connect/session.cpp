@@ -9,11 +9,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
+#include <set>
 #include <cstdio>
 
 #include "proxy/control/console.hpp"
 #include "proxy/control/session_paths.hpp"
 #include "proxy/forward/portforward_link.hpp"
+#include "proxy/takeover/workload.hpp"
 
 namespace lpk::proxy {
 
@@ -64,6 +66,7 @@ int ConnectSession::run() {
                         service["address"].get<std::string>(), service["ports"].dump());
   }
   start_informers();
+  start_agent_informer();
   start_control();
   side_.on_signal = [this](int signal) { on_signal(signal); };
   side_.on_stop = [this] {
@@ -79,24 +82,106 @@ int ConnectSession::run() {
 }
 
 void ConnectSession::open_tunnels() {
-  auto inbound = std::make_shared<LocalDialer>(inbound_routes(plan_), 10s);
-  for (const auto& pod : plan_.agent_pods) {
-    auto name = pod["metadata"].value("name", "");
-    auto dial = links_ ? links_(name)
-                       : portforward_link_dialer(client_.config(), client_.credentials(), plan_.ns,
-                                                 name, plan_.target.tunnel_port);
-    auto& tunnel = side_.add_tunnel(std::move(dial), tunnel::SessionOptions{}, inbound);
-    tunnel.wait_for_tunnel = 30s;
-    tunnel.on_up = [this, name](tunnel::Session& session) {
-      console::print_line(console::kTunnelUp, name, session.id_text());
-      tunnel_came_up_.cancel();
-    };
-    tunnel.on_fatal = [this, name](const std::string& why) {
-      std::fprintf(stderr, "lpk-proxy: tunnel to pod %s: %s\n", name.c_str(), why.c_str());
-      side_.stop(1);
-    };
-    tunnel_pods_.push_back(name);
+  inbound_ = std::make_shared<LocalDialer>(inbound_routes(plan_), 10s);
+  agent_template_ = kube::template_of(plan_.target.workload.kind, plan_.target.object);
+  for (const auto& pod : plan_.agent_pods) add_agent(pod["metadata"].value("name", ""));
+}
+
+void ConnectSession::add_agent(const std::string& name) {
+  if (name.empty() || agents_.count(name) || side_.stopping()) return;
+  auto dial = links_ ? links_(name)
+                     : portforward_link_dialer(client_.config(), client_.credentials(), plan_.ns,
+                                               name, plan_.target.tunnel_port);
+  auto tunnel = side_.add_tunnel(std::move(dial), tunnel::SessionOptions{}, inbound_);
+  tunnel->wait_for_tunnel = 30s;
+  tunnel->on_up = [this, name](tunnel::Session& session) {
+    console::print_line(console::kTunnelUp, name, session.id_text());
+    tunnel_came_up_.cancel();
+  };
+  tunnel->on_fatal = [this, name](const std::string& why) {
+    std::fprintf(stderr, "lpk-proxy: tunnel to pod %s: %s\n", name.c_str(), why.c_str());
+    side_.stop(1);
+  };
+  agents_.emplace(name, std::move(tunnel));
+}
+
+void ConnectSession::remove_agent(const std::string& name, const std::string& why) {
+  auto it = agents_.find(name);
+  if (it == agents_.end()) return;
+  it->second->on_up = nullptr;  // it may still finish a handshake while it stops
+  it->second->on_fatal = nullptr;
+  side_.remove_tunnel(it->second);
+  agents_.erase(it);
+  console::print_line(console::kTunnelClosed, name, why);
+  tunnel_came_up_.cancel();  // `ready` may be waiting for this one
+}
+
+namespace {
+
+/// Why agent pod `pod` should have no tunnel, or "" when it should have one: it runs the agent
+/// and the port-forward can reach it (Running, not being deleted, not finished).
+std::string no_tunnel_reason(const json& pod, const json& agent_template) {
+  if (!kube::pod_active(pod)) {
+    return pod["metadata"].contains("deletionTimestamp") ? "deleted" : "finished";
   }
+  if (pod["status"].value("phase", "") != "Running") return "not running";
+  if (!runs_template(pod, agent_template)) return "not an agent";
+  return {};
+}
+
+}  // namespace
+
+void ConnectSession::reconcile_agent(const json& pod) {
+  auto name = pod["metadata"].value("name", "");
+  if (auto why = no_tunnel_reason(pod, agent_template_); why.empty()) {
+    add_agent(name);
+  } else if (why != "not running") {  // a pod that is only starting keeps the tunnel it has
+    remove_agent(name, why);
+  }
+}
+
+void ConnectSession::reconcile_agents(const json& pods) {
+  std::set<std::string> listed;
+  for (const auto& pod : pods) {
+    listed.insert(pod["metadata"].value("name", ""));
+    reconcile_agent(pod);
+  }
+  std::vector<std::string> gone;
+  for (const auto& [name, tunnel] : agents_) {
+    if (!listed.count(name)) gone.push_back(name);
+  }
+  for (const auto& name : gone) remove_agent(name, "deleted");
+}
+
+void ConnectSession::on_pod_event(const kube::WatchEvent& event) {
+  if (event.type == "DELETED") {
+    remove_agent(event.object["metadata"].value("name", ""), "deleted");
+  } else {
+    reconcile_agent(event.object);
+  }
+}
+
+void ConnectSession::start_agent_informer() {
+  const auto& ref = plan_.target.workload;
+  kube::Informer::Handlers handlers;
+  handlers.on_list = [this](const json& items) {
+    asio::post(side_.io(), [this, items] {
+      if (!side_.stopping()) reconcile_agents(items);
+    });
+  };
+  handlers.on_event = [this](const kube::WatchEvent& event) {
+    asio::post(side_.io(), [this, event] {
+      if (!side_.stopping()) on_pod_event(event);
+    });
+  };
+  handlers.on_error = [what = ref.describe()](const std::string& problem,
+                                              std::chrono::seconds retry_in) {
+    spdlog::warn("watching the pods of {}: {}; trying again in {} s", what, problem,
+                 retry_in.count());
+  };
+  informers_.push_back(std::make_unique<kube::Informer>(
+      client_, kube::resource_path("v1", ref.ns, "pods"), pods_of(ref, plan_.target.object),
+      std::move(handlers)));
 }
 
 std::vector<std::string> ConnectSession::namespaces() const {
@@ -187,15 +272,15 @@ void ConnectSession::on_signal(int signal) {
 
 std::size_t ConnectSession::tunnels_up() const {
   std::size_t n = 0;
-  for (const auto& t : side_.tunnels()) n += t->session() != nullptr;
+  for (const auto& [pod, t] : agents_) n += t->session() != nullptr;
   return n;
 }
 
 json ConnectSession::status() const {
   json tunnels = json::array();
-  for (std::size_t i = 0; i < side_.tunnels().size(); ++i) {
-    auto session = side_.tunnels()[i]->session();
-    json t = {{"pod", tunnel_pods_[i]}, {"state", session ? "ready" : "connecting"}};
+  for (const auto& [pod, tunnel] : agents_) {
+    auto session = tunnel->session();
+    json t = {{"pod", pod}, {"state", session ? "ready" : "connecting"}};
     if (session) {
       auto stats = session->stats();
       t["rtt_ms"] = stats.rtt.count() / 1000.0;
@@ -257,7 +342,7 @@ asio::awaitable<void> ConnectSession::serve() {
   if (side_.stopping()) co_return;
   co_await wait_for_tunnels();
   if (side_.stopping()) co_return;
-  console::print_line(console::kTunnels, tunnels_up(), side_.tunnels().size());
+  console::print_line(console::kTunnels, tunnels_up(), agents_.size());
   console::print_line(console::kReady);
   if (plan_.command.empty()) co_return;
   co_await run_child();
@@ -302,7 +387,7 @@ asio::awaitable<void> ConnectSession::import_environment() {
 // agent's tunnel, not only the one that brought the environment.
 asio::awaitable<void> ConnectSession::wait_for_tunnels() {
   tunnel_came_up_.expires_after(30s);  // the bound; on_up and stop cancel the wait early
-  while (!side_.stopping() && tunnels_up() < side_.tunnels().size() &&
+  while (!side_.stopping() && tunnels_up() < agents_.size() &&
          tunnel_came_up_.expiry() > std::chrono::steady_clock::now()) {
     co_await tunnel_came_up_.async_wait(asio::as_tuple(asio::use_awaitable));
   }

@@ -1,8 +1,10 @@
 #pragma once
 // The developer-machine half of `lpk-proxy connect`, once the agents run: one tunnel per agent
-// pod (over the pod's port-forward), listeners and stub DNS names for every service of the
-// mapped namespaces (kept current by informers), the container's environment and files imported
-// through the first agent, the control socket, and the child command.
+// pod (over the pod's port-forward), kept current by an informer on the workload's pods (a pod
+// that an autoscaler, a drain or a deletion adds gets a tunnel; one that goes loses its own),
+// listeners and stub DNS names for every service of the mapped namespaces (kept current by
+// informers), the container's environment and files imported through an agent, the control
+// socket, and the child command.
 //
 // Threading: run() owns the io_context (LocalSide) on the calling thread; the informers run on
 // their own threads (kube::Client blocks) and post what they see to it.
@@ -12,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -70,6 +73,16 @@ class ConnectSession {
 
  private:
   void open_tunnels();
+  /// A tunnel to agent pod `pod` (nothing when it has one).
+  void add_agent(const std::string& pod);
+  /// Ends the tunnel to `pod` (its streams end with it) and says why.
+  void remove_agent(const std::string& pod, const std::string& why);
+  /// One pod as it is now: a tunnel when it is an agent pod that runs, none when it is going.
+  void reconcile_agent(const nlohmann::json& pod);
+  /// The workload's pods as listed: reconcile_agent for each, and no tunnel for the unlisted.
+  void reconcile_agents(const nlohmann::json& pods);
+  void on_pod_event(const kube::WatchEvent& event);
+  void start_agent_informer();
   std::vector<std::string> namespaces() const;
   void start_directory();
   void start_dns();
@@ -90,7 +103,9 @@ class ConnectSession {
   kube::Client& client_;
   AgentLinks links_;
   LocalSide side_;
-  std::vector<std::string> tunnel_pods_;  // parallel to side_.tunnels()
+  std::shared_ptr<LocalDialer> inbound_;
+  nlohmann::json agent_template_;  // what an agent pod runs (the workload's template now)
+  std::map<std::string, std::shared_ptr<tunnel::TunnelClient>> agents_;  // by pod name
   std::unique_ptr<ServiceDirectory> directory_;
   std::shared_ptr<AgentDnsResolver> cluster_dns_;
   boost::asio::ip::udp::endpoint dns_endpoint_;

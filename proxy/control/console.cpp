@@ -8,7 +8,7 @@ namespace lpk::proxy::console {
 
 std::string lines_json() {
   return tunnel::console_lines_json({&kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
-                                     &kTunnels, &kEnvironment, &kNotImported, &kEnvFile,
+                                     &kTunnelClosed, &kTunnels, &kEnvironment, &kNotImported, &kEnvFile,
                                      &kWaitingForCommand, &kCommandExited});
 }
 

@@ -24,6 +24,8 @@ inline constexpr ConsoleLine kInbound{"inbound", "inbound: {} port {} -> localho
                                       R"(^inbound: (.+) port ([0-9]+) -> localhost:(\S+)$)"};
 inline constexpr ConsoleLine kTunnelUp{"tunnel_up", "tunnel up: pod {} (session {})",
                                        R"(^tunnel up: pod (\S+) \(session ([0-9a-f]+)\)$)"};
+inline constexpr ConsoleLine kTunnelClosed{"tunnel_closed", "tunnel closed: pod {} ({})",
+                                           R"(^tunnel closed: pod (\S+) \((.+)\)$)"};
 inline constexpr ConsoleLine kTunnels{"tunnels", "tunnels: {} of {} agents connected",
                                       R"(^tunnels: ([0-9]+) of ([0-9]+) agents connected$)"};
 inline constexpr ConsoleLine kEnvironment{

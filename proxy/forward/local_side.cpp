@@ -17,20 +17,41 @@ LocalSide::LocalSide(asio::ip::network_v4 pool)
 
 LocalSide::~LocalSide() = default;
 
-tunnel::TunnelClient& LocalSide::add_tunnel(tunnel::LinkDialer dialer,
-                                            tunnel::SessionOptions options,
-                                            std::shared_ptr<tunnel::Dialer> inbound) {
-  tunnels_.push_back(std::make_unique<tunnel::TunnelClient>(io_.get_executor(), std::move(dialer),
-                                                            std::move(options),
-                                                            std::move(inbound)));
-  if (running_ && !stopping_) tunnels_.back()->start();
-  return *tunnels_.back();
+std::shared_ptr<tunnel::TunnelClient> LocalSide::add_tunnel(
+    tunnel::LinkDialer dialer, tunnel::SessionOptions options,
+    std::shared_ptr<tunnel::Dialer> inbound) {
+  auto tunnel = std::make_shared<tunnel::TunnelClient>(io_.get_executor(), std::move(dialer),
+                                                       std::move(options), std::move(inbound));
+  tunnels_.push_back(tunnel);
+  if (running_ && !stopping_) tunnel->start();
+  return tunnel;
+}
+
+void LocalSide::remove_tunnel(const std::shared_ptr<tunnel::TunnelClient>& tunnel) {
+  tunnel->stop();
+  std::erase(tunnels_, tunnel);
+}
+
+std::shared_ptr<tunnel::TunnelClient> LocalSide::pick_outbound() const {
+  std::shared_ptr<tunnel::TunnelClient> best;
+  std::uint64_t fewest = 0;
+  for (const auto& t : tunnels_) {
+    auto session = t->session();
+    if (!session || !session->accepting_streams()) continue;
+    auto streams = session->stats().streams_active;
+    if (!best || streams < fewest) {
+      best = t;
+      fewest = streams;
+    }
+  }
+  if (!best && !tunnels_.empty()) best = tunnels_.front();
+  return best;
 }
 
 OpenStream LocalSide::outbound() {
   return [this](tcp::socket socket, tunnel::Target target) {
-    if (tunnels_.empty()) return;  // the socket closes; nothing could carry it
-    tunnels_.front()->open(std::move(socket), std::move(target));
+    if (auto tunnel = pick_outbound()) tunnel->open(std::move(socket), std::move(target));
+    // else the socket closes: no agent could carry it
   };
 }
 

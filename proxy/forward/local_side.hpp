@@ -32,11 +32,16 @@ class LocalSide {
   Forwarder& forwarder() { return forwarder_; }
 
   /// Adds a tunnel to an agent; it starts with run() (or at once when run() is under way).
-  tunnel::TunnelClient& add_tunnel(tunnel::LinkDialer dialer, tunnel::SessionOptions options,
-                                   std::shared_ptr<tunnel::Dialer> inbound);
-  const std::vector<std::unique_ptr<tunnel::TunnelClient>>& tunnels() const { return tunnels_; }
-  /// How outbound streams (the listeners', the agent services') reach the cluster: through the
-  /// first tunnel.
+  std::shared_ptr<tunnel::TunnelClient> add_tunnel(tunnel::LinkDialer dialer,
+                                                   tunnel::SessionOptions options,
+                                                   std::shared_ptr<tunnel::Dialer> inbound);
+  /// Stops `tunnel` (GOAWAY; its streams end) and forgets it: an agent pod that went away.
+  void remove_tunnel(const std::shared_ptr<tunnel::TunnelClient>& tunnel);
+  const std::vector<std::shared_ptr<tunnel::TunnelClient>>& tunnels() const { return tunnels_; }
+  /// How outbound streams (the listeners', the agent services') reach the cluster: each new one
+  /// through the tunnel that is up and carries the fewest streams, so that every agent carries
+  /// its share and one slow or lost agent pod does not take the session with it; while none is
+  /// up, through the oldest, which holds it until one is (bounded).
   OpenStream outbound();
 
   /// Starts the stub DNS on options.listen with `table`; `cluster` (may be null) answers the
@@ -66,7 +71,9 @@ class LocalSide {
   boost::asio::io_context io_{1};
   AddressPool pool_;
   Forwarder forwarder_;
-  std::vector<std::unique_ptr<tunnel::TunnelClient>> tunnels_;
+  std::shared_ptr<tunnel::TunnelClient> pick_outbound() const;
+
+  std::vector<std::shared_ptr<tunnel::TunnelClient>> tunnels_;
   std::unique_ptr<StubDns> dns_;
   boost::asio::signal_set signals_{io_, SIGINT, SIGTERM};
   boost::asio::steady_timer grace_{io_};

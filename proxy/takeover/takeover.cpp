@@ -10,19 +10,8 @@ namespace lpk::proxy {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-json Takeover::list_pods(const std::string& ns, const std::string& selector) {
-  kube::ListOptions options;
-  if (selector.rfind("metadata.name=", 0) == 0) {
-    options.field_selector = selector;
-  } else {
-    options.label_selector = selector;
-  }
-  return client_.list(kube::resource_path("v1", ns, "pods"), options);
-}
-
-std::string Takeover::pod_selector(const WorkloadRef& ref, const json& object) {
-  if (ref.kind == WorkloadKind::pod) return "metadata.name=" + ref.name;
-  return kube::selector_text(object["spec"]["selector"]);
+json Takeover::list_pods(const WorkloadRef& ref, const json& object) {
+  return client_.list(kube::resource_path("v1", ref.ns, "pods"), pods_of(ref, object));
 }
 
 TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
@@ -39,10 +28,12 @@ TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
     throw WorkloadError("service " + options.service + " has no selector, so no pods of its "
                         "own for lpk to replace; connect to a service that selects pods");
   }
-  auto pods = list_pods(options.ns, selector)["items"];
+  kube::ListOptions selected;
+  selected.label_selector = selector;
+  auto pods = client_.list(kube::resource_path("v1", options.ns, "pods"), selected)["items"];
   const json* pod = nullptr;
   for (const auto& p : pods) {
-    if (!p["metadata"].contains("deletionTimestamp")) pod = &p;
+    if (kube::pod_active(p)) pod = &p;
     if (pod) break;
   }
   if (!pod) {
@@ -126,7 +117,7 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
   if (ref.kind == WorkloadKind::replicaset) {
     // A ReplicaSet does not replace running pods when its template changes; make it.
     // A copy: a range-for over a member of the temporary list would outlive the list.
-    auto pods = list_pods(ref.ns, pod_selector(ref, target.object))["items"];
+    auto pods = list_pods(ref, target.object)["items"];
     for (const auto& pod : pods) {
       client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
     }
@@ -134,21 +125,6 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
 }
 
 namespace {
-
-/// True when `pod` runs the images of `pod_template` in every container of the template.
-bool runs_template(const json& pod, const json& pod_template) {
-  const auto& spec = pod["spec"];
-  for (const auto& want : pod_template["spec"].value("containers", json::array())) {
-    bool found = false;
-    for (const auto& have : spec.value("containers", json::array())) {
-      if (have.value("name", "") != want.value("name", "")) continue;
-      found = have.value("image", "") == want.value("image", "") &&
-              have.value("command", json()) == want.value("command", json());
-    }
-    if (!found) return false;
-  }
-  return true;
-}
 
 std::int64_t replicas_of(WorkloadKind kind, const json& object) {
   if (kind == WorkloadKind::pod) return 1;
@@ -164,7 +140,7 @@ Takeover::RolloutView Takeover::observe(const WorkloadRef& ref,
                                         const std::function<bool(const json& pod)>& watched) {
   RolloutView view;
   if (ref.kind != WorkloadKind::pod) view.object = client_.get(ref.path());
-  auto pods = list_pods(ref.ns, pod_selector(ref, view.object))["items"];
+  auto pods = list_pods(ref, view.object)["items"];
   view.live = json::array();
   for (const auto& pod : pods) {
     // Evicted, preempted or finished pods stay listed; controllers do not count them.
@@ -287,7 +263,7 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout) {
       }
     }
     if (ref.kind == WorkloadKind::replicaset) {
-      auto pods = list_pods(ref.ns, pod_selector(ref, object))["items"];
+      auto pods = list_pods(ref, object)["items"];
       for (const auto& pod : pods) {
         if (runs_template(pod, *original)) continue;
         client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));

@@ -74,8 +74,7 @@ class Takeover {
   std::vector<WorkloadRef> changed_workloads(const std::string& ns);
 
  private:
-  nlohmann::json list_pods(const std::string& ns, const std::string& selector);
-  std::string pod_selector(const WorkloadRef& ref, const nlohmann::json& object);
+  nlohmann::json list_pods(const WorkloadRef& ref, const nlohmann::json& object);
   /// What a rollout looks like now: the workload, its active pods, and why it cannot finish.
   struct RolloutView {
     nlohmann::json object;

@@ -168,6 +168,30 @@ json agent_template(const json& pod_template, const std::string& container,
   return result;
 }
 
+bool runs_template(const json& pod, const json& pod_template) {
+  const auto& have_containers = field(field(pod, "spec"), "containers");
+  for (const auto& want : field(field(pod_template, "spec"), "containers")) {
+    bool found = false;
+    for (const auto& have : have_containers) {
+      if (text_of(field(have, "name")) != text_of(field(want, "name"))) continue;
+      found = field(have, "image") == field(want, "image") &&
+              field(have, "command") == field(want, "command");
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+kube::ListOptions pods_of(const WorkloadRef& ref, const json& object) {
+  kube::ListOptions options;
+  if (ref.kind == WorkloadKind::pod) {
+    options.field_selector = "metadata.name=" + ref.name;
+  } else {
+    options.label_selector = kube::selector_text(field(field(object, "spec"), "selector"));
+  }
+  return options;
+}
+
 std::optional<json> saved_template(const json& object) {
   const auto& saved = field(field(field(object, "metadata"), "annotations"), kOriginalAnnotation);
   if (!saved.is_string()) return std::nullopt;

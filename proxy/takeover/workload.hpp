@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kube/client.hpp"
 #include "kube/objects.hpp"
 #include "proxy/tunnel/protocol.hpp"
 
@@ -76,6 +77,13 @@ nlohmann::json agent_patch(WorkloadKind kind, const nlohmann::json& object,
 /// the server merges it); used to recreate bare pods and by tests.
 nlohmann::json agent_template(const nlohmann::json& pod_template, const std::string& container,
                               const AgentSpec& agent);
+
+/// True when `pod` runs what `pod_template` says in every container of the template (same
+/// image and command): the agent's pods after install, the original's after restore.
+bool runs_template(const nlohmann::json& pod, const nlohmann::json& pod_template);
+
+/// How to list the pods of a workload: its label selector, or for a bare pod its name.
+kube::ListOptions pods_of(const WorkloadRef& ref, const nlohmann::json& object);
 
 /// The saved original template, if `object` carries lpk's annotation.
 std::optional<nlohmann::json> saved_template(const nlohmann::json& object);

@@ -54,7 +54,10 @@ std::string TunnelClient::session_id_text() const {
   return to_hex(session_id_).substr(0, 8);
 }
 
-void TunnelClient::start() { asio::co_spawn(executor_, connect_loop(), asio::detached); }
+void TunnelClient::start() {
+  asio::co_spawn(executor_, [self = shared_from_this()] { return self->connect_loop(); },
+                 asio::detached);
+}
 
 void TunnelClient::stop() {
   if (stopped_) return;
@@ -139,7 +142,12 @@ void TunnelClient::open(tcp::socket local, Target target) {
     session_->open_stream(std::move(local), std::move(target));
     return;
   }
-  asio::co_spawn(executor_, open_when_up(std::move(local), std::move(target)), asio::detached);
+  asio::co_spawn(executor_,
+                 [self = shared_from_this(), local = std::move(local),
+                  target = std::move(target)]() mutable {
+                   return self->open_when_up(std::move(local), std::move(target));
+                 },
+                 asio::detached);
 }
 
 asio::awaitable<void> TunnelClient::open_when_up(tcp::socket local, Target target) {

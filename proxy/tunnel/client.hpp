@@ -28,7 +28,9 @@ struct LinkDialer {
 /// Dials `agent` over TCP (5 s per attempt): the link of `lpk-proxy run --agent HOST:PORT`.
 LinkDialer tcp_link_dialer(Target agent);
 
-class TunnelClient {
+/// Lifetime: owned by a std::shared_ptr (std::make_shared); its coroutines hold it, so an owner
+/// may drop it after stop() while a connect attempt or a waiting connection is still pending.
+class TunnelClient : public std::enable_shared_from_this<TunnelClient> {
  public:
   TunnelClient(boost::asio::any_io_executor executor, Target agent, SessionOptions options,
                std::shared_ptr<Dialer> inbound);

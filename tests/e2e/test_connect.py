@@ -167,6 +167,58 @@ class Connect(unittest.TestCase):
         self.assertEqual(len(result["tunnels"]), 2)
         self.assertTrue(any(s["name"] == "redis" for s in result["services"]))
 
+    def agent_pods(self, service="api"):
+        pods = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l", f"app={service}",
+                                           "-o", "json").stdout)["items"]
+        return {p["metadata"]["name"]: p for p in pods if "deletionTimestamp" not in p["metadata"]
+                and p["status"].get("phase") == "Running"}
+
+    def test_replaced_agent_pods_get_tunnels_and_traffic_goes_on(self):
+        # Issue 9: a deleted agent pod's replacement must get a tunnel, the deleted one's tunnel
+        # must end (not retry a 404 forever), and outbound streams must go through the tunnels
+        # that are up: both agent pods are replaced in turn, and 20 requests through web (out
+        # through a tunnel, back in through an agent to the local process) succeed after each.
+        port = e2e.free_port()
+        proxy = self.connect("-n", "demo", "--service", "api", "--local-port", f"{port}:8080",
+                             command=["/usr/bin/python3", LOCAL_API, str(port)], service="api")
+        lines = e2e.PROXY_LINES
+        proxy.wait_line(lines["ready"], timeout=150)
+        self.assertEqual(proxy.wait_line(lines["tunnels"]).groups(), ("2", "2"))
+        e2e.wait_port("127.0.0.1", port, timeout=20)
+        web = [m.group(3) for m in proxy.matching(lines["service"])
+               if m.group(1) == "web" and m.group(2) == "demo"]
+        self.assertEqual(len(web), 1, proxy.describe())
+
+        def requests_through_web(count=20):
+            failed = []
+            for _ in range(count):
+                r = subprocess.run(["curl", "-sS", "-m", "10", f"http://{web[0]}/api/hits"],
+                                   capture_output=True, text=True, timeout=30)
+                if r.returncode != 0 or "lpk-local-process" not in r.stdout:
+                    failed.append(f"curl exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")
+            return failed
+
+        self.assertEqual(requests_through_web(), [], proxy.describe())
+        original = sorted(self.agent_pods())
+        self.assertEqual(len(original), 2)
+        ups = len(proxy.matching(lines["tunnel_up"]))
+        for n, victim in enumerate(original, start=1):
+            self.sim.kubectl("-n", "demo", "delete", "pod", victim, "--wait=false")
+            closed = proxy.wait_lines(lines["tunnel_closed"], n, timeout=60)[-1]
+            self.assertEqual(closed.group(1), victim, proxy.describe())
+            up = proxy.wait_lines(lines["tunnel_up"], ups + n, timeout=120)[-1]
+            self.assertNotIn(up.group(1), original, proxy.describe())
+            self.assertIn(up.group(1), self.agent_pods(), proxy.describe())
+            self.assertEqual(requests_through_web(), [], proxy.describe())
+
+        status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
+                                text=True, env=self.env, timeout=20)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        st = json.loads(status.stdout)
+        tunnels = st.get("result", st)["tunnels"]
+        self.assertEqual(sorted(t["pod"] for t in tunnels), sorted(self.agent_pods()), tunnels)
+        self.assertEqual({t["state"] for t in tunnels}, {"ready"}, tunnels)
+
     def test_exit_code_passes_through_and_kill_9_is_restored(self):
         sidecar = {
             "apiVersion": "apps/v1", "kind": "Deployment",

@@ -45,7 +45,7 @@ class AgentFixture : public ::testing::Test {
     agent_->bind(errors);
     agent_->start();
     const auto port = agent_->tunnel_endpoint().port();
-    client_ = std::make_unique<tunnel::TunnelClient>(io_.get_executor(),
+    client_ = std::make_shared<tunnel::TunnelClient>(io_.get_executor(),
                                              Target{Target::Kind::ipv4, "127.0.0.1", port},
                                              tunnel::SessionOptions{}, nullptr);
     client_->start();
@@ -63,7 +63,7 @@ class AgentFixture : public ::testing::Test {
   std::unique_ptr<agent::test::Dnsmasq> dnsmasq_;
   asio::io_context io_;
   std::unique_ptr<agent::Agent> agent_;
-  std::unique_ptr<tunnel::TunnelClient> client_;
+  std::shared_ptr<tunnel::TunnelClient> client_;
   OpenStream open_;
 };
 

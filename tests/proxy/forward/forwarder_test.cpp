@@ -99,7 +99,8 @@ TEST(Forwarder, CarriesConnectionsAndAFailedListenerDoesNotStopTheOthers) {
   run_task(io, [&]() -> asio::awaitable<void> {
     Server server(io.get_executor(), echo);
     TestAgent agent(io.get_executor());
-    tunnel::TunnelClient tunnel(io.get_executor(), agent.target(), {}, nullptr);
+    auto tunnel_owner = std::make_shared<tunnel::TunnelClient>(io.get_executor(), agent.target(), tunnel::SessionOptions{}, nullptr);
+    auto& tunnel = *tunnel_owner;
     int ups = 0;
     tunnel.on_up = [&](Session&) { ++ups; };
     auto forwarder = forwarder_through(io, tunnel);

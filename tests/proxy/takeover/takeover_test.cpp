@@ -326,7 +326,7 @@ TEST_F(TakeoverKubesim, AnEarlierSessionOfThisMachineThatIsGoneIsRepairedFirst) 
   auto o = options("api");
   auto first = takeover().locate(o);
   const auto before = client_->get(first.workload.path());
-  SessionOwner gone{"dead0001", this_host(), dead_pid(), "2024-05-01T10:00:00Z"};
+  SessionOwner gone{"dead0001", this_host(), dead_pid(), "2024-05-01T10:00:00Z", ""};
   ASSERT_GT(gone.pid, 0);
   ASSERT_FALSE(gone.alive_here());
   // As connect does: the record first, in this machine's state directory, then the change.
@@ -411,7 +411,7 @@ TEST_F(TakeoverKubesim, ALiveSessionOfThisMachineIsRefused) {
 TEST_F(TakeoverKubesim, ASessionOfAnotherHostIsRefused) {
   deploy("Deployment", "api", 1);
   auto target = takeover().locate(options("api"));
-  mark_changed(target.workload, {"far00001", "elsewhere.example", 1, "2024-05-01T10:00:00Z"});
+  mark_changed(target.workload, {"far00001", "elsewhere.example", 1, "2024-05-01T10:00:00Z", ""});
   target = takeover().locate(options("api"));
   auto error = workload_error([&] { takeover().settle_earlier_session(target); });
   EXPECT_TRUE(one_line(error)) << error;
@@ -476,7 +476,7 @@ TEST(SessionOwner, ReadsWhatItCanFromAnnotationJson) {
   EXPECT_EQ(owner.host, "");
   EXPECT_FALSE(owner.alive_here());
   EXPECT_EQ(SessionOwner::from_json(json::array()).id, "");
-  EXPECT_FALSE((SessionOwner{"y", this_host(), dead_pid(), ""}).alive_here());
+  EXPECT_FALSE((SessionOwner{"y", this_host(), dead_pid(), "", ""}).alive_here());
 }
 
 }  // namespace

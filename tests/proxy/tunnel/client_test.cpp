@@ -21,7 +21,8 @@ TEST(TunnelClient, ReconnectsWithTheSameSessionIdAfterTheLinkDrops) {
   run_task(io, [&]() -> asio::awaitable<void> {
     Server server(io.get_executor(), echo);
     TestAgent agent(io.get_executor());
-    TunnelClient tunnel(io.get_executor(), agent.target(), {}, nullptr);
+    auto tunnel_owner = std::make_shared<TunnelClient>(io.get_executor(), agent.target(), SessionOptions{}, nullptr);
+    auto& tunnel = *tunnel_owner;
     int ups = 0;
     bool fatal = false;
     tunnel.on_up = [&](Session&) { ++ups; };
@@ -52,7 +53,8 @@ TEST(TunnelClient, ReplacedByAnotherProxyIsFatal) {
   asio::io_context io;
   run_task(io, [&]() -> asio::awaitable<void> {
     TestAgent agent(io.get_executor());
-    TunnelClient tunnel(io.get_executor(), agent.target(), {}, nullptr);
+    auto tunnel_owner = std::make_shared<TunnelClient>(io.get_executor(), agent.target(), SessionOptions{}, nullptr);
+    auto& tunnel = *tunnel_owner;
     int ups = 0;
     std::string fatal;
     tunnel.on_up = [&](Session&) { ++ups; };
@@ -76,7 +78,8 @@ TEST(TunnelClient, AgentRefusingTheSecretIsFatal) {
     SessionOptions agent_options;
     agent_options.secret = "agent only";
     TestAgent agent(io.get_executor(), agent_options);
-    TunnelClient tunnel(io.get_executor(), agent.target(), {}, nullptr);
+    auto tunnel_owner = std::make_shared<TunnelClient>(io.get_executor(), agent.target(), SessionOptions{}, nullptr);
+    auto& tunnel = *tunnel_owner;
     std::string fatal;
     tunnel.on_fatal = [&](const std::string& why) { fatal = why; };
     tunnel.start();
@@ -99,7 +102,8 @@ TEST(TunnelClient, MismatchedSecretIsFatal) {
     TestAgent agent(io.get_executor(), agent_options);
     SessionOptions proxy_options;
     proxy_options.secret = "the proxy's";
-    TunnelClient tunnel(io.get_executor(), agent.target(), proxy_options, nullptr);
+    auto tunnel_owner = std::make_shared<TunnelClient>(io.get_executor(), agent.target(), proxy_options, nullptr);
+    auto& tunnel = *tunnel_owner;
     std::string fatal;
     tunnel.on_fatal = [&](const std::string& why) { fatal = why; };
     tunnel.start();
@@ -118,7 +122,8 @@ TEST(TunnelClient, ConnectionWaitingForAnAbsentTunnelIsClosed) {
   run_task(io, [&]() -> asio::awaitable<void> {
     ClosedPort gone(io);
     const Target nowhere = gone.target();
-    TunnelClient tunnel(io.get_executor(), nowhere, {}, nullptr);
+    auto tunnel_owner = std::make_shared<TunnelClient>(io.get_executor(), nowhere, SessionOptions{}, nullptr);
+    auto& tunnel = *tunnel_owner;
     tunnel.wait_for_tunnel = 200ms;
     tunnel.start();
     auto [client, local] = co_await socket_pair();
