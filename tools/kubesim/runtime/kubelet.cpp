@@ -115,12 +115,20 @@ std::optional<json> Kubelet::lookup(const std::string& ns, const std::string& pl
   return obj;
 }
 
-std::string Kubelet::allocate_ip() const {
+// As the host-local IPAM plugin of real clusters does: the next free address after the last
+// one handed out, not the lowest free one. An address freed a moment ago stays in the node's
+// neighbour cache (and in clients' connection tables) with the old pod's MAC for several
+// seconds; handing it straight to a new pod sends that pod's first connections into the void.
+std::string Kubelet::allocate_ip() {
   std::set<std::string> used;
   for (const auto& [uid, run] : pods_) used.insert(run.ip);
-  for (int i = 2; i < 65000; ++i) {
+  constexpr int kHosts = 65534;  // 10.244.0.0/16 without its network and broadcast addresses
+  for (int step = 1; step <= kHosts; ++step) {
+    int i = (last_ip_ - 1 + step) % kHosts + 1;
     std::string ip = "10.244." + std::to_string(i / 256) + "." + std::to_string(i % 256);
-    if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
+    if (i % 256 == 0 || i % 256 == 255 || i == 1 || used.count(ip)) continue;  // .1: the node
+    last_ip_ = i;
+    return ip;
   }
   throw std::runtime_error("pod CIDR 10.244.0.0/16 is full");
 }

@@ -88,7 +88,7 @@ class Kubelet {
   void terminate(PodRun& run, const json& pod);
   void teardown(PodRun& run);
   void write_status(PodRun& run, const json& pod);
-  std::string allocate_ip() const;
+  std::string allocate_ip();
   std::optional<json> lookup(const std::string& ns, const std::string& plural,
                              const std::string& name) const;
 
@@ -97,6 +97,7 @@ class Kubelet {
   KubeletConfig cfg_;
   std::map<std::string, PodRun> pods_;  // by uid
   int next_index_ = 0;
+  int last_ip_ = 1;  // host offset of the last address handed out (allocate_ip)
   int listener_ = -1;
   bool scheduled_ = false;
   bool stopped_ = false;
