@@ -75,7 +75,7 @@ std::optional<ControllerRef> controller_of(const json& object) {
     const auto& controller = field(owner, "controller");
     if (!controller.is_boolean() || !controller.get<bool>()) continue;
     return ControllerRef{text_of(field(owner, "kind")), text_of(field(owner, "name")),
-                         text_of(field(owner, "apiVersion"))};
+                         text_of(field(owner, "apiVersion")), text_of(field(owner, "uid"))};
   }
   return std::nullopt;
 }

@@ -36,6 +36,7 @@ struct ControllerRef {
   std::string kind;  ///< as written: "ReplicaSet", "Deployment", "Rollout", ...
   std::string name;
   std::string api_version;
+  std::string uid;
 };
 std::optional<ControllerRef> controller_of(const nlohmann::json& object);
 

@@ -95,6 +95,9 @@ SessionRecord prepare_takeover(Takeover& takeover, SessionPlan& plan,
                                const TakeoverOptions& wanted, const kube::LoadOptions& kube) {
   plan.target = takeover.locate(wanted);
   check_inbound_ports(plan.inbound, plan.target);
+  if (auto warning = gitops_warning(plan.target.workload, plan.target.object); !warning.empty()) {
+    std::fprintf(stderr, "lpk-proxy: warning: %s\n", warning.c_str());
+  }
   takeover.settle_earlier_session(plan.target);
   SessionRecord record{SessionOwner::current(plan.session_id), plan.target.workload,
                        kube.kubeconfig, kube.context};
@@ -226,7 +229,7 @@ int run_restore(const std::vector<std::string>& args) {
   }
   for (const auto& record : todo) {
     try {
-      if (takeover.restore(record.workload, options.timeout)) ++restored;
+      if (takeover.restore(record.workload, options.timeout, options.force)) ++restored;
       if (!record.owner.id.empty()) record.erase();
     } catch (const std::exception& e) {
       ++failures;

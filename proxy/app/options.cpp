@@ -200,11 +200,12 @@ RestoreOptions parse_restore_options(std::span<const std::string> args) {
     if (parse_kube_flag(flag, value, o.kube)) return;
     if (flag == "--all") o.all = true;
     else if (flag == "-A" || flag == "--all-namespaces") o.all_namespaces = true;
+    else if (flag == "--force") o.force = true;
     else if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = value;
     else if (flag == "--timeout") o.timeout = std::chrono::seconds(parse_number(flag, value, 3600));
     else throw invalid_argument("unknown flag " + flag);
   };
-  for_each_flag(args, handle, nullptr, {"--all", "-A", "--all-namespaces"});
+  for_each_flag(args, handle, nullptr, {"--all", "-A", "--all-namespaces", "--force"});
   if (o.all_namespaces && !o.all) throw invalid_argument("-A goes with --all");
   return o;
 }

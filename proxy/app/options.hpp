@@ -92,14 +92,17 @@ struct RestoreOptions {
   kube::LoadOptions kube;
   bool all = false;             // --all: every workload lpk changed in the namespace(s)
   bool all_namespaces = false;  // -A with --all
+  bool force = false;           // --force: restore even a template someone changed meanwhile
   std::chrono::seconds timeout{180};
 };
 
 inline constexpr const char* kRestoreUsage =
-    "usage: lpk-proxy restore [--all [-A]] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
-    "                         [--timeout SECONDS]\n"
+    "usage: lpk-proxy restore [--all [-A]] [--force] [-n NS] [--kubeconfig FILE]\n"
+    "                         [--context NAME] [--timeout SECONDS]\n"
     "  without --all: restores what sessions of this machine left changed when they died\n"
-    "  with --all: every workload in the namespace (-A: all namespaces) carrying lpk's annotation";
+    "  with --all: every workload in the namespace (-A: all namespaces) carrying lpk's annotation\n"
+    "  --force: restore a workload whose template someone changed during the session (a GitOps\n"
+    "           sync, kubectl set image), which restore otherwise refuses, saying what changed";
 
 RestoreOptions parse_restore_options(std::span<const std::string> args);
 

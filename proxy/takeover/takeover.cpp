@@ -50,6 +50,7 @@ TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
   target.workload = owner_of(*pod, replicaset.is_null() ? nullptr : &replicaset);
   target.object = target.workload.kind == WorkloadKind::pod ? *pod
                                                             : client_.get(target.workload.path());
+  refuse_managed(target.workload, target.object);
   // If an earlier session left the agent in place, the original is in the annotation.
   auto tmpl = saved_template(target.object).value_or(kube::template_of(target.workload.kind, target.object));
   target.container = served_container(target.service, tmpl["spec"], options.container);
@@ -108,6 +109,7 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
     auto tmpl = agent_template(kube::template_of(ref.kind, target.object), target.container.name, agent);
     tmpl["metadata"]["annotations"][kOriginalAnnotation] = kube::template_of(ref.kind, target.object).dump();
     tmpl["metadata"]["annotations"][kSessionAnnotation] = agent.session;
+    tmpl["metadata"]["annotations"][kAgentAnnotation] = template_identity(tmpl).dump();
     recreate_pod(ref, target.object, tmpl, options.rollout_timeout);
     target.object = client_.get(ref.path());
     return;
@@ -236,7 +238,55 @@ void Takeover::recreate_pod(const WorkloadRef& ref, const json& pod, const json&
   client_.create(kube::resource_path("v1", ref.ns, "pods"), recreated_pod(pod, pod_template));
 }
 
-bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout) {
+void Takeover::refuse_managed(const WorkloadRef& ref, const json& object) {
+  if (ref.kind == WorkloadKind::pod) return;  // a pod's controller was followed by owner_of
+  if (auto owner = kube::controller_of(object)) {
+    throw WorkloadError(ref.describe() + " is managed by " + owner->kind + " " + owner->name +
+                        ", whose controller would put its template back at once; connect to " +
+                        "the workload that " + owner->kind + " " + owner->name + " makes " +
+                        "only if it can be paused, or run that service locally another way");
+  }
+}
+
+void Takeover::refuse_changed(const WorkloadRef& ref, const json& object) {
+  const auto& meta = object["metadata"];
+  auto installed = json::parse(
+      meta.value("annotations", json::object()).value(kAgentAnnotation, "null"), nullptr, false);
+  auto change = template_change(installed, kube::template_of(ref.kind, object));
+  if (change.empty()) return;
+  auto kind = std::string(to_string(ref.kind));
+  throw WorkloadError(
+      ref.describe() + "'s template was changed during the lpk session (" + change +
+      "); restoring would undo that change. `lpk-proxy restore --force` restores the saved "
+      "template anyway; `kubectl annotate " + kind + " " + ref.name + " -n " + ref.ns + " " +
+      kOriginalAnnotation + "- " + kSessionAnnotation + "- " + kAgentAnnotation +
+      "-` keeps the current one");
+}
+
+void Takeover::remove_agent_replicasets(const WorkloadRef& ref, const json& deployment,
+                                        const json& installed) {
+  // The Deployment controller keeps the agent's ReplicaSet (scaled to 0) as a revision:
+  // `kubectl rollout undo` would bring the agent back, and it carries lpk's annotations, copied
+  // from the Deployment. It goes once the original runs again.
+  auto uid = deployment["metadata"].value("uid", "");
+  kube::ListOptions selected;
+  selected.label_selector = kube::selector_text(deployment["spec"]["selector"]);
+  auto sets = client_.list(kube::resource_path("apps/v1", ref.ns, "replicasets"), selected);
+  for (const auto& rs : sets.value("items", json::array())) {
+    auto owner = kube::controller_of(rs);
+    if (!owner || owner->uid != uid) continue;
+    if (rs["spec"].value("replicas", 0) != 0) continue;
+    if (!template_change(installed, rs["spec"]["template"]).empty()) continue;
+    try {
+      client_.remove(kube::resource_path("apps/v1", ref.ns, "replicasets",
+                                         rs["metadata"].value("name", "")));
+    } catch (const kube::ApiError& e) {
+      if (e.code != 404) throw;
+    }
+  }
+}
+
+bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, bool force) {
   json object;
   try {
     object = client_.get(ref.path());
@@ -247,6 +297,10 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout) {
   }
   auto original = saved_template(object);
   if (!original) return false;
+  if (!force) refuse_changed(ref, object);
+  auto installed = json::parse(object["metadata"].value("annotations", json::object())
+                                   .value(kAgentAnnotation, "null"),
+                               nullptr, false);
   progress_.step("restoring " + ref.describe());
   if (ref.kind == WorkloadKind::pod) {
     recreate_pod(ref, object, *original, timeout);
@@ -277,6 +331,9 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout) {
                  });
                },
                "restore of " + ref.describe());
+  if (ref.kind == WorkloadKind::deployment && installed.is_object()) {
+    remove_agent_replicasets(ref, object, installed);
+  }
   return true;
 }
 
@@ -288,6 +345,10 @@ std::vector<WorkloadRef> Takeover::changed_workloads(const std::string& ns) {
     for (const auto& item : list.value("items", json::array())) {
       const auto& meta = item["metadata"];
       if (!meta.value("annotations", json::object()).contains(kOriginalAnnotation)) continue;
+      // The Deployment controller copies a Deployment's annotations to its ReplicaSets: those
+      // are restored with their Deployment, never on their own.
+      auto owner = kube::controller_of(item);
+      if (kind == WorkloadKind::replicaset && owner && owner->kind == "Deployment") continue;
       found.push_back({kind, meta.value("namespace", ""), meta.value("name", "")});
     }
   }

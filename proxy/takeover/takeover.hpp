@@ -67,13 +67,22 @@ class Takeover {
                                               const TakeoverOptions& options);
 
   /// Puts the saved template back (exact spec, PUT with retry on conflicts) and waits until
-  /// the original pods are ready. Returns false when there was nothing to restore.
-  bool restore(const WorkloadRef& workload, std::chrono::seconds timeout);
+  /// the original pods are ready; a Deployment's agent ReplicaSet is then deleted. Refuses
+  /// (WorkloadError) when the template is no longer the agent's lpk installed, unless `force`.
+  /// Returns false when there was nothing to restore.
+  bool restore(const WorkloadRef& workload, std::chrono::seconds timeout, bool force = false);
 
-  /// Every workload in `ns` (empty: all namespaces) that carries lpk's annotation.
+  /// Every workload in `ns` (empty: all namespaces) that carries lpk's annotation, but not the
+  /// ReplicaSets of a Deployment (which carry it as a copy).
   std::vector<WorkloadRef> changed_workloads(const std::string& ns);
 
  private:
+  /// A workload that another controller manages (an operator, Knative, Argo Rollouts) cannot be
+  /// taken over: that controller would revert the change.
+  void refuse_managed(const WorkloadRef& ref, const nlohmann::json& object);
+  void refuse_changed(const WorkloadRef& ref, const nlohmann::json& object);
+  void remove_agent_replicasets(const WorkloadRef& ref, const nlohmann::json& deployment,
+                                const nlohmann::json& installed);
   nlohmann::json list_pods(const WorkloadRef& ref, const nlohmann::json& object);
   /// What a rollout looks like now: the workload, its active pods, and why it cannot finish.
   struct RolloutView {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "kube/text.hpp"
+
 namespace lpk::proxy {
 
 using nlohmann::json;
@@ -48,7 +50,10 @@ WorkloadRef owner_of(const json& pod, const json* replicaset) {
   if (!controller) return ref;
   auto kind = kube::workload_kind(controller->kind);
   if (!kind || *kind == WorkloadKind::pod) {
-    throw WorkloadError("pod " + ref.ns + "/" + ref.name + " is controlled by a " +
+    // (Also reached for a pod's ReplicaSet, which lists and gets spell with their kind.)
+    auto what = text::ascii_lower(text_of(field(pod, "kind")));
+    throw WorkloadError((what.empty() ? "pod" : what) + " " + ref.ns + "/" + ref.name +
+                        " is controlled by a " +
                         controller->kind + " " + controller->name +
                         ", which lpk cannot change; connect to a service backed by a "
                         "Deployment, StatefulSet, ReplicaSet or bare Pod");
@@ -152,6 +157,8 @@ json agent_patch(WorkloadKind kind, const json& object, const std::string& conta
   json patch;
   patch["metadata"]["annotations"][kOriginalAnnotation] = kube::template_of(kind, object).dump();
   patch["metadata"]["annotations"][kSessionAnnotation] = agent.session;
+  patch["metadata"]["annotations"][kAgentAnnotation] =
+      template_identity(agent_template(kube::template_of(kind, object), container, agent)).dump();
   patch["spec"]["template"]["spec"]["containers"] = json::array({fields});
   return patch;
 }
@@ -192,6 +199,75 @@ kube::ListOptions pods_of(const WorkloadRef& ref, const json& object) {
   return options;
 }
 
+json template_identity(const json& pod_template) {
+  json identity = json::object();
+  for (const auto& c : field(field(pod_template, "spec"), "containers")) {
+    json env = json::object();
+    for (const auto& e : field(c, "env")) {
+      if (field(e, "value").is_string()) env[text_of(field(e, "name"))] = field(e, "value");
+    }
+    identity[text_of(field(c, "name"))] = {{"image", field(c, "image")},
+                                           {"command", field(c, "command")},
+                                           {"args", field(c, "args")},
+                                           {"env", env}};
+  }
+  return identity;
+}
+
+std::string template_change(const json& installed, const json& current_template) {
+  if (!installed.is_object()) return {};
+  auto current = template_identity(current_template);
+  std::string change;
+  auto add = [&](const std::string& what) { change += (change.empty() ? "" : "; ") + what; };
+  for (const auto& [name, was] : installed.items()) {
+    if (!current.contains(name)) {
+      add("container " + name + " removed");
+      continue;
+    }
+    const auto& now = current[name];
+    if (now["image"] != was["image"]) {
+      add("container " + name + ": image " + text_of(was["image"]) + " -> " +
+          text_of(now["image"]));
+    } else if (now["command"] != was["command"] || now["args"] != was["args"]) {
+      add("container " + name + ": command changed");
+    } else if (now["env"] != was["env"]) {
+      add("container " + name + ": environment changed");
+    }
+  }
+  for (const auto& [name, value] : current.items()) {
+    if (!installed.contains(name)) add("container " + name + " added");
+  }
+  return change;
+}
+
+std::string gitops_warning(const WorkloadRef& ref, const json& object) {
+  const auto& meta = field(object, "metadata");
+  const auto& labels = field(meta, "labels");
+  const auto& annotations = field(meta, "annotations");
+  auto label = [&](const char* key) { return text_of(field(labels, key)); };
+  std::string tool, how;
+  if (auto id = text_of(field(annotations, "argocd.argoproj.io/tracking-id")); !id.empty()) {
+    auto app = id.substr(0, id.find(':'));
+    app = app.substr(app.find('_') == std::string::npos ? 0 : app.find('_') + 1);
+    tool = "Argo CD application " + app;
+    how = "`argocd app set " + app + " --sync-policy none` (and back to automated afterwards)";
+  } else if (auto k = label("kustomize.toolkit.fluxcd.io/name"); !k.empty()) {
+    auto ns = label("kustomize.toolkit.fluxcd.io/namespace");
+    tool = "Flux Kustomization " + k;
+    how = "`flux suspend kustomization " + k + (ns.empty() ? "" : " -n " + ns) +
+          "` (and `flux resume` afterwards)";
+  } else if (auto h = label("helm.toolkit.fluxcd.io/name"); !h.empty()) {
+    auto ns = label("helm.toolkit.fluxcd.io/namespace");
+    tool = "Flux HelmRelease " + h;
+    how = "`flux suspend helmrelease " + h + (ns.empty() ? "" : " -n " + ns) +
+          "` (and `flux resume` afterwards)";
+  } else {
+    return {};
+  }
+  return ref.describe() + " is managed by " + tool + ": a sync or self-heal puts its template " +
+         "back during the session and ends it; pause it for the session with " + how;
+}
+
 std::optional<json> saved_template(const json& object) {
   const auto& saved = field(field(field(object, "metadata"), "annotations"), kOriginalAnnotation);
   if (!saved.is_string()) return std::nullopt;
@@ -212,6 +288,7 @@ json restored_object(WorkloadKind kind, const json& object) {
   auto& annotations = result["metadata"]["annotations"];
   annotations.erase(kOriginalAnnotation);
   annotations.erase(kSessionAnnotation);
+  annotations.erase(kAgentAnnotation);
   if (annotations.empty()) result["metadata"].erase("annotations");
   result.erase("status");
   if (kind == WorkloadKind::pod) {

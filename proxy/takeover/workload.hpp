@@ -25,6 +25,10 @@ using kube::WorkloadRef;
 inline constexpr const char* kOriginalAnnotation = "lpk.dev/original-template";
 /// The annotation naming the session that changed the workload (JSON: id, host, pid, started).
 inline constexpr const char* kSessionAnnotation = "lpk.dev/session";
+/// What lpk installed: the identity (template_identity) of the agent template. `restore`
+/// compares it with the template it finds, so that a change someone made during the session (a
+/// GitOps sync, `kubectl set image`) is not silently overwritten.
+inline constexpr const char* kAgentAnnotation = "lpk.dev/agent-template";
 
 /// A one-line problem with the service or workload, saying what to do.
 class WorkloadError : public std::runtime_error {
@@ -84,6 +88,18 @@ bool runs_template(const nlohmann::json& pod, const nlohmann::json& pod_template
 
 /// How to list the pods of a workload: its label selector, or for a bare pod its name.
 kube::ListOptions pods_of(const WorkloadRef& ref, const nlohmann::json& object);
+
+/// What identifies what a pod template runs: per container (by name) its image, command, args
+/// and literal environment; none of these is defaulted or rewritten by the API server.
+nlohmann::json template_identity(const nlohmann::json& pod_template);
+
+/// How `current_template` differs from a template whose identity was `installed` ("container
+/// api: image A -> B; ..."), or "" when it does not.
+std::string template_change(const nlohmann::json& installed, const nlohmann::json& current_template);
+
+/// A warning when a GitOps tool (Argo CD, Flux) manages `object`: with self-heal or a sync it
+/// puts the template back during the session, taking the agent with it. "" when none does.
+std::string gitops_warning(const WorkloadRef& ref, const nlohmann::json& object);
 
 /// The saved original template, if `object` carries lpk's annotation.
 std::optional<nlohmann::json> saved_template(const nlohmann::json& object);

@@ -202,6 +202,15 @@ TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
   EXPECT_EQ(annotations_of(after), annotations_of(before));
   ASSERT_TRUE(pods_->wait_ready("web", std::size_t(replicas), "app", "demo/web:1"));
   EXPECT_FALSE(takeover().restore(target.workload, 60s)) << "restored twice";
+  if (kind == "Deployment") {
+    // The agent's ReplicaSet is gone: `kubectl rollout undo` cannot bring the agent back.
+    auto sets = client_->list(kube::resource_path("apps/v1", ns_, "replicasets"));
+    for (const auto& rs : sets["items"]) {
+      for (const auto& c : rs["spec"]["template"]["spec"]["containers"]) {
+        EXPECT_NE(c.value("image", ""), "lpk/lpk-agent:test") << rs["metadata"]["name"];
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, TakeoverKubesimRoundTrip,
@@ -441,6 +450,62 @@ TEST_F(TakeoverKubesim, ChangedWorkloadsAreThoseCarryingTheOriginal) {
     EXPECT_NE(std::find(everywhere.begin(), everywhere.end(), ref), everywhere.end())
         << ref.describe();
   }
+}
+
+TEST_F(TakeoverKubesim, ReplicaSetsCarryingADeploymentsAnnotationsAreNotRestoredAlone) {
+  // The real Deployment controller copies a Deployment's annotations, lpk's included, to its
+  // ReplicaSets: `restore --all` must restore the Deployment, not PUT a template into its RS.
+  deploy("Deployment", "api", 1);
+  auto deployment = client_->get(kube::resource_path("apps/v1", ns_, "deployments", "api"));
+  json rs = {{"apiVersion", "apps/v1"}, {"kind", "ReplicaSet"},
+             {"metadata", {{"name", "api-copy"}, {"namespace", ns_},
+                           {"ownerReferences", json::array({{{"apiVersion", "apps/v1"},
+                                                             {"kind", "Deployment"},
+                                                             {"name", "api"},
+                                                             {"uid", deployment["metadata"]["uid"]},
+                                                             {"controller", true}}})}}},
+             {"spec", {{"replicas", 0}, {"selector", deployment["spec"]["selector"]},
+                       {"template", deployment["spec"]["template"]}}}};
+  client_->create(kube::resource_path("apps/v1", ns_, "replicasets"), rs);
+  const auto owner = SessionOwner::current("c0ffee02");
+  mark_changed({WorkloadKind::deployment, ns_, "api"}, owner);
+  mark_changed({WorkloadKind::replicaset, ns_, "api-copy"}, owner);
+  const std::vector<WorkloadRef> want = {{WorkloadKind::deployment, ns_, "api"}};
+  EXPECT_EQ(takeover().changed_workloads(ns_), want);
+}
+
+TEST_F(TakeoverKubesim, AWorkloadManagedByAnotherControllerIsRefusedNamingIt) {
+  deploy("Deployment", "api", 1);
+  const auto path = kube::resource_path("apps/v1", ns_, "deployments", "api");
+  json owners = json::array({{{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "Rollout"},
+                              {"name", "api-rollout"}, {"uid", "0000-1111"},
+                              {"controller", true}}});
+  client_->patch(path, {{"metadata", {{"ownerReferences", owners}}}}, kube::PatchType::merge);
+  auto error = workload_error([&] { takeover().locate(options("api")); });
+  EXPECT_TRUE(one_line(error)) << error;
+  EXPECT_NE(error.find("is managed by Rollout api-rollout"), std::string::npos) << error;
+}
+
+TEST_F(TakeoverKubesim, RestoreRefusesATemplateChangedDuringTheSessionUnlessForced) {
+  deploy("Deployment", "api", 1);
+  auto o = options("api");
+  auto target = takeover().locate(o);
+  const auto before = client_->get(target.workload.path());
+  takeover().install_agent(target, o, SessionOwner::current("9e7c0001"));
+  takeover().wait_for_agents(target, o);
+  // What a GitOps sync or `kubectl set image` does meanwhile.
+  auto changed = client_->get(target.workload.path());
+  changed["spec"]["template"]["spec"]["containers"][0]["image"] = "demo/api:2";
+  client_->replace(target.workload.path(), changed);
+
+  auto error = workload_error([&] { takeover().restore(target.workload, 60s); });
+  EXPECT_TRUE(one_line(error)) << error;
+  EXPECT_NE(error.find("image lpk/lpk-agent:test -> demo/api:2"), std::string::npos) << error;
+  EXPECT_NE(error.find("--force"), std::string::npos) << error;
+  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(kOriginalAnnotation));
+
+  ASSERT_TRUE(takeover().restore(target.workload, 60s, /*force=*/true));
+  EXPECT_EQ(client_->get(target.workload.path())["spec"], before["spec"]);
 }
 
 // The record a session keeps on this machine, in $XDG_STATE_HOME (no cluster needed).

@@ -115,6 +115,53 @@ TEST(AgentTemplate, KeepsEverythingButImageCommandArgsAndProbes) {
   EXPECT_EQ(swapped["spec"]["serviceAccountName"], "api-sa");
 }
 
+TEST(AgentPatch, RecordsWhatItInstalledAndTellsEveryLaterChange) {
+  auto deployment = api_deployment();
+  AgentSpec agent;
+  agent.serve_ports = {8080};
+  auto patch = agent_patch(WorkloadKind::deployment, deployment, "api", agent);
+  auto installed = json::parse(patch["metadata"]["annotations"][kAgentAnnotation].get<std::string>());
+  auto agent_tmpl = agent_template(deployment["spec"]["template"], "api", agent);
+  EXPECT_EQ(template_change(installed, agent_tmpl), "");
+  // Server-side defaults (probes, pull policy) are not changes.
+  auto defaulted = agent_tmpl;
+  defaulted["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent";
+  EXPECT_EQ(template_change(installed, defaulted), "");
+
+  auto reverted = deployment["spec"]["template"];  // what a GitOps sync puts back
+  auto change = template_change(installed, reverted);
+  EXPECT_NE(change.find("container api: image " + agent.image + " -> "), std::string::npos)
+      << change;
+  auto env = agent_tmpl;
+  env["spec"]["containers"][0]["env"].push_back({{"name", "DEBUG"}, {"value", "1"}});
+  EXPECT_EQ(template_change(installed, env), "container api: environment changed");
+  auto added = agent_tmpl;
+  added["spec"]["containers"].push_back({{"name", "istio-proxy"}, {"image", "istio/proxyv2"}});
+  EXPECT_EQ(template_change(installed, added), "container istio-proxy added");
+  EXPECT_EQ(template_change(nullptr, reverted), "") << "sessions older than the record";
+}
+
+TEST(GitOps, ArgoCdAndFluxAreNamedWithHowToPauseThem) {
+  WorkloadRef ref{WorkloadKind::deployment, "demo", "api"};
+  auto object = api_deployment();
+  EXPECT_EQ(gitops_warning(ref, object), "");
+  auto argo = object;
+  argo["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] =
+      "shop:apps/Deployment:demo/api";
+  auto warning = gitops_warning(ref, argo);
+  EXPECT_NE(warning.find("Argo CD application shop"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("argocd app set shop --sync-policy none"), std::string::npos) << warning;
+  auto flux = object;
+  flux["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] = "apps";
+  flux["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/namespace"] = "flux-system";
+  warning = gitops_warning(ref, flux);
+  EXPECT_NE(warning.find("flux suspend kustomization apps -n flux-system"), std::string::npos)
+      << warning;
+  auto helm = object;
+  helm["metadata"]["labels"]["helm.toolkit.fluxcd.io/name"] = "api";
+  EXPECT_NE(gitops_warning(ref, helm).find("flux suspend helmrelease api"), std::string::npos);
+}
+
 TEST(Restore, PutsTheSavedTemplateBackAndDropsLpkAnnotations) {
   auto original = api_deployment();
   // What the server holds after the patch: the template changed, annotations added.
