@@ -54,7 +54,9 @@ TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
   // If an earlier session left the agent in place, the original is in the annotation.
   auto tmpl = saved_template(target.object).value_or(kube::template_of(target.workload.kind, target.object));
   target.container = served_container(target.service, tmpl["spec"], options.container);
-  target.mounts = mount_paths(tmpl["spec"], target.container.name);
+  // Admission adds mounts to the Pod, not to the template (the service-account token,
+  // workload-identity tokens such as IRSA's): a live pod has them.
+  target.mounts = mount_paths(tmpl["spec"], target.container.name, (*pod)["spec"]);
   return target;
 }
 

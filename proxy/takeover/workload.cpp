@@ -110,13 +110,18 @@ ServedContainer served_container(const json& service, const json& pod_spec,
   return {declaring[0], routes_for(service, *find_container(pod_spec, declaring[0]))};
 }
 
-std::vector<std::string> mount_paths(const json& pod_spec, const std::string& container) {
+std::vector<std::string> mount_paths(const json& pod_spec, const std::string& container,
+                                     const json& live_pod_spec) {
   std::vector<std::string> paths;
-  const auto* c = find_container(pod_spec, container);
-  if (!c) return paths;
-  for (const auto& mount : field(*c, "volumeMounts")) {
-    auto path = text_of(field(mount, "mountPath"));
-    if (!path.empty()) paths.push_back(path);
+  for (const auto* spec : {&pod_spec, &live_pod_spec}) {
+    const auto* c = find_container(*spec, container);
+    if (!c) continue;
+    for (const auto& mount : field(*c, "volumeMounts")) {
+      auto path = text_of(field(mount, "mountPath"));
+      if (!path.empty() && std::find(paths.begin(), paths.end(), path) == paths.end()) {
+        paths.push_back(path);
+      }
+    }
   }
   return paths;
 }

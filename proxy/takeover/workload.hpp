@@ -67,8 +67,11 @@ struct AgentSpec {
   std::string session;                      // the kSessionAnnotation value
 };
 
-/// The mount paths of `container` (its volumeMounts), for `--report-mounts`.
-std::vector<std::string> mount_paths(const nlohmann::json& pod_spec, const std::string& container);
+/// The mount paths of `container` (its volumeMounts), for `--report-mounts`: the template's and
+/// those a live pod of it has besides (what admission added: the service-account token,
+/// workload-identity tokens).
+std::vector<std::string> mount_paths(const nlohmann::json& pod_spec, const std::string& container,
+                                     const nlohmann::json& live_pod_spec = nullptr);
 
 /// The strategic merge patch that saves the original template in an annotation and makes
 /// `container` run lpk-agent. Everything else of the container (env, envFrom, volumeMounts,

@@ -141,6 +141,25 @@ TEST(AgentPatch, RecordsWhatItInstalledAndTellsEveryLaterChange) {
   EXPECT_EQ(template_change(nullptr, reverted), "") << "sessions older than the record";
 }
 
+TEST(Mounts, ThoseAdmissionAddedToALivePodAreReportedToo) {
+  auto tmpl = api_deployment()["spec"]["template"]["spec"];
+  auto from_template = mount_paths(tmpl, "api");
+  ASSERT_FALSE(from_template.empty());
+  // What a live pod of the template holds after admission: the token volume and, with IRSA,
+  // the web-identity token, both added to the Pod and not to the template.
+  auto pod = tmpl;
+  pod["containers"][0]["volumeMounts"].push_back(
+      {{"name", "kube-api-access-x7k2p"},
+       {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"}});
+  pod["containers"][0]["volumeMounts"].push_back(
+      {{"name", "aws-iam-token"}, {"mountPath", "/var/run/secrets/eks.amazonaws.com/serviceaccount"}});
+  auto all = mount_paths(tmpl, "api", pod);
+  auto want = from_template;
+  want.push_back("/var/run/secrets/kubernetes.io/serviceaccount");
+  want.push_back("/var/run/secrets/eks.amazonaws.com/serviceaccount");
+  EXPECT_EQ(all, want) << "each path once, the template's first";
+}
+
 TEST(GitOps, ArgoCdAndFluxAreNamedWithHowToPauseThem) {
   WorkloadRef ref{WorkloadKind::deployment, "demo", "api"};
   auto object = api_deployment();
