@@ -63,7 +63,7 @@ json running_pod_status(const json& pod, const std::string& ip, bool ready,
           {"qosClass", "BestEffort"}};
 }
 
-void reconcile_simulated_pods(Rest& rest) {
+void reconcile_simulated_pods(Rest& rest, EventRecorder&) {
   const auto& t = resource_by_plural("pods");
   for (auto pod : rest.store().list("pods")) {
     if (terminating(pod)) {
