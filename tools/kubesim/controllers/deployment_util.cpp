@@ -26,7 +26,8 @@ json& annotations_of(json& obj) {
 bool copy_annotations(const json& d, json& rs) {
   bool changed = false;
   json& to = annotations_of(rs);
-  for (const auto& [k, v] : d["metadata"].value("annotations", json::object()).items()) {
+  const json from = d["metadata"].value("annotations", json::object());  // items() needs it alive
+  for (const auto& [k, v] : from.items()) {
     if (skip_copy_annotation(k) || (to.contains(k) && to[k] == v)) continue;
     to[k] = v;
     changed = true;
