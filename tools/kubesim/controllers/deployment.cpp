@@ -77,7 +77,7 @@ json DeploymentSync::new_replicaset(const std::vector<json>& old, bool create) {
     update = true;
   }
   if (has_progress_deadline(d_) &&
-      !get_condition(d_.value("status", json::object()), "Progressing")) {
+      !get_condition(status_of(d_), "Progressing")) {
     set_condition(d_["status"], new_condition("Progressing", "True", "FoundNewReplicaSet",
                                               "Found new replica set \"" + name_of(rs) + "\"",
                                               now_rfc3339()));

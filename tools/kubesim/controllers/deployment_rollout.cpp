@@ -201,7 +201,7 @@ bool DeploymentSync::is_scaling_event() {
 
 void DeploymentSync::check_paused_conditions() {
   if (!has_progress_deadline(d_)) return;
-  const json* cond = get_condition(d_.value("status", json::object()), "Progressing");
+  const json* cond = get_condition(status_of(d_), "Progressing");
   std::string reason = cond ? cond->value("reason", "") : "";
   if (reason == "ProgressDeadlineExceeded") return;
   bool paused = d_["spec"].value("paused", false);

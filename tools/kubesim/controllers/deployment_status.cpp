@@ -28,7 +28,7 @@ std::string progress_message(const json& d, const json& new_rs, const std::strin
 
 void promote_replica_failure(json& status, const std::vector<json>& all, const json& new_rs) {
   auto failure_of = [](const json& rs) -> const json* {
-    return rs.is_null() ? nullptr : get_condition(rs.value("status", json::object()),
+    return rs.is_null() ? nullptr : get_condition(status_of(rs),
                                                   "ReplicaFailure");
   };
   const json* failure = failure_of(new_rs);
@@ -109,7 +109,7 @@ json rollout_status(const std::vector<json>& all, const json& new_rs, const json
   std::string stamp = format_rfc3339(now);
   json st = calculate_status(all, new_rs, d, stamp);
   if (!has_progress_deadline(d)) remove_condition(st, "Progressing");
-  const json* cur = get_condition(d.value("status", json::object()), "Progressing");
+  const json* cur = get_condition(status_of(d), "Progressing");
   bool complete_before = st.value("replicas", 0) == st.value("updatedReplicas", 0) && cur &&
                          cur->value("reason", "") == "NewReplicaSetAvailable";
   if (has_progress_deadline(d) && !complete_before) {

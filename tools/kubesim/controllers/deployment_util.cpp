@@ -242,6 +242,11 @@ json new_condition(const std::string& type, const std::string& status, const std
           {"lastTransitionTime", now}, {"reason", reason}, {"message", message}};
 }
 
+const json& status_of(const json& obj) {
+  static const json kEmpty = json::object();
+  return obj.is_object() && obj.contains("status") ? obj["status"] : kEmpty;
+}
+
 const json* get_condition(const json& status, const std::string& type) {
   if (!status.is_object() || !status.contains("conditions")) return nullptr;
   for (const auto& c : status["conditions"]) {

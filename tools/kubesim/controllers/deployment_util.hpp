@@ -59,6 +59,9 @@ int get_proportion(const json& rs, const json& d, int to_add, int added);
 json new_condition(const std::string& type, const std::string& status, const std::string& reason,
                    const std::string& message, const std::string& now);
 const json* get_condition(const json& status, const std::string& type);
+const json* get_condition(json&& status, const std::string& type) = delete;  // would dangle
+/// obj's status, or an empty object (a reference that outlives the call, unlike value()).
+const json& status_of(const json& obj);
 /// SetDeploymentCondition: no change when status and reason are the same; the transition
 /// time is kept when only the reason changes.
 void set_condition(json& status, json condition);
