@@ -301,6 +301,13 @@ spec: {{selector: {{app: fl}}, ports: [{{port: 80}}]}}
         return self.sim.watch_until(["-n", self.ns, "statefulset/" + name], template,
                                     lambda line: line == want)
 
+    def wait_pod(self, name, template, want):
+        """Until pod `name` prints `want`; a field selector, since the pod may not exist yet
+        (get pod/NAME -w would end with NotFound)."""
+        return self.sim.watch_until(["-n", self.ns, "pods", "--field-selector",
+                                     "metadata.name=" + name], template,
+                                    lambda line: line == want)
+
     def wait_generation_seen(self, name):
         gen = self.sim.get("-n", self.ns, "statefulset/" + name)["metadata"]["generation"]
         self.wait_sts(name, "{.status.observedGeneration}", str(gen))
@@ -323,9 +330,8 @@ spec: {{selector: {{app: fl}}, ports: [{{port: 80}}]}}
         self.assertEqual(st.get("updatedReplicas", 0), 0)
         self.assertEqual([self.pod_revision(p) for p in ("od-0", "od-1")], [cur, cur])
         self.k("delete", "pod", "od-1")
-        self.sim.watch_until(["-n", self.ns, "pod/od-1"],
-                             "{.metadata.labels.controller-revision-hash} {.status.phase}",
-                             lambda line: line == upd2 + " Running")
+        self.wait_pod("od-1", "{.metadata.labels.controller-revision-hash} {.status.phase}",
+                      upd2 + " Running")
         self.assertEqual(self.pod_revision("od-0"), cur)
         self.wait_sts("od", "{.status.updatedReplicas}", "1")
         self.assertEqual(len(self.sim.get("-n", self.ns, "controllerrevisions")["items"]), 2)
@@ -354,20 +360,17 @@ spec: {{selector: {{app: fl}}, ports: [{{port: 80}}]}}
     # one is made.
     def test_statefulset_ordered_ready_blocks_on_an_unready_pod(self):
         self.apply(statefulset("or", self.ns, 3, "{type: RollingUpdate}", pod_extra=GATED))
-        self.sim.watch_until(["-n", self.ns, "pod/or-0"], "{.status.phase}",
-                             lambda line: line == "Running")
+        self.wait_pod("or-0", "{.status.phase}", "Running")
         self.wait_generation_seen("or")
         st = self.sim.get("-n", self.ns, "statefulset/or")["status"]
         self.assertEqual((st.get("replicas"), st.get("readyReplicas", 0)), (1, 0))
         self.assertEqual([p["metadata"]["name"] for p in self.pods("or")], ["or-0"])
         self.set_gate("or-0")
-        self.sim.watch_until(["-n", self.ns, "pod/or-1"], "{.status.phase}",
-                             lambda line: line == "Running")
+        self.wait_pod("or-1", "{.status.phase}", "Running")
         self.assertEqual(sorted(p["metadata"]["name"] for p in self.pods("or")),
                          ["or-0", "or-1"])
         self.set_gate("or-1")
-        self.sim.watch_until(["-n", self.ns, "pod/or-2"], "{.status.phase}",
-                             lambda line: line == "Running")
+        self.wait_pod("or-2", "{.status.phase}", "Running")
 
 
 if __name__ == "__main__":
