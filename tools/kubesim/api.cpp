@@ -5,6 +5,7 @@
 #include <set>
 
 #include "tools/kubesim/discovery.hpp"
+#include "tools/kubesim/eviction.hpp"
 #include "tools/kubesim/openapi.hpp"
 #include "tools/kubesim/status.hpp"
 #include "tools/kubesim/tables.hpp"
@@ -96,6 +97,11 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
     if (!portforward_) throw ApiError(404, "NotFound", "port-forward is not available");
     rest_.get(r);  // 404 for a pod that does not exist
     co_return co_await portforward_(req, stream, r, q);
+  }
+  if (r.sub == "eviction" && r.type->plural == "pods" && !r.name.empty()) {
+    json status = serve_eviction(rest_, r, std::string(req.method_string()), req.body());
+    co_await write_json(stream, req, http::status::created, status.dump(), keep);
+    co_return keep;
   }
   if (!r.sub.empty() && !(r.sub == "status" && r.type->has_status)) {
     co_await write_json(stream, req, http::status::not_found, kNotFoundBody, keep);

@@ -33,6 +33,7 @@ struct Cluster::Impl {
   ClusterOptions opts;
   Store store;
   Rest rest;
+  EventRecorder events{rest};
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpsServer> server;
   std::unique_ptr<Controllers> controllers;
@@ -175,7 +176,7 @@ void Cluster::start() {
   d.server->listen({boost::asio::ip::make_address("127.0.0.1"), d.opts.port});
   d.seed();
   d.seed_dns_service();
-  d.controllers = std::make_unique<Controllers>(d.io, d.rest, !d.opts.runtime);
+  d.controllers = std::make_unique<Controllers>(d.io, d.rest, d.events, !d.opts.runtime);
   d.controllers->start();
   d.write_kubeconfig();
   if (d.opts.runtime) {

@@ -43,6 +43,13 @@ json resource_list(const std::string& group, const std::string& version) {
                            {"namespaced", true},
                            {"kind", "PodPortForwardOptions"},
                            {"verbs", {"create", "get"}}});
+      resources.push_back({{"name", "pods/eviction"},
+                           {"singularName", ""},
+                           {"namespaced", true},
+                           {"group", "policy"},
+                           {"version", "v1"},
+                           {"kind", "Eviction"},
+                           {"verbs", {"create"}}});
     }
   }
   return {{"kind", "APIResourceList"},

@@ -6,6 +6,26 @@
 
 namespace lpk::kubesim {
 
+std::vector<std::string> selectable_fields(const ResourceType& t) {
+  std::vector<std::string> supported = {"metadata.name", "metadata.namespace"};
+  if (t.plural == "pods") {
+    supported.insert(supported.end(), {"status.phase", "spec.nodeName", "status.podIP",
+                                       "spec.restartPolicy", "spec.serviceAccountName"});
+  }
+  if (t.plural == "secrets") supported.push_back("type");
+  if (t.plural == "namespaces") supported.push_back("status.phase");
+  if (t.plural == "events") {
+    // The apiserver's event field set (pkg/registry/core/event/strategy.go ToSelectableFields).
+    for (const char* f : {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                          "involvedObject.uid", "involvedObject.apiVersion",
+                          "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+                          "reportingComponent", "source", "type"}) {
+      supported.push_back(f);
+    }
+  }
+  return supported;
+}
+
 Rest::Rest(Store& store, AdmitOptions opts) : store_(store), opts_(std::move(opts)) {}
 
 json Rest::get(const Route& r) const {
@@ -19,14 +39,7 @@ ListResult Rest::list(const ResourceType& t, const std::string& ns, const std::s
   std::string why;
   auto labels = LabelSelector::parse(label_sel, &why);
   if (!labels) throw bad_request("unable to parse requirement: " + why);
-  std::vector<std::string> supported = {"metadata.name", "metadata.namespace"};
-  if (t.plural == "pods") {
-    supported.insert(supported.end(), {"status.phase", "spec.nodeName", "status.podIP",
-                                       "spec.restartPolicy", "spec.serviceAccountName"});
-  }
-  if (t.plural == "secrets") supported.push_back("type");
-  if (t.plural == "namespaces") supported.push_back("status.phase");
-  auto fields = parse_field_selector(field_sel, supported, &why);
+  auto fields = parse_field_selector(field_sel, selectable_fields(t), &why);
   if (!fields) throw bad_request(why);
   ListResult out;
   out.resource_version = std::to_string(store_.resource_version());

@@ -21,6 +21,9 @@ struct ListResult {
   std::string resource_version;
 };
 
+/// The fields ?fieldSelector= accepts for a type (lists and watches alike).
+std::vector<std::string> selectable_fields(const ResourceType& t);
+
 class Rest {
  public:
   Rest(Store& store, AdmitOptions opts);

@@ -134,11 +134,7 @@ awaitable<bool> Api::serve_watch(Request& req, TlsStream& stream, const Route& r
   auto initial = rest_.list(*r.type, r.ns, param("labelSelector"), param("fieldSelector"));
   WatchState w{r.type, r.ns, *LabelSelector::parse(param("labelSelector"))};
   std::string why;
-  w.fields = *parse_field_selector(
-      param("fieldSelector"),
-      {"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName", "status.podIP",
-       "spec.restartPolicy", "spec.serviceAccountName", "type"},
-      &why);
+  w.fields = *parse_field_selector(param("fieldSelector"), selectable_fields(*r.type), &why);
   w.table = wants_table(req);
   w.bookmarks = param("allowWatchBookmarks") == "true" || param("allowWatchBookmarks") == "True";
   w.include_object = q.count("includeObject") ? q.at("includeObject") : "Metadata";

@@ -6,14 +6,24 @@
 
 namespace lpk::kubesim {
 
-Controllers::Controllers(boost::asio::io_context& io, Rest& rest, bool simulate_pods)
-    : io_(io), rest_(rest), resync_(io), simulate_pods_(simulate_pods) {}
+Controllers::Controllers(boost::asio::io_context& io, Rest& rest, EventRecorder& events,
+                         bool simulate_pods)
+    : io_(io),
+      rest_(rest),
+      events_(events),
+      simulate_pods_(simulate_pods),
+      resync_(io),
+      tick_(io) {}
 
 Controllers::~Controllers() { stop(); }
 
 void Controllers::start() {
-  listener_ = rest_.store().add_listener([this](const WatchEvent&) { schedule(); });
+  // Events change no controller's input; reacting to them would only loop.
+  listener_ = rest_.store().add_listener([this](const WatchEvent& ev) {
+    if (ev.resource != "events") schedule();
+  });
   schedule();
+  wait_for_tick();
 }
 
 void Controllers::stop() {
@@ -21,6 +31,16 @@ void Controllers::stop() {
   stopped_ = true;
   if (listener_ >= 0) rest_.store().remove_listener(listener_);
   resync_.cancel();
+  tick_.cancel();
+}
+
+void Controllers::wait_for_tick() {
+  tick_.expires_after(std::chrono::seconds(1));
+  tick_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) return;
+    schedule();
+    wait_for_tick();
+  });
 }
 
 // Many changes in one turn of the loop cost one reconcile.
@@ -34,13 +54,13 @@ void Controllers::schedule() {
 }
 
 void Controllers::reconcile_all() {
-  using Fn = void (*)(Rest&);
+  using Fn = void (*)(Rest&, EventRecorder&);
   std::vector<Fn> fns = {reconcile_deployments, reconcile_replicasets, reconcile_statefulsets,
                          reconcile_endpoints};
   if (simulate_pods_) fns.push_back(reconcile_simulated_pods);
   for (Fn fn : fns) {
     try {
-      fn(rest_);
+      fn(rest_, events_);
     } catch (const std::exception& e) {
       // Conflicts and races with clients are retried by the next pass; anything else is a
       // bad object a controller could not handle, which must not end kubesim either.

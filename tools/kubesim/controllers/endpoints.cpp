@@ -1,6 +1,8 @@
 // Endpoints and EndpointSlice controllers: for each Service with a selector, the pods it
-// selects that have an IP, ready ones as addresses, others as notReadyAddresses (or all as
-// addresses with publishNotReadyAddresses), with target ports resolved by name.
+// selects that have an IP and are not terminal (ShouldPodBeInEndpoints). Endpoints lists
+// ready ones as addresses and others as notReadyAddresses, leaving out pods being deleted
+// unless publishNotReadyAddresses; EndpointSlices keep those too, with their
+// ready/serving/terminating conditions, as the EndpointSlice controller does.
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
@@ -62,6 +64,7 @@ json endpoints_for(const json& svc, const std::vector<json>& pods) {
   // One subset per distinct resolved port list, as the endpoints controller repacks them.
   std::map<std::string, json> by_ports;
   for (const auto& pod : pods) {
+    if (terminating(pod) && !all_ready) continue;
     json ports = json::array();
     for (const auto& sp : svc["spec"].value("ports", json::array())) {
       json p = {{"port", resolve_port(sp, pod)}, {"protocol", sp.value("protocol", "TCP")}};
@@ -93,9 +96,10 @@ json slice_for(const json& svc, const std::vector<json>& pods) {
   json endpoints = json::array();
   json ports = json::array();
   for (const auto& pod : pods) {
-    bool ready = pod_ready(pod);
+    bool serving = pod_ready(pod), ending = terminating(pod);
+    bool ready = svc["spec"].value("publishNotReadyAddresses", false) || (serving && !ending);
     json e = {{"addresses", {pod["status"]["podIP"]}},
-              {"conditions", {{"ready", ready}, {"serving", ready}, {"terminating", false}}},
+              {"conditions", {{"ready", ready}, {"serving", serving}, {"terminating", ending}}},
               {"targetRef", target_ref(pod)}};
     if (pod["spec"].contains("nodeName")) e["nodeName"] = pod["spec"]["nodeName"];
     std::string host = hostname_for(svc, pod);
@@ -129,7 +133,7 @@ void reconcile_one(Rest& rest, const json& svc) {
   std::vector<json> pods;
   for (auto& p : rest.store().list("pods", svc["metadata"]["namespace"])) {
     bool has_ip = p.contains("status") && !p["status"].value("podIP", "").empty();
-    if (has_ip && !terminating(p) &&
+    if (has_ip && !pod_terminal(p) &&
         selector.matches(p["metadata"].value("labels", json::object()))) {
       pods.push_back(std::move(p));
     }
@@ -140,7 +144,7 @@ void reconcile_one(Rest& rest, const json& svc) {
 
 }  // namespace
 
-void reconcile_endpoints(Rest& rest) {
+void reconcile_endpoints(Rest& rest, EventRecorder&) {
   for (const auto& svc : rest.store().list("services")) reconcile_one(rest, svc);
   // Endpoints we made for a service that is gone go with it.
   for (const auto& ep : rest.store().list("endpoints")) {

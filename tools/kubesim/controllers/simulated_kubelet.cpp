@@ -2,6 +2,10 @@
 // The --no-runtime stand-in for a kubelet: binds every pod to the node, gives it an address
 // from the pod CIDR and reports it Running and Ready without starting anything. It lets the
 // API and the controllers be exercised by users without root; nothing listens on those IPs.
+// Ready follows the pod's readinessGates as the kubelet's does (GeneratePodReadyCondition):
+// a pod with a gate whose condition is not True in its status stays not ready, which is how
+// tests make a pod that never gets ready. A pod that has ended (a kubelet eviction writes
+// phase Failed, reason Evicted) is left as it is.
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
@@ -21,6 +25,42 @@ std::string next_ip(Rest& rest) {
     if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
   }
   return "";
+}
+
+// Every readiness gate's condition is True (status.GeneratePodReadyCondition).
+bool gates_pass(const json& pod) {
+  for (const auto& gate : pod["spec"].value("readinessGates", json::array())) {
+    std::string type = gate.value("conditionType", "");
+    bool ok = false;
+    for (const auto& c : pod.value("status", json::object()).value("conditions", json::array())) {
+      if (c.value("type", "") == type) ok = c.value("status", "") == "True";
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Only Ready: the containers are ready (ContainersReady) whatever the gates say.
+void set_ready(json& status, bool ready, const std::string& now) {
+  std::string r = ready ? "True" : "False";
+  for (auto& c : status["conditions"]) {
+    if (c.value("type", "") == "Ready" && c.value("status", "") != r) {
+      c["status"] = r;
+      c["lastTransitionTime"] = now;
+    }
+  }
+}
+
+// A running pod's Ready condition when a readiness gate's condition changed.
+void sync_readiness(Rest& rest, json pod) {
+  if (pod_phase(pod) != "Running" || pod["spec"].value("readinessGates", json::array()).empty()) {
+    return;
+  }
+  bool ready = gates_pass(pod);
+  if (pod_ready(pod) == ready) return;
+  set_ready(pod["status"], ready, now_rfc3339());
+  pod["metadata"].erase("resourceVersion");
+  rest.update_object(resource_by_plural("pods"), pod, true);
 }
 
 }  // namespace
@@ -63,7 +103,7 @@ json running_pod_status(const json& pod, const std::string& ip, bool ready,
           {"qosClass", "BestEffort"}};
 }
 
-void reconcile_simulated_pods(Rest& rest) {
+void reconcile_simulated_pods(Rest& rest, EventRecorder&) {
   const auto& t = resource_by_plural("pods");
   for (auto pod : rest.store().list("pods")) {
     if (terminating(pod)) {
@@ -72,13 +112,18 @@ void reconcile_simulated_pods(Rest& rest) {
     }
     // As the runtime kubelet: pods not bound yet and pods created bound to this node (a bare
     // pod recreated from its own spec), each once; a Running pod has been done.
-    if (pod.value("status", json::object()).value("phase", "Pending") != "Pending") continue;
+    if (pod.value("status", json::object()).value("phase", "Pending") != "Pending") {
+      sync_readiness(rest, pod);
+      continue;
+    }
     const std::string node = pod["spec"].value("nodeName", "");
     if (!node.empty() && node != "kubesim-node") continue;
     pod["spec"]["nodeName"] = "kubesim-node";
     pod["metadata"].erase("resourceVersion");
     pod = rest.update_object(t, pod);
-    pod["status"] = running_pod_status(pod, next_ip(rest), true, now_rfc3339());
+    std::string now = now_rfc3339();
+    pod["status"] = running_pod_status(pod, next_ip(rest), true, now);
+    set_ready(pod["status"], gates_pass(pod), now);
     rest.update_object(t, pod, true);
   }
 }
