@@ -59,7 +59,9 @@ install_deps() {
 
 build_lpk() {
   step "Configuring and building $build (RelWithDebInfo, Ninja)"
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  local launcher=()
+  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
   cmake --build "$build" -j"$jobs" --target lpk-kubesim lpk-kubesim-demo-api lpk-agent lpk-proxy
 }
 

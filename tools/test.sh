@@ -9,6 +9,10 @@ tools/install-deps.sh >/dev/null
 
 mode=${1:-}
 jobs=$(nproc)
+# ccache when installed (tools/install-deps.sh installs it): a second build of the same sources,
+# in any build directory of any clone under the same base_dir, costs seconds.
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 
 # ctest hides the output of tests that pass or skip; print why each skipped one could not run.
 run_ctest() {
@@ -25,12 +29,14 @@ run_ctest() {
 }
 case "$mode" in
   "")
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
     cmake --build build -j"$jobs"
     run_ctest build
     ;;
   --sanitize)
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLPK_SANITIZE=ON >/dev/null
+    # Only what the tests of this run use: no benchmark drivers.
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLPK_SANITIZE=ON -DLPK_BENCH=OFF \
+      "${launcher[@]}" >/dev/null
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
       run_ctest build-asan -LE heavy
@@ -38,7 +44,7 @@ case "$mode" in
   --fuzz)
     secs=${2:-30}
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DLPK_FUZZ=ON >/dev/null
+      -DLPK_FUZZ=ON -DLPK_BENCH=OFF "${launcher[@]}" >/dev/null
     cmake --build build-fuzz -j"$jobs" --target lpk_fuzzers
     for f in build-fuzz/tests/fuzz/fuzz_*; do
       [[ -x $f ]] || continue

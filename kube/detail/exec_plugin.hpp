@@ -19,10 +19,14 @@ struct ExecCredential {
 /// The KUBERNETES_EXEC_INFO document.
 std::string exec_info_json(const ExecConfig& exec, const ClusterConfig& cluster, bool interactive);
 
+/// Throws ConfigError("kube: exec credential plugin <command>: <what>").
+[[noreturn]] void fail_exec_plugin(const ExecConfig& exec, const std::string& what);
+
 /// Checks the plugin's stdout; throws ConfigError with a one-line reason.
 ExecCredential parse_exec_credential(std::string_view out, const ExecConfig& exec);
 
-/// Runs the plugin and waits for it (blocking). Throws ConfigError.
+/// Runs the plugin and waits for it (blocking). Throws ConfigError. In exec_plugin_run.cpp,
+/// part of lpk::kube only: the rest of this header is pure (lpk::kube_parse).
 ExecCredential run_exec_plugin(const ExecConfig& exec, const ClusterConfig& cluster);
 
 /// RFC 3339 ("2026-01-02T03:04:05Z", fractions and offsets allowed); nullopt if malformed.

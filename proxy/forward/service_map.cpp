@@ -9,14 +9,15 @@ namespace ip = boost::asio::ip;
 
 namespace {
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string single_quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 std::uint16_t parse_port(std::string_view text, std::string_view context, bool allow_zero) {
   unsigned value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || value > 65535 ||
       (value == 0 && !allow_zero)) {
-    throw std::invalid_argument("bad port " + quoted(text) + " in " + quoted(context));
+    throw std::invalid_argument("bad port " + single_quoted(text) + " in " +
+                                single_quoted(context));
   }
   return std::uint16_t(value);
 }
@@ -26,8 +27,8 @@ std::pair<std::string, std::string_view> split_host_port(std::string_view text,
                                                          std::string_view context) {
   auto colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0) {
-    throw std::invalid_argument("expected HOST:PORT, got " + quoted(text) + " in " +
-                                quoted(context));
+    throw std::invalid_argument("expected HOST:PORT, got " + single_quoted(text) + " in " +
+                                single_quoted(context));
   }
   std::string host(text.substr(0, colon));
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
@@ -58,7 +59,8 @@ tunnel::Target parse_target(std::string_view host_port) {
     t.kind = tunnel::Target::Kind::name;
     t.host = host;
   } else {
-    throw std::invalid_argument("bad target host " + quoted(host) + " in " + quoted(host_port));
+    throw std::invalid_argument("bad target host " + single_quoted(host) + " in " +
+                                single_quoted(host_port));
   }
   return t;
 }
@@ -68,7 +70,8 @@ boost::asio::ip::tcp::endpoint parse_listen_endpoint(std::string_view addr_port)
   boost::system::error_code ec;
   auto address = ip::make_address(host, ec);
   if (ec) {
-    throw std::invalid_argument("expected ADDR:PORT with an IP address, got " + quoted(addr_port));
+    throw std::invalid_argument("expected ADDR:PORT with an IP address, got " +
+                                single_quoted(addr_port));
   }
   return {address, parse_port(port, addr_port, true)};
 }
@@ -77,7 +80,7 @@ Mapping parse_mapping(std::string_view spec) {
   auto eq = spec.find('=');
   if (eq == std::string_view::npos) {
     throw std::invalid_argument("expected NAME:PORT=HOST:PORT or ADDR:PORT=HOST:PORT, got " +
-                                quoted(spec));
+                                single_quoted(spec));
   }
   Mapping m;
   auto [left_host, left_port] = split_host_port(spec.substr(0, eq), spec);
@@ -91,7 +94,8 @@ Mapping parse_mapping(std::string_view spec) {
     m.name = left_host;
     m.port = parse_port(left_port, spec, false);
   } else {
-    throw std::invalid_argument("bad service name " + quoted(left_host) + " in " + quoted(spec));
+    throw std::invalid_argument("bad service name " + single_quoted(left_host) + " in " +
+                                single_quoted(spec));
   }
   return m;
 }

@@ -1,0 +1,43 @@
+#pragma once
+// PortForward's connection: a WebSocket over TLS over TCP. Only kube/portforward_open.cpp (which
+// connects and upgrades) and kube/portforward_io.cpp (which reads, writes and closes) include it:
+// Beast's WebSocket and SSL templates are the slowest code of lpk to compile, and in two files
+// the two halves compile in parallel.
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "kube/portforward.hpp"
+
+namespace lpk::kube {
+
+namespace detail {
+inline constexpr auto kTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+inline constexpr std::size_t kMaxChunk = 32 * 1024;  // k8s-notes §1.3: chunks of 32 KiB or less
+}  // namespace detail
+
+struct PortForward::Impl {
+  Impl(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context context)
+      : tls(std::move(context)), ws(std::move(socket), tls) {}
+
+  boost::asio::ssl::context tls;  // outlives the stream that uses it
+  boost::beast::websocket::stream<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> ws;
+  std::string description;
+  std::uint16_t port = 0;
+  detail::V4State state;
+  boost::beast::flat_buffer message;
+  std::span<const std::uint8_t> unread;  // data payload not yet handed to the reader
+  boost::system::error_code failed;      // sticky: every later read returns it
+  bool closed = false;
+};
+
+}  // namespace lpk::kube
