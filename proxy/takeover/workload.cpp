@@ -150,6 +150,58 @@ json agent_container_fields(const std::string& container, const AgentSpec& agent
           {"args", args}};
 }
 
+constexpr const char* kUnprivilegedPorts = "net.ipv4.ip_unprivileged_port_start";
+
+/// True when a volume's files are readable only by their owner (and group): a secret or
+/// configMap with defaultMode or an item mode like 0400 or 0440.
+bool owner_only(const json& volume) {
+  for (const char* kind : {"secret", "configMap", "projected"}) {
+    const auto& source = field(volume, kind);
+    if (!source.is_object()) continue;
+    auto readable = [](const json& mode) { return !mode.is_number() || (mode.get<int>() & 04); };
+    if (!readable(field(source, "defaultMode"))) return true;
+    for (const auto& item : field(source, "items")) {
+      if (!readable(field(item, "mode"))) return true;
+    }
+  }
+  return false;
+}
+
+/// The pod securityContext the agent needs, or null when the pod's own will do. The agent image
+/// runs as uid 10001: serving a port below 1024 needs the safe sysctl that lowers the first
+/// unprivileged port, and files that only their owner may read need an fsGroup, which makes the
+/// kubelet give the group read access.
+json agent_pod_security(const json& pod_spec, const std::string& container,
+                        const AgentSpec& agent) {
+  auto security = field(pod_spec, "securityContext").is_object() ? pod_spec["securityContext"]
+                                                                 : json::object();
+  bool changed = false;
+  auto lowest = std::min_element(agent.serve_ports.begin(), agent.serve_ports.end());
+  if (lowest != agent.serve_ports.end() && *lowest < 1024) {
+    auto sysctls = field(security, "sysctls").is_array() ? security["sysctls"] : json::array();
+    bool set = false;
+    for (const auto& s : sysctls) set = set || text_of(field(s, "name")) == kUnprivilegedPorts;
+    if (!set) {  // a pod that sets it chose its value; the agent does not override it
+      sysctls.push_back({{"name", kUnprivilegedPorts}, {"value", std::to_string(*lowest)}});
+      security["sysctls"] = sysctls;  // a list without a merge key: the patch sends it whole
+      changed = true;
+    }
+  }
+  const auto* c = find_container(pod_spec, container);
+  if (c && !security.contains("fsGroup")) {
+    for (const auto& mount : field(*c, "volumeMounts")) {
+      for (const auto& volume : field(pod_spec, "volumes")) {
+        if (text_of(field(volume, "name")) != text_of(field(mount, "name"))) continue;
+        if (owner_only(volume) && !security.contains("fsGroup")) {
+          security["fsGroup"] = kAgentUid;
+          changed = true;
+        }
+      }
+    }
+  }
+  return changed ? security : json();
+}
+
 constexpr const char* kAppOnlyFields[] = {"livenessProbe", "readinessProbe", "startupProbe",
                                           "lifecycle"};
 
@@ -165,6 +217,9 @@ json agent_patch(WorkloadKind kind, const json& object, const std::string& conta
   patch["metadata"]["annotations"][kAgentAnnotation] =
       template_identity(agent_template(kube::template_of(kind, object), container, agent)).dump();
   patch["spec"]["template"]["spec"]["containers"] = json::array({fields});
+  auto security = agent_pod_security(field(kube::template_of(kind, object), "spec"), container,
+                                     agent);
+  if (!security.is_null()) patch["spec"]["template"]["spec"]["securityContext"] = security;
   return patch;
 }
 
@@ -177,6 +232,8 @@ json agent_template(const json& pod_template, const std::string& container,
     for (auto& [key, value] : fields.items()) c[key] = value;
     for (const char* key : kAppOnlyFields) c.erase(key);
   }
+  auto security = agent_pod_security(field(pod_template, "spec"), container, agent);
+  if (!security.is_null()) result["spec"]["securityContext"] = security;
   return result;
 }
 

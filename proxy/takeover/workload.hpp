@@ -58,6 +58,9 @@ struct ServedContainer {
 ServedContainer served_container(const nlohmann::json& service, const nlohmann::json& pod_spec,
                                  const std::string& wanted = {});
 
+/// The user the agent image runs as (agent/Dockerfile's USER), unless the pod sets runAsUser.
+inline constexpr int kAgentUid = 10001;
+
 struct AgentSpec {
   std::string image = "lpk/lpk-agent:dev";
   std::uint16_t tunnel_port = tunnel::kDefaultAgentPort;

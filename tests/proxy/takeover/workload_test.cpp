@@ -160,6 +160,41 @@ TEST(Mounts, ThoseAdmissionAddedToALivePodAreReportedToo) {
   EXPECT_EQ(all, want) << "each path once, the template's first";
 }
 
+TEST(AgentPatch, ANonRootAgentGetsTheSysctlForLowPortsAndAnFsGroupForOwnerOnlyFiles) {
+  auto deployment = api_deployment();
+  AgentSpec agent;
+  agent.serve_ports = {8080};
+  auto patch = agent_patch(WorkloadKind::deployment, deployment, "api", agent);
+  EXPECT_FALSE(patch["spec"]["template"]["spec"].contains("securityContext"))
+      << "nothing to add for a high port and world-readable files";
+
+  agent.serve_ports = {80, 8080};
+  auto& spec = deployment["spec"]["template"]["spec"];
+  spec["securityContext"] = {{"runAsNonRoot", true},
+                             {"sysctls", json::array({{{"name", "kernel.shm_rmid_forced"},
+                                                       {"value", "1"}}})}};
+  spec["volumes"].push_back({{"name", "secret"}, {"secret", {{"secretName", "api"},
+                                                             {"defaultMode", 0400}}}});
+  patch = agent_patch(WorkloadKind::deployment, deployment, "api", agent);
+  auto security = patch["spec"]["template"]["spec"]["securityContext"];
+  EXPECT_EQ(security["runAsNonRoot"], true) << security;
+  EXPECT_EQ(security["sysctls"],
+            json::parse(R"([{"name":"kernel.shm_rmid_forced","value":"1"},
+                            {"name":"net.ipv4.ip_unprivileged_port_start","value":"80"}])"))
+      << "the list is sent whole, the pod's own sysctls kept";
+  EXPECT_EQ(security["fsGroup"], kAgentUid);
+  // The same for a bare pod, whose template is written whole.
+  auto tmpl = agent_template(deployment["spec"]["template"], "api", agent);
+  EXPECT_EQ(tmpl["spec"]["securityContext"], security);
+
+  // What the pod chose stays: its own value of the sysctl, its own fsGroup.
+  spec["securityContext"]["sysctls"].push_back(
+      {{"name", "net.ipv4.ip_unprivileged_port_start"}, {"value", "0"}});
+  spec["securityContext"]["fsGroup"] = 2000;
+  patch = agent_patch(WorkloadKind::deployment, deployment, "api", agent);
+  EXPECT_FALSE(patch["spec"]["template"]["spec"].contains("securityContext"));
+}
+
 TEST(GitOps, ArgoCdAndFluxAreNamedWithHowToPauseThem) {
   WorkloadRef ref{WorkloadKind::deployment, "demo", "api"};
   auto object = api_deployment();
