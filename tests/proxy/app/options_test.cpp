@@ -217,7 +217,9 @@ TEST(RestoreOptions, SwitchesAndValues) {
   EXPECT_FALSE(parse_restore_options(Args{}).all);
   expect_one_line_naming(restore_error({"-A"}), "--all");
   expect_one_line_naming(restore_error({"--timeout"}), "--timeout");
-  expect_one_line_naming(restore_error({"--force", "x"}), "--force");
+  expect_one_line_naming(restore_error({"--forceful"}), "--forceful");
+  EXPECT_TRUE(parse_restore_options(Args{"--force"}).force);
+  EXPECT_FALSE(parse_restore_options(Args{"--all"}).force);
 }
 
 }  // namespace
