@@ -8,6 +8,7 @@
 #include <set>
 
 #include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/runtime/container_logs.hpp"
 #include "tools/kubesim/runtime/env.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
 #include "tools/kubesim/runtime/process.hpp"
@@ -85,6 +86,10 @@ void Kubelet::stop() {
   sigchld_.cancel(ec);
   for (auto& [uid, run] : pods_) teardown(run);
   pods_.clear();
+  for (auto& w : outputs_) {
+    if (auto o = w.lock()) o->close();
+  }
+  outputs_.clear();
   delete_netns(node_netns());
   cleanup_leftovers(cfg_.state_dir);
 }

@@ -21,6 +21,14 @@
 namespace lpk::kubesim {
 
 struct ContainerSpec;
+class ContainerOutput;
+
+/// Where `kubectl logs` reads a container from (Kubelet::log_source), or why it cannot.
+struct LogSource {
+  std::filesystem::path file;  // the CRI log of the instance
+  bool running = false;        // the instance may still write (follow waits for it)
+  std::string error;           // the kubelet's 400 message when there is no such log
+};
 
 struct KubeletConfig {
   std::filesystem::path state_dir;
@@ -30,6 +38,9 @@ struct KubeletConfig {
   std::string dns_ip = "10.96.0.10";
   std::string zone = "cluster.local";
   std::string node_name = "kubesim-node";
+  /// A token of pod's service account bound to pod, for (audience, seconds); the kubelet's
+  /// TokenRequest for projected serviceAccountToken sources.
+  std::function<std::string(const json& pod, const std::string&, int64_t)> issue_token;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -38,6 +49,7 @@ struct ContainerRun {
   std::string name;
   pid_t pid = -1;
   int restarts = 0;
+  int instances = 0;  // starts so far; instance i logs to logs/<name>/<i>.log
   bool ready = false;
   std::string started_at;
   std::optional<int> exit_code;
@@ -72,6 +84,12 @@ class Kubelet {
   void stop();
   /// The network namespace of a running pod, "" when the pod is not running here.
   std::string netns_of(const std::string& ns, const std::string& name) const;
+  /// The log of a container of a pod (its current instance, or the one before with
+  /// previous), as the kubelet's validateContainerLogStatus picks it.
+  LogSource log_source(const json& pod, const std::string& container, bool previous) const;
+  /// Whether instance `file` of a container is still running.
+  bool log_running(const json& pod, const std::string& container,
+                   const std::filesystem::path& file) const;
 
  private:
   void schedule();
@@ -91,10 +109,12 @@ class Kubelet {
   std::string allocate_ip() const;
   std::optional<json> lookup(const std::string& ns, const std::string& plural,
                              const std::string& name) const;
+  VolumeContext volume_context(const std::string& ns, const json& pod) const;
 
   boost::asio::io_context& io_;
   Rest& rest_;
   KubeletConfig cfg_;
+  std::vector<std::weak_ptr<ContainerOutput>> outputs_;
   std::map<std::string, PodRun> pods_;  // by uid
   int next_index_ = 0;
   int listener_ = -1;
@@ -104,6 +124,10 @@ class Kubelet {
   boost::asio::signal_set sigchld_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+/// logs/<container>/<instance>.log under the pod's directory.
+std::filesystem::path container_log_path(const PodRun& run, const std::string& container,
+                                         int instance);
 
 /// resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst.
 std::string cluster_resolv_conf(const std::string& dns_ip, const std::string& ns,

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/runtime/container_logs.hpp"
 #include "tools/kubesim/runtime/env.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
@@ -33,6 +34,17 @@ void write_text(const fs::path& p, const std::string& s) {
 }
 
 }  // namespace
+
+VolumeContext Kubelet::volume_context(const std::string& ns, const json& pod) const {
+  VolumeContext vctx;
+  vctx.lookup = [this, ns](const std::string& p, const std::string& n) { return lookup(ns, p, n); };
+  if (cfg_.issue_token) {
+    vctx.token = [this, pod](const std::string& aud, int64_t secs) {
+      return cfg_.issue_token(pod, aud, secs);
+    };
+  }
+  return vctx;
+}
 
 void Kubelet::admit(const json& pod_in) {
   json pod = pod_in;
@@ -65,10 +77,7 @@ void Kubelet::admit(const json& pod_in) {
                  run.ip + "\t" + (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
   try {
     create_pod_netns(run.netns, run.link, run.ip);
-    VolumeContext vctx{[this, ns = run.ns](const std::string& plural, const std::string& name) {
-                         return lookup(ns, plural, name);
-                       },
-                       cfg_.token, cfg_.ca_pem};
+    VolumeContext vctx = volume_context(run.ns, pod);
     json with_ip = pod;
     with_ip["status"]["podIP"] = run.ip;
     with_ip["status"]["podIPs"] = {{{"ip", run.ip}}};
@@ -100,10 +109,7 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   if (run.volumes.empty()) {
     // Volumes failed at admission (a missing configMap, say): try again now.
     try {
-      VolumeContext vctx{[this, ns = run.ns](const std::string& p, const std::string& n) {
-                           return lookup(ns, p, n);
-                         },
-                         cfg_.token, cfg_.ca_pem};
+      VolumeContext vctx = volume_context(run.ns, pod);
       run.volumes = materialize_volumes(pod, run.dir / "volumes", vctx);
     } catch (const std::exception& e) {
       c.waiting_reason = "ContainerCreating";
@@ -174,8 +180,16 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   cs.mounts = container_mounts(*spec, run.volumes);
   cs.log_file = (run.dir / (c.name + ".log")).string();
   try {
+    auto output = std::make_shared<ContainerOutput>(io_, cs.log_file,
+                                                    container_log_path(run, c.name, c.instances));
+    cs.stdout_fd = output->stdout_fd();
+    cs.stderr_fd = output->stderr_fd();
     size_t before = run.created_dirs.size();
     c.pid = lpk::kubesim::start_container(cs, run.created_dirs);
+    ContainerOutput::start(output);
+    std::erase_if(outputs_, [](const auto& w) { return w.expired(); });
+    outputs_.push_back(output);
+    ++c.instances;
     std::ofstream rec(cfg_.state_dir / "created-dirs", std::ios::app);
     for (size_t i = before; i < run.created_dirs.size(); ++i) rec << run.created_dirs[i] << "\n";
     c.started_at = now_rfc3339();
