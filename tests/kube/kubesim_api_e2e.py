@@ -95,6 +95,31 @@ def pod(ns, name, command, account=None, restart="Always"):
             "spec": spec}
 
 
+def deployment(ns, name, replicas=1, account=None):
+    spec = pod(ns, name, ["sleep", "inf"], account)["spec"]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
+
+
+def first_line_of_watch(sim, *args):
+    """Starts `kubectl get --watch ARGS -o name` and returns the first line it prints: the
+    first object that matches, whether it existed already or appears later."""
+    cache = os.path.join(sim.dir, "kubectl-cache")
+    watch = subprocess.Popen([KUBECTL, "--kubeconfig", sim.kubeconfig, "--cache-dir", cache,
+                              "get", "--watch", "-o", "name", *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = watch.stdout.readline()
+    finally:
+        watch.kill()
+        _, err = watch.communicate()
+    if not line:
+        raise AssertionError(f"kubectl get --watch {' '.join(args)} ended: {err}")
+    return line.strip()
+
+
 @unittest.skipIf(KUBECTL is None, "kubectl is not installed")
 class Api(unittest.TestCase):
     """The API alone (--no-runtime: pods are reported running, no processes, no root)."""
@@ -209,6 +234,71 @@ class Api(unittest.TestCase):
         self.assertEqual([v["name"] for v in plain["volumes"] if v["name"] == "aws-iam-token"],
                          [])
 
+    def test_failed_create_is_an_event_that_describe_shows(self):
+        self.sim.apply(deployment(self.ns, "web", account="ghost"))
+        name = first_line_of_watch(self.sim, "events", "-n", self.ns, "--field-selector",
+                                   "reason=FailedCreate")
+        self.assertRegex(name, r"^event/web-[a-z0-9]+\.[0-9a-f]+$")
+        event = self.sim.get("-n", self.ns, name)
+        self.assertEqual((event["type"], event["source"]["component"]),
+                         ("Warning", "replicaset-controller"))
+        self.assertEqual(event["involvedObject"]["kind"], "ReplicaSet")
+        self.assertRegex(event["message"],
+                         r'^Error creating: pods "web-[a-z0-9]+-[a-z0-9]*" is forbidden: error '
+                         f'looking up service account {self.ns}/ghost: serviceaccount "ghost" '
+                         r'not found$')
+        table = self.sim.kubectl("get", "events", "-n", self.ns).stdout
+        self.assertRegex(table, r"LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE")
+        self.assertRegex(table, r"Warning\s+FailedCreate\s+replicaset/web-")
+        described = self.sim.kubectl("describe", "replicaset", "-n", self.ns, "-l",
+                                     "app=web").stdout
+        self.assertRegex(described, r"Warning\s+FailedCreate\s+.*replicaset-controller\s+"
+                                    r"Error creating: pods")
+
+    def test_scheduled_event_of_a_pod(self):
+        self.sim.apply(pod(self.ns, "p", ["sleep", "inf"]))
+        self.sim.kubectl("-n", self.ns, "wait", "--for=condition=Ready", "pod/p",
+                         f"--timeout={TIMEOUT}s")
+        described = self.sim.kubectl("-n", self.ns, "describe", "pod", "p").stdout
+        self.assertRegex(described, r"Normal\s+Scheduled\s+.*default-scheduler\s+"
+                                    f"Successfully assigned {self.ns}/p to kubesim-node")
+
+    def test_kubectl_scale_through_the_scale_subresource(self):
+        self.sim.apply(deployment(self.ns, "web"))
+        self.sim.kubectl("-n", self.ns, "scale", "deployment/web", "--replicas=3")
+        scale = json.loads(self.sim.kubectl(
+            "get", "--raw", f"/apis/apps/v1/namespaces/{self.ns}/deployments/web/scale").stdout)
+        self.assertEqual((scale["kind"], scale["apiVersion"]), ("Scale", "autoscaling/v1"))
+        self.assertEqual(scale["spec"], {"replicas": 3})
+        self.assertEqual(scale["status"]["selector"], "app=web")
+        self.sim.kubectl("-n", self.ns, "rollout", "status", "deployment/web",
+                         f"--timeout={TIMEOUT}s")
+        self.assertEqual(len(self.sim.get("-n", self.ns, "pods", "-l", "app=web")["items"]), 3)
+        # An autoscaler's write: a patch of the subresource alone.
+        self.sim.kubectl("-n", self.ns, "patch", "deployment/web", "--subresource=scale",
+                         "--type=merge", "-p", '{"spec":{"replicas":1}}')
+        self.assertEqual(self.sim.get("-n", self.ns, "deployment/web")["spec"]["replicas"], 1)
+        stale = self.sim.kubectl("-n", self.ns, "scale", "deployment/web", "--replicas=2",
+                                 "--current-replicas=3", check=False)
+        self.assertNotEqual(stale.returncode, 0)
+        self.assertIn("Expected replicas to be 3, was 1", stale.stderr)
+        missing = self.sim.kubectl("-n", self.ns, "scale", "deployment/nope", "--replicas=2",
+                                   check=False)
+        self.assertIn('deployments.apps "nope" not found', missing.stderr)
+
+    def test_kubectl_scale_statefulset_and_replicaset(self):
+        sts = deployment(self.ns, "db")
+        sts["kind"] = "StatefulSet"
+        sts["spec"]["serviceName"] = "db"
+        self.sim.apply(sts)
+        self.sim.kubectl("-n", self.ns, "scale", "statefulset/db", "--replicas=2")
+        self.assertEqual(self.sim.get("-n", self.ns, "statefulset/db")["spec"]["replicas"], 2)
+        rs = deployment(self.ns, "bare")
+        rs["kind"] = "ReplicaSet"
+        self.sim.apply(rs)
+        self.sim.kubectl("-n", self.ns, "scale", "replicaset/bare", "--replicas=0")
+        self.assertEqual(self.sim.get("-n", self.ns, "replicaset/bare")["spec"]["replicas"], 0)
+
 
 def root_reason():
     if os.geteuid() != 0:
@@ -280,6 +370,20 @@ class RealPods(unittest.TestCase):
                                check=False)
         self.assertEqual(who.stdout.strip(), "no")
         self.assertEqual(who.stderr, "")
+
+
+    def test_kubelet_events_started_and_killing(self):
+        self.sim.apply(pod(self.ns, "ev", ["sleep", "inf"]))
+        self.sim.kubectl("-n", self.ns, "wait", "--for=condition=Ready", "pod/ev",
+                         f"--timeout={TIMEOUT}s")
+        self.sim.kubectl("-n", self.ns, "delete", "pod", "ev", f"--timeout={TIMEOUT}s")
+        events = self.sim.get("events", "-n", self.ns, "--field-selector",
+                              "involvedObject.name=ev")["items"]
+        reasons = [e["reason"] for e in sorted(events, key=lambda e: e["metadata"]["name"])]
+        self.assertEqual(reasons, ["Scheduled", "Pulled", "Created", "Started", "Killing"])
+        killing = events[[e["reason"] for e in events].index("Killing")]
+        self.assertEqual(killing["involvedObject"]["fieldPath"], "spec.containers{main}")
+        self.assertEqual(killing["message"], "Stopping container main")
 
 
 if __name__ == "__main__":

@@ -240,7 +240,12 @@ static const std::set<std::string>& kind_fields(const ResourceType& t) {
                                                         "automountServiceAccountToken"};
   if (t.plural == "roles" || t.plural == "clusterroles") return kRole;
   if (t.plural == "rolebindings" || t.plural == "clusterrolebindings") return kBinding;
+  static const std::set<std::string> kEvent = {
+      "involvedObject", "reason",  "message",   "source", "firstTimestamp", "lastTimestamp",
+      "count",          "type",    "eventTime", "series", "action",         "related",
+      "reportingComponent", "reportingInstance"};
   if (t.plural == "serviceaccounts") return kAccount;
+  if (t.plural == "events") return kEvent;
   return kNone;
 }
 

@@ -9,6 +9,7 @@
 #include "tools/kubesim/openapi.hpp"
 #include "tools/kubesim/protobuf_body.hpp"
 #include "tools/kubesim/rbac.hpp"
+#include "tools/kubesim/scale.hpp"
 #include "tools/kubesim/status.hpp"
 #include "tools/kubesim/tables.hpp"
 
@@ -140,6 +141,12 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
     if (!portforward_) throw ApiError(404, "NotFound", "port-forward is not available");
     rest_.get(r);  // 404 for a pod that does not exist
     co_return co_await portforward_(req, stream, r, q);
+  }
+  if (r.sub == "scale" && has_scale(*r.type)) {
+    json out = serve_scale(rest_, r, std::string(req.method_string()),
+                           std::string(req[http::field::content_type]), req.body());
+    co_await write_json(stream, req, http::status::ok, out.dump(), keep);
+    co_return keep;
   }
   if (!r.sub.empty() && !(r.sub == "status" && r.type->has_status)) {
     co_await write_json(stream, req, http::status::not_found, kNotFoundBody, keep);

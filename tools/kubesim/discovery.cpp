@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "tools/kubesim/resources.hpp"
+#include "tools/kubesim/scale.hpp"
 
 namespace lpk::kubesim {
 
@@ -50,6 +51,15 @@ json resource_list(const std::string& group, const std::string& version) {
     if (t.plural == "pods") {
       sub("pods/log", "Pod", {"get"});
       sub("pods/portforward", "PodPortForwardOptions", {"create", "get"});
+    }
+    if (has_scale(t)) {
+      resources.push_back({{"name", t.plural + "/scale"},
+                           {"singularName", ""},
+                           {"namespaced", true},
+                           {"group", "autoscaling"},
+                           {"version", "v1"},
+                           {"kind", "Scale"},
+                           {"verbs", {"get", "patch", "update"}}});
     }
     if (t.plural == "serviceaccounts") {
       resources.push_back({{"name", "serviceaccounts/token"},

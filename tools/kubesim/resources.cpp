@@ -24,6 +24,7 @@ const std::vector<ResourceType>& resource_types() {
        {},
        false,
        false},
+      {"events", "event", "Event", "", "v1", true, {"ev"}},
       {"serviceaccounts", "serviceaccount", "ServiceAccount", "", "v1", true, {"sa"}},
       {"roles", "role", "Role", "rbac.authorization.k8s.io", "v1", true, {}},
       {"rolebindings", "rolebinding", "RoleBinding", "rbac.authorization.k8s.io", "v1", true, {}},

@@ -1,5 +1,7 @@
 #include "tools/kubesim/rest.hpp"
 
+#include "tools/kubesim/events.hpp"
+
 #include "tools/kubesim/patch.hpp"
 #include "tools/kubesim/selectors.hpp"
 #include "tools/kubesim/status.hpp"
@@ -25,6 +27,10 @@ ListResult Rest::list(const ResourceType& t, const std::string& ns, const std::s
                                        "spec.restartPolicy", "spec.serviceAccountName"});
   }
   if (t.plural == "secrets") supported.push_back("type");
+  if (t.plural == "events") {
+    const auto& ev = event_selectable_fields();
+    supported.insert(supported.end(), ev.begin(), ev.end());
+  }
   if (t.plural == "namespaces") supported.push_back("status.phase");
   auto fields = parse_field_selector(field_sel, supported, &why);
   if (!fields) throw bad_request(why);

@@ -4,6 +4,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "tools/kubesim/api.hpp"
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/selectors.hpp"
 #include "tools/kubesim/status.hpp"
 #include "tools/kubesim/tables.hpp"
@@ -134,11 +135,15 @@ awaitable<bool> Api::serve_watch(Request& req, TlsStream& stream, const Route& r
   auto initial = rest_.list(*r.type, r.ns, param("labelSelector"), param("fieldSelector"));
   WatchState w{r.type, r.ns, *LabelSelector::parse(param("labelSelector"))};
   std::string why;
-  w.fields = *parse_field_selector(
-      param("fieldSelector"),
-      {"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName", "status.podIP",
-       "spec.restartPolicy", "spec.serviceAccountName", "type"},
-      &why);
+  std::vector<std::string> fields = {"metadata.name",      "metadata.namespace",
+                                     "status.phase",       "spec.nodeName",
+                                     "status.podIP",       "spec.restartPolicy",
+                                     "spec.serviceAccountName", "type"};
+  if (r.type->plural == "events") {
+    const auto& ev = event_selectable_fields();
+    fields.insert(fields.end(), ev.begin(), ev.end());
+  }
+  w.fields = *parse_field_selector(param("fieldSelector"), fields, &why);
   w.table = wants_table(req);
   w.bookmarks = param("allowWatchBookmarks") == "true" || param("allowWatchBookmarks") == "True";
   w.include_object = q.count("includeObject") ? q.at("includeObject") : "Metadata";

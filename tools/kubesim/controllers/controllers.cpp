@@ -12,7 +12,10 @@ Controllers::Controllers(boost::asio::io_context& io, Rest& rest, bool simulate_
 Controllers::~Controllers() { stop(); }
 
 void Controllers::start() {
-  listener_ = rest_.store().add_listener([this](const WatchEvent&) { schedule(); });
+  // Events are the controllers' own output, not state they act on.
+  listener_ = rest_.store().add_listener([this](const WatchEvent& ev) {
+    if (ev.resource != "events") schedule();
+  });
   schedule();
 }
 

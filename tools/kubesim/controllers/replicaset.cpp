@@ -2,14 +2,19 @@
 // replicas, readyReplicas and availableReplicas.
 
 #include <algorithm>
+#include <exception>
 #include <random>
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
+#include "tools/kubesim/events.hpp"
+#include "tools/kubesim/status.hpp"
 
 namespace lpk::kubesim {
 
 namespace {
+
+const EventSource kRsEvents{"replicaset-controller", ""};
 
 std::string random_suffix() {
   static std::mt19937 rng{std::random_device{}()};
@@ -46,7 +51,15 @@ void reconcile_one(Rest& rest, const json& rs) {
   std::string base = rs["metadata"]["name"].get<std::string>() + "-";
   while (int(live.size()) < want) {
     json pod = pod_from_template(rs, rs["spec"]["template"], base + random_suffix(), ns);
-    live.push_back(rest.create_object(resource_by_plural("pods"), pod));
+    try {
+      live.push_back(rest.create_object(resource_by_plural("pods"), pod));
+    } catch (const ApiError& e) {
+      record_event(rest, rs, "Warning", "FailedCreate", std::string("Error creating: ") + e.what(),
+                   kRsEvents);
+      throw;  // the pass is retried, as the controller requeues the ReplicaSet
+    }
+    record_event(rest, rs, "Normal", "SuccessfulCreate",
+                 "Created pod: " + live.back()["metadata"].value("name", ""), kRsEvents);
   }
   if (int(live.size()) > want) {
     // Remove unready pods first, then the youngest, as the ReplicaSet controller ranks them.
@@ -58,6 +71,7 @@ void reconcile_one(Rest& rest, const json& rs) {
     while (int(live.size()) > want) {
       Route r{&resource_by_plural("pods"), ns, live.front()["metadata"]["name"], ""};
       rest.remove(r, false);
+      record_event(rest, rs, "Normal", "SuccessfulDelete", "Deleted pod: " + r.name, kRsEvents);
       live.erase(live.begin());
     }
   }
@@ -67,9 +81,17 @@ void reconcile_one(Rest& rest, const json& rs) {
 }  // namespace
 
 void reconcile_replicasets(Rest& rest) {
+  // One ReplicaSet that cannot create its pods must not hold up the others; the first
+  // failure is rethrown after all of them so that the pass is retried.
+  std::exception_ptr failed;
   for (const auto& rs : rest.store().list("replicasets")) {
-    if (!terminating(rs)) reconcile_one(rest, rs);
+    try {
+      if (!terminating(rs)) reconcile_one(rest, rs);
+    } catch (const ApiError&) {
+      if (!failed) failed = std::current_exception();
+    }
   }
+  if (failed) std::rethrow_exception(failed);
 }
 
 }  // namespace lpk::kubesim

@@ -5,6 +5,7 @@
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/store.hpp"
 
 namespace lpk::kubesim {
@@ -78,6 +79,12 @@ void reconcile_simulated_pods(Rest& rest) {
     pod["spec"]["nodeName"] = "kubesim-node";
     pod["metadata"].erase("resourceVersion");
     pod = rest.update_object(t, pod);
+    if (node.empty()) {
+      record_event(rest, pod, "Normal", "Scheduled",
+                   "Successfully assigned " + pod["metadata"].value("namespace", "") + "/" +
+                       pod["metadata"].value("name", "") + " to kubesim-node",
+                   {"default-scheduler", ""});
+    }
     pod["status"] = running_pod_status(pod, next_ip(rest), true, now_rfc3339());
     rest.update_object(t, pod, true);
   }

@@ -188,6 +188,10 @@ void Kubelet::sync_pods() {
       ++it;
       continue;
     }
+    // Deleted at once (no grace period): the kubelet still stops the containers.
+    for (const auto& c : it->second.containers) {
+      if (c.pid > 0 && !it->second.terminating) record_killing(it->second, c);
+    }
     teardown(it->second);
     it = pods_.erase(it);
   }

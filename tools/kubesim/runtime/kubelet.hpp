@@ -107,6 +107,7 @@ class Kubelet {
   void teardown(PodRun& run);
   void write_status(PodRun& run, const json& pod);
   std::string allocate_ip() const;
+  void record_killing(const PodRun& run, const ContainerRun& c);
   std::optional<json> lookup(const std::string& ns, const std::string& plural,
                              const std::string& name) const;
   VolumeContext volume_context(const std::string& ns, const json& pod) const;

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/runtime/container_logs.hpp"
 #include "tools/kubesim/runtime/env.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
@@ -49,9 +50,16 @@ VolumeContext Kubelet::volume_context(const std::string& ns, const json& pod) co
 void Kubelet::admit(const json& pod_in) {
   json pod = pod_in;
   const auto& t = resource_by_plural("pods");
+  bool bound = !pod["spec"].value("nodeName", "").empty();
   pod["spec"]["nodeName"] = cfg_.node_name;
   pod["metadata"].erase("resourceVersion");
   pod = rest_.update_object(t, pod);
+  if (!bound) {
+    record_event(rest_, pod, "Normal", "Scheduled",
+                 "Successfully assigned " + pod["metadata"].value("namespace", "") + "/" +
+                     pod["metadata"].value("name", "") + " to " + cfg_.node_name,
+                 {"default-scheduler", ""});
+  }
   PodRun run;
   run.uid = pod["metadata"]["uid"];
   run.ns = pod["metadata"]["namespace"];
@@ -203,6 +211,14 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
                                                            : 0);
     spdlog::info("kubesim: pod {}/{} container {} started (pid {})", run.ns, run.name, c.name,
                  c.pid);
+    // kuberuntime's events for an image already present, as kubesim's images always are.
+    EventSource src{"kubelet", cfg_.node_name};
+    std::string part = "spec.containers{" + c.name + "}";
+    record_event(rest_, pod, "Normal", "Pulled",
+                 "Container image \"" + spec->value("image", "") + "\" already present on machine",
+                 src, part);
+    record_event(rest_, pod, "Normal", "Created", "Created container: " + c.name, src, part);
+    record_event(rest_, pod, "Normal", "Started", "Started container " + c.name, src, part);
   } catch (const std::exception& e) {
     c.waiting_reason = "RunContainerError";
     c.waiting_message = e.what();
@@ -256,13 +272,24 @@ void Kubelet::reap(PodRun& run, const json& pod) {
   }
 }
 
+void Kubelet::record_killing(const PodRun& run, const ContainerRun& c) {
+  // The pod may be gone from the store already; the event names it as it was.
+  json ref = {{"kind", "Pod"},
+              {"apiVersion", "v1"},
+              {"metadata", {{"name", run.name}, {"namespace", run.ns}, {"uid", run.uid}}}};
+  record_event(rest_, ref, "Normal", "Killing", "Stopping container " + c.name,
+               {"kubelet", cfg_.node_name}, "spec.containers{" + c.name + "}");
+}
+
 void Kubelet::terminate(PodRun& run, const json& pod) {
   run.terminating = true;
   int grace = pod["metadata"].value("deletionGracePeriodSeconds",
                                     pod["spec"].value("terminationGracePeriodSeconds", 30));
   run.kill_at = Clock::now() + std::chrono::seconds(grace);
   for (auto& c : run.containers) {
-    if (c.pid > 0) kill(-c.pid, SIGTERM);
+    if (c.pid <= 0) continue;
+    kill(-c.pid, SIGTERM);
+    record_killing(run, c);
   }
 }
 
