@@ -23,9 +23,8 @@ json involved(const json& obj, const std::string& field_path) {
   return ref;
 }
 
-bool same_event(const json& e, const json& ref, const std::string& type,
-                const std::string& reason, const std::string& message,
-                const EventSource& source) {
+bool same_event(const json& e, const json& ref, const std::string& type, const std::string& reason,
+                const std::string& message, const EventSource& source) {
   const json& io = e.value("involvedObject", json::object());
   return io.value("uid", "") == ref.value("uid", "") &&
          io.value("fieldPath", "") == ref.value("fieldPath", "") && e.value("type", "") == type &&
@@ -79,11 +78,17 @@ void record_event(Rest& rest, const json& obj, const std::string& type, const st
 }
 
 const std::vector<std::string>& event_selectable_fields() {
-  static const std::vector<std::string> kFields = {
-      "involvedObject.kind",      "involvedObject.namespace",       "involvedObject.name",
-      "involvedObject.uid",       "involvedObject.apiVersion",      "involvedObject.resourceVersion",
-      "involvedObject.fieldPath", "reason",                         "reportingComponent",
-      "source",                   "type"};
+  static const std::vector<std::string> kFields = {"involvedObject.kind",
+                                                   "involvedObject.namespace",
+                                                   "involvedObject.name",
+                                                   "involvedObject.uid",
+                                                   "involvedObject.apiVersion",
+                                                   "involvedObject.resourceVersion",
+                                                   "involvedObject.fieldPath",
+                                                   "reason",
+                                                   "reportingComponent",
+                                                   "source",
+                                                   "type"};
   return kFields;
 }
 

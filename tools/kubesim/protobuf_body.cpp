@@ -89,8 +89,8 @@ json access_review_spec(const Message& spec) {
   if (spec.bytes.count(1)) {
     Message ra = sub(spec, 1);
     json r = json::object();
-    const char* names[] = {"namespace", "verb", "group", "version", "resource", "subresource",
-                           "name"};
+    const char* names[] = {"namespace", "verb",        "group", "version",
+                           "resource",  "subresource", "name"};
     for (uint32_t f = 1; f <= 7; ++f) put(r, names[f - 1], ra.str(f));
     out["resourceAttributes"] = r;
   }
