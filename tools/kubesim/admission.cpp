@@ -191,6 +191,18 @@ void default_pod_spec(json& spec) {
 json admit(const ResourceType& t, json obj, const std::optional<json>& old, const Store& store,
            const AdmitOptions& opts) {
   json& m = obj["metadata"];
+  if (t.namespaced && !store.get("namespaces", "", m.value("namespace", ""))) {
+    throw not_found("namespaces", m.value("namespace", ""));
+  }
+  // Mutating admission (the plugin, then the webhook) runs before the registry generates the
+  // name, as the apiserver's create handler does: a refused pod of a ReplicaSet is named by
+  // its generateName, so the controller's retries repeat one FailedCreate event.
+  if (t.plural == "pods" && !old) {
+    admit_service_account(obj, store, opts.ensure_default_service_account);
+    auto sa = store.get("serviceaccounts", m.value("namespace", ""),
+                        obj["spec"].value("serviceAccountName", ""));
+    if (sa) admit_irsa(obj, *sa, opts.irsa);
+  }
   if (!old && m.value("name", "").empty() && !m.value("generateName", "").empty()) {
     m["name"] = m["generateName"].get<std::string>() + random_suffix();
   }
@@ -203,17 +215,7 @@ json admit(const ResourceType& t, json obj, const std::optional<json>& old, cons
   std::string why = t.group == "rbac.authorization.k8s.io" ? path_segment_problem(name)
                                                             : name_problem(name, t.dns_label_name);
   if (!why.empty()) throw invalid(t.kind, name, "metadata.name", "FieldValueInvalid", why);
-  if (t.namespaced && !store.get("namespaces", "", m.value("namespace", ""))) {
-    throw not_found("namespaces", m.value("namespace", ""));
-  }
   if (t.plural == "pods") {
-    if (!old) {
-      // Mutating admission first (the plugin, then the webhook), validation after.
-      admit_service_account(obj, store, opts.ensure_default_service_account);
-      auto sa = store.get("serviceaccounts", m.value("namespace", ""),
-                          obj["spec"].value("serviceAccountName", ""));
-      if (sa) admit_irsa(obj, *sa, opts.irsa);
-    }
     validate_pod(obj, name);
     default_pod_spec(obj["spec"]);
     if (!old) obj["status"] = {{"phase", "Pending"}, {"qosClass", "BestEffort"}};
