@@ -5,6 +5,7 @@
 #include <set>
 
 #include "tools/kubesim/certs.hpp"
+#include "tools/kubesim/serviceaccounts.hpp"
 #include "tools/kubesim/status.hpp"
 #include "kube/text.hpp"
 
@@ -20,6 +21,15 @@ const char* kLabelMsg =
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
     "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
     "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+// k8s.io/apimachinery pkg/api/validation/path: IsValidPathSegmentName.
+std::string path_segment_problem(const std::string& name) {
+  if (name == "." || name == "..") return "may not be '" + name + "'";
+  for (const char* bad : {"/", "%"}) {
+    if (name.find(bad) != std::string::npos) return std::string("may not contain '") + bad + "'";
+  }
+  return "";
+}
 
 void set_default(json& obj, const char* key, const json& value) {
   if (!obj.contains(key) || obj[key].is_null()) obj[key] = value;
@@ -181,6 +191,18 @@ void default_pod_spec(json& spec) {
 json admit(const ResourceType& t, json obj, const std::optional<json>& old, const Store& store,
            const AdmitOptions& opts) {
   json& m = obj["metadata"];
+  if (t.namespaced && !store.get("namespaces", "", m.value("namespace", ""))) {
+    throw not_found("namespaces", m.value("namespace", ""));
+  }
+  // Mutating admission (the plugin, then the webhook) runs before the registry generates the
+  // name, as the apiserver's create handler does: a refused pod of a ReplicaSet is named by
+  // its generateName, so the controller's retries repeat one FailedCreate event.
+  if (t.plural == "pods" && !old) {
+    admit_service_account(obj, store, opts.ensure_default_service_account);
+    auto sa = store.get("serviceaccounts", m.value("namespace", ""),
+                        obj["spec"].value("serviceAccountName", ""));
+    if (sa) admit_irsa(obj, *sa, opts.irsa);
+  }
   if (!old && m.value("name", "").empty() && !m.value("generateName", "").empty()) {
     m["name"] = m["generateName"].get<std::string>() + random_suffix();
   }
@@ -189,11 +211,10 @@ json admit(const ResourceType& t, json obj, const std::optional<json>& old, cons
     throw invalid(t.kind, "", "metadata.name", "FieldValueRequired",
                   "Required value: name or generateName is required");
   }
-  std::string why = name_problem(name, t.dns_label_name);
+  // RBAC objects only need to be path segments (ValidateRBACName is path.ValidatePathSegmentName).
+  std::string why = t.group == "rbac.authorization.k8s.io" ? path_segment_problem(name)
+                                                            : name_problem(name, t.dns_label_name);
   if (!why.empty()) throw invalid(t.kind, name, "metadata.name", "FieldValueInvalid", why);
-  if (t.namespaced && !store.get("namespaces", "", m.value("namespace", ""))) {
-    throw not_found("namespaces", m.value("namespace", ""));
-  }
   if (t.plural == "pods") {
     validate_pod(obj, name);
     default_pod_spec(obj["spec"]);
@@ -211,6 +232,23 @@ json admit(const ResourceType& t, json obj, const std::optional<json>& old, cons
     if (!old) obj["status"] = {{"phase", "Active"}};
   }
   return obj;
+}
+
+// Top-level fields of the kinds that have no spec.
+static const std::set<std::string>& kind_fields(const ResourceType& t) {
+  static const std::set<std::string> kNone, kRole = {"rules", "aggregationRule"},
+                                            kBinding = {"subjects", "roleRef"},
+                                            kAccount = {"secrets", "imagePullSecrets",
+                                                        "automountServiceAccountToken"};
+  if (t.plural == "roles" || t.plural == "clusterroles") return kRole;
+  if (t.plural == "rolebindings" || t.plural == "clusterrolebindings") return kBinding;
+  static const std::set<std::string> kEvent = {
+      "involvedObject", "reason",  "message",   "source", "firstTimestamp", "lastTimestamp",
+      "count",          "type",    "eventTime", "series", "action",         "related",
+      "reportingComponent", "reportingInstance"};
+  if (t.plural == "serviceaccounts") return kAccount;
+  if (t.plural == "events") return kEvent;
+  return kNone;
 }
 
 std::vector<std::string> unknown_fields(const ResourceType& t, const json& obj) {
@@ -235,7 +273,7 @@ std::vector<std::string> unknown_fields(const ResourceType& t, const json& obj) 
   std::vector<std::string> out;
   if (!obj.is_object()) return out;
   for (const auto& [k, v] : obj.items()) {
-    if (!kTop.count(k)) out.push_back(k);
+    if (!kTop.count(k) && !kind_fields(t).count(k)) out.push_back(k);
   }
   if (obj.contains("metadata") && obj["metadata"].is_object()) {
     for (const auto& [k, v] : obj["metadata"].items()) {

@@ -2,10 +2,12 @@
 // What the apiserver does to an object between decoding and storage: name and shape
 // validation (422 Invalid), defaulting of the fields clients read back, ClusterIP allocation.
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "tools/kubesim/irsa.hpp"
 #include "tools/kubesim/resources.hpp"
 #include "tools/kubesim/store.hpp"
 
@@ -15,6 +17,10 @@ using json = nlohmann::json;
 
 struct AdmitOptions {
   std::string service_cidr_base = "10.96.";  // a /16, .0.1 is kubernetes, .0.10 is DNS
+  /// Makes the "default" ServiceAccount of a namespace when pod admission finds it missing
+  /// (the plugin waits for the controller); unset: the pod is refused.
+  std::function<void(const std::string& ns)> ensure_default_service_account;
+  IrsaOptions irsa;
 };
 
 /// Validates and defaults obj for a create (old empty) or an update. Throws ApiError.

@@ -4,9 +4,13 @@
 
 #include <set>
 
+#include "tools/kubesim/auth_api.hpp"
 #include "tools/kubesim/discovery.hpp"
 #include "tools/kubesim/eviction.hpp"
 #include "tools/kubesim/openapi.hpp"
+#include "tools/kubesim/protobuf_body.hpp"
+#include "tools/kubesim/rbac.hpp"
+#include "tools/kubesim/scale.hpp"
 #include "tools/kubesim/status.hpp"
 #include "tools/kubesim/tables.hpp"
 
@@ -55,6 +59,13 @@ awaitable<bool> Api::handle(Request& req, TlsStream& stream, const Identity& who
   auto q = parse_query(qm == std::string::npos ? "" : std::string_view(target).substr(qm + 1));
   bool keep = req.keep_alive();
   spdlog::debug("kubesim: {} {} by {}", std::string(req.method_string()), target, who.user);
+  auto attrs =
+      request_attributes(std::string(req.method_string()), path, q, who.user, who.groups);
+  if (!authorize(rest_.store(), attrs).allowed) {
+    co_await write_json(stream, req, http::status::forbidden,
+                        forbidden_error(attrs).status().dump(), keep);
+    co_return keep;
+  }
   if (auto doc = discovery_document(path, server_addr_)) {
     co_await write_json(stream, req, http::status::ok, doc->dump(), keep);
     co_return keep;
@@ -75,7 +86,7 @@ awaitable<bool> Api::handle(Request& req, TlsStream& stream, const Identity& who
   std::string error_body;
   int code = 0;
   try {
-    co_return co_await dispatch(req, stream, *route, q);
+    co_return co_await dispatch(req, stream, *route, q, who);
   } catch (const ApiError& e) {
     code = e.code();
     error_body = e.status().dump();
@@ -89,9 +100,43 @@ awaitable<bool> Api::handle(Request& req, TlsStream& stream, const Identity& who
   co_return keep;
 }
 
+std::optional<json> Api::act(const Request& req, const Route& r, const Identity& who) {
+  const std::string& plural = r.type->plural;
+  bool review = plural == "selfsubjectaccessreviews" || plural == "selfsubjectrulesreviews";
+  bool token = plural == "serviceaccounts" && r.sub == "token";
+  if (!review && !token) return std::nullopt;
+  // kubectl's typed clients send these as protobuf; the handlers read JSON.
+  std::string body = req.body();
+  if (std::string_view(req[http::field::content_type]).starts_with(kProtobufContentType)) {
+    auto decoded = decode_protobuf_body(body);
+    if (decoded) body = decoded->dump();
+  }
+  if (review && r.name.empty() && req.method() == http::verb::post) {
+    return plural == "selfsubjectaccessreviews"
+               ? self_subject_access_review(rest_.store(), body, who)
+               : self_subject_rules_review(rest_.store(), body, who);
+  }
+  if (review) {
+    throw ApiError(405, "MethodNotAllowed",
+                   "the server does not allow this method on the requested resource");
+  }
+  if (plural == "serviceaccounts" && r.sub == "token" && req.method() == http::verb::post) {
+    if (!tokens_) throw ApiError(404, "NotFound", "the server could not find the requested resource");
+    return token_request(rest_.store(), *tokens_, r, body);
+  }
+  return std::nullopt;
+}
+
 awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
-                              const std::map<std::string, std::string>& q) {
+                              const std::map<std::string, std::string>& q, const Identity& who) {
   bool keep = req.keep_alive();
+  if (auto out = act(req, r, who)) {
+    co_await write_json(stream, req, http::status::created, out->dump(), keep);
+    co_return keep;
+  }
+  if (r.sub == "log" && r.type->plural == "pods" && req.method() == http::verb::get && logs_) {
+    co_return co_await logs_(req, stream, r, q);
+  }
   auto param = [&](const char* k) { return q.count(k) ? q.at(k) : std::string(); };
   if (r.sub == "portforward" && r.type->plural == "pods") {
     if (!portforward_) throw ApiError(404, "NotFound", "port-forward is not available");
@@ -101,6 +146,12 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
   if (r.sub == "eviction" && r.type->plural == "pods" && !r.name.empty()) {
     json status = serve_eviction(rest_, r, std::string(req.method_string()), req.body());
     co_await write_json(stream, req, http::status::created, status.dump(), keep);
+    co_return keep;
+  }
+  if (r.sub == "scale" && has_scale(*r.type)) {
+    json out = serve_scale(rest_, r, std::string(req.method_string()),
+                           std::string(req[http::field::content_type]), req.body());
+    co_await write_json(stream, req, http::status::ok, out.dump(), keep);
     co_return keep;
   }
   if (!r.sub.empty() && !(r.sub == "status" && r.type->has_status)) {

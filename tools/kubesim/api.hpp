@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "tools/kubesim/http_server.hpp"
@@ -12,6 +13,8 @@
 #include "tools/kubesim/routes.hpp"
 
 namespace lpk::kubesim {
+
+class TokenIssuer;
 
 struct WatchSettings {
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
@@ -28,10 +31,18 @@ class Api {
   asio::awaitable<bool> handle(Request& req, TlsStream& stream, const Identity& who);
   /// Serves GET/POST .../pods/NAME/portforward.
   void set_portforward(SubresourceHandler h) { portforward_ = std::move(h); }
+  /// Serves GET .../pods/NAME/log.
+  void set_logs(SubresourceHandler h) { logs_ = std::move(h); }
+  /// Issues TokenRequests (serviceaccounts/NAME/token).
+  void set_tokens(TokenIssuer* tokens) { tokens_ = tokens; }
 
  private:
   asio::awaitable<bool> dispatch(Request& req, TlsStream& stream, const Route& r,
-                                 const std::map<std::string, std::string>& q);
+                                 const std::map<std::string, std::string>& q,
+                                 const Identity& who);
+  /// Answers the requests that act instead of storing (reviews, token requests); nullopt
+  /// for the others.
+  std::optional<json> act(const Request& req, const Route& r, const Identity& who);
   json respond_object(const Request& req, const Route& r, const json& obj,
                       const std::map<std::string, std::string>& q) const;
   asio::awaitable<bool> serve_watch(Request& req, TlsStream& stream, const Route& r,
@@ -41,6 +52,8 @@ class Api {
   std::string server_addr_;
   WatchSettings watch_;
   SubresourceHandler portforward_;
+  SubresourceHandler logs_;
+  TokenIssuer* tokens_ = nullptr;
 };
 
 /// Whether the Accept header asks for a meta.k8s.io Table.

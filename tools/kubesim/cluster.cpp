@@ -13,14 +13,18 @@
 #include "tools/kubesim/controllers/controllers.hpp"
 #include "tools/kubesim/http_server.hpp"
 #include "tools/kubesim/manifests.hpp"
+#include "tools/kubesim/pod_logs.hpp"
 #include "tools/kubesim/portforward.hpp"
+#include "tools/kubesim/rbac.hpp"
 #include "tools/kubesim/rest.hpp"
 #include "tools/kubesim/runtime/cluster_dns.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
 #include "tools/kubesim/runtime/service_proxy.hpp"
+#include "tools/kubesim/serviceaccounts.hpp"
 #include "tools/kubesim/status.hpp"
 #include "tools/kubesim/store.hpp"
+#include "tools/kubesim/tokens.hpp"
 
 namespace lpk::kubesim {
 
@@ -41,6 +45,9 @@ struct Cluster::Impl {
   std::unique_ptr<ServiceProxy> proxy;
   std::unique_ptr<PortForward> portforward;
   std::unique_ptr<ClusterDns> dns;
+  std::unique_ptr<TokenIssuer> tokens;
+  std::unique_ptr<NamespaceDefaults> ns_defaults;
+  std::unique_ptr<PodLogs> logs;
   Pki pki;
   bool stopped = false;
 
@@ -52,6 +59,12 @@ struct Cluster::Impl {
       rest.create_object(
           resource_by_plural("namespaces"),
           {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+    }
+    for (auto& obj : bootstrap_policy()) {
+      std::string kind = obj.value("kind", "");
+      rest.create_object(resource_by_plural(kind == "ClusterRole" ? "clusterroles"
+                                                                  : "clusterrolebindings"),
+                         std::move(obj));
     }
     rest.create_object(resource_by_plural("services"),
                        {{"apiVersion", "v1"},
@@ -76,7 +89,18 @@ struct Cluster::Impl {
         opts.state_dir,
         opts.images.empty() ? ImageMap::defaults(paths) : ImageMap::load(opts.images, paths),
         pki.token, pki.ca.cert_pem};
-    kubelet = std::make_unique<Kubelet>(io, rest, std::move(kc));
+    kc.issue_token = [this](const json& pod, const std::string& audience, int64_t seconds) {
+      std::string ns = pod["metadata"].value("namespace", "");
+      std::string name = pod["spec"].value("serviceAccountName", "default");
+      auto sa = store.get("serviceaccounts", ns, name);
+      TokenSubject s{ns, name, sa ? (*sa)["metadata"].value("uid", "") : ""};
+      s.pod_name = pod["metadata"].value("name", "");
+      s.pod_uid = pod["metadata"].value("uid", "");
+      if (!audience.empty()) s.audiences = {audience};
+      s.expiration_seconds = seconds;
+      return tokens->issue(s);
+    };
+    kubelet = std::make_unique<Kubelet>(io, rest, events, std::move(kc));
     kubelet->start();
     proxy = std::make_unique<ServiceProxy>(io, store, server->port());
     proxy->start();
@@ -90,6 +114,11 @@ struct Cluster::Impl {
           auto pod = store.get("pods", ns, name);
           return pod ? (*pod)["metadata"].value("uid", "") : std::string();
         });
+    logs = std::make_unique<PodLogs>(rest, *kubelet);
+    api->set_logs([this](Request& req, TlsStream& s, const Route& r,
+                         const std::map<std::string, std::string>& q) {
+      return logs->serve(req, s, r, q);
+    });
     api->set_portforward([this](Request& req, TlsStream& s, const Route& r,
                                 const std::map<std::string, std::string>& q) {
       return portforward->serve(req, s, r, q);
@@ -167,14 +196,27 @@ void Cluster::start() {
   d.pki = make_pki({"127.0.0.1", kKubernetesIp},
                    {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local"});
+  d.tokens = std::make_unique<TokenIssuer>();
+  d.ns_defaults = std::make_unique<NamespaceDefaults>(d.io, d.rest, d.pki.ca.cert_pem);
+  d.rest.admit_options().ensure_default_service_account = [&d](const std::string& ns) {
+    d.ns_defaults->ensure(ns);
+  };
+  d.rest.admit_options().irsa = d.opts.irsa;
   WatchSettings ws;
   ws.bookmark_interval = d.opts.bookmark_interval;
   d.api = std::make_unique<Api>(d.rest, "127.0.0.1:0", ws);
+  d.api->set_tokens(d.tokens.get());
   d.server = std::make_unique<HttpsServer>(
       d.io, TlsFiles{d.pki.server.cert_pem, d.pki.server.key_pem, d.pki.ca.cert_pem}, d.pki.token,
       [&d](Request& req, TlsStream& s, const Identity& who) { return d.api->handle(req, s, who); });
+  d.server->set_token_authenticator([&d](const std::string& token) -> std::optional<Identity> {
+    auto user = d.tokens->authenticate(token, d.store);
+    if (!user) return std::nullopt;
+    return Identity{user->user, user->groups};
+  });
   d.server->listen({boost::asio::ip::make_address("127.0.0.1"), d.opts.port});
   d.seed();
+  d.ns_defaults->start();
   d.seed_dns_service();
   d.controllers = std::make_unique<Controllers>(d.io, d.rest, d.events, !d.opts.runtime);
   d.controllers->start();
@@ -207,6 +249,7 @@ void Cluster::stop() {
   });
   step("controllers", [&] {
     if (d.controllers) d.controllers->stop();
+    if (d.ns_defaults) d.ns_defaults->stop();
   });
   step("service proxy", [&] {
     if (d.proxy) d.proxy->stop();

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "tools/kubesim/irsa.hpp"
+
 namespace lpk::kubesim {
 
 struct ClusterOptions {
@@ -17,6 +19,7 @@ struct ClusterOptions {
   std::filesystem::path images;     // image -> command map (runtime)
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   size_t watch_history = 20000;
+  IrsaOptions irsa;  // the IRSA-style hook (--aws-default-region, --sts-regional-endpoint)
 };
 
 class Cluster {

@@ -1,6 +1,9 @@
 #include "tools/kubesim/discovery.hpp"
 
+#include <algorithm>
+
 #include "tools/kubesim/resources.hpp"
+#include "tools/kubesim/scale.hpp"
 
 namespace lpk::kubesim {
 
@@ -27,6 +30,7 @@ json resource_list(const std::string& group, const std::string& version) {
     if (t.plural == "namespaces") {
       r["verbs"] = {"create", "delete", "get", "list", "patch", "update", "watch"};
     }
+    if (!t.verbs.empty()) r["verbs"] = t.verbs;
     if (!t.short_names.empty()) r["shortNames"] = t.short_names;
     if (in_category_all(t.plural)) r["categories"] = {"all"};
     resources.push_back(r);
@@ -37,18 +41,40 @@ json resource_list(const std::string& group, const std::string& version) {
                            {"kind", t.kind},
                            {"verbs", {"get", "patch", "update"}}});
     }
-    if (t.plural == "pods") {
-      resources.push_back({{"name", "pods/portforward"},
+    auto sub = [&](const char* name, const char* kind, json verbs) {
+      resources.push_back({{"name", name},
                            {"singularName", ""},
                            {"namespaced", true},
-                           {"kind", "PodPortForwardOptions"},
-                           {"verbs", {"create", "get"}}});
+                           {"kind", kind},
+                           {"verbs", verbs}});
+    };
+    if (t.plural == "pods") {
+      sub("pods/log", "Pod", {"get"});
+      sub("pods/portforward", "PodPortForwardOptions", {"create", "get"});
       resources.push_back({{"name", "pods/eviction"},
                            {"singularName", ""},
                            {"namespaced", true},
                            {"group", "policy"},
                            {"version", "v1"},
                            {"kind", "Eviction"},
+                           {"verbs", {"create"}}});
+    }
+    if (has_scale(t)) {
+      resources.push_back({{"name", t.plural + "/scale"},
+                           {"singularName", ""},
+                           {"namespaced", true},
+                           {"group", "autoscaling"},
+                           {"version", "v1"},
+                           {"kind", "Scale"},
+                           {"verbs", {"get", "patch", "update"}}});
+    }
+    if (t.plural == "serviceaccounts") {
+      resources.push_back({{"name", "serviceaccounts/token"},
+                           {"singularName", ""},
+                           {"namespaced", true},
+                           {"group", "authentication.k8s.io"},
+                           {"version", "v1"},
+                           {"kind", "TokenRequest"},
                            {"verbs", {"create"}}});
     }
   }
@@ -84,13 +110,19 @@ std::optional<json> discovery_document(const std::string& path, const std::strin
                  {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", server_addr}}}}};
   }
   if (path == "/api/v1" || path == "/api/v1/") return resource_list("", "v1");
-  const char* kGroups[] = {"apps", "discovery.k8s.io"};
+  std::vector<std::string> groups_served;
+  for (const auto& t : resource_types()) {
+    if (!t.group.empty() && std::find(groups_served.begin(), groups_served.end(), t.group) ==
+                                groups_served.end()) {
+      groups_served.push_back(t.group);
+    }
+  }
   if (path == "/apis" || path == "/apis/") {
     json groups = json::array();
-    for (const char* g : kGroups) groups.push_back(api_group(g));
+    for (const auto& g : groups_served) groups.push_back(api_group(g));
     return json{{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}};
   }
-  for (const char* g : kGroups) {
+  for (const auto& g : groups_served) {
     std::string base = std::string("/apis/") + g;
     if (path == base || path == base + "/") {
       json doc = api_group(g);

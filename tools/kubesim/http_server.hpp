@@ -11,6 +11,7 @@
 #include <boost/beast/ssl.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,6 +51,11 @@ class HttpsServer {
   void stop();
   /// Connections being served now.
   size_t connections() const { return live_->size(); }
+  /// Accepts bearer tokens other than the admin token (service-account JWTs): returns the
+  /// identity, or nullopt for a token that is refused (401).
+  void set_token_authenticator(std::function<std::optional<Identity>(const std::string&)> f) {
+    token_auth_ = std::move(f);
+  }
 
  private:
   asio::awaitable<void> accept_loop();
@@ -59,6 +65,7 @@ class HttpsServer {
   asio::io_context& io_;
   asio::ssl::context ssl_;
   std::string token_;
+  std::function<std::optional<Identity>(const std::string&)> token_auth_;
   Handler handler_;
   asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;

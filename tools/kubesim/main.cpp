@@ -16,7 +16,8 @@ namespace {
 int usage_error(const std::string& what) {
   std::cerr << "lpk-kubesim: " << what
             << " (usage: lpk-kubesim up [--manifests DIR] [--state DIR] [--port N] "
-               "[--no-runtime] | lpk-kubesim down [--state DIR])\n";
+               "[--no-runtime] [--aws-default-region R] [--sts-regional-endpoint] | lpk-kubesim down "
+               "[--state DIR])\n";
   return 2;
 }
 
@@ -90,6 +91,10 @@ int main(int argc, char** argv) {
       opts.port = uint16_t(std::atoi(v));
     else if (a == "--no-runtime")
       opts.runtime = false;
+    else if (a == "--aws-default-region" && (v = value()))
+      opts.irsa.region = v;
+    else if (a == "--sts-regional-endpoint")
+      opts.irsa.regional_sts = true;
     else if (a == "--watch-history" && (v = value()))
       opts.watch_history = size_t(std::atol(v));
     else if (a == "-v")

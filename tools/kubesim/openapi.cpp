@@ -31,12 +31,14 @@ json gv_document(const std::string& gv) {
     if (gv_path(t) != gv) continue;
     std::string base = "/" + gv + (t.namespaced ? "/namespaces/{namespace}/" : "/") + t.plural;
     paths[base] = {{"post", operation(t, "post")}};
-    paths[base + "/{name}"] = {{"put", operation(t, "put")}, {"patch", operation(t, "patch")}};
+    paths[base + "/{name}"] = {{"get", operation(t, "get")},
+                               {"put", operation(t, "put")},
+                               {"patch", operation(t, "patch")}};
   }
   return {{"openapi", "3.0.0"},
           {"info", {{"title", "Kubernetes"}, {"version", "v1.32.0"}}},
           {"paths", paths},
-          {"components", {{"schemas", json::object()}}}};
+          {"components", {{"schemas", openapi_schemas()}}}};
 }
 
 }  // namespace

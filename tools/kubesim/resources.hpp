@@ -17,6 +17,8 @@ struct ResourceType {
   std::vector<std::string> short_names;
   bool has_status = false;      // serves the /status subresource
   bool dns_label_name = false;  // names must be RFC 1123 labels, not subdomains
+  /// The verbs discovery lists; empty means the full set (create, get, list, watch...).
+  std::vector<std::string> verbs = {};
 
   std::string api_version() const { return group.empty() ? version : group + "/" + version; }
   std::string list_kind() const { return kind + "List"; }

@@ -52,6 +52,8 @@ class Rest {
   std::function<bool(const json& pod)> graceful_pod_delete;
 
   Store& store() { return store_; }
+  /// What admission does, set up by the cluster before it serves.
+  AdmitOptions& admit_options() { return opts_; }
 
  private:
   json decode(const Route& r, const std::string& body, bool strict,

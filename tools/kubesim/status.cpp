@@ -62,6 +62,13 @@ ApiError invalid(const std::string& kind, const std::string& name, const std::st
 
 ApiError gone(const std::string& message) { return ApiError(410, "Expired", message); }
 
+ApiError forbidden(const std::string& resource, const std::string& name, const std::string& why,
+                   const std::string& group) {
+  std::string what = qualified(resource, group) + (name.empty() ? "" : " \"" + name + "\"");
+  return ApiError(403, "Forbidden", what + " is forbidden: " + why,
+                  details_for(resource, name, group));
+}
+
 json success_status(const std::string& kind, const std::string& name) {
   return {{"kind", "Status"},
           {"apiVersion", "v1"},

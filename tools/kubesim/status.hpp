@@ -35,6 +35,9 @@ ApiError bad_request(const std::string& message);
 ApiError invalid(const std::string& kind, const std::string& name, const std::string& field,
                  const std::string& cause_reason, const std::string& message);
 ApiError gone(const std::string& message);
+/// 403 Forbidden: `<resource>[.group] ["name"] is forbidden: <why>` (apierrors.NewForbidden).
+ApiError forbidden(const std::string& resource, const std::string& name, const std::string& why,
+                   const std::string& group = "");
 
 /// A success Status (used for deletes of collections and namespaces).
 json success_status(const std::string& kind, const std::string& name);

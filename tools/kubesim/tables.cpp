@@ -168,7 +168,32 @@ std::vector<Column> columns_for(const std::string& plural) {
   }
   if (plural == "configmaps")
     return {{"Name", "string", 0}, {"Data", "string", 0}, {"Age", "string", 0}};
+  if (plural == "events") {
+    return {{"Last Seen", "string", 0}, {"Type", "string", 0},    {"Reason", "string", 0},
+            {"Object", "string", 0},    {"Subobject", "string", 1}, {"Source", "string", 1},
+            {"Message", "string", 0},   {"First Seen", "string", 1}, {"Count", "string", 1},
+            {"Name", "string", 1}};
+  }
   return {{"Name", "string", 0}, {"Age", "string", 0}};
+}
+
+json event_row(const json& o) {
+  const json& io = o.value("involvedObject", json::object());
+  std::string kind = io.value("kind", "");
+  for (char& c : kind) c = char(std::tolower(static_cast<unsigned char>(c)));
+  const json& src = o.value("source", json::object());
+  std::string source = src.value("component", "");
+  if (!src.value("host", "").empty()) source += ", " + src.value("host", "");
+  return {human_age(o.value("lastTimestamp", "")),
+          o.value("type", ""),
+          o.value("reason", ""),
+          kind + "/" + io.value("name", ""),
+          io.value("fieldPath", ""),
+          source,
+          o.value("message", ""),
+          human_age(o.value("firstTimestamp", "")),
+          o.value("count", 1),
+          o["metadata"].value("name", "")};
 }
 
 json row_cells(const std::string& plural, const json& o) {
@@ -185,6 +210,7 @@ json row_cells(const std::string& plural, const json& o) {
       o.value("data", json::object()).size() + o.value("binaryData", json::object()).size();
   if (plural == "secrets") return {o["metadata"]["name"], o.value("type", "Opaque"), data, age};
   if (plural == "configmaps") return {o["metadata"]["name"], data, age};
+  if (plural == "events") return event_row(o);
   return {o["metadata"]["name"], age};
 }
 

@@ -6,7 +6,7 @@
 
 #include <boost/asio.hpp>
 
-#include "tools/kubesim/controllers/events.hpp"
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/rest.hpp"
 
 namespace lpk::kubesim {

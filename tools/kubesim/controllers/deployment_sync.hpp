@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "tools/kubesim/controllers/common.hpp"
-#include "tools/kubesim/controllers/events.hpp"
+#include "tools/kubesim/events.hpp"
 
 namespace lpk::kubesim::deploy {
 

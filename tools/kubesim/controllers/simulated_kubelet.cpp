@@ -9,6 +9,7 @@
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/store.hpp"
 
 namespace lpk::kubesim {
@@ -103,7 +104,7 @@ json running_pod_status(const json& pod, const std::string& ip, bool ready,
           {"qosClass", "BestEffort"}};
 }
 
-void reconcile_simulated_pods(Rest& rest, EventRecorder&) {
+void reconcile_simulated_pods(Rest& rest, EventRecorder& events) {
   const auto& t = resource_by_plural("pods");
   for (auto pod : rest.store().list("pods")) {
     if (terminating(pod)) {
@@ -121,6 +122,12 @@ void reconcile_simulated_pods(Rest& rest, EventRecorder&) {
     pod["spec"]["nodeName"] = "kubesim-node";
     pod["metadata"].erase("resourceVersion");
     pod = rest.update_object(t, pod);
+    if (node.empty()) {
+      events.record(pod, "Normal", "Scheduled",
+                    "Successfully assigned " + pod["metadata"].value("namespace", "") + "/" +
+                        pod["metadata"].value("name", "") + " to kubesim-node",
+                    {"default-scheduler", ""});
+    }
     std::string now = now_rfc3339();
     pod["status"] = running_pod_status(pod, next_ip(rest), true, now);
     set_ready(pod["status"], gates_pass(pod), now);

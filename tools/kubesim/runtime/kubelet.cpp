@@ -8,6 +8,7 @@
 #include <set>
 
 #include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/runtime/container_logs.hpp"
 #include "tools/kubesim/runtime/env.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
 #include "tools/kubesim/runtime/process.hpp"
@@ -42,8 +43,13 @@ void cleanup_leftovers(const fs::path& state_dir) {
   fs::remove_all(state_dir / "pods", ec);
 }
 
-Kubelet::Kubelet(boost::asio::io_context& io, Rest& rest, KubeletConfig cfg)
-    : io_(io), rest_(rest), cfg_(std::move(cfg)), tick_(io), sigchld_(io, SIGCHLD) {}
+Kubelet::Kubelet(boost::asio::io_context& io, Rest& rest, EventRecorder& events, KubeletConfig cfg)
+    : io_(io),
+      rest_(rest),
+      events_(events),
+      cfg_(std::move(cfg)),
+      tick_(io),
+      sigchld_(io, SIGCHLD) {}
 
 Kubelet::~Kubelet() { stop(); }
 
@@ -85,6 +91,10 @@ void Kubelet::stop() {
   sigchld_.cancel(ec);
   for (auto& [uid, run] : pods_) teardown(run);
   pods_.clear();
+  for (auto& w : outputs_) {
+    if (auto o = w.lock()) o->close();
+  }
+  outputs_.clear();
   delete_netns(node_netns());
   cleanup_leftovers(cfg_.state_dir);
 }
@@ -190,6 +200,10 @@ void Kubelet::sync_pods() {
     if (seen.count(it->first)) {
       ++it;
       continue;
+    }
+    // Deleted at once (no grace period): the kubelet still stops the containers.
+    for (const auto& c : it->second.containers) {
+      if (c.pid > 0 && !it->second.terminating) record_killing(it->second, c);
     }
     teardown(it->second);
     it = pods_.erase(it);

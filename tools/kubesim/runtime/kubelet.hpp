@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/kubesim/events.hpp"
 #include "tools/kubesim/rest.hpp"
 #include "tools/kubesim/runtime/images.hpp"
 #include "tools/kubesim/runtime/volumes.hpp"
@@ -21,6 +22,14 @@
 namespace lpk::kubesim {
 
 struct ContainerSpec;
+class ContainerOutput;
+
+/// Where `kubectl logs` reads a container from (Kubelet::log_source), or why it cannot.
+struct LogSource {
+  std::filesystem::path file;  // the CRI log of the instance
+  bool running = false;        // the instance may still write (follow waits for it)
+  std::string error;           // the kubelet's 400 message when there is no such log
+};
 
 struct KubeletConfig {
   std::filesystem::path state_dir;
@@ -30,6 +39,9 @@ struct KubeletConfig {
   std::string dns_ip = "10.96.0.10";
   std::string zone = "cluster.local";
   std::string node_name = "kubesim-node";
+  /// A token of pod's service account bound to pod, for (audience, seconds); the kubelet's
+  /// TokenRequest for projected serviceAccountToken sources.
+  std::function<std::string(const json& pod, const std::string&, int64_t)> issue_token;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -38,6 +50,7 @@ struct ContainerRun {
   std::string name;
   pid_t pid = -1;
   int restarts = 0;
+  int instances = 0;  // starts so far; instance i logs to logs/<name>/<i>.log
   bool ready = false;
   std::string started_at;
   std::optional<int> exit_code;
@@ -64,7 +77,9 @@ struct PodRun {
 
 class Kubelet {
  public:
-  Kubelet(boost::asio::io_context& io, Rest& rest, KubeletConfig cfg);
+  /// Reports what it does to the pods (Scheduled, Pulled, Created, Started, Killing) through
+  /// events, which must outlive it.
+  Kubelet(boost::asio::io_context& io, Rest& rest, EventRecorder& events, KubeletConfig cfg);
   ~Kubelet();
   /// Creates the node namespace and starts syncing. Throws when the namespace cannot be made.
   void start();
@@ -72,6 +87,12 @@ class Kubelet {
   void stop();
   /// The network namespace of a running pod, "" when the pod is not running here.
   std::string netns_of(const std::string& ns, const std::string& name) const;
+  /// The log of a container of a pod (its current instance, or the one before with
+  /// previous), as the kubelet's validateContainerLogStatus picks it.
+  LogSource log_source(const json& pod, const std::string& container, bool previous) const;
+  /// Whether instance `file` of a container is still running.
+  bool log_running(const json& pod, const std::string& container,
+                   const std::filesystem::path& file) const;
 
  private:
   void schedule();
@@ -89,12 +110,16 @@ class Kubelet {
   void teardown(PodRun& run);
   void write_status(PodRun& run, const json& pod);
   std::string allocate_ip();
+  void record_killing(const PodRun& run, const ContainerRun& c);
   std::optional<json> lookup(const std::string& ns, const std::string& plural,
                              const std::string& name) const;
+  VolumeContext volume_context(const std::string& ns, const json& pod) const;
 
   boost::asio::io_context& io_;
   Rest& rest_;
+  EventRecorder& events_;
   KubeletConfig cfg_;
+  std::vector<std::weak_ptr<ContainerOutput>> outputs_;
   std::map<std::string, PodRun> pods_;  // by uid
   int next_index_ = 0;
   int last_ip_ = 1;  // host offset of the last address handed out (allocate_ip)
@@ -105,6 +130,10 @@ class Kubelet {
   boost::asio::signal_set sigchld_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+/// logs/<container>/<instance>.log under the pod's directory.
+std::filesystem::path container_log_path(const PodRun& run, const std::string& container,
+                                         int instance);
 
 /// resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst.
 std::string cluster_resolv_conf(const std::string& dns_ip, const std::string& ns,

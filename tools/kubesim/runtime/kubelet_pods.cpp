@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/runtime/container_logs.hpp"
 #include "tools/kubesim/runtime/env.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
@@ -34,12 +35,30 @@ void write_text(const fs::path& p, const std::string& s) {
 
 }  // namespace
 
+VolumeContext Kubelet::volume_context(const std::string& ns, const json& pod) const {
+  VolumeContext vctx;
+  vctx.lookup = [this, ns](const std::string& p, const std::string& n) { return lookup(ns, p, n); };
+  if (cfg_.issue_token) {
+    vctx.token = [this, pod](const std::string& aud, int64_t secs) {
+      return cfg_.issue_token(pod, aud, secs);
+    };
+  }
+  return vctx;
+}
+
 void Kubelet::admit(const json& pod_in) {
   json pod = pod_in;
   const auto& t = resource_by_plural("pods");
+  bool bound = !pod["spec"].value("nodeName", "").empty();
   pod["spec"]["nodeName"] = cfg_.node_name;
   pod["metadata"].erase("resourceVersion");
   pod = rest_.update_object(t, pod);
+  if (!bound) {
+    events_.record(pod, "Normal", "Scheduled",
+                   "Successfully assigned " + pod["metadata"].value("namespace", "") + "/" +
+                       pod["metadata"].value("name", "") + " to " + cfg_.node_name,
+                   {"default-scheduler", ""});
+  }
   PodRun run;
   run.uid = pod["metadata"]["uid"];
   run.ns = pod["metadata"]["namespace"];
@@ -65,10 +84,7 @@ void Kubelet::admit(const json& pod_in) {
                  run.ip + "\t" + (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
   try {
     create_pod_netns(run.netns, run.link, run.ip);
-    VolumeContext vctx{[this, ns = run.ns](const std::string& plural, const std::string& name) {
-                         return lookup(ns, plural, name);
-                       },
-                       cfg_.token, cfg_.ca_pem};
+    VolumeContext vctx = volume_context(run.ns, pod);
     json with_ip = pod;
     with_ip["status"]["podIP"] = run.ip;
     with_ip["status"]["podIPs"] = {{{"ip", run.ip}}};
@@ -100,10 +116,7 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   if (run.volumes.empty()) {
     // Volumes failed at admission (a missing configMap, say): try again now.
     try {
-      VolumeContext vctx{[this, ns = run.ns](const std::string& p, const std::string& n) {
-                           return lookup(ns, p, n);
-                         },
-                         cfg_.token, cfg_.ca_pem};
+      VolumeContext vctx = volume_context(run.ns, pod);
       run.volumes = materialize_volumes(pod, run.dir / "volumes", vctx);
     } catch (const std::exception& e) {
       c.waiting_reason = "ContainerCreating";
@@ -174,8 +187,16 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   cs.mounts = container_mounts(*spec, run.volumes);
   cs.log_file = (run.dir / (c.name + ".log")).string();
   try {
+    auto output = std::make_shared<ContainerOutput>(io_, cs.log_file,
+                                                    container_log_path(run, c.name, c.instances));
+    cs.stdout_fd = output->stdout_fd();
+    cs.stderr_fd = output->stderr_fd();
     size_t before = run.created_dirs.size();
     c.pid = lpk::kubesim::start_container(cs, run.created_dirs);
+    ContainerOutput::start(output);
+    std::erase_if(outputs_, [](const auto& w) { return w.expired(); });
+    outputs_.push_back(output);
+    ++c.instances;
     std::ofstream rec(cfg_.state_dir / "created-dirs", std::ios::app);
     for (size_t i = before; i < run.created_dirs.size(); ++i) rec << run.created_dirs[i] << "\n";
     c.started_at = now_rfc3339();
@@ -189,6 +210,15 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
                                                            : 0);
     spdlog::info("kubesim: pod {}/{} container {} started (pid {})", run.ns, run.name, c.name,
                  c.pid);
+    // kuberuntime's events for an image already present, as kubesim's images always are.
+    EventSource src{"kubelet", cfg_.node_name};
+    std::string part = container_field_path(c.name);
+    events_.record(
+        pod, "Normal", "Pulled",
+        "Container image \"" + spec->value("image", "") + "\" already present on machine", src,
+        part);
+    events_.record(pod, "Normal", "Created", "Created container: " + c.name, src, part);
+    events_.record(pod, "Normal", "Started", "Started container " + c.name, src, part);
   } catch (const std::exception& e) {
     c.waiting_reason = "RunContainerError";
     c.waiting_message = e.what();
@@ -242,13 +272,24 @@ void Kubelet::reap(PodRun& run, const json& pod) {
   }
 }
 
+void Kubelet::record_killing(const PodRun& run, const ContainerRun& c) {
+  // The pod may be gone from the store already; the event names it as it was.
+  json ref = {{"kind", "Pod"},
+              {"apiVersion", "v1"},
+              {"metadata", {{"name", run.name}, {"namespace", run.ns}, {"uid", run.uid}}}};
+  events_.record(ref, "Normal", "Killing", "Stopping container " + c.name,
+                 {"kubelet", cfg_.node_name}, container_field_path(c.name));
+}
+
 void Kubelet::terminate(PodRun& run, const json& pod) {
   run.terminating = true;
   int grace = pod["metadata"].value("deletionGracePeriodSeconds",
                                     pod["spec"].value("terminationGracePeriodSeconds", 30));
   run.kill_at = Clock::now() + std::chrono::seconds(grace);
   for (auto& c : run.containers) {
-    if (c.pid > 0) kill(-c.pid, SIGTERM);
+    if (c.pid <= 0) continue;
+    kill(-c.pid, SIGTERM);
+    record_killing(run, c);
   }
 }
 

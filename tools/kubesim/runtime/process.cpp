@@ -169,8 +169,8 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
     if (chdir(spec.working_dir.empty() ? "/" : spec.working_dir.c_str()) != 0) {
       child_fail(pipefd[1], "chdir");
     }
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
+    dup2(spec.stdout_fd >= 0 ? spec.stdout_fd : log_fd, 1);
+    dup2(spec.stderr_fd >= 0 ? spec.stderr_fd : log_fd, 2);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
     if (exec_path.empty()) {

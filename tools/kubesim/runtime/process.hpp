@@ -23,7 +23,9 @@ struct ContainerSpec {
   std::string resolv_conf;  // host file bind-mounted on /etc/resolv.conf
   std::string hosts;        // host file bind-mounted on /etc/hosts
   std::vector<Mount> mounts;
-  std::string log_file;  // stdout and stderr
+  std::string log_file;  // stdout and stderr, when the fds below are not given
+  int stdout_fd = -1;    // pipes the runtime reads (runtime/container_logs.hpp)
+  int stderr_fd = -1;
 };
 
 /// True when path is under a directory the container gets a fresh tmpfs for (/tmp, /run),

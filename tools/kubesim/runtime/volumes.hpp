@@ -1,7 +1,10 @@
 #pragma once
 // Pod volumes as the kubelet materialises them: configMap, secret, downwardAPI, projected
-// (with a service-account token), emptyDir, hostPath. Files are written under a per-pod
-// directory; the container process bind-mounts them at their mountPaths.
+// (with service-account tokens), emptyDir, hostPath. Files are written under a per-pod
+// directory; the container process bind-mounts them at their mountPaths. configMap, secret,
+// downwardAPI and projected volumes use the kubelet's atomic-writer layout
+// (pkg/volume/util/atomic_writer.go): the files in `..<timestamp>/`, a `..data` symlink to
+// it, and one visible symlink per top-level name (`token -> ..data/token`).
 
 #include <filesystem>
 #include <functional>
@@ -16,11 +19,13 @@ using json = nlohmann::json;
 
 struct VolumeContext {
   std::function<std::optional<json>(const std::string&, const std::string&)> lookup;
-  std::string token;   // service-account token (kubesim's bearer token)
-  std::string ca_pem;  // kube-root-ca.crt
+  /// A token of the pod's service account, bound to the pod, for (audience, seconds); an
+  /// empty audience means the API's own.
+  std::function<std::string(const std::string&, int64_t)> token;
 };
 
 /// Writes every volume of pod under dir/<volume name> (hostPath volumes are not written).
+/// Only what the pod declares: the service-account volume comes from admission.
 /// Returns the source directory per volume name. Throws std::runtime_error naming a
 /// missing non-optional configMap or secret.
 std::vector<std::pair<std::string, std::filesystem::path>> materialize_volumes(

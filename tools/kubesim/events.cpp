@@ -1,4 +1,4 @@
-#include "tools/kubesim/controllers/events.hpp"
+#include "tools/kubesim/events.hpp"
 
 #include <spdlog/spdlog.h>
 

@@ -1,9 +1,11 @@
 #pragma once
-// core/v1 Events as client-go's EventRecorder writes them for the controllers and the kubelet:
-// one Event per (object, source, type, reason, message), whose count and lastTimestamp grow
-// when the same thing happens again (the EventCorrelator's aggregation), named
-// <object>.<hex nanoseconds>. Events expire an hour after their last update, as the
-// apiserver's --event-ttl makes them. Single-threaded, like the store.
+// core/v1 Events as client-go's EventRecorder writes them, for every component of kubesim
+// that reports what it did: the controllers, the scheduler's binding and the kubelet. One
+// Event per (object, fieldPath, type, reason, message, source), whose count and
+// lastTimestamp grow when the same thing happens again (the EventCorrelator's aggregation),
+// named <object>.<hex nanoseconds> in the object's namespace. Events expire an hour after
+// their last update, as the apiserver's --event-ttl makes them. The cluster owns the one
+// recorder and passes it by reference; single-threaded, like the store.
 
 #include <chrono>
 #include <map>
@@ -17,7 +19,7 @@ namespace lpk::kubesim {
 using json = nlohmann::json;
 
 struct EventSource {
-  std::string component;  // "kubelet", "deployment-controller", ...
+  std::string component;  // "kubelet", "default-scheduler", "deployment-controller"...
   std::string host;       // the node, for the kubelet; "" for controllers
 };
 

@@ -1,0 +1,20 @@
+#pragma once
+// Request bodies in the apiserver's protobuf encoding (application/vnd.kubernetes.protobuf),
+// which kubectl's typed clients send: the magic "k8s\0", then a runtime.Unknown whose raw
+// bytes are the object (k8s.io/apimachinery pkg/runtime/serializer/protobuf/protobuf.go).
+// Only the kinds kubesim answers without storing are decoded (the reviews kubectl auth
+// creates and TokenRequest), into the JSON their handlers read. Pure: bytes in, JSON out.
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+
+namespace lpk::kubesim {
+
+inline constexpr std::string_view kProtobufContentType = "application/vnd.kubernetes.protobuf";
+
+/// The object as JSON, or nullopt when body is not a well-formed protobuf object of a kind
+/// decoded here.
+std::optional<nlohmann::json> decode_protobuf_body(std::string_view body);
+
+}  // namespace lpk::kubesim
