@@ -99,7 +99,16 @@ TEST_F(TakeoverKubesim, LocatesTheDeploymentBehindAService) {
   EXPECT_EQ(target.container.routes[0].service_port, 80);
   EXPECT_EQ(target.container.routes[0].container_port, 8080);
   EXPECT_EQ(target.container.routes[0].name, "web");
-  EXPECT_EQ(target.mounts, std::vector<std::string>{"/etc/app"});
+  // The template's mount, then what admission added to the live pod (kubesim, as a real API
+  // server, adds the service-account token's volume to the Pod object only).
+  const std::vector<std::string> want = {"/etc/app",
+                                         "/var/run/secrets/kubernetes.io/serviceaccount"};
+  EXPECT_EQ(target.mounts, want);
+  EXPECT_EQ(kube::template_of(target.workload.kind, target.object)["spec"]["containers"][0]
+                .value("volumeMounts", json::array())
+                .size(),
+            1u)
+      << "the template itself has only its own";
 }
 
 TEST_F(TakeoverKubesim, LocatesAStatefulSetAReplicaSetAndABarePod) {
