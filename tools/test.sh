@@ -31,7 +31,9 @@ case "$mode" in
   "")
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
     cmake --build build -j"$jobs"
-    run_ctest build
+    # Tests in parallel; the e2e tests that need the machine to themselves (rollouts, timing,
+    # port 53) are RUN_SERIAL.
+    run_ctest build -j"$jobs"
     ;;
   --sanitize)
     # Only what the tests of this run use: no benchmark drivers.
