@@ -1,6 +1,7 @@
 #include "kube/objects.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "kube/client.hpp"
 #include "kube/text.hpp"
@@ -122,10 +123,22 @@ bool rollout_complete(WorkloadKind kind, const json& object) {
       return number_of(field(status, "updatedReplicas")) == wanted &&
              number_of(field(status, "replicas")) == wanted &&
              number_of(field(status, "availableReplicas")) == wanted;
-    case WorkloadKind::statefulset:
-      return number_of(field(status, "readyReplicas")) == wanted &&
-             number_of(field(status, "updatedReplicas"), wanted) == wanted &&
+    case WorkloadKind::statefulset: {
+      // As kubectl's StatefulSetStatusViewer: with a partition, the rollout is complete once
+      // the pods at or above it are updated ("partitioned roll out complete"); OnDelete counts
+      // updated pods, since nothing else moves the revisions.
+      if (number_of(field(status, "readyReplicas")) != wanted) return false;
+      const auto& strategy = field(spec, "updateStrategy");
+      if (text_of(field(strategy, "type")) == "OnDelete") {
+        return number_of(field(status, "updatedReplicas")) == wanted;
+      }
+      if (field(field(strategy, "rollingUpdate"), "partition").is_number_integer()) {
+        return number_of(field(status, "updatedReplicas")) >=
+               wanted - statefulset_partition(object);
+      }
+      return number_of(field(status, "updatedReplicas"), wanted) == wanted &&
              text_of(field(status, "currentRevision")) == text_of(field(status, "updateRevision"));
+    }
     case WorkloadKind::replicaset:
       return number_of(field(status, "readyReplicas")) == wanted &&
              number_of(field(status, "replicas")) == wanted;
@@ -133,6 +146,29 @@ bool rollout_complete(WorkloadKind kind, const json& object) {
       return pod_ready(object);
   }
   return false;
+}
+
+std::int64_t statefulset_partition(const json& statefulset) {
+  const auto& strategy = field(field(statefulset, "spec"), "updateStrategy");
+  if (text_of(field(strategy, "type")) == "OnDelete") return 0;
+  return std::max<std::int64_t>(0, number_of(field(field(strategy, "rollingUpdate"), "partition")));
+}
+
+bool updates_on_delete(WorkloadKind kind, const json& object) {
+  return kind == WorkloadKind::statefulset &&
+         text_of(field(field(field(object, "spec"), "updateStrategy"), "type")) == "OnDelete";
+}
+
+std::int64_t pod_ordinal(const json& pod) {
+  auto name = text_of(field(field(pod, "metadata"), "name"));
+  auto dash = name.rfind('-');
+  if (dash == std::string::npos || dash + 1 == name.size()) return -1;
+  std::int64_t ordinal = 0;
+  for (auto c : name.substr(dash + 1)) {
+    if (c < '0' || c > '9' || ordinal > (INT64_MAX - 9) / 10) return -1;
+    ordinal = ordinal * 10 + (c - '0');
+  }
+  return ordinal;
 }
 
 namespace {

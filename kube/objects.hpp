@@ -62,6 +62,17 @@ bool pod_ready(const nlohmann::json& pod);
 /// is ready.
 bool rollout_complete(WorkloadKind kind, const nlohmann::json& object);
 
+/// A StatefulSet's rolling-update partition: pods with a lower ordinal keep the old revision
+/// (0 when there is none, or the strategy is OnDelete).
+std::int64_t statefulset_partition(const nlohmann::json& statefulset);
+
+/// True for a StatefulSet with updateStrategy OnDelete: its controller never replaces a pod
+/// when the template changes; whoever changes it deletes the pods.
+bool updates_on_delete(WorkloadKind kind, const nlohmann::json& object);
+
+/// The ordinal of a StatefulSet's pod (the number after the last '-' of its name), or -1.
+std::int64_t pod_ordinal(const nlohmann::json& pod);
+
 /// Why a rollout cannot finish, as `kubectl rollout status` and `kubectl describe` would tell:
 /// a Deployment's Progressing=False ProgressDeadlineExceeded, a ReplicaFailure condition
 /// (FailedCreate: quota, admission), or a container of `pods` waiting for a reason that does not

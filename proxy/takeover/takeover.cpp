@@ -118,8 +118,15 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
   }
   target.object = client_.patch(ref.path(), agent_patch(ref.kind, target.object,
                                                           target.container.name, agent));
-  if (ref.kind == WorkloadKind::replicaset) {
-    // A ReplicaSet does not replace running pods when its template changes; make it.
+  if (auto partition = kube::statefulset_partition(target.object); partition > 0) {
+    progress_.step(ref.describe() + " has partition " + std::to_string(partition) +
+                   ": its pods from ordinal " + std::to_string(partition) +
+                   " up run the agent; the lower ones keep the original and still serve part "
+                   "of the service's traffic");
+  }
+  if (ref.kind == WorkloadKind::replicaset || kube::updates_on_delete(ref.kind, target.object)) {
+    // A ReplicaSet, and a StatefulSet whose strategy is OnDelete, do not replace running pods
+    // when the template changes; make them.
     // A copy: a range-for over a member of the temporary list would outlive the list.
     auto pods = list_pods(ref, target.object)["items"];
     for (const auto& pod : pods) {
@@ -201,11 +208,13 @@ std::vector<json> Takeover::wait_for_agents(const TakeoverTarget& target,
                                             const TakeoverOptions& options) {
   const auto& ref = target.workload;
   auto tmpl = kube::template_of(ref.kind, target.object);
+  auto partition = kube::statefulset_partition(target.object);  // below it: the original
   std::vector<json> agents;
   wait_rollout(ref, options.rollout_timeout,
                [&](const json& pods) {
                  agents.clear();
                  for (const auto& pod : pods) {
+                   if (partition > 0 && kube::pod_ordinal(pod) < partition) continue;
                    if (!runs_template(pod, tmpl) || !kube::pod_ready(pod)) return false;
                    agents.push_back(pod);
                  }
@@ -318,10 +327,17 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
         if (!saved_template(object)) return false;
       }
     }
-    if (ref.kind == WorkloadKind::replicaset) {
+    // A ReplicaSet, and an OnDelete StatefulSet, replace no pod by themselves. A StatefulSet
+    // waits for its updated pod to be Ready before going on, even once the template is back
+    // (kubernetes#67250): an agent pod that never got ready (ImagePullBackOff) would block the
+    // revert for good. Those pods go; the controller makes them again from the original.
+    const bool replace_all =
+        ref.kind == WorkloadKind::replicaset || kube::updates_on_delete(ref.kind, object);
+    if (replace_all || ref.kind == WorkloadKind::statefulset) {
       auto pods = list_pods(ref, object)["items"];
       for (const auto& pod : pods) {
         if (runs_template(pod, *original)) continue;
+        if (!replace_all && kube::pod_ready(pod)) continue;
         client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
       }
     }

@@ -72,6 +72,40 @@ TEST(Rollout, DeploymentIsDoneOnlyWhenEveryReplicaIsUpdatedAndAvailable) {
   EXPECT_FALSE(rollout_complete(WorkloadKind::deployment, d));
 }
 
+TEST(Rollout, StatefulSetStrategiesAsKubectlRolloutStatusReadsThem) {
+  auto sts = json::parse(R"({"metadata":{"name":"db","generation":2},
+    "spec":{"replicas":3},
+    "status":{"observedGeneration":2,"replicas":3,"readyReplicas":3,"updatedReplicas":3,
+              "currentRevision":"db-1","updateRevision":"db-2"}})");
+  // No strategy (old objects): the revisions must have moved.
+  EXPECT_FALSE(rollout_complete(WorkloadKind::statefulset, sts));
+  sts["status"]["currentRevision"] = "db-2";
+  EXPECT_TRUE(rollout_complete(WorkloadKind::statefulset, sts));
+  // A partition of 1: two updated pods are a complete partitioned rollout, one is not.
+  sts["spec"]["updateStrategy"] = {{"type", "RollingUpdate"}, {"rollingUpdate", {{"partition", 1}}}};
+  sts["status"]["currentRevision"] = "db-1";
+  sts["status"]["updatedReplicas"] = 2;
+  EXPECT_TRUE(rollout_complete(WorkloadKind::statefulset, sts));
+  EXPECT_EQ(statefulset_partition(sts), 1);
+  sts["status"]["updatedReplicas"] = 1;
+  EXPECT_FALSE(rollout_complete(WorkloadKind::statefulset, sts));
+  // OnDelete: every pod updated (by whoever deleted them), no partition.
+  sts["spec"]["updateStrategy"] = {{"type", "OnDelete"}};
+  EXPECT_TRUE(updates_on_delete(WorkloadKind::statefulset, sts));
+  EXPECT_FALSE(updates_on_delete(WorkloadKind::deployment, sts));
+  EXPECT_EQ(statefulset_partition(sts), 0);
+  EXPECT_FALSE(rollout_complete(WorkloadKind::statefulset, sts));
+  sts["status"]["updatedReplicas"] = 3;
+  EXPECT_TRUE(rollout_complete(WorkloadKind::statefulset, sts));
+  sts["status"]["readyReplicas"] = 2;
+  EXPECT_FALSE(rollout_complete(WorkloadKind::statefulset, sts));
+
+  EXPECT_EQ(pod_ordinal(json{{"metadata", {{"name", "db-12"}}}}), 12);
+  EXPECT_EQ(pod_ordinal(json{{"metadata", {{"name", "db-x"}}}}), -1);
+  EXPECT_EQ(pod_ordinal(json{{"metadata", {{"name", "db-"}}}}), -1);
+  EXPECT_EQ(pod_ordinal(json::array()), -1);
+}
+
 TEST(Selector, MatchLabelsAndExpressionsInKubectlSyntax) {
   auto sel = json::parse(R"({"matchLabels":{"app":"api","tier":"be"},
     "matchExpressions":[{"key":"env","operator":"In","values":["a","b"]},

@@ -488,6 +488,48 @@ TEST_F(TakeoverKubesim, ChangedWorkloadsAreThoseCarryingTheOriginal) {
   }
 }
 
+TEST_F(TakeoverKubesim, AnOnDeleteStatefulSetIsTakenOverAndRestoredByDeletingItsPods) {
+  // OnDelete: the controller never replaces a pod when the template changes (issue 9 item 4).
+  auto sts = workload("StatefulSet", "db", 2);
+  sts["spec"]["updateStrategy"] = {{"type", "OnDelete"}};
+  create(sts);
+  create(service("db", "db"));
+  ASSERT_TRUE(pods_->wait_ready("db", 2));
+  auto o = options("db");
+  auto target = takeover().locate(o);
+  const auto before = client_->get(target.workload.path());
+  takeover().install_agent(target, o, SessionOwner::current("0de1e7e0"));
+  auto agents = takeover().wait_for_agents(target, o);
+  EXPECT_EQ(agents.size(), 2u);
+  ASSERT_TRUE(takeover().restore(target.workload, 60s));
+  EXPECT_EQ(client_->get(target.workload.path())["spec"], before["spec"]);
+  EXPECT_TRUE(pods_->wait_ready("db", 2, "app", "demo/db:1"));
+}
+
+TEST_F(TakeoverKubesim, APartitionedStatefulSetRunsTheAgentFromItsPartitionUp) {
+  // partition 1 of 3: db-1 and db-2 are updated, db-0 keeps the original; the rollout is
+  // complete as kubectl says ("partitioned roll out complete"), not never.
+  auto sts = workload("StatefulSet", "db", 3);
+  sts["spec"]["updateStrategy"] = {{"type", "RollingUpdate"}, {"rollingUpdate", {{"partition", 1}}}};
+  create(sts);
+  create(service("db", "db"));
+  ASSERT_TRUE(pods_->wait_ready("db", 3));
+  auto o = options("db");
+  auto target = takeover().locate(o);
+  const auto before = client_->get(target.workload.path());
+  takeover().install_agent(target, o, SessionOwner::current("9a7e0001"));
+  auto agents = takeover().wait_for_agents(target, o);
+  std::vector<std::string> names;
+  for (const auto& pod : agents) names.push_back(pod["metadata"]["name"]);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"db-1", "db-2"}));
+  auto db0 = client_->get(kube::resource_path("v1", ns_, "pods", "db-0"));
+  EXPECT_EQ(db0["spec"]["containers"][0]["image"], "demo/db:1");
+  ASSERT_TRUE(takeover().restore(target.workload, 60s));
+  EXPECT_EQ(client_->get(target.workload.path())["spec"], before["spec"]);
+  EXPECT_TRUE(pods_->wait_ready("db", 3, "app", "demo/db:1"));
+}
+
 TEST_F(TakeoverKubesim, ReplicaSetsCarryingADeploymentsAnnotationsAreNotRestoredAlone) {
   // The real Deployment controller copies a Deployment's annotations, lpk's included, to its
   // ReplicaSets: `restore --all` must restore the Deployment, not PUT a template into its RS.
