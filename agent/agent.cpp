@@ -57,6 +57,11 @@ tunnel::Result<void> Agent::bind(std::vector<std::string>& errors) {
       .not_here = "check --serve-address"};
   for (auto port : options_.serve_ports) {
     auto acceptor = tunnel::open_listener(executor_, {options_.serve_address, port}, serve_hints);
+    if (!acceptor && acceptor.error().code == boost::asio::error::address_family_not_supported &&
+        options_.serve_address == asio::ip::address_v6::any()) {
+      // A kernel without IPv6 (ipv6.disable=1): every IPv4 address is what "every" means here.
+      acceptor = tunnel::open_listener(executor_, {asio::ip::address_v4::any(), port}, serve_hints);
+    }
     if (!acceptor) {
       errors.push_back(acceptor.error().message);
       continue;

@@ -31,7 +31,10 @@ struct AgentOptions {
   boost::asio::ip::tcp::endpoint tunnel_endpoint{boost::asio::ip::make_address("127.0.0.1"),
                                                  tunnel::kDefaultAgentPort};
   std::vector<std::uint16_t> serve_ports;
-  boost::asio::ip::address serve_address = boost::asio::ip::make_address("0.0.0.0");
+  /// Every address, IPv4 and IPv6 (dual stack): pods of IPv6 single-stack and dual-stack
+  /// clusters get the service's traffic on their IPv6 address. Where the pod has no IPv6 at
+  /// all, the agent serves IPv4 only.
+  boost::asio::ip::address serve_address = boost::asio::ip::make_address("::");
   std::chrono::milliseconds connect_timeout{10'000};
   tunnel::SessionOptions session;
   ServiceOptions services;  ///< env.lpk.internal and dns.lpk.internal (agent/services.hpp)
