@@ -64,8 +64,13 @@ asio::awaitable<void> Forwarder::accept_loop(std::shared_ptr<Listener> held) {
         co_await listener.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec == asio::error::operation_aborted || stopped_ || !listener.acceptor.is_open()) co_return;
     if (ec) {
-      // Out of descriptors and the like: say so, and keep serving the others.
-      spdlog::warn("accept for {} failed: {}", listener.target.to_string(), ec.message());
+      // Out of descriptors: refuse what waits in the backlog (see DescriptorShedder) and back
+      // off; other errors: say so. Either way, keep serving the other listeners.
+      if (tunnel::out_of_descriptors(ec)) {
+        shedder_.shed(listener.acceptor, listener.target.to_string());
+      } else {
+        spdlog::warn("accept for {} failed: {}", listener.target.to_string(), ec.message());
+      }
       asio::steady_timer pause(executor_, std::chrono::milliseconds(50));  // do not spin
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;

@@ -48,6 +48,7 @@ class Forwarder {
   boost::asio::any_io_executor executor_;
   OpenStream open_;
   std::vector<std::shared_ptr<Listener>> listeners_;
+  tunnel::DescriptorShedder shedder_;  // one for all listeners: one reserve, one report
   bool started_ = false;
   bool stopped_ = false;
 };

@@ -4,6 +4,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstddef>
 #include <string>
 
 #include "proxy/tunnel/error.hpp"
@@ -31,5 +33,33 @@ Result<boost::asio::ip::tcp::acceptor> open_listener(const boost::asio::any_io_e
 
 /// `ADDR:PORT`, with an IPv6 address in brackets.
 std::string endpoint_text(const boost::asio::ip::tcp::endpoint& endpoint);
+
+/// True for the errors of accept() that mean "out of file descriptors" (EMFILE, ENFILE).
+bool out_of_descriptors(const boost::system::error_code& ec);
+
+/// Load shedding when the process is out of file descriptors. The kernel keeps completing
+/// handshakes into the listen backlog while accept() fails, so clients would wait for a server
+/// that never reads them (until their own timeout, a minute for many). A reserve descriptor
+/// makes room to accept each pending connection and reset it at once, so that clients see the
+/// refusal; and one warning every few seconds says how many went, not one per failed accept.
+/// One per event loop (not thread-safe).
+class DescriptorShedder {
+ public:
+  DescriptorShedder();
+  ~DescriptorShedder();
+  DescriptorShedder(const DescriptorShedder&) = delete;
+  DescriptorShedder& operator=(const DescriptorShedder&) = delete;
+
+  /// Accepts and resets every connection pending on `acceptor`; returns how many. Then
+  /// reports (rate limited) that connections for `what` were refused.
+  std::size_t shed(boost::asio::ip::tcp::acceptor& acceptor, const std::string& what);
+
+ private:
+  void report(const std::string& what, std::size_t count);
+
+  int reserve_ = -1;
+  std::size_t unreported_ = 0;
+  std::chrono::steady_clock::time_point last_report_{};
+};
 
 }  // namespace lpk::tunnel

@@ -82,5 +82,59 @@ class ManyStreamsTest(unittest.TestCase):
         self.assertTrue(proxy.alive() and agent.alive())
 
 
+    def test_out_of_descriptors_refuses_at_once_and_says_so_rarely(self):
+        # Issue 9: with a low `ulimit -n`, connections the proxy cannot hold are reset at once
+        # instead of waiting in the listen backlog for a server that never reads them, the ones
+        # it holds are served, and it says so once in a while, not once per failed accept.
+        server = e2e.Server(e2e.echo_handler)
+        self.addCleanup(server.close)
+        agent = e2e.Agent()
+        self.addCleanup(agent.stop)
+        argv = ["prlimit", "--nofile=96:96", e2e.PROXY, "run", "--agent", agent.tunnel_str,
+                "--log-level", "warn", "--pool", e2e.private_pool(),
+                "--map", "127.0.0.1:0=%s:%d" % server.addr]
+        proxy = e2e.Proc(argv, name="lpk-proxy (nofile 96)")
+        self.addCleanup(proxy.stop)
+        listen = e2e.split_hostport(proxy.wait_line(e2e.PROXY_LINES["listen"]).group(1))
+        proxy.wait_line(e2e.PROXY_LINES["ready"], timeout=10)
+        conns = []
+        self.addCleanup(lambda: [c.close() for c in conns])
+        served = refused = 0
+        for _ in range(400):  # the kernel completes every handshake into the backlog
+            try:
+                c = e2e.connect(listen, timeout=10)
+            except ConnectionResetError:
+                refused += 1  # reset before this side even saw the connection up
+                continue
+            conns.append(c)
+            try:
+                c.sendall(b"x")
+            except (ConnectionResetError, BrokenPipeError):
+                refused += 1
+                conns.pop().close()
+        sel = selectors.DefaultSelector()
+        for c in conns:
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ)
+        deadline = time.monotonic() + 15 * e2e.SLACK
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(1.0):
+                try:
+                    data = key.fileobj.recv(16)
+                except ConnectionResetError:
+                    data = b""
+                served += data == b"x"
+                refused += data != b"x"
+                sel.unregister(key.fileobj)
+        hung = len(sel.get_map())
+        warnings = [l for l in proxy.err if "out of file descriptors" in l]
+        print(f"\n  nofile 96: {served} served, {refused} refused at once, {hung} left waiting; "
+              f"{len(warnings)} warning line(s)", flush=True)
+        self.assertEqual(hung, 0, proxy.describe())
+        self.assertGreater(served, 0, proxy.describe())
+        self.assertGreater(refused, 0, proxy.describe())
+        self.assertLessEqual(len(warnings), 5, "\n".join(warnings[:10]))
+        self.assertTrue(proxy.alive() and agent.alive())
+
 if __name__ == "__main__":
     e2e.main()
