@@ -8,6 +8,7 @@
 #include "proxy/tunnel/loopback_pair.hpp"
 #include "tests/agent/dnsmasq.hpp"
 #include "tests/proxy/tunnel/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::agent {
 namespace {
@@ -280,7 +281,7 @@ TEST(DnsWire, QuestionEndAndServfail) {
 }
 
 TEST(DnsWire, FirstNameserver) {
-  test::TempDir dir;
+  lpk::test::TempDir dir;
   auto a = first_nameserver(dir.write("a",
                                       "# comment\nsearch x\nnameserver 10.96.0.10\n"
                                       "nameserver 10.96.0.11\n"));

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.hpp"
+
 extern char** environ;
 
 namespace lpk::agent::test {
@@ -38,30 +40,6 @@ inline std::string find_dnsmasq() {
   }
   return {};
 }
-
-/// A scratch directory readable by the user dnsmasq drops to.
-class TempDir {
- public:
-  TempDir() {
-    char templ[] = "/tmp/lpk-agent-test.XXXXXX";
-    path_ = ::mkdtemp(templ);
-    ::chmod(path_.c_str(), 0755);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string write(const std::string& name, const std::string& text) const {
-    auto file = path_ + "/" + name;
-    std::ofstream(file) << text;
-    ::chmod(file.c_str(), 0644);
-    return file;
-  }
-
- private:
-  std::string path_;
-};
 
 class Dnsmasq {
  public:
@@ -94,10 +72,11 @@ class Dnsmasq {
     return dir_.write("resolv.conf", "# test upstream\nsearch demo.svc.cluster.local\nnameserver " +
                                          address_.to_string() + "#" + std::to_string(port_) + "\n");
   }
-  const TempDir& dir() const { return dir_; }
+  const lpk::test::TempDir& dir() const { return dir_; }
 
  private:
   Dnsmasq() {
+    ::chmod(dir_.path().c_str(), 0755);
     // A loopback address of its own, so parallel tests and other engineers never collide.
     std::random_device rd;
     address_ = asio::ip::make_address_v4("127.53." + std::to_string(1 + rd() % 250) + "." +
@@ -178,7 +157,9 @@ class Dnsmasq {
     return false;
   }
 
-  TempDir dir_;
+  // dnsmasq (run as root) drops to nobody, who must reach its files: so /tmp rather than a
+  // $TMPDIR that may be private, and 0755 (Dnsmasq() sets it).
+  lpk::test::TempDir dir_{"lpk-agent-test.", "/tmp"};
   asio::ip::address_v4 address_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;

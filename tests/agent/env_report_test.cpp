@@ -11,13 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "kube/text.hpp"
-#include "tests/agent/dnsmasq.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::agent {
 namespace {
 
 namespace fs = std::filesystem;
-using test::TempDir;
+using lpk::test::TempDir;
 
 void write(const std::string& path, const std::string& text, mode_t mode = 0644) {
   fs::create_directories(fs::path(path).parent_path());

@@ -10,6 +10,7 @@
 #include "agent/agent.hpp"
 #include "tests/agent/dnsmasq.hpp"
 #include "tests/proxy/tunnel/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::agent {
 namespace {
@@ -44,7 +45,7 @@ asio::awaitable<std::string> read_to_end(tcp::socket& s) {
 
 TEST(DialService, UnknownNamesWrongPortsAndMissingNameserver) {
   asio::io_context io;
-  test::TempDir dir;
+  lpk::test::TempDir dir;
   ServiceOptions options;
   options.dns.resolv_conf = dir.write("resolv.conf", "search svc.cluster.local\n");
   EXPECT_TRUE(run_task(io, [&]() -> asio::awaitable<void> {
@@ -63,7 +64,7 @@ TEST(DialService, UnknownNamesWrongPortsAndMissingNameserver) {
 
 TEST(DialService, EnvSendsOneDocumentThenEnds) {
   asio::io_context io;
-  test::TempDir dir;
+  lpk::test::TempDir dir;
   dir.write("app.yaml", "a: 1\n");
   ServiceOptions options;
   options.env.mounts = {dir.path()};

@@ -11,6 +11,7 @@
 
 #include "sample_table.hpp"
 #include "test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::dns {
 namespace {
@@ -47,8 +48,6 @@ class ServerTest : public ::testing::Test {
  protected:
   void start(ServerOptions so = {}, UpstreamOptions uo = {}) {
     upstream_server = std::make_unique<test::FakeUpstream>(io.io, upstream_answer);
-    conf = std::filesystem::temp_directory_path() /
-           ("lpk-dns-test-" + std::to_string(::getpid()) + ".conf");
     std::ofstream(conf) << "nameserver 127.0.0.1#" << upstream_server->port() << "\n";
     uo.resolv_conf = conf.string();
     uo.clock = [this] {
@@ -69,7 +68,6 @@ class ServerTest : public ::testing::Test {
         upstream->stop();
       });
     io.stop();
-    std::filesystem::remove(conf);
   }
   Response ask_udp(const std::string& name, ldns_rr_type type, std::uint16_t edns = 0) {
     auto r = test::udp_exchange(udp, make_query(name, type, edns));
@@ -86,7 +84,8 @@ class ServerTest : public ::testing::Test {
 
   test::IoThread io;
   std::atomic<long> elapsed{0};  // seconds on the injected clock
-  std::filesystem::path conf;
+  lpk::test::TempDir dir{"lpk-dns-test-"};
+  const std::filesystem::path conf{dir / "resolv.conf"};
   test::FakeCluster cluster{io.io};
   std::unique_ptr<test::FakeUpstream> upstream_server;
   std::unique_ptr<Upstream> upstream;

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/temp_dir.hpp"
+
 namespace lpk::dns {
 namespace {
 
@@ -21,17 +23,12 @@ std::string slurp(const fs::path& p) {
 class SystemResolverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("lpk-resolver-" + std::to_string(::getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir);
     config.resolv_conf = (dir / "resolv.conf").string();
     config.backup = (dir / "resolv.conf.backup").string();
     config.ns = "dev";
     config.mode = "resolv.conf";
     std::ofstream(config.resolv_conf, std::ios::binary) << original;
   }
-  void TearDown() override { fs::remove_all(dir); }
   int run(const std::vector<std::string>& args) {
     out.str("");
     err.str("");
@@ -46,7 +43,8 @@ class SystemResolverTest : public ::testing::Test {
   const std::string original =
       "# from DHCP\nnameserver 192.0.2.53\nsearch corp.example\toffice.example\noptions "
       "edns0 timeout:2\nnameserver 198.51.100.1";
-  fs::path dir;
+  lpk::test::TempDir tmp{"lpk-resolver-"};
+  const fs::path dir{tmp.path()};
   ResolverConfig config;
   std::ostringstream out, err;
 };

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::dns {
 namespace {
@@ -14,12 +15,8 @@ namespace asio = boost::asio;
 
 class UpstreamTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path = std::filesystem::temp_directory_path() /
-           ("lpk-upstream-" + std::to_string(::getpid()) + ".conf");
-  }
-  void TearDown() override { std::filesystem::remove(path); }
-  std::filesystem::path path;
+  lpk::test::TempDir dir{"lpk-upstream-"};
+  const std::filesystem::path path{dir / "resolv.conf"};
 };
 
 TEST_F(UpstreamTest, ReadsNameserversWithOptionalPorts) {

@@ -3,16 +3,18 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "kube/text.hpp"
 #include "kube/detail/exec_plugin.hpp"
-#include "tests/kube/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::kube {
 namespace {
 
-using test::TempDir;
+using lpk::test::TempDir;
 
 std::string read(const std::string& path) {
   std::ifstream in(path);

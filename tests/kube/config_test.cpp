@@ -6,12 +6,13 @@
 #include "kube/detail/kubeconfig.hpp"
 #include "kube/detail/server_url.hpp"
 #include "tests/kube/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::kube {
 namespace {
 
 using test::ScopedEnv;
-using test::TempDir;
+using lpk::test::TempDir;
 
 std::string cluster(const std::string& name, const std::string& body) {
   return "- name: " + name + "\n  cluster:\n" + body;

@@ -19,8 +19,8 @@
 #include <thread>
 #include <vector>
 
-#include "tests/kube/test_util.hpp"
 #include "tests/slack.hpp"
+#include "tests/temp_dir.hpp"
 
 extern char** environ;
 
@@ -100,7 +100,7 @@ class Kubesim {
   }
   std::string file(const std::string& name) const { return state / name; }
 
-  TempDir state;
+  lpk::test::TempDir state;
   int port = 0;
   std::string kubeconfig;
 

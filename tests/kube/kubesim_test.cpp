@@ -16,13 +16,14 @@
 #include "tests/kube/fake_server.hpp"
 #include "tests/kube/kubesim_process.hpp"
 #include "tests/kube/test_util.hpp"
+#include "tests/temp_dir.hpp"
 #include "tests/slack.hpp"
 
 namespace lpk::kube {
 namespace {
 
 using test::Kubesim;
-using test::TempDir;
+using lpk::test::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);

@@ -5,6 +5,7 @@
 #include "kube/client.hpp"
 #include "kube/detail/http.hpp"
 #include "tests/kube/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::kube {
 namespace {
@@ -83,7 +84,7 @@ TEST(WatchLine, ValidAndMalformed) {
 }
 
 TEST(Proxy, ClientGoChoice) {
-  test::TempDir dir;
+  lpk::test::TempDir dir;
   auto env = test::clean_env(dir.path());
   ClusterConfig c;
   c.server = "https://10.1.2.3:6443";

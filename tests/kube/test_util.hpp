@@ -1,46 +1,15 @@
 #pragma once
-// Helpers for the kube tests: a temporary directory that cleans up, and environment variables
-// set for one test and restored after it.
+// Helpers for the kube tests: environment variables set for one test and restored after it.
+// (The temporary directory is tests/temp_dir.hpp.)
 #include <stdlib.h>
-#include <sys/stat.h>
 
-#include <filesystem>
-#include <fstream>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace lpk::kube::test {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lpk-kube-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
-  /// Writes rel (creating directories) and returns its absolute path.
-  std::string write(const std::string& rel, const std::string& text, int mode = 0644) const {
-    std::string p = *this / rel;
-    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
-    ::chmod(p.c_str(), mode);
-    return p;
-  }
-
- private:
-  std::string path_;
-};
 
 /// Sets (or with nullopt unsets) variables; restores the old values when destroyed.
 class ScopedEnv {

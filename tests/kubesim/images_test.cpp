@@ -6,6 +6,8 @@
 
 #include <fstream>
 
+#include "tests/temp_dir.hpp"
+
 namespace lpk::kubesim {
 namespace {
 
@@ -38,18 +40,13 @@ TEST(ImageRepository, DropsRegistryTagAndDigest) {
 
 class ImageMapFile : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kubesim-images-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::filesystem::path write(const std::string& text) {
     auto p = dir_ / "images.yaml";
     std::ofstream(p) << text;
     return p;
   }
-  std::filesystem::path dir_;
+  lpk::test::TempDir tmp_{"kubesim-images-"};
+  const std::filesystem::path dir_{tmp_.path()};
   ImagePaths paths_{"/opt/ks/bin", "/opt/build/agent/lpk-agent", "/opt/ks/bin/demo"};
 };
 

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "tests/temp_dir.hpp"
+
 namespace lpk::proxy {
 namespace {
 
@@ -38,18 +40,12 @@ void expect_one_line_naming(const std::string& message, const std::string& culpr
 /// A file in a fresh temporary directory, removed with it.
 class TempFile {
  public:
-  explicit TempFile(const std::string& content) {
-    char dir[] = "/tmp/lpk-proxy-test-XXXXXX";
-    dir_ = mkdtemp(dir);
-    path_ = dir_ + "/file";
-    std::ofstream(path_) << content;
-  }
-  ~TempFile() { std::filesystem::remove_all(dir_); }
+  explicit TempFile(const std::string& content) { std::ofstream(path_) << content; }
   const std::string& path() const { return path_; }
 
  private:
-  std::string dir_;
-  std::string path_;
+  lpk::test::TempDir dir_{"lpk-proxy-test-"};
+  std::string path_ = dir_ / "file";
 };
 
 TEST(RunOptions, Defaults) {

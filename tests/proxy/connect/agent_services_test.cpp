@@ -13,6 +13,7 @@
 #include "proxy/tunnel/client.hpp"
 #include "tests/agent/dnsmasq.hpp"
 #include "tests/proxy/tunnel/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::proxy {
 namespace {
@@ -59,7 +60,7 @@ class AgentFixture : public ::testing::Test {
     io_.run_for(2s);
   }
 
-  agent::test::TempDir dir_;
+  lpk::test::TempDir dir_;
   std::unique_ptr<agent::test::Dnsmasq> dnsmasq_;
   asio::io_context io_;
   std::unique_ptr<agent::Agent> agent_;

@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/temp_dir.hpp"
+
 namespace lpk::proxy {
 namespace {
 
@@ -41,22 +43,14 @@ int exit_code(const std::vector<std::string>& argv, const std::vector<std::strin
 
 class ChildProcessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/lpk-child-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   fs::path script(const std::string& name, const std::string& text, unsigned mode) {
     auto path = dir_ / name;
     std::ofstream(path) << text;
     fs::permissions(path, static_cast<fs::perms>(mode));
     return path;
   }
-  fs::path dir_;
+  lpk::test::TempDir tmp_{"lpk-child-test-"};
+  const fs::path dir_{tmp_.path()};
 };
 
 TEST_F(ChildProcessTest, ExitCodesPassThrough) {

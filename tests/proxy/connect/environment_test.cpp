@@ -8,6 +8,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tests/temp_dir.hpp"
+
 namespace lpk::proxy {
 namespace {
 
@@ -233,15 +235,6 @@ TEST(Dotenv, EscapesQuotesBackslashesNewlinesAndDollars) {
 
 class FilesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/lpk-env-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    root_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
   static unsigned mode_of(const fs::path& p) {
     struct stat st {};
     EXPECT_EQ(lstat(p.c_str(), &st), 0) << p;
@@ -251,7 +244,8 @@ class FilesTest : public ::testing::Test {
     std::ifstream in(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
-  fs::path root_;
+  lpk::test::TempDir tmp_{"lpk-env-test-"};
+  const fs::path root_{tmp_.path()};
 };
 
 TEST_F(FilesTest, EnvFileIs0600AndReadsBack) {

@@ -16,6 +16,7 @@
 
 #include "proxy/control/client.hpp"
 #include "proxy/control/session_paths.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::proxy {
 namespace {
@@ -108,15 +109,8 @@ class Session {
 class ControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/lpk-control-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    root_ = pattern;
     runtime_ = std::make_unique<ScopedEnv>("XDG_RUNTIME_DIR", root_.c_str());
     session_var_ = std::make_unique<ScopedEnv>("LPK_SESSION", nullptr);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
   }
   // Leaves a socket file with nobody listening, as a killed session does.
   static void make_stale_socket(const fs::path& path) {
@@ -136,7 +130,8 @@ class ControlTest : public ::testing::Test {
     err = e.str();
     return code;
   }
-  fs::path root_;
+  lpk::test::TempDir tmp_{"lpk-control-test-"};
+  const fs::path root_{tmp_.path()};
   std::unique_ptr<ScopedEnv> runtime_, session_var_;
 };
 

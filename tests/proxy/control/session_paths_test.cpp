@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include "tests/temp_dir.hpp"
+
 namespace lpk::proxy {
 namespace {
 
@@ -40,21 +42,13 @@ class ScopedEnv {
 
 class SessionPathsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/lpk-paths-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    root_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
   static unsigned mode_of(const fs::path& p) {
     struct stat st {};
     EXPECT_EQ(lstat(p.c_str(), &st), 0) << p;
     return st.st_mode & 07777;
   }
-  fs::path root_;
+  lpk::test::TempDir tmp_{"lpk-paths-test-"};
+  const fs::path root_{tmp_.path()};
 };
 
 TEST_F(SessionPathsTest, FollowsTmpdirAndXdgVariables) {

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "tests/dns/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::proxy {
 namespace {
@@ -68,15 +69,12 @@ class StubDnsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     upstream_ = std::make_unique<dns::test::FakeUpstream>(io_.io, upstream_answer);
-    conf_ = std::filesystem::temp_directory_path() /
-            ("lpk-stub-dns-test-" + std::to_string(::getpid()) + ".conf");
     std::ofstream(conf_) << "nameserver 127.0.0.1#" << upstream_->port() << "\n";
   }
   void TearDown() override {
     if (stub_) io_.run([&] { stub_->stop(); });
     io_.stop();
     stub_.reset();
-    std::filesystem::remove(conf_);
   }
   void start(dns::ClusterResolver* cluster = nullptr, bool with_table = false) {
     if (with_table) {
@@ -102,7 +100,8 @@ class StubDnsTest : public ::testing::Test {
 
   dns::test::IoThread io_;
   std::unique_ptr<dns::test::FakeUpstream> upstream_;
-  std::filesystem::path conf_;
+  lpk::test::TempDir tmp_{"lpk-stub-dns-test-"};
+  const std::filesystem::path conf_{tmp_ / "resolv.conf"};
   std::unique_ptr<StubDns> stub_;
 };
 

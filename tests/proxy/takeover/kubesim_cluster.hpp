@@ -25,11 +25,12 @@
 #include "kube/objects.hpp"
 #include "tests/kube/kubesim_process.hpp"
 #include "tests/kube/test_util.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::proxy::test {
 
 using kube::test::ScopedEnv;
-using kube::test::TempDir;
+using lpk::test::TempDir;
 using nlohmann::json;
 
 /// The pods of one namespace as an informer sees them; waits are woken by its events.

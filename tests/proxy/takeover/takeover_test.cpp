@@ -15,13 +15,14 @@
 
 #include "tests/kube/fake_server.hpp"
 #include "tests/proxy/takeover/kubesim_cluster.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace lpk::proxy {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-using test::TempDir;
+using lpk::test::TempDir;
 
 bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == std::string::npos; }
 
