@@ -25,7 +25,10 @@ std::string cluster_resolv_conf(const std::string& dns_ip, const std::string& ns
 }
 
 void cleanup_leftovers(const fs::path& state_dir) {
-  for (const auto& n : list_kubesim_netns()) delete_netns(n);
+  for (const auto& n : list_kubesim_netns()) {
+    kill_processes_in(n);
+    delete_netns(n);
+  }
   std::ifstream f(state_dir / "created-dirs");
   std::vector<std::string> dirs;
   for (std::string line; std::getline(f, line);) dirs.push_back(line);

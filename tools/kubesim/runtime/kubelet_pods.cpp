@@ -254,8 +254,17 @@ void Kubelet::reap(PodRun& run, const json& pod) {
   std::string policy = pod["spec"].value("restartPolicy", "Always");
   for (auto& c : run.containers) {
     if (c.pid < 0) continue;
+    // Peek first (WNOWAIT): while the exited process is a zombie its pid, which is also its
+    // process group's id, cannot be reused. A container ends with its main process, as when a
+    // runtime's pid 1 exits: what it started (nginx's workers, a shell's children) goes too,
+    // instead of living on as orphans with nobody to stop them.
+    siginfo_t info{};
+    if (waitid(P_PID, c.pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != c.pid) {
+      continue;
+    }
+    kill(-c.pid, SIGKILL);
     int status = 0;
-    if (waitpid(c.pid, &status, WNOHANG) != c.pid) continue;
+    if (waitpid(c.pid, &status, 0) != c.pid) continue;
     c.pid = -1;
     c.ready = false;
     c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -4,10 +4,12 @@
 #include <sched.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -95,6 +97,19 @@ void create_pod_netns(const std::string& name, const std::string& link, const st
   run_ip({"-n", name, "addr", "add", ip + "/16", "dev", "eth0"});
   run_ip({"-n", name, "link", "set", "eth0", "up"});
   run_ip({"-n", name, "route", "add", "default", "via", kNodeIp});
+}
+
+void kill_processes_in(const std::string& name) {
+  struct stat ns {};
+  if (stat(netns_path(name).c_str(), &ns) != 0) return;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const auto pid_text = entry.path().filename().string();
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat net {};
+    if (stat((entry.path() / "ns" / "net").c_str(), &net) != 0) continue;
+    if (net.st_dev == ns.st_dev && net.st_ino == ns.st_ino) kill(std::stoi(pid_text), SIGKILL);
+  }
 }
 
 void delete_netns(const std::string& name) {

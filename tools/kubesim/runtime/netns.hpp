@@ -38,6 +38,10 @@ void create_pod_netns(const std::string& name, const std::string& link, const st
 /// Deletes a named namespace (its veth goes with it). No error when it is already gone.
 void delete_netns(const std::string& name);
 
+/// SIGKILLs every process inside namespace `name`: what a crashed kubesim left running there
+/// (a container's own children outlive the main process that died with kubesim).
+void kill_processes_in(const std::string& name);
+
 /// The namespaces of this instance that exist now.
 std::vector<std::string> list_kubesim_netns();
 
