@@ -259,10 +259,8 @@ void Takeover::refuse_managed(const WorkloadRef& ref, const json& object) {
   }
 }
 
-void Takeover::refuse_changed(const WorkloadRef& ref, const json& object) {
-  const auto& meta = object["metadata"];
-  auto installed = json::parse(
-      meta.value("annotations", json::object()).value(kAgentAnnotation, "null"), nullptr, false);
+void Takeover::refuse_changed(const WorkloadRef& ref, const json& object,
+                              const json& installed) {
   auto change = template_change(installed, kube::template_of(ref.kind, object));
   if (change.empty()) return;
   auto kind = std::string(to_string(ref.kind));
@@ -308,10 +306,11 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
   }
   auto original = saved_template(object);
   if (!original) return false;
-  if (!force) refuse_changed(ref, object);
+  // What lpk installed (kAgentAnnotation); null for sessions older than that record.
   auto installed = json::parse(object["metadata"].value("annotations", json::object())
                                    .value(kAgentAnnotation, "null"),
                                nullptr, false);
+  if (!force) refuse_changed(ref, object, installed);
   progress_.step("restoring " + ref.describe());
   if (ref.kind == WorkloadKind::pod) {
     recreate_pod(ref, object, *original, timeout);

@@ -80,7 +80,8 @@ class Takeover {
   /// A workload that another controller manages (an operator, Knative, Argo Rollouts) cannot be
   /// taken over: that controller would revert the change.
   void refuse_managed(const WorkloadRef& ref, const nlohmann::json& object);
-  void refuse_changed(const WorkloadRef& ref, const nlohmann::json& object);
+  void refuse_changed(const WorkloadRef& ref, const nlohmann::json& object,
+                      const nlohmann::json& installed);
   void remove_agent_replicasets(const WorkloadRef& ref, const nlohmann::json& deployment,
                                 const nlohmann::json& installed);
   nlohmann::json list_pods(const WorkloadRef& ref, const nlohmann::json& object);
