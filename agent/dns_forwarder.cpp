@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "agent/coro.hpp"
 #include "kube/text.hpp"
 
 namespace lpk::agent {
@@ -23,7 +24,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kHeader = 12;
 
 std::uint16_t get16(const std::uint8_t* p) { return std::uint16_t((p[0] << 8) | p[1]); }

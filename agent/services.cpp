@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "agent/coro.hpp"
 #include "kube/text.hpp"
 #include "proxy/tunnel/loopback_pair.hpp"
 
@@ -22,7 +23,6 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kEnvLinger{60};
 
 std::string normalized(std::string_view host) {

@@ -11,8 +11,6 @@ namespace lpk::dns {
 namespace detail {
 namespace {
 
-constexpr std::uint16_t kClassIn = 1;
-
 std::string must_wire(std::string_view name) {
   auto wire = to_wire(name);
   if (!wire) throw std::invalid_argument("not a valid DNS name: '" + std::string(name) + "'");

@@ -7,11 +7,7 @@ namespace {
 
 using namespace detail;
 
-constexpr std::uint16_t kTypeOpt = 41, kTypeCname = 5, kTypeAny = 255;
-constexpr std::uint16_t kClassIn = 1, kClassAny = 255;
 constexpr std::uint16_t kOurUdpSize = 1232;  // DNS flag day 2020 default
-constexpr std::uint16_t kFlagQr = 0x8000, kFlagAa = 0x0400, kFlagTc = 0x0200, kFlagRd = 0x0100,
-                        kFlagRa = 0x0080, kFlagCd = 0x0010;
 
 void append(std::vector<std::uint8_t>& out, std::string_view s) {
   out.insert(out.end(), s.begin(), s.end());

@@ -5,11 +5,6 @@
 #include "dns/detail/wire.hpp"
 
 namespace lpk::dns::detail {
-namespace {
-constexpr std::uint16_t kTypeSoa = 6, kTypeOpt = 41;
-constexpr std::uint16_t kFlagTc = 0x0200, kFlagRd = 0x0100, kFlagCd = 0x0010;
-}  // namespace
-
 void Cache::make_key(const Query& q) {
   key_.assign(q.name);
   key_.push_back(static_cast<char>(q.qtype >> 8));

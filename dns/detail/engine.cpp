@@ -10,8 +10,6 @@
 namespace lpk::dns::detail {
 namespace {
 
-constexpr std::uint16_t kClassIn = 1;
-
 // The table's records name their owner with a pointer to the question; an ExternalName chain
 // needs them under the target's name instead.
 std::string rebase(const RrSet& set, const std::string& owner) {

@@ -16,6 +16,11 @@ using Bytes = std::span<const std::uint8_t>;
 constexpr std::size_t kHeaderSize = 12;
 constexpr std::size_t kMaxNameWire = 255;
 constexpr std::uint16_t kPointerToQuestion = 0xC00C;  // compression pointer to offset 12
+constexpr std::uint16_t kTypeCname = 5, kTypeSoa = 6, kTypeOpt = 41, kTypeAny = 255;
+constexpr std::uint16_t kClassIn = 1, kClassAny = 255;
+// Header flag bits (RFC 1035 4.1.1, RFC 4035 3.2 for CD).
+constexpr std::uint16_t kFlagQr = 0x8000, kFlagAa = 0x0400, kFlagTc = 0x0200, kFlagRd = 0x0100,
+                        kFlagRa = 0x0080, kFlagCd = 0x0010;
 
 inline std::uint16_t get16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>((p[0] << 8) | p[1]);

@@ -32,11 +32,6 @@ void catch_interrupts() {
   ::sigaction(SIGTERM, &action, nullptr);
 }
 
-int fail(const std::string& message, int code = 1) {
-  std::fprintf(stderr, "lpk-proxy: %s\n", message.c_str());
-  return code;
-}
-
 /// Puts the workload back; says so if it cannot, with the command that finishes the job.
 bool restore_or_explain(Takeover& takeover, const SessionRecord& record,
                         std::chrono::seconds timeout) {

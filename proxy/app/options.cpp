@@ -1,6 +1,7 @@
 #include "proxy/app/options.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
@@ -8,6 +9,11 @@
 #include "proxy/tunnel/handshake.hpp"
 
 namespace lpk::proxy {
+
+int fail(const std::string& message, int code) {
+  std::fprintf(stderr, "lpk-proxy: %s\n", message.c_str());
+  return code;
+}
 
 namespace {
 

@@ -17,6 +17,10 @@
 
 namespace lpk::proxy {
 
+/// Prints `lpk-proxy: MESSAGE` on stderr, the one line every command fails with, and returns
+/// `code` (2 for a bad command line, 1 otherwise) for main to exit with.
+int fail(const std::string& message, int code = 1);
+
 // ---- run ------------------------------------------------------------------------------------
 
 /// --agent-pod NS/POD[:PORT]: reach the agent through a pod port-forward.

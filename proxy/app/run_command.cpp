@@ -22,11 +22,6 @@ using asio::ip::tcp;
 
 namespace {
 
-int fail(const std::string& message, int code) {
-  std::fprintf(stderr, "lpk-proxy: %s\n", message.c_str());
-  return code;
-}
-
 /// Binds every mapping (a port that cannot be bound is reported and skipped) and returns the
 /// ports bound for each service name, for the stub DNS.
 std::map<std::string, std::vector<std::uint16_t>> listen_on_mappings(LocalSide& side,

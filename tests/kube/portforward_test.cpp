@@ -110,8 +110,8 @@ awaitable<void> send_prefixes(Ws& ws) {
   co_await send(ws, port_prefix(1));
 }
 
-struct FakeServer {
-  explicit FakeServer(asio::io_context& io)
+struct PortForwardServer {
+  explicit PortForwardServer(asio::io_context& io)
       : tls(ssl::context::tls_server), acceptor(io, {asio::ip::make_address("127.0.0.1"), 0}) {
     tls.use_certificate_chain(asio::buffer(server_cert().cert_pem));
     tls.use_private_key(asio::buffer(server_cert().key_pem), ssl::context::pem);
@@ -166,7 +166,7 @@ struct FakeServer {
 };
 
 // Echoes every data-channel message back, recording what arrived, until the client leaves.
-awaitable<void> echo_script(Ws& ws, FakeServer& server) {
+awaitable<void> echo_script(Ws& ws, PortForwardServer& server) {
   co_await send_prefixes(ws);
   for (;;) {
     beast::flat_buffer b;
@@ -178,7 +178,7 @@ awaitable<void> echo_script(Ws& ws, FakeServer& server) {
   }
 }
 
-PortForwardTarget target_for(const FakeServer& server) {
+PortForwardTarget target_for(const PortForwardServer& server) {
   PortForwardTarget t;
   t.server = server.url("/k8s");
   t.ca_pem = server_cert().cert_pem;
@@ -223,7 +223,7 @@ awaitable<std::string> read_all(PortForward& pf, error_code& end) {
 
 TEST(PortForward, UpgradesWithHeadersAndEchoesInChunks) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   server.script = [&](Ws& ws) { return echo_script(ws, server); };
   run(io, [&]() -> awaitable<void> {
     auto opened = co_await PortForward::open(io.get_executor(), target_for(server));
@@ -265,7 +265,7 @@ TEST(PortForward, UpgradesWithHeadersAndEchoesInChunks) {
 
 TEST(PortForward, ErrorChannelTextFailsTheConnection) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   const std::string text =
       "error forwarding port 4590 to pod pod1, uid 42: failed to connect to localhost:4590 "
       "inside namespace \"x\": connection refused";
@@ -291,7 +291,7 @@ TEST(PortForward, ErrorChannelTextFailsTheConnection) {
 
 TEST(PortForward, WebSocketCloseIsEndOfFileAfterTheData) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   server.script = [&](Ws& ws) -> awaitable<void> {
     co_await send_prefixes(ws);
     co_await send(ws, frame(0, "hello "));
@@ -320,7 +320,7 @@ class PortForwardGarbage : public testing::TestWithParam<Garbage> {};
 
 TEST_P(PortForwardGarbage, EndsTheConnectionWithAProtocolError) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   server.script = GetParam().script;
   run(io, [&]() -> awaitable<void> {
     auto opened = co_await PortForward::open(io.get_executor(), target_for(server));
@@ -365,14 +365,14 @@ INSTANTIATE_TEST_SUITE_P(Frames, PortForwardGarbage,
                                          Garbage{"Channel255", channel_255}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-awaitable<PortForwardResult> open_refused(asio::io_context& io, FakeServer& server) {
+awaitable<PortForwardResult> open_refused(asio::io_context& io, PortForwardServer& server) {
   co_return co_await PortForward::open(io.get_executor(), target_for(server));
 }
 
 PortForwardFailure refused_with(http::status status, std::string body,
                                 std::string content_type = "application/json") {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   server.refuse.emplace(status, 11);
   if (!content_type.empty()) server.refuse->set(http::field::content_type, content_type);
   server.refuse->body() = std::move(body);
@@ -415,7 +415,7 @@ TEST(PortForward, PlainTextRefusalFromTheKubelet) {
 
 TEST(PortForward, MissingSubprotocolEchoIsRefused) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   server.echo = "";
   run(io, [&]() -> awaitable<void> {
     auto opened = co_await PortForward::open(io.get_executor(), target_for(server));
@@ -428,7 +428,7 @@ TEST(PortForward, MissingSubprotocolEchoIsRefused) {
 
 TEST(PortForward, VerifiesTheServerCertificate) {
   asio::io_context io;
-  FakeServer wrong_ca(io), wrong_name(io), insecure(io);
+  PortForwardServer wrong_ca(io), wrong_name(io), insecure(io);
   insecure.script = [&](Ws& ws) { return echo_script(ws, insecure); };
   run(io, [&]() -> awaitable<void> {
     auto t = target_for(wrong_ca);
@@ -452,7 +452,7 @@ TEST(PortForward, VerifiesTheServerCertificate) {
 
 TEST(PortForward, TlsServerNameIsVerifiedInsteadOfTheHost) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   server.script = [&](Ws& ws) { return echo_script(ws, server); };
   run(io, [&]() -> awaitable<void> {
     auto t = target_for(server);
@@ -532,7 +532,7 @@ struct ConnectProxy {
 
 TEST(PortForward, GoesThroughAnHttpConnectProxy) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   server.script = [&](Ws& ws) { return echo_script(ws, server); };
   ConnectProxy proxy(io);
   run(io, [&]() -> awaitable<void> {
@@ -555,7 +555,7 @@ TEST(PortForward, GoesThroughAnHttpConnectProxy) {
 
 TEST(PortForward, RefusedConnectIsOneSentence) {
   asio::io_context io;
-  FakeServer server(io);
+  PortForwardServer server(io);
   ConnectProxy proxy(io, 407);
   run(io, [&]() -> awaitable<void> {
     auto t = target_for(server);

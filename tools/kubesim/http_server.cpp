@@ -3,8 +3,12 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sstream>
+
+#include "tools/kubesim/coro.hpp"
 #include "tools/kubesim/status.hpp"
 
 namespace lpk::kubesim {
@@ -12,7 +16,6 @@ namespace lpk::kubesim {
 using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
-constexpr auto kTuple = asio::as_tuple(use_awaitable);
 
 HttpsServer::HttpsServer(asio::io_context& io, const TlsFiles& tls, std::string token,
                          Handler handler)
@@ -169,8 +172,46 @@ awaitable<void> write_json(TlsStream& stream, const Request& req, http::status c
   if (req.method() != http::verb::head) res.body() = body;
   res.prepare_payload();
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
-  co_await http::async_write(stream, res, kTuple);
+  co_await write_response(stream, res);
   beast::get_lowest_layer(stream).expires_never();
+}
+
+namespace {
+
+awaitable<bool> write_bytes(TlsStream& stream, std::string_view bytes) {
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes), kTuple);
+  co_return !ec;
+}
+
+}  // namespace
+
+awaitable<bool> write_response(TlsStream& stream, const http::response<http::string_body>& res) {
+  std::ostringstream wire;
+  wire << res;
+  co_return co_await write_bytes(stream, wire.str());
+}
+
+awaitable<bool> write_head(TlsStream& stream, const http::response_header<>& head) {
+  std::ostringstream wire;
+  wire << head;  // the start line, the fields and the blank line that ends them
+  co_return co_await write_bytes(stream, wire.str());
+}
+
+awaitable<bool> write_chunk(TlsStream& stream, std::string_view data) {
+  if (data.empty()) co_return true;
+  std::string wire = fmt::format("{:x}\r\n", data.size());
+  wire.append(data);
+  wire += "\r\n";
+  co_return co_await write_bytes(stream, wire);
+}
+
+awaitable<bool> write_last_chunk(TlsStream& stream) {
+  co_return co_await write_bytes(stream, "0\r\n\r\n");
+}
+
+awaitable<void> wait_for_close(TlsStream& stream) {
+  char byte;
+  co_await stream.async_read_some(asio::buffer(&byte, 1), kTuple);
 }
 
 }  // namespace lpk::kubesim

@@ -81,4 +81,21 @@ asio::awaitable<void> write_json(
     TlsStream& stream, const Request& req, http::status code, const std::string& body,
     bool keep_alive, const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+// Every write to a client goes through the functions below as plain bytes. Each distinct buffer
+// sequence handed to asio::async_write on an ssl_stream instantiates the whole TLS write
+// machinery, which costs GCC tens of seconds of code generation per coroutine file; here it is
+// instantiated once. Each returns false when the client is gone.
+
+/// A whole response, serialized as it would be on the wire.
+asio::awaitable<bool> write_response(TlsStream& stream, const http::response<http::string_body>& res);
+/// The status line and headers of a response whose body follows in chunks (res.chunked(true)).
+asio::awaitable<bool> write_head(TlsStream& stream, const http::response_header<>& head);
+/// One chunk of a chunked body; an empty `data` writes nothing (it would end the body).
+asio::awaitable<bool> write_chunk(TlsStream& stream, std::string_view data);
+/// The last chunk, which ends a chunked body.
+asio::awaitable<bool> write_last_chunk(TlsStream& stream);
+/// Resolves once the client closes its side (or sends anything, which a streamed response
+/// such as a watch or a followed log never expects).
+asio::awaitable<void> wait_for_close(TlsStream& stream);
+
 }  // namespace lpk::kubesim

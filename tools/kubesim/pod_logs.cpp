@@ -7,6 +7,7 @@
 #include <sstream>
 #include <vector>
 
+#include "tools/kubesim/coro.hpp"
 #include "tools/kubesim/rest.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
 #include "tools/kubesim/status.hpp"
@@ -14,7 +15,6 @@
 namespace lpk::kubesim {
 
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -168,12 +168,7 @@ asio::awaitable<void> write_text(TlsStream& stream, const Request& req, const st
   res.keep_alive(keep);
   res.body() = body;
   res.prepare_payload();
-  co_await http::async_write(stream, res, kTuple);
-}
-
-asio::awaitable<void> wait_for_close(TlsStream& stream) {
-  char byte;
-  co_await stream.async_read_some(asio::buffer(&byte, 1), kTuple);
+  co_await write_response(stream, res);
 }
 
 std::string limited(std::string text, int64_t& budget) {
@@ -210,13 +205,11 @@ asio::awaitable<bool> PodLogs::serve(Request& req, TlsStream& stream, const Rout
   res.set("Audit-Id", "kubesim");
   res.chunked(true);
   res.keep_alive(false);
-  http::response_serializer<http::empty_body> sr{res};
-  auto [hec, hn] = co_await http::async_write_header(stream, sr, kTuple);
-  if (hec) co_return false;
-  if (!first.empty()) co_await asio::async_write(stream, http::make_chunk(asio::buffer(first)), kTuple);
+  if (!co_await write_head(stream, res.base())) co_return false;
+  co_await write_chunk(stream, first);
   co_await (follow(stream, pod, container, src.file.string(), whole, o, budget) ||
             wait_for_close(stream));
-  co_await asio::async_write(stream, http::make_chunk_last(), kTuple);
+  co_await write_last_chunk(stream);
   co_return false;
 }
 
@@ -235,11 +228,7 @@ asio::awaitable<void> PodLogs::follow(TlsStream& stream, json pod, std::string c
     if (nl != std::string::npos) {
       offset += nl + 1;
       std::string text = limited(format_cri_log(data.substr(0, nl + 1), o, false), budget);
-      if (!text.empty()) {
-        auto [ec, n] =
-            co_await asio::async_write(stream, http::make_chunk(asio::buffer(text)), kTuple);
-        if (ec) co_return;
-      }
+      if (!co_await write_chunk(stream, text)) co_return;
       if (budget == 0) co_return;
     }
     if (!running) {

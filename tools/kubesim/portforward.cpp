@@ -6,6 +6,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 
 #include "tools/kubesim/certs.hpp"
+#include "tools/kubesim/coro.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
 #include "tools/kubesim/status.hpp"
 #include "kube/text.hpp"
@@ -16,7 +17,6 @@ namespace websocket = beast::websocket;
 using asio::awaitable;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 using Ws = websocket::stream<TlsStream&>;
 using Outbox = asio::experimental::channel<void(boost::system::error_code, std::string)>;
 
@@ -189,10 +189,10 @@ awaitable<bool> PortForward::serve(Request& req, TlsStream& stream, const Route&
   auto proto = pick_portforward_protocol(std::string(req[http::field::sec_websocket_protocol]));
   if (!proto) {
     // x/net/websocket refuses an unsupported subprotocol with 403 and no body.
-    http::response<http::empty_body> res{http::status::forbidden, req.version()};
+    http::response<http::string_body> res{http::status::forbidden, req.version()};
     res.keep_alive(false);
     res.prepare_payload();
-    co_await http::async_write(stream, res, kTuple);
+    co_await write_response(stream, res);
     co_return false;
   }
   std::vector<int> ports = parse_ports(q.count("ports") ? q.at("ports") : "");

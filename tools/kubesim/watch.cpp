@@ -4,6 +4,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "tools/kubesim/api.hpp"
+#include "tools/kubesim/coro.hpp"
 #include "tools/kubesim/selectors.hpp"
 #include "tools/kubesim/status.hpp"
 #include "tools/kubesim/tables.hpp"
@@ -12,7 +13,6 @@ namespace lpk::kubesim {
 
 using asio::awaitable;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -68,17 +68,6 @@ std::string bookmark_line(const WatchState& w) {
              {"apiVersion", w.type->api_version()},
              {"metadata", {{"resourceVersion", std::to_string(w.rv)}}}};
   return json{{"type", "BOOKMARK"}, {"object", bm}}.dump() + "\n";
-}
-
-awaitable<bool> write_chunk(TlsStream& stream, const std::string& data) {
-  auto [ec, n] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(data)), kTuple);
-  co_return !ec;
-}
-
-// Resolves once the client closes its side (or sends anything, which a watch never expects).
-awaitable<void> wait_for_close(TlsStream& stream) {
-  char byte;
-  co_await stream.async_read_some(asio::buffer(&byte, 1), kTuple);
 }
 
 awaitable<void> pump(Store& store, TlsStream& stream, WatchState& w,
@@ -158,9 +147,7 @@ awaitable<bool> Api::serve_watch(Request& req, TlsStream& stream, const Route& r
   res.set("Audit-Id", "kubesim");
   res.chunked(true);
   res.keep_alive(false);
-  http::response_serializer<http::empty_body> sr{res};
-  auto [hec, hn] = co_await http::async_write_header(stream, sr, kTuple);
-  if (hec) co_return false;
+  if (!co_await write_head(stream, res.base())) co_return false;
   if (replay) {
     for (const auto& obj : initial.items) {
       std::string line = event_line(w, "ADDED", obj);
@@ -169,7 +156,7 @@ awaitable<bool> Api::serve_watch(Request& req, TlsStream& stream, const Route& r
   }
   auto deadline = std::chrono::steady_clock::now() + timeout;
   co_await (pump(store, stream, w, deadline, watch_.bookmark_interval) || wait_for_close(stream));
-  co_await asio::async_write(stream, http::make_chunk_last(), kTuple);
+  co_await write_last_chunk(stream);
   co_return false;
 }
 

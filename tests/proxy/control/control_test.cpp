@@ -16,6 +16,7 @@
 
 #include "proxy/control/client.hpp"
 #include "proxy/control/session_paths.hpp"
+#include "tests/scoped_env.hpp"
 #include "tests/temp_dir.hpp"
 
 namespace lpk::proxy {
@@ -26,28 +27,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using lpk::test::ScopedEnv;
 
 json status_result() {
   return {
@@ -110,7 +90,7 @@ class ControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
     runtime_ = std::make_unique<ScopedEnv>("XDG_RUNTIME_DIR", root_.c_str());
-    session_var_ = std::make_unique<ScopedEnv>("LPK_SESSION", nullptr);
+    session_var_ = std::make_unique<ScopedEnv>("LPK_SESSION", std::nullopt);
   }
   // Leaves a socket file with nobody listening, as a killed session does.
   static void make_stale_socket(const fs::path& path) {

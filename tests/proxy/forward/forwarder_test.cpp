@@ -10,6 +10,7 @@
 #include "proxy/tunnel/error.hpp"
 #include "proxy/tunnel/client.hpp"
 #include "tests/proxy/tunnel/test_util.hpp"
+#include "tests/one_line.hpp"
 
 namespace lpk::proxy {
 namespace {
@@ -24,7 +25,7 @@ using tunnel::Target;
 
 const auto kLoopback = asio::ip::make_address("127.0.0.1");
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == std::string::npos; }
+using lpk::test::one_line;
 
 /// The forwarder with its streams carried by `tunnel`.
 Forwarder forwarder_through(asio::io_context& io, tunnel::TunnelClient& tunnel) {

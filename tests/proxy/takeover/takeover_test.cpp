@@ -16,6 +16,7 @@
 #include "tests/kube/fake_server.hpp"
 #include "tests/proxy/takeover/kubesim_cluster.hpp"
 #include "tests/temp_dir.hpp"
+#include "tests/one_line.hpp"
 
 namespace lpk::proxy {
 namespace {
@@ -24,7 +25,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using lpk::test::TempDir;
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == std::string::npos; }
+using lpk::test::one_line;
 
 json annotations_of(const json& object) {
   return object["metadata"].value("annotations", json::object());

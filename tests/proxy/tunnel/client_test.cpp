@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/proxy/tunnel/test_util.hpp"
+#include "tests/one_line.hpp"
 
 namespace lpk::tunnel {
 namespace {
@@ -14,7 +15,7 @@ using namespace std::chrono_literals;
 
 const auto kLoopback = asio::ip::make_address("127.0.0.1");
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == std::string::npos; }
+using lpk::test::one_line;
 
 TEST(TunnelClient, ReconnectsWithTheSameSessionIdAfterTheLinkDrops) {
   asio::io_context io;

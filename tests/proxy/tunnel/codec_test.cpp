@@ -16,9 +16,7 @@ using Status = DecodeStep::Status;
 
 constexpr std::uint32_t kMax = 64 * 1024;
 
-std::vector<std::byte> bytes_of(const EncodedFrame& f) {
-  return {f.view().begin(), f.view().end()};
-}
+using test::bytes_of;
 
 // A frame built by hand, for inputs the encoder refuses to produce.
 std::vector<std::byte> raw_frame(std::uint8_t type, std::uint8_t flags, std::uint32_t stream,

@@ -175,7 +175,7 @@ std::vector<std::byte> concat(std::initializer_list<std::vector<std::byte>> part
   return out;
 }
 
-std::vector<std::byte> bytes_of(const EncodedFrame& f) { return {f.view().begin(), f.view().end()}; }
+using test::bytes_of;
 
 // Ports nobody dials in these tests: the fake peer's OPENs only need a well-formed target.
 const Target kHang{Target::Kind::ipv4, "127.0.0.1", 9};

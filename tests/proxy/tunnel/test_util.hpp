@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/tunnel/codec.hpp"
 #include "proxy/tunnel/dial.hpp"
 #include "proxy/tunnel/link.hpp"
 #include "proxy/tunnel/session.hpp"
@@ -55,6 +56,11 @@ inline std::vector<std::byte> to_bytes(std::string_view s) {
 
 inline std::string to_text(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+/// The bytes of an encoded frame, as they go on the wire.
+inline std::vector<std::byte> bytes_of(const EncodedFrame& f) {
+  return {f.view().begin(), f.view().end()};
 }
 
 /// A deterministic, non-repeating-looking payload of `n` bytes.

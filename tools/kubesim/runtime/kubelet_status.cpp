@@ -6,6 +6,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "tools/kubesim/controllers/common.hpp"
+#include "tools/kubesim/coro.hpp"
 #include "tools/kubesim/runtime/kubelet.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
 
@@ -14,7 +15,6 @@ namespace lpk::kubesim {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 

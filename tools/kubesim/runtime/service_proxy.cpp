@@ -4,6 +4,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "tools/kubesim/coro.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
 
 namespace lpk::kubesim {
@@ -12,7 +13,6 @@ namespace asio = boost::asio;
 using asio::awaitable;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 struct ServiceProxy::Port {
   std::string ns, service, port_name, cluster_ip;
