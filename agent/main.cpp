@@ -15,6 +15,7 @@
 #include <string>
 
 #include "agent/agent.hpp"
+#include "proxy/tunnel/duration.hpp"
 #include "proxy/tunnel/handshake.hpp"
 #include "proxy/tunnel/listen.hpp"
 
@@ -23,6 +24,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: lpk-agent [--listen ADDR:PORT] [--serve PORT]... [--serve-address ADDR]\n"
     "                 [--connect-timeout SECS] [--secret-file PATH] [--log-level LEVEL]\n"
+    "                 [--dead-link-timeout DURATION]\n"
     "                 [--report-mounts DIR[,DIR...]] [--file-limit BYTES]\n"
     "                 [--file-total-limit BYTES] [--container NAME] [--resolv-conf PATH]\n"
     "Streams to env.lpk.internal:1 and dns.lpk.internal:53 are served by the agent itself\n"
@@ -117,6 +119,8 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       o.connect_timeout = std::chrono::milliseconds(std::max(1, parse_port(value, flag) * 1000));
     } else if (flag == "--secret-file") {
       o.session.secret = lpk::tunnel::read_secret_file(value).value();
+    } else if (flag == "--dead-link-timeout") {
+      o.session.dead_link_timeout = lpk::tunnel::parse_dead_link_timeout(value);
     } else if (flag == "--report-mounts") {
       auto dirs = split_dirs(value);
       auto& mounts = o.services.env.mounts;

@@ -123,6 +123,7 @@ SessionPlan plan_from(const ConnectOptions& options) {
   plan.resolv_conf = options.resolv_conf;
   plan.env_file = options.env_file;
   plan.command = options.command;
+  plan.dead_link_timeout = options.dead_link_timeout;
   return plan;
 }
 
@@ -155,8 +156,9 @@ int run_connect(const std::vector<std::string>& args) {
   catch_interrupts();
   Takeover takeover(*client, progress);
   takeover.set_cancel(&g_interrupted);
-  TakeoverOptions wanted{options.service, plan.ns,           options.container,
-                         options.agent_image, options.file_limit, options.timeout};
+  TakeoverOptions wanted{options.service,     plan.ns,            options.container,
+                         options.agent_image, options.file_limit, options.timeout,
+                         options.dead_link_timeout};
   SessionRecord record;
   try {
     record = prepare_takeover(takeover, plan, wanted, options.kube);

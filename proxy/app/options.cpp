@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "proxy/forward/address_pool.hpp"
+#include "proxy/tunnel/duration.hpp"
 #include "proxy/tunnel/handshake.hpp"
 
 namespace lpk::proxy {
@@ -164,6 +165,8 @@ RunOptions parse_run_options(std::span<const std::string> args) {
       o.inbound.add(value);
     } else if (flag == "--secret-file") {
       o.secret = tunnel::read_secret_file(value).value();
+    } else if (flag == "--dead-link-timeout") {
+      o.dead_link_timeout = tunnel::parse_dead_link_timeout(value);
     } else if (flag == "--log-level") {
       o.log_level = parse_log_level(value);
     } else {
@@ -191,6 +194,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--resolv-conf") o.resolv_conf = value;
     else if (flag == "--file-limit") o.file_limit = parse_number(flag, value, 1ull << 30);
     else if (flag == "--timeout") o.timeout = std::chrono::seconds(parse_number(flag, value, 3600));
+    else if (flag == "--dead-link-timeout") o.dead_link_timeout = tunnel::parse_dead_link_timeout(value);
     else if (flag == "--pool") o.pool = parse_pool(value);
     else if (flag == "--log-level") o.log_level = parse_log_level(value);
     else throw invalid_argument("unknown flag " + flag);

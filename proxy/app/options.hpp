@@ -40,6 +40,7 @@ struct RunOptions {
   std::string secret;                         // --secret-file
   std::string log_level = "info";
   std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout
   std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT: run the stub DNS
   std::string zone = "cluster.local";                 // --zone
   std::string session_namespace = "default";          // --namespace
@@ -51,7 +52,7 @@ inline constexpr const char* kRunUsage =
     "                     [--context NAME] [--map NAME:PORT=HOST:PORT | ADDR:PORT=HOST:PORT]...\n"
     "                     [--map-file PATH] [--pool CIDR] [--local-port PORT | LOCAL:REMOTE]...\n"
     "                     [--dns ADDR:PORT [--namespace NS] [--zone ZONE] [--resolv-conf PATH]]\n"
-    "                     [--secret-file PATH] [--log-level LEVEL]";
+    "                     [--secret-file PATH] [--dead-link-timeout DURATION] [--log-level LEVEL]";
 
 RunOptions parse_run_options(std::span<const std::string> args);
 
@@ -77,6 +78,7 @@ struct ConnectOptions {
   std::string resolv_conf;                   // upstreams for names outside the cluster
   std::uint64_t file_limit = 1 << 20;        // --file-limit BYTES per file
   std::chrono::seconds timeout{180};         // --timeout: each rollout
+  std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout, both ends
   std::string log_level = "info";
   std::vector<std::string> command;          // after `--`
 };
@@ -86,7 +88,7 @@ inline constexpr const char* kConnectUsage =
     "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
     "           [--zone ZONE] [--resolv-conf PATH] [--file-limit BYTES] [--timeout SECONDS]\n"
-    "           [--log-level LEVEL] [-- COMMAND ARGS...]";
+    "           [--dead-link-timeout DURATION] [--log-level LEVEL] [-- COMMAND ARGS...]";
 
 ConnectOptions parse_connect_options(std::span<const std::string> args);
 

@@ -92,7 +92,9 @@ void ConnectSession::add_agent(const std::string& name) {
   auto dial = links_ ? links_(name)
                      : portforward_link_dialer(client_.config(), client_.credentials(), plan_.ns,
                                                name, plan_.target.tunnel_port);
-  auto tunnel = side_.add_tunnel(std::move(dial), tunnel::SessionOptions{}, inbound_);
+  tunnel::SessionOptions options;
+  options.dead_link_timeout = plan_.dead_link_timeout;
+  auto tunnel = side_.add_tunnel(std::move(dial), options, inbound_);
   tunnel->wait_for_tunnel = 30s;
   tunnel->on_up = [this, name](tunnel::Session& session) {
     console::print_line(console::kTunnelUp, name, session.id_text());
@@ -281,6 +283,13 @@ json ConnectSession::status() const {
   for (const auto& [pod, tunnel] : agents_) {
     auto session = tunnel->session();
     json t = {{"pod", pod}, {"state", session ? "ready" : "connecting"}};
+    const auto& history = tunnel->history();
+    t["drops"] = history.drops;
+    if (history.drops > 0) {
+      t["last_drop"] = history.last_drop;
+      t["last_drop_at"] = std::chrono::duration_cast<std::chrono::seconds>(
+                              history.last_drop_at.time_since_epoch()).count();
+    }
     if (session) {
       auto stats = session->stats();
       t["rtt_ms"] = stats.rtt.count() / 1000.0;

@@ -184,9 +184,13 @@ void print_status(const json& result, std::ostream& out) {
   print_table(rows, out);
   rows.clear();
   for (const auto& t : result.value("tunnels", json::array())) {
-    rows.push_back(
-        {field(t, "pod"), field(t, "state"), rtt_text(t),
-         "streams " + field(t, "streams") + " open, " + field(t, "streams_total") + " total"});
+    std::vector<std::string> row = {
+        field(t, "pod"), field(t, "state"), rtt_text(t),
+        "streams " + field(t, "streams") + " open, " + field(t, "streams_total") + " total"};
+    if (auto drops = field(t, "drops"); !drops.empty() && drops != "0") {
+      row.push_back("link dropped " + drops + "x, last: " + field(t, "last_drop"));
+    }
+    rows.push_back(std::move(row));
   }
   out << "tunnels (" << rows.size() << "):\n";
   print_table(rows, out);

@@ -89,6 +89,7 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
   AgentSpec agent;
   agent.image = options.agent_image;
   agent.file_limit = options.file_limit;
+  agent.dead_link_timeout = options.dead_link_timeout;
   agent.report_mounts = target.mounts;
   agent.session = owner.to_json().dump();
   std::set<std::uint16_t> ports;

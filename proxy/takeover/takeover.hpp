@@ -40,6 +40,7 @@ struct TakeoverOptions {
   std::string agent_image = "lpk/lpk-agent:dev";
   std::uint64_t file_limit = 1 << 20;
   std::chrono::seconds rollout_timeout{180};
+  std::chrono::milliseconds dead_link_timeout{15'000};  ///< of the agent's end of the tunnel
 };
 
 class Takeover {

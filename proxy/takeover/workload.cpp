@@ -142,6 +142,10 @@ json agent_container_fields(const std::string& container, const AgentSpec& agent
   }
   args.push_back("--file-limit");
   args.push_back(std::to_string(agent.file_limit));
+  if (agent.dead_link_timeout != AgentSpec{}.dead_link_timeout) {
+    args.push_back("--dead-link-timeout");
+    args.push_back(std::to_string(agent.dead_link_timeout.count()) + "ms");
+  }
   args.push_back("--container");  // names the container in the environment report
   args.push_back(container);
   return {{"name", container},

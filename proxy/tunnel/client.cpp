@@ -132,8 +132,12 @@ asio::awaitable<void> TunnelClient::connect_loop() {
       co_return;
     }
     if (stopped_) break;
-    spdlog::warn("tunnel to {} lost ({}{}{}); reconnecting", dialer_.agent, why.message(),
-                 session->go_away_reason().empty() ? "" : ", ", session->go_away_reason());
+    ++history_.drops;
+    history_.last_drop = why.message() + (session->go_away_reason().empty()
+                                              ? std::string()
+                                              : ", " + session->go_away_reason());
+    history_.last_drop_at = std::chrono::system_clock::now();
+    spdlog::warn("tunnel to {} lost ({}); reconnecting", dialer_.agent, history_.last_drop);
   }
 }
 

@@ -28,6 +28,13 @@ struct LinkDialer {
 /// Dials `agent` over TCP (5 s per attempt): the link of `lpk-proxy run --agent HOST:PORT`.
 LinkDialer tcp_link_dialer(Target agent);
 
+/// What happened to the links of one TunnelClient, for `lpk-proxy status`.
+struct LinkHistory {
+  std::uint64_t drops = 0;   // sessions that were up and ended without stop()
+  std::string last_drop;     // why the last one ended, as the log says it
+  std::chrono::system_clock::time_point last_drop_at{};
+};
+
 /// Lifetime: owned by a std::shared_ptr (std::make_shared); its coroutines hold it, so an owner
 /// may drop it after stop() while a connect attempt or a waiting connection is still pending.
 class TunnelClient : public std::enable_shared_from_this<TunnelClient> {
@@ -57,6 +64,8 @@ class TunnelClient : public std::enable_shared_from_this<TunnelClient> {
 
   std::chrono::milliseconds wait_for_tunnel{10'000};
 
+  const LinkHistory& history() const { return history_; }
+
  private:
   boost::asio::awaitable<void> connect_loop();
   boost::asio::awaitable<void> open_when_up(boost::asio::ip::tcp::socket local,
@@ -75,6 +84,7 @@ class TunnelClient : public std::enable_shared_from_this<TunnelClient> {
   boost::asio::steady_timer up_signal_;  // cancelled whenever a session comes up
   boost::asio::steady_timer backoff_;
   bool stopped_ = false;
+  LinkHistory history_;
 };
 
 }  // namespace lpk::tunnel

@@ -24,7 +24,7 @@ class Category final : public boost::system::error_category {
       case Error::window_overflow: return "peer exceeded its flow-control window";
       case Error::too_many_streams: return "too many concurrent streams";
       case Error::session_closed: return "session closed";
-      case Error::ping_timeout: return "peer stopped answering pings";
+      case Error::ping_timeout: return "the link went silent (dead-link timeout)";
       case Error::replaced: return "replaced by a newer tunnel link";
       case Error::peer_went_away: return "peer went away";
       case Error::link_misconfigured: return "the link cannot be made as configured";

@@ -185,6 +185,7 @@ asio::awaitable<void> Session::read_frames() {
     }
     end += n;
     stats_.bytes_received += n;
+    last_heard_ = Clock::now();
     while (!stopped_) {
       auto step = decode_frame(std::span(buffer.data() + begin, end - begin),
                                local_hello_.max_frame_payload);
@@ -290,7 +291,6 @@ bool Session::on_ping(const FrameHeader& h, const PingFrame& ping) {
   if (!outstanding_ping_ || ping.opaque != *outstanding_ping_) return true;
   outstanding_ping_.reset();
   const auto now = now_ns();
-  last_pong_ = Clock::now();
   if (ping.opaque <= now) {
     auto rtt = std::chrono::nanoseconds(now - ping.opaque);
     srtt_ = srtt_.count() == 0 ? Clock::duration(rtt) : (7 * srtt_ + rtt) / 8;
@@ -310,15 +310,20 @@ void Session::on_go_away(const GoAwayFrame& frame) {
 
 asio::awaitable<void> Session::keep_alive() {
   auto self = shared_from_this();
-  last_pong_ = Clock::now();
+  const auto timeout = std::max<Clock::duration>(options_.dead_link_timeout,
+                                                 std::chrono::milliseconds(30));
+  last_heard_ = Clock::now();
   while (!stopped_) {
     outstanding_ping_ = now_ns();
     queue_control(encode_ping(*outstanding_ping_, false));
-    ping_timer_.expires_after(options_.ping_interval);
+    // Wakes at the next ping, or sooner when the link falls silent before it.
+    ping_timer_.expires_at(std::min(Clock::now() + timeout / 3, last_heard_ + timeout));
     auto [ec] = co_await ping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec || stopped_) co_return;
-    if (Clock::now() - last_pong_ > options_.ping_interval * options_.max_missed_pings) {
-      fail(Error::ping_timeout, GoAwayCode::ping_timeout, "no answer to pings");
+    if (Clock::now() - last_heard_ >= timeout) {
+      auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_heard_);
+      fail(Error::ping_timeout, GoAwayCode::ping_timeout,
+           fmt::format("nothing heard from the peer for {:.1f} s", silent.count() / 1000.0));
       co_return;
     }
   }

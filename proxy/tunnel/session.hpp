@@ -39,8 +39,11 @@ struct SessionOptions {
   std::uint32_t initial_window = 256 * 1024;  // per stream, before any autotuning
   std::uint32_t max_window = 16 * 1024 * 1024;
   std::string secret;                          // empty: no authentication
-  std::chrono::milliseconds ping_interval{10'000};
-  int max_missed_pings = 3;
+  // A link that brings nothing for this long is dead (a frozen port-forward, a stopped agent,
+  // a black-holed route: no FIN, no RST) and the session ends with `ping timeout`. Each side
+  // pings every third of it, so a live link is never silent that long; any byte counts, so a
+  // link busy with bulk data is never cut for a pong that waits behind it.
+  std::chrono::milliseconds dead_link_timeout{15'000};
   std::chrono::milliseconds handshake_timeout{10'000};
 };
 
@@ -160,7 +163,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   boost::asio::steady_timer ping_timer_;
   boost::asio::steady_timer close_timer_;
-  Clock::time_point last_pong_;
+  Clock::time_point last_heard_;  // the last time the link brought any byte
   std::optional<std::uint64_t> outstanding_ping_;  // opaque of the ping awaiting its pong
   Clock::duration srtt_{};
   bool stopped_ = false;

@@ -40,6 +40,7 @@ import unittest
 SKIP_CODE = 77
 AGENT = os.environ.get("LPK_AGENT", "")
 PROXY = os.environ.get("LPK_PROXY", "")
+FAULTRELAY = os.environ.get("LPK_FAULTRELAY", "")  # tools/faultrelay; empty: not built
 # Every deadline is multiplied by this (a sanitizer build is several times slower).
 SLACK = float(os.environ.get("LPK_E2E_SLACK", "1"))
 # The stdout lines lpk-proxy and lpk-agent print for scripts, as the binaries declare them
@@ -309,6 +310,40 @@ class Proxy(Proc):
         """The stub DNS's (address, port) from its `dns` line."""
         m = self.wait_line(PROXY_LINES["dns"])
         return m.group(1).strip("[]"), int(m.group(2))
+
+
+class FaultRelay(Proc):
+    """tools/faultrelay between two ends of a link: `fault("freeze")` and the like take effect
+    before they return (the relay answers once they have). Tests that need it call
+    require_faultrelay() first."""
+
+    def __init__(self, to):
+        super().__init__([FAULTRELAY, "--to", to], name="lpk-faultrelay")
+        self.addr_str = self.wait_line(r"^listen (\S+)$").group(1)
+        self.addr = split_hostport(self.addr_str)
+        control = split_hostport(self.wait_line(r"^control (\S+)$").group(1))
+        self._control = socket.create_connection(control, timeout=10 * SLACK)
+        self._answers = self._control.makefile("r")
+
+    def fault(self, command):
+        """Sends one command (drop, freeze, thaw, delay MS, throttle BPS, refuse on|off,
+        stats); returns the relay's `ok ...` answer."""
+        self._control.sendall((command + "\n").encode())
+        answer = self._answers.readline().strip()
+        if not answer.startswith("ok"):
+            raise AssertionError(f"lpk-faultrelay: {command!r} answered {answer!r}")
+        return answer
+
+    def stop(self, *args, **kwargs):
+        self._answers.close()
+        self._control.close()
+        super().stop(*args, **kwargs)
+
+
+def require_faultrelay(test):
+    """Skips `test` (a TestCase), saying why, when tools/faultrelay was not built."""
+    if not FAULTRELAY or not os.access(FAULTRELAY, os.X_OK):
+        test.skipTest("lpk-faultrelay not built (pass --faultrelay)")
 
 
 def require_binaries():
@@ -799,12 +834,13 @@ def run_tests(argv):
 
 
 def main():
-    global AGENT, PROXY
+    global AGENT, PROXY, FAULTRELAY
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--agent", default=AGENT)
     ap.add_argument("--proxy", default=PROXY)
+    ap.add_argument("--faultrelay", default=FAULTRELAY)
     args, rest = ap.parse_known_args()
-    AGENT, PROXY = args.agent, args.proxy
+    AGENT, PROXY, FAULTRELAY = args.agent, args.proxy, args.faultrelay
     require_binaries()
     load_console_lines()
     raise_fd_limit()

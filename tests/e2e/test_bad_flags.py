@@ -43,6 +43,8 @@ class BadFlagsTest(unittest.TestCase):
             (["--serve", "70000"], "70000"),
             (["--serve", "http"], None),
             (["--connect-timeout", "soon"], None),
+            (["--dead-link-timeout", "50ms"], "--dead-link-timeout"),
+            (["--dead-link-timeout", "soon"], "--dead-link-timeout"),
             (["--log-level", "loud"], None),
             (["--listen"], None),  # missing value
         ]
@@ -61,6 +63,8 @@ class BadFlagsTest(unittest.TestCase):
             (["run", "--agent", "127.0.0.1:1", "--map-file", "/nonexistent/lpk-map"], None),
             (["run", "--agent", "127.0.0.1:1", "--pool", "10.0.0.0/33"], None),
             (["run", "--agent", "127.0.0.1:1", "--local-port", "seventy"], None),
+            (["run", "--agent", "127.0.0.1:1", "--dead-link-timeout", "2h"], "--dead-link-timeout"),
+            (["connect", "--service", "api", "--dead-link-timeout", "-1"], "--dead-link-timeout"),
             (["run", "--agent", "nowhere"], None),
             (["run", "--agent", "127.0.0.1:70000"], "70000"),
             (["run", "--agent", "127.0.0.1:1", "--map", "127.0.0.1:70000=127.0.0.1:80"], "70000"),

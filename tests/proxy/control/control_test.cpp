@@ -220,6 +220,21 @@ TEST_F(ControlTest, ClientsRemoveStaleSocketsAndFindTheLiveOne) {
   EXPECT_EQ(json::parse(out), status_result());
 }
 
+TEST(PrintStatus, ATunnelWhoseLinkDroppedSaysHowOftenAndWhy) {
+  json status = status_result();
+  status["tunnels"][0]["drops"] = 2;
+  status["tunnels"][0]["last_drop"] = "the link went silent (dead-link timeout)";
+  json steady = status_result();
+  steady["tunnels"][0]["drops"] = 0;
+  std::ostringstream dropped, calm;
+  print_status(status, dropped);
+  print_status(steady, calm);
+  EXPECT_NE(dropped.str().find("link dropped 2x, last: the link went silent (dead-link timeout)"),
+            std::string::npos)
+      << dropped.str();
+  EXPECT_EQ(calm.str().find("dropped"), std::string::npos) << calm.str();
+}
+
 TEST_F(ControlTest, NoSessionSaysHowToStartOne) {
   make_stale_socket(control_socket_path("dead"));
   std::string out, err;

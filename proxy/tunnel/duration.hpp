@@ -1,0 +1,18 @@
+#pragma once
+// Durations on the command line of both ends (--dead-link-timeout): `15` or `1.5` (seconds),
+// or with a unit: `500ms`, `15s`, `2m`.
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace lpk::tunnel {
+
+/// nullopt for anything else: no number, a negative one, an unknown unit, trailing text.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+/// `--dead-link-timeout` of either end (SessionOptions::dead_link_timeout): 100 ms to 1 hour.
+/// Throws std::invalid_argument with the one line both commands print.
+std::chrono::milliseconds parse_dead_link_timeout(std::string_view text);
+
+}  // namespace lpk::tunnel
