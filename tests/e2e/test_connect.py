@@ -174,6 +174,73 @@ class Connect(unittest.TestCase):
         return {p["metadata"]["name"]: p for p in pods if "deletionTimestamp" not in p["metadata"]
                 and p["status"].get("phase") == "Running"}
 
+    @staticmethod
+    def web_address(proxy):
+        """The address lpk gave service web.demo, from connect's `service` lines."""
+        web = [m.group(3) for m in proxy.matching(e2e.PROXY_LINES["service"])
+               if m.group(1) == "web" and m.group(2) == "demo"]
+        assert len(web) == 1, proxy.describe()
+        return web[0]
+
+    @staticmethod
+    def requests_through(web, count=20):
+        """`count` requests to web, which calls api, whose agents send them to the local
+        process; returns the failures."""
+        failed = []
+        for _ in range(count):
+            r = subprocess.run(["curl", "-sS", "-m", "10", f"http://{web}/api/hits"],
+                               capture_output=True, text=True, timeout=30)
+            if r.returncode != 0 or "lpk-local-process" not in r.stdout:
+                failed.append(f"curl exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")
+        return failed
+
+    def test_frozen_and_cut_port_forwards_are_noticed_and_replaced(self):
+        # Issue 10: kubesim freezes every port-forward (no FIN, no RST, as a stuck API server or
+        # network path does): both tunnels notice within --dead-link-timeout and dial new
+        # port-forwards. Then it cuts them all (as an API server restart does): the same, at once.
+        port = e2e.free_port()
+        proxy = self.connect("-n", "demo", "--service", "api", "--local-port", f"{port}:8080",
+                             "--dead-link-timeout", "2s",
+                             command=["/usr/bin/python3", LOCAL_API, str(port)], service="api")
+        lines = e2e.PROXY_LINES
+        proxy.wait_line(lines["ready"], timeout=150)
+        self.assertEqual(proxy.wait_line(lines["tunnels"]).groups(), ("2", "2"))
+        e2e.wait_port("127.0.0.1", port, timeout=20)
+        web = self.web_address(proxy)
+        self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
+        lost = r"tunnel to pod \S+ port \d+ lost \((.*)\); reconnecting"
+        ups = len(proxy.matching(lines["tunnel_up"]))
+
+        code, _, body = self.sim.raw("POST", "/kubesim/faults/portforward/freeze")
+        frozen_at = time.monotonic()
+        self.assertEqual(code, 200, body)
+        self.assertGreaterEqual(json.loads(body)["frozen"], 2, body)
+        drops = proxy.wait_lines(lost, 2, timeout=2 + 8, stderr=True)
+        noticed = time.monotonic() - frozen_at
+        self.assertEqual([m.group(1) for m in drops if "went silent" not in m.group(1)], [])
+        proxy.wait_lines(lines["tunnel_up"], ups + 2, timeout=60)
+        self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
+        print(f"\n  frozen port-forwards noticed after {noticed:.2f} s (--dead-link-timeout 2s)",
+              flush=True)
+
+        # As the README says to, with kubectl.
+        r = self.sim.kubectl("create", "--raw", "/kubesim/faults/portforward/drop", "-f",
+                             "/dev/null")
+        self.assertGreaterEqual(json.loads(r.stdout)["dropped"], 2, r.stdout)
+        proxy.wait_lines(lost, 4, timeout=10, stderr=True)
+        proxy.wait_lines(lines["tunnel_up"], ups + 4, timeout=60)
+        self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
+
+        status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
+                                text=True, env=self.env, timeout=20)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        st = json.loads(status.stdout)
+        tunnels = st.get("result", st)["tunnels"]
+        self.assertEqual([t["drops"] for t in tunnels], [2, 2], tunnels)
+        text = subprocess.run([e2e.PROXY, "status"], capture_output=True, text=True,
+                              env=self.env, timeout=20).stdout
+        self.assertIn("link dropped 2x", text)
+
     def test_replaced_agent_pods_get_tunnels_and_traffic_goes_on(self):
         # Issue 9: a deleted agent pod's replacement must get a tunnel, the deleted one's tunnel
         # must end (not retry a 404 forever), and outbound streams must go through the tunnels
@@ -186,18 +253,10 @@ class Connect(unittest.TestCase):
         proxy.wait_line(lines["ready"], timeout=150)
         self.assertEqual(proxy.wait_line(lines["tunnels"]).groups(), ("2", "2"))
         e2e.wait_port("127.0.0.1", port, timeout=20)
-        web = [m.group(3) for m in proxy.matching(lines["service"])
-               if m.group(1) == "web" and m.group(2) == "demo"]
-        self.assertEqual(len(web), 1, proxy.describe())
+        web = self.web_address(proxy)
 
-        def requests_through_web(count=20):
-            failed = []
-            for _ in range(count):
-                r = subprocess.run(["curl", "-sS", "-m", "10", f"http://{web[0]}/api/hits"],
-                                   capture_output=True, text=True, timeout=30)
-                if r.returncode != 0 or "lpk-local-process" not in r.stdout:
-                    failed.append(f"curl exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")
-            return failed
+        def requests_through_web():
+            return self.requests_through(web)
 
         self.assertEqual(requests_through_web(), [], proxy.describe())
         original = sorted(self.agent_pods())

@@ -46,7 +46,7 @@ std::string random_suffix() {
 void default_container(json& c) {
   std::string image = c.value("image", "");
   bool latest = image.find(':') == std::string::npos ||
-                image.size() >= 7 && image.compare(image.size() - 7, 7, ":latest") == 0;
+                (image.size() >= 7 && image.compare(image.size() - 7, 7, ":latest") == 0);
   set_default(c, "imagePullPolicy", latest ? "Always" : "IfNotPresent");
   set_default(c, "terminationMessagePath", "/dev/termination-log");
   set_default(c, "terminationMessagePolicy", "File");

@@ -28,6 +28,8 @@ Api::Api(Rest& rest, std::string server_addr, WatchSettings watch)
 
 namespace {
 
+constexpr std::string_view kFaultsPath = "/kubesim/faults/";
+
 const std::string kNotFoundBody =
     ApiError(404, "NotFound", "the server could not find the requested resource").status().dump();
 
@@ -76,6 +78,21 @@ awaitable<bool> Api::handle(Request& req, TlsStream& stream, const Identity& who
   }
   if (path == "/healthz" || path == "/livez" || path == "/readyz") {
     co_await write_json(stream, req, http::status::ok, "ok", keep);
+    co_return keep;
+  }
+  if (path.starts_with(kFaultsPath) && req.method() == http::verb::post && faults_) {
+    http::status code = http::status::not_found;
+    std::string body = kNotFoundBody;
+    try {
+      if (auto done = faults_(path.substr(std::string_view(kFaultsPath).size()), q)) {
+        code = http::status::ok;
+        body = done->dump();
+      }
+    } catch (const ApiError& e) {
+      code = status_of(e.code());
+      body = e.status().dump();
+    }
+    co_await write_json(stream, req, code, body, keep);
     co_return keep;
   }
   auto route = parse_route(path);

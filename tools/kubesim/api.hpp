@@ -35,6 +35,11 @@ class Api {
   void set_logs(SubresourceHandler h) { logs_ = std::move(h); }
   /// Issues TokenRequests (serviceaccounts/NAME/token).
   void set_tokens(TokenIssuer* tokens) { tokens_ = tokens; }
+  /// POST /kubesim/faults/NAME[?ARGS] injects fault NAME (kubesim's own path; RBAC lets only
+  /// cluster admins reach it): the handler returns what it did, or nullopt for no such fault.
+  using FaultHandler = std::function<std::optional<json>(
+      const std::string& name, const std::map<std::string, std::string>& q)>;
+  void set_faults(FaultHandler h) { faults_ = std::move(h); }
 
  private:
   asio::awaitable<bool> dispatch(Request& req, TlsStream& stream, const Route& r,
@@ -54,6 +59,7 @@ class Api {
   SubresourceHandler portforward_;
   SubresourceHandler logs_;
   TokenIssuer* tokens_ = nullptr;
+  FaultHandler faults_;
 };
 
 /// Whether the Accept header asks for a meta.k8s.io Table.

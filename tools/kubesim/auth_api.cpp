@@ -89,7 +89,10 @@ json token_request(const Store& store, TokenIssuer& issuer, const Route& r,
                   "Invalid value: " + std::to_string(seconds) +
                       ": may not specify a duration less than 10 minutes");
   }
-  TokenSubject s{r.ns, r.name, (*sa)["metadata"].value("uid", "")};
+  TokenSubject s;
+  s.ns = r.ns;
+  s.name = r.name;
+  s.uid = (*sa)["metadata"].value("uid", "");
   s.expiration_seconds = seconds;
   for (const auto& a : spec.value("audiences", json::array())) s.audiences.push_back(a);
   if (s.audiences.empty()) s.audiences.push_back(kApiAudience);

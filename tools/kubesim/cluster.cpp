@@ -54,6 +54,20 @@ struct Cluster::Impl {
   Impl(boost::asio::io_context& io_, ClusterOptions o)
       : io(io_), opts(std::move(o)), store(opts.watch_history), rest(store, AdmitOptions{}) {}
 
+  // POST /kubesim/faults/NAME: what real clusters do to their clients, on demand (README,
+  // "Using the tunnel by hand"). nullopt: no such fault.
+  std::optional<json> fault(const std::string& name, const std::map<std::string, std::string>& q) {
+    if (!name.starts_with("portforward/")) return std::nullopt;
+    if (!portforward) {
+      throw bad_request("port-forward faults need the pod runtime (this kubesim runs with "
+                        "--no-runtime)");
+    }
+    if (name == "portforward/drop") return json{{"dropped", portforward->drop_all()}};
+    if (name == "portforward/freeze") return json{{"frozen", portforward->freeze_all()}};
+    if (name == "portforward/thaw") return json{{"thawed", portforward->thaw_all()}};
+    return std::nullopt;
+  }
+
   void seed() {
     for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
       rest.create_object(
@@ -85,15 +99,20 @@ struct Cluster::Impl {
   void start_runtime() {
     std::string bin_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
     ImagePaths paths = ImagePaths::discover(bin_dir);
-    KubeletConfig kc{
-        opts.state_dir,
-        opts.images.empty() ? ImageMap::defaults(paths) : ImageMap::load(opts.images, paths),
-        pki.token, pki.ca.cert_pem};
+    KubeletConfig kc;
+    kc.state_dir = opts.state_dir;
+    kc.images =
+        opts.images.empty() ? ImageMap::defaults(paths) : ImageMap::load(opts.images, paths);
+    kc.token = pki.token;
+    kc.ca_pem = pki.ca.cert_pem;
     kc.issue_token = [this](const json& pod, const std::string& audience, int64_t seconds) {
       std::string ns = pod["metadata"].value("namespace", "");
       std::string name = pod["spec"].value("serviceAccountName", "default");
       auto sa = store.get("serviceaccounts", ns, name);
-      TokenSubject s{ns, name, sa ? (*sa)["metadata"].value("uid", "") : ""};
+      TokenSubject s;
+      s.ns = ns;
+      s.name = name;
+      s.uid = sa ? (*sa)["metadata"].value("uid", "") : "";
       s.pod_name = pod["metadata"].value("name", "");
       s.pod_uid = pod["metadata"].value("uid", "");
       if (!audience.empty()) s.audiences = {audience};
@@ -206,6 +225,9 @@ void Cluster::start() {
   ws.bookmark_interval = d.opts.bookmark_interval;
   d.api = std::make_unique<Api>(d.rest, "127.0.0.1:0", ws);
   d.api->set_tokens(d.tokens.get());
+  d.api->set_faults([&d](const std::string& name, const std::map<std::string, std::string>& q) {
+    return d.fault(name, q);
+  });
   d.server = std::make_unique<HttpsServer>(
       d.io, TlsFiles{d.pki.server.cert_pem, d.pki.server.key_pem, d.pki.ca.cert_pem}, d.pki.token,
       [&d](Request& req, TlsStream& s, const Identity& who) { return d.api->handle(req, s, who); });
@@ -246,6 +268,7 @@ void Cluster::stop() {
   };
   step("API server", [&] {
     if (d.server) d.server->stop();
+    if (d.portforward) d.portforward->thaw_all();  // a frozen one ends once its socket is gone
   });
   step("controllers", [&] {
     if (d.controllers) d.controllers->stop();

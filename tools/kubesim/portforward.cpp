@@ -42,10 +42,43 @@ PortForward::PortForward(
 
 namespace {
 
+}  // namespace
+
+struct PortForward::Live {
+  explicit Live(TlsStream& stream) : stream(stream), thawed(stream.get_executor()) {}
+  TlsStream& stream;
+  bool frozen = false;
+  asio::steady_timer thawed;  // cancelled on thaw
+
+  /// Returns at once unless frozen; then when thawed (or the connection is cut).
+  awaitable<void> wait_thawed() {
+    while (frozen) co_await thawed.async_wait(kTuple);
+  }
+};
+
+namespace {
+
+// Keeps a port-forward in the live set for its whole life.
+class Registration {
+ public:
+  Registration(std::set<PortForward::Live*>& set, PortForward::Live& live) : set_(set), live_(live) {
+    set_.insert(&live_);
+  }
+  ~Registration() { set_.erase(&live_); }
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
+
+ private:
+  std::set<PortForward::Live*>& set_;
+  PortForward::Live& live_;
+};
+
 struct Session {
   bool base64;
   Outbox outbox;
-  Session(asio::any_io_executor ex, bool b64) : base64(b64), outbox(ex, 16) {}
+  PortForward::Live& live;
+  Session(asio::any_io_executor ex, bool b64, PortForward::Live& live)
+      : base64(b64), outbox(ex, 16), live(live) {}
 
   // A frame as the kubelet writes it: [channel][payload] binary, or '0'+channel and base64 text.
   std::string frame(uint8_t ch, const std::string& payload) const {
@@ -102,6 +135,7 @@ awaitable<void> write_loop(Ws& ws, Session& s) {
   for (;;) {
     auto [ec, msg] = co_await s.outbox.async_receive(kTuple);
     if (ec || msg.empty()) break;
+    co_await s.live.wait_thawed();
     ws.text(s.base64);
     auto [wec, n] = co_await ws.async_write(asio::buffer(msg), kTuple);
     if (wec) break;
@@ -112,8 +146,10 @@ awaitable<void> write_loop(Ws& ws, Session& s) {
 awaitable<void> pod_to_client(tcp::socket& sock, Session& s, uint8_t ch) {
   std::string buf(32 * 1024, '\0');
   for (;;) {
+    co_await s.live.wait_thawed();
     auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), kTuple);
     if (ec) co_return;
+    co_await s.live.wait_thawed();
     auto [sec] = co_await s.outbox.async_send({}, s.frame(ch, buf.substr(0, n)), kTuple);
     if (sec) co_return;
   }
@@ -132,8 +168,10 @@ awaitable<void> client_to_pods(Ws& ws, Session& s,
                                std::vector<std::unique_ptr<tcp::socket>>& socks) {
   beast::flat_buffer buf;
   for (;;) {
+    co_await s.live.wait_thawed();
     auto [ec, n] = co_await ws.async_read(buf, kTuple);
     if (ec) break;
+    co_await s.live.wait_thawed();
     std::string msg = beast::buffers_to_string(buf.data());
     buf.consume(buf.size());
     if (msg.empty()) continue;
@@ -207,7 +245,9 @@ awaitable<bool> PortForward::serve(Request& req, TlsStream& stream, const Route&
   ws.read_message_max(64 * 1024 * 1024);
   auto [aec] = co_await ws.async_accept(req, kTuple);
   if (aec) co_return false;
-  Session s(ex, *proto == "v4.base64.channel.k8s.io");
+  Live live(stream);
+  Registration registered(live_, live);
+  Session s(ex, *proto == "v4.base64.channel.k8s.io", live);
   for (size_t i = 0; i < ports.size(); ++i) {
     std::string prefix = {char(ports[i] & 0xff), char(ports[i] >> 8)};
     s.outbox.try_send(boost::system::error_code{}, s.frame(uint8_t(2 * i), prefix));
@@ -237,6 +277,37 @@ awaitable<bool> PortForward::serve(Request& req, TlsStream& stream, const Route&
   close_all(socks);
   co_await client.wait();
   co_return false;
+}
+
+std::size_t PortForward::drop_all() {
+  std::size_t n = live_.size();
+  for (Live* l : std::set<Live*>(live_)) {
+    boost::system::error_code ec;
+    auto& socket = beast::get_lowest_layer(l->stream).socket();
+    socket.set_option(asio::socket_base::linger(true, 0), ec);
+    socket.close(ec);
+    l->frozen = false;
+    l->thawed.cancel();
+  }
+  return n;
+}
+
+std::size_t PortForward::freeze_all() {
+  for (Live* l : live_) {
+    l->frozen = true;
+    l->thawed.expires_at(asio::steady_timer::time_point::max());
+  }
+  return live_.size();
+}
+
+std::size_t PortForward::thaw_all() {
+  std::size_t n = 0;
+  for (Live* l : live_) {
+    n += l->frozen;
+    l->frozen = false;
+    l->thawed.cancel();
+  }
+  return n;
 }
 
 }  // namespace lpk::kubesim

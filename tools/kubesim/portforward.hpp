@@ -4,8 +4,10 @@
 // channel 2i and error channel 2i+1 per requested port, each opened with a port-prefix
 // frame; one TCP connection per port to localhost inside the pod's network namespace.
 
+#include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "tools/kubesim/http_server.hpp"
@@ -27,7 +29,22 @@ class PortForward {
   asio::awaitable<bool> serve(Request& req, TlsStream& stream, const Route& r,
                               const std::map<std::string, std::string>& q);
 
+  // Faults a test (or a user) injects while sessions run, as real clusters cause them: an API
+  // server or a kubelet restart cuts the connections, a network path freezes. Each returns how
+  // many port-forwards it touched.
+
+  /// Cuts every port-forward (TCP reset).
+  std::size_t drop_all();
+  /// Stops relaying on every current port-forward without closing it; new ones are served.
+  std::size_t freeze_all();
+  /// Relays again on the frozen ones.
+  std::size_t thaw_all();
+
+  /// The part of a running port-forward the faults reach (defined in portforward.cpp).
+  struct Live;
+
  private:
+  std::set<Live*> live_;
   std::function<std::string(const std::string&, const std::string&)> netns_of_;
   std::function<std::string(const std::string&, const std::string&)> uid_of_;
 };

@@ -17,7 +17,7 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 struct WatchState {
-  const ResourceType* type;
+  const ResourceType* type = nullptr;
   std::string ns;
   LabelSelector labels;
   std::vector<FieldRequirement> fields;
@@ -121,7 +121,10 @@ awaitable<bool> Api::serve_watch(Request& req, TlsStream& stream, const Route& r
   Store& store = rest_.store();
   // Validates the selectors (400 before the stream starts) and gives the initial state.
   auto initial = rest_.list(*r.type, r.ns, param("labelSelector"), param("fieldSelector"));
-  WatchState w{r.type, r.ns, *LabelSelector::parse(param("labelSelector"))};
+  WatchState w;
+  w.type = r.type;
+  w.ns = r.ns;
+  w.labels = *LabelSelector::parse(param("labelSelector"));
   std::string why;
   w.fields = *parse_field_selector(param("fieldSelector"), selectable_fields(*r.type), &why);
   w.table = wants_table(req);

@@ -70,7 +70,11 @@ void Kubelet::admit(const json& pod_in) {
   run.dir = cfg_.state_dir / "pods" / (run.ns + "_" + run.name + "_" + run.uid.substr(0, 8));
   run.start_time = now_rfc3339();
   fs::create_directories(run.dir);
-  for (const auto& c : pod["spec"]["containers"]) run.containers.push_back({c["name"]});
+  for (const auto& c : pod["spec"]["containers"]) {
+    ContainerRun container;
+    container.name = c["name"];
+    run.containers.push_back(std::move(container));
+  }
   std::string hostname = pod["spec"].value("hostname", run.name);
   std::string fqdn;
   if (pod["spec"].contains("subdomain")) {
