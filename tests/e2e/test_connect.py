@@ -160,11 +160,7 @@ class Connect(unittest.TestCase):
                                   f"curl -sSf -m 20 http://{p['status']['podIP']}:8080/api/x")
                 self.assertIn("lpk-local-process", log)
 
-        status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
-                                text=True, env=self.env, timeout=20)
-        self.assertEqual(status.returncode, 0, status.stderr)
-        st = json.loads(status.stdout)
-        result = st.get("result", st)
+        result = self.status()
         self.assertEqual(len(result["tunnels"]), 2)
         self.assertTrue(any(s["name"] == "redis" for s in result["services"]))
 
@@ -173,6 +169,27 @@ class Connect(unittest.TestCase):
                                            "-o", "json").stdout)["items"]
         return {p["metadata"]["name"]: p for p in pods if "deletionTimestamp" not in p["metadata"]
                 and p["status"].get("phase") == "Running"}
+
+    def status(self):
+        """`lpk-proxy status --json` of the running session: its result object."""
+        r = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True, text=True,
+                           env=self.env, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        return st.get("result", st)
+
+    def connect_local_api(self, *extra):
+        """connect -n demo --service api with tools/kubesim/demo/local_api.py as the local api;
+        returns the proxy once both tunnels are up and the local api listens, and web's
+        address."""
+        port = e2e.free_port()
+        proxy = self.connect("-n", "demo", "--service", "api", "--local-port", f"{port}:8080",
+                             *extra, command=["/usr/bin/python3", LOCAL_API, str(port)],
+                             service="api")
+        proxy.wait_line(e2e.PROXY_LINES["ready"], timeout=150)
+        self.assertEqual(proxy.wait_line(e2e.PROXY_LINES["tunnels"]).groups(), ("2", "2"))
+        e2e.wait_port("127.0.0.1", port, timeout=20)
+        return proxy, self.web_address(proxy)
 
     @staticmethod
     def web_address(proxy):
@@ -198,15 +215,8 @@ class Connect(unittest.TestCase):
         # Issue 10: kubesim freezes every port-forward (no FIN, no RST, as a stuck API server or
         # network path does): both tunnels notice within --dead-link-timeout and dial new
         # port-forwards. Then it cuts them all (as an API server restart does): the same, at once.
-        port = e2e.free_port()
-        proxy = self.connect("-n", "demo", "--service", "api", "--local-port", f"{port}:8080",
-                             "--dead-link-timeout", "2s",
-                             command=["/usr/bin/python3", LOCAL_API, str(port)], service="api")
+        proxy, web = self.connect_local_api("--dead-link-timeout", "2s")
         lines = e2e.PROXY_LINES
-        proxy.wait_line(lines["ready"], timeout=150)
-        self.assertEqual(proxy.wait_line(lines["tunnels"]).groups(), ("2", "2"))
-        e2e.wait_port("127.0.0.1", port, timeout=20)
-        web = self.web_address(proxy)
         self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
         lost = r"tunnel to pod \S+ port \d+ lost \((.*)\); reconnecting"
         ups = len(proxy.matching(lines["tunnel_up"]))
@@ -231,11 +241,7 @@ class Connect(unittest.TestCase):
         proxy.wait_lines(lines["tunnel_up"], ups + 4, timeout=60)
         self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
 
-        status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
-                                text=True, env=self.env, timeout=20)
-        self.assertEqual(status.returncode, 0, status.stderr)
-        st = json.loads(status.stdout)
-        tunnels = st.get("result", st)["tunnels"]
+        tunnels = self.status()["tunnels"]
         self.assertEqual([t["drops"] for t in tunnels], [2, 2], tunnels)
         text = subprocess.run([e2e.PROXY, "status"], capture_output=True, text=True,
                               env=self.env, timeout=20).stdout
@@ -246,19 +252,9 @@ class Connect(unittest.TestCase):
         # must end (not retry a 404 forever), and outbound streams must go through the tunnels
         # that are up: both agent pods are replaced in turn, and 20 requests through web (out
         # through a tunnel, back in through an agent to the local process) succeed after each.
-        port = e2e.free_port()
-        proxy = self.connect("-n", "demo", "--service", "api", "--local-port", f"{port}:8080",
-                             command=["/usr/bin/python3", LOCAL_API, str(port)], service="api")
+        proxy, web = self.connect_local_api()
         lines = e2e.PROXY_LINES
-        proxy.wait_line(lines["ready"], timeout=150)
-        self.assertEqual(proxy.wait_line(lines["tunnels"]).groups(), ("2", "2"))
-        e2e.wait_port("127.0.0.1", port, timeout=20)
-        web = self.web_address(proxy)
-
-        def requests_through_web():
-            return self.requests_through(web)
-
-        self.assertEqual(requests_through_web(), [], proxy.describe())
+        self.assertEqual(self.requests_through(web), [], proxy.describe())
         original = sorted(self.agent_pods())
         self.assertEqual(len(original), 2)
         ups = len(proxy.matching(lines["tunnel_up"]))
@@ -269,13 +265,9 @@ class Connect(unittest.TestCase):
             up = proxy.wait_lines(lines["tunnel_up"], ups + n, timeout=120)[-1]
             self.assertNotIn(up.group(1), original, proxy.describe())
             self.assertIn(up.group(1), self.agent_pods(), proxy.describe())
-            self.assertEqual(requests_through_web(), [], proxy.describe())
+            self.assertEqual(self.requests_through(web), [], proxy.describe())
 
-        status = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True,
-                                text=True, env=self.env, timeout=20)
-        self.assertEqual(status.returncode, 0, status.stderr)
-        st = json.loads(status.stdout)
-        tunnels = st.get("result", st)["tunnels"]
+        tunnels = self.status()["tunnels"]
         self.assertEqual(sorted(t["pod"] for t in tunnels), sorted(self.agent_pods()), tunnels)
         self.assertEqual({t["state"] for t in tunnels}, {"ready"}, tunnels)
 
