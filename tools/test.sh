@@ -41,22 +41,30 @@ case "$mode" in
       "${launcher[@]}" >/dev/null
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      run_ctest build-asan -LE heavy
+      run_ctest build-asan -LE heavy -j"$jobs"
     ;;
   --fuzz)
     secs=${2:-30}
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DLPK_FUZZ=ON -DLPK_BENCH=OFF "${launcher[@]}" >/dev/null
     cmake --build build-fuzz -j"$jobs" --target lpk_fuzzers
-    for f in build-fuzz/tests/fuzz/fuzz_*; do
-      [[ -x $f ]] || continue
+    # One target per core; each writes its own log, printed in full when the target fails.
+    logs=build-fuzz/logs; mkdir -p "$logs"
+    fuzz_one() {
+      local f=$1 secs=$2 name corpus seeds
       name=$(basename "$f")
       corpus=build-fuzz/corpus/$name; mkdir -p "$corpus"
       seeds=tests/fuzz/corpus/$name
-      echo "fuzz: $name for ${secs}s"
-      "$f" -max_total_time="$secs" -print_final_stats=0 "$corpus" $( [[ -d $seeds ]] && echo "$seeds" ) \
-        2>&1 | tail -3
-    done
+      if "$f" -max_total_time="$secs" -print_final_stats=0 "$corpus" \
+           $( [[ -d $seeds ]] && echo "$seeds" ) >"build-fuzz/logs/$name.log" 2>&1; then
+        echo "fuzz: $name ran ${secs}s: $(tail -1 "build-fuzz/logs/$name.log")"
+      else
+        echo "fuzz: $name FAILED; its log:"; tail -60 "build-fuzz/logs/$name.log"; return 1
+      fi
+    }
+    export -f fuzz_one
+    find build-fuzz/tests/fuzz -maxdepth 1 -name 'fuzz_*' -type f -executable -print0 | sort -z |
+      xargs -0 -P "$jobs" -I{} bash -c 'fuzz_one "$1" "$2"' _ {} "$secs"
     ;;
   *) echo "usage: tools/test.sh [--sanitize | --fuzz SECONDS]" >&2; exit 2 ;;
 esac
