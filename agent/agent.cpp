@@ -42,7 +42,8 @@ Agent::Agent(asio::any_io_executor executor, AgentOptions options)
       options_(std::move(options)),
       dialer_(std::make_shared<ClusterDialer>(options_.connect_timeout, options_.services)),
       tunnel_acceptor_(executor_),
-      session_up_(executor_, tunnel::Clock::time_point::max()) {
+      session_up_(executor_, tunnel::Clock::time_point::max()),
+      resume_grace_(executor_) {
   options_.session.role = tunnel::Role::agent;
 }
 
@@ -95,6 +96,7 @@ void Agent::stop() {
   tunnel_acceptor_.close(ec);
   for (auto& a : inbound_acceptors_) a->close(ec);
   session_up_.cancel();
+  resume_grace_.cancel();
   if (current_) current_->stop(tunnel::GoAwayCode::normal, "agent shutting down");
 }
 
@@ -113,22 +115,62 @@ asio::awaitable<void> Agent::accept_links() {
 asio::awaitable<void> Agent::serve_link(tcp::socket socket) {
   auto link = std::make_unique<tunnel::TcpLink>(std::move(socket));
   auto peer = link->describe();
-  auto session = co_await tunnel::Session::establish(std::move(link), options_.session, dialer_);
-  if (!session) {
-    spdlog::warn("tunnel from {} refused: {}", peer, session.error().message());
+  // A proxy that lost its link comes back with the same session id and asks to resume it.
+  auto holds = [this](const tunnel::Hello& proxy) {
+    return current_ && !current_->stopped() && current_->resumable() &&
+           current_->id() == proxy.session_id;
+  };
+  auto hello = co_await tunnel::Session::exchange_hellos(*link, options_.session, {}, false, holds);
+  if (!hello) {
+    spdlog::warn("tunnel from {} refused: {}", peer, hello.error().message());
     co_return;
   }
   if (stopped_) {
-    (*session)->stop(tunnel::GoAwayCode::normal, "agent shutting down");
+    link->close();
     co_return;
   }
-  if (current_) current_->stop(tunnel::GoAwayCode::replaced, "a newer lpk-proxy link took over");
-  current_ = *session;
-  session_up_.cancel();  // wakes the inbound connections waiting for a proxy
-  spdlog::info("tunnel {} up from {}", current_->id_text(), peer);
-  auto why = co_await current_->run();
-  spdlog::info("tunnel {} from {} ended: {}", (*session)->id_text(), peer, why.message());
-  if (current_ == *session) current_.reset();
+  std::shared_ptr<tunnel::Session> session;
+  if (hello->local.resume && holds(hello->peer)) {
+    session = current_;
+    spdlog::info("tunnel {} resumes on a new link from {}", session->id_text(), peer);
+    co_await session->take_over_link(std::move(link), hello->peer);
+    if (session->stopped() || current_ != session) co_return;
+    session->on_resumed = [this] { session_up_.cancel(); };
+  } else {
+    session = std::make_shared<tunnel::Session>(std::move(link), options_.session, dialer_,
+                                                hello->local, hello->peer);
+    if (current_) current_->stop(tunnel::GoAwayCode::replaced, "a newer lpk-proxy link took over");
+    current_ = session;
+    session_up_.cancel();  // wakes the inbound connections waiting for a proxy
+    spdlog::info("tunnel {} up from {}", session->id_text(), peer);
+  }
+  auto why = co_await session->run();
+  if (current_ != session) co_return;
+  if (session->detached()) {
+    spdlog::info("tunnel {} from {}: link lost ({}); its streams wait {} s for the proxy",
+                 session->id_text(), peer, why.message(),
+                 options_.session.resume_grace.count() / 1000.0);
+    asio::co_spawn(executor_, expire_detached(session, session->link_generation()),
+                   asio::detached);
+    co_return;
+  }
+  spdlog::info("tunnel {} from {} ended: {}", session->id_text(), peer, why.message());
+  current_.reset();
+}
+
+asio::awaitable<void> Agent::expire_detached(std::shared_ptr<tunnel::Session> session,
+                                             std::uint64_t generation) {
+  resume_grace_.expires_after(options_.session.resume_grace);
+  co_await resume_grace_.async_wait(asio::as_tuple(asio::use_awaitable));
+  // Resumed meanwhile (a newer link), or replaced, or the agent stops: not ours to end.
+  if (!session->detached() || session->link_generation() != generation || current_ != session) {
+    co_return;
+  }
+  spdlog::warn("tunnel {}: the proxy did not come back within {} s; its {} streams are reset",
+               session->id_text(), options_.session.resume_grace.count() / 1000.0,
+               session->stats().streams_active);
+  session->stop(tunnel::GoAwayCode::normal, "resume grace expired");
+  current_.reset();
 }
 
 asio::awaitable<void> Agent::accept_inbound(tcp::acceptor& acceptor, std::uint16_t port) {

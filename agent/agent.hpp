@@ -1,7 +1,7 @@
 #pragma once
 // The cluster end of the tunnel. Listens for the tunnel on loopback only (a pod port-forward
-// reaches the pod's localhost; other pods cannot reach it), keeps one active link (a newer one
-// replaces the older), dials targets for streams the proxy opens (names under lpk.internal are
+// reaches the pod's localhost; other pods cannot reach it), keeps one active session (a newer
+// proxy replaces the older; the same proxy on a new link resumes it), dials targets for streams the proxy opens (names under lpk.internal are
 // the agent's own services), and turns connections to the served ports into streams toward
 // the proxy.
 //
@@ -56,6 +56,9 @@ class Agent {
  private:
   boost::asio::awaitable<void> accept_links();
   boost::asio::awaitable<void> serve_link(boost::asio::ip::tcp::socket socket);
+  /// Ends a session whose link was lost if no new link resumes it within the grace period.
+  boost::asio::awaitable<void> expire_detached(std::shared_ptr<tunnel::Session> session,
+                                               std::uint64_t generation);
   boost::asio::awaitable<void> accept_inbound(boost::asio::ip::tcp::acceptor& acceptor,
                                               std::uint16_t port);
   /// Hands `socket` to the session, waiting (up to connect_timeout) for one to come up.
@@ -70,6 +73,7 @@ class Agent {
   std::vector<std::uint16_t> inbound_ports_;
   std::shared_ptr<tunnel::Session> current_;
   boost::asio::steady_timer session_up_;  // never expires; cancelled when a session comes up
+  boost::asio::steady_timer resume_grace_;  // how long a detached session waits
   bool stopped_ = false;
 };
 

@@ -24,7 +24,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: lpk-agent [--listen ADDR:PORT] [--serve PORT]... [--serve-address ADDR]\n"
     "                 [--connect-timeout SECS] [--secret-file PATH] [--log-level LEVEL]\n"
-    "                 [--dead-link-timeout DURATION]\n"
+    "                 [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
     "                 [--report-mounts DIR[,DIR...]] [--file-limit BYTES]\n"
     "                 [--file-total-limit BYTES] [--container NAME] [--resolv-conf PATH]\n"
     "Streams to env.lpk.internal:1 and dns.lpk.internal:53 are served by the agent itself\n"
@@ -121,6 +121,8 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       o.session.secret = lpk::tunnel::read_secret_file(value).value();
     } else if (flag == "--dead-link-timeout") {
       o.session.dead_link_timeout = lpk::tunnel::parse_dead_link_timeout(value);
+    } else if (flag == "--resume-grace") {
+      o.session.resume_grace = lpk::tunnel::parse_resume_grace(value);
     } else if (flag == "--report-mounts") {
       auto dirs = split_dirs(value);
       auto& mounts = o.services.env.mounts;

@@ -167,6 +167,8 @@ RunOptions parse_run_options(std::span<const std::string> args) {
       o.secret = tunnel::read_secret_file(value).value();
     } else if (flag == "--dead-link-timeout") {
       o.dead_link_timeout = tunnel::parse_dead_link_timeout(value);
+    } else if (flag == "--resume-grace") {
+      o.resume_grace = tunnel::parse_resume_grace(value);
     } else if (flag == "--log-level") {
       o.log_level = parse_log_level(value);
     } else {

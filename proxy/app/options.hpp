@@ -41,6 +41,7 @@ struct RunOptions {
   std::string log_level = "info";
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout
+  std::chrono::milliseconds resume_grace{60'000};       // --resume-grace
   std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT: run the stub DNS
   std::string zone = "cluster.local";                 // --zone
   std::string session_namespace = "default";          // --namespace
@@ -52,7 +53,8 @@ inline constexpr const char* kRunUsage =
     "                     [--context NAME] [--map NAME:PORT=HOST:PORT | ADDR:PORT=HOST:PORT]...\n"
     "                     [--map-file PATH] [--pool CIDR] [--local-port PORT | LOCAL:REMOTE]...\n"
     "                     [--dns ADDR:PORT [--namespace NS] [--zone ZONE] [--resolv-conf PATH]]\n"
-    "                     [--secret-file PATH] [--dead-link-timeout DURATION] [--log-level LEVEL]";
+    "                     [--secret-file PATH] [--dead-link-timeout DURATION]\n"
+    "                     [--resume-grace DURATION] [--log-level LEVEL]";
 
 RunOptions parse_run_options(std::span<const std::string> args);
 

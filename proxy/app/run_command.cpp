@@ -80,6 +80,7 @@ int run_command(const std::vector<std::string>& args) {
   tunnel::SessionOptions session;
   session.secret = options.secret;
   session.dead_link_timeout = options.dead_link_timeout;
+  session.resume_grace = options.resume_grace;
   auto inbound = std::make_shared<LocalDialer>(options.inbound, options.connect_timeout);
   auto& tunnel = *side.add_tunnel(dialer, session, inbound);
   auto log_path = setup_logging(tunnel.session_id_text(), options.log_level);

@@ -274,7 +274,7 @@ void ConnectSession::on_signal(int signal) {
 
 std::size_t ConnectSession::tunnels_up() const {
   std::size_t n = 0;
-  for (const auto& [pod, t] : agents_) n += t->session() != nullptr;
+  for (const auto& [pod, t] : agents_) n += t->session() && !t->session()->detached();
   return n;
 }
 
@@ -282,13 +282,20 @@ json ConnectSession::status() const {
   json tunnels = json::array();
   for (const auto& [pod, tunnel] : agents_) {
     auto session = tunnel->session();
-    json t = {{"pod", pod}, {"state", session ? "ready" : "connecting"}};
+    const char* state = !session                      ? "connecting"
+                        : session->accepting_streams() ? "ready"
+                                                       : "resuming";
+    json t = {{"pod", pod}, {"state", state}};
     const auto& history = tunnel->history();
     t["drops"] = history.drops;
     if (history.drops > 0) {
       t["last_drop"] = history.last_drop;
       t["last_drop_at"] = std::chrono::duration_cast<std::chrono::seconds>(
                               history.last_drop_at.time_since_epoch()).count();
+      t["resumes"] = history.resumes;
+      t["resumed_streams"] = history.resumed_streams;
+      t["lost_streams"] = history.lost_streams;
+      t["retransmitted_bytes"] = history.retransmitted_bytes;
     }
     if (session) {
       auto stats = session->stats();
@@ -297,6 +304,7 @@ json ConnectSession::status() const {
       t["streams_total"] = stats.streams_opened;
       t["bytes_sent"] = stats.bytes_sent;
       t["bytes_received"] = stats.bytes_received;
+      t["bytes_held"] = stats.bytes_held;
     }
     tunnels.push_back(t);
   }

@@ -189,6 +189,11 @@ void print_status(const json& result, std::ostream& out) {
         "streams " + field(t, "streams") + " open, " + field(t, "streams_total") + " total"};
     if (auto drops = field(t, "drops"); !drops.empty() && drops != "0") {
       row.push_back("link dropped " + drops + "x, last: " + field(t, "last_drop"));
+      if (auto resumes = field(t, "resumes"); !resumes.empty() && resumes != "0") {
+        row.push_back("resumed " + resumes + "x: " + field(t, "resumed_streams") +
+                      " streams carried on, " + field(t, "retransmitted_bytes") +
+                      " bytes sent again, " + field(t, "lost_streams") + " streams lost");
+      }
     }
     rows.push_back(std::move(row));
   }

@@ -77,39 +77,69 @@ void TunnelClient::fatal(const std::string& reason) {
   if (on_fatal) on_fatal(reason);
 }
 
-// One dial and handshake; null with `failure` set when either fails (or fatal() was called).
-asio::awaitable<std::shared_ptr<Session>> TunnelClient::connect_once(
-    std::string& failure) {
+asio::awaitable<bool> TunnelClient::connect_once(std::string& failure) {
   auto dialed = co_await dialer_.dial();
-  if (stopped_) co_return nullptr;
+  if (stopped_) co_return false;
   if (!dialed) {
     if (dialed.error().code == Error::link_misconfigured) {
       fatal("cannot reach the agent at " + dialer_.agent + ": " + dialed.error().message);
     }
     failure = dialed.error().message;
-    co_return nullptr;
+    co_return false;
   }
-  auto established =
-      co_await Session::establish(std::move(*dialed), options_, inbound_, session_id_);
-  if (established) co_return *established;
-  if (established.error() == Error::auth_failed ||
-      established.error() == Error::bad_version) {
-    // Configuration, not weather: retrying cannot help.
-    fatal("the agent at " + dialer_.agent + " refused the tunnel: " +
-          established.error().message());
+  auto link = std::move(*dialed);
+  const bool want_resume = session_ && session_->detached();
+  auto hello = co_await Session::exchange_hellos(*link, options_, session_id_, want_resume);
+  if (stopped_) co_return false;
+  if (!hello) {
+    if (hello.error() == Error::auth_failed || hello.error() == Error::bad_version) {
+      // Configuration, not weather: retrying cannot help.
+      fatal("the agent at " + dialer_.agent + " refused the tunnel: " + hello.error().message());
+    }
+    failure = hello.error().message();
+    co_return false;
   }
-  failure = established.error().message();
-  co_return nullptr;
+  if (want_resume && hello->peer.resume) {
+    session_->attach(std::move(link), hello->peer);
+    co_return true;
+  }
+  if (want_resume) give_up_on(session_, "the agent no longer holds the session (it restarted, "
+                                        "or the link was down longer than its --resume-grace)");
+  session_ = std::make_shared<Session>(std::move(link), options_, inbound_, hello->local,
+                                       hello->peer);
+  co_return true;
+}
+
+void TunnelClient::give_up_on(const std::shared_ptr<Session>& detached, const std::string& why) {
+  auto streams = detached->stats().streams_active;
+  history_.lost_streams += streams;
+  if (streams > 0) spdlog::warn("tunnel to {}: {}; its {} streams are reset", dialer_.agent, why, streams);
+  detached->stop(GoAwayCode::normal, why);
+}
+
+void TunnelClient::count_drop(const Session& session, const error_code& why) {
+  ++history_.drops;
+  history_.last_drop = why.message() + (session.go_away_reason().empty()
+                                            ? std::string()
+                                            : ", " + session.go_away_reason());
+  history_.last_drop_at = std::chrono::system_clock::now();
 }
 
 asio::awaitable<void> TunnelClient::connect_loop() {
   auto backoff = 100ms;
   int failures = 0;
+  Clock::time_point detached_at{};
   while (!stopped_) {
+    // A detached session waits for a new link no longer than the agent keeps its side.
+    if (session_ && session_->detached() &&
+        Clock::now() - detached_at > options_.resume_grace) {
+      give_up_on(session_, "the link was down longer than --resume-grace");
+      session_.reset();
+    }
     std::string failure;
-    auto session = co_await connect_once(failure);
+    const bool ok = co_await connect_once(failure);
     if (stopped_) break;
-    if (!session) {
+    if (!ok) {
       // Say it the first time and then now and again, not on every retry.
       if (failures++ % 20 == 0) {
         spdlog::warn("cannot reach the agent at {}: {}; retrying", dialer_.agent, failure);
@@ -120,25 +150,59 @@ asio::awaitable<void> TunnelClient::connect_loop() {
     }
     failures = 0;
     backoff = 100ms;
-    session_ = session;
+    auto session = session_;
+    const auto before = session->stats();
+    announce(session, before);
+    auto why = co_await session->run();
+    if (!after_link(session, why)) co_return;
+    if (session->detached()) detached_at = Clock::now();
+  }
+}
+
+// A new session is announced at once; a resumed one once both sides have compared notes
+// (new streams wait until then), saying how it went: the console said the link was lost.
+void TunnelClient::announce(const std::shared_ptr<Session>& session, const SessionStats& before) {
+  if (session->link_generation() == 0) {
     spdlog::info("tunnel {} up to {}", session->id_text(), dialer_.agent);
     if (on_up) on_up(*session);
     up_signal_.cancel();
-    auto why = co_await session->run();
+    return;
+  }
+  spdlog::info("tunnel {} to {}: new link, resuming its streams", session->id_text(),
+               dialer_.agent);
+  session->on_resumed = [weak = weak_from_this(), before] {
+    auto self = weak.lock();
+    if (!self || !self->session_) return;
+    auto now = self->session_->stats();
+    auto& history = self->history_;
+    ++history.resumes;
+    history.resumed_streams += now.streams_resumed - before.streams_resumed;
+    history.retransmitted_bytes += now.bytes_retransmitted - before.bytes_retransmitted;
+    spdlog::warn("tunnel to {} resumed: {} streams carried on, {} ended while the link was down",
+                 self->dialer_.agent, now.streams_resumed - before.streams_resumed,
+                 now.streams_ended_while_down - before.streams_ended_while_down);
+    self->up_signal_.cancel();
+  };
+}
+
+// After a link ends: the history for `status`, and whether to go on (false: stop).
+bool TunnelClient::after_link(const std::shared_ptr<Session>& session, const error_code& why) {
+  if (session->go_away_code() == GoAwayCode::replaced ||
+      session->go_away_code() == GoAwayCode::auth_failed) {
     session_.reset();
-    if (session->go_away_code() == GoAwayCode::replaced ||
-        session->go_away_code() == GoAwayCode::auth_failed) {
-      fatal("the agent at " + dialer_.agent + " ended the tunnel: " + session->go_away_reason());
-      co_return;
-    }
-    if (stopped_) break;
-    ++history_.drops;
-    history_.last_drop = why.message() + (session->go_away_reason().empty()
-                                              ? std::string()
-                                              : ", " + session->go_away_reason());
-    history_.last_drop_at = std::chrono::system_clock::now();
+    fatal("the agent at " + dialer_.agent + " ended the tunnel: " + session->go_away_reason());
+    return false;
+  }
+  if (stopped_) return false;
+  count_drop(*session, why);
+  if (session->detached()) {
+    spdlog::warn("tunnel to {} lost ({}); reconnecting to resume its {} streams", dialer_.agent,
+                 history_.last_drop, session->stats().streams_active);
+  } else {
+    session_.reset();
     spdlog::warn("tunnel to {} lost ({}); reconnecting", dialer_.agent, history_.last_drop);
   }
+  return true;
 }
 
 void TunnelClient::open(tcp::socket local, Target target) {

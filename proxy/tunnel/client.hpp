@@ -30,9 +30,13 @@ LinkDialer tcp_link_dialer(Target agent);
 
 /// What happened to the links of one TunnelClient, for `lpk-proxy status`.
 struct LinkHistory {
-  std::uint64_t drops = 0;   // sessions that were up and ended without stop()
+  std::uint64_t drops = 0;   // links that were up and failed without stop()
   std::string last_drop;     // why the last one ended, as the log says it
   std::chrono::system_clock::time_point last_drop_at{};
+  std::uint64_t resumes = 0;          // new links that carried the open streams on
+  std::uint64_t resumed_streams = 0;  // streams carried across drops
+  std::uint64_t lost_streams = 0;     // streams reset because a drop could not be resumed
+  std::uint64_t retransmitted_bytes = 0;
 };
 
 /// Lifetime: owned by a std::shared_ptr (std::make_shared); its coroutines hold it, so an owner
@@ -72,7 +76,14 @@ class TunnelClient : public std::enable_shared_from_this<TunnelClient> {
                                             Target target);
   boost::asio::awaitable<void> pause(std::chrono::milliseconds how_long);
 
-  boost::asio::awaitable<std::shared_ptr<Session>> connect_once(std::string& failure);
+  /// One dial and hello. Resumes the detached session when the agent still holds it (true);
+  /// otherwise sets session_ to a new session on the link. False with `failure` set when
+  /// either step fails.
+  boost::asio::awaitable<bool> connect_once(std::string& failure);
+  void count_drop(const Session& session, const boost::system::error_code& why);
+  void announce(const std::shared_ptr<Session>& session, const SessionStats& before);
+  bool after_link(const std::shared_ptr<Session>& session, const boost::system::error_code& why);
+  void give_up_on(const std::shared_ptr<Session>& detached, const std::string& why);
   void fatal(const std::string& reason);
 
   boost::asio::any_io_executor executor_;

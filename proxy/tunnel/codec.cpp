@@ -70,6 +70,23 @@ result<Target> decode_target(ByteReader& r) {
   return Error::bad_frame;
 }
 
+// RESUME: on stream 0 the end of the list, on a stream one entry of it.
+result<ControlBody> decode_resume(ByteReader& r, bool on_session) {
+  ResumeFrame f;
+  if (on_session) {
+    f.last_peer_id = r.u32();
+  } else {
+    f.received = r.u64();
+    auto flags = r.u8();
+    if (flags > 3) return Error::bad_frame;
+    f.fin_received = (flags & 1) != 0;
+    f.fin_delivered = (flags & 2) != 0;
+    if (f.fin_delivered && !f.fin_received) return Error::bad_frame;
+  }
+  if (!r.done()) return Error::bad_frame;
+  return f;
+}
+
 // Decodes the payload of a control frame; DATA never comes here.
 result<ControlBody> decode_control(const FrameHeader& h, std::span<const std::byte> payload) {
   ByteReader r(payload);
@@ -117,6 +134,7 @@ result<ControlBody> decode_control(const FrameHeader& h, std::span<const std::by
       if (!on_session) return Error::stream_id_misuse;
       return g;
     }
+    case FrameType::resume: return decode_resume(r, on_session);
     case FrameType::data: break;
   }
   return Error::unknown_frame_type;
@@ -130,7 +148,7 @@ std::array<std::byte, kHelloSize> encode_hello(const Hello& h) {
   w.bytes(kMagic.data(), kMagic.size());
   w.u8(h.version);
   w.u8(std::uint8_t(h.role));
-  w.u16(std::uint16_t((h.has_auth ? 1 : 0) | (h.refused ? 2 : 0)));
+  w.u16(std::uint16_t((h.has_auth ? 1 : 0) | (h.refused ? 2 : 0) | (h.resume ? 4 : 0)));
   w.bytes(h.session_id.data(), h.session_id.size());
   w.u32(h.capabilities);
   w.u32(h.max_frame_payload);
@@ -155,6 +173,7 @@ result<Hello> decode_hello(std::span<const std::byte, kHelloSize> in) {
   auto flags = r.u16();
   h.has_auth = (flags & 1) != 0;
   h.refused = (flags & 2) != 0;
+  h.resume = (flags & 4) != 0;
   auto id = r.bytes(kSessionIdSize);
   std::copy(id.begin(), id.end(), h.session_id.begin());
   h.capabilities = r.u32();
@@ -241,6 +260,24 @@ EncodedFrame encode_window(std::uint32_t stream_id, const WindowFrame& window) {
   return control_frame(FrameType::window, 0, stream_id, [&](ByteWriter& w) {
     w.u64(window.consumed);
     w.u64(window.limit);
+  });
+}
+
+EncodedFrame encode_window_fin_delivered(std::uint32_t stream_id, const WindowFrame& window) {
+  return control_frame(FrameType::window, kFlagFin, stream_id, [&](ByteWriter& w) {
+    w.u64(window.consumed);
+    w.u64(window.limit);
+  });
+}
+
+EncodedFrame encode_resume(std::uint32_t stream_id, const ResumeFrame& resume) {
+  return control_frame(FrameType::resume, 0, stream_id, [&](ByteWriter& w) {
+    if (stream_id == 0) {
+      w.u32(resume.last_peer_id);
+      return;
+    }
+    w.u64(resume.received);
+    w.u8(std::uint8_t((resume.fin_received ? 1 : 0) | (resume.fin_delivered ? 2 : 0)));
   });
 }
 

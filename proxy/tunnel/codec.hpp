@@ -37,6 +37,10 @@ std::array<std::byte, kFrameHeaderSize> encode_data_header(std::uint32_t stream_
 boost::system::result<EncodedFrame> encode_open(std::uint32_t stream_id, const Target& target);
 EncodedFrame encode_open_result(std::uint32_t stream_id, OpenCode code, std::string_view reason);
 EncodedFrame encode_window(std::uint32_t stream_id, const WindowFrame& window);
+/// WINDOW with the FIN flag (resumable sessions): every byte and the FIN reached the application.
+EncodedFrame encode_window_fin_delivered(std::uint32_t stream_id, const WindowFrame& window);
+/// One entry of the list after a resumed hello; on stream 0 the end of the list.
+EncodedFrame encode_resume(std::uint32_t stream_id, const ResumeFrame& resume);
 EncodedFrame encode_reset(std::uint32_t stream_id, ResetCode code, std::string_view reason);
 EncodedFrame encode_ping(std::uint64_t opaque, bool ack);
 EncodedFrame encode_go_away(std::uint32_t last_stream_id, GoAwayCode code,

@@ -40,4 +40,14 @@ std::chrono::milliseconds parse_dead_link_timeout(std::string_view text) {
   return *d;
 }
 
+std::chrono::milliseconds parse_resume_grace(std::string_view text) {
+  using namespace std::chrono_literals;
+  auto d = parse_duration(text);
+  if (!d || *d < 1s || *d > 24h) {
+    throw std::invalid_argument("--resume-grace wants a duration from 1s to 24h, such as 60 or "
+                                "60s or 5m, got '" + std::string(text) + "'");
+  }
+  return *d;
+}
+
 }  // namespace lpk::tunnel

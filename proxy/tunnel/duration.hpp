@@ -1,5 +1,5 @@
 #pragma once
-// Durations on the command line of both ends (--dead-link-timeout): `15` or `1.5` (seconds),
+// Durations on the command line of both ends (--dead-link-timeout, --resume-grace): `15` or `1.5` (seconds),
 // or with a unit: `500ms`, `15s`, `2m`.
 
 #include <chrono>
@@ -14,5 +14,8 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 /// `--dead-link-timeout` of either end (SessionOptions::dead_link_timeout): 100 ms to 1 hour.
 /// Throws std::invalid_argument with the one line both commands print.
 std::chrono::milliseconds parse_dead_link_timeout(std::string_view text);
+
+/// `--resume-grace` of either end (SessionOptions::resume_grace): 1 s to 24 hours.
+std::chrono::milliseconds parse_resume_grace(std::string_view text);
 
 }  // namespace lpk::tunnel

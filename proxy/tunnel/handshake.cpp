@@ -131,8 +131,9 @@ asio::awaitable<result<HandshakeResult>> handshake_as_proxy(Link& link, Hello lo
   co_return HandshakeResult{local, *peer};
 }
 
-asio::awaitable<result<HandshakeResult>> handshake_as_agent(Link& link, Hello local,
-                                                            std::string_view secret) {
+asio::awaitable<result<HandshakeResult>> handshake_as_agent(
+    Link& link, Hello local, std::string_view secret,
+    const std::function<bool(const Hello& proxy)>& holds) {
   std::array<std::byte, kHelloSize> raw;
   if (auto ec = co_await read_exact(link, raw)) {
     co_return ec == asio::error::eof ? error_code(Error::truncated) : ec;
@@ -163,6 +164,8 @@ asio::awaitable<result<HandshakeResult>> handshake_as_agent(Link& link, Hello lo
                               : "the agent requires a shared secret; give the proxy --secret-file";
   }
   local.refused = bool(refusal);
+  local.resume = !refusal && peer->resume && (local.capabilities & kCapResume) &&
+                 (peer->capabilities & kCapResume) && holds && holds(*peer);
   if (auto ec = co_await write_all(link, encode_hello(local))) co_return ec;
   if (refusal) {
     auto goaway = encode_go_away(0, code, reason);

@@ -4,6 +4,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -36,7 +37,10 @@ boost::asio::awaitable<boost::system::result<HandshakeResult>> handshake_as_prox
 
 /// Agent side: reads and checks the proxy's hello, answers with `local` (taking the proxy's
 /// session id); on a bad secret or version it answers and then sends a GOAWAY with the reason.
+/// When the proxy asks to resume and both announced the capability, the answer's `resume`
+/// flag is what `holds(proxy's hello)` says: whether this side still holds that session.
 boost::asio::awaitable<boost::system::result<HandshakeResult>> handshake_as_agent(
-    Link& link, Hello local, std::string_view secret);
+    Link& link, Hello local, std::string_view secret,
+    const std::function<bool(const Hello& proxy)>& holds = {});
 
 }  // namespace lpk::tunnel

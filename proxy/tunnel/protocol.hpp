@@ -36,7 +36,7 @@ using SessionId = std::array<std::byte, kSessionIdSize>;
 
 /// Capability bits announced in the hello; a feature is used only when both sides set it.
 enum Capability : std::uint32_t {
-  kCapResume = 1u << 0,  // reserved: stream resumption after the link drops
+  kCapResume = 1u << 0,  // streams survive a dropped link (docs/protocol.md §6)
 };
 
 struct Hello {
@@ -49,6 +49,9 @@ struct Hello {
   std::uint32_t initial_window = 256 * 1024;    // credit granted to each new stream
   bool has_auth = false;
   bool refused = false;  // agent only: the proxy is refused; a GOAWAY with the reason follows
+  // Proxy: "this link continues session `session_id`, whose streams I kept". Agent: "so did I:
+  // the session resumes" (clear: a fresh session with that id, whose streams start anew).
+  bool resume = false;
   std::array<std::byte, kAuthSize> auth{};      // HMAC-SHA256(secret, label|role|session id)
 };
 
@@ -60,10 +63,13 @@ enum class FrameType : std::uint8_t {
   reset = 4,
   ping = 5,
   go_away = 6,
+  resume = 7,  // only to a peer that announced kCapResume
 };
-inline constexpr std::uint8_t kFrameTypeCount = 7;
+inline constexpr std::uint8_t kFrameTypeCount = 8;
 
-inline constexpr std::uint8_t kFlagFin = 0x01;  // data: the sender will send no more bytes
+inline constexpr std::uint8_t kFlagFin = 0x01;  // data: the sender will send no more bytes;
+                                                // window (resume only): and the FIN reached the
+                                                // application, so the stream may be forgotten
 inline constexpr std::uint8_t kFlagAck = 0x01;  // ping: this is the pong
 
 struct FrameHeader {
@@ -132,9 +138,18 @@ struct GoAwayFrame {
   std::string reason;
 };
 
+/// After a resumed hello each side lists its streams, one RESUME each, then one RESUME on
+/// stream 0 that ends the list (docs/protocol.md §6).
+struct ResumeFrame {
+  std::uint64_t received = 0;       // per stream: bytes of the peer's that arrived here
+  bool fin_received = false;        // per stream: and its FIN
+  bool fin_delivered = false;       // per stream: and that FIN reached the application
+  std::uint32_t last_peer_id = 0;   // stream 0: the highest stream id of the peer's seen here
+};
+
 /// A decoded control frame (DATA payloads are handed over as spans, never copied into this).
 using ControlBody =
     std::variant<std::monostate, OpenFrame, OpenResultFrame, WindowFrame, ResetFrame, PingFrame,
-                 GoAwayFrame>;
+                 GoAwayFrame, ResumeFrame>;
 
 }  // namespace lpk::tunnel

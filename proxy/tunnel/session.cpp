@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <cstring>
 
 #include "proxy/tunnel/detail/buffer_pool.hpp"
@@ -38,31 +39,38 @@ std::uint64_t now_ns() {
 
 }  // namespace
 
-asio::awaitable<boost::system::result<std::shared_ptr<Session>>> Session::establish(
-    std::unique_ptr<Link> link, SessionOptions options, std::shared_ptr<Dialer> dialer,
-    SessionId id) {
+asio::awaitable<boost::system::result<HandshakeResult>> Session::exchange_hellos(
+    Link& link, const SessionOptions& options, SessionId id, bool resume,
+    const std::function<bool(const Hello& peer)>& holds) {
   using namespace asio::experimental::awaitable_operators;
   Hello local;
   local.session_id = id;
+  local.capabilities = options.resume ? std::uint32_t(kCapResume) : 0u;
+  local.resume = resume && options.resume;
   local.max_frame_payload = options.max_frame_payload;
   local.max_streams = options.max_streams;
   local.initial_window = options.initial_window;
   auto exchange = [&]() -> asio::awaitable<boost::system::result<HandshakeResult>> {
-    if (options.role == Role::proxy) co_return co_await handshake_as_proxy(*link, local, options.secret);
-    co_return co_await handshake_as_agent(*link, local, options.secret);
+    if (options.role == Role::proxy) co_return co_await handshake_as_proxy(link, local, options.secret);
+    co_return co_await handshake_as_agent(link, local, options.secret, holds);
   };
   asio::steady_timer deadline(co_await asio::this_coro::executor, options.handshake_timeout);
   auto outcome =
       co_await (exchange() || deadline.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (outcome.index() == 1) {
-    link->close();
+    link.close();
     co_return error_code(asio::error::timed_out);
   }
   auto result = std::get<0>(std::move(outcome));
-  if (!result) {
-    link->close();
-    co_return result.error();
-  }
+  if (!result) link.close();
+  co_return result;
+}
+
+asio::awaitable<boost::system::result<std::shared_ptr<Session>>> Session::establish(
+    std::unique_ptr<Link> link, SessionOptions options, std::shared_ptr<Dialer> dialer,
+    SessionId id) {
+  auto result = co_await exchange_hellos(*link, options, id, false);
+  if (!result) co_return result.error();
   co_return std::make_shared<Session>(std::move(link), std::move(options), std::move(dialer),
                                       result->local, result->peer);
 }
@@ -78,6 +86,8 @@ Session::Session(std::unique_ptr<Link> link, SessionOptions options,
       chunk_size_(std::min(peer.max_frame_payload, kMaxChunkSize)),
       next_local_id_(options_.role == Role::proxy ? 1 : 2),
       writer_wake_(link_->executor()),
+      resumable_((local.capabilities & peer.capabilities & kCapResume) != 0),
+      run_done_(link_->executor()),
       ping_timer_(link_->executor()),
       close_timer_(link_->executor()) {
   // A pool buffer must hold the largest frame either side may send.
@@ -92,18 +102,61 @@ std::string Session::id_text() const { return to_hex(local_hello_.session_id); }
 SessionStats Session::stats() const {
   auto s = stats_;
   s.streams_active = streams_.size();
+  s.bytes_held = 0;
+  for (const auto& [id, stream] : streams_) s.bytes_held += stream->bytes_held();
   s.rtt = std::chrono::duration_cast<std::chrono::microseconds>(srtt_);
   return s;
 }
 
 asio::awaitable<error_code> Session::run() {
+  using namespace asio::experimental::awaitable_operators;
   auto self = shared_from_this();
-  auto ex = co_await asio::this_coro::executor;
-  asio::co_spawn(ex, write_frames(), asio::detached);
-  asio::co_spawn(ex, keep_alive(), asio::detached);
-  co_await read_frames();
-  stop(GoAwayCode::normal, "session ended");
+  running_ = true;
+  ++generation_;
+  asio::co_spawn(co_await asio::this_coro::executor, keep_alive(), asio::detached);
+  // Both end when the link does: the reader on a read error or a closed link, the writer once
+  // the link is lost or, after stop(), once it has delivered the GOAWAY.
+  co_await (read_frames() && write_frames());
+  running_ = false;
+  run_done_.cancel();
+  if (!detached()) stop(GoAwayCode::normal, "session ended");
   co_return end_reason_;
+}
+
+void Session::attach(std::unique_ptr<Link> link, const Hello& peer) {
+  if (stopped_ || link_up_ || running_) {
+    link->close();
+    return;
+  }
+  link_ = std::move(link);
+  peer_description_ = link_->describe();
+  // The same peer, so the same limits; only its view of the streams is new.
+  (void)peer;
+  link_up_ = true;
+  resuming_ = true;
+  peer_going_away_ = false;
+  end_reason_ = {};
+  // The list comes first on the new link, before anything else this side sends.
+  std::vector<std::uint32_t> ids;
+  for (const auto& [id, stream] : streams_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (auto id : ids) {
+    auto frame = encode_resume(id, streams_.at(id)->resume_state());
+    control_out_.insert(control_out_.end(), frame.view().begin(), frame.view().end());
+  }
+  auto end = encode_resume(0, ResumeFrame{.last_peer_id = last_peer_id_});
+  control_out_.insert(control_out_.end(), end.view().begin(), end.view().end());
+}
+
+asio::awaitable<void> Session::take_over_link(std::unique_ptr<Link> link, const Hello& peer) {
+  auto self = shared_from_this();
+  while (!stopped_ && (link_up_ || running_)) {
+    if (link_up_) lose_link(Error::peer_went_away, "the proxy reconnected on a new link");
+    if (!running_) break;
+    run_done_.expires_at(Clock::time_point::max());
+    co_await run_done_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  attach(std::move(link), peer);
 }
 
 void Session::open_stream(tcp::socket local, Target target) {
@@ -153,6 +206,35 @@ void Session::stop(GoAwayCode code, std::string reason) {
   wake_writer();
 }
 
+void Session::link_failed(error_code why, GoAwayCode code, std::string reason) {
+  if (stopped_ || !link_up_) return;
+  // A peer that said goodbye is not coming back; nor is one that cannot resume.
+  if (!resumable_ || peer_going_away_) return fail(why, code, std::move(reason));
+  lose_link(why, reason);
+}
+
+void Session::lose_link(error_code why, const std::string& reason) {
+  spdlog::warn("tunnel {} to {}: link lost ({}{}{}); keeping its {} streams for a new link",
+               id_text(), peer_description_, why.message(), reason.empty() ? "" : ": ", reason,
+               streams_.size());
+  link_up_ = false;
+  resuming_ = false;
+  end_reason_ = why;
+  ++stats_.links_lost;
+  link_->close();
+  ping_timer_.cancel();
+  // What was queued is either kept by its stream (DATA) or made again after the resume
+  // (credit, opens); nothing queued for the dead link is worth sending on the next.
+  data_out_.clear();
+  window_updates_.clear();
+  control_out_.clear();
+  pending_pong_.reset();
+  outstanding_ping_.reset();
+  peer_resume_.clear();
+  for (auto& [id, stream] : streams_) stream->on_link_lost();
+  wake_writer();
+}
+
 void Session::fail(error_code why, GoAwayCode code, std::string reason) {
   if (stopped_) return;
   end_reason_ = why;
@@ -171,7 +253,7 @@ asio::awaitable<void> Session::read_frames() {
   std::vector<std::byte> buffer(std::max<std::size_t>(256 * 1024, 2 * max_frame));
   std::size_t begin = 0;
   std::size_t end = 0;
-  while (!stopped_) {
+  while (!stopped_ && link_up_) {
     // Keep room for at least one whole frame after the bytes not yet decoded.
     if (buffer.size() - begin < max_frame) {
       std::memmove(buffer.data(), buffer.data() + begin, end - begin);
@@ -180,13 +262,14 @@ asio::awaitable<void> Session::read_frames() {
     }
     auto [ec, n] = co_await link_->read_some(asio::buffer(buffer.data() + end, buffer.size() - end));
     if (ec) {
-      fail(ec, GoAwayCode::normal, {});
+      link_failed(ec, GoAwayCode::normal, {});
       co_return;
     }
+    if (!link_up_) co_return;  // lost meanwhile (the writer failed, the peer reconnected)
     end += n;
     stats_.bytes_received += n;
     last_heard_ = Clock::now();
-    while (!stopped_) {
+    while (!stopped_ && link_up_) {
       auto step = decode_frame(std::span(buffer.data() + begin, end - begin),
                                local_hello_.max_frame_payload);
       if (step.status == DecodeStep::Status::need_more) break;
@@ -201,15 +284,19 @@ asio::awaitable<void> Session::read_frames() {
   }
 }
 
+bool Session::opened_here(std::uint32_t id) const {
+  return (id % 2 == 1) == (options_.role == Role::proxy);
+}
+
 bool Session::known_closed(std::uint32_t id) const {
-  const bool ours = (id % 2 == 1) == (options_.role == Role::proxy);
-  return ours ? id < next_local_id_ : id <= last_peer_id_;
+  return opened_here(id) ? id < next_local_id_ : id <= last_peer_id_;
 }
 
 bool Session::on_frame(const DecodeStep& step) {
   const auto& h = step.header;
   if (h.type == FrameType::open) return on_open(h.stream_id, std::get<OpenFrame>(step.body));
   if (h.type == FrameType::ping) return on_ping(h, std::get<PingFrame>(step.body));
+  if (h.type == FrameType::resume) return on_resume(h.stream_id, std::get<ResumeFrame>(step.body));
   if (h.type == FrameType::go_away) {
     on_go_away(std::get<GoAwayFrame>(step.body));
     return !stopped_;
@@ -236,7 +323,10 @@ bool Session::on_frame(const DecodeStep& step) {
       stream->on_open_result(std::get<OpenResultFrame>(step.body));
       break;
     }
-    case FrameType::window: stream->on_window(std::get<WindowFrame>(step.body)); break;
+    case FrameType::window:
+      stream->on_window(std::get<WindowFrame>(step.body),
+                        resumable_ && (h.flags & kFlagFin) != 0);
+      break;
     case FrameType::reset: stream->on_reset(std::get<ResetFrame>(step.body)); break;
     default: break;
   }
@@ -308,29 +398,83 @@ void Session::on_go_away(const GoAwayFrame& frame) {
   }
 }
 
+bool Session::on_resume(std::uint32_t id, const ResumeFrame& frame) {
+  if (!resuming_) {
+    fail(Error::bad_frame, GoAwayCode::protocol_error, "resume list outside a resumed hello");
+    return false;
+  }
+  if (id == 0) {
+    finish_resume(frame.last_peer_id);
+    return true;
+  }
+  if (peer_resume_.size() >= std::size_t(options_.max_streams) + peer_hello_.max_streams) {
+    fail(Error::too_many_streams, GoAwayCode::protocol_error, "resume list longer than the streams");
+    return false;
+  }
+  peer_resume_[id] = frame;
+  return true;
+}
+
+// Both sides know now what the other has: each stream sends again from where the peer is,
+// opens the peer never saw are sent again, and streams the peer ended meanwhile end here.
+void Session::finish_resume(std::uint32_t peer_last_seen) {
+  auto listed = std::exchange(peer_resume_, {});
+  resuming_ = false;
+  std::vector<std::shared_ptr<Stream>> ordered;
+  for (const auto& [id, stream] : streams_) ordered.push_back(stream);
+  std::sort(ordered.begin(), ordered.end(),
+            [](const auto& a, const auto& b) { return a->id() < b->id(); });
+  std::uint64_t resumed = 0;
+  std::uint64_t ended = 0;
+  for (auto& stream : ordered) {
+    if (stream->closed()) continue;
+    auto it = listed.find(stream->id());
+    if (it != listed.end()) {
+      stream->resume(it->second);
+      ++resumed;
+    } else if (opened_here(stream->id()) && stream->id() > peer_last_seen) {
+      // The OPEN was lost with the link: open again, and send everything from the start.
+      if (auto open = encode_open(stream->id(), stream->target())) queue_control(*open);
+      stream->resume(ResumeFrame{});
+      ++resumed;
+    } else {
+      stream->end_unknown_to_peer();
+      ++ended;
+    }
+  }
+  ++stats_.resumes;
+  stats_.streams_resumed += resumed;
+  stats_.streams_ended_while_down += ended;
+  spdlog::info("tunnel {} resumed on {}: {} streams carried on, {} ended while the link was down",
+               id_text(), peer_description_, resumed, ended);
+  wake_writer();
+  if (on_resumed) on_resumed();
+}
+
 asio::awaitable<void> Session::keep_alive() {
   auto self = shared_from_this();
+  const auto generation = generation_;
   const auto timeout = std::max<Clock::duration>(options_.dead_link_timeout,
                                                  std::chrono::milliseconds(30));
   last_heard_ = Clock::now();
-  while (!stopped_) {
+  while (!stopped_ && link_up_ && generation == generation_) {
     outstanding_ping_ = now_ns();
     queue_control(encode_ping(*outstanding_ping_, false));
     // Wakes at the next ping, or sooner when the link falls silent before it.
     ping_timer_.expires_at(std::min(Clock::now() + timeout / 3, last_heard_ + timeout));
     auto [ec] = co_await ping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec || stopped_) co_return;
+    if (ec || stopped_ || !link_up_ || generation != generation_) co_return;
     if (Clock::now() - last_heard_ >= timeout) {
       auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_heard_);
-      fail(Error::ping_timeout, GoAwayCode::ping_timeout,
-           fmt::format("nothing heard from the peer for {:.1f} s", silent.count() / 1000.0));
+      link_failed(Error::ping_timeout, GoAwayCode::ping_timeout,
+                  fmt::format("nothing heard from the peer for {:.1f} s", silent.count() / 1000.0));
       co_return;
     }
   }
 }
 
 void Session::queue_control(const EncodedFrame& frame) {
-  if (stopped_) return;
+  if (stopped_ || !link_up_) return;  // a resume makes again what matters
   if (control_out_.size() + frame.size > kMaxQueuedControl) {
     fail(Error::too_many_streams, GoAwayCode::protocol_error,
          "the peer makes this side queue too many control frames");
@@ -340,16 +484,19 @@ void Session::queue_control(const EncodedFrame& frame) {
   wake_writer();
 }
 
-void Session::queue_data(std::shared_ptr<Stream> stream, std::unique_ptr<std::byte[]> buffer,
-                         std::size_t size, bool fin) {
-  if (stopped_) return;
+bool Session::queue_data(std::shared_ptr<Stream> stream, const std::byte* data,
+                         std::size_t size, bool fin, std::uint64_t end) {
+  if (!sending()) return false;
   auto header = encode_data_header(stream->id(), std::uint32_t(size), fin);
-  data_out_.push_back({std::move(stream), std::move(buffer), size, header});
+  data_out_.push_back({std::move(stream), data, size, end, header});
   wake_writer();
+  return true;
 }
 
+void Session::count_retransmitted(std::size_t n) { stats_.bytes_retransmitted += n; }
+
 void Session::queue_window_update(std::shared_ptr<Stream> stream) {
-  if (stopped_ || stream->window_update_queued) return;
+  if (!sending() || stream->window_update_queued) return;
   stream->window_update_queued = true;
   window_updates_.push_back(std::move(stream));
   wake_writer();
@@ -384,7 +531,9 @@ asio::awaitable<void> Session::write_frames() {
   std::vector<QueuedData> in_flight;
   in_flight.reserve(kMaxChunksPerWrite);
   std::vector<std::byte> control;
+  const auto generation = generation_;
   for (;;) {
+    if (!link_up_ || generation != generation_) co_return;  // lost: nothing to close or flush
     if (!stopped_) flush_coalesced();
     if (control_out_.empty() && data_out_.empty()) {
       if (stopped_) break;
@@ -405,22 +554,28 @@ asio::awaitable<void> Session::write_frames() {
       auto queued = std::move(data_out_.front());
       data_out_.pop_front();
       if (queued.stream->was_reset()) {
-        queued.stream->on_chunk_written(std::move(queued.buffer));
+        queued.stream->on_chunk_written(queued.end);
         continue;
       }
       auto& q = in_flight.emplace_back(std::move(queued));
       buffers.push_back(asio::buffer(q.header));
-      if (q.size > 0) buffers.push_back(asio::buffer(q.buffer.get(), q.size));
+      if (q.size > 0) buffers.push_back(asio::buffer(q.data, q.size));
       batch += q.size;
     }
     if (buffers.empty()) continue;
     auto [ec, n] = co_await link_->write(buffers);
     control.clear();
-    for (auto& q : in_flight) q.stream->on_chunk_written(std::move(q.buffer));
+    if (!link_up_ || generation != generation_) {
+      // The link was lost during the write: the streams have forgotten what was queued, and
+      // will send it again from where the peer says it is.
+      in_flight.clear();
+      co_return;
+    }
+    for (auto& q : in_flight) q.stream->on_chunk_written(q.end);
     in_flight.clear();
     if (ec) {
-      fail(ec, GoAwayCode::normal, {});
-      break;
+      link_failed(ec, GoAwayCode::normal, {});
+      co_return;
     }
     stats_.bytes_sent += n;
   }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,13 @@ struct SessionOptions {
   // link busy with bulk data is never cut for a pong that waits behind it.
   std::chrono::milliseconds dead_link_timeout{15'000};
   std::chrono::milliseconds handshake_timeout{10'000};
+  // Announce the `resume` capability: when both ends do, a lost link leaves the streams open,
+  // each side keeps what the other may not have, and a new link with the same session id
+  // carries them on (docs/protocol.md §6).
+  bool resume = true;
+  // How long a side keeps a session whose link is lost (its streams, the sockets it dialed)
+  // waiting for a new link; then the streams are reset.
+  std::chrono::milliseconds resume_grace{60'000};
 };
 
 /// Result of dialing the target of a stream the peer opened.
@@ -68,6 +76,12 @@ struct SessionStats {
   std::uint64_t bytes_sent = 0;         // link bytes, headers included
   std::uint64_t bytes_received = 0;
   std::chrono::microseconds rtt{0};     // smoothed ping round trip
+  std::uint64_t links_lost = 0;         // links that failed under a resumable session
+  std::uint64_t resumes = 0;            // new links that carried the streams on
+  std::uint64_t streams_resumed = 0;    // streams carried across a lost link
+  std::uint64_t streams_ended_while_down = 0;  // streams the far side ended meanwhile
+  std::uint64_t bytes_retransmitted = 0;       // payload sent again after a resume
+  std::uint64_t bytes_held = 0;         // sent payload kept until the peer has it (now)
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -78,12 +92,31 @@ class Session : public std::enable_shared_from_this<Session> {
       std::unique_ptr<Link> link, SessionOptions options, std::shared_ptr<Dialer> dialer,
       SessionId id = random_session_id());
 
+  /// The hello exchange alone (bounded by options.handshake_timeout), for a side that decides
+  /// from the peer's hello whether the link resumes a session it holds. Proxy: `resume` asks the
+  /// agent to resume session `id`. Agent: `holds(peer)` says whether it holds the session the
+  /// proxy asks to resume; the answer's `resume` flag tells the proxy.
+  static boost::asio::awaitable<boost::system::result<HandshakeResult>> exchange_hellos(
+      Link& link, const SessionOptions& options, SessionId id, bool resume,
+      const std::function<bool(const Hello& peer)>& holds = {});
+
   Session(std::unique_ptr<Link> link, SessionOptions options, std::shared_ptr<Dialer> dialer,
           const Hello& local, const Hello& peer);
   ~Session();
 
   /// Reads, writes and pings until the link fails or stop() is called; returns why it ended.
+  /// In a resumable session a failed link leaves the session detached() rather than stopped:
+  /// its streams wait for attach() (or take_over_link()) and another run().
   boost::asio::awaitable<boost::system::error_code> run();
+
+  /// Gives a detached session the new link of a resumed hello; run() then starts by listing
+  /// the streams to the peer, and sends again what the peer did not get.
+  void attach(std::unique_ptr<Link> link, const Hello& peer);
+  /// attach() for a session whose old link may still look alive (the agent learns of a lost
+  /// link when the proxy reconnects): drops the old link and waits for its run() to return.
+  boost::asio::awaitable<void> take_over_link(std::unique_ptr<Link> link, const Hello& peer);
+  /// Called when a resumed link carries the streams again (new streams may be opened).
+  std::function<void()> on_resumed;
 
   /// Carries `local` (an accepted connection) to `target` on the far side. The first bytes
   /// travel with the open, without waiting for the far side's answer. If the session cannot
@@ -94,7 +127,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void stop(GoAwayCode code = GoAwayCode::normal, std::string reason = {});
 
   bool stopped() const { return stopped_; }
-  bool accepting_streams() const { return !stopped_ && !peer_going_away_; }
+  /// The link is lost and the session waits for another (resumable sessions only).
+  bool detached() const { return !stopped_ && !link_up_; }
+  bool resumable() const { return resumable_; }
+  /// Counts links: changes at every run(), so a timer set for one detachment can tell.
+  std::uint64_t link_generation() const { return generation_; }
+  bool accepting_streams() const {
+    return !stopped_ && !peer_going_away_ && link_up_ && !resuming_;
+  }
   SessionStats stats() const;
   const SessionId& id() const { return local_hello_.session_id; }
   std::string id_text() const;
@@ -116,13 +156,24 @@ class Session : public std::enable_shared_from_this<Session> {
   bool on_open(std::uint32_t id, const OpenFrame& open);
   bool on_ping(const FrameHeader& h, const PingFrame& ping);
   void on_go_away(const GoAwayFrame& frame);
+  bool on_resume(std::uint32_t id, const ResumeFrame& frame);
+  void finish_resume(std::uint32_t peer_last_seen);
   bool known_closed(std::uint32_t id) const;
+  bool opened_here(std::uint32_t id) const;
   void fail(boost::system::error_code why, GoAwayCode code, std::string reason);
+  /// The link broke (read or write error, silence): detach if resumable, else fail().
+  void link_failed(boost::system::error_code why, GoAwayCode code, std::string reason);
+  void lose_link(boost::system::error_code why, const std::string& reason);
+  bool sending() const { return !stopped_ && link_up_ && !resuming_; }
 
   // Called by streams.
   void queue_control(const EncodedFrame& frame);
-  void queue_data(std::shared_ptr<detail::Stream> stream, std::unique_ptr<std::byte[]> buffer,
-                  std::size_t size, bool fin);
+  /// Queues `size` bytes at `data` (owned by the stream, kept until written) ending at stream
+  /// offset `end`. False while the session cannot send (link lost, resume under way): the
+  /// stream keeps the bytes and sends them when the link resumes.
+  bool queue_data(std::shared_ptr<detail::Stream> stream, const std::byte* data,
+                  std::size_t size, bool fin, std::uint64_t end);
+  void count_retransmitted(std::size_t n);
   void queue_window_update(std::shared_ptr<detail::Stream> stream);
   void forget(std::uint32_t id);
   void wake_writer();
@@ -133,8 +184,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   struct QueuedData {
     std::shared_ptr<detail::Stream> stream;
-    std::unique_ptr<std::byte[]> buffer;
+    const std::byte* data;
     std::size_t size;
+    std::uint64_t end;
     std::array<std::byte, kFrameHeaderSize> header;
   };
 
@@ -160,6 +212,16 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<std::uint64_t> pending_pong_;
   boost::asio::steady_timer writer_wake_;
   bool writer_waiting_ = false;
+
+  // Resumption. `link_up_` is false from a lost link to the next attach(); `resuming_` from
+  // attach() to the peer's end of list, while each side learns what the other has.
+  bool resumable_ = false;
+  bool link_up_ = true;
+  bool resuming_ = false;
+  bool running_ = false;
+  std::uint64_t generation_ = 0;
+  std::unordered_map<std::uint32_t, ResumeFrame> peer_resume_;
+  boost::asio::steady_timer run_done_;  // cancelled when run() returns
 
   boost::asio::steady_timer ping_timer_;
   boost::asio::steady_timer close_timer_;

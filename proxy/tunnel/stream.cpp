@@ -20,6 +20,9 @@ using boost::system::error_code;
 
 namespace {
 
+// A read goes into the last chunk still held when at least this much of it is free.
+constexpr std::size_t kMinTailRead = 4096;
+
 bool would_block(const error_code& ec) {
   return ec == asio::error::would_block || ec == asio::error::try_again;
 }
@@ -40,6 +43,7 @@ Stream::Stream(std::shared_ptr<Session> session, std::uint32_t id, Target target
       wake_(socket_.get_executor()),
       send_(session_->peer_hello_.initial_window),
       receive_(session_->local_hello_.initial_window, session_->options_.max_window),
+      outbox_(session_->pool().buffer_size()),
       started_(Clock::now()),
       connected_(connected) {}
 
@@ -63,7 +67,6 @@ void Stream::attach(tcp::socket socket) {
 
 asio::awaitable<void> Stream::pump_local() {
   auto self = shared_from_this();
-  auto& pool = session_->pool();
   // After a short read the socket is drained, and any byte arriving later raises an event
   // that the next poll reports; so, as long as this coroutine has not suspended since, it may
   // wait without first trying a read that would only say EAGAIN.
@@ -86,33 +89,50 @@ asio::awaitable<void> Stream::pump_local() {
     }
     // Read first and wait only when nothing is there: a busy stream skips a poll per chunk,
     // and an idle one parks without holding a buffer.
-    auto buffer = pool.take();
-    auto want = std::min<std::uint64_t>(send_.available(), session_->chunk_size());
-    error_code ec;
-    std::size_t n = socket_.read_some(asio::buffer(buffer.get(), want), ec);
+    auto ec = read_into_outbox(drained);
     if (would_block(ec)) {
-      pool.give(std::move(buffer));
       auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read,
                                                    asio::as_tuple(asio::use_awaitable));
       if (wait_ec && !closed_) fail_local(wait_ec);
       continue;
     }
     if (ec == asio::error::eof) {
-      pool.give(std::move(buffer));
       send_fin();
       break;
     }
     if (ec) {
-      pool.give(std::move(buffer));
       if (!closed_) fail_local(ec);
       break;
     }
-    send_.on_sent(n);
-    bytes_up_ += n;
-    ++chunks_queued_;
-    session_->queue_data(self, std::move(buffer), n, false);
-    drained = n < want;
   }
+}
+
+// One non-blocking read of what the credit allows, queued for the link. Small reads fill the
+// last chunk still held, so kept bytes cost about their size, not a buffer each.
+error_code Stream::read_into_outbox(bool& drained) {
+  auto& pool = session_->pool();
+  auto want = std::min<std::uint64_t>(send_.available(), session_->chunk_size());
+  std::unique_ptr<std::byte[]> buffer;
+  std::byte* into = nullptr;
+  if (auto room = outbox_.tail_room(); room.size() >= kMinTailRead) {
+    into = room.data();
+    want = std::min<std::uint64_t>(want, room.size());
+  } else {
+    buffer = pool.take();
+    into = buffer.get();
+  }
+  error_code ec;
+  std::size_t n = socket_.read_some(asio::buffer(into, want), ec);
+  if (ec) {
+    pool.give(std::move(buffer));
+    return ec;
+  }
+  send_.on_sent(n);
+  bytes_up_ += n;
+  auto end = buffer ? outbox_.append(std::move(buffer), n) : outbox_.extend_tail(n);
+  queue_chunk(into, n, end, false);
+  drained = n < want;
+  return {};
 }
 
 void Stream::wake() {
@@ -121,24 +141,98 @@ void Stream::wake() {
 
 void Stream::send_fin() {
   fin_sent_ = true;
-  ++chunks_queued_;
-  session_->queue_data(shared_from_this(), nullptr, 0, true);
+  queue_chunk(nullptr, 0, outbox_.end(), true);
   maybe_finish();
 }
 
-void Stream::on_chunk_written(std::unique_ptr<std::byte[]> buffer) {
-  session_->pool().give(std::move(buffer));
+void Stream::queue_chunk(const std::byte* data, std::size_t size, std::uint64_t end, bool fin) {
+  // Not queued while the link is down: the bytes stay in the outbox for the resume.
+  if (session_->queue_data(shared_from_this(), data, size, fin, end)) ++chunks_queued_;
+}
+
+void Stream::on_chunk_written(std::uint64_t end) {
   --chunks_queued_;
+  written_ = std::max(written_, end);
+  release_sent();
   wake();
 }
 
-void Stream::on_window(const WindowFrame& window) {
+// Written chunks are forgotten at once, or, in a resumable session, once the peer has
+// consumed them.
+void Stream::release_sent() {
+  auto upto = session_->resumable() ? std::min(written_, send_.acked()) : written_;
+  outbox_.release_below(upto, [this](auto b) { session_->pool().give(std::move(b)); });
+}
+
+void Stream::on_window(const WindowFrame& window, bool fin_delivered) {
   if (closed_) return;
   if (!send_.on_window(window)) {
     reset(ResetCode::protocol_error, "window acknowledges bytes never sent");
     return;
   }
-  wake();
+  if (fin_delivered) {
+    if (!fin_sent_ || window.consumed != send_.sent()) {
+      reset(ResetCode::protocol_error, "window acknowledges an end of stream never sent");
+      return;
+    }
+    fin_acked_ = true;
+  }
+  release_sent();
+  maybe_finish();
+  if (!closed_) wake();
+}
+
+ResumeFrame Stream::resume_state() const {
+  return ResumeFrame{.received = receive_.received(),
+                     .fin_received = remote_fin_,
+                     .fin_delivered = shut_down_send_};
+}
+
+void Stream::on_link_lost() {
+  chunks_queued_ = 0;
+  window_update_queued = false;
+}
+
+void Stream::resume(const ResumeFrame& peer) {
+  if (closed_) return;
+  // The peer cannot have less than it consumed, nor more than was read here; and what it lacks
+  // is still held (only bytes it consumed were let go).
+  std::vector<SendBuffer::Slice> slices;
+  if (peer.received < send_.acked() || (peer.fin_received && !fin_sent_) ||
+      !outbox_.slices_from(peer.received, slices)) {
+    return reset(ResetCode::protocol_error, "the peer resumes from bytes this side never sent");
+  }
+  outbox_.release_below(peer.received, [this](auto b) { session_->pool().give(std::move(b)); });
+  written_ = peer.received;
+  const std::size_t most = session_->chunk_size();
+  for (const auto& slice : slices) {
+    for (std::size_t at = 0; at < slice.size; at += most) {
+      auto n = std::min(most, slice.size - at);
+      queue_chunk(slice.data + at, n, slice.end - slice.size + at + n, false);
+      session_->count_retransmitted(n);
+    }
+  }
+  if (fin_sent_ && !peer.fin_received) queue_chunk(nullptr, 0, outbox_.end(), true);
+  if (peer.fin_delivered) fin_acked_ = true;
+  // Credit again: the peer may have missed the last WINDOW (and our FIN's acknowledgement).
+  session_->queue_control(shut_down_send_ ? encode_window_fin_delivered(id_, receive_.current())
+                                          : encode_window(id_, receive_.current()));
+  maybe_finish();
+  if (!closed_) wake();
+}
+
+void Stream::end_unknown_to_peer() {
+  if (closed_) return;
+  // The peer forgets a stream only once both directions ended and it has our FIN, or after a
+  // reset. Both FINs here means the former: finish once ours is delivered.
+  if (fin_sent_ && remote_fin_) {
+    fin_acked_ = true;
+    maybe_finish();
+    return;
+  }
+  spdlog::info("stream {} to {}: ended by the far side while the link was down", id_,
+               target_.to_string());
+  close_quietly("ended by the far side while the link was down");
 }
 
 void Stream::on_open_result(const OpenResultFrame& result) {
@@ -247,8 +341,16 @@ void Stream::maybe_finish() {
     shut_down_send_ = true;
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
+    // Tell a resumable peer that its FIN arrived, so that it may forget the stream.
+    if (session_->resumable()) {
+      session_->queue_control(encode_window_fin_delivered(id_, receive_.current()));
+    }
   }
-  if (fin_sent_ && shut_down_send_) finish("closed", false);
+  // A resumable stream ends once the peer has our FIN too: until then a lost link could
+  // still take the last bytes with it.
+  if (fin_sent_ && shut_down_send_ && (fin_acked_ || !session_->resumable())) {
+    finish("closed", false);
+  }
 }
 
 void Stream::reset(ResetCode code, std::string reason) {

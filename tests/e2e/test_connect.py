@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -38,6 +39,18 @@ def reason_to_skip():
         if not e2e.shutil.which(tool):
             return f"{tool} is not installed (run tools/install-deps.sh)"
     return None
+
+
+def keep_alive_get(sock):
+    """One HTTP/1.1 request to web's nginx on an open keep-alive connection; the response."""
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+    data = b""
+    while b"web ok" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 class Connect(unittest.TestCase):
@@ -211,15 +224,18 @@ class Connect(unittest.TestCase):
                 failed.append(f"curl exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")
         return failed
 
-    def test_frozen_and_cut_port_forwards_are_noticed_and_replaced(self):
+    def test_frozen_and_cut_port_forwards_are_noticed_and_resumed(self):
         # Issue 10: kubesim freezes every port-forward (no FIN, no RST, as a stuck API server or
-        # network path does): both tunnels notice within --dead-link-timeout and dial new
-        # port-forwards. Then it cuts them all (as an API server restart does): the same, at once.
+        # network path does): both tunnels notice within --dead-link-timeout, dial new
+        # port-forwards and resume their sessions. Then it cuts them all (as an API server
+        # restart does): the same, at once. A connection open all along keeps working.
         proxy, web = self.connect_local_api("--dead-link-timeout", "2s")
-        lines = e2e.PROXY_LINES
         self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
         lost = r"tunnel to pod \S+ port \d+ lost \((.*)\); reconnecting"
-        ups = len(proxy.matching(lines["tunnel_up"]))
+        resumed = r"tunnel to pod \S+ port \d+ resumed: (\d+) streams carried on, (\d+) ended"
+        keep = socket.create_connection((web, 80), timeout=10)
+        self.addCleanup(keep.close)
+        self.assertIn(b"web ok", keep_alive_get(keep))
 
         code, _, body = self.sim.raw("POST", "/kubesim/faults/portforward/freeze")
         frozen_at = time.monotonic()
@@ -228,24 +244,30 @@ class Connect(unittest.TestCase):
         drops = proxy.wait_lines(lost, 2, timeout=2 + 8, stderr=True)
         noticed = time.monotonic() - frozen_at
         self.assertEqual([m.group(1) for m in drops if "went silent" not in m.group(1)], [])
-        proxy.wait_lines(lines["tunnel_up"], ups + 2, timeout=60)
+        proxy.wait_lines(resumed, 2, timeout=30, stderr=True)
+        self.assertIn(b"web ok", keep_alive_get(keep), "the open connection was carried on")
         self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
-        print(f"\n  frozen port-forwards noticed after {noticed:.2f} s (--dead-link-timeout 2s)",
-              flush=True)
+        print(f"\n  frozen port-forwards noticed after {noticed:.2f} s (--dead-link-timeout 2s)"
+              ", sessions resumed", flush=True)
 
         # As the README says to, with kubectl.
         r = self.sim.kubectl("create", "--raw", "/kubesim/faults/portforward/drop", "-f",
                              "/dev/null")
         self.assertGreaterEqual(json.loads(r.stdout)["dropped"], 2, r.stdout)
         proxy.wait_lines(lost, 4, timeout=10, stderr=True)
-        proxy.wait_lines(lines["tunnel_up"], ups + 4, timeout=60)
+        proxy.wait_lines(resumed, 4, timeout=30, stderr=True)
+        self.assertIn(b"web ok", keep_alive_get(keep))
         self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
+        self.assertEqual(len(proxy.matching(e2e.PROXY_LINES["tunnel_up"])), 2,
+                         "the sessions resumed: no new ones")
 
         tunnels = self.status()["tunnels"]
         self.assertEqual([t["drops"] for t in tunnels], [2, 2], tunnels)
+        self.assertEqual([t["resumes"] for t in tunnels], [2, 2], tunnels)
         text = subprocess.run([e2e.PROXY, "status"], capture_output=True, text=True,
                               env=self.env, timeout=20).stdout
         self.assertIn("link dropped 2x", text)
+        self.assertIn("resumed 2x", text)
 
     def test_replaced_agent_pods_get_tunnels_and_traffic_goes_on(self):
         # Issue 9: a deleted agent pod's replacement must get a tunnel, the deleted one's tunnel

@@ -40,12 +40,14 @@ class LinkFaultsTest(unittest.TestCase):
 
     def test_frozen_link_is_noticed_by_both_ends_and_replaced(self):
         # The agent's timeout is the shorter, so that it notices before the proxy's new link
-        # would replace the frozen one (which would end it as "replaced" instead).
+        # would take the frozen one's place.
         listen = self.start(timeout=seconds(3), agent_timeout=seconds(1))
         self.assertEqual(e2e.echo_once(listen), b"ping through lpk\n")
         frozen_at = time.monotonic()
         self.relay.fault("freeze")
-        self.agent.wait_line(r"tunnel \S+ from .* ended: " + SILENT, timeout=1 + 3, stderr=True)
+        # The agent keeps the session's streams for the proxy's next link (test_resume.py).
+        self.agent.wait_line(r"tunnel \S+ from .*: link lost \(" + SILENT, timeout=1 + 3,
+                             stderr=True)
         agent_noticed = time.monotonic() - frozen_at
         lost = self.proxy.wait_line(LOST, timeout=3 + 3, stderr=True)
         proxy_noticed = time.monotonic() - frozen_at

@@ -100,6 +100,19 @@ TEST(CodecHello, RoundTripKeepsEveryField) {
   EXPECT_EQ(back->initial_window, h.initial_window);
   EXPECT_TRUE(back->has_auth);
   EXPECT_EQ(back->auth, h.auth);
+  EXPECT_FALSE(back->resume);
+}
+
+TEST(CodecHello, ResumeFlagRoundTripsApartFromTheOthers) {
+  auto h = sample_hello();
+  h.resume = true;
+  h.capabilities = kCapResume;
+  auto back = decode_hello(encode_hello(h));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_TRUE(back->resume);
+  EXPECT_TRUE(back->has_auth);
+  EXPECT_FALSE(back->refused);
+  EXPECT_EQ(back->capabilities, kCapResume);
 }
 
 TEST(CodecHello, RoundTripWithoutAuthAndAtTheLowerLimits) {
@@ -258,6 +271,41 @@ TEST(CodecFrames, WindowResetPingGoAwayRoundTrip) {
   }
 }
 
+TEST(CodecFrames, ResumeEntriesAndTheEndOfTheListRoundTrip) {
+  for (bool fin_received : {false, true}) {
+    for (bool fin_delivered : {false, true}) {
+      if (fin_delivered && !fin_received) continue;
+      ResumeFrame entry{.received = (1ull << 40) + 3, .fin_received = fin_received,
+                        .fin_delivered = fin_delivered};
+      auto r = decode_one<ResumeFrame>(encode_resume(9, entry), FrameType::resume, 9);
+      EXPECT_EQ(r.received, entry.received);
+      EXPECT_EQ(r.fin_received, fin_received);
+      EXPECT_EQ(r.fin_delivered, fin_delivered);
+    }
+  }
+  auto end = decode_one<ResumeFrame>(encode_resume(0, {.last_peer_id = 0xFFFFFFF1u}),
+                                     FrameType::resume, 0);
+  EXPECT_EQ(end.last_peer_id, 0xFFFFFFF1u);
+}
+
+TEST(CodecFrames, WindowCarriesTheFinDeliveredFlag) {
+  auto in = bytes_of(encode_window_fin_delivered(3, {10, 20}));
+  auto step = decode(in);
+  ASSERT_EQ(step.status, Status::frame);
+  EXPECT_EQ(step.header.type, FrameType::window);
+  EXPECT_EQ(step.header.flags & kFlagFin, kFlagFin);
+  EXPECT_EQ(std::get<WindowFrame>(step.body).consumed, 10u);
+}
+
+TEST(CodecDecoder, ResumeEntriesWithImpossibleFlags) {
+  // Unknown bits, and a FIN delivered that never arrived.
+  expect_error(raw_frame(7, 0, 1, be({0, 0, 0, 0, 0, 0, 0, 5, 4})), Error::bad_frame);
+  expect_error(raw_frame(7, 0, 1, be({0, 0, 0, 0, 0, 0, 0, 5, 2})), Error::bad_frame);
+  // An entry's payload on stream 0, the end's on a stream.
+  expect_error(raw_frame(7, 0, 0, be({0, 0, 0, 0, 0, 0, 0, 5, 1})), Error::bad_frame);
+  expect_error(raw_frame(7, 0, 3, be({0, 0, 0, 5})), Error::bad_frame);
+}
+
 TEST(CodecFrames, ReasonsAreClippedTo512Bytes) {
   const std::string long_reason(2000, 'r');
   auto r = decode_one<OpenResultFrame>(encode_open_result(1, OpenCode::refused, long_reason),
@@ -359,7 +407,7 @@ TEST(CodecDecoder, OversizeControlFrameFails) {
 }
 
 TEST(CodecDecoder, UnknownFrameTypes) {
-  for (int type : {int(kFrameTypeCount), 8, 0x7f, 0xff}) {
+  for (int type : {int(kFrameTypeCount), 9, 0x7f, 0xff}) {
     expect_error(raw_frame(std::uint8_t(type), 0, 1, be({1, 2, 3})), Error::unknown_frame_type);
     // Known from the header alone, before the payload arrives.
     expect_error(raw_frame(std::uint8_t(type), 0, 1, {}, 100), Error::unknown_frame_type);
@@ -446,6 +494,8 @@ TEST(CodecDecoder, TrailingOrMissingBytesInControlPayloads) {
       bytes_of(encode_reset(1, ResetCode::cancel, "why")),
       bytes_of(encode_ping(9, false)),
       bytes_of(encode_go_away(0, GoAwayCode::normal, "bye")),
+      bytes_of(encode_resume(1, {.received = 7})),
+      bytes_of(encode_resume(0, {.last_peer_id = 7})),
   };
   for (const auto& f : frames) {
     std::vector<std::byte> payload(f.begin() + kFrameHeaderSize, f.end());
