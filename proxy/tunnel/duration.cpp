@@ -30,24 +30,33 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   return std::chrono::milliseconds(std::llround(ms));
 }
 
-std::chrono::milliseconds parse_dead_link_timeout(std::string_view text) {
-  using namespace std::chrono_literals;
+namespace {
+
+// A duration flag within [least, most]; else the one line both commands print.
+std::chrono::milliseconds parse_bounded(std::string_view flag, std::string_view text,
+                                        std::chrono::milliseconds least,
+                                        std::chrono::milliseconds most,
+                                        std::string_view range_and_examples) {
   auto d = parse_duration(text);
-  if (!d || *d < 100ms || *d > 1h) {
-    throw std::invalid_argument("--dead-link-timeout wants a duration from 100ms to 60m, such as "
-                                "15 or 15s or 500ms, got '" + std::string(text) + "'");
+  if (!d || *d < least || *d > most) {
+    throw std::invalid_argument(std::string(flag) + " wants a duration from " +
+                                std::string(range_and_examples) + ", got '" + std::string(text) +
+                                "'");
   }
   return *d;
 }
 
+}  // namespace
+
+std::chrono::milliseconds parse_dead_link_timeout(std::string_view text) {
+  using namespace std::chrono_literals;
+  return parse_bounded("--dead-link-timeout", text, 100ms, 1h,
+                       "100ms to 60m, such as 15 or 15s or 500ms");
+}
+
 std::chrono::milliseconds parse_resume_grace(std::string_view text) {
   using namespace std::chrono_literals;
-  auto d = parse_duration(text);
-  if (!d || *d < 1s || *d > 24h) {
-    throw std::invalid_argument("--resume-grace wants a duration from 1s to 24h, such as 60 or "
-                                "60s or 5m, got '" + std::string(text) + "'");
-  }
-  return *d;
+  return parse_bounded("--resume-grace", text, 1s, 24h, "1s to 24h, such as 60 or 60s or 5m");
 }
 
 }  // namespace lpk::tunnel

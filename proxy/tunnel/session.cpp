@@ -214,9 +214,10 @@ void Session::link_failed(error_code why, GoAwayCode code, std::string reason) {
 }
 
 void Session::lose_link(error_code why, const std::string& reason) {
-  spdlog::warn("tunnel {} to {}: link lost ({}{}{}); keeping its {} streams for a new link",
+  spdlog::warn("tunnel {} to {}: link lost ({}{}{}); keeping its {} streams for a new link "
+               "({} bytes held to send again)",
                id_text(), peer_description_, why.message(), reason.empty() ? "" : ": ", reason,
-               streams_.size());
+               streams_.size(), stats().bytes_held);
   link_up_ = false;
   resuming_ = false;
   end_reason_ = why;

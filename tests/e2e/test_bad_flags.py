@@ -45,6 +45,7 @@ class BadFlagsTest(unittest.TestCase):
             (["--connect-timeout", "soon"], None),
             (["--dead-link-timeout", "50ms"], "--dead-link-timeout"),
             (["--dead-link-timeout", "soon"], "--dead-link-timeout"),
+            (["--resume-grace", "0"], "--resume-grace"),
             (["--log-level", "loud"], None),
             (["--listen"], None),  # missing value
         ]
@@ -64,6 +65,7 @@ class BadFlagsTest(unittest.TestCase):
             (["run", "--agent", "127.0.0.1:1", "--pool", "10.0.0.0/33"], None),
             (["run", "--agent", "127.0.0.1:1", "--local-port", "seventy"], None),
             (["run", "--agent", "127.0.0.1:1", "--dead-link-timeout", "2h"], "--dead-link-timeout"),
+            (["run", "--agent", "127.0.0.1:1", "--resume-grace", "2d"], "--resume-grace"),
             (["connect", "--service", "api", "--dead-link-timeout", "-1"], "--dead-link-timeout"),
             (["run", "--agent", "nowhere"], None),
             (["run", "--agent", "127.0.0.1:70000"], "70000"),

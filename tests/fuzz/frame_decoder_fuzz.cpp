@@ -29,7 +29,8 @@ void check_hello(std::span<const std::byte> in) {
         again->max_frame_payload == hello->max_frame_payload &&
         again->max_streams == hello->max_streams &&
         again->initial_window == hello->initial_window && again->has_auth == hello->has_auth &&
-        again->auth == hello->auth);
+        again->auth == hello->auth && again->resume == hello->resume &&
+        again->refused == hello->refused);
 }
 
 // The body decoded from re-encoding `step`'s frame, or nothing when the encoder cannot say it
@@ -54,6 +55,8 @@ std::optional<ControlBody> reencode(const DecodeStep& step) {
   } else if (auto* g = std::get_if<GoAwayFrame>(&step.body)) {
     if (g->reason.size() > kMaxReasonSize) return std::nullopt;
     f = encode_go_away(g->last_stream_id, g->code, g->reason);
+  } else if (auto* rm = std::get_if<ResumeFrame>(&step.body)) {
+    f = encode_resume(id, *rm);
   } else {
     return std::nullopt;
   }
@@ -82,6 +85,11 @@ bool same(const ControlBody& a, const ControlBody& b) {
   if (auto* x = std::get_if<GoAwayFrame>(&a)) {
     auto& y = std::get<GoAwayFrame>(b);
     return x->last_stream_id == y.last_stream_id && x->code == y.code && x->reason == y.reason;
+  }
+  if (auto* x = std::get_if<ResumeFrame>(&a)) {
+    auto& y = std::get<ResumeFrame>(b);
+    return x->received == y.received && x->fin_received == y.fin_received &&
+           x->fin_delivered == y.fin_delivered && x->last_peer_id == y.last_peer_id;
   }
   return true;
 }

@@ -87,6 +87,15 @@ asio::awaitable<Resumable> make_resumable(std::shared_ptr<TestDialer> dialer,
   co_return r;
 }
 
+// A client whose stream through `r` to the echo server has carried one round trip.
+asio::awaitable<tcp::socket> echoing_client(Resumable& r, Server& server) {
+  auto client = co_await r.connect(server.target());
+  EXPECT_FALSE(co_await write_text(client, "ping"));
+  auto [ec, echoed] = co_await read_exactly(client, 4);
+  EXPECT_EQ(echoed, "ping") << ec.message();
+  co_return client;
+}
+
 // What a client sent and got back, filled by coroutines that run beside the test.
 struct Transfer {
   std::string sent;
@@ -223,10 +232,7 @@ TEST(Resume, StreamResetWhileTheLinkIsDownIsResetOnTheOtherSide) {
     auto dialer = std::make_shared<TestDialer>(ex);
     SessionOptions po, ao;
     auto r = co_await make_resumable(dialer, po, ao);
-    auto client = co_await r.connect(server.target());
-    EXPECT_FALSE(co_await write_text(client, "ping"));
-    auto [ec1, echoed] = co_await read_exactly(client, 4);
-    EXPECT_EQ(echoed, "ping");
+    auto client = co_await echoing_client(r, server);
     co_await r.cut();
     // The client goes away abortively while the link is down.
     client.set_option(asio::socket_base::linger(true, 0));
@@ -250,10 +256,7 @@ TEST(Resume, WithoutTheCapabilityALostLinkEndsTheSession) {
     ao.resume = false;  // an agent from before resumption
     auto r = co_await make_resumable(dialer, po, ao);
     EXPECT_FALSE(r.proxy->resumable());
-    auto client = co_await r.connect(server.target());
-    EXPECT_FALSE(co_await write_text(client, "ping"));
-    auto [ec1, echoed] = co_await read_exactly(client, 4);
-    EXPECT_EQ(echoed, "ping");
+    auto client = co_await echoing_client(r, server);
     co_await r.cut();
     EXPECT_TRUE(r.proxy->stopped());
     EXPECT_TRUE(r.agent->stopped());
