@@ -64,7 +64,11 @@ void TunnelClient::stop() {
   stopped_ = true;
   backoff_.cancel();
   up_signal_.cancel();
-  if (session_) session_->stop(GoAwayCode::normal, "lpk-proxy shutting down");
+  if (!session_) return;
+  // Stopped while waiting to resume (its agent pod was deleted, say): the streams that waited
+  // are reset, and the log says so once.
+  if (session_->detached()) give_up_on(session_, "the tunnel ends while its link is down");
+  session_->stop(GoAwayCode::normal, "lpk-proxy shutting down");
 }
 
 asio::awaitable<void> TunnelClient::pause(std::chrono::milliseconds how_long) {

@@ -228,7 +228,8 @@ class Connect(unittest.TestCase):
         # Issue 10: kubesim freezes every port-forward (no FIN, no RST, as a stuck API server or
         # network path does): both tunnels notice within --dead-link-timeout, dial new
         # port-forwards and resume their sessions. Then it cuts them all (as an API server
-        # restart does): the same, at once. A connection open all along keeps working.
+        # restart does): the same, at once; and once more while new port-forwards are refused
+        # for 3 s. A connection open all along keeps working.
         proxy, web = self.connect_local_api("--dead-link-timeout", "2s")
         self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
         lost = r"tunnel to pod \S+ port \d+ lost \((.*)\); reconnecting"
@@ -258,16 +259,29 @@ class Connect(unittest.TestCase):
         proxy.wait_lines(resumed, 4, timeout=30, stderr=True)
         self.assertIn(b"web ok", keep_alive_get(keep))
         self.assertEqual(self.requests_through(web, 5), [], proxy.describe())
+
+        # An API server that refuses new port-forwards for a while (restarting, overloaded):
+        # the tunnels keep trying and resume once it serves them again.
+        code, _, body = self.sim.raw("POST", "/kubesim/faults/portforward/refuse?seconds=3")
+        self.assertEqual(code, 200, body)
+        refused_at = time.monotonic()
+        self.sim.kubectl("create", "--raw", "/kubesim/faults/portforward/drop", "-f", "/dev/null")
+        proxy.wait_lines(lost, 6, timeout=10, stderr=True)
+        proxy.wait_lines(r"cannot reach the agent at .*503", 2, timeout=10, stderr=True)
+        proxy.wait_lines(resumed, 6, timeout=30, stderr=True)
+        self.assertGreaterEqual(time.monotonic() - refused_at, 3 - 0.5)
+        self.assertIn(b"web ok", keep_alive_get(keep))
         self.assertEqual(len(proxy.matching(e2e.PROXY_LINES["tunnel_up"])), 2,
                          "the sessions resumed: no new ones")
 
         tunnels = self.status()["tunnels"]
-        self.assertEqual([t["drops"] for t in tunnels], [2, 2], tunnels)
-        self.assertEqual([t["resumes"] for t in tunnels], [2, 2], tunnels)
+        self.assertEqual([t["drops"] for t in tunnels], [3, 3], tunnels)
+        self.assertEqual([t["resumes"] for t in tunnels], [3, 3], tunnels)
+        self.assertEqual([t["lost_streams"] for t in tunnels], [0, 0], tunnels)
         text = subprocess.run([e2e.PROXY, "status"], capture_output=True, text=True,
                               env=self.env, timeout=20).stdout
-        self.assertIn("link dropped 2x", text)
-        self.assertIn("resumed 2x", text)
+        self.assertIn("link dropped 3x", text)
+        self.assertIn("resumed 3x", text)
 
     def test_replaced_agent_pods_get_tunnels_and_traffic_goes_on(self):
         # Issue 9: a deleted agent pod's replacement must get a tunnel, the deleted one's tunnel

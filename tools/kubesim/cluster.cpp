@@ -6,6 +6,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 #include "tools/kubesim/api.hpp"
@@ -65,6 +67,17 @@ struct Cluster::Impl {
     if (name == "portforward/drop") return json{{"dropped", portforward->drop_all()}};
     if (name == "portforward/freeze") return json{{"frozen", portforward->freeze_all()}};
     if (name == "portforward/thaw") return json{{"thawed", portforward->thaw_all()}};
+    if (name == "portforward/refuse") {
+      auto seconds = q.count("seconds") ? q.at("seconds") : "";
+      char* end = nullptr;
+      double s = std::strtod(seconds.c_str(), &end);
+      if (seconds.empty() || *end != '\0' || !(s >= 0 && s <= 3600)) {
+        throw bad_request("portforward/refuse wants ?seconds=N (0 to 3600), got '" + seconds +
+                          "'");
+      }
+      portforward->refuse_for(std::chrono::milliseconds(std::llround(s * 1000)));
+      return json{{"refusing_seconds", s}};
+    }
     return std::nullopt;
   }
 

@@ -224,6 +224,10 @@ awaitable<bool> PortForward::serve(Request& req, TlsStream& stream, const Route&
   if (!websocket::is_upgrade(req)) {
     throw bad_request("Upgrade request required");
   }
+  if (std::chrono::steady_clock::now() < refuse_until_) {
+    throw ApiError(503, "ServiceUnavailable",
+                   "the server is currently unable to handle the request");
+  }
   auto proto = pick_portforward_protocol(std::string(req[http::field::sec_websocket_protocol]));
   if (!proto) {
     // x/net/websocket refuses an unsupported subprotocol with 403 and no body.
@@ -298,6 +302,10 @@ std::size_t PortForward::freeze_all() {
     l->thawed.expires_at(asio::steady_timer::time_point::max());
   }
   return live_.size();
+}
+
+void PortForward::refuse_for(std::chrono::milliseconds how_long) {
+  refuse_until_ = std::chrono::steady_clock::now() + how_long;
 }
 
 std::size_t PortForward::thaw_all() {

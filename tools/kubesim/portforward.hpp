@@ -39,12 +39,16 @@ class PortForward {
   std::size_t freeze_all();
   /// Relays again on the frozen ones.
   std::size_t thaw_all();
+  /// Answers every new port-forward with 503 ServiceUnavailable for `how_long`, as an API
+  /// server that is restarting or overloaded does; the current ones go on.
+  void refuse_for(std::chrono::milliseconds how_long);
 
   /// The part of a running port-forward the faults reach (defined in portforward.cpp).
   struct Live;
 
  private:
   std::set<Live*> live_;
+  std::chrono::steady_clock::time_point refuse_until_{};
   std::function<std::string(const std::string&, const std::string&)> netns_of_;
   std::function<std::string(const std::string&, const std::string&)> uid_of_;
 };
