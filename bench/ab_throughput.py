@@ -44,6 +44,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
     e2e.require_tools("iperf3")
+    # The console lines both builds print: read from the newer one.
+    e2e.AGENT = os.path.join(args.b, "agent", "lpk-agent")
+    e2e.PROXY = os.path.join(args.b, "proxy", "lpk-proxy")
     e2e.load_console_lines()
     port = e2e.free_port()
     server = e2e.Proc(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)], name="iperf3")
@@ -59,12 +62,15 @@ def main():
                 finally:
                     e2e.stop_all(proxy, agent)
     finally:
-        server.stop()
+        server.p.kill()  # iperf3 -s exits 1 on SIGTERM, which Proc.stop() reports as a failure
+        server.p.wait()
     print(f"iperf3 through lpk, {args.rounds} rounds x {args.secs} s, median Gbit/s:")
     for n in (1, 8):
         a = statistics.median(results[("a", n)])
         b = statistics.median(results[("b", n)])
-        print(f"  -P {n}: before {a:.2f}  after {b:.2f}  after/before {b / a:.3f}")
+        print(f"  -P {n}: before {a:.2f}  after {b:.2f}  after/before {b / a:.3f}   (runs: before "
+              + " ".join(f"{x:.2f}" for x in results[("a", n)]) + "; after "
+              + " ".join(f"{x:.2f}" for x in results[("b", n)]) + ")")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ class SendBuffer {
     auto& c = chunks_.back();
     return {c.buffer.get() + c.size, capacity_ - c.size};
   }
+  /// Bytes in the last chunk still held (0 when none is).
+  std::size_t tail_size() const { return chunks_.empty() ? 0 : chunks_.back().size; }
   /// The `n` bytes just read into tail_room() join the stream; returns the offset after them.
   std::uint64_t extend_tail(std::size_t n) {
     chunks_.back().size += n;

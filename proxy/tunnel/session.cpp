@@ -30,6 +30,9 @@ constexpr std::uint32_t kMaxChunkSize = 64 * 1024;
 // Idle buffers kept for reuse: enough for a few busy streams, small next to the windows.
 constexpr std::size_t kMaxPooledBuffers = 32;
 constexpr auto kGoAwayGrace = std::chrono::milliseconds(200);
+// Fewer link bytes than this between two pings (pings and pongs alone are far fewer) counts as
+// idle.
+constexpr std::uint64_t kIdleBytesPerPing = 64 * 1024;
 
 std::uint64_t now_ns() {
   return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -93,6 +96,14 @@ Session::Session(std::unique_ptr<Link> link, SessionOptions options,
   // A pool buffer must hold the largest frame either side may send.
   pool_ = std::make_unique<detail::BufferPool>(
       std::max<std::size_t>(chunk_size_, local.max_frame_payload), kMaxPooledBuffers);
+  // A resumable stream keeps what it sent until the peer acknowledges it, up to a window, and
+  // lets it go half a window at a time. Pooling that much keeps a bulk stream from asking
+  // malloc (and the kernel, for fresh pages) for a window's worth of buffers every round trip;
+  // keep_alive() gives it back once the session is idle.
+  if (resumable_) {
+    pool_->set_max_free(std::max<std::size_t>(kMaxPooledBuffers,
+                                              options_.max_window / pool_->buffer_size()));
+  }
 }
 
 Session::~Session() = default;
@@ -458,7 +469,12 @@ asio::awaitable<void> Session::keep_alive() {
   const auto timeout = std::max<Clock::duration>(options_.dead_link_timeout,
                                                  std::chrono::milliseconds(30));
   last_heard_ = Clock::now();
+  auto bytes_at_last_ping = stats_.bytes_sent + stats_.bytes_received;
   while (!stopped_ && link_up_ && generation == generation_) {
+    // Idle since the last ping: the buffers pooled for bulk transfers go back to the system.
+    const auto bytes = stats_.bytes_sent + stats_.bytes_received;
+    if (bytes - bytes_at_last_ping < kIdleBytesPerPing) pool_->trim(kMaxPooledBuffers);
+    bytes_at_last_ping = bytes;
     outstanding_ping_ = now_ns();
     queue_control(encode_ping(*outstanding_ping_, false));
     // Wakes at the next ping, or sooner when the link falls silent before it.

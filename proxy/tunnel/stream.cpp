@@ -20,7 +20,11 @@ using boost::system::error_code;
 
 namespace {
 
-// A read goes into the last chunk still held when at least this much of it is free.
+// A read goes into the last chunk still held when that chunk holds little (the stream moves
+// small messages: each would otherwise keep a whole buffer) and has room. Bulk reads get
+// buffers of their own, as large as the credit allows: reading into what is left of a
+// chunk would cut them short.
+constexpr std::size_t kSmallChunk = 16 * 1024;
 constexpr std::size_t kMinTailRead = 4096;
 
 bool would_block(const error_code& ec) {
@@ -108,13 +112,14 @@ asio::awaitable<void> Stream::pump_local() {
 }
 
 // One non-blocking read of what the credit allows, queued for the link. Small reads fill the
-// last chunk still held, so kept bytes cost about their size, not a buffer each.
+// last chunk still held, so kept bytes cost at most four times their size, not a buffer each.
 error_code Stream::read_into_outbox(bool& drained) {
   auto& pool = session_->pool();
   auto want = std::min<std::uint64_t>(send_.available(), session_->chunk_size());
   std::unique_ptr<std::byte[]> buffer;
   std::byte* into = nullptr;
-  if (auto room = outbox_.tail_room(); room.size() >= kMinTailRead) {
+  if (auto room = outbox_.tail_room();
+      room.size() >= kMinTailRead && outbox_.tail_size() < kSmallChunk) {
     into = room.data();
     want = std::min<std::uint64_t>(want, room.size());
   } else {

@@ -23,6 +23,13 @@ class BufferPool {
     if (b && free_.size() < max_free_) free_.push_back(std::move(b));
   }
   std::size_t buffer_size() const { return buffer_size_; }
+  /// Keeps at most `n` idle buffers from now on.
+  void set_max_free(std::size_t n) { max_free_ = n; }
+  /// Frees idle buffers beyond `n`.
+  void trim(std::size_t n) {
+    if (free_.size() > n) free_.resize(n);
+  }
+  std::size_t idle() const { return free_.size(); }
 
  private:
   std::size_t buffer_size_;
