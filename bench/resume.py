@@ -110,7 +110,7 @@ def main():
     result = {"streams": args.streams, "drops": args.drops, "failed_streams": len(failed),
               "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
               "max_ms": round(max(ms), 1), "mean_ms": round(statistics.mean(ms), 1),
-              "command": "bench/resume.py " + " ".join(sys.argv[1:])}
+              "command": " ".join(["bench/resume.py", *sys.argv[1:]])}
     table = ("| path | streams | drops | streams lost | resume p50 | p99 | max |\n"
              "|---|---|---|---|---|---|---|\n"
              f"| lpk run, fault relay drop (RST) | {args.streams} | {args.drops} | {len(failed)} | "
