@@ -124,6 +124,7 @@ SessionPlan plan_from(const ConnectOptions& options) {
   plan.env_file = options.env_file;
   plan.command = options.command;
   plan.dead_link_timeout = options.dead_link_timeout;
+  plan.resume_grace = options.resume_grace;
   return plan;
 }
 
@@ -158,7 +159,7 @@ int run_connect(const std::vector<std::string>& args) {
   takeover.set_cancel(&g_interrupted);
   TakeoverOptions wanted{options.service,     plan.ns,            options.container,
                          options.agent_image, options.file_limit, options.timeout,
-                         options.dead_link_timeout};
+                         options.dead_link_timeout, options.resume_grace};
   SessionRecord record;
   try {
     record = prepare_takeover(takeover, plan, wanted, options.kube);

@@ -81,6 +81,7 @@ struct ConnectOptions {
   std::uint64_t file_limit = 1 << 20;        // --file-limit BYTES per file
   std::chrono::seconds timeout{180};         // --timeout: each rollout
   std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout, both ends
+  std::chrono::milliseconds resume_grace{60'000};       // --resume-grace, both ends
   std::string log_level = "info";
   std::vector<std::string> command;          // after `--`
 };
@@ -90,7 +91,8 @@ inline constexpr const char* kConnectUsage =
     "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
     "           [--zone ZONE] [--resolv-conf PATH] [--file-limit BYTES] [--timeout SECONDS]\n"
-    "           [--dead-link-timeout DURATION] [--log-level LEVEL] [-- COMMAND ARGS...]";
+    "           [--dead-link-timeout DURATION] [--resume-grace DURATION] [--log-level LEVEL]\n"
+    "           [-- COMMAND ARGS...]";
 
 ConnectOptions parse_connect_options(std::span<const std::string> args);
 

@@ -90,6 +90,7 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
   agent.image = options.agent_image;
   agent.file_limit = options.file_limit;
   agent.dead_link_timeout = options.dead_link_timeout;
+  agent.resume_grace = options.resume_grace;
   agent.report_mounts = target.mounts;
   agent.session = owner.to_json().dump();
   std::set<std::uint16_t> ports;

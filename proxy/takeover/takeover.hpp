@@ -41,6 +41,7 @@ struct TakeoverOptions {
   std::uint64_t file_limit = 1 << 20;
   std::chrono::seconds rollout_timeout{180};
   std::chrono::milliseconds dead_link_timeout{15'000};  ///< of the agent's end of the tunnel
+  std::chrono::milliseconds resume_grace{60'000};       ///< how long the agent keeps streams
 };
 
 class Takeover {

@@ -146,6 +146,10 @@ json agent_container_fields(const std::string& container, const AgentSpec& agent
     args.push_back("--dead-link-timeout");
     args.push_back(std::to_string(agent.dead_link_timeout.count()) + "ms");
   }
+  if (agent.resume_grace != AgentSpec{}.resume_grace) {
+    args.push_back("--resume-grace");
+    args.push_back(std::to_string(agent.resume_grace.count()) + "ms");
+  }
   args.push_back("--container");  // names the container in the environment report
   args.push_back(container);
   return {{"name", container},

@@ -68,6 +68,7 @@ struct AgentSpec {
   std::vector<std::string> report_mounts;   // mount paths whose files the agent reports
   std::uint64_t file_limit = 1 << 20;
   std::chrono::milliseconds dead_link_timeout{15'000};  // passed on only when not the default
+  std::chrono::milliseconds resume_grace{60'000};       // passed on only when not the default
   std::string session;                      // the kSessionAnnotation value
 };
 

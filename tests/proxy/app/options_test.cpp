@@ -166,7 +166,9 @@ TEST(ConnectOptions, DefaultsAndEveryFlag) {
       "--also-namespace", "shared", "--local-port", "9000:8080", "--container", "app",
       "--agent-image", "r/agent:1", "--env-file", "/tmp/e", "--dns", "[::1]:5353", "--pool",
       "127.88.0.0/24", "--zone", "corp.local", "--resolv-conf", "/r", "--file-limit", "2048",
-      "--timeout", "60", "--log-level", "debug", "--", "./api", "--flag"});
+      "--timeout", "60", "--resume-grace", "5m", "--log-level", "debug", "--", "./api",
+      "--flag"});
+  EXPECT_EQ(o.resume_grace, std::chrono::minutes(5));
   EXPECT_EQ(o.kube.namespace_override, "demo");
   EXPECT_EQ(o.kube.kubeconfig, "/k");
   EXPECT_EQ(o.kube.context, "c");

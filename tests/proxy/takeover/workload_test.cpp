@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 
 namespace lpk::proxy {
@@ -98,6 +99,19 @@ TEST(AgentPatch, SwapsOnlyTheServingContainerAndSavesTheOriginal) {
   EXPECT_EQ(joined,
             " --listen 127.0.0.1:4590 --serve 8080 --serve 9090 --report-mounts "
             "/etc/demo,/etc/secret --file-limit 1048576 --container api");
+
+  // Only what differs from the agent's own defaults is passed on.
+  agent.dead_link_timeout = std::chrono::seconds(5);
+  agent.resume_grace = std::chrono::minutes(2);
+  auto tuned = agent_patch(WorkloadKind::deployment, deployment, "api", agent);
+  auto tuned_args = tuned["spec"]["template"]["spec"]["containers"][0]["args"]
+                        .get<std::vector<std::string>>();
+  auto has = [&](const std::string& flag, const std::string& value) {
+    auto it = std::find(tuned_args.begin(), tuned_args.end(), flag);
+    return it != tuned_args.end() && std::next(it) != tuned_args.end() && *std::next(it) == value;
+  };
+  EXPECT_TRUE(has("--dead-link-timeout", "5000ms"));
+  EXPECT_TRUE(has("--resume-grace", "120000ms"));
 }
 
 TEST(AgentTemplate, KeepsEverythingButImageCommandArgsAndProbes) {
