@@ -130,10 +130,11 @@ asio::awaitable<void> Agent::serve_link(tcp::socket socket) {
     co_return;
   }
   std::shared_ptr<tunnel::Session> session;
+  // Asked again: the session may have ended or been replaced during the hello.
   if (hello->local.resume && holds(hello->peer)) {
     session = current_;
     spdlog::info("tunnel {} resumes on a new link from {}", session->id_text(), peer);
-    co_await session->take_over_link(std::move(link), hello->peer);
+    co_await session->take_over_link(std::move(link));
     if (session->stopped() || current_ != session) co_return;
     session->on_resumed = [this] { session_up_.cancel(); };
   } else {

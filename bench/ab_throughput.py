@@ -22,8 +22,7 @@ import lpk_e2e as e2e  # noqa: E402
 
 
 def tunnel(build, iperf_port):
-    e2e.AGENT = os.path.join(build, "agent", "lpk-agent")
-    e2e.PROXY = os.path.join(build, "proxy", "lpk-proxy")
+    e2e.use_build(build)
     agent = e2e.Agent()
     proxy = e2e.Proxy(agent.tunnel_str, maps=[f"127.0.0.1:0=127.0.0.1:{iperf_port}"])
     return agent, proxy
@@ -45,8 +44,7 @@ def main():
     args = ap.parse_args()
     e2e.require_tools("iperf3")
     # The console lines both builds print: read from the newer one.
-    e2e.AGENT = os.path.join(args.b, "agent", "lpk-agent")
-    e2e.PROXY = os.path.join(args.b, "proxy", "lpk-proxy")
+    e2e.use_build(args.b)
     e2e.load_console_lines()
     port = e2e.free_port()
     server = e2e.Proc(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)], name="iperf3")

@@ -52,8 +52,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=6)
     ap.add_argument("--window", type=float, default=1.5)
     args = ap.parse_args()
-    e2e.AGENT = os.path.join(args.build_dir, "agent", "lpk-agent")
-    e2e.PROXY = os.path.join(args.build_dir, "proxy", "lpk-proxy")
+    e2e.use_build(args.build_dir)
     e2e.load_console_lines()
     server = e2e.Server(sr.source_handler)
     server.sent = {}

@@ -104,7 +104,7 @@ asio::awaitable<bool> TunnelClient::connect_once(std::string& failure) {
     co_return false;
   }
   if (want_resume && hello->peer.resume) {
-    session_->attach(std::move(link), hello->peer);
+    session_->attach(std::move(link));
     co_return true;
   }
   if (want_resume) give_up_on(session_, "the agent no longer holds the session (it restarted, "

@@ -134,15 +134,15 @@ asio::awaitable<error_code> Session::run() {
   co_return end_reason_;
 }
 
-void Session::attach(std::unique_ptr<Link> link, const Hello& peer) {
+void Session::attach(std::unique_ptr<Link> link) {
   if (stopped_ || link_up_ || running_) {
     link->close();
     return;
   }
   link_ = std::move(link);
   peer_description_ = link_->describe();
-  // The same peer, so the same limits; only its view of the streams is new.
-  (void)peer;
+  // The same peer (the same process, holding the same session), so the same limits as the
+  // first hello: only its view of the streams is new, and that comes in its RESUME list.
   link_up_ = true;
   resuming_ = true;
   peer_going_away_ = false;
@@ -159,7 +159,7 @@ void Session::attach(std::unique_ptr<Link> link, const Hello& peer) {
   control_out_.insert(control_out_.end(), end.view().begin(), end.view().end());
 }
 
-asio::awaitable<void> Session::take_over_link(std::unique_ptr<Link> link, const Hello& peer) {
+asio::awaitable<void> Session::take_over_link(std::unique_ptr<Link> link) {
   auto self = shared_from_this();
   while (!stopped_ && (link_up_ || running_)) {
     if (link_up_) lose_link(Error::peer_went_away, "the proxy reconnected on a new link");
@@ -167,7 +167,7 @@ asio::awaitable<void> Session::take_over_link(std::unique_ptr<Link> link, const 
     run_done_.expires_at(Clock::time_point::max());
     co_await run_done_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  attach(std::move(link), peer);
+  attach(std::move(link));
 }
 
 void Session::open_stream(tcp::socket local, Target target) {

@@ -111,10 +111,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   /// Gives a detached session the new link of a resumed hello; run() then starts by listing
   /// the streams to the peer, and sends again what the peer did not get.
-  void attach(std::unique_ptr<Link> link, const Hello& peer);
+  void attach(std::unique_ptr<Link> link);
   /// attach() for a session whose old link may still look alive (the agent learns of a lost
   /// link when the proxy reconnects): drops the old link and waits for its run() to return.
-  boost::asio::awaitable<void> take_over_link(std::unique_ptr<Link> link, const Hello& peer);
+  boost::asio::awaitable<void> take_over_link(std::unique_ptr<Link> link);
   /// Called when a resumed link carries the streams again (new streams may be opened).
   std::function<void()> on_resumed;
 

@@ -165,8 +165,11 @@ void Stream::on_chunk_written(std::uint64_t end) {
 // Written chunks are forgotten at once, or, in a resumable session, once the peer has
 // consumed them.
 void Stream::release_sent() {
-  auto upto = session_->resumable() ? std::min(written_, send_.acked()) : written_;
-  outbox_.release_below(upto, [this](auto b) { session_->pool().give(std::move(b)); });
+  let_go_below(session_->resumable() ? std::min(written_, send_.acked()) : written_);
+}
+
+void Stream::let_go_below(std::uint64_t offset) {
+  outbox_.release_below(offset, [this](auto b) { session_->pool().give(std::move(b)); });
 }
 
 void Stream::on_window(const WindowFrame& window, bool fin_delivered) {
@@ -207,7 +210,7 @@ void Stream::resume(const ResumeFrame& peer) {
       !outbox_.slices_from(peer.received, slices)) {
     return reset(ResetCode::protocol_error, "the peer resumes from bytes this side never sent");
   }
-  outbox_.release_below(peer.received, [this](auto b) { session_->pool().give(std::move(b)); });
+  let_go_below(peer.received);
   written_ = peer.received;
   const std::size_t most = session_->chunk_size();
   for (const auto& slice : slices) {

@@ -49,6 +49,15 @@ PROXY_LINES = {}
 AGENT_LINES = {}
 
 
+def use_build(build_dir):
+    """Runs the binaries of `build_dir` (a CMake build tree): for scripts outside ctest, such
+    as the benchmarks, which have no --agent/--proxy arguments."""
+    global AGENT, PROXY, FAULTRELAY
+    AGENT = os.path.join(build_dir, "agent", "lpk-agent")
+    PROXY = os.path.join(build_dir, "proxy", "lpk-proxy")
+    FAULTRELAY = os.path.join(build_dir, "tools", "faultrelay", "lpk-faultrelay")
+
+
 # ---------------------------------------------------------------- processes
 
 

@@ -84,6 +84,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void send_fin();
   void queue_chunk(const std::byte* data, std::size_t size, std::uint64_t end, bool fin);
   void release_sent();
+  /// Gives the outbox's chunks wholly below `offset` back to the pool.
+  void let_go_below(std::uint64_t offset);
   void reset(ResetCode code, std::string reason);
   void fail_local(boost::system::error_code ec);
   void maybe_finish();

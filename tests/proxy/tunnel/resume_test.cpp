@@ -52,8 +52,8 @@ struct Resumable {
                   Session::exchange_hellos(*agent_link, agent_options, {}, false, holds));
     if (!p || !a) throw std::runtime_error("the resumed hello failed");
     EXPECT_TRUE(p->peer.resume) << "the agent holds the session";
-    proxy->attach(std::move(proxy_link), p->peer);
-    agent->attach(std::move(agent_link), a->peer);
+    proxy->attach(std::move(proxy_link));
+    agent->attach(std::move(agent_link));
     proxy_run = start_running(ex, proxy);
     agent_run = start_running(ex, agent);
   }
@@ -66,9 +66,9 @@ struct Resumable {
   }
 };
 
-asio::awaitable<Resumable> make_resumable(std::shared_ptr<TestDialer> dialer,
-                                          SessionOptions po, SessionOptions ao) {
+asio::awaitable<Resumable> make_resumable(SessionOptions po, SessionOptions ao) {
   auto ex = co_await asio::this_coro::executor;
+  auto dialer = std::make_shared<TestDialer>(ex);
   auto [x, y] = co_await socket_pair();
   po.role = Role::proxy;
   ao.role = Role::agent;
@@ -131,9 +131,8 @@ TEST(Resume, BulkBothWaysSurvivesCutsWithNoByteLostOrRepeated) {
   run_task(io, [&]() -> asio::awaitable<void> {
     auto ex = io.get_executor();
     Server server(ex, echo);
-    auto dialer = std::make_shared<TestDialer>(ex);
     SessionOptions po, ao;
-    auto r = co_await make_resumable(dialer, po, ao);
+    auto r = co_await make_resumable(po, ao);
     CO_ASSERT_TRUE(r.proxy->resumable() && r.agent->resumable());
     auto client = co_await r.connect(server.target());
     auto t = std::make_shared<Transfer>();
@@ -170,9 +169,8 @@ TEST(Resume, OpenLostWithTheLinkIsSentAgain) {
   run_task(io, [&]() -> asio::awaitable<void> {
     auto ex = io.get_executor();
     Server server(ex, echo);
-    auto dialer = std::make_shared<TestDialer>(ex);
     SessionOptions po, ao;
-    auto r = co_await make_resumable(dialer, po, ao);
+    auto r = co_await make_resumable(po, ao);
     auto client = co_await r.connect(server.target());
     // Cut before the writer could send the OPEN (nothing ran since open_stream): the agent
     // never hears of the stream.
@@ -201,9 +199,8 @@ TEST(Resume, StreamThatEndsWhileTheLinkIsDownDeliversEverything) {
       co_await write_text(s, response);
       s.shutdown(tcp::socket::shutdown_send);
     });
-    auto dialer = std::make_shared<TestDialer>(ex);
     SessionOptions po, ao;
-    auto r = co_await make_resumable(dialer, po, ao);
+    auto r = co_await make_resumable(po, ao);
     auto client = co_await r.connect(server.target());
     EXPECT_FALSE(co_await write_text(client, "GET"));
     client.shutdown(tcp::socket::shutdown_send);
@@ -229,9 +226,8 @@ TEST(Resume, StreamResetWhileTheLinkIsDownIsResetOnTheOtherSide) {
   run_task(io, [&]() -> asio::awaitable<void> {
     auto ex = io.get_executor();
     Server server(ex, echo);
-    auto dialer = std::make_shared<TestDialer>(ex);
     SessionOptions po, ao;
-    auto r = co_await make_resumable(dialer, po, ao);
+    auto r = co_await make_resumable(po, ao);
     auto client = co_await echoing_client(r, server);
     co_await r.cut();
     // The client goes away abortively while the link is down.
@@ -251,10 +247,9 @@ TEST(Resume, WithoutTheCapabilityALostLinkEndsTheSession) {
   run_task(io, [&]() -> asio::awaitable<void> {
     auto ex = io.get_executor();
     Server server(ex, echo);
-    auto dialer = std::make_shared<TestDialer>(ex);
     SessionOptions po, ao;
     ao.resume = false;  // an agent from before resumption
-    auto r = co_await make_resumable(dialer, po, ao);
+    auto r = co_await make_resumable(po, ao);
     EXPECT_FALSE(r.proxy->resumable());
     auto client = co_await echoing_client(r, server);
     co_await r.cut();
