@@ -180,6 +180,39 @@ FileReport collect_files(const std::vector<std::string>& roots, const FileLimits
   return out;
 }
 
+tunnel::FilesUpdate files_changes(const FileReport& before, const FileReport& after) {
+  std::map<std::string_view, const tunnel::AgentFile*> old_files;
+  for (const auto& f : before.files) old_files.emplace(f.path, &f);
+  std::map<std::string_view, std::string_view> old_skips;
+  for (const auto& s : before.skipped) old_skips.emplace(s.path, s.reason);
+  tunnel::FilesUpdate update;
+  std::set<std::string_view> present;
+  for (const auto& f : after.files) {
+    present.insert(f.path);
+    auto it = old_files.find(f.path);
+    if (it == old_files.end() || it->second->mode != f.mode || it->second->bytes != f.bytes) {
+      update.files.push_back(f);
+    }
+  }
+  for (const auto& s : after.skipped) {
+    present.insert(s.path);
+    auto it = old_skips.find(s.path);
+    if (it == old_skips.end() || it->second != s.reason) update.skipped.push_back(s);
+  }
+  // A file that became too large is skipped now: it is gone for the receiver too.
+  for (const auto& s : update.skipped) {
+    if (old_files.contains(s.path)) update.removed.push_back(s.path);
+  }
+  for (const auto& f : before.files) {
+    if (!present.contains(f.path)) update.removed.push_back(f.path);
+  }
+  return update;
+}
+
+bool no_changes(const tunnel::FilesUpdate& update) {
+  return update.files.empty() && update.removed.empty() && update.skipped.empty();
+}
+
 std::map<std::string, std::string> process_environment() {
   std::map<std::string, std::string> env;
   for (char** p = environ; p && *p; ++p) {

@@ -8,6 +8,7 @@
 // visible symlink per key (`app.yaml -> ..data/app.yaml`). The walker reports the visible
 // names and never the `..` entries of such a directory.
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -36,11 +37,22 @@ struct FileReport {
 /// is listed in `skipped` with the reason.
 FileReport collect_files(const std::vector<std::string>& roots, const FileLimits& limits);
 
+/// From `before` to `after` (a FilesUpdate that is not `full`): the files that are new or
+/// differ in bytes or mode, the paths that are gone (neither read nor skipped now), and the
+/// skipped entries that were not skipped, or not for that reason, before.
+tunnel::FilesUpdate files_changes(const FileReport& before, const FileReport& after);
+
+/// True when files_changes has nothing to say.
+bool no_changes(const tunnel::FilesUpdate& update);
+
 struct EnvReportOptions {
   std::vector<std::string> mounts;  ///< --report-mounts
   FileLimits limits;
   std::string container;  ///< --container; empty when not told
   std::string namespace_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+  /// How often the files service looks at the mounts again (--files-poll). Kubelets rewrite a
+  /// volume up to a minute after its object changed, so a few seconds more cost nothing.
+  std::chrono::milliseconds files_poll{2'000};
 };
 
 /// The agent process's environment.

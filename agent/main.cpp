@@ -26,9 +26,10 @@ constexpr const char* kUsage =
     "                 [--connect-timeout SECS] [--secret-file PATH] [--log-level LEVEL]\n"
     "                 [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
     "                 [--report-mounts DIR[,DIR...]] [--file-limit BYTES]\n"
-    "                 [--file-total-limit BYTES] [--container NAME] [--resolv-conf PATH]\n"
-    "Streams to env.lpk.internal:1 and dns.lpk.internal:53 are served by the agent itself\n"
-    "(docs/protocol.md section 7).";
+    "                 [--file-total-limit BYTES] [--files-poll DURATION] [--container NAME]\n"
+    "                 [--resolv-conf PATH]\n"
+    "Streams to env.lpk.internal:1, files.lpk.internal:1 and dns.lpk.internal:53 are served\n"
+    "by the agent itself (docs/protocol.md section 7).";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -127,6 +128,12 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       auto dirs = split_dirs(value);
       auto& mounts = o.services.env.mounts;
       mounts.insert(mounts.end(), dirs.begin(), dirs.end());
+    } else if (flag == "--files-poll") {
+      auto poll = lpk::tunnel::parse_duration(value);
+      if (!poll || *poll < std::chrono::milliseconds(100) || *poll > std::chrono::hours(1)) {
+        throw UsageError("--files-poll wants a duration from 100ms to 1h, like 2s");
+      }
+      o.services.env.files_poll = *poll;
     } else if (flag == "--file-limit") {
       o.services.env.limits.per_file = parse_bytes(value, flag);
     } else if (flag == "--file-total-limit") {

@@ -53,6 +53,38 @@ asio::awaitable<void> serve_env(tcp::socket socket, EnvReportOptions options) {
   co_await (drain(socket) || linger.async_wait(kTuple));
 }
 
+asio::awaitable<bool> send_update(tcp::socket& socket, const tunnel::FilesUpdate& update) {
+  auto line = tunnel::encode_files_update(update);
+  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(line), kTuple);
+  if (ec) spdlog::debug("files service: the stream ended: {}", ec.message());
+  co_return !ec;
+}
+
+// Looks at the mounts again every `files_poll` and sends what changed; the flow control of
+// the stream bounds what is queued for a proxy that does not read.
+asio::awaitable<void> send_changes(tcp::socket& socket, const EnvReportOptions& options) {
+  auto last = collect_files(options.mounts, options.limits);
+  tunnel::FilesUpdate full{true, last.files, {}, last.skipped};
+  if (!co_await send_update(socket, full)) co_return;
+  asio::steady_timer poll(socket.get_executor());
+  while (true) {
+    poll.expires_after(options.files_poll);
+    if (auto [ec] = co_await poll.async_wait(kTuple); ec) co_return;
+    auto now = collect_files(options.mounts, options.limits);
+    auto update = files_changes(last, now);
+    last = std::move(now);
+    if (no_changes(update)) continue;
+    spdlog::info("files service: {} changed, {} removed, {} skipped", update.files.size(),
+                 update.removed.size(), update.skipped.size());
+    if (!co_await send_update(socket, update)) co_return;
+  }
+}
+
+// Until the proxy closes its end (or the stream breaks).
+asio::awaitable<void> serve_files(tcp::socket socket, EnvReportOptions options) {
+  co_await (drain(socket) || send_changes(socket, options));
+}
+
 }  // namespace
 
 bool is_service_target(const tunnel::Target& target) {
@@ -66,17 +98,21 @@ asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
   auto executor = co_await asio::this_coro::executor;
   const auto host = normalized(target.host);
   const bool env = host == tunnel::kEnvServiceHost;
-  if (!env && host != tunnel::kDnsServiceHost) {
+  const bool files = host == tunnel::kFilesServiceHost;
+  if (!env && !files && host != tunnel::kDnsServiceHost) {
     co_return DialResult{OpenCode::name_not_found, "no agent service is named " + target.host,
                          std::nullopt};
   }
-  const auto port = env ? tunnel::kEnvServicePort : tunnel::kDnsServicePort;
+  const auto port = env     ? tunnel::kEnvServicePort
+                    : files ? tunnel::kFilesServicePort
+                            : tunnel::kDnsServicePort;
   if (target.port != port) {
     co_return DialResult{OpenCode::refused, host + " answers on port " + std::to_string(port),
                          std::nullopt};
   }
   tunnel::Result<asio::ip::udp::endpoint> nameserver = asio::ip::udp::endpoint();
-  if (!env && !(nameserver = first_nameserver(options.dns.resolv_conf))) {
+  const bool dns = !env && !files;
+  if (dns && !(nameserver = first_nameserver(options.dns.resolv_conf))) {
     co_return DialResult{OpenCode::unreachable, nameserver.error().message, std::nullopt};
   }
   auto pair = tunnel::loopback_pair(executor);
@@ -88,6 +124,8 @@ asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
   auto& [service_end, tunnel_end] = *pair;
   if (env) {
     asio::co_spawn(executor, serve_env(std::move(service_end), options.env), asio::detached);
+  } else if (files) {
+    asio::co_spawn(executor, serve_files(std::move(service_end), options.env), asio::detached);
   } else {
     auto forwarder =
         std::make_shared<DnsForwarder>(std::move(service_end), *nameserver, options.dns);

@@ -4,6 +4,7 @@
 //   env.lpk.internal:1   the environment document (agent/env_report.hpp), then the stream closes
 //   dns.lpk.internal:53  DNS over TCP framing, forwarded to the pod's nameserver
 //                        (agent/dns_forwarder.hpp)
+//   files.lpk.internal:1 the mounted files, then what changes in them, until the proxy closes
 // The service gets one end of a loopback TCP pair and the tunnel the other, so a service
 // stream is an ordinary stream to the session (credit, half-close, reset).
 

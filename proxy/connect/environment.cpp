@@ -111,34 +111,61 @@ LinkRewrite rewrite_service_links(EnvMap& env, const std::vector<LinkedService>&
   return result;
 }
 
-tunnel::Result<void> write_imported_file(const fs::path& root, const std::string& container_path,
-                                         std::uint32_t mode, std::string_view bytes) {
-  using tunnel::Problem;
-  auto errno_problem = [](const char* what, const fs::path& p) {
-    auto ec = std::error_code(errno, std::generic_category());
-    return Problem{ec, std::string("cannot ") + what + " " + p.string() + ": " + ec.message()};
-  };
+namespace {
+
+tunnel::Problem errno_problem(const char* what, const fs::path& p) {
+  auto ec = std::error_code(errno, std::generic_category());
+  return tunnel::Problem{ec, std::string("cannot ") + what + " " + p.string() + ": " + ec.message()};
+}
+
+/// root/<container_path>, or a Problem for a path that could leave root or names no file.
+tunnel::Result<fs::path> imported_path(const fs::path& root, const std::string& container_path) {
   fs::path path(container_path);
   bool bad = !path.is_absolute() || !path.has_filename() || path.filename() == "." ||
              path.filename() == "..";
   for (const auto& part : path) bad = bad || part == "..";
   if (bad) {
-    return Problem{std::make_error_code(std::errc::invalid_argument),
-                   "not an absolute file path without '..'"};
+    return tunnel::Problem{std::make_error_code(std::errc::invalid_argument),
+                           "not an absolute file path without '..'"};
   }
-  fs::path target = root / path.relative_path();
+  return root / path.relative_path();
+}
+
+}  // namespace
+
+tunnel::Result<void> write_imported_file(const fs::path& root, const std::string& container_path,
+                                         std::uint32_t mode, std::string_view bytes) {
+  auto target = imported_path(root, container_path);
+  if (!target) return target.error();
   // Directories between root and the file: created 0700 one by one. Only this function
-  // creates entries under the private root, and it makes no symlinks; the final open refuses
-  // to follow one all the same.
+  // creates entries under the private root, and it makes no symlinks; neither the write nor
+  // the rename follows one in the last component.
   fs::path at = root;
-  for (const auto& part : path.relative_path().parent_path()) {
+  for (const auto& part : fs::path(container_path).relative_path().parent_path()) {
     at /= part;
     if (mkdir(at.c_str(), 0700) != 0 && errno != EEXIST) return errno_problem("create", at);
   }
-  // A read-only file of an earlier write cannot be opened for writing by its owner: replace it.
-  if (unlink(target.c_str()) != 0 && errno != ENOENT) return errno_problem("replace", target);
+  // Written beside the file, then renamed over it: a process reading the file while the
+  // session refreshes it sees the old bytes or the new, never a mix (the kubelet's atomic
+  // writer promises the same in the pod). A leftover of a crash may be read-only: unlinked.
+  fs::path fresh = target->parent_path() / ("." + target->filename().string() + ".lpk-new");
+  if (unlink(fresh.c_str()) != 0 && errno != ENOENT) return errno_problem("replace", fresh);
   unsigned local_mode = (mode & 0700) | 0400;
-  return write_private_file(target, bytes, local_mode);
+  if (auto written = write_private_file(fresh, bytes, local_mode); !written) return written;
+  if (rename(fresh.c_str(), target->c_str()) != 0) {
+    auto problem = errno_problem("replace", *target);
+    unlink(fresh.c_str());
+    return problem;
+  }
+  return {};
+}
+
+tunnel::Result<void> remove_imported_file(const fs::path& root,
+                                          const std::string& container_path) {
+  auto target = imported_path(root, container_path);
+  if (!target) return target.error();
+  if (unlink(target->c_str()) != 0 && errno != ENOENT) return errno_problem("remove", *target);
+  return {};
 }
 
 FilesReport write_imported_files(const std::vector<tunnel::AgentFile>& files,

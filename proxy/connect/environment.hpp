@@ -4,8 +4,8 @@
 // lpk's loopback listeners, the container's mounted files written under the session directory,
 // and the developer's own session variables (PATH, HOME, TERM...) kept.
 //
-// All functions are plain and synchronous; the files are small (the agent's limit), and they are
-// written once at start-up, before the child runs.
+// All functions are plain and synchronous; the files are small (the agent's limit). They are
+// written at start-up and again whenever the agent reports a change (file_sync.hpp).
 
 #include <boost/asio/ip/address.hpp>
 #include <cstdint>
@@ -84,10 +84,16 @@ struct FilesReport {
 /// the process can read what it was given.
 ///
 /// Refused (a Problem, nothing written): a relative path, a path with a `..` component, an
-/// empty or directory-like path. The last component is never followed if it is a symlink.
+/// empty or directory-like path. The last component is never followed if it is a symlink. The
+/// file is written beside its place and renamed there, so it changes in one step.
 tunnel::Result<void> write_imported_file(const std::filesystem::path& root,
                                          const std::string& container_path, std::uint32_t mode,
                                          std::string_view bytes);
+
+/// Removes root/<container_path> (nothing when it is not there); the same paths are refused as
+/// by write_imported_file.
+tunnel::Result<void> remove_imported_file(const std::filesystem::path& root,
+                                          const std::string& container_path);
 
 /// Writes every file of `files` under <session_dir>/files, creating it 0700. A file that cannot
 /// be written is reported in `failed`, the others are still written.

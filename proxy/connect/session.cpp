@@ -323,6 +323,10 @@ json ConnectSession::status() const {
           {"pid", static_cast<int>(::getpid())},
           {"child", child},
           {"dns", {{"address", dns}}},
+          {"files", files_ ? json{{"root", files_->root().string()},
+                                  {"count", files_->size()},
+                                  {"updates", files_updates_}}
+                           : json(nullptr)},
           {"services", directory_->describe()},
           {"tunnels", tunnels}};
 }
@@ -358,6 +362,7 @@ void ConnectSession::start_control() {
 asio::awaitable<void> ConnectSession::serve() {
   co_await import_environment();
   if (side_.stopping()) co_return;
+  asio::co_spawn(side_.io(), keep_files_current(), asio::detached);
   co_await wait_for_tunnels();
   if (side_.stopping()) co_return;
   console::print_line(console::kTunnels, tunnels_up(), agents_.size());
@@ -379,16 +384,17 @@ asio::awaitable<void> ConnectSession::import_environment() {
   imported_ = environment.env;
   imported_from_ = environment.pod_name;
   auto links = rewrite_service_links(imported_, directory_->linked_services());
-  auto files = write_imported_files(environment.files, session_dir(plan_.session_id));
+  files_ = std::make_unique<FileMirror>(session_dir(plan_.session_id) / "files");
+  auto files = files_->apply({true, environment.files, {}, {}});
   for (const auto& [path, why] : files.failed) {
     std::fprintf(stderr, "lpk-proxy: cannot write %s: %s\n", path.c_str(), why.c_str());
   }
   for (const auto& skipped : environment.skipped) {
     console::print_line(console::kNotImported, skipped.path, skipped.reason);
   }
-  lpk_variables_ = lpk_variables(plan_.session_id, files.root);
+  lpk_variables_ = lpk_variables(plan_.session_id, files_->root());
   console::print_line(console::kEnvironment, imported_.size(), environment.pod_name,
-                      links.rewritten.size(), files.written.size(), files.root.string());
+                      links.rewritten.size(), files.written.size(), files_->root().string());
   if (options.env_file.empty()) co_return;
   auto everything = imported_;
   for (const auto& [k, v] : lpk_variables_) everything[k] = v;
@@ -399,6 +405,35 @@ asio::awaitable<void> ConnectSession::import_environment() {
   } else {
     console::print_line(console::kEnvFile, options.env_file);
   }
+}
+
+// The stream is opened on whichever tunnel carries outbound streams now, and again after it
+// ends (the agent pod went, the tunnel was replaced): its first message is the whole set, so
+// nothing changed in between is missed. An agent without the service refuses the stream; the
+// retries then slow down to one a minute.
+asio::awaitable<void> ConnectSession::keep_files_current() {
+  asio::steady_timer pause(side_.io());
+  auto wait = 2s;
+  while (!side_.stopping()) {
+    auto end = co_await follow_files(side_.outbound(), *files_,
+                                     [this](const MirrorChange& c) { report_files_change(c); });
+    if (side_.stopping()) co_return;
+    wait = end.messages > 0 ? 2s : std::min<std::chrono::seconds>(wait * 2, 60s);
+    spdlog::info("file updates: {}; following again in {} s", end.why.message, wait.count());
+    pause.expires_after(wait);
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+void ConnectSession::report_files_change(const MirrorChange& change) {
+  ++files_updates_;
+  for (const auto& [path, why] : change.failed) {
+    std::fprintf(stderr, "lpk-proxy: cannot update %s: %s\n", path.c_str(), why.c_str());
+  }
+  for (const auto& path : change.written) spdlog::info("file updated: {}", path);
+  for (const auto& path : change.removed) spdlog::info("file removed: {}", path);
+  console::print_line(console::kFilesUpdated, change.written.size(), change.removed.size(),
+                      files_->root().string());
 }
 
 // "ready" promises that traffic reaching any replica lands here, so it waits (bounded) for every

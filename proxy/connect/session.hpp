@@ -26,6 +26,7 @@
 #include "proxy/connect/agent_services.hpp"
 #include "proxy/connect/child_process.hpp"
 #include "proxy/connect/environment.hpp"
+#include "proxy/connect/file_sync.hpp"
 #include "proxy/connect/service_directory.hpp"
 #include "proxy/control/server.hpp"
 #include "proxy/forward/local_side.hpp"
@@ -98,6 +99,9 @@ class ConnectSession {
   /// The session once the tunnels start: import, wait for every tunnel, run the command.
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<void> import_environment();
+  /// Follows the agents' files service for the whole session (file_sync.hpp).
+  boost::asio::awaitable<void> keep_files_current();
+  void report_files_change(const MirrorChange& change);
   boost::asio::awaitable<void> wait_for_tunnels();
   boost::asio::awaitable<void> run_child();
 
@@ -115,6 +119,8 @@ class ConnectSession {
   std::shared_ptr<ChildProcess> child_;
   boost::asio::steady_timer tunnel_came_up_;  // cancelled to wake whoever waits for tunnels
   EnvMap imported_;
+  std::unique_ptr<FileMirror> files_;
+  std::uint64_t files_updates_ = 0;  // messages from the files service that changed a file
   EnvMap lpk_variables_;
   std::string imported_from_;
   int interrupts_ = 0;

@@ -8,7 +8,8 @@ namespace lpk::proxy::console {
 
 std::string lines_json() {
   return tunnel::console_lines_json({&kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
-                                     &kTunnelClosed, &kTunnels, &kEnvironment, &kNotImported, &kEnvFile,
+                                     &kTunnelClosed, &kTunnels, &kEnvironment, &kNotImported, &kFilesUpdated,
+                                     &kEnvFile,
                                      &kWaitingForCommand, &kCommandExited});
 }
 

@@ -34,6 +34,11 @@ inline constexpr ConsoleLine kEnvironment{
     R"(^environment: ([0-9]+) variables from pod (\S*) \(([0-9]+) service links point at lpk\), ([0-9]+) files under (\S+)$)"};
 inline constexpr ConsoleLine kNotImported{"not_imported", "not imported: {} ({})",
                                           R"(^not imported: (\S+) \((.*)\)$)"};
+// The agent reported that the container's files changed (a configMap or secret updated, a token
+// rotated) and the local copies were replaced.
+inline constexpr ConsoleLine kFilesUpdated{
+    "files_updated", "files updated: {} written, {} removed under {}",
+    R"(^files updated: ([0-9]+) written, ([0-9]+) removed under (\S+)$)"};
 inline constexpr ConsoleLine kEnvFile{"env_file", "env file: {}", R"(^env file: (.+)$)"};
 inline constexpr ConsoleLine kWaitingForCommand{
     "waiting_for_command", "waiting for the command to exit (Ctrl-C again stops it)",

@@ -60,6 +60,12 @@ struct Reader {
     return true;
   }
 
+  bool path(const Json& p, const std::string& where, std::string& out) {
+    if (!p.is_string()) return fail(where + " is not a string");
+    out = p.get<std::string>();
+    return true;
+  }
+
   bool skipped(const Json& s, const std::string& where, SkippedFile& file) {
     if (!s.is_object()) return fail(where + " is not an object");
     return string(s, "path", where, file.path) && string(s, "reason", where, file.reason);
@@ -102,7 +108,33 @@ struct Reader {
     }
     return string(doc, "container", "document", env.container, false);
   }
+
+  bool update(const Json& doc, FilesUpdate& out) {
+    if (!doc.is_object()) return fail("the message is not a JSON object");
+    auto full = doc.find("full");
+    if (full == doc.end() || !full->is_boolean()) return fail("full is not a boolean");
+    out.full = full->get<bool>();
+    return array(doc, "files", out.files, &Reader::file) &&
+           array(doc, "removed", out.removed, &Reader::path) &&
+           array(doc, "skipped", out.skipped, &Reader::skipped);
+  }
 };
+
+Json encode_files(const std::vector<AgentFile>& files) {
+  Json out = Json::array();
+  for (const auto& f : files) {
+    out.push_back({{"path", f.path}, {"mode", f.mode}, {"data", text::base64_encode(f.bytes)}});
+  }
+  return out;
+}
+
+Json encode_skipped(const std::vector<SkippedFile>& skipped) {
+  Json out = Json::array();
+  for (const auto& s : skipped) out.push_back({{"path", s.path}, {"reason", s.reason}});
+  return out;
+}
+
+std::string dump(const Json& doc) { return doc.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 }  // namespace
 
@@ -110,18 +142,35 @@ std::string encode_environment(const AgentEnvironment& environment) {
   Json doc;
   doc["env"] = Json::object();
   for (const auto& [key, value] : environment.env) doc["env"][key] = value;
-  doc["files"] = Json::array();
-  for (const auto& f : environment.files) {
-    doc["files"].push_back(
-        {{"path", f.path}, {"mode", f.mode}, {"data", text::base64_encode(f.bytes)}});
-  }
-  doc["skipped"] = Json::array();
-  for (const auto& s : environment.skipped) {
-    doc["skipped"].push_back({{"path", s.path}, {"reason", s.reason}});
-  }
+  doc["files"] = encode_files(environment.files);
+  doc["skipped"] = encode_skipped(environment.skipped);
   doc["pod"] = {{"name", environment.pod_name}, {"namespace", environment.pod_namespace}};
   doc["container"] = environment.container;
-  return doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return dump(doc);
+}
+
+std::string encode_files_update(const FilesUpdate& update) {
+  Json doc = {{"full", update.full},
+              {"files", encode_files(update.files)},
+              {"removed", update.removed},
+              {"skipped", encode_skipped(update.skipped)}};
+  return dump(doc) + "\n";
+}
+
+Result<FilesUpdate> parse_files_update(std::string_view line) {
+  auto doc = Json::parse(line.begin(), line.end(), nullptr, false);
+  if (doc.is_discarded()) {
+    return Problem{make_error_code(Error::bad_document),
+                   "a files update from the agent is not valid JSON (" +
+                       std::to_string(line.size()) + " bytes)"};
+  }
+  FilesUpdate update;
+  Reader reader;
+  if (!reader.update(doc, update)) {
+    return Problem{make_error_code(Error::bad_document),
+                   "a files update from the agent is malformed: " + reader.why};
+  }
+  return update;
 }
 
 Result<AgentEnvironment> parse_environment(std::string_view document) {

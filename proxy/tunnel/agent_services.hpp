@@ -6,6 +6,8 @@
 //   env.lpk.internal:1   one JSON document: the container's environment, the files under its
 //                        volume mounts, the pod and the container; then the stream closes
 //   dns.lpk.internal:53  DNS over TCP framing, answered by the pod's own nameserver
+//   files.lpk.internal:1 the files under the volume mounts, then every change to them, as
+//                        long as the stream stays open (one JSON line per FilesUpdate)
 //
 // Pure: no I/O. The parser is fed bytes from the network and never throws.
 
@@ -24,6 +26,8 @@ inline constexpr std::string_view kEnvServiceHost = "env.lpk.internal";
 inline constexpr std::uint16_t kEnvServicePort = 1;
 inline constexpr std::string_view kDnsServiceHost = "dns.lpk.internal";
 inline constexpr std::uint16_t kDnsServicePort = 53;
+inline constexpr std::string_view kFilesServiceHost = "files.lpk.internal";
+inline constexpr std::uint16_t kFilesServicePort = 1;
 
 /// One regular file found under a reported volume mount, as the container sees it.
 struct AgentFile {
@@ -56,6 +60,26 @@ std::string encode_environment(const AgentEnvironment& environment);
 /// Parses a document. Anything that is not the documented shape (not JSON, a field of the wrong
 /// type, bad base64, a mode beyond 07777) is a Problem (Error::bad_document) naming the field.
 Result<AgentEnvironment> parse_environment(std::string_view document);
+
+/// One message of the files service. The first one is `full`: every file the agent sees, and
+/// the receiver removes whatever else it had. The ones after carry the files that appeared or
+/// changed since the message before, the paths that disappeared, and the files newly skipped.
+/// Kubelets rewrite configMap, secret and projected volumes when their objects change and
+/// before a projected token expires; this is how those changes reach the developer's copy.
+struct FilesUpdate {
+  bool full = false;
+  std::vector<AgentFile> files;
+  std::vector<std::string> removed;
+  std::vector<SkippedFile> skipped;
+};
+
+/// The message as one line of JSON, '\n' included: {"full":b,"files":[..],"removed":[..],
+/// "skipped":[..]} (files as in encode_environment).
+std::string encode_files_update(const FilesUpdate& update);
+
+/// Parses one line (without its '\n'). Anything else than that shape is a Problem
+/// (Error::bad_document) naming the field.
+Result<FilesUpdate> parse_files_update(std::string_view line);
 
 /// True for a name inside `lpk.internal` (any case, trailing dot allowed): never dialled.
 bool is_service_name(std::string_view host);

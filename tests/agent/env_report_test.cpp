@@ -50,6 +50,26 @@ std::string make_configmap_volume(const TempDir& dir) {
   return root;
 }
 
+TEST(FilesChanges, NewChangedGoneAndNewlySkipped) {
+  FileReport before{{{"/a", 0644, "1"}, {"/b", 0644, "2"}, {"/c", 0644, "3"}, {"/d", 0644, "4"}},
+                    {{"/s", "larger than 1 bytes"}},
+                    4};
+  FileReport after{{{"/a", 0644, "1"}, {"/b", 0600, "2"}, {"/c", 0644, "33"}, {"/e", 0644, "5"}},
+                   {{"/s", "larger than 1 bytes"}, {"/d", "larger than 1 bytes"}},
+                   5};
+  auto update = files_changes(before, after);
+  EXPECT_FALSE(update.full);
+  std::vector<std::string> written;
+  for (const auto& f : update.files) written.push_back(f.path);
+  EXPECT_EQ(written, (std::vector<std::string>{"/b", "/c", "/e"}));  // mode, bytes, new
+  EXPECT_EQ(update.removed, std::vector<std::string>{"/d"});  // now skipped: gone locally too
+  ASSERT_EQ(update.skipped.size(), 1u);
+  EXPECT_EQ(update.skipped[0].path, "/d");
+  EXPECT_TRUE(no_changes(files_changes(after, after)));
+  auto emptied = files_changes(after, FileReport{});
+  EXPECT_EQ(emptied.removed, (std::vector<std::string>{"/a", "/b", "/c", "/e"}));
+}
+
 TEST(CollectFiles, ReportsVisibleNamesOfAtomicWriterVolumes) {
   TempDir dir;
   const auto root = make_configmap_volume(dir);

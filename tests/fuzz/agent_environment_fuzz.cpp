@@ -1,6 +1,7 @@
 // libFuzzer target for the env service's document as lpk-proxy reads it from an agent
-// (tunnel::parse_environment): whatever the bytes, a value or a bad_document Problem of one
-// line, never an exception; and what parses survives encode -> parse unchanged.
+// (tunnel::parse_environment) and the files service's messages (tunnel::parse_files_update):
+// whatever the bytes, a value or a bad_document Problem of one line, never an exception; and
+// what parses survives encode -> parse unchanged.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -40,6 +41,18 @@ bool same(const AgentEnvironment& a, const AgentEnvironment& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view document(reinterpret_cast<const char*>(data), size);
+  // The same bytes as a files-service message (one line of the files.lpk.internal stream).
+  if (auto update = parse_files_update(document)) {
+    for (const auto& f : update->files) check(f.mode <= 07777);
+    auto line = encode_files_update(*update);
+    check(!line.empty() && line.back() == '\n' && line.find('\n') == line.size() - 1);
+    auto again = parse_files_update(std::string_view(line).substr(0, line.size() - 1));
+    check(again.has_value() && again->full == update->full &&
+          again->removed.size() == update->removed.size() &&
+          again->files.size() == update->files.size());
+  } else {
+    check(update.error().code == make_error_code(Error::bad_document));
+  }
   auto parsed = parse_environment(document);
   if (!parsed) {
     check(parsed.error().code == make_error_code(Error::bad_document));

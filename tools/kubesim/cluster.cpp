@@ -132,6 +132,9 @@ struct Cluster::Impl {
       s.expiration_seconds = seconds;
       return tokens->issue(s);
     };
+    kc.sync_frequency = opts.sync_frequency;
+    kc.token_refresh_after_s =
+        std::chrono::duration_cast<std::chrono::seconds>(opts.token_refresh_after).count();
     kubelet = std::make_unique<Kubelet>(io, rest, events, std::move(kc));
     kubelet->start();
     proxy = std::make_unique<ServiceProxy>(io, store, server->port());

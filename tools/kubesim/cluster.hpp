@@ -20,6 +20,10 @@ struct ClusterOptions {
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   size_t watch_history = 20000;
   IrsaOptions irsa;  // the IRSA-style hook (--aws-default-region, --sts-regional-endpoint)
+  // The kubelet's volume sync period (KubeletConfig::sync_frequency).
+  std::chrono::milliseconds sync_frequency{std::chrono::seconds(60)};
+  // Projected tokens replaced once this old (0: the kubelet's own rule only).
+  std::chrono::milliseconds token_refresh_after{0};
 };
 
 class Cluster {

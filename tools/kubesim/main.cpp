@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "tools/kubesim/cluster.hpp"
 
@@ -16,9 +17,22 @@ namespace {
 int usage_error(const std::string& what) {
   std::cerr << "lpk-kubesim: " << what
             << " (usage: lpk-kubesim up [--manifests DIR] [--state DIR] [--port N] "
-               "[--no-runtime] [--aws-default-region R] [--sts-regional-endpoint] | lpk-kubesim down "
+               "[--no-runtime] [--aws-default-region R] [--sts-regional-endpoint] "
+               "[--sync-frequency DURATION] [--token-refresh-after DURATION] | lpk-kubesim down "
                "[--state DIR])\n";
   return 2;
+}
+
+// "90", "90s", "500ms", "2m"; nullopt for anything else (or for zero).
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  char* end = nullptr;
+  double number = std::strtod(text.c_str(), &end);
+  std::string unit(end);
+  double scale = unit.empty() || unit == "s" ? 1000 : unit == "ms" ? 1 : unit == "m" ? 60000 : 0;
+  if (end == text.c_str() || !(number > 0) || scale == 0 || number * scale > 86400e3) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(number * scale + 0.5));
 }
 
 // After Cluster::stop() has closed every listener and connection and ended every pod, the
@@ -97,7 +111,11 @@ int main(int argc, char** argv) {
       opts.irsa.regional_sts = true;
     else if (a == "--watch-history" && (v = value()))
       opts.watch_history = size_t(std::atol(v));
-    else if (a == "-v")
+    else if ((a == "--sync-frequency" || a == "--token-refresh-after") && (v = value())) {
+      auto d = parse_duration(v);
+      if (!d) return usage_error(a + " wants a duration such as 1s, 500ms or 2m, not '" + v + "'");
+      (a == "--sync-frequency" ? opts.sync_frequency : opts.token_refresh_after) = *d;
+    } else if (a == "-v")
       spdlog::set_level(spdlog::level::debug);
     else
       return usage_error("unknown or incomplete option '" + a + "'");

@@ -2,6 +2,8 @@
 // a TunnelClient (real sessions over loopback), with a real dnsmasq as the cluster's DNS.
 #include "proxy/connect/agent_services.hpp"
 
+#include "proxy/connect/file_sync.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -40,6 +42,7 @@ class AgentFixture : public ::testing::Test {
     options.services.env.mounts = {config, dir_.path() + "/big"};
     options.services.env.limits.per_file = 4096;
     options.services.env.container = "api";
+    options.services.env.files_poll = 100ms;
     options.services.dns.resolv_conf = dnsmasq_->resolv_conf();
     agent_ = std::make_unique<agent::Agent>(io_.get_executor(), options);
     std::vector<std::string> errors;
@@ -84,6 +87,62 @@ TEST_F(AgentFixture, FetchEnvironmentThroughTheTunnel) {
     CO_ASSERT_EQ(env->skipped.size(), 1u);
     EXPECT_EQ(env->skipped[0].path, dir_.path() + "/big");
     EXPECT_EQ(env->skipped[0].reason, "larger than 4096 bytes");
+  }()));
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The kubelet's update of a configMap volume: a new timestamped directory, ..data swapped to it
+// by rename, a link for the new key. The mirror follows through the agent's files service.
+TEST_F(AgentFixture, FollowFilesMirrorsAnAtomicWriterUpdate) {
+  lpk::test::TempDir local;
+  FileMirror mirror(local.path() + "/files");
+  const auto config = dir_.path() + "/config";
+  std::vector<MirrorChange> changes;
+  EXPECT_TRUE(run_task(io_, [&]() -> asio::awaitable<void> {
+    Event changed(io_.get_executor());
+    auto on_change = [&](const MirrorChange& c) {
+      changes.push_back(c);
+      changed.set();
+    };
+    FollowEnd end;
+    Event ended(io_.get_executor());
+    asio::co_spawn(io_, [&]() -> asio::awaitable<void> {
+      end = co_await follow_files(open_, mirror, on_change);
+      ended.set();
+    }, asio::detached);
+    CO_ASSERT_TRUE(co_await changed.wait(10s));  // the full set
+    EXPECT_EQ(slurp(mirror.root().string() + config + "/app.yaml"), "greeting: hello\n");
+
+    changed.reset();
+    const auto data = config + "/..2024_05_01_10_05_00.2";
+    std::filesystem::create_directories(data);
+    std::ofstream(data + "/app.yaml") << "greeting: changed\n";
+    std::ofstream(data + "/extra.yaml") << "new: key\n";
+    std::filesystem::create_directory_symlink("..2024_05_01_10_05_00.2", config + "/..data_tmp");
+    std::filesystem::rename(config + "/..data_tmp", config + "/..data");
+    std::filesystem::create_symlink("..data/extra.yaml", config + "/extra.yaml");
+    CO_ASSERT_TRUE(co_await changed.wait(10s));
+    // One poll may see the swap before the new link: wait for both files.
+    for (int i = 0; i < 50 && mirror.size() < 2; ++i) {
+      changed.reset();
+      co_await changed.wait(200ms);
+    }
+    EXPECT_EQ(slurp(mirror.root().string() + config + "/app.yaml"), "greeting: changed\n");
+    EXPECT_EQ(slurp(mirror.root().string() + config + "/extra.yaml"), "new: key\n");
+
+    changed.reset();
+    std::filesystem::remove(config + "/extra.yaml");
+    CO_ASSERT_TRUE(co_await changed.wait(10s));
+    EXPECT_FALSE(std::filesystem::exists(mirror.root().string() + config + "/extra.yaml"));
+    EXPECT_EQ(changes.back().removed, std::vector<std::string>{config + "/extra.yaml"});
+
+    client_->stop();
+    CO_ASSERT_TRUE(co_await ended.wait(10s));
+    EXPECT_GE(end.messages, 3u);
   }()));
 }
 

@@ -15,6 +15,39 @@ namespace {
 
 using namespace lpk::tunnel::test;
 
+TEST(FilesUpdate, RoundTripsAsOneLine) {
+  FilesUpdate update{false, {{"/etc/a", 0644, std::string("x\0y\n", 4)}}, {"/etc/gone"},
+                     {{"/etc/big", "larger than 1 bytes"}}};
+  auto line = encode_files_update(update);
+  ASSERT_EQ(line.find('\n'), line.size() - 1);
+  auto parsed = parse_files_update(std::string_view(line).substr(0, line.size() - 1));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_FALSE(parsed->full);
+  ASSERT_EQ(parsed->files.size(), 1u);
+  EXPECT_EQ(parsed->files[0].bytes, std::string("x\0y\n", 4));
+  EXPECT_EQ(parsed->removed, std::vector<std::string>{"/etc/gone"});
+  ASSERT_EQ(parsed->skipped.size(), 1u);
+  EXPECT_EQ(parsed->skipped[0].reason, "larger than 1 bytes");
+}
+
+TEST(FilesUpdate, MalformedMessagesNameTheField) {
+  auto why = [](std::string_view line) {
+    auto parsed = parse_files_update(line);
+    EXPECT_FALSE(parsed);
+    if (parsed) return std::string();
+    EXPECT_EQ(parsed.error().code, make_error_code(Error::bad_document));
+    return parsed.error().message;
+  };
+  EXPECT_NE(why("{").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(why(R"({"files":[],"removed":[],"skipped":[]})").find("full"), std::string::npos);
+  EXPECT_NE(why(R"({"full":true,"files":[],"removed":[1],"skipped":[]})").find("removed[0]"),
+            std::string::npos);
+  EXPECT_NE(why(R"({"full":true,"files":[{"path":"/a","mode":70000,"data":""}],)"
+                R"("removed":[],"skipped":[]})")
+                .find("files[0].mode"),
+            std::string::npos);
+}
+
 TEST(EncodeEnvironment, RoundTripsThroughTheParser) {
   AgentEnvironment env;
   env.env = {{"A", "1"}, {"MULTI", "line\nvalue"}};

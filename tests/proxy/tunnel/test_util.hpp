@@ -111,6 +111,7 @@ class Event {
     timer_.cancel();
   }
   bool is_set() const { return set_; }
+  void reset() { set_ = false; }
   asio::awaitable<bool> wait(std::chrono::milliseconds limit = 10s) {
     asio::steady_timer deadline(co_await asio::this_coro::executor, limit);
     while (!set_) {

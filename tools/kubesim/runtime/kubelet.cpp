@@ -197,6 +197,7 @@ void Kubelet::sync_pods() {
       }
       probe(run, c, pod);
     }
+    sync_volumes(run, pod);
     write_status(run, pod);
   }
   for (auto it = pods_.begin(); it != pods_.end();) {

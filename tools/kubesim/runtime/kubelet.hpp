@@ -42,6 +42,11 @@ struct KubeletConfig {
   /// A token of pod's service account bound to pod, for (audience, seconds); the kubelet's
   /// TokenRequest for projected serviceAccountToken sources.
   std::function<std::string(const json& pod, const std::string&, int64_t)> issue_token;
+  /// How often the volumes of running pods get the current content of their objects (the
+  /// kubelet's --sync-frequency, 1 minute by default there and here).
+  std::chrono::milliseconds sync_frequency{60'000};
+  /// VolumeContext::token_refresh_after_s (kubesim's --token-refresh-after); 0: the kubelet's rule.
+  int64_t token_refresh_after_s = 0;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -73,6 +78,7 @@ struct PodRun {
   std::string start_time;
   bool terminating = false;
   Clock::time_point kill_at{};
+  Clock::time_point next_volume_sync{};
 };
 
 class Kubelet {
@@ -109,6 +115,7 @@ class Kubelet {
   void terminate(PodRun& run, const json& pod);
   void teardown(PodRun& run);
   void write_status(PodRun& run, const json& pod);
+  void sync_volumes(PodRun& run, const json& pod);
   std::string allocate_ip();
   void record_killing(const PodRun& run, const ContainerRun& c);
   std::optional<json> lookup(const std::string& ns, const std::string& plural,

@@ -43,7 +43,20 @@ VolumeContext Kubelet::volume_context(const std::string& ns, const json& pod) co
       return cfg_.issue_token(pod, aud, secs);
     };
   }
+  vctx.token_refresh_after_s = cfg_.token_refresh_after_s;
   return vctx;
+}
+
+void Kubelet::sync_volumes(PodRun& run, const json& pod) {
+  if (run.volumes.empty() || Clock::now() < run.next_volume_sync) return;
+  run.next_volume_sync = Clock::now() + cfg_.sync_frequency;
+  try {
+    for (const auto& name : refresh_volumes(pod, run.volumes, volume_context(run.ns, pod))) {
+      spdlog::info("kubesim: pod {}/{}: volume {} updated", run.ns, run.name, name);
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("kubesim: pod {}/{}: volume sync: {}", run.ns, run.name, e.what());
+  }
 }
 
 void Kubelet::admit(const json& pod_in) {

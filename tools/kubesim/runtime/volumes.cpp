@@ -1,5 +1,6 @@
 #include "tools/kubesim/runtime/volumes.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -21,6 +22,7 @@ namespace {
 struct FileData {
   std::string content;
   int mode;
+  bool operator==(const FileData&) const = default;
 };
 // Relative path -> file, as the atomic writer's payload.
 using Payload = std::map<std::string, FileData>;
@@ -35,7 +37,7 @@ void write_file(const fs::path& p, const std::string& data, int mode) {
 
 // The atomic writer's layout: ..<timestamp>.<random>/ holds the files, ..data points at it,
 // and each top-level name is a symlink through ..data.
-void write_atomic(const fs::path& dir, const Payload& payload) {
+std::string write_timestamped(const fs::path& dir, const Payload& payload) {
   fs::create_directories(dir);
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -46,13 +48,58 @@ void write_atomic(const fs::path& dir, const Payload& payload) {
   static std::mt19937 rng{std::random_device{}()};
   std::string ts_dir = stamp + std::to_string(rng() % 1000000000);
   fs::create_directories(dir / ts_dir);
+  for (const auto& [path, f] : payload) write_file(dir / ts_dir / path, f.content, f.mode);
+  return ts_dir;
+}
+
+std::set<std::string> top_level(const Payload& payload) {
   std::set<std::string> top;
-  for (const auto& [path, f] : payload) {
-    write_file(dir / ts_dir / path, f.content, f.mode);
-    top.insert(fs::path(path).begin()->string());
-  }
+  for (const auto& [path, f] : payload) top.insert(fs::path(path).begin()->string());
+  return top;
+}
+
+void write_atomic(const fs::path& dir, const Payload& payload) {
+  auto ts_dir = write_timestamped(dir, payload);
   fs::create_directory_symlink(ts_dir, dir / "..data");
-  for (const auto& name : top) fs::create_symlink(fs::path("..data") / name, dir / name);
+  for (const auto& name : top_level(payload)) {
+    fs::create_symlink(fs::path("..data") / name, dir / name);
+  }
+}
+
+// What `dir` publishes now: every regular file under ..data, by its path inside the volume.
+Payload published(const fs::path& dir) {
+  Payload out;
+  std::error_code ec;
+  fs::path data = dir / "..data";
+  for (auto it = fs::recursive_directory_iterator(data, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    std::ifstream in(it->path(), std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    int mode = int(fs::status(it->path()).permissions() & fs::perms::mask);
+    out[fs::relative(it->path(), data).string()] = {std::move(content), mode};
+  }
+  return out;
+}
+
+// pkg/volume/util/atomic_writer.go: the new data in a new directory, ..data swapped to it by
+// rename(2) (a reader through ..data sees the old set or the new one, never a mix), the
+// top-level links brought in line, then the old directory removed.
+void republish(const fs::path& dir, const Payload& old_payload, const Payload& payload) {
+  auto old_dir = fs::read_symlink(dir / "..data");
+  auto ts_dir = write_timestamped(dir, payload);
+  std::error_code ec;
+  fs::remove(dir / "..data_tmp", ec);
+  fs::create_directory_symlink(ts_dir, dir / "..data_tmp");
+  fs::rename(dir / "..data_tmp", dir / "..data");
+  auto now = top_level(payload);
+  for (const auto& name : now) {
+    if (!fs::is_symlink(dir / name)) fs::create_symlink(fs::path("..data") / name, dir / name);
+  }
+  for (const auto& name : top_level(old_payload)) {
+    if (!now.contains(name)) fs::remove(dir / name, ec);
+  }
+  fs::remove_all(dir / old_dir, ec);
 }
 
 // The key -> content map of a configMap or secret (secret values decoded).
@@ -124,7 +171,11 @@ void add_downward(Payload& out, const json& src, const json& pod, int mode) {
   }
 }
 
-void add_projected(Payload& out, const json& src, const json& pod, const VolumeContext& ctx) {
+// Path in the volume -> expirationSeconds, of each projected service-account token.
+using TokenPaths = std::map<std::string, int64_t>;
+
+void add_projected(Payload& out, const json& src, const json& pod, const VolumeContext& ctx,
+                   TokenPaths& tokens) {
   int mode = src.value("defaultMode", 0644);
   for (const auto& s : src.value("sources", json::array())) {
     if (s.contains("configMap")) add_keyed(out, s["configMap"], false, mode, ctx);
@@ -136,8 +187,53 @@ void add_projected(Payload& out, const json& src, const json& pod, const VolumeC
                                                 t.value("expirationSeconds", int64_t{3600}))
                                     : "";
       out[t.value("path", "token")] = {token, mode};
+      tokens[t.value("path", "token")] = t.value("expirationSeconds", int64_t{3600});
     }
   }
+}
+
+// The files of an atomic-writer volume (configMap, secret, downwardAPI, projected); nullopt
+// for the others (emptyDir, hostPath...). Throws for a missing non-optional object.
+std::optional<Payload> payload_of(const json& v, const json& pod, const VolumeContext& ctx,
+                                  TokenPaths& tokens) {
+  Payload payload;
+  if (v.contains("configMap")) {
+    add_keyed(payload, v["configMap"], false, 0644, ctx);
+  } else if (v.contains("secret")) {
+    add_keyed(payload, v["secret"], true, 0644, ctx);
+  } else if (v.contains("downwardAPI")) {
+    add_downward(payload, v["downwardAPI"], pod, v["downwardAPI"].value("defaultMode", 0644));
+  } else if (v.contains("projected")) {
+    add_projected(payload, v["projected"], pod, ctx, tokens);
+  } else {
+    return std::nullopt;
+  }
+  return payload;
+}
+
+// The `iat` claim of a JWT, 0 when it has none that can be read.
+int64_t issued_at(const std::string& token) {
+  auto a = token.find('.');
+  auto b = token.find('.', a == std::string::npos ? a : a + 1);
+  if (a == std::string::npos || b == std::string::npos) return 0;
+  std::string part = token.substr(a + 1, b - a - 1);
+  for (char& c : part) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  while (part.size() % 4) part += '=';
+  auto claims = json::parse(text::base64_decode(part).value_or(""), nullptr, false);
+  if (!claims.is_object() || !claims["iat"].is_number_integer()) return 0;
+  return claims["iat"].get<int64_t>();
+}
+
+// The kubelet's token manager (pkg/kubelet/token/token_manager.go requiresRefresh): a token
+// is replaced when 80% of its requested lifetime has passed, or after 24 hours.
+bool token_due(const std::string& token, int64_t seconds, const VolumeContext& ctx) {
+  int64_t iat = issued_at(token);
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  int64_t age = now - iat;
+  return iat == 0 || age >= seconds * 8 / 10 || age >= 24 * 3600 ||
+         (ctx.token_refresh_after_s > 0 && age >= ctx.token_refresh_after_s);
 }
 
 }  // namespace
@@ -153,28 +249,48 @@ std::vector<std::pair<std::string, fs::path>> materialize_volumes(const json& po
       out.emplace_back(name, fs::path(v["hostPath"].value("path", "/")));
       continue;
     }
-    Payload payload;
-    bool atomic = true;
-    if (v.contains("configMap")) {
-      add_keyed(payload, v["configMap"], false, 0644, ctx);
-    } else if (v.contains("secret")) {
-      add_keyed(payload, v["secret"], true, 0644, ctx);
-    } else if (v.contains("downwardAPI")) {
-      add_downward(payload, v["downwardAPI"], pod, v["downwardAPI"].value("defaultMode", 0644));
-    } else if (v.contains("projected")) {
-      add_projected(payload, v["projected"], pod, ctx);
-    } else {
-      atomic = false;  // emptyDir and the rest: a plain directory
-    }
+    TokenPaths tokens;
+    auto payload = payload_of(v, pod, ctx, tokens);
     std::error_code ec;
     fs::remove_all(d, ec);  // a retry after a failed start writes afresh
-    if (atomic)
-      write_atomic(d, payload);
+    if (payload)
+      write_atomic(d, *payload);
     else
       fs::create_directories(d);
     out.emplace_back(name, d);
   }
   return out;
+}
+
+std::vector<std::string> refresh_volumes(
+    const json& pod, const std::vector<std::pair<std::string, fs::path>>& volumes,
+    const VolumeContext& ctx) {
+  std::vector<std::string> rewritten;
+  for (const auto& v : pod["spec"].value("volumes", json::array())) {
+    std::string name = v.value("name", "");
+    auto where = std::find_if(volumes.begin(), volumes.end(),
+                              [&](const auto& vol) { return vol.first == name; });
+    if (where == volumes.end() || v.contains("hostPath")) continue;
+    TokenPaths tokens;
+    std::optional<Payload> payload;
+    try {
+      payload = payload_of(v, pod, ctx, tokens);
+    } catch (const std::exception&) {
+      continue;  // the kubelet keeps what it published and tries again at the next sync
+    }
+    if (!payload) continue;
+    auto old_payload = published(where->second);
+    for (const auto& [path, seconds] : tokens) {
+      auto old = old_payload.find(path);
+      if (old != old_payload.end() && !token_due(old->second.content, seconds, ctx)) {
+        (*payload)[path].content = old->second.content;
+      }
+    }
+    if (*payload == old_payload) continue;
+    republish(where->second, old_payload, *payload);
+    rewritten.push_back(name);
+  }
+  return rewritten;
 }
 
 std::vector<Mount> container_mounts(const json& container,

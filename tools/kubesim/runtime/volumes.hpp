@@ -18,6 +18,10 @@ namespace lpk::kubesim {
 using json = nlohmann::json;
 
 struct VolumeContext {
+  /// Projected service-account tokens are replaced once this old even when the kubelet's own
+  /// rule (80% of expirationSeconds, or 24 hours) would keep them longer; 0: that rule only.
+  /// kubesim's --token-refresh-after, so that tests can see a rotation in seconds.
+  int64_t token_refresh_after_s = 0;
   std::function<std::optional<json>(const std::string&, const std::string&)> lookup;
   /// A token of the pod's service account, bound to the pod, for (audience, seconds); an
   /// empty audience means the API's own.
@@ -30,6 +34,18 @@ struct VolumeContext {
 /// missing non-optional configMap or secret.
 std::vector<std::pair<std::string, std::filesystem::path>> materialize_volumes(
     const json& pod, const std::filesystem::path& dir, const VolumeContext& ctx);
+
+/// The kubelet's periodic volume sync (--sync-frequency): configMap, secret, downwardAPI and
+/// projected volumes of `pod` (as materialize_volumes wrote them into `volumes`) get the
+/// current content of their objects. A volume whose content changed is published as the
+/// atomic writer does: a new `..<timestamp>` directory, `..data` swapped to it by one rename,
+/// top-level links added or removed, the old directory deleted. Projected tokens are kept
+/// until due (see VolumeContext). A source that cannot be read now (a deleted configMap) leaves
+/// the volume as it was, as the kubelet does. subPath mounts see none of it: they were bound
+/// to the file of their start. Returns the names of the volumes rewritten.
+std::vector<std::string> refresh_volumes(
+    const json& pod, const std::vector<std::pair<std::string, std::filesystem::path>>& volumes,
+    const VolumeContext& ctx);
 
 /// One bind mount for a container: source path (file or dir) onto target, read-only or not.
 struct Mount {
