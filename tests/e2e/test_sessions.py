@@ -6,9 +6,11 @@ of its own, and its child must reach its own namespace by name. Needs root (kube
 
 import errno
 import ipaddress
+import json
 import os
 import re
 import socket
+import subprocess
 
 import lpk_e2e as e2e
 from connect_case import DEMO_DIR, ConnectCase, main
@@ -56,6 +58,13 @@ class TwoSessions(ConnectCase):
             if e.errno != errno.EADDRINUSE:
                 raise
 
+    def ask_session(self, command, session):
+        r = subprocess.run([e2e.PROXY, command, "--session", session, "--json"],
+                           capture_output=True, text=True, env=self.env, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        return answer.get("result", answer)
+
     def test_two_sessions_get_their_own_addresses_dns_and_namespace(self):
         self.demo2()
         server = self.sim.kubectl("config", "view", "--minify", "-o",
@@ -89,6 +98,15 @@ class TwoSessions(ConnectCase):
         self.assertNotEqual(dns["demo"][0], held, both)
         ours = {ns: set(a.values()) | {dns[ns][0]} for ns, a in addresses.items()}
         self.assertFalse(ours["demo"] & ours["demo2"], f"shared addresses\n{both}")
+
+        for ns, proxy in sessions.items():
+            # `status` and `diagnostics` of each session name its own stub and slot.
+            session = proxy.wait_line(r"^lpk session ([0-9a-f]+): ").group(1)
+            status = self.ask_session("status", session)
+            self.assertEqual(status["dns"]["address"], ":".join(dns[ns]), both)
+            slot = ipaddress.ip_network(self.ask_session("diagnostics", session)["address_slot"])
+            self.assertEqual(slot.prefixlen, SLOT_PREFIX)
+            self.assertTrue(all(ipaddress.ip_address(a) in slot for a in ours[ns]), both)
 
         with open(go, "w"):
             pass
