@@ -27,8 +27,7 @@ class SlotClaim {
   /// `scope` names the set of claimers ("lpk"; tests use their own so that they never meet a
   /// real session). Throws std::system_error when no unix socket can be made at all.
   static std::optional<SlotClaim> claim(boost::asio::ip::network_v4 pool, std::string_view key,
-                                        const Usable& usable = {},
-                                        std::string_view scope = "lpk");
+                                        const Usable& usable = {}, std::string_view scope = "lpk");
 
   SlotClaim(SlotClaim&& other) noexcept;
   SlotClaim& operator=(SlotClaim&& other) noexcept;

@@ -89,7 +89,8 @@ TEST(SlotClaim, ADeadHoldersClaimIsFree) {
 TEST(SlotClaim, ARefusedSlotIsSkippedAndLeftFree) {
   const auto scope = own_scope();
   const auto busy = preferred();
-  auto claim = SlotClaim::claim(kPool, kKey, [&](ip::network_v4 s) { return s != busy; }, scope);
+  auto claim = SlotClaim::claim(
+      kPool, kKey, [&](ip::network_v4 s) { return s != busy; }, scope);
   ASSERT_TRUE(claim);
   EXPECT_NE(claim->slot(), busy);
   auto next = SlotClaim::claim(kPool, kKey, {}, scope);
@@ -105,7 +106,8 @@ TEST(SlotClaim, NoFreeSlotSaysSo) {
   ASSERT_TRUE(only);
   EXPECT_EQ(only->slot(), one_slot);
   EXPECT_FALSE(SlotClaim::claim(one_slot, "another target", {}, scope));
-  EXPECT_FALSE(SlotClaim::claim(kPool, kKey, [](ip::network_v4) { return false; }, scope));
+  EXPECT_FALSE(SlotClaim::claim(
+      kPool, kKey, [](ip::network_v4) { return false; }, scope));
 }
 
 }  // namespace
