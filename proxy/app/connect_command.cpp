@@ -10,6 +10,7 @@
 #include "proxy/app/options.hpp"
 #include "proxy/connect/session.hpp"
 #include "proxy/control/logging.hpp"
+#include "proxy/forward/slot_claim.hpp"
 #include "proxy/forward/stub_dns.hpp"
 #include "proxy/takeover/takeover.hpp"
 #include "proxy/tunnel/handshake.hpp"
@@ -111,6 +112,24 @@ int serve_session(SessionPlan& plan, kube::Client& client) {
   }
 }
 
+/// This session's slot of --pool: the one its cluster and namespace hash to (so that its
+/// addresses are the same every time), else the next one that no other session holds and
+/// whose stub DNS address no other program holds on port 53. Held until the session ends.
+std::optional<SlotClaim> claim_slot(const ConnectOptions& options, const kube::RestConfig& config) {
+  SlotClaim::Usable usable;
+  if (!options.dns) {
+    usable = [](boost::asio::ip::network_v4 slot) {
+      boost::asio::ip::udp::endpoint dns(AddressPool::preferred(slot, AddressPool::kStubDnsName),
+                                         53);
+      auto free = StubDns::check_available(dns);
+      // Only "in use" means someone else is there; lacking the privilege for port 53 is the
+      // same in every slot, and the session says so when it starts its stub.
+      return free || free.error().code != boost::asio::error::address_in_use;
+    };
+  }
+  return SlotClaim::claim(options.pool, config.cluster.server + " " + config.namespace_, usable);
+}
+
 /// The session's local choices from the command line.
 SessionPlan plan_from(const ConnectOptions& options) {
   SessionPlan plan;
@@ -145,7 +164,13 @@ int run_connect(const std::vector<std::string>& args) {
   }
   auto client = connect_client(options.kube);
   if (!client) return 2;
+  auto slot = claim_slot(options, client->config());
+  if (!slot) {
+    return fail("every address slot of --pool " + options.pool.to_string() +
+                " is held by another lpk session or program; end one, or give a larger --pool");
+  }
   auto plan = plan_from(options);
+  plan.pool = slot->slot();
   plan.interrupted = &g_interrupted;
   plan.ns = client->config().namespace_;
   plan.session_id = tunnel::to_hex(tunnel::random_session_id()).substr(0, 8);

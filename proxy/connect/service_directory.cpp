@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/error.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "kube/text.hpp"
@@ -42,8 +44,7 @@ ServiceDirectory::ServiceDirectory(Forwarder& forwarder, AddressPool& pool,
       session_namespace_(std::move(session_namespace)),
       zone_(std::move(zone)) {}
 
-void ServiceDirectory::open_listeners(const std::string& key, Entry& entry) {
-  if (is_external_name(entry.service)) return;
+bool ServiceDirectory::bind_ports(const std::string& key, Entry& entry) {
   const auto& meta = entry.service["metadata"];
   auto name = meta.value("name", "") + "." + meta.value("namespace", "");
   // Absolute (trailing dot): the agent's resolver then asks for this one name, not first the
@@ -54,10 +55,36 @@ void ServiceDirectory::open_listeners(const std::string& key, Entry& entry) {
     auto bound = forwarder_.listen(asio::ip::tcp::endpoint(entry.address, port), target);
     if (bound) {
       entry.bound.push_back(*bound);
+    } else if (bound.error().code == asio::error::address_in_use) {
+      return false;
     } else {
       spdlog::warn("service {}: {}", key, bound.error().message);
       entry.problems.push_back(bound.error().message);
     }
+  }
+  return true;
+}
+
+void ServiceDirectory::open_listeners(const std::string& key, Entry& entry) {
+  if (is_external_name(entry.service)) return;
+  const auto& meta = entry.service["metadata"];
+  auto name = meta.value("name", "") + "." + meta.value("namespace", "");
+  // A port of the address is held by a program that is not this session (an lpk session
+  // without slots, a server bound there by hand): the name must not lead the child to it, so
+  // the service moves to another address, and says so.
+  for (int moves = 0; !bind_ports(key, entry); ++moves) {
+    close_listeners(entry);
+    auto held = entry.address.to_string();
+    auto next = moves < kMaxMoves ? pool_.move_away(name) : std::nullopt;
+    if (!next) {
+      entry.problems.push_back(held + " is held by another program and no free address is left");
+      std::fprintf(stderr, "lpk-proxy: service %s: %s; it gets no listener\n", key.c_str(),
+                   entry.problems.back().c_str());
+      return;
+    }
+    entry.address = asio::ip::address(*next);
+    std::fprintf(stderr, "lpk-proxy: service %s: %s is held by another program; it moves to %s\n",
+                 key.c_str(), held.c_str(), entry.address.to_string().c_str());
   }
 }
 

@@ -49,7 +49,12 @@ class ServiceDirectory {
     std::vector<boost::asio::ip::tcp::endpoint> bound;
     std::vector<std::string> problems;  // ports that could not be bound, one line each
   };
+  /// Binds the service's ports on `entry.address`; false as soon as a port there is held by
+  /// another program (what was bound before it stays in entry.bound).
+  bool bind_ports(const std::string& key, Entry& entry);
+  /// Binds the service's ports, moving it to another address while its own is held elsewhere.
   void open_listeners(const std::string& key, Entry& entry);
+  static constexpr int kMaxMoves = 8;
   void close_listeners(Entry& entry);
   void changed();
 

@@ -49,6 +49,8 @@ ConnectSession::ConnectSession(SessionPlan plan, kube::Client& client, AgentLink
       client_(client),
       links_(std::move(links)),
       side_(plan_.pool),
+      // First, so that it is the one the name hashes to (what `connect` checked was free).
+      dns_address_(side_.pool().allocate(AddressPool::kStubDnsName).value()),
       tunnel_came_up_(side_.io()) {}
 
 ConnectSession::~ConnectSession() = default;
@@ -215,13 +217,20 @@ void ConnectSession::start_dns() {
     dns.listen = *options.dns;
     started = side_.start_dns(dns, table, cluster_dns_.get());
   } else {
-    // Port 53 lets a resolv.conf point at the stub; without the privilege, any free port.
-    auto address = asio::ip::address(*side_.pool().allocate("dns.lpk.internal"));
-    for (std::uint16_t port : {53, 0}) {
-      dns.listen = asio::ip::udp::endpoint(address, port);
+    // Port 53 lets a resolv.conf name the stub; the address is this session's own (its slot's),
+    // so the port is free unless something outside lpk holds it, or lpk lacks the privilege.
+    dns.listen = asio::ip::udp::endpoint(dns_address_, 53);
+    started = side_.start_dns(dns, table, cluster_dns_.get());
+    if (!started) {
+      auto why = started.error().message;
+      dns.listen.port(0);
       started = side_.start_dns(dns, table, cluster_dns_.get());
-      if (started) break;
-      spdlog::info("stub DNS cannot use port {} ({})", port, started.error().message);
+      if (started) {
+        std::fprintf(stderr,
+                     "lpk-proxy: %s; the stub DNS listens on port %u instead, which a "
+                     "resolv.conf cannot name (the command gets the machine's resolver)\n",
+                     why.c_str(), unsigned(side_.dns()->endpoint().port()));
+      }
     }
   }
   started.value();  // throws with the Problem's sentence
@@ -340,6 +349,7 @@ json ConnectSession::diagnostics() const {
   }
   d["routes"] = routes;
   d["mounts"] = plan_.target.mounts;
+  d["address_slot"] = plan_.pool.to_string();
   d["log_dir"] = log_dir(plan_.session_id).string();
   d["session_dir"] = session_dir(plan_.session_id).string();
   d["dns_table_services"] = directory_->table().services.size();

@@ -46,8 +46,11 @@ struct SessionPlan {
   std::vector<nlohmann::json> agent_pods;
   std::vector<std::string> extra_namespaces;  ///< more namespaces whose services get names
   InboundRoutes inbound;                      ///< where inbound streams land locally
+  /// The addresses this session may use: the slot of --pool it claimed (SlotClaim).
   boost::asio::ip::network_v4 pool = AddressPool::default_pool();
-  std::optional<boost::asio::ip::udp::endpoint> dns;  ///< empty: the pool's address, port 53
+  /// Empty: the address of AddressPool::kStubDnsName in `pool`, port 53 (another port, said on
+  /// stderr, when it cannot be bound).
+  std::optional<boost::asio::ip::udp::endpoint> dns;
   std::string zone = "cluster.local";
   std::string resolv_conf;                    ///< upstreams for names outside the cluster
   std::string env_file;                       ///< also write the environment there (dotenv)
@@ -109,6 +112,7 @@ class ConnectSession {
   kube::Client& client_;
   AgentLinks links_;
   LocalSide side_;
+  boost::asio::ip::address_v4 dns_address_;  // the stub's, unless --dns says otherwise
   std::shared_ptr<LocalDialer> inbound_;
   nlohmann::json agent_template_;  // what an agent pod runs (the workload's template now)
   std::map<std::string, std::shared_ptr<tunnel::TunnelClient>> agents_;  // by pod name

@@ -1,5 +1,6 @@
 #include "proxy/forward/address_pool.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "kube/text.hpp"
@@ -58,7 +59,7 @@ std::optional<ip::address_v4> AddressPool::allocate(std::string_view name) {
   auto key = ascii_lower(name);
   if (auto it = by_name_.find(key); it != by_name_.end()) return it->second;
   const auto count = host_count(pool_);
-  if (by_name_.size() >= count) return std::nullopt;
+  if (by_address_.size() >= count) return std::nullopt;  // held addresses count too
   auto index = std::uint32_t(fnv1a(key) % count);
   while (by_address_.count(host_at(pool_, index))) index = (index + 1) % count;
   auto address = host_at(pool_, index);
@@ -67,9 +68,47 @@ std::optional<ip::address_v4> AddressPool::allocate(std::string_view name) {
   return address;
 }
 
+std::optional<ip::address_v4> AddressPool::move_away(std::string_view name) {
+  auto key = ascii_lower(name);
+  if (auto it = by_name_.find(key); it != by_name_.end()) {
+    by_address_[it->second].clear();  // held by someone else: an owner without a name
+    by_name_.erase(it);
+  }
+  return allocate(key);
+}
+
 std::optional<std::string> AddressPool::name_of(ip::address_v4 address) const {
-  if (auto it = by_address_.find(address); it != by_address_.end()) return it->second;
-  return std::nullopt;
+  auto it = by_address_.find(address);
+  if (it == by_address_.end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
+namespace {
+
+constexpr std::uint16_t kMaxSlotBits = 6;         // 64 slots
+constexpr std::uint16_t kLargestSlotPrefix = 24;  // at least 256 addresses a slot
+
+std::uint16_t slot_prefix(ip::network_v4 pool) {
+  const std::uint16_t prefix = pool.prefix_length();
+  if (prefix >= kLargestSlotPrefix) return prefix;
+  return std::min<std::uint16_t>(prefix + kMaxSlotBits, kLargestSlotPrefix);
+}
+
+}  // namespace
+
+std::uint32_t AddressPool::slot_count(ip::network_v4 pool) {
+  return 1u << (slot_prefix(pool) - pool.prefix_length());
+}
+
+ip::network_v4 AddressPool::slot(ip::network_v4 pool, std::uint32_t index) {
+  pool = pool.canonical();
+  const auto prefix = slot_prefix(pool);
+  const auto offset = std::uint32_t(index % slot_count(pool)) << (32 - prefix);
+  return ip::network_v4(ip::address_v4(pool.network().to_uint() + offset), prefix);
+}
+
+std::uint32_t AddressPool::preferred_slot(ip::network_v4 pool, std::string_view key) {
+  return std::uint32_t(fnv1a(key) % slot_count(pool));
 }
 
 }  // namespace lpk::proxy

@@ -8,37 +8,15 @@ Needs root (kubesim makes network namespaces; the child's resolv.conf is bind-mo
 
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
-import unittest
 
 import lpk_e2e as e2e
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-import e2e_kubesim  # noqa: E402  (the Kubesim harness, shared with kubesim's own e2e)
-
-DEMO_DIR = os.path.join(HERE, "..", "..", "tools", "kubesim", "demo")
-KUBESIM = ""
-
-LOCAL_API = os.path.join(DEMO_DIR, "local_api.py")  # also what the quick start runs
-
-
-def reason_to_skip():
-    if os.geteuid() != 0:
-        return "needs root: kubesim makes network namespaces"
-    if not KUBESIM or not os.access(KUBESIM, os.X_OK):
-        return "lpk-kubesim is not built"
-    for tool in ("kubectl", "redis-server", "nginx", "curl", "unshare"):
-        if not e2e.shutil.which(tool):
-            return f"{tool} is not installed (run tools/install-deps.sh)"
-    return None
+from connect_case import LOCAL_API, ConnectCase, main
 
 
 def keep_alive_get(sock):
@@ -53,67 +31,7 @@ def keep_alive_get(sock):
     return data
 
 
-class Connect(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        reason = reason_to_skip()
-        if reason:
-            raise unittest.SkipTest(reason)
-        cls.sim = e2e_kubesim.Kubesim("--manifests", DEMO_DIR)
-        cls.addClassCleanup(cls.sim.stop)  # kubesim must exit 0 on SIGTERM
-        for d in ("redis", "api", "web"):
-            cls.sim.kubectl("-n", "demo", "rollout", "status", "deployment/" + d, "--timeout=90s",
-                            timeout=120)
-        cls.tmp = tempfile.mkdtemp(prefix="lpk-connect-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        cls.env = dict(os.environ, XDG_STATE_HOME=os.path.join(cls.tmp, "state"),
-                       XDG_RUNTIME_DIR=os.path.join(cls.tmp, "run"))
-
-    def deployment(self, name, ns="demo"):
-        return json.loads(self.sim.kubectl("-n", ns, "get", "deployment", name, "-o",
-                                           "json").stdout)
-
-    def connect(self, *args, command=(), service=None):
-        """lpk-proxy connect; whatever happens in the test, it is asked to stop (SIGTERM: it
-        must restore and exit 0) unless the test collected its exit, and `service`'s deployment
-        is then checked to be as before."""
-        argv = [e2e.PROXY, "connect", "--kubeconfig", self.sim.kubeconfig, *args]
-        if command:
-            argv += ["--", *command]
-        if service:
-            self.addCleanup(self.assert_restored, self.deployment(service), service)
-        proxy = e2e.Proc(argv, name="lpk-proxy connect", env=self.env)
-        self.addCleanup(proxy.stop, signal.SIGTERM, 150)
-        # The agents' own output, from kubesim's pod logs, shows with the proxy's on failure.
-        proxy.logs.append(os.path.join(self.sim.dir, "pods", "demo_*", "*.log"))
-        return proxy
-
-    def in_pod(self, name, script, ns="demo"):
-        """Runs `script` in a new pod of the cluster; returns its log (asserts success)."""
-        manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-                    "spec": {"restartPolicy": "Never",
-                             "containers": [{"name": "c", "image": "busybox",
-                                             "command": ["sh", "-c", script]}]}}
-        self.sim.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-        r = self.sim.kubectl("-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded",
-                             "pod/" + name, "--timeout=60s", check=False, timeout=90)
-        logs = [p for p in os.listdir(os.path.join(self.sim.dir, "pods"))
-                if p.startswith(f"{ns}_{name}_")]
-        text = ""
-        for p in logs:
-            with open(os.path.join(self.sim.dir, "pods", p, "c.log")) as f:
-                text += f.read()
-        self.assertEqual(r.returncode, 0, f"pod {name} did not succeed: {text}")
-        return text
-
-    def assert_restored(self, before, name, ns="demo"):
-        after = self.deployment(name, ns)
-        self.assertEqual(after["spec"], before["spec"])
-        annotations = after["metadata"].get("annotations", {})
-        self.assertFalse([k for k in annotations if k.startswith("lpk.dev/")], annotations)
-        self.sim.kubectl("-n", ns, "rollout", "status", "deployment/" + name, "--timeout=90s",
-                         timeout=120)
-
+class Connect(ConnectCase):
     def test_local_process_serves_web_through_the_tunnel(self):
         # (Cleanups registered by connect() stop lpk-proxy, which must exit 0, and check that
         # api is restored, whatever fails or is skipped below.)
@@ -150,8 +68,8 @@ class Connect(unittest.TestCase):
         with self.subTest("from the host, by name through the stub DNS on port 53"):
             # curl resolves web.demo through the stub DNS and reaches the web pod through lpk;
             # web calls api, whose agents send it to our local process.
-            if dns[1] != "53":
-                self.skipTest(f"the stub DNS could not take port 53 (it is on {dns[1]})")
+            # The stub has an address of its session's own, so port 53 there is always free.
+            self.assertEqual(dns[1], "53", proxy.describe())
             resolv = os.path.join(self.tmp, "resolv.conf")
             with open(resolv, "w") as f:
                 f.write(f"nameserver {dns[0]}\nsearch demo.svc.cluster.local svc.cluster.local "
@@ -176,20 +94,6 @@ class Connect(unittest.TestCase):
         result = self.status()
         self.assertEqual(len(result["tunnels"]), 2)
         self.assertTrue(any(s["name"] == "redis" for s in result["services"]))
-
-    def agent_pods(self, service="api"):
-        pods = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l", f"app={service}",
-                                           "-o", "json").stdout)["items"]
-        return {p["metadata"]["name"]: p for p in pods if "deletionTimestamp" not in p["metadata"]
-                and p["status"].get("phase") == "Running"}
-
-    def status(self):
-        """`lpk-proxy status --json` of the running session: its result object."""
-        r = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True, text=True,
-                           env=self.env, timeout=20)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        st = json.loads(r.stdout)
-        return st.get("result", st)
 
     def connect_local_api(self, *extra):
         """connect -n demo --service api with tools/kubesim/demo/local_api.py as the local api;
@@ -429,18 +333,6 @@ class Connect(unittest.TestCase):
         self.assertIn("serves no port 9999", proxy.err[0])
         self.assertIn("8080", proxy.err[0])  # the ports it does serve
         self.assertEqual(self.deployment("api")["spec"], before["spec"], "nothing changed")
-
-
-def main():
-    global KUBESIM
-    args = [a for a in sys.argv[1:]]
-    for a in list(args):
-        if a.startswith("--kubesim="):
-            KUBESIM = a.split("=", 1)[1]
-            args.remove(a)
-    sys.argv[1:] = args
-    e2e_kubesim.KUBESIM = KUBESIM
-    e2e.main()
 
 
 if __name__ == "__main__":

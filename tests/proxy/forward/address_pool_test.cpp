@@ -110,6 +110,54 @@ TEST(AddressPool, SmallestPoolHasTwoAddresses) {
   EXPECT_FALSE(pool.allocate("c"));
 }
 
+TEST(AddressPool, MoveAwayNeverGivesTheHeldAddressAgain) {
+  const auto small = net("127.9.8.0/29");  // 6 usable addresses
+  AddressPool pool(small);
+  auto held = pool.allocate("web.demo");
+  ASSERT_TRUE(held);
+  auto moved = pool.move_away("WEB.demo");
+  ASSERT_TRUE(moved);
+  EXPECT_NE(*moved, *held);
+  EXPECT_EQ(pool.allocate("web.demo"), moved) << "the name keeps its new address";
+  EXPECT_FALSE(pool.name_of(*held)) << "the held address belongs to no name";
+  for (int i = 0; i < 4; ++i) {
+    auto a = pool.allocate("svc" + std::to_string(i));
+    ASSERT_TRUE(a) << i;
+    EXPECT_NE(*a, *held);
+  }
+  EXPECT_FALSE(pool.allocate("one-too-many")) << "the held address still counts as taken";
+  EXPECT_FALSE(pool.move_away("svc0")) << "nowhere left to move to";
+  EXPECT_FALSE(pool.allocate("svc0"));
+}
+
+TEST(AddressPool, SlotsSplitThePoolEvenly) {
+  const auto pool = AddressPool::default_pool();
+  ASSERT_EQ(AddressPool::slot_count(pool), 64u);
+  EXPECT_EQ(AddressPool::slot(pool, 0), net("127.77.0.0/22"));
+  EXPECT_EQ(AddressPool::slot(pool, 5), net("127.77.20.0/22"));
+  EXPECT_EQ(AddressPool::slot(pool, 63), net("127.77.252.0/22"));
+  EXPECT_EQ(AddressPool::slot(pool, 64), AddressPool::slot(pool, 0)) << "indexes wrap";
+  EXPECT_EQ(AddressPool::slot_count(net("127.0.0.0/8")), 64u);
+  EXPECT_EQ(AddressPool::slot(net("127.0.0.0/8"), 1), net("127.4.0.0/14"));
+  EXPECT_EQ(AddressPool::slot_count(net("127.5.0.0/20")), 16u);  // slots keep 256 addresses
+  EXPECT_EQ(AddressPool::slot(net("127.5.0.0/20"), 15), net("127.5.15.0/24"));
+  EXPECT_EQ(AddressPool::slot_count(net("127.5.5.0/24")), 1u);
+  EXPECT_EQ(AddressPool::slot(net("127.5.5.0/24"), 0), net("127.5.5.0/24"));
+  EXPECT_EQ(AddressPool::slot_count(net("127.0.0.4/30")), 1u);
+}
+
+TEST(AddressPool, TheSameTargetPrefersTheSameSlot) {
+  const auto pool = AddressPool::default_pool();
+  const std::string a = "https://10.0.0.1:6443|dev";
+  EXPECT_EQ(AddressPool::preferred_slot(pool, a), AddressPool::preferred_slot(pool, a));
+  EXPECT_LT(AddressPool::preferred_slot(pool, a), 64u);
+  std::set<std::uint32_t> slots;
+  for (int i = 0; i < 32; ++i) {
+    slots.insert(AddressPool::preferred_slot(pool, "https://c" + std::to_string(i) + "|dev"));
+  }
+  EXPECT_GT(slots.size(), 16u) << "targets spread over the slots";
+}
+
 TEST(AddressPool, RejectsPoolsOutsideLoopback) {
   for (const char* cidr : {"10.0.0.0/8", "128.0.0.0/16", "0.0.0.0/0", "126.0.0.0/7",
                            "192.168.1.0/24"}) {
