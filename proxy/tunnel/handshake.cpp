@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 
 #include "proxy/tunnel/codec.hpp"
 #include "proxy/tunnel/error.hpp"
@@ -110,6 +111,17 @@ SessionId random_session_id() {
     for (auto& b : id) b = std::byte(rd());
   }
   return id;
+}
+
+std::string random_secret() {
+  SessionId first, second;  // 2 x 16 bytes
+  for (auto* half : {&first, &second}) {
+    // No fallback: a guessable secret would be worse than none that claims to protect.
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(half->data()), int(half->size())) != 1) {
+      throw std::runtime_error("cannot make a tunnel secret: OpenSSL's random generator failed");
+    }
+  }
+  return to_hex(first) + to_hex(second);
 }
 
 asio::awaitable<result<HandshakeResult>> handshake_as_proxy(Link& link, Hello local,
