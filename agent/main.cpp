@@ -92,8 +92,8 @@ boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const std
 }
 
 /// The secret in variable `name` (`connect` sets it from the session's Secret), which is then
-/// removed from the process's environment.
-std::string secret_from_environment(const std::string& name) {
+/// removed from the process's environment and added to `hidden` (the env report's).
+std::string secret_from_environment(const std::string& name, std::vector<std::string>& hidden) {
   const char* value = std::getenv(name.c_str());
   if (!value || !*value) {
     throw UsageError("--secret-env: the variable " + name + " is not set or empty");
@@ -101,6 +101,7 @@ std::string secret_from_environment(const std::string& name) {
   std::string secret = value;
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   ::unsetenv(name.c_str());
+  hidden.push_back(name);
   return secret;
 }
 
@@ -135,8 +136,7 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
     } else if (flag == "--secret-file") {
       o.session.secret = lpk::tunnel::read_secret_file(value).value();
     } else if (flag == "--secret-env") {
-      o.session.secret = secret_from_environment(value);
-      o.services.env.hidden_variables.push_back(value);
+      o.session.secret = secret_from_environment(value, o.services.env.hidden_variables);
     } else if (flag == "--dead-link-timeout") {
       o.session.dead_link_timeout = lpk::tunnel::parse_dead_link_timeout(value);
     } else if (flag == "--resume-grace") {
@@ -163,8 +163,6 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       throw UsageError("unknown flag " + flag);
     }
   }
-  // Whatever holds the secret (that variable, a mounted file) stays out of the env report.
-  o.services.env.tunnel_secret = o.session.secret;
   return o;
 }
 
@@ -176,6 +174,8 @@ int main(int argc, char** argv) {
   lpk::agent::AgentOptions options;
   try {
     options = parse(argc, argv);
+    // Whatever holds the secret (its variable, a mounted file) stays out of the env report.
+    options.services.env.tunnel_secret = options.session.secret;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lpk-agent: %s (see lpk-agent --help)\n", e.what());
     return 2;
