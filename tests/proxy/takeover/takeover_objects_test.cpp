@@ -7,7 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <mutex>
+
 #include "kube/text.hpp"
+#include "tests/kube/fake_server.hpp"
+#include "tests/one_line.hpp"
 #include "proxy/takeover/session_objects.hpp"
 #include "proxy/takeover/takeover.hpp"
 #include "tests/proxy/takeover/kubesim_cluster.hpp"
@@ -130,6 +134,26 @@ TEST_F(TakeoverKubesimObjects, TheSecretExistsBeforeThePodsAndTheAgentRefersToIt
   EXPECT_EQ(get_code(path_of("secrets", tunnel_secret_name(owner.id))), 404);
 }
 
+TEST_F(TakeoverKubesimObjects, AGoneConfigMapIsOneLineSayingHowToFinishByHand) {
+  deploy("Deployment", "api", 1);
+  auto o = options("api");
+  auto target = takeover().locate(o);
+  const auto owner = SessionOwner::current("0badc0de");
+  takeover().install_agent(target, o, owner);
+  client_->remove(path_of("configmaps", template_configmap_name(owner.id)));
+  std::string message;
+  try {
+    takeover().restore(target.workload, 60s);
+  } catch (const WorkloadError& e) {
+    message = e.what();
+  }
+  EXPECT_TRUE(lpk::test::one_line(message)) << message;
+  for (const char* part : {"ConfigMap lpk-original-0badc0de", "kubectl annotate",
+                           kOriginalConfigMapAnnotation}) {
+    EXPECT_NE(message.find(part), std::string::npos) << part << " in: " << message;
+  }
+}
+
 TEST_F(TakeoverKubesimObjects, TheRepairPathRemovesSecretsOfDeadSessionsOfThisMachineOnly) {
   deploy("Deployment", "api", 1);
   auto o = options("api");
@@ -153,6 +177,59 @@ TEST_F(TakeoverKubesimObjects, TheRepairPathRemovesSecretsOfDeadSessionsOfThisMa
   EXPECT_EQ(get_code(dead_secret), 404);
   EXPECT_EQ(get_code(live_secret), 200) << "a live session still needs its secret";
   EXPECT_EQ(get_code(other_secret), 200) << "another machine's session cannot be judged here";
+}
+
+// No cluster: an API server that lets lpk create ConfigMaps but not Secrets, as a namespace
+// whose RBAC predates the tunnel secret does.
+TEST(TakeoverObjects, ASecretLpkMayNotCreateIsOneLineAndNothingIsLeftChanged) {
+  std::mutex mutex;
+  std::vector<std::string> seen;
+  kube::test::FakeServer server([&](const kube::test::SeenRequest& r, int fd) {
+    {
+      std::lock_guard lock(mutex);
+      seen.push_back(r.method + " " + r.target);
+    }
+    bool secret = r.target.find("/secrets") != std::string::npos;
+    json body = secret ? json{{"kind", "Status"}, {"status", "Failure"}, {"reason", "Forbidden"},
+                              {"code", 403},
+                              {"message", "secrets is forbidden: User \"dev\" cannot create "
+                                          "resource \"secrets\" in the namespace \"demo\""}}
+                       : json{{"kind", "ConfigMap"}};
+    kube::test::FakeServer::send_all(
+        fd, kube::test::FakeServer::response(secret ? 403 : 201, body.dump()));
+  });
+  kube::RestConfig config;
+  config.cluster.server = "http://127.0.0.1:" + std::to_string(server.port());
+  config.source = "test";
+  kube::Client client(config);
+  console::Progress progress{false};
+  Takeover takeover(client, progress);
+  TakeoverTarget target;
+  target.workload = {WorkloadKind::deployment, "demo", "api"};
+  target.object = json::parse(R"({"kind":"Deployment","metadata":{"name":"api",
+      "namespace":"demo","uid":"u"},"spec":{"selector":{"matchLabels":{"app":"api"}},
+      "template":{"metadata":{"labels":{"app":"api"}},
+                  "spec":{"containers":[{"name":"app","image":"a:1"}]}}}})");
+  target.container.name = "app";
+  TakeoverOptions options;
+  options.tunnel_secret = "s";
+  std::string message;
+  try {
+    takeover.install_agent(target, options, SessionOwner::current("f0f0f0f0"));
+    ADD_FAILURE() << "installed without the Secret";
+  } catch (const WorkloadError& e) {
+    message = e.what();
+  }
+  EXPECT_TRUE(lpk::test::one_line(message)) << message;
+  for (const char* part : {"may not create secrets in namespace demo", "create", "delete"}) {
+    EXPECT_NE(message.find(part), std::string::npos) << part << " in: " << message;
+  }
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "POST /api/v1/namespaces/demo/configmaps",
+                      "POST /api/v1/namespaces/demo/secrets",
+                      "DELETE /api/v1/namespaces/demo/configmaps/lpk-original-f0f0f0f0"}))
+      << "the ConfigMap goes again and the workload is never patched";
 }
 
 }  // namespace
