@@ -4,9 +4,9 @@
 
 namespace lpk::proxy {
 
-using nlohmann::json;
 using kube::field;
 using kube::text_of;
+using nlohmann::json;
 
 std::string template_configmap_name(const std::string& session_id) {
   return "lpk-original-" + session_id;
@@ -29,12 +29,13 @@ namespace {
 
 json session_object(const char* kind, const std::string& name, const WorkloadRef& ref,
                     const json& object, const std::string& session_id) {
-  json result = {{"apiVersion", "v1"},
-                 {"kind", kind},
-                 {"metadata",
-                  {{"name", name},
-                   {"namespace", ref.ns},
-                   {"labels", {{kSessionLabel, session_id}, {"app.kubernetes.io/managed-by", "lpk"}}}}}};
+  json result = {
+      {"apiVersion", "v1"},
+      {"kind", kind},
+      {"metadata",
+       {{"name", name},
+        {"namespace", ref.ns},
+        {"labels", {{kSessionLabel, session_id}, {"app.kubernetes.io/managed-by", "lpk"}}}}}};
   auto owner = owner_reference(ref, object);
   if (!owner.is_null() && !text_of(owner["uid"]).empty()) {
     result["metadata"]["ownerReferences"] = json::array({owner});
@@ -46,8 +47,8 @@ json session_object(const char* kind, const std::string& name, const WorkloadRef
 
 json template_configmap(const WorkloadRef& ref, const json& object, const std::string& session_id,
                         const json& pod_template) {
-  auto cm = session_object("ConfigMap", template_configmap_name(session_id), ref, object,
-                           session_id);
+  auto cm =
+      session_object("ConfigMap", template_configmap_name(session_id), ref, object, session_id);
   cm["metadata"]["annotations"] = {{"lpk.dev/workload", ref.describe()}};
   cm["data"] = {{kTemplateKey, pod_template.dump()}};
   return cm;

@@ -29,8 +29,8 @@ std::optional<json> Takeover::original_template(const WorkloadRef& ref, const js
   if (!original) {
     throw WorkloadError(ref.describe() + "'s original template was kept in ConfigMap " + name +
                         ", which is gone or unreadable, so lpk cannot restore it; put the "
-                        "template back from your manifests, then " + forget_command(ref) +
-                        " clears lpk's annotations");
+                        "template back from your manifests, then " +
+                        forget_command(ref) + " clears lpk's annotations");
   }
   return original;
 }
@@ -43,28 +43,28 @@ void Takeover::remove_if_present(const std::string& path) {
   }
 }
 
-void Takeover::create_session_objects(const TakeoverTarget& target,
-                                      const TakeoverOptions& options, const SessionOwner& owner,
-                                      AgentSpec& agent) {
+void Takeover::create_session_objects(const TakeoverTarget& target, const TakeoverOptions& options,
+                                      const SessionOwner& owner, AgentSpec& agent) {
   const auto& ref = target.workload;
   auto create = [&](const char* resource, const json& body) {
     try {
       client_.create(kube::resource_path("v1", ref.ns, resource), body);
     } catch (const kube::ApiError& e) {
       if (e.code != 403) throw;
-      throw WorkloadError("lpk may not create " + std::string(resource) + " in namespace " +
-                          ref.ns + " (" + e.what() + "); it keeps the session's " +
-                          (std::string(resource) == "secrets" ? "tunnel secret" : "original template") +
-                          " there: ask for `create` and `delete` on " + resource);
+      throw WorkloadError(
+          "lpk may not create " + std::string(resource) + " in namespace " + ref.ns + " (" +
+          e.what() + "); it keeps the session's " +
+          (std::string(resource) == "secrets" ? "tunnel secret" : "original template") +
+          " there: ask for `create` and `delete` on " + resource);
     }
   };
-  create("configmaps",
-         template_configmap(ref, target.object, owner.id, kube::template_of(ref.kind, target.object)));
+  create("configmaps", template_configmap(ref, target.object, owner.id,
+                                          kube::template_of(ref.kind, target.object)));
   agent.template_configmap = template_configmap_name(owner.id);
   if (options.tunnel_secret.empty()) return;
   try {
-    create("secrets", tunnel_secret(ref, target.object, owner.id, agent.session,
-                                    options.tunnel_secret));
+    create("secrets",
+           tunnel_secret(ref, target.object, owner.id, agent.session, options.tunnel_secret));
   } catch (const std::exception&) {
     remove_if_present(kube::resource_path("v1", ref.ns, "configmaps", agent.template_configmap));
     throw;

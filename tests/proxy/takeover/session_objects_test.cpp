@@ -108,8 +108,8 @@ TEST(OriginalTemplate, ABarePodOwnsNothingItIsRecreatedWithANewUid) {
   WorkloadRef ref{WorkloadKind::pod, "demo", "solo"};
   auto cm = template_configmap(ref, pod, "abcd1234", template_of(WorkloadKind::pod, pod));
   EXPECT_FALSE(cm["metadata"].contains("ownerReferences"));
-  EXPECT_FALSE(tunnel_secret(ref, pod, "abcd1234", "{}", "s")["metadata"].contains(
-      "ownerReferences"));
+  EXPECT_FALSE(
+      tunnel_secret(ref, pod, "abcd1234", "{}", "s")["metadata"].contains("ownerReferences"));
 }
 
 }  // namespace

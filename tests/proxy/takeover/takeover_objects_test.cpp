@@ -10,10 +10,10 @@
 #include <mutex>
 
 #include "kube/text.hpp"
-#include "tests/kube/fake_server.hpp"
-#include "tests/one_line.hpp"
 #include "proxy/takeover/session_objects.hpp"
 #include "proxy/takeover/takeover.hpp"
+#include "tests/kube/fake_server.hpp"
+#include "tests/one_line.hpp"
 #include "tests/proxy/takeover/kubesim_cluster.hpp"
 
 namespace lpk::proxy {
@@ -148,8 +148,8 @@ TEST_F(TakeoverKubesimObjects, AGoneConfigMapIsOneLineSayingHowToFinishByHand) {
     message = e.what();
   }
   EXPECT_TRUE(lpk::test::one_line(message)) << message;
-  for (const char* part : {"ConfigMap lpk-original-0badc0de", "kubectl annotate",
-                           kOriginalConfigMapAnnotation}) {
+  for (const char* part :
+       {"ConfigMap lpk-original-0badc0de", "kubectl annotate", kOriginalConfigMapAnnotation}) {
     EXPECT_NE(message.find(part), std::string::npos) << part << " in: " << message;
   }
 }
@@ -159,9 +159,9 @@ TEST_F(TakeoverKubesimObjects, TheRepairPathRemovesSecretsOfDeadSessionsOfThisMa
   auto o = options("api");
   auto target = takeover().locate(o);
   auto make = [&](const SessionOwner& owner) {
-    client_->create(kube::resource_path("v1", ns_, "secrets"),
-                    tunnel_secret(target.workload, target.object, owner.id,
-                                  owner.to_json().dump(), "x"));
+    client_->create(
+        kube::resource_path("v1", ns_, "secrets"),
+        tunnel_secret(target.workload, target.object, owner.id, owner.to_json().dump(), "x"));
     return path_of("secrets", tunnel_secret_name(owner.id));
   };
   auto here = SessionOwner::current("a11ce000");
@@ -190,10 +190,13 @@ TEST(TakeoverObjects, ASecretLpkMayNotCreateIsOneLineAndNothingIsLeftChanged) {
       seen.push_back(r.method + " " + r.target);
     }
     bool secret = r.target.find("/secrets") != std::string::npos;
-    json body = secret ? json{{"kind", "Status"}, {"status", "Failure"}, {"reason", "Forbidden"},
+    json body = secret ? json{{"kind", "Status"},
+                              {"status", "Failure"},
+                              {"reason", "Forbidden"},
                               {"code", 403},
-                              {"message", "secrets is forbidden: User \"dev\" cannot create "
-                                          "resource \"secrets\" in the namespace \"demo\""}}
+                              {"message",
+                               "secrets is forbidden: User \"dev\" cannot create "
+                               "resource \"secrets\" in the namespace \"demo\""}}
                        : json{{"kind", "ConfigMap"}};
     kube::test::FakeServer::send_all(
         fd, kube::test::FakeServer::response(secret ? 403 : 201, body.dump()));
@@ -225,10 +228,10 @@ TEST(TakeoverObjects, ASecretLpkMayNotCreateIsOneLineAndNothingIsLeftChanged) {
     EXPECT_NE(message.find(part), std::string::npos) << part << " in: " << message;
   }
   std::lock_guard lock(mutex);
-  EXPECT_EQ(seen, (std::vector<std::string>{
-                      "POST /api/v1/namespaces/demo/configmaps",
-                      "POST /api/v1/namespaces/demo/secrets",
-                      "DELETE /api/v1/namespaces/demo/configmaps/lpk-original-f0f0f0f0"}))
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{
+                "POST /api/v1/namespaces/demo/configmaps", "POST /api/v1/namespaces/demo/secrets",
+                "DELETE /api/v1/namespaces/demo/configmaps/lpk-original-f0f0f0f0"}))
       << "the ConfigMap goes again and the workload is never patched";
 }
 
