@@ -103,7 +103,8 @@ std::vector<std::string> mount_paths(const nlohmann::json& pod_spec, const std::
 /// agent.template_configmap; inline when empty) and makes `container` run lpk-agent, reading
 /// the tunnel secret from agent.secret_name through a secretKeyRef (never in clear in the
 /// spec). Everything else of the container (env, envFrom, volumeMounts, ports, resources,
-/// securityContext) and every other container stays as it is; probes and lifecycle hooks go, because they were written for the application, not the agent.
+/// securityContext) and every other container stays as it is; probes and lifecycle hooks go,
+/// because they were written for the application, not the agent.
 nlohmann::json agent_patch(WorkloadKind kind, const nlohmann::json& object,
                            const std::string& container, const AgentSpec& agent);
 
