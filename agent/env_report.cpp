@@ -168,6 +168,28 @@ std::string first_line(const std::string& path) {
   return line;
 }
 
+bool is_secret(std::string value, const std::string& secret) {
+  if (secret.empty()) return false;
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  return value == secret;
+}
+
+/// Leaves out of `report` whatever would hand the tunnel secret to the developer's process.
+void hide_secret(tunnel::AgentEnvironment& report, const EnvReportOptions& options) {
+  for (const auto& name : options.hidden_variables) report.env.erase(name);
+  std::erase_if(report.env, [&](const auto& entry) {
+    return is_secret(entry.second, options.tunnel_secret);
+  });
+  for (const auto& file : report.files) {
+    if (is_secret(file.bytes, options.tunnel_secret)) {
+      report.skipped.push_back({file.path, "holds lpk's tunnel secret"});
+    }
+  }
+  std::erase_if(report.files, [&](const tunnel::AgentFile& file) {
+    return is_secret(file.bytes, options.tunnel_secret);
+  });
+}
+
 }  // namespace
 
 FileReport collect_files(const std::vector<std::string>& roots, const FileLimits& limits) {
@@ -242,6 +264,7 @@ tunnel::AgentEnvironment environment_report(const EnvReportOptions& options,
   out.pod_name = name;
   out.pod_namespace = ns;
   out.container = options.container;
+  hide_secret(out, options);
   return out;
 }
 

@@ -49,6 +49,11 @@ struct EnvReportOptions {
   std::vector<std::string> mounts;  ///< --report-mounts
   FileLimits limits;
   std::string container;  ///< --container; empty when not told
+  /// The tunnel's secret: a variable or a file whose value is this (with or without a trailing
+  /// newline) is left out of the report, whatever its name, so that the developer's process
+  /// never holds what lets a tunnel be opened. Empty: nothing is hidden by value.
+  std::string tunnel_secret;
+  std::vector<std::string> hidden_variables;  ///< --secret-env's variable: left out by name
   std::string namespace_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
   /// How often the files service looks at the mounts again (--files-poll). Kubelets rewrite a
   /// volume up to a minute after its object changed, so a few seconds more cost nothing.
@@ -58,7 +63,8 @@ struct EnvReportOptions {
 /// The agent process's environment.
 std::map<std::string, std::string> process_environment();
 
-/// What the env service reports (tunnel::encode_environment makes it the document). Pod name:
+/// What the env service reports (tunnel::encode_environment makes it the document), less what
+/// options.tunnel_secret and options.hidden_variables hide. Pod name:
 /// POD_NAME, else HOSTNAME, else the host name; namespace: POD_NAMESPACE, else the service
 /// account's namespace file.
 tunnel::AgentEnvironment environment_report(const EnvReportOptions& options,

@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -23,7 +24,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: lpk-agent [--listen ADDR:PORT] [--serve PORT]... [--serve-address ADDR]\n"
-    "                 [--connect-timeout SECS] [--secret-file PATH] [--log-level LEVEL]\n"
+    "                 [--connect-timeout SECS] [--secret-file PATH | --secret-env NAME]\n"
+    "                 [--log-level LEVEL]\n"
     "                 [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
     "                 [--report-mounts DIR[,DIR...]] [--file-limit BYTES]\n"
     "                 [--file-total-limit BYTES] [--files-poll DURATION] [--container NAME]\n"
@@ -90,6 +92,20 @@ boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const std
   return {address, parse_port(text.substr(colon + 1), flag)};
 }
 
+/// The secret in variable `name` (`connect` sets it from the session's Secret), which is then
+/// removed from the process's environment and added to `hidden` (the env report's).
+std::string secret_from_environment(const std::string& name, std::vector<std::string>& hidden) {
+  const char* value = std::getenv(name.c_str());
+  if (!value || !*value) {
+    throw UsageError("--secret-env: the variable " + name + " is not set or empty");
+  }
+  std::string secret = value;
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  ::unsetenv(name.c_str());
+  hidden.push_back(name);
+  return secret;
+}
+
 lpk::agent::AgentOptions parse(int argc, char** argv) {
   lpk::agent::AgentOptions o;
   for (int i = 1; i < argc; ++i) {
@@ -120,6 +136,8 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       o.connect_timeout = std::chrono::milliseconds(std::max(1, parse_port(value, flag) * 1000));
     } else if (flag == "--secret-file") {
       o.session.secret = lpk::tunnel::read_secret_file(value).value();
+    } else if (flag == "--secret-env") {
+      o.session.secret = secret_from_environment(value, o.services.env.hidden_variables);
     } else if (flag == "--dead-link-timeout") {
       o.session.dead_link_timeout = lpk::tunnel::parse_dead_link_timeout(value);
     } else if (flag == "--resume-grace") {
@@ -163,6 +181,8 @@ int main(int argc, char** argv) {
   lpk::agent::AgentOptions options;
   try {
     options = parse(argc, argv);
+    // Whatever holds the secret (its variable, a mounted file) stays out of the env report.
+    options.services.env.tunnel_secret = options.session.secret;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lpk-agent: %s (see lpk-agent --help)\n", e.what());
     return 2;

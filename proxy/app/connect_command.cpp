@@ -41,6 +41,8 @@ bool restore_or_explain(Takeover& takeover, const SessionRecord& record,
     catch_interrupts();
     takeover.set_cancel(&g_interrupted);
     takeover.restore(record.workload, timeout);
+    // Also when the workload never changed (a failure between the Secret and the patch).
+    takeover.remove_tunnel_secret(record.workload.ns, record.owner.id);
     record.erase();
     return true;
   } catch (const std::exception& e) {
@@ -144,6 +146,9 @@ SessionPlan plan_from(const ConnectOptions& options) {
   plan.command = options.command;
   plan.dead_link_timeout = options.dead_link_timeout;
   plan.resume_grace = options.resume_grace;
+  // Without one, anything that reaches the agent's port (a sidecar of the pod, anyone allowed
+  // pods/portforward) could open a tunnel or take this one over.
+  plan.secret = options.secret.empty() ? tunnel::random_secret() : options.secret;
   return plan;
 }
 
@@ -169,7 +174,12 @@ int run_connect(const std::vector<std::string>& args) {
     return fail("every address slot of --pool " + options.pool.to_string() +
                 " is held by another lpk session or program; end one, or give a larger --pool");
   }
-  auto plan = plan_from(options);
+  SessionPlan plan;
+  try {
+    plan = plan_from(options);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
   plan.pool = slot->slot();
   plan.interrupted = &g_interrupted;
   plan.ns = client->config().namespace_;
@@ -184,7 +194,7 @@ int run_connect(const std::vector<std::string>& args) {
   takeover.set_cancel(&g_interrupted);
   TakeoverOptions wanted{options.service,     plan.ns,            options.container,
                          options.agent_image, options.file_limit, options.timeout,
-                         options.dead_link_timeout, options.resume_grace};
+                         options.dead_link_timeout, options.resume_grace, plan.secret};
   SessionRecord record;
   try {
     record = prepare_takeover(takeover, plan, wanted, options.kube);
@@ -253,11 +263,26 @@ int run_restore(const std::vector<std::string>& args) {
   for (const auto& record : todo) {
     try {
       if (takeover.restore(record.workload, options.timeout, options.force)) ++restored;
-      if (!record.owner.id.empty()) record.erase();
+      if (!record.owner.id.empty()) {
+        takeover.remove_tunnel_secret(record.workload.ns, record.owner.id);
+        record.erase();
+      }
     } catch (const std::exception& e) {
       ++failures;
       std::fprintf(stderr, "lpk-proxy: restoring %s: %s\n", record.workload.describe().c_str(),
                    e.what());
+    }
+  }
+  // Secrets of sessions that died before they changed a workload have no record to find them by.
+  std::set<std::string> namespaces{client->config().namespace_};
+  for (const auto& record : todo) namespaces.insert(record.workload.ns);
+  for (const auto& ns : namespaces) {
+    try {
+      takeover.remove_secrets_of_dead_sessions(ns);
+    } catch (const std::exception& e) {
+      ++failures;
+      std::fprintf(stderr, "lpk-proxy: removing lpk's Secrets of ended sessions in %s: %s\n",
+                   ns.c_str(), e.what());
     }
   }
   progress.step(restored == 0 && failures == 0 ? "nothing to restore"

@@ -198,6 +198,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--timeout") o.timeout = std::chrono::seconds(parse_number(flag, value, 3600));
     else if (flag == "--dead-link-timeout") o.dead_link_timeout = tunnel::parse_dead_link_timeout(value);
     else if (flag == "--resume-grace") o.resume_grace = tunnel::parse_resume_grace(value);
+    else if (flag == "--secret-file") o.secret = tunnel::read_secret_file(value).value();
     else if (flag == "--pool") o.pool = parse_pool(value);
     else if (flag == "--log-level") o.log_level = parse_log_level(value);
     else throw invalid_argument("unknown flag " + flag);

@@ -82,6 +82,7 @@ struct ConnectOptions {
   std::chrono::seconds timeout{180};         // --timeout: each rollout
   std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout, both ends
   std::chrono::milliseconds resume_grace{60'000};       // --resume-grace, both ends
+  std::string secret;                        // --secret-file; empty: a random one per session
   std::string log_level = "info";
   std::vector<std::string> command;          // after `--`
 };
@@ -91,8 +92,8 @@ inline constexpr const char* kConnectUsage =
     "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
     "           [--zone ZONE] [--resolv-conf PATH] [--file-limit BYTES] [--timeout SECONDS]\n"
-    "           [--dead-link-timeout DURATION] [--resume-grace DURATION] [--log-level LEVEL]\n"
-    "           [-- COMMAND ARGS...]";
+    "           [--dead-link-timeout DURATION] [--resume-grace DURATION] [--secret-file PATH]\n"
+    "           [--log-level LEVEL] [-- COMMAND ARGS...]";
 
 ConnectOptions parse_connect_options(std::span<const std::string> args);
 

@@ -97,6 +97,7 @@ void ConnectSession::add_agent(const std::string& name) {
   tunnel::SessionOptions options;
   options.dead_link_timeout = plan_.dead_link_timeout;
   options.resume_grace = plan_.resume_grace;
+  options.secret = plan_.secret;
   auto tunnel = side_.add_tunnel(std::move(dial), options, inbound_);
   tunnel->wait_for_tunnel = 30s;
   tunnel->on_up = [this, name](tunnel::Session& session) {

@@ -57,6 +57,7 @@ struct SessionPlan {
   std::vector<std::string> command;           ///< the child; empty: serve until a signal
   std::chrono::milliseconds dead_link_timeout{15'000};  ///< of the proxy's end of each tunnel
   std::chrono::milliseconds resume_grace{60'000};       ///< of the proxy's end of each tunnel
+  std::string secret;  ///< what each tunnel proves to its agent (the session's Secret holds it)
   /// Set by a SIGINT/SIGTERM that arrived before the session took over the signals (during
   /// the rollout, or just after it): the session then ends at once instead of serving.
   const std::atomic<bool>* interrupted = nullptr;

@@ -51,8 +51,9 @@ TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
   target.object = target.workload.kind == WorkloadKind::pod ? *pod
                                                             : client_.get(target.workload.path());
   refuse_managed(target.workload, target.object);
-  // If an earlier session left the agent in place, the original is in the annotation.
-  auto tmpl = saved_template(target.object).value_or(kube::template_of(target.workload.kind, target.object));
+  // If an earlier session left the agent in place, the original is where it recorded it.
+  auto tmpl = original_template(target.workload, target.object)
+                  .value_or(kube::template_of(target.workload.kind, target.object));
   target.container = served_container(target.service, tmpl["spec"], options.container);
   // Admission adds mounts to the Pod, not to the template (the service-account token,
   // workload-identity tokens such as IRSA's): a live pod has them.
@@ -61,10 +62,9 @@ TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
 }
 
 void Takeover::settle_earlier_session(TakeoverTarget& target) {
+  remove_secrets_of_dead_sessions(target.workload.ns);
   const auto annotations = target.object["metadata"].value("annotations", json::object());
-  if (!annotations.contains(kSessionAnnotation) && !annotations.contains(kOriginalAnnotation)) {
-    return;
-  }
+  if (!annotations.contains(kSessionAnnotation) && !carries_original(target.object)) return;
   auto owner = SessionOwner::from_json(
       json::parse(annotations.value(kSessionAnnotation, "{}"), nullptr, false));
   auto what = target.workload.describe();
@@ -100,26 +100,32 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
     }
   }
   // The tunnel port must be free in the pod's network namespace, which sidecars share.
-  auto original = saved_template(target.object).value_or(kube::template_of(target.workload.kind,
-                                                                            target.object));
+  auto original = kube::template_of(target.workload.kind, target.object);
   auto taken = kube::declared_ports(original["spec"]);
   taken.insert(ports.begin(), ports.end());
   while (taken.count(agent.tunnel_port)) ++agent.tunnel_port;
   target.tunnel_port = agent.tunnel_port;
   const auto& ref = target.workload;
+  create_session_objects(target, options, owner, agent);
   progress_.step("replacing container " + target.container.name + " of " + ref.describe() +
                  " with " + agent.image);
   if (ref.kind == WorkloadKind::pod) {
-    auto tmpl = agent_template(kube::template_of(ref.kind, target.object), target.container.name, agent);
-    tmpl["metadata"]["annotations"][kOriginalAnnotation] = kube::template_of(ref.kind, target.object).dump();
+    auto tmpl = agent_template(original, target.container.name, agent);
+    tmpl["metadata"]["annotations"][kOriginalConfigMapAnnotation] = agent.template_configmap;
     tmpl["metadata"]["annotations"][kSessionAnnotation] = agent.session;
     tmpl["metadata"]["annotations"][kAgentAnnotation] = template_identity(tmpl).dump();
     recreate_pod(ref, target.object, tmpl, options.rollout_timeout);
     target.object = client_.get(ref.path());
     return;
   }
-  target.object = client_.patch(ref.path(), agent_patch(ref.kind, target.object,
-                                                          target.container.name, agent));
+  try {
+    target.object = client_.patch(ref.path(), agent_patch(ref.kind, target.object,
+                                                            target.container.name, agent));
+  } catch (const std::exception&) {
+    // Unchanged, so nothing points at the original's copy (the Secret goes with the restore).
+    remove_if_present(kube::resource_path("v1", ref.ns, "configmaps", agent.template_configmap));
+    throw;
+  }
   if (auto partition = kube::statefulset_partition(target.object); partition > 0) {
     progress_.step(ref.describe() + " has partition " + std::to_string(partition) +
                    ": its pods from ordinal " + std::to_string(partition) +
@@ -269,9 +275,7 @@ void Takeover::refuse_changed(const WorkloadRef& ref, const json& object,
   throw WorkloadError(
       ref.describe() + "'s template was changed during the lpk session (" + change +
       "); restoring would undo that change. `lpk-proxy restore --force` restores the saved "
-      "template anyway; `kubectl annotate " + kind + " " + ref.name + " -n " + ref.ns + " " +
-      kOriginalAnnotation + "- " + kSessionAnnotation + "- " + kAgentAnnotation +
-      "-` keeps the current one");
+      "template anyway; " + forget_command(ref) + " keeps the current one");
 }
 
 void Takeover::remove_agent_replicasets(const WorkloadRef& ref, const json& deployment,
@@ -306,7 +310,7 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
     progress_.step(ref.describe() + " no longer exists; nothing to restore");
     return false;
   }
-  auto original = saved_template(object);
+  auto original = original_template(ref, object);
   if (!original) return false;
   // What lpk installed (kAgentAnnotation); null for sessions older than that record.
   auto installed = json::parse(object["metadata"].value("annotations", json::object())
@@ -319,13 +323,13 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
   } else {
     for (int attempt = 0;; ++attempt) {
       try {
-        client_.replace(ref.path(), restored_object(ref.kind, object));
+        client_.replace(ref.path(), restored_object(ref.kind, object, *original));
         break;
       } catch (const kube::ApiError& e) {
         // Someone (a controller updating status) wrote in between: read again and retry.
         if (e.code != 409 || attempt == 10) throw;
         object = client_.get(ref.path());
-        if (!saved_template(object)) return false;
+        if (!carries_original(object)) return false;
       }
     }
     // A ReplicaSet, and an OnDelete StatefulSet, replace no pod by themselves. A StatefulSet
@@ -343,6 +347,7 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
       }
     }
   }
+  remove_session_objects_of(ref, object);
   wait_rollout(ref, timeout,
                [&](const json& pods) {
                  return std::all_of(pods.begin(), pods.end(), [&](const json& pod) {
@@ -363,7 +368,7 @@ std::vector<WorkloadRef> Takeover::changed_workloads(const std::string& ns) {
     auto list = client_.list(kube::resource_path(group_version_of(kind), ns, resource_of(kind)));
     for (const auto& item : list.value("items", json::array())) {
       const auto& meta = item["metadata"];
-      if (!meta.value("annotations", json::object()).contains(kOriginalAnnotation)) continue;
+      if (!carries_original(item)) continue;
       // The Deployment controller copies a Deployment's annotations to its ReplicaSets: those
       // are restored with their Deployment, never on their own.
       auto owner = kube::controller_of(item);

@@ -4,14 +4,19 @@
 // Blocking calls through kube::Client; run from the main thread or a worker, never the io thread.
 //
 // Crash safety: before the workload is changed, a record naming it is written to the state
-// directory (<state>/sessions/<id>.json); the original template travels in the workload's
-// own annotation. `lpk-proxy restore` walks the records of sessions whose process is gone, and
-// `restore --all` the annotations themselves.
+// directory (<state>/sessions/<id>.json); the original template is kept in a ConfigMap owned by
+// the workload (lpk-original-<id>), which an annotation of the workload names. `lpk-proxy
+// restore` walks the records of sessions whose process is gone, and `restore --all` the
+// annotations themselves.
+//
+// Tunnel secret: each session's agents get theirs from a Secret (lpk-session-<id>, created
+// before the workload changes, deleted with the restore) through a secretKeyRef variable.
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -42,6 +47,7 @@ struct TakeoverOptions {
   std::chrono::seconds rollout_timeout{180};
   std::chrono::milliseconds dead_link_timeout{15'000};  ///< of the agent's end of the tunnel
   std::chrono::milliseconds resume_grace{60'000};       ///< how long the agent keeps streams
+  std::string tunnel_secret;  ///< what the agents must be proven (empty: no Secret, no proof)
 };
 
 class Takeover {
@@ -78,6 +84,18 @@ class Takeover {
   /// ReplicaSets of a Deployment (which carry it as a copy).
   std::vector<WorkloadRef> changed_workloads(const std::string& ns);
 
+  /// The original template `object` records: from its ConfigMap, or inline (older sessions).
+  /// nullopt when it records none; WorkloadError when it names a ConfigMap that is gone.
+  std::optional<nlohmann::json> original_template(const WorkloadRef& ref,
+                                                  const nlohmann::json& object);
+
+  /// Deletes session `session_id`'s tunnel Secret in `ns` (gone already: nothing to do).
+  void remove_tunnel_secret(const std::string& ns, const std::string& session_id);
+
+  /// Deletes the tunnel Secrets in `ns` whose session ran on this machine and is gone (a crash
+  /// after the Secret was made, before the workload changed, leaves nothing else to find it by).
+  void remove_secrets_of_dead_sessions(const std::string& ns);
+
  private:
   /// A workload that another controller manages (an operator, Knative, Argo Rollouts) cannot be
   /// taken over: that controller would revert the change.
@@ -108,6 +126,17 @@ class Takeover {
                     const std::function<bool(const nlohmann::json& pod)>& fail_fast_on = {});
   void recreate_pod(const WorkloadRef& ref, const nlohmann::json& pod,
                     const nlohmann::json& pod_template, std::chrono::seconds timeout);
+  /// Creates the session's ConfigMap (the original) and Secret (the tunnel's) before the
+  /// workload changes: pods referring to a missing Secret would not start.
+  void create_session_objects(const TakeoverTarget& target, const TakeoverOptions& options,
+                              const SessionOwner& owner, AgentSpec& agent);
+  /// Deletes `path`; already gone is fine.
+  void remove_if_present(const std::string& path);
+  /// Deletes what the session recorded on `object` created: the original's ConfigMap, the
+  /// tunnel Secret. Called once the original template is written back.
+  void remove_session_objects_of(const WorkloadRef& ref, const nlohmann::json& object);
+  /// The kubectl command that makes a workload forget lpk's record, keeping its template.
+  static std::string forget_command(const WorkloadRef& ref);
 
   kube::Client& client_;
   console::Progress& progress_;

@@ -152,10 +152,39 @@ json agent_container_fields(const std::string& container, const AgentSpec& agent
   }
   args.push_back("--container");  // names the container in the environment report
   args.push_back(container);
-  return {{"name", container},
-          {"image", agent.image},
-          {"command", json::array({"lpk-agent"})},
-          {"args", args}};
+  json fields = {{"name", container},
+                 {"image", agent.image},
+                 {"command", json::array({"lpk-agent"})},
+                 {"args", args}};
+  if (!agent.secret_name.empty()) {
+    // By reference: the secret never appears in the pod spec, which anyone allowed to read
+    // pods (or the workload) sees.
+    fields["args"].push_back("--secret-env");
+    fields["args"].push_back(kSecretEnv);
+    fields["env"] = json::array(
+        {{{"name", kSecretEnv},
+          {"valueFrom", {{"secretKeyRef", {{"name", agent.secret_name}, {"key", kSecretKey}}}}}}});
+  }
+  return fields;
+}
+
+/// `fields` (agent_container_fields) applied to `c` as the server merges the patch: env by name.
+void apply_agent_fields(json& c, const json& fields) {
+  for (const auto& [key, value] : fields.items()) {
+    if (key != "env") {
+      c[key] = value;
+      continue;
+    }
+    auto env = field(c, "env").is_array() ? c["env"] : json::array();
+    for (const auto& entry : value) {
+      auto same = std::find_if(env.begin(), env.end(), [&](const json& e) {
+        return text_of(field(e, "name")) == text_of(field(entry, "name"));
+      });
+      if (same != env.end()) *same = entry;
+      else env.push_back(entry);
+    }
+    c["env"] = env;
+  }
 }
 
 constexpr const char* kUnprivilegedPorts = "net.ipv4.ip_unprivileged_port_start";
@@ -220,7 +249,11 @@ json agent_patch(WorkloadKind kind, const json& object, const std::string& conta
   auto fields = agent_container_fields(container, agent);
   for (const char* key : kAppOnlyFields) fields[key] = nullptr;  // null deletes in a merge patch
   json patch;
-  patch["metadata"]["annotations"][kOriginalAnnotation] = kube::template_of(kind, object).dump();
+  if (agent.template_configmap.empty()) {
+    patch["metadata"]["annotations"][kOriginalAnnotation] = kube::template_of(kind, object).dump();
+  } else {
+    patch["metadata"]["annotations"][kOriginalConfigMapAnnotation] = agent.template_configmap;
+  }
   patch["metadata"]["annotations"][kSessionAnnotation] = agent.session;
   patch["metadata"]["annotations"][kAgentAnnotation] =
       template_identity(agent_template(kube::template_of(kind, object), container, agent)).dump();
@@ -237,7 +270,7 @@ json agent_template(const json& pod_template, const std::string& container,
   auto fields = agent_container_fields(container, agent);
   for (auto& c : result["spec"]["containers"]) {
     if (text_of(field(c, "name")) != container) continue;
-    for (auto& [key, value] : fields.items()) c[key] = value;
+    apply_agent_fields(c, fields);
     for (const char* key : kAppOnlyFields) c.erase(key);
   }
   auto security = agent_pod_security(field(pod_template, "spec"), container, agent);
@@ -338,6 +371,18 @@ std::string gitops_warning(const WorkloadRef& ref, const json& object) {
          "back during the session and ends it; pause it for the session with " + how;
 }
 
+bool carries_original(const json& object) {
+  const auto& annotations = field(field(object, "metadata"), "annotations");
+  return annotations.is_object() &&
+         (annotations.contains(kOriginalAnnotation) ||
+          annotations.contains(kOriginalConfigMapAnnotation));
+}
+
+std::string original_configmap(const json& object) {
+  return text_of(field(field(field(object, "metadata"), "annotations"),
+                       kOriginalConfigMapAnnotation));
+}
+
 std::optional<json> saved_template(const json& object) {
   const auto& saved = field(field(field(object, "metadata"), "annotations"), kOriginalAnnotation);
   if (!saved.is_string()) return std::nullopt;
@@ -346,25 +391,19 @@ std::optional<json> saved_template(const json& object) {
   return parsed;
 }
 
-json restored_object(WorkloadKind kind, const json& object) {
-  auto original = saved_template(object);
-  const auto& meta = field(object, "metadata");
-  if (!original) {
-    throw WorkloadError(std::string(to_string(kind)) + " " + text_of(field(meta, "namespace")) +
-                        "/" + text_of(field(meta, "name")) + " has no readable " +
-                        kOriginalAnnotation + " annotation; there is nothing lpk can restore");
-  }
+json restored_object(WorkloadKind kind, const json& object, const json& original) {
   auto result = object;
   auto& annotations = result["metadata"]["annotations"];
   annotations.erase(kOriginalAnnotation);
+  annotations.erase(kOriginalConfigMapAnnotation);
   annotations.erase(kSessionAnnotation);
   annotations.erase(kAgentAnnotation);
   if (annotations.empty()) result["metadata"].erase("annotations");
   result.erase("status");
   if (kind == WorkloadKind::pod) {
-    result["spec"] = (*original)["spec"];
+    result["spec"] = original["spec"];
   } else {
-    result["spec"]["template"] = *original;
+    result["spec"]["template"] = original;
   }
   return result;
 }

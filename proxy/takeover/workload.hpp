@@ -1,7 +1,8 @@
 #pragma once
 // What `lpk-proxy connect` changes in the cluster, as pure functions over API objects: which
 // workload and container serve a service, the patch that swaps that container for lpk-agent,
-// the record of the original kept in an annotation, and the object that restores it. The
+// the ConfigMap keeping the original (and the annotation pointing at it), the Secret carrying
+// the tunnel secret, and the object that restores the workload. The
 // Kubernetes facts underneath (kinds, owners, readiness, rollouts) are kube/objects.hpp's.
 // No I/O: takeover.cpp fetches and sends; tests feed objects from files.
 
@@ -21,8 +22,20 @@ namespace lpk::proxy {
 using kube::WorkloadKind;
 using kube::WorkloadRef;
 
-/// The annotation holding the pod template (or, for a bare pod, the pod spec) as it was.
+/// The annotation that held the pod template as it was, inline, before lpk kept it in a ConfigMap
+/// (the template plus kubectl's last-applied-configuration could pass the API server's 256 KiB
+/// limit on all annotations together). Still read, so that `restore` repairs older sessions.
 inline constexpr const char* kOriginalAnnotation = "lpk.dev/original-template";
+/// The annotation naming the ConfigMap (same namespace) that holds the original pod template
+/// under kTemplateKey.
+inline constexpr const char* kOriginalConfigMapAnnotation = "lpk.dev/original-template-configmap";
+inline constexpr const char* kTemplateKey = "template.json";
+/// The label on every object a session creates (the template's ConfigMap, the tunnel's
+/// Secret): the session id.
+inline constexpr const char* kSessionLabel = "lpk.dev/session";
+/// The tunnel Secret's key, and the agent container's variable that gets it (secretKeyRef).
+inline constexpr const char* kSecretKey = "secret";
+inline constexpr const char* kSecretEnv = "LPK_TUNNEL_SECRET";
 /// The annotation naming the session that changed the workload (JSON: id, host, pid, started).
 inline constexpr const char* kSessionAnnotation = "lpk.dev/session";
 /// What lpk installed: the identity (template_identity) of the agent template. `restore`
@@ -70,7 +83,15 @@ struct AgentSpec {
   std::chrono::milliseconds dead_link_timeout{15'000};  // passed on only when not the default
   std::chrono::milliseconds resume_grace{60'000};       // passed on only when not the default
   std::string session;                      // the kSessionAnnotation value
+  std::string template_configmap;  // holds the original (empty: inline, the older form)
+  std::string secret_name;         // the tunnel Secret the agent reads (empty: none)
 };
+
+/// True when `object` carries lpk's record of an original template (inline or in a ConfigMap).
+bool carries_original(const nlohmann::json& object);
+
+/// The name of the ConfigMap holding `object`'s original template; "" when it has none.
+std::string original_configmap(const nlohmann::json& object);
 
 /// The mount paths of `container` (its volumeMounts), for `--report-mounts`: the template's and
 /// those a live pod of it has besides (what admission added: the service-account token,
@@ -78,10 +99,12 @@ struct AgentSpec {
 std::vector<std::string> mount_paths(const nlohmann::json& pod_spec, const std::string& container,
                                      const nlohmann::json& live_pod_spec = nullptr);
 
-/// The strategic merge patch that saves the original template in an annotation and makes
-/// `container` run lpk-agent. Everything else of the container (env, envFrom, volumeMounts,
-/// ports, resources, securityContext) and every other container stays as it is; probes and
-/// lifecycle hooks go, because they were written for the application, not the agent.
+/// The strategic merge patch that records where the original template is (the ConfigMap named by
+/// agent.template_configmap; inline when empty) and makes `container` run lpk-agent, reading
+/// the tunnel secret from agent.secret_name through a secretKeyRef (never in clear in the
+/// spec). Everything else of the container (env, envFrom, volumeMounts, ports, resources,
+/// securityContext) and every other container stays as it is; probes and lifecycle hooks go,
+/// because they were written for the application, not the agent.
 nlohmann::json agent_patch(WorkloadKind kind, const nlohmann::json& object,
                            const std::string& container, const AgentSpec& agent);
 
@@ -109,13 +132,13 @@ std::string template_change(const nlohmann::json& installed, const nlohmann::jso
 /// puts the template back during the session, taking the agent with it. "" when none does.
 std::string gitops_warning(const WorkloadRef& ref, const nlohmann::json& object);
 
-/// The saved original template, if `object` carries lpk's annotation.
+/// The original template saved inline (kOriginalAnnotation, the older form), if any.
 std::optional<nlohmann::json> saved_template(const nlohmann::json& object);
 
-/// `object` (a fresh GET of the workload) with its template put back from the annotation and
-/// both lpk annotations removed: send it with PUT so the spec equals the original exactly.
-/// Throws WorkloadError when the annotation is missing or unreadable.
-nlohmann::json restored_object(WorkloadKind kind, const nlohmann::json& object);
+/// `object` (a fresh GET of the workload) with `original` (its saved template) put back and
+/// lpk's annotations removed: send it with PUT so the spec equals the original exactly.
+nlohmann::json restored_object(WorkloadKind kind, const nlohmann::json& object,
+                               const nlohmann::json& original);
 
 /// A bare pod to create in place of `pod` (fresh object: no uid, resourceVersion, status), with
 /// `pod_template` as metadata+spec less spec.nodeName (the scheduler places it again) and

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 
 #include "proxy/tunnel/codec.hpp"
 #include "proxy/tunnel/error.hpp"
@@ -112,6 +113,17 @@ SessionId random_session_id() {
   return id;
 }
 
+std::string random_secret() {
+  SessionId first, second;  // 2 x 16 bytes
+  for (auto* half : {&first, &second}) {
+    // No fallback: a guessable secret would be worse than none that claims to protect.
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(half->data()), int(half->size())) != 1) {
+      throw std::runtime_error("cannot make a tunnel secret: OpenSSL's random generator failed");
+    }
+  }
+  return to_hex(first) + to_hex(second);
+}
+
 asio::awaitable<result<HandshakeResult>> handshake_as_proxy(Link& link, Hello local,
                                                             std::string_view secret) {
   local.role = Role::proxy;
@@ -123,9 +135,10 @@ asio::awaitable<result<HandshakeResult>> handshake_as_proxy(Link& link, Hello lo
   if (peer->role != Role::agent) co_return Error::bad_role;
   if (peer->refused) co_return co_await read_refusal(link);
   if (peer->session_id != local.session_id) co_return Error::bad_hello;
-  // The agent's own proof is checked too, so that a stranger on the port cannot pose as it.
-  // A mismatch on the agent's side arrives instead as a GOAWAY right after its hello.
-  if (!secret.empty() && peer->has_auth && !verify_auth(*peer, secret)) {
+  // The agent's own proof is checked too, so that a stranger on the port cannot pose as it:
+  // one that proves nothing is refused as one that proves another secret. (A real agent with
+  // a different secret says so instead, as a GOAWAY right after its hello.)
+  if (!secret.empty() && !verify_auth(*peer, secret)) {
     co_return Error::auth_failed;
   }
   co_return HandshakeResult{local, *peer};

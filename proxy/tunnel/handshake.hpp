@@ -20,6 +20,9 @@ std::array<std::byte, kAuthSize> compute_auth(std::string_view secret, Role role
                                               const SessionId& id);
 bool verify_auth(const Hello& hello, std::string_view secret);
 SessionId random_session_id();
+/// A fresh shared secret: 32 bytes from OpenSSL's generator, as 64 hex digits (text, so that it
+/// can travel in an environment variable). Throws std::runtime_error if the generator fails.
+std::string random_secret();
 /// The shared secret in `path` (`--secret-file` of both ends), without its trailing newline.
 /// A Problem when the file cannot be read or is empty.
 Result<std::string> read_secret_file(const std::string& path);

@@ -218,6 +218,36 @@ TEST(EnvironmentDocument, PodVariablesWinOverHostnameAndNamespaceFile) {
   EXPECT_EQ(doc["container"], "");
 }
 
+TEST(EnvironmentDocument, TheTunnelSecretIsNeverReported) {
+  TempDir dir;
+  const auto root = make_configmap_volume(dir);
+  const std::string secret(64, 'a');
+  write(root + "/..2024_05_01_10_00_00.123456789/tunnel", secret + "\n");
+  fs::create_symlink("..data/tunnel", root + "/tunnel");
+  EnvReportOptions options;
+  options.mounts = {root};
+  options.tunnel_secret = secret;
+  options.hidden_variables = {"LPK_TUNNEL_SECRET"};
+  std::map<std::string, std::string> env = {{"LPK_TUNNEL_SECRET", secret},
+                                            {"COPY_OF_IT", secret},
+                                            {"ALSO_HIDDEN_BY_NAME", "x"},
+                                            {"REDIS_PASSWORD", "s3cret"}};
+  options.hidden_variables.push_back("ALSO_HIDDEN_BY_NAME");
+  auto report = environment_report(options, env);
+  EXPECT_EQ(report.env, (std::map<std::string, std::string>{{"REDIS_PASSWORD", "s3cret"}}));
+  EXPECT_EQ(paths(report.files),
+            (std::vector<std::string>{root + "/app.yaml", root + "/nested/inner.txt"}));
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_EQ(report.skipped[0].path, root + "/tunnel");
+  EXPECT_EQ(report.skipped[0].reason, "holds lpk's tunnel secret");
+  EXPECT_EQ(tunnel::encode_environment(report).find(secret), std::string::npos);
+
+  // Without a secret nothing is hidden by value.
+  options.tunnel_secret.clear();
+  options.hidden_variables.clear();
+  EXPECT_EQ(environment_report(options, env).env.size(), 4u);
+}
+
 TEST(ProcessEnvironment, ReadsThisProcess) {
   ::setenv("LPK_AGENT_TEST_VAR", "a=b", 1);
   auto env = process_environment();

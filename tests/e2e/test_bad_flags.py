@@ -47,6 +47,7 @@ class BadFlagsTest(unittest.TestCase):
             (["--dead-link-timeout", "soon"], "--dead-link-timeout"),
             (["--resume-grace", "0"], "--resume-grace"),
             (["--log-level", "loud"], None),
+            (["--secret-env", "LPK_E2E_NO_SUCH_VARIABLE"], "LPK_E2E_NO_SUCH_VARIABLE"),
             (["--listen"], None),  # missing value
         ]
         for args, mention in cases:

@@ -264,7 +264,7 @@ class Connect(ConnectCase):
         self.assertEqual(names, {"app": "lpk/lpk-agent:dev", "sidecar": "busybox"})
         os.killpg(proxy.p.pid, signal.SIGKILL)
         self.assertEqual(proxy.wait_exit(10), -signal.SIGKILL)
-        self.assertIn("lpk.dev/original-template",
+        self.assertIn("lpk.dev/original-template-configmap",
                       self.deployment("side")["metadata"].get("annotations", {}))
         r = subprocess.run([e2e.PROXY, "restore", "--kubeconfig", self.sim.kubeconfig],
                            capture_output=True, text=True, env=self.env, timeout=240)

@@ -31,6 +31,27 @@ std::string path_segment_problem(const std::string& name) {
   return "";
 }
 
+// k8s.io/apimachinery pkg/api/validation/objectmeta.go: ValidateAnnotationsSize counts every
+// key and value; past TotalAnnotationSizeLimitB the object is refused with field.TooLong.
+constexpr std::size_t kTotalAnnotationSizeLimitB = 256 * (1 << 10);
+
+void validate_annotation_size(const std::string& kind, const json& meta, const std::string& name,
+                              const std::string& field) {
+  if (!meta.is_object() || !meta.contains("annotations") || !meta["annotations"].is_object()) {
+    return;
+  }
+  std::size_t total = 0;
+  for (const auto& [key, value] : meta["annotations"].items()) {
+    total += key.size() + (value.is_string() ? value.get_ref<const std::string&>().size()
+                                             : value.dump().size());
+  }
+  if (total > kTotalAnnotationSizeLimitB) {
+    throw invalid(kind, name, field, "FieldValueTooLong",
+                  "Too long: must have at most " + std::to_string(kTotalAnnotationSizeLimitB) +
+                      " bytes");
+  }
+}
+
 void set_default(json& obj, const char* key, const json& value) {
   if (!obj.contains(key) || obj[key].is_null()) obj[key] = value;
 }
@@ -215,6 +236,10 @@ json admit(const ResourceType& t, json obj, const std::optional<json>& old, cons
   std::string why = t.group == "rbac.authorization.k8s.io" ? path_segment_problem(name)
                                                             : name_problem(name, t.dns_label_name);
   if (!why.empty()) throw invalid(t.kind, name, "metadata.name", "FieldValueInvalid", why);
+  validate_annotation_size(t.kind, m, name, "metadata.annotations");
+  if (const json::json_pointer tm("/spec/template/metadata"); obj.contains(tm)) {
+    validate_annotation_size(t.kind, obj.at(tm), name, "spec.template.metadata.annotations");
+  }
   if (t.plural == "pods") {
     validate_pod(obj, name);
     default_pod_spec(obj["spec"]);

@@ -189,6 +189,17 @@ TEST(ConnectOptions, DefaultsAndEveryFlag) {
   EXPECT_EQ(o.command, (Args{"./api", "--flag"})) << "what follows -- is the command, flags too";
 }
 
+TEST(ConnectOptions, SecretFileReplacesTheRandomSessionSecret) {
+  EXPECT_TRUE(parse_connect_options(Args{"--service", "api"}).secret.empty())
+      << "empty: connect makes a random one";
+  TempFile secret("team secret\n");
+  EXPECT_EQ(parse_connect_options(Args{"--service", "api", "--secret-file", secret.path()}).secret,
+            "team secret");
+  expect_one_line_naming(connect_error({"--service", "api", "--secret-file", "/nonexistent/s"}),
+                         "/nonexistent/s");
+  EXPECT_NE(std::string(kConnectUsage).find("--secret-file"), std::string::npos);
+}
+
 TEST(ConnectOptions, BadInputIsOneLineNamingTheFlag) {
   expect_one_line_naming(connect_error({}), "--service");
   expect_one_line_naming(connect_error({"--service", "api", "--"}), "--");

@@ -13,6 +13,7 @@
 
 #include <mutex>
 
+#include "proxy/takeover/session_objects.hpp"
 #include "tests/kube/fake_server.hpp"
 #include "tests/proxy/takeover/kubesim_cluster.hpp"
 #include "tests/temp_dir.hpp"
@@ -72,6 +73,7 @@ class TakeoverKubesim : public test::KubesimCluster {
     o.ns = ns_;
     o.agent_image = "lpk/lpk-agent:test";
     o.rollout_timeout = 60s;
+    o.tunnel_secret = "the-test's-secret";
     return o;
   }
   /// The workload's annotations with lpk's: as an install by `owner` leaves them, without
@@ -199,7 +201,10 @@ TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
 
   const auto changed = client_->get(path);
   const auto annotations = annotations_of(changed);
-  EXPECT_EQ(json::parse(annotations.at(kOriginalAnnotation).get<std::string>()), original_template);
+  EXPECT_FALSE(annotations.contains(kOriginalAnnotation)) << "kept in a ConfigMap instead";
+  const auto configmap = kube::resource_path("v1", ns_, "configmaps",
+                                             annotations.value(kOriginalConfigMapAnnotation, ""));
+  EXPECT_EQ(template_in_configmap(client_->get(configmap)), original_template);
   EXPECT_EQ(
       SessionOwner::from_json(json::parse(annotations.at(kSessionAnnotation).get<std::string>()))
           .to_json(),
@@ -225,7 +230,12 @@ TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
     }
   }
   EXPECT_FALSE(app.contains("readinessProbe"));
-  EXPECT_EQ(app["env"], original_template["spec"]["containers"][0]["env"]);
+  // The container's own env, then the tunnel secret by reference (never its value).
+  auto env = app["env"];
+  ASSERT_FALSE(env.empty());
+  EXPECT_EQ(env.back()["valueFrom"]["secretKeyRef"]["name"], tunnel_secret_name(owner.id));
+  env.erase(env.size() - 1);
+  EXPECT_EQ(env, original_template["spec"]["containers"][0]["env"]);
   EXPECT_EQ(tmpl["spec"]["containers"][1], original_template["spec"]["containers"][1]);
 
   ASSERT_TRUE(takeover().restore(target.workload, 60s));
@@ -240,6 +250,10 @@ TEST_P(TakeoverKubesimRoundTrip, InstallWaitRestore) {
   EXPECT_EQ(without_revision(annotations_of(after)), without_revision(annotations_of(before)));
   ASSERT_TRUE(pods_->wait_ready("web", std::size_t(replicas), "app", "demo/web:1"));
   EXPECT_FALSE(takeover().restore(target.workload, 60s)) << "restored twice";
+  for (const auto& gone : {configmap, kube::resource_path("v1", ns_, "secrets",
+                                                          tunnel_secret_name(owner.id))}) {
+    EXPECT_THROW(client_->get(gone), kube::ApiError) << gone << " outlived the restore";
+  }
   if (kind == "Deployment") {
     // The agent's ReplicaSet is gone: `kubectl rollout undo` cannot bring the agent back.
     auto sets = client_->list(kube::resource_path("apps/v1", ns_, "replicasets"));
@@ -343,7 +357,7 @@ TEST_F(TakeoverKubesim, RestoreReadsAgainAndRetriesWhenAWriteCameBetween) {
   const auto after = client_->get(target.workload.path());
   EXPECT_EQ(after["metadata"]["labels"]["touched"], "yes") << "the retry wrote a stale object";
   EXPECT_EQ(after["spec"], before["spec"]);
-  EXPECT_FALSE(annotations_of(after).contains(kOriginalAnnotation));
+  EXPECT_FALSE(carries_original(after));
 }
 
 TEST_F(TakeoverKubesim, RestoreGivesUpAfterTenConflictsWithTheServersError) {
@@ -365,7 +379,7 @@ TEST_F(TakeoverKubesim, RestoreGivesUpAfterTenConflictsWithTheServersError) {
     EXPECT_TRUE(one_line(e.what())) << e.what();
   }
   EXPECT_EQ(n, 11);  // the first attempt and ten more
-  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(kOriginalAnnotation));
+  EXPECT_TRUE(carries_original(client_->get(target.workload.path())));
 }
 
 TEST_F(TakeoverKubesim, AnEarlierSessionOfThisMachineThatIsGoneIsRepairedFirst) {
@@ -392,7 +406,7 @@ TEST_F(TakeoverKubesim, AnEarlierSessionOfThisMachineThatIsGoneIsRepairedFirst) 
   EXPECT_EQ(target.container.name, "app");
   EXPECT_EQ(target.container.routes.at(0).container_port, 8080);
   takeover().settle_earlier_session(target);
-  EXPECT_FALSE(annotations_of(target.object).contains(kOriginalAnnotation));
+  EXPECT_FALSE(carries_original(target.object));
   const auto after = client_->get(target.workload.path());
   EXPECT_EQ(after["spec"], before["spec"]);
   EXPECT_TRUE(pods_->wait_ready("api", 2, "app", "demo/api:1"));
@@ -582,7 +596,7 @@ TEST_F(TakeoverKubesim, RestoreRefusesATemplateChangedDuringTheSessionUnlessForc
   EXPECT_TRUE(one_line(error)) << error;
   EXPECT_NE(error.find("image lpk/lpk-agent:test -> demo/api:2"), std::string::npos) << error;
   EXPECT_NE(error.find("--force"), std::string::npos) << error;
-  EXPECT_TRUE(annotations_of(client_->get(target.workload.path())).contains(kOriginalAnnotation));
+  EXPECT_TRUE(carries_original(client_->get(target.workload.path())));
 
   ASSERT_TRUE(takeover().restore(target.workload, 60s, /*force=*/true));
   EXPECT_EQ(client_->get(target.workload.path())["spec"], before["spec"]);

@@ -239,11 +239,10 @@ TEST(Restore, PutsTheSavedTemplateBackAndDropsLpkAnnotations) {
   patched["metadata"]["annotations"].update(patch["metadata"]["annotations"]);
   patched["spec"]["template"] = agent_template(original["spec"]["template"], "api", agent);
 
-  auto restored = restored_object(WorkloadKind::deployment, patched);
+  auto restored = restored_object(WorkloadKind::deployment, patched, *saved_template(patched));
   EXPECT_EQ(restored["spec"], original["spec"]);
   EXPECT_EQ(restored["metadata"]["annotations"], original["metadata"]["annotations"]);
   EXPECT_EQ(restored["metadata"]["resourceVersion"], "41") << "PUT must carry the version";
-  EXPECT_THROW(restored_object(WorkloadKind::deployment, original), WorkloadError);
 }
 
 TEST(Restore, BarePodIsRecreatedFromItsTemplateWithoutServerFields) {

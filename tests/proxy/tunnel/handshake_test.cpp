@@ -247,6 +247,23 @@ TEST(Handshake, ProxyRejectsBadAgentHellos) {
   }());
 }
 
+TEST(Handshake, AProxyWithASecretRefusesAnAgentThatProvesNothing) {
+  // Something else listening on the agent's port (a sidecar that got there first) answers as
+  // an agent without authentication: it must not get the session's streams.
+  asio::io_context io;
+  run_task(io, [&]() -> asio::awaitable<void> {
+    auto [p, a] = make_memory_links(io.get_executor());
+    auto hello = proxy_hello();
+    auto answer = agent_answer([](auto&) {}, hello.session_id);
+    feed(*a, asio::const_buffer(answer.data(), answer.size()));
+    auto r = co_await spawned(handshake_as_proxy(*p, hello, "the session's secret"));
+    EXPECT_FALSE(r) << "the proxy took a tunnel from an agent that proved nothing";
+    if (!r) {
+      EXPECT_EQ(r.error(), make_error_code(Error::auth_failed));
+    }
+  }());
+}
+
 TEST(Handshake, AgentDropsGarbageWithoutAnswering) {
   asio::io_context io;
   run_task(io, [&]() -> asio::awaitable<void> {
