@@ -5,7 +5,7 @@ refresh_token grant.
 
 Usage: oidc_issuer.py DIR REFRESH_TOKEN NEW_ID_TOKEN
 Prints "issuer https://127.0.0.1:PORT DIR/issuer.pem", then one line per request it saw; exits
-after answering the token endpoint once (or after 60 s)."""
+after answering the token endpoint once, after a client refused its certificate, or after 60 s."""
 
 import base64
 import http.server
@@ -59,7 +59,19 @@ class Issuer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.HTTPServer(("127.0.0.1", 0), Issuer)
+class Server(http.server.HTTPServer):
+    def get_request(self):
+        """A client that does not trust the certificate ends the issuer too."""
+        global done
+        try:
+            return super().get_request()
+        except ssl.SSLError as e:
+            print("TLS refused:", e.reason, flush=True)
+            done = True
+            raise
+
+
+server = Server(("127.0.0.1", 0), Issuer)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
 server.socket = context.wrap_socket(server.socket, server_side=True)

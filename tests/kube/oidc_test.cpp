@@ -197,6 +197,7 @@ TEST(Oidc, RefusedRefreshIsOneLineSayingToLogInAgain) {
   o.issuer_url = second.url;
   o.issuer_ca_pem = "";
   EXPECT_THROW(detail::refresh_oidc(o), ConfigError);
+  EXPECT_NE(second.finish().find("TLS refused"), std::string::npos);
 }
 
 }  // namespace
