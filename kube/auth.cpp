@@ -5,8 +5,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "kube/text.hpp"
 #include "kube/detail/exec_plugin.hpp"
+#include "kube/detail/oidc.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kube {
 
@@ -50,7 +51,8 @@ void add_impersonation(const UserConfig& u, std::vector<std::string>& headers) {
   if (!u.impersonate_uid.empty()) headers.push_back("Impersonate-Uid: " + u.impersonate_uid);
   for (const auto& g : u.impersonate_groups) headers.push_back("Impersonate-Group: " + g);
   for (const auto& [k, values] : u.impersonate_extra)
-    for (const auto& v : values) headers.push_back("Impersonate-Extra-" + header_key_escape(k) + ": " + v);
+    for (const auto& v : values)
+      headers.push_back("Impersonate-Extra-" + header_key_escape(k) + ": " + v);
 }
 
 }  // namespace
@@ -79,6 +81,23 @@ std::string Credentials::file_token_locked() {
   return file_token_;
 }
 
+std::string Credentials::oidc_token_locked() {
+  auto& o = *config_.user.oidc;
+  bool expired = detail::id_token_expired(o.id_token, std::chrono::system_clock::now());
+  if (!(oidc_refresh_ || expired) || o.refresh_token.empty()) return o.id_token;
+  auto tokens = detail::refresh_oidc(o);  // throws the one-line reason
+  oidc_refresh_ = false;
+  o.id_token = tokens.id_token;
+  o.refresh_token = tokens.refresh_token;
+  spdlog::info("kube: refreshed the oidc id-token of user \"{}\"", o.user_name);
+  try {
+    detail::persist_oidc_tokens(o.kubeconfig, o.user_name, tokens);
+  } catch (const ConfigError& e) {
+    spdlog::warn("{}", e.what());  // the session goes on with the tokens it holds
+  }
+  return o.id_token;
+}
+
 Credentials::Material Credentials::current() {
   std::lock_guard lock(mutex_);
   const UserConfig& u = config_.user;
@@ -92,7 +111,9 @@ Credentials::Material Credentials::current() {
     m.client_cert_pem = exec_->cert_pem;
     m.client_key_pem = exec_->key_pem;
   } else {
-    std::string token = u.token_file.empty() ? u.token : file_token_locked();
+    std::string token = u.oidc                 ? oidc_token_locked()
+                        : u.token_file.empty() ? u.token
+                                               : file_token_locked();
     if (!token.empty())
       m.headers.push_back("Authorization: Bearer " + token);
     else if (!u.username.empty() || !u.password.empty())
@@ -113,6 +134,10 @@ bool Credentials::unauthorized() {
   }
   if (!config_.user.token_file.empty()) {
     file_read_at_.reset();
+    return true;
+  }
+  if (config_.user.oidc && !config_.user.oidc->refresh_token.empty()) {
+    oidc_refresh_ = true;
     return true;
   }
   return false;

@@ -22,12 +22,15 @@ class Credentials {
     std::string client_cert_pem, client_key_pem;
   };
 
-  /// May run the exec plugin (blocking; cached until its expiry) and re-reads tokenFile at most
-  /// once a minute. Throws ConfigError when the plugin fails or the token file is unreadable.
+  /// May run the exec plugin (blocking; cached until its expiry), re-reads tokenFile at most
+  /// once a minute, and refreshes an expired oidc id-token (blocking: discovery and the token
+  /// endpoint over libcurl; the new tokens are written back into the kubeconfig). Throws
+  /// ConfigError when the plugin or the oidc refresh fails or the token file is unreadable.
   Material current();
 
-  /// After a 401: the next current() runs the exec plugin again / re-reads the token file.
-  /// Returns whether something can change (an exec plugin or a token file), i.e. whether
+  /// After a 401: the next current() runs the exec plugin again / re-reads the token file /
+  /// refreshes the oidc id-token. Returns whether something can change (an exec plugin, a token
+  /// file, an oidc refresh-token), i.e. whether
   /// retrying the request is worthwhile.
   bool unauthorized();
 
@@ -40,12 +43,14 @@ class Credentials {
   };
   bool exec_active() const;
   std::string file_token_locked();
+  std::string oidc_token_locked();
 
   RestConfig config_;
   std::mutex mutex_;
   std::optional<ExecResult> exec_;  ///< cached plugin result
   std::string file_token_;          ///< last good read of tokenFile
   std::optional<std::chrono::steady_clock::time_point> file_read_at_;
+  bool oidc_refresh_ = false;  ///< a 401 asked for a new id-token even if it has not expired
 };
 
 }  // namespace lpk::kube

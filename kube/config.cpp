@@ -10,6 +10,7 @@
 
 #include "kube/detail/kubeconfig.hpp"
 #include "kube/detail/server_url.hpp"
+#include "kube/text.hpp"
 
 namespace lpk::kube {
 
@@ -174,6 +175,25 @@ void validate_user(const std::string& name, const detail::RawUser& u,
                      " a user (as)");
 }
 
+OidcConfig build_oidc(const detail::RawUser& u) {
+  auto get = [&](const char* key) {
+    auto it = u.auth_provider_config.find(key);
+    return it == u.auth_provider_config.end() ? std::string() : it->second;
+  };
+  OidcConfig o{get("id-token"), get("refresh-token"), get("idp-issuer-url"), get("client-id"),
+               get("client-secret"), {}, u.origin, {}};
+  if (auto data = get("idp-certificate-authority-data"); !data.empty()) {
+    auto pem = text::base64_decode(data);
+    if (!pem)
+      throw ConfigError("kube: idp-certificate-authority-data of an oidc user in " + u.origin +
+                        " is not base64; fix the kubeconfig");
+    o.issuer_ca_pem = *pem;
+  } else if (auto file = get("idp-certificate-authority"); !file.empty()) {
+    o.issuer_ca_pem = must_read(file, "idp-certificate-authority");
+  }
+  return o;
+}
+
 UserConfig build_user(const detail::RawUser& u, const detail::RawCluster& c) {
   UserConfig out;
   out.token = u.token;
@@ -200,8 +220,7 @@ UserConfig build_user(const detail::RawUser& u, const detail::RawCluster& c) {
     if (*u.auth_provider != "oidc")
       throw ConfigError("kube: no auth provider found for name \"" + *u.auth_provider +
                         "\"; use an exec credential plugin instead");
-    auto it = u.auth_provider_config.find("id-token");
-    if (it != u.auth_provider_config.end() && out.token.empty()) out.token = it->second;
+    if (out.token.empty()) out.oidc = build_oidc(u);
   }
   if (u.exec) {
     out.exec = u.exec;
@@ -275,6 +294,7 @@ RestConfig direct_config(const Kubeconfig& k, const LoadOptions& o) {
   // client-go sends user credentials only over TLS (IsConfigTransportTLS).
   if (url->scheme == "https")
     rc.user = build_user(user, cluster);
+  if (rc.user.oidc) rc.user.oidc->user_name = ctx.user;
   else if (user_it != k.users.end())
     spdlog::warn("kube: server {} is plain http: user \"{}\" credentials are not sent",
                  rc.cluster.server, ctx.user);

@@ -38,6 +38,18 @@ struct ClusterConfig {
   bool disable_compression = false;
 };
 
+/// The legacy `auth-provider: {name: oidc}` entry (client-go plugin/pkg/client/auth/oidc): an
+/// id-token used as the bearer token and refreshed with the refresh-token when it expires or the
+/// server answers 401; the new tokens are written back into the kubeconfig file.
+struct OidcConfig {
+  std::string id_token, refresh_token;
+  std::string issuer_url;  ///< idp-issuer-url: discovery is <issuer>/.well-known/openid-configuration
+  std::string client_id, client_secret;
+  std::string issuer_ca_pem;  ///< idp-certificate-authority(-data); empty = system roots
+  std::string kubeconfig;     ///< the file that defined the user: refreshed tokens go there
+  std::string user_name;      ///< the entry under users: in that file
+};
+
 struct UserConfig {
   std::string client_cert_pem, client_key_pem;
   std::string token;       ///< static bearer token (wins over token_file)
@@ -48,6 +60,7 @@ struct UserConfig {
   std::map<std::string, std::vector<std::string>> impersonate_extra;
   std::optional<ExecConfig> exec;
   std::string auth_provider;  ///< name of an auth-provider entry, if any (only reported)
+  std::optional<OidcConfig> oidc;  ///< auth-provider oidc, unless a token is configured too
 };
 
 struct RestConfig {

@@ -19,7 +19,7 @@ class Category final : public boost::system::error_category {
       case PortForwardErrc::bad_target:
         return "the API server or proxy URL cannot be used";
       case PortForwardErrc::proxy_refused:
-        return "the HTTP proxy refused CONNECT";
+        return "the proxy refused the tunnel to the API server";
       case PortForwardErrc::upgrade_refused:
         return "the API server refused the port-forward";
       case PortForwardErrc::subprotocol_refused:

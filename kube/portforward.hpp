@@ -55,7 +55,7 @@ PortForwardTarget portforward_target(const RestConfig& config, const Credentials
 
 enum class PortForwardErrc {
   bad_target = 1,        // the server URL or proxy URL cannot be used
-  proxy_refused,         // the HTTP proxy did not answer CONNECT with 200
+  proxy_refused,         // the proxy refused the tunnel (CONNECT status, SOCKS5 reply, its TLS)
   upgrade_refused,       // the API server answered with something other than 101
   subprotocol_refused,   // 403 with an empty body: v4.channel.k8s.io not accepted
   subprotocol_mismatch,  // 101 without our subprotocol echoed

@@ -29,7 +29,7 @@ void PortForward::close() {
   if (impl_->closed) return;
   impl_->closed = true;
   error_code ec;
-  auto& socket = beast::get_lowest_layer(impl_->ws);
+  auto& socket = beast::get_lowest_layer(impl_->ws).socket();
   socket.shutdown(tcp::socket::shutdown_both, ec);
   socket.close(ec);
 }

@@ -1,6 +1,6 @@
 #include "kube/portforward.hpp"
 
-// PortForward::open: TCP (through an HTTP proxy if any), TLS, and the WebSocket upgrade.
+// PortForward::open: TCP (through a proxy if any), TLS, and the WebSocket upgrade.
 #include <openssl/ssl.h>
 
 #include <boost/asio/connect.hpp>
@@ -13,7 +13,6 @@
 
 #include "kube/detail/portforward_impl.hpp"
 #include "kube/detail/server_url.hpp"
-#include "kube/text.hpp"
 
 namespace lpk::kube {
 
@@ -87,68 +86,35 @@ std::optional<PortForwardFailure> configure_tls(ssl::context& tls, const PortFor
   return std::nullopt;
 }
 
-// HTTP CONNECT through `proxy` to `target` (host:port) on an open socket.
-awaitable<std::optional<PortForwardFailure>> tunnel_through_proxy(tcp::socket& socket,
-                                                                  const std::string& proxy_url,
-                                                                  const std::string& target) {
-  http::request<http::empty_body> req{http::verb::connect, target, 11};
-  req.set(http::field::host, target);
-  auto scheme_end = proxy_url.find("://") + 3;
-  auto at = proxy_url.find('@', scheme_end);
-  if (at != std::string::npos && at < proxy_url.find('/', scheme_end)) {
-    req.set(http::field::proxy_authorization,
-            "Basic " + text::base64_encode(proxy_url.substr(scheme_end, at - scheme_end)));
-  }
-  auto [wec, wn] = co_await http::async_write(socket, req, kTuple);
-  beast::flat_buffer buffer;
-  http::response_parser<http::empty_body> parser;
-  parser.skip(true);  // a CONNECT answer has no body
-  error_code rec = wec;
-  if (!rec)
-    std::tie(rec, std::ignore) = co_await http::async_read_header(socket, buffer, parser, kTuple);
-  if (rec) {
-    co_return failure(PortForwardErrc::proxy_refused,
-                      "the HTTP proxy failed during CONNECT " + target + ": " + rec.message());
-  }
-  auto status = parser.get().result_int();
-  if (status != 200 || buffer.size() != 0) {
-    co_return failure(PortForwardErrc::proxy_refused, "the proxy answered CONNECT " + target +
-                                                          " with HTTP " + std::to_string(status) +
-                                                          " " + std::string(parser.get().reason()));
-  }
-  co_return std::nullopt;
-}
-
-}  // namespace
-
-namespace {
-
 std::string api_path(const PortForwardTarget& t, const ServerUrl& url) {
   return url.prefix + "/api/v1/namespaces/" + t.pod_namespace + "/pods/" + t.pod +
          "/portforward?ports=" + std::to_string(t.port);
 }
 
-// TCP connect (to the proxy or the server), CONNECT, TLS, and the WebSocket upgrade.
+// TCP connect (to the proxy or the server), the proxy's tunnel, TLS, and the WebSocket upgrade.
 awaitable<std::optional<PortForwardFailure>> connect_and_upgrade(
     PortForward::Impl& impl, const PortForwardTarget& t, const ServerUrl& url,
-    const std::optional<ServerUrl>& proxy, const std::string& proxy_url) {
+    const std::optional<detail::ProxyUrl>& proxy) {
   auto server = url.host_port();
-  auto& socket = beast::get_lowest_layer(impl.ws);
-  const auto& dial = proxy ? *proxy : url;
+  auto& socket = beast::get_lowest_layer(impl.ws).socket();
+  auto dial_host = proxy ? proxy->host : url.host;
+  auto dial_port = proxy ? proxy->port : url.port;
   tcp::resolver resolver(socket.get_executor());
   auto [rec, endpoints] =
-      co_await resolver.async_resolve(dial.host, std::to_string(dial.port), kTuple);
+      co_await resolver.async_resolve(dial_host, std::to_string(dial_port), kTuple);
   error_code ec = rec;
   if (!ec) std::tie(ec, std::ignore) = co_await asio::async_connect(socket, endpoints, kTuple);
   if (ec) {
-    co_return failure(ec, "cannot connect to " +
-                              std::string(proxy ? "the proxy " : "the API server ") +
-                              dial.host_port() + ": " + ec.message());
+    co_return failure(
+        ec, "cannot connect to " +
+                (proxy ? "the proxy " + proxy->display() : "the API server " + server) + ": " +
+                ec.message());
   }
   socket.set_option(tcp::no_delay(true), ec);
   socket.set_option(asio::socket_base::keep_alive(true), ec);
   if (proxy) {
-    auto refused = co_await tunnel_through_proxy(socket, proxy_url, server);
+    auto refused = co_await detail::open_proxy_tunnel(beast::get_lowest_layer(impl.ws), *proxy, url,
+                                                      t.insecure);
     if (refused) co_return refused;
   }
   auto name = t.tls_server_name.empty() ? url.host : t.tls_server_name;
@@ -213,20 +179,13 @@ awaitable<PortForwardResult> PortForward::open(asio::any_io_executor ex,
                       "a port from 1 to 65535");
   }
   auto proxy_url = t.proxy_url ? *t.proxy_url : proxy_from_environment(*url);
-  std::optional<ServerUrl> proxy;
+  std::optional<detail::ProxyUrl> proxy;
   if (!proxy_url.empty()) {
-    auto scheme_end = proxy_url.find("://");
-    auto at = proxy_url.find('@');
-    auto bare = proxy_url;  // without user:password@, which goes into Proxy-Authorization
-    if (scheme_end != std::string::npos && at != std::string::npos && at > scheme_end) {
-      bare.erase(scheme_end + 3, at - scheme_end - 2);
-    }
-    proxy = detail::parse_server_url(bare, /*default_tls=*/false);
-    if (!proxy || proxy->scheme != "http") {
+    proxy = detail::parse_proxy_url(proxy_url);
+    if (!proxy) {
       co_return failure(PortForwardErrc::bad_target,
-                        "the proxy URL '" + bare +
-                            "' is not http://HOST:PORT (https and "
-                            "socks5 proxies are not supported for port-forward)");
+                        "the proxy URL is not http://, https:// or socks5://[USER:PASSWORD@]"
+                        "HOST[:PORT]; fix proxy-url in the kubeconfig or HTTPS_PROXY");
     }
   }
   ssl::context tls(ssl::context::tls_client);
@@ -235,7 +194,7 @@ awaitable<PortForwardResult> PortForward::open(asio::any_io_executor ex,
   auto impl = std::make_unique<Impl>(tcp::socket(ex), std::move(tls));
   impl->port = t.port;
   impl->description = what + " via " + url->host_port();
-  auto& socket = beast::get_lowest_layer(impl->ws);
+  auto& socket = beast::get_lowest_layer(impl->ws).socket();
   bool timed_out = false;
   asio::steady_timer watchdog(ex, t.timeout);  // declared after impl: destroyed first
   watchdog.async_wait([&socket, &timed_out](error_code ec) {
@@ -243,7 +202,7 @@ awaitable<PortForwardResult> PortForward::open(asio::any_io_executor ex,
     timed_out = true;
     socket.close(ec);
   });
-  auto failed = co_await connect_and_upgrade(*impl, t, *url, proxy, proxy_url);
+  auto failed = co_await connect_and_upgrade(*impl, t, *url, proxy);
   watchdog.cancel();
   if (failed) {
     if (timed_out) {

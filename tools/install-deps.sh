@@ -17,6 +17,7 @@ peer_pkgs=(
   nginx-light redis-server redis-tools curl socat netcat-openbsd iperf3 sockperf
   openssh-server openssh-client knot-dnsutils dnsmasq-base dnsperf
   iproute2 procps psmisc python3 python3-kubernetes python3-dotenv
+  microsocks tinyproxy stunnel4 openssl   # port-forward through socks5 and https proxies
 )
 
 missing=()

@@ -13,9 +13,12 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
+#include "kube/detail/proxied_stream.hpp"
+#include "kube/detail/server_url.hpp"
 #include "kube/portforward.hpp"
 
 namespace lpk::kube {
@@ -23,14 +26,20 @@ namespace lpk::kube {
 namespace detail {
 inline constexpr auto kTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
 inline constexpr std::size_t kMaxChunk = 32 * 1024;  // k8s-notes §1.3: chunks of 32 KiB or less
+
+/// Turns `stream`, connected to `proxy`, into a tunnel to `server` (kube/portforward_proxy.cpp):
+/// TLS with an https:// proxy (verified unless `insecure`), then HTTP CONNECT; or the SOCKS5
+/// handshake. nullopt when the tunnel is open; else why not, naming the proxy.
+boost::asio::awaitable<std::optional<PortForwardFailure>> open_proxy_tunnel(
+    ProxiedStream& stream, const ProxyUrl& proxy, const ServerUrl& server, bool insecure);
 }  // namespace detail
 
 struct PortForward::Impl {
   Impl(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context context)
-      : tls(std::move(context)), ws(std::move(socket), tls) {}
+      : tls(std::move(context)), ws(detail::ProxiedStream(std::move(socket), tls), tls) {}
 
-  boost::asio::ssl::context tls;  // outlives the stream that uses it
-  boost::beast::websocket::stream<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> ws;
+  boost::asio::ssl::context tls;  // outlives the streams that use it (server and proxy TLS)
+  boost::beast::websocket::stream<boost::asio::ssl::stream<detail::ProxiedStream>> ws;
   std::string description;
   std::uint16_t port = 0;
   detail::V4State state;

@@ -166,7 +166,7 @@ def wait_for_stderr(proc, pattern, timeout=30.0):
         return False
 
 
-def isolate():
+def isolate(script=__file__):
     """kubesim names its network namespaces kubesim-node, kubesim-pN: another kubesim on the
     machine would remove ours. Re-run this script in private network and mount namespaces with
     its own /run/netns (root only; without root the tests skip anyway)."""
@@ -175,7 +175,7 @@ def isolate():
     if not os.environ.get("LPK_PF_ISOLATED"):
         os.environ["LPK_PF_ISOLATED"] = "1"
         os.execvp("unshare", ["unshare", "--mount", "--net", "--fork", sys.executable,
-                              os.path.abspath(__file__)] + sys.argv[1:])
+                              os.path.abspath(script)] + sys.argv[1:])
     for cmd in (["mount", "--make-rprivate", "/"], ["mkdir", "-p", "/run/netns"],
                 ["mount", "-t", "tmpfs", "lpk-pf-netns", "/run/netns"],
                 ["ip", "link", "set", "lo", "up"]):
