@@ -106,6 +106,30 @@ std::string secret_from_environment(const std::string& name, std::vector<std::st
   return secret;
 }
 
+/// The flags of what the env and files services report; false for any other flag.
+bool parse_report_flag(const std::string& flag, const std::string& value,
+                       lpk::agent::EnvReportOptions& o) {
+  if (flag == "--report-mounts") {
+    auto dirs = split_dirs(value);
+    o.mounts.insert(o.mounts.end(), dirs.begin(), dirs.end());
+  } else if (flag == "--files-poll") {
+    auto poll = lpk::tunnel::parse_duration(value);
+    if (!poll || *poll < std::chrono::milliseconds(100) || *poll > std::chrono::hours(1)) {
+      throw UsageError("--files-poll wants a duration from 100ms to 1h, like 2s");
+    }
+    o.files_poll = *poll;
+  } else if (flag == "--file-limit") {
+    o.limits.per_file = parse_bytes(value, flag);
+  } else if (flag == "--file-total-limit") {
+    o.limits.total = parse_bytes(value, flag);
+  } else if (flag == "--container") {
+    o.container = value;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 lpk::agent::AgentOptions parse(int argc, char** argv) {
   lpk::agent::AgentOptions o;
   for (int i = 1; i < argc; ++i) {
@@ -142,22 +166,7 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       o.session.dead_link_timeout = lpk::tunnel::parse_dead_link_timeout(value);
     } else if (flag == "--resume-grace") {
       o.session.resume_grace = lpk::tunnel::parse_resume_grace(value);
-    } else if (flag == "--report-mounts") {
-      auto dirs = split_dirs(value);
-      auto& mounts = o.services.env.mounts;
-      mounts.insert(mounts.end(), dirs.begin(), dirs.end());
-    } else if (flag == "--files-poll") {
-      auto poll = lpk::tunnel::parse_duration(value);
-      if (!poll || *poll < std::chrono::milliseconds(100) || *poll > std::chrono::hours(1)) {
-        throw UsageError("--files-poll wants a duration from 100ms to 1h, like 2s");
-      }
-      o.services.env.files_poll = *poll;
-    } else if (flag == "--file-limit") {
-      o.services.env.limits.per_file = parse_bytes(value, flag);
-    } else if (flag == "--file-total-limit") {
-      o.services.env.limits.total = parse_bytes(value, flag);
-    } else if (flag == "--container") {
-      o.services.env.container = value;
+    } else if (parse_report_flag(flag, value, o.services.env)) {
     } else if (flag == "--resolv-conf") {
       o.services.dns.resolv_conf = value;
     } else if (flag == "--log-level") {

@@ -152,6 +152,17 @@ SessionPlan plan_from(const ConnectOptions& options) {
   return plan;
 }
 
+/// What keeps the session from running on this machine ("" when nothing does): an explicit
+/// --dns address that is taken.
+std::string local_resource_problem(const ConnectOptions& options) {
+  if (options.dns) {
+    if (auto free = StubDns::check_available(*options.dns); !free) {
+      return free.error().message + "; choose another --dns address or port";
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 int run_connect(const std::vector<std::string>& args) {
@@ -162,11 +173,7 @@ int run_connect(const std::vector<std::string>& args) {
     return fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
   }
   // Local resources are checked before anything of the cluster changes.
-  if (options.dns) {
-    if (auto free = StubDns::check_available(*options.dns); !free) {
-      return fail(free.error().message + "; choose another --dns address or port");
-    }
-  }
+  if (auto problem = local_resource_problem(options); !problem.empty()) return fail(problem);
   auto client = connect_client(options.kube);
   if (!client) return 2;
   auto slot = claim_slot(options, client->config());
