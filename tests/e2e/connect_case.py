@@ -37,12 +37,14 @@ def reason_to_skip():
 class ConnectCase(unittest.TestCase):
     """One kubesim running the demo for the class; connect() starts lpk-proxy connect and
     registers its stop and the restore check."""
+    kubesim_args = ()  # more flags for `lpk-kubesim up`, for a subclass
+
     @classmethod
     def setUpClass(cls):
         reason = reason_to_skip()
         if reason:
             raise unittest.SkipTest(reason)
-        cls.sim = e2e_kubesim.Kubesim("--manifests", DEMO_DIR)
+        cls.sim = e2e_kubesim.Kubesim("--manifests", DEMO_DIR, *cls.kubesim_args)
         cls.addClassCleanup(cls.sim.stop)  # kubesim must exit 0 on SIGTERM
         for d in ("redis", "api", "web"):
             cls.sim.kubectl("-n", "demo", "rollout", "status", "deployment/" + d, "--timeout=90s",

@@ -11,21 +11,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import unittest
 
 import lpk_e2e as e2e
-import test_connect as tc  # a module, not its class: its own tests do not run here
+from connect_case import ConnectCase, main
 
 
-class ConnectSecret(unittest.TestCase):
-    setUpClass = tc.Connect.__dict__["setUpClass"]
-    deployment = tc.Connect.deployment
-    connect = tc.Connect.connect
-    assert_restored = tc.Connect.assert_restored
-    agent_pods = tc.Connect.agent_pods
-    status = tc.Connect.status
-
+class ConnectSecret(ConnectCase):
     def session_objects(self):
         """`kind/name` of every Secret and ConfigMap a session made (labelled lpk.dev/session)."""
         r = self.sim.kubectl("-n", "demo", "get", "secrets,configmaps", "-l", "lpk.dev/session",
@@ -123,16 +114,6 @@ class ConnectSecret(unittest.TestCase):
         self.assert_restored(before, "api")
         self.assertEqual(self.session_objects(), [])
 
-
-def main():
-    args = sys.argv[1:]
-    for a in list(args):
-        if a.startswith("--kubesim="):
-            tc.KUBESIM = a.split("=", 1)[1]
-            args.remove(a)
-    sys.argv[1:] = args
-    tc.e2e_kubesim.KUBESIM = tc.KUBESIM
-    e2e.main()
 
 
 if __name__ == "__main__":

@@ -10,35 +10,13 @@ a real kubelet waits for 80% of their lifetime). Needs root (kubesim makes netwo
 import base64
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import unittest
 
 import lpk_e2e as e2e
+from connect_case import ConnectCase, main
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "kubesim"))
-import e2e_kubesim  # noqa: E402
-
-DEMO_DIR = os.path.join(HERE, "..", "..", "tools", "kubesim", "demo")
-KUBESIM = ""
 TOKEN = "var/run/secrets/kubernetes.io/serviceaccount/token"
-
-
-def reason_to_skip():
-    if os.geteuid() != 0:
-        return "needs root: kubesim makes network namespaces"
-    if not KUBESIM or not os.access(KUBESIM, os.X_OK):
-        return "lpk-kubesim is not built"
-    for tool in ("kubectl", "redis-server", "nginx"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed (run tools/install-deps.sh)"
-    return None
 
 
 def read(path):
@@ -54,22 +32,8 @@ def issued_at(token):
     return json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))["iat"]
 
 
-class FilesRefresh(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        reason = reason_to_skip()
-        if reason:
-            raise unittest.SkipTest(reason)
-        cls.sim = e2e_kubesim.Kubesim("--manifests", DEMO_DIR, "--sync-frequency", "1s",
-                                      "--token-refresh-after", "4s")
-        cls.addClassCleanup(cls.sim.stop)
-        for d in ("redis", "api", "web"):
-            cls.sim.kubectl("-n", "demo", "rollout", "status", "deployment/" + d,
-                            "--timeout=90s", timeout=120)
-        cls.tmp = tempfile.mkdtemp(prefix="lpk-files-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        cls.env = dict(os.environ, XDG_STATE_HOME=os.path.join(cls.tmp, "state"),
-                       XDG_RUNTIME_DIR=os.path.join(cls.tmp, "run"))
+class FilesRefresh(ConnectCase):
+    kubesim_args = ("--sync-frequency", "1s", "--token-refresh-after", "4s")
 
     def set_config(self, data):
         patch = os.path.join(self.tmp, "patch.json")  # larger than one argument may be
@@ -87,13 +51,9 @@ class FilesRefresh(unittest.TestCase):
         self.fail(f"{what}: not within {timeout} s")
 
     def test_changed_files_reach_the_local_copies(self):
-        before = json.loads(self.sim.kubectl("-n", "demo", "get", "deployment", "api", "-o",
-                                             "json").stdout)
-        proxy = e2e.Proc([e2e.PROXY, "connect", "--kubeconfig", self.sim.kubeconfig,
-                          "-n", "demo", "--service", "api", "--dns", "127.0.0.1:0"],
-                         name="lpk-proxy connect", env=self.env)
-        self.addCleanup(proxy.stop, signal.SIGTERM, 150)
-        proxy.logs.append(os.path.join(self.sim.dir, "pods", "demo_api-*", "*.log"))
+        # (connect() registers the stop, which must exit 0, and the check that api is restored.)
+        proxy = self.connect("-n", "demo", "--service", "api", "--dns", "127.0.0.1:0",
+                             service="api")
         lines = e2e.PROXY_LINES
         proxy.wait_line(lines["ready"], timeout=150)
         root = proxy.wait_line(lines["environment"]).groups()[4]
@@ -143,28 +103,7 @@ class FilesRefresh(unittest.TestCase):
             self.wait_for("a new token", lambda: read(token_file) not in (None, first_token))
             self.assertGreater(issued_at(read(token_file)), issued_at(first_token))
 
-        r = subprocess.run([e2e.PROXY, "status", "--json"], capture_output=True, text=True,
-                           env=self.env, timeout=20)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        status = json.loads(r.stdout)
-        status = status.get("result", status)
-        self.assertGreaterEqual(status["files"]["updates"], 5, status["files"])
-        proxy.stop(signal.SIGTERM, 150)  # exit 0, or it raises with the output
-        after = json.loads(self.sim.kubectl("-n", "demo", "get", "deployment", "api", "-o",
-                                            "json").stdout)
-        self.assertEqual(after["spec"], before["spec"])
-
-
-def main():
-    global KUBESIM
-    args = list(sys.argv[1:])
-    for a in list(args):
-        if a.startswith("--kubesim="):
-            KUBESIM = a.split("=", 1)[1]
-            args.remove(a)
-    sys.argv[1:] = args
-    e2e_kubesim.KUBESIM = KUBESIM
-    e2e.main()
+        self.assertGreaterEqual(self.status()["files"]["updates"], 5)
 
 
 if __name__ == "__main__":
