@@ -24,6 +24,13 @@ struct ListResult {
 /// The fields ?fieldSelector= accepts for a type (lists and watches alike).
 std::vector<std::string> selectable_fields(const ResourceType& t);
 
+/// What a PATCH's query says beyond its body (server-side apply reads all three).
+struct PatchOptions {
+  std::string field_manager;  // ?fieldManager=
+  bool force = false;         // ?force=true
+  bool strict = false;        // ?fieldValidation=Strict
+};
+
 class Rest {
  public:
   Rest(Store& store, AdmitOptions opts);
@@ -38,7 +45,10 @@ class Rest {
               std::vector<std::string>& warnings);
   json update(const Route& r, const std::string& body, bool strict,
               std::vector<std::string>& warnings);
-  json patch(const Route& r, const std::string& content_type, const std::string& body);
+  /// application/apply-patch+yaml is server-side apply (apply.hpp): it creates a missing
+  /// object and throws 409 on conflicts with other field managers.
+  json patch(const Route& r, const std::string& content_type, const std::string& body,
+             const PatchOptions& opts, std::vector<std::string>& warnings);
   /// Deletes the object and, unless orphan, everything it owns (ownerReferences).
   json remove(const Route& r, bool orphan);
 
@@ -59,6 +69,8 @@ class Rest {
   json decode(const Route& r, const std::string& body, bool strict,
               std::vector<std::string>& warnings) const;
   json write_update(const Route& r, json obj, const json& old);
+  json server_side_apply(const Route& r, const std::string& body, const PatchOptions& opts,
+                         std::vector<std::string>& warnings);
   void collect_dependents(const std::string& uid, bool orphan);
 
   Store& store_;
