@@ -203,6 +203,16 @@ class KubectlCommandsTest(ctl.KubesimTestCase):
         self.assertNotIn("extra", d["metadata"]["labels"])
         self.assertEqual(d["metadata"]["labels"]["owner"], "c")
         self.assertLessEqual({"team-a", "team-b", "team-c"}, set(mf))
+        # A plain patch makes its manager (kubectl's default, operation Update) the owner.
+        self.k("patch", "deployment/ssa", "-p", '{"spec":{"replicas":7}}')
+        mf, _ = self.managers()
+        self.assertEqual(mf["kubectl-patch"]["operation"], "Update")
+        self.assertIn("f:replicas", mf["kubectl-patch"]["fieldsV1"]["f:spec"])
+        self.assertNotIn("f:replicas", mf["team-c"]["fieldsV1"]["f:spec"])
+        r = self.ssa("team-c", "c", 5, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr, r'Apply failed with 1 conflict: conflict with "kubectl-patch" '
+                                   r'using apps/v1 at \S+Z: \.spec\.replicas')
         self.assertNotIn("f:labels", mf.get("labeller", {}).get("fieldsV1", {}).get(
             "f:metadata", {}))
         self.rollout("deployment/ssa")

@@ -62,5 +62,30 @@ TEST(ServerSideApply, AFieldNoLongerAppliedIsRemovedUnlessShared) {
   EXPECT_EQ(out["metadata"]["labels"]["x"], "1");
 }
 
+// A create owns every field; a later write owns what it changed, taken from the others.
+TEST(ServerSideApply, UpdatesRecordWhatTheyChanged) {
+  json created = record_update(nullptr, deployment(2, "nginx:1"), "kubectl-create", "apps/v1");
+  json live = server_side_apply(created, deployment(2, "nginx:1"), kA);  // same values: shared
+  json next = live;
+  next["spec"]["replicas"] = 3;
+  json out = record_update(live, next, "kubectl-edit", "apps/v1");
+  const json& mf = out["metadata"]["managedFields"];
+  ASSERT_EQ(mf.size(), 3u);
+  EXPECT_EQ(mf[2]["manager"], "kubectl-edit");
+  EXPECT_EQ(mf[2]["operation"], "Update");
+  EXPECT_EQ(mf[2]["fieldsV1"], json::parse(R"({"f:spec":{"f:replicas":{}}})"));
+  EXPECT_FALSE(parse_fields_v1(mf[0]["fieldsV1"]).count(FieldPath{"f:spec", "f:replicas"}));
+  try {
+    server_side_apply(out, deployment(2, "nginx:1"), kA);
+    FAIL() << "no conflict";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(
+        std::string(e.what()).rfind(
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1 at ", 0),
+        0u)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace lpk::kubesim

@@ -152,6 +152,13 @@ bool parse_bool(const std::string& v) {
   return kTrue.count(v) > 0;
 }
 
+// ?fieldManager=, else the program part of the User-Agent (fieldmanager's
+// prefixFromUserAgent: "kubectl/v1.32 (linux/amd64)" is "kubectl"), at most 128 bytes.
+std::string field_manager(const std::string& param, std::string_view user_agent) {
+  if (!param.empty()) return param;
+  return std::string(user_agent.substr(0, std::min(user_agent.find('/'), size_t{128})));
+}
+
 }  // namespace
 
 awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
@@ -195,6 +202,7 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
   }
   std::vector<std::string> warnings;
   bool strict = param("fieldValidation") == "Strict";
+  std::string manager = field_manager(param("fieldManager"), req[http::field::user_agent]);
   json out;
   http::status code = http::status::ok;
   switch (req.method()) {
@@ -218,16 +226,20 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
       }
       break;
     case http::verb::post:
-      out = rest_.create(r, req.body(), strict, warnings);
+      out = rest_.create(r, req.body(), strict, warnings, manager);
       code = http::status::created;
       break;
     case http::verb::put:
-      out = rest_.update(r, req.body(), strict, warnings);
+      out = rest_.update(r, req.body(), strict, warnings, manager);
       break;
-    case http::verb::patch:
-      out = rest_.patch(r, std::string(req[http::field::content_type]), req.body(),
-                        {param("fieldManager"), parse_bool(param("force")), strict}, warnings);
-      break;
+    case http::verb::patch: {
+      // An apply must name its manager; other writes default to the User-Agent's.
+      std::string ct(req[http::field::content_type]);
+      bool apply = ct.rfind("application/apply-patch+yaml", 0) == 0;
+      out = rest_.patch(
+          r, ct, req.body(),
+          {apply ? param("fieldManager") : manager, parse_bool(param("force")), strict}, warnings);
+    } break;
     case http::verb::delete_: {
       bool orphan = param("propagationPolicy") == "Orphan";
       json body = json::parse(req.body(), nullptr, false);

@@ -250,6 +250,54 @@ std::string path_string(const FieldPath& p) {
   return s;
 }
 
+json record_update(const json& old_in, json next, const std::string& manager,
+                   const std::string& api_version) {
+  json old = old_in;
+  FieldSet before = old.is_null() ? FieldSet{} : fields_of(old);
+  FieldSet after = fields_of(next);
+  FieldSet changed, removed;
+  for (const auto& p : after) {
+    const json* was = old.is_null() ? nullptr : lookup(old, p, p.size());
+    if (!was || *was != *lookup(next, p, p.size())) changed.insert(p);
+  }
+  for (const auto& p : before) {
+    if (!after.count(p)) removed.insert(p);
+  }
+  std::vector<Manager> managers = managers_of(old);
+  bool found = false;
+  for (auto& m : managers) {
+    bool self =
+        m.entry.value("manager", "") == manager && m.entry.value("operation", "") == "Update";
+    for (const auto& p : removed) m.fields.erase(p);
+    for (const auto& p : changed) {
+      if (self)
+        m.fields.insert(p);
+      else
+        m.fields.erase(p);
+    }
+    if (self && !changed.empty()) m.entry["time"] = now_rfc3339();
+    found = found || self;
+  }
+  if (!found && !changed.empty()) {
+    managers.push_back({{{"manager", manager},
+                         {"operation", "Update"},
+                         {"apiVersion", api_version},
+                         {"time", now_rfc3339()},
+                         {"fieldsType", "FieldsV1"}},
+                        changed});
+  }
+  json entries = json::array();
+  for (const auto& m : managers) {
+    if (m.fields.empty()) continue;
+    json e = m.entry;
+    e["fieldsV1"] = fields_v1(m.fields);
+    entries.push_back(e);
+  }
+  next["metadata"]["managedFields"] = entries;
+  if (entries.empty()) next["metadata"].erase("managedFields");
+  return next;
+}
+
 json server_side_apply(const json& live_in, const json& config_in, const ApplyRequest& req) {
   json config = config_in;
   config.erase("status");

@@ -6,8 +6,9 @@
 // Simplified against structured-merge-diff: ownership is the set of leaf paths a manager's
 // configuration sets; lists merge by the one key merge_key_for() names (containers by name,
 // container ports by containerPort alone, not containerPort+protocol) and every other list
-// (finalizers, args, set-lists) is atomic, owned whole. Only Apply operations record owners;
-// PUT and non-apply PATCH keep managedFields as they are and record no Update manager.
+// (finalizers, args, set-lists) is atomic, owned whole. Writes through the API that are not
+// applies (POST, PUT, other PATCHes) record an Update manager; kubesim's own controllers and
+// kubelet record none (the apiserver would name kube-controller-manager and the kubelet).
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -45,5 +46,11 @@ struct ApplyRequest {
 /// reason Conflict, worded as the apiserver words it, when the configuration changes a field
 /// another manager owns and !force.
 json server_side_apply(const json& live, const json& config, const ApplyRequest& req);
+
+/// Records a write that is not an apply as fieldmanager does: the fields whose values it
+/// set or changed (all of them for a create: old is null) belong to `manager` with operation
+/// Update and leave every other manager; fields it removed leave every manager.
+json record_update(const json& old, json next, const std::string& manager,
+                   const std::string& api_version);
 
 }  // namespace lpk::kubesim

@@ -101,7 +101,7 @@ json Rest::decode(const Route& r, const std::string& body, bool strict,
 }
 
 json Rest::create(const Route& r, const std::string& body, bool strict,
-                  std::vector<std::string>& warnings) {
+                  std::vector<std::string>& warnings, const std::string& manager) {
   json obj = decode(r, body, strict, warnings);
   if (!r.name.empty())
     throw ApiError(405, "MethodNotAllowed",
@@ -109,16 +109,18 @@ json Rest::create(const Route& r, const std::string& body, bool strict,
   for (const char* f : {"uid", "resourceVersion", "creationTimestamp", "generation"}) {
     obj["metadata"].erase(f);
   }
-  return create_object(*r.type, std::move(obj));
+  obj["metadata"].erase("managedFields");
+  return create_object(*r.type, std::move(obj), manager);
 }
 
-json Rest::create_object(const ResourceType& t, json obj) {
+json Rest::create_object(const ResourceType& t, json obj, const std::string& manager) {
   obj = admit(t, std::move(obj), std::nullopt, store_, opts_);
+  if (!manager.empty()) obj = record_update(nullptr, std::move(obj), manager, t.api_version());
   return store_.create(t.plural, std::move(obj));
 }
 
 json Rest::update(const Route& r, const std::string& body, bool strict,
-                  std::vector<std::string>& warnings) {
+                  std::vector<std::string>& warnings, const std::string& manager) {
   json obj = decode(r, body, strict, warnings);
   std::string name = obj["metadata"].value("name", "");
   if (name != r.name) {
@@ -126,16 +128,19 @@ json Rest::update(const Route& r, const std::string& body, bool strict,
                       r.name + ")");
   }
   json old = get(r);
-  return write_update(r, std::move(obj), old);
+  return write_update(r, std::move(obj), old, manager);
 }
 
-json Rest::write_update(const Route& r, json obj, const json& old) {
+json Rest::write_update(const Route& r, json obj, const json& old, const std::string& manager) {
   bool status_only = r.sub == "status";
   // An update that leaves managedFields out keeps them (fieldmanager does the same).
   if (!obj["metadata"].contains("managedFields") && old["metadata"].contains("managedFields")) {
     obj["metadata"]["managedFields"] = old["metadata"]["managedFields"];
   }
   if (!status_only) obj = admit(*r.type, std::move(obj), old, store_, opts_);
+  if (!status_only && !manager.empty()) {
+    obj = record_update(old, std::move(obj), manager, r.type->api_version());
+  }
   return store_.update(r.type->plural, std::move(obj), status_only);
 }
 
@@ -167,8 +172,9 @@ json Rest::server_side_apply(const Route& r, const std::string& body, const Patc
   } catch (const std::invalid_argument& e) {
     throw ApiError(422, "Invalid", e.what());
   }
+  // Apply recorded its own ownership: no Update manager on top.
   if (!live) return create_object(*r.type, std::move(next));
-  return write_update(r, std::move(next), *live);
+  return write_update(r, std::move(next), *live, "");
 }
 
 json Rest::patch(const Route& r, const std::string& content_type, const std::string& body,
@@ -206,7 +212,7 @@ json Rest::patch(const Route& r, const std::string& content_type, const std::str
   if (!p.is_object() || !p.contains("metadata") || !p["metadata"].contains("resourceVersion")) {
     next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
   }
-  return write_update(r, std::move(next), old);
+  return write_update(r, std::move(next), old, opts.field_manager);
 }
 
 void Rest::collect_dependents(const std::string& uid, bool orphan) {
