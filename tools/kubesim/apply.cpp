@@ -200,6 +200,40 @@ std::vector<Conflict> conflicts_of(json& live, json& merged, const FieldSet& app
   return out;
 }
 
+// Fields this manager applied before and no longer does go, unless someone else owns them.
+void remove_dropped_fields(json& merged, const std::vector<Manager>& managers,
+                           const FieldSet& applied, const ApplyRequest& req) {
+  auto mine =
+      std::find_if(managers.begin(), managers.end(), [&](const Manager& m) { return m.is(req); });
+  if (mine == managers.end()) return;
+  std::vector<FieldPath> gone;
+  for (const auto& p : mine->fields) {
+    if (applied.count(p)) continue;
+    bool shared = std::any_of(managers.begin(), managers.end(),
+                              [&](const Manager& m) { return !m.is(req) && m.fields.count(p); });
+    if (!shared) gone.push_back(p);
+  }
+  // Deepest first, so an item's fields go before the item.
+  std::sort(gone.begin(), gone.end(),
+            [](const FieldPath& a, const FieldPath& b) { return a.size() > b.size(); });
+  for (const auto& p : gone) remove_path(merged, p);
+}
+
+// Managers that own nothing are left out, as fieldmanager leaves them out.
+void set_managed_fields(json& obj, const std::vector<Manager>& managers) {
+  json entries = json::array();
+  for (const auto& m : managers) {
+    if (m.fields.empty()) continue;
+    json e = m.entry;
+    e["fieldsV1"] = fields_v1(m.fields);
+    entries.push_back(e);
+  }
+  if (entries.empty())
+    obj["metadata"].erase("managedFields");
+  else
+    obj["metadata"]["managedFields"] = entries;
+}
+
 }  // namespace
 
 FieldSet fields_of(const json& obj) {
@@ -286,15 +320,7 @@ json record_update(const json& old_in, json next, const std::string& manager,
                          {"fieldsType", "FieldsV1"}},
                         changed});
   }
-  json entries = json::array();
-  for (const auto& m : managers) {
-    if (m.fields.empty()) continue;
-    json e = m.entry;
-    e["fieldsV1"] = fields_v1(m.fields);
-    entries.push_back(e);
-  }
-  next["metadata"]["managedFields"] = entries;
-  if (entries.empty()) next["metadata"].erase("managedFields");
+  set_managed_fields(next, managers);
   return next;
 }
 
@@ -306,42 +332,24 @@ json server_side_apply(const json& live_in, const json& config_in, const ApplyRe
   json merged = live.is_null() ? config : apply_strategic_merge_patch(live, config);
   FieldSet applied = fields_of(config);
   std::vector<Manager> managers = managers_of(live);
-  auto mine =
-      std::find_if(managers.begin(), managers.end(), [&](const Manager& m) { return m.is(req); });
-  // Fields this manager set before and no longer does go, unless someone else owns them.
-  if (mine != managers.end()) {
-    std::vector<FieldPath> gone;
-    for (const auto& p : mine->fields) {
-      if (applied.count(p)) continue;
-      bool shared = std::any_of(managers.begin(), managers.end(),
-                                [&](const Manager& m) { return !m.is(req) && m.fields.count(p); });
-      if (!shared) gone.push_back(p);
-    }
-    std::sort(gone.begin(), gone.end(),
-              [](const FieldPath& a, const FieldPath& b) { return a.size() > b.size(); });
-    for (const auto& p : gone) remove_path(merged, p);
-  }
+  remove_dropped_fields(merged, managers, applied, req);
   auto conflicts = conflicts_of(live, merged, applied, managers, req);
   if (!conflicts.empty() && !req.force) throw_conflicts(conflicts);
   // Forced: the fields change hands.
   for (const auto& c : conflicts) managers[c.index].fields.erase(c.path);
-  json entries = json::array();
-  json entry = {{"manager", req.manager},        {"operation", "Apply"},
-                {"apiVersion", req.api_version}, {"time", now_rfc3339()},
-                {"fieldsType", "FieldsV1"},      {"fieldsV1", fields_v1(applied)}};
-  bool placed = false;
-  for (auto& m : managers) {
-    if (m.is(req)) {
-      entries.push_back(entry);
-      placed = true;
-    } else if (!m.fields.empty()) {
-      json e = m.entry;
-      e["fieldsV1"] = fields_v1(m.fields);
-      entries.push_back(e);
-    }
-  }
-  if (!placed) entries.push_back(entry);
-  merged["metadata"]["managedFields"] = entries;
+  Manager mine{{{"manager", req.manager},
+                {"operation", "Apply"},
+                {"apiVersion", req.api_version},
+                {"time", now_rfc3339()},
+                {"fieldsType", "FieldsV1"}},
+               applied};
+  auto it =
+      std::find_if(managers.begin(), managers.end(), [&](const Manager& m) { return m.is(req); });
+  if (it == managers.end())
+    managers.push_back(std::move(mine));
+  else
+    *it = std::move(mine);
+  set_managed_fields(merged, managers);
   return merged;
 }
 
