@@ -131,8 +131,9 @@ spec:
 GATED = f"\n      readinessGates: [{{conditionType: {GATE}}}]"
 
 
-@unittest.skipUnless(KUBESIM and KUBECTL, "needs lpk-kubesim (argument) and kubectl on PATH")
-class ControllersTest(unittest.TestCase):
+class KubesimTestCase(unittest.TestCase):
+    """One kubesim per class, a fresh namespace per test, kubectl helpers; no tests of its
+    own (kubesim_kubectl_e2e.py builds on it too)."""
     sim = None
 
     @classmethod
@@ -177,6 +178,10 @@ class ControllersTest(unittest.TestCase):
 
     def pods(self, app):
         return self.sim.get("-n", self.ns, "pods", "-l", f"app={app}")["items"]
+
+
+@unittest.skipUnless(KUBESIM and KUBECTL, "needs lpk-kubesim (argument) and kubectl on PATH")
+class ControllersTest(KubesimTestCase):
 
     # Deployment annotations reach its ReplicaSets but for last-applied-configuration and the
     # revision annotations (copyDeploymentAnnotationsToReplicaSet / skipCopyAnnotation).

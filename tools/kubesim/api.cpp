@@ -61,8 +61,7 @@ awaitable<bool> Api::handle(Request& req, TlsStream& stream, const Identity& who
   auto q = parse_query(qm == std::string::npos ? "" : std::string_view(target).substr(qm + 1));
   bool keep = req.keep_alive();
   spdlog::debug("kubesim: {} {} by {}", std::string(req.method_string()), target, who.user);
-  auto attrs =
-      request_attributes(std::string(req.method_string()), path, q, who.user, who.groups);
+  auto attrs = request_attributes(std::string(req.method_string()), path, q, who.user, who.groups);
   if (!authorize(rest_.store(), attrs).allowed) {
     co_await write_json(stream, req, http::status::forbidden,
                         forbidden_error(attrs).status().dump(), keep);
@@ -138,11 +137,29 @@ std::optional<json> Api::act(const Request& req, const Route& r, const Identity&
                    "the server does not allow this method on the requested resource");
   }
   if (plural == "serviceaccounts" && r.sub == "token" && req.method() == http::verb::post) {
-    if (!tokens_) throw ApiError(404, "NotFound", "the server could not find the requested resource");
+    if (!tokens_)
+      throw ApiError(404, "NotFound", "the server could not find the requested resource");
     return token_request(rest_.store(), *tokens_, r, body);
   }
   return std::nullopt;
 }
+
+namespace {
+
+// strconv.ParseBool, as the apiserver parses query booleans (Python sends "True").
+bool parse_bool(const std::string& v) {
+  static const std::set<std::string> kTrue = {"1", "t", "T", "true", "TRUE", "True"};
+  return kTrue.count(v) > 0;
+}
+
+// ?fieldManager=, else the program part of the User-Agent (fieldmanager's
+// prefixFromUserAgent: "kubectl/v1.32 (linux/amd64)" is "kubectl"), at most 128 bytes.
+std::string field_manager(const std::string& param, std::string_view user_agent) {
+  if (!param.empty()) return param;
+  return std::string(user_agent.substr(0, std::min(user_agent.find('/'), size_t{128})));
+}
+
+}  // namespace
 
 awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
                               const std::map<std::string, std::string>& q, const Identity& who) {
@@ -185,14 +202,13 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
   }
   std::vector<std::string> warnings;
   bool strict = param("fieldValidation") == "Strict";
+  std::string manager = field_manager(param("fieldManager"), req[http::field::user_agent]);
   json out;
   http::status code = http::status::ok;
   switch (req.method()) {
     case http::verb::get:
       if (r.name.empty()) {
-        // strconv.ParseBool, as the apiserver parses query booleans (Python sends "True").
-        static const std::set<std::string> kTrue = {"1", "t", "T", "true", "TRUE", "True"};
-        if (kTrue.count(param("watch"))) {
+        if (parse_bool(param("watch"))) {
           co_return co_await serve_watch(req, stream, r, q);
         }
         auto res = rest_.list(*r.type, r.ns, param("labelSelector"), param("fieldSelector"));
@@ -210,15 +226,20 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
       }
       break;
     case http::verb::post:
-      out = rest_.create(r, req.body(), strict, warnings);
+      out = rest_.create(r, req.body(), strict, warnings, manager);
       code = http::status::created;
       break;
     case http::verb::put:
-      out = rest_.update(r, req.body(), strict, warnings);
+      out = rest_.update(r, req.body(), strict, warnings, manager);
       break;
-    case http::verb::patch:
-      out = rest_.patch(r, std::string(req[http::field::content_type]), req.body());
-      break;
+    case http::verb::patch: {
+      // An apply must name its manager; other writes default to the User-Agent's.
+      std::string ct(req[http::field::content_type]);
+      bool apply = ct.rfind("application/apply-patch+yaml", 0) == 0;
+      out = rest_.patch(
+          r, ct, req.body(),
+          {apply ? param("fieldManager") : manager, parse_bool(param("force")), strict}, warnings);
+    } break;
     case http::verb::delete_: {
       bool orphan = param("propagationPolicy") == "Orphan";
       json body = json::parse(req.body(), nullptr, false);

@@ -11,13 +11,35 @@ json apply_merge_patch(const json& target, const json& patch) {
   return out;
 }
 
+namespace {
+
+// The wording of the json-patch library the apiserver uses (evanphx/json-patch) for the
+// failures a client meets most; others keep nlohmann's text.
+std::string json_patch_error(const json& op, const json::exception& e) {
+  std::string path = op.value("path", "");
+  std::string kind = op.value("op", "");
+  std::string key = path.substr(path.rfind('/') + 1);
+  if (kind == "test") return "testing value " + path + " failed: test failed";
+  if (kind == "remove") return "Unable to remove nonexistent key: " + key + ": missing value";
+  if (kind == "replace")
+    return "replace operation does not apply: doc is missing key: " + path + ": missing value";
+  return e.what();
+}
+
+}  // namespace
+
 json apply_json_patch(const json& target, const json& ops) {
   if (!ops.is_array()) throw std::invalid_argument("json patch must be an array of operations");
-  try {
-    return target.patch(ops);
-  } catch (const json::exception& e) {
-    throw std::invalid_argument(e.what());
+  // One operation at a time, to say which failed; the result is used only if all succeed.
+  json out = target;
+  for (const auto& op : ops) {
+    try {
+      out = out.patch(json::array({op}));
+    } catch (const json::exception& e) {
+      throw std::invalid_argument(op.is_object() ? json_patch_error(op, e) : e.what());
+    }
   }
+  return out;
 }
 
 std::string merge_key_for(const std::string& field, const json& sample) {

@@ -1,5 +1,6 @@
 #include "tools/kubesim/rest.hpp"
 
+#include "tools/kubesim/apply.hpp"
 #include "tools/kubesim/patch.hpp"
 #include "tools/kubesim/selectors.hpp"
 #include "tools/kubesim/status.hpp"
@@ -16,10 +17,10 @@ std::vector<std::string> selectable_fields(const ResourceType& t) {
   if (t.plural == "namespaces") supported.push_back("status.phase");
   if (t.plural == "events") {
     // The apiserver's event field set (pkg/registry/core/event/strategy.go ToSelectableFields).
-    for (const char* f : {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-                          "involvedObject.uid", "involvedObject.apiVersion",
-                          "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-                          "reportingComponent", "source", "type"}) {
+    for (const char* f :
+         {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+          "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+          "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}) {
       supported.push_back(f);
     }
   }
@@ -100,7 +101,7 @@ json Rest::decode(const Route& r, const std::string& body, bool strict,
 }
 
 json Rest::create(const Route& r, const std::string& body, bool strict,
-                  std::vector<std::string>& warnings) {
+                  std::vector<std::string>& warnings, const std::string& manager) {
   json obj = decode(r, body, strict, warnings);
   if (!r.name.empty())
     throw ApiError(405, "MethodNotAllowed",
@@ -108,16 +109,18 @@ json Rest::create(const Route& r, const std::string& body, bool strict,
   for (const char* f : {"uid", "resourceVersion", "creationTimestamp", "generation"}) {
     obj["metadata"].erase(f);
   }
-  return create_object(*r.type, std::move(obj));
+  obj["metadata"].erase("managedFields");
+  return create_object(*r.type, std::move(obj), manager);
 }
 
-json Rest::create_object(const ResourceType& t, json obj) {
+json Rest::create_object(const ResourceType& t, json obj, const std::string& manager) {
   obj = admit(t, std::move(obj), std::nullopt, store_, opts_);
+  if (!manager.empty()) obj = record_update(nullptr, std::move(obj), manager, t.api_version());
   return store_.create(t.plural, std::move(obj));
 }
 
 json Rest::update(const Route& r, const std::string& body, bool strict,
-                  std::vector<std::string>& warnings) {
+                  std::vector<std::string>& warnings, const std::string& manager) {
   json obj = decode(r, body, strict, warnings);
   std::string name = obj["metadata"].value("name", "");
   if (name != r.name) {
@@ -125,12 +128,19 @@ json Rest::update(const Route& r, const std::string& body, bool strict,
                       r.name + ")");
   }
   json old = get(r);
-  return write_update(r, std::move(obj), old);
+  return write_update(r, std::move(obj), old, manager);
 }
 
-json Rest::write_update(const Route& r, json obj, const json& old) {
+json Rest::write_update(const Route& r, json obj, const json& old, const std::string& manager) {
   bool status_only = r.sub == "status";
+  // An update that leaves managedFields out keeps them (fieldmanager does the same).
+  if (!obj["metadata"].contains("managedFields") && old["metadata"].contains("managedFields")) {
+    obj["metadata"]["managedFields"] = old["metadata"]["managedFields"];
+  }
   if (!status_only) obj = admit(*r.type, std::move(obj), old, store_, opts_);
+  if (!status_only && !manager.empty()) {
+    obj = record_update(old, std::move(obj), manager, r.type->api_version());
+  }
   return store_.update(r.type->plural, std::move(obj), status_only);
 }
 
@@ -138,7 +148,40 @@ json Rest::update_object(const ResourceType& t, json obj, bool status_only) {
   return store_.update(t.plural, std::move(obj), status_only);
 }
 
-json Rest::patch(const Route& r, const std::string& content_type, const std::string& body) {
+json Rest::server_side_apply(const Route& r, const std::string& body, const PatchOptions& opts,
+                             std::vector<std::string>& warnings) {
+  // The apiserver's handler refuses these before it looks at the body.
+  if (opts.field_manager.empty()) {
+    throw bad_request("PATCH requests of type apply-patch+yaml require a fieldManager");
+  }
+  if (!r.sub.empty()) throw bad_request("kubesim applies server-side to main resources only");
+  // kubectl sends JSON, which is YAML too; kubesim reads no other YAML.
+  if (json::parse(body, nullptr, false).is_discarded()) {
+    throw bad_request("kubesim reads apply configurations written as JSON only");
+  }
+  json config = decode(r, body, opts.strict, warnings);
+  if (config["metadata"].value("name", "") != r.name) {
+    throw bad_request("the name of the object (" + config["metadata"].value("name", "") +
+                      ") does not match the name on the URL (" + r.name + ")");
+  }
+  auto live = store_.get(r.type->plural, r.ns, r.name);
+  ApplyRequest req{opts.field_manager, opts.force, r.type->api_version()};
+  json next;
+  try {
+    next = lpk::kubesim::server_side_apply(live ? *live : json(), config, req);
+  } catch (const std::invalid_argument& e) {
+    throw ApiError(422, "Invalid", e.what());
+  }
+  // Apply recorded its own ownership: no Update manager on top.
+  if (!live) return create_object(*r.type, std::move(next));
+  return write_update(r, std::move(next), *live, "");
+}
+
+json Rest::patch(const Route& r, const std::string& content_type, const std::string& body,
+                 const PatchOptions& opts, std::vector<std::string>& warnings) {
+  if (content_type.rfind("application/apply-patch+yaml", 0) == 0) {
+    return server_side_apply(r, body, opts, warnings);
+  }
   json old = get(r);
   json p = json::parse(body, nullptr, false);
   if (p.is_discarded()) throw bad_request("invalid JSON in patch body");
@@ -169,7 +212,7 @@ json Rest::patch(const Route& r, const std::string& content_type, const std::str
   if (!p.is_object() || !p.contains("metadata") || !p["metadata"].contains("resourceVersion")) {
     next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
   }
-  return write_update(r, std::move(next), old);
+  return write_update(r, std::move(next), old, opts.field_manager);
 }
 
 void Rest::collect_dependents(const std::string& uid, bool orphan) {

@@ -24,6 +24,13 @@ struct ListResult {
 /// The fields ?fieldSelector= accepts for a type (lists and watches alike).
 std::vector<std::string> selectable_fields(const ResourceType& t);
 
+/// What a PATCH's query says beyond its body (server-side apply reads all three).
+struct PatchOptions {
+  std::string field_manager;  // ?fieldManager=, else the User-Agent's program
+  bool force = false;         // ?force=true
+  bool strict = false;        // ?fieldValidation=Strict
+};
+
 class Rest {
  public:
   Rest(Store& store, AdmitOptions opts);
@@ -34,16 +41,21 @@ class Rest {
                   const std::string& field_selector) const;
   /// body is the raw request body. strict: fieldValidation=Strict. Unknown fields are
   /// appended to warnings otherwise.
+  /// manager: who writes, recorded in managedFields (operation Update).
   json create(const Route& r, const std::string& body, bool strict,
-              std::vector<std::string>& warnings);
+              std::vector<std::string>& warnings, const std::string& manager);
   json update(const Route& r, const std::string& body, bool strict,
-              std::vector<std::string>& warnings);
-  json patch(const Route& r, const std::string& content_type, const std::string& body);
+              std::vector<std::string>& warnings, const std::string& manager);
+  /// application/apply-patch+yaml is server-side apply (apply.hpp): it creates a missing
+  /// object and throws 409 on conflicts with other field managers.
+  json patch(const Route& r, const std::string& content_type, const std::string& body,
+             const PatchOptions& opts, std::vector<std::string>& warnings);
   /// Deletes the object and, unless orphan, everything it owns (ownerReferences).
   json remove(const Route& r, bool orphan);
 
-  /// Creates an object built by a controller (already a JSON object).
-  json create_object(const ResourceType& t, json obj);
+  /// Creates an object built by a controller (already a JSON object); a non-empty manager
+  /// is recorded in managedFields.
+  json create_object(const ResourceType& t, json obj, const std::string& manager = "");
   /// Writes an object built by a controller, status included when status_only.
   json update_object(const ResourceType& t, json obj, bool status_only = false);
 
@@ -58,7 +70,9 @@ class Rest {
  private:
   json decode(const Route& r, const std::string& body, bool strict,
               std::vector<std::string>& warnings) const;
-  json write_update(const Route& r, json obj, const json& old);
+  json write_update(const Route& r, json obj, const json& old, const std::string& manager);
+  json server_side_apply(const Route& r, const std::string& body, const PatchOptions& opts,
+                         std::vector<std::string>& warnings);
   void collect_dependents(const std::string& uid, bool orphan);
 
   Store& store_;
