@@ -168,24 +168,6 @@ tunnel::Result<void> remove_imported_file(const fs::path& root,
   return {};
 }
 
-FilesReport write_imported_files(const std::vector<tunnel::AgentFile>& files,
-                                 const fs::path& session_dir) {
-  FilesReport report;
-  report.root = session_dir / "files";
-  if (auto root = make_private_dir(report.root); !root) {
-    for (const auto& file : files) report.failed.emplace_back(file.path, root.error().message);
-    return report;
-  }
-  for (const auto& file : files) {
-    if (auto written = write_imported_file(report.root, file.path, file.mode, file.bytes)) {
-      report.written.push_back(file.path);
-    } else {
-      report.failed.emplace_back(file.path, written.error().message);
-    }
-  }
-  return report;
-}
-
 EnvMap lpk_variables(const std::string& session, const fs::path& files_root) {
   return {{kFilesRootVariable, files_root.string()}, {kSessionVariable, session}};
 }

@@ -67,13 +67,6 @@ struct LinkRewrite {
 /// `a` port and service `a-service`), the later one in `services` wins.
 LinkRewrite rewrite_service_links(EnvMap& env, const std::vector<LinkedService>& services);
 
-/// What write_imported_files did.
-struct FilesReport {
-  std::filesystem::path root;                               ///< <session dir>/files
-  std::vector<std::string> written;                         ///< container paths, in input order
-  std::vector<std::pair<std::string, std::string>> failed;  ///< container path, reason
-};
-
 /// Writes one file of the container (`container_path` absolute, as mounted) to
 /// root/<container_path>, creating directories 0700.
 ///
@@ -94,11 +87,6 @@ tunnel::Result<void> write_imported_file(const std::filesystem::path& root,
 /// by write_imported_file.
 tunnel::Result<void> remove_imported_file(const std::filesystem::path& root,
                                           const std::string& container_path);
-
-/// Writes every file of `files` under <session_dir>/files, creating it 0700. A file that cannot
-/// be written is reported in `failed`, the others are still written.
-FilesReport write_imported_files(const std::vector<tunnel::AgentFile>& files,
-                                 const std::filesystem::path& session_dir);
 
 /// The variables lpk adds for the child: LPK_FILES_ROOT, LPK_SESSION.
 EnvMap lpk_variables(const std::string& session, const std::filesystem::path& files_root);

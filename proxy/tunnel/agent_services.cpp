@@ -157,37 +157,31 @@ std::string encode_files_update(const FilesUpdate& update) {
   return dump(doc) + "\n";
 }
 
-Result<FilesUpdate> parse_files_update(std::string_view line) {
-  auto doc = Json::parse(line.begin(), line.end(), nullptr, false);
+// One JSON text read by `read` into a T; `what` names it in the Problem.
+template <class T>
+Result<T> parse_with(std::string_view text, const std::string& what, const char* hint,
+                     bool (Reader::*read)(const Json&, T&)) {
+  auto doc = Json::parse(text.begin(), text.end(), nullptr, false);
   if (doc.is_discarded()) {
     return Problem{make_error_code(Error::bad_document),
-                   "a files update from the agent is not valid JSON (" +
-                       std::to_string(line.size()) + " bytes)"};
+                   what + " is not valid JSON (" + std::to_string(text.size()) + " bytes)" + hint};
   }
-  FilesUpdate update;
+  T out;
   Reader reader;
-  if (!reader.update(doc, update)) {
-    return Problem{make_error_code(Error::bad_document),
-                   "a files update from the agent is malformed: " + reader.why};
+  if (!(reader.*read)(doc, out)) {
+    return Problem{make_error_code(Error::bad_document), what + " is malformed: " + reader.why};
   }
-  return update;
+  return out;
+}
+
+Result<FilesUpdate> parse_files_update(std::string_view line) {
+  return parse_with<FilesUpdate>(line, "a files update from the agent", "", &Reader::update);
 }
 
 Result<AgentEnvironment> parse_environment(std::string_view document) {
-  auto doc = Json::parse(document.begin(), document.end(), nullptr, false);
-  if (doc.is_discarded()) {
-    return Problem{make_error_code(Error::bad_document),
-                   "the agent's environment is not valid JSON (" +
-                       std::to_string(document.size()) +
-                       " bytes); the agent and lpk-proxy may be of different versions"};
-  }
-  AgentEnvironment env;
-  Reader reader;
-  if (!reader.document(doc, env)) {
-    return Problem{make_error_code(Error::bad_document),
-                   "the agent's environment is malformed: " + reader.why};
-  }
-  return env;
+  return parse_with<AgentEnvironment>(
+      document, "the agent's environment",
+      "; the agent and lpk-proxy may be of different versions", &Reader::document);
 }
 
 bool is_service_name(std::string_view host) {

@@ -1,5 +1,7 @@
 #include "proxy/connect/environment.hpp"
 
+#include "proxy/connect/file_sync.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -319,15 +321,15 @@ TEST_F(FilesTest, ImportedFilesLandUnderTheRootWithOwnerOnlyModes) {
       {"/etc/../../escape", 0644, "x"},
       {"/etc/config/", 0644, "x"},
   };
-  auto report = write_imported_files(files, root_ / "session");
-  EXPECT_EQ(report.root, root_ / "session" / "files");
+  FileMirror mirror(root_ / "session" / "files");
+  auto report = mirror.apply({true, files, {}, {}});
   EXPECT_EQ(report.written.size(), 4u);
   ASSERT_EQ(report.failed.size(), 3u);
   EXPECT_EQ(report.failed[0].first, "relative/path");
   EXPECT_EQ(report.failed[1].first, "/etc/../../escape");
   EXPECT_FALSE(fs::exists(root_ / "escape"));
 
-  auto base = report.root;
+  auto base = mirror.root();
   EXPECT_EQ(mode_of(base), 0700u);
   EXPECT_EQ(mode_of(base / "etc" / "config"), 0700u);
   EXPECT_EQ(read(base / "etc/config/app.yaml"), "port: 80\n");
@@ -339,7 +341,7 @@ TEST_F(FilesTest, ImportedFilesLandUnderTheRootWithOwnerOnlyModes) {
 
   // A second import over the first (read-only files included) replaces the content.
   std::vector<File> again = {{"/var/run/secrets/db/password", 0400, "rotated"}};
-  auto second = write_imported_files(again, root_ / "session");
+  auto second = mirror.apply({false, again, {}, {}});
   EXPECT_TRUE(second.failed.empty());
   EXPECT_EQ(read(base / "var/run/secrets/db/password"), "rotated");
 }
