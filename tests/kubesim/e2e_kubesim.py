@@ -332,6 +332,28 @@ class RealPods(KubectlWorkflow, unittest.TestCase):
                      "Sec-WebSocket-Protocol": "v5.channel.k8s.io"})
         self.assertEqual((code, body), (403, b""))
 
+    def test_pods_gateway_keeps_its_mac_as_pods_come_and_go(self):
+        # The e2e_connect flake of issue 9: a bridge takes the lowest MAC of its ports, so
+        # deleting one pod changed the gateway MAC under every other pod, whose neighbour
+        # cache kept the old one: their DNS and service traffic vanished for ~30 s.
+        node = next(n for n in self.sim.netns() if n.endswith("-node"))
+
+        def gateway_mac():
+            out = subprocess.run(["ip", "-n", node, "-j", "link", "show", "kubesim0"],
+                                 capture_output=True, text=True, check=True).stdout
+            return json.loads(out)[0]["address"]
+
+        before = gateway_mac()
+        seen = set()
+        for name in ("gw-a", "gw-b", "gw-c"):
+            self.run_pod(name, ["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"], 7000)
+            seen.add(gateway_mac())
+        for name in ("gw-a", "gw-b"):
+            self.sim.kubectl("delete", "pod", name, "--grace-period=0", "--wait=true")
+            seen.add(gateway_mac())
+        self.sim.kubectl("delete", "pod", "gw-c", "--grace-period=0", "--wait=true")
+        self.assertEqual(seen, {before}, "the pods' gateway changed its MAC")
+
     def test_cluster_ip_and_dns_from_pod_not_from_host(self):
         s = self.sim
         self.run_pod("web", ["nginx", "-g", "daemon off;"], 80)

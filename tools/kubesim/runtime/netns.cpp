@@ -81,7 +81,11 @@ void create_node_netns() {
   std::string ns = node_netns();
   run_ip({"netns", "add", ns});
   run_ip({"-n", ns, "link", "set", "lo", "up"});
-  run_ip({"-n", ns, "link", "add", kBridge, "type", "bridge"});
+  // A bridge without an address of its own takes the lowest MAC of its ports and changes it
+  // when that port goes: deleting one pod would move the pods' gateway to a new MAC while
+  // their neighbour caches keep the old one, and their packets to the node (cluster DNS,
+  // service addresses) vanish for up to half a minute. A node's gateway keeps its MAC.
+  run_ip({"-n", ns, "link", "add", kBridge, "address", kBridgeMac, "type", "bridge"});
   run_ip({"-n", ns, "addr", "add", std::string(kNodeIp) + "/16", "dev", kBridge});
   run_ip({"-n", ns, "link", "set", kBridge, "up"});
   // Any address of the service range is local in the node: service proxies bind ClusterIPs.

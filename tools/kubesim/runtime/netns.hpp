@@ -14,6 +14,8 @@ namespace lpk::kubesim {
 inline constexpr const char* kNetnsPrefix = "kubesim-";
 inline constexpr const char* kBridge = "kubesim0";
 inline constexpr const char* kNodeIp = "10.244.0.1";
+/// Locally administered, fixed: the pods' gateway MAC never changes (see create_node_netns).
+inline constexpr const char* kBridgeMac = "02:6b:73:00:00:01";
 
 /// The instance tag of a state directory: 8 hex digits of a hash of its absolute path.
 std::string instance_tag(const std::filesystem::path& state_dir);
