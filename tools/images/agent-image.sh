@@ -10,6 +10,7 @@
 # stage; tests/images/test_agent_image.py checks that the two agree.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/images/lib.sh
 source "$here/lib.sh"
 (($# == 2 || $# == 3)) || images_fail "usage: agent-image.sh BUILD_DIR OUT_DIR [REF]"
 build=$(cd "$1" && pwd) || images_fail "$1: no such build directory"

@@ -8,6 +8,7 @@
 #   tools/images/agent-rootfs.sh BINARY ROOTFS
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/images/lib.sh
 source "$here/lib.sh"
 (($# == 2)) || images_fail "usage: agent-rootfs.sh BINARY ROOTFS"
 binary=$1 rootfs=$2

@@ -9,6 +9,7 @@
 # Debian 12's nginx 1.22 and redis 7.0 whatever the tag says: the refs are the manifests'.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/images/lib.sh
 source "$here/lib.sh"
 (($# >= 2)) || images_fail "usage: demo-images.sh BUILD_DIR OUT_DIR [nginx|redis|busybox|demo-api]..."
 build=$(cd "$1" && pwd) || images_fail "$1: no such build directory"
