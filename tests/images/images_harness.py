@@ -135,11 +135,11 @@ class NetNs:
         self.run("ip", "addr", "add", cidr, "dev", "lo")
 
 
-def configure_bundle(bundle, image, netns=None, args=None, env=(), binds=()):
+def configure_bundle(bundle, image, netns=None, args=None, env=(), binds=(), read_only=False):
     """Edits umoci's config.json the way a kubelet would run the container: no terminal, the
     pod's args after the image's entrypoint (replacing its cmd), the pod's env after the
     image's, containerd's default capabilities (effective only for root), read-only binds
-    (volumes), and the network namespace NETNS."""
+    (volumes), the network namespace NETNS, and readOnlyRootFilesystem as READ_ONLY."""
     path = os.path.join(bundle, "config.json")
     with open(path) as f:
         c = json.load(f)
@@ -157,6 +157,7 @@ def configure_bundle(bundle, image, netns=None, args=None, env=(), binds=()):
             ns["path"] = f"/var/run/netns/{netns.name}"
     c["mounts"] += [{"destination": dst, "source": src, "type": "bind",
                      "options": ["rbind", "ro"]} for src, dst in binds]
+    c["root"]["readonly"] = read_only
     with open(path, "w") as f:
         json.dump(c, f)
 

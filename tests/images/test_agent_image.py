@@ -83,18 +83,37 @@ class AgentImage(unittest.TestCase):
                         c.proc.describe())
 
     def test_runs_as_10001_from_the_image(self):
+        # Read-only: a pod with readOnlyRootFilesystem keeps it when lpk patches in the agent.
         ns = h.NetNs()
         self.addCleanup(ns.delete)
-        c = self.container(netns=ns).start()
+        c = self.container(netns=ns, read_only=True).start()
         c.proc.wait_line(r"^tunnel 127\.0\.0\.1:4590$", timeout=10)
         pid = c.pid()
         self.assertEqual(h.proc_ids(pid), [10001] * 4)
         # The running program is the image's file, not the host's build output.
         self.assertEqual(os.stat(f"/proc/{pid}/exe").st_ino,
                          os.stat(os.path.join(c.bundle, "rootfs", AGENT[1:])).st_ino)
+        with open(f"/proc/{pid}/mountinfo") as f:
+            root = next(l.split() for l in f if l.split()[4] == "/")
+        self.assertIn("ro", root[5].split(","), root)
         self.assertIn("127.0.0.1:4590", ns.run("ss", "-Hltn").stdout)
         c.proc.stop()
         self.assertEqual(c.left(), [])
+
+    def test_missing_tool_or_argument_is_one_line(self):
+        # A PATH with what the script runs before it looks for its tools, and no buildah.
+        bin_dir = os.path.join(self.tmp, "bin-without-buildah")
+        os.makedirs(bin_dir, exist_ok=True)
+        for tool in ("bash", "dirname", "sed"):
+            if not os.path.exists(os.path.join(bin_dir, tool)):
+                os.symlink(shutil.which(tool), os.path.join(bin_dir, tool))
+        script = os.path.join(h.TOOLS, "agent-image.sh")
+        for args, env, line in (
+                ([h.BUILD_DIR, self.tmp], {"PATH": bin_dir},
+                 "images: buildah is missing: run tools/install-deps.sh"),
+                ([], None, "images: usage: agent-image.sh BUILD_DIR OUT_DIR [REF]")):
+            r = subprocess.run(["bash", script, *args], capture_output=True, text=True, env=env)
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (1, "", line + "\n"))
 
     def test_dockerfile_final_stage_builds_the_same_image(self):
         stages = dockerfile_stages(os.path.join(h.ROOT, "agent", "Dockerfile"))
