@@ -19,9 +19,13 @@ peer_pkgs=(
   iproute2 procps psmisc python3 python3-kubernetes python3-dotenv
   microsocks tinyproxy stunnel4 openssl   # port-forward through socks5 and https proxies
 )
+# OCI images built from scratch and run without Docker or a registry (tools/images,
+# tests/images): buildah builds, skopeo pushes, umoci unpacks, crun runs; busybox-static is the
+# demo's client image and the redis image's /bin/sh.
+image_pkgs=(buildah skopeo umoci crun busybox-static)
 
 missing=()
-for p in "${build_pkgs[@]}" "${peer_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${peer_pkgs[@]}" "${image_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 # kubectl: keep the one the machine has, otherwise Debian's kubernetes-client.
