@@ -103,6 +103,37 @@ SessionRecord prepare_takeover(Takeover& takeover, SessionPlan& plan,
   return record;
 }
 
+/// An outbound-only session (no --service): its own agent Deployment is the workload its record
+/// names, so that every way a session ends (or is repaired) deletes it.
+SessionRecord prepare_outbound(Takeover& takeover, SessionPlan& plan,
+                               const kube::LoadOptions& kube) {
+  takeover.remove_secrets_of_dead_sessions(plan.ns);
+  plan.target = takeover.outbound_target(plan.ns, plan.session_id);
+  SessionRecord record{SessionOwner::current(plan.session_id), plan.target.workload,
+                       kube.kubeconfig, kube.context};
+  record.save();
+  return record;
+}
+
+/// Starts the session's agents (in place of the service's container, or in a Deployment of
+/// their own when `outbound_only`) and waits for them. On failure: says why, restores, false.
+bool start_agents(Takeover& takeover, SessionPlan& plan, const TakeoverOptions& wanted,
+                  const SessionRecord& record, bool outbound_only) {
+  try {
+    if (outbound_only) {
+      takeover.install_outbound_agent(plan.target, wanted, record.owner);
+    } else {
+      takeover.install_agent(plan.target, wanted, record.owner);
+    }
+    plan.agent_pods = takeover.wait_for_agents(plan.target, wanted);
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
+    restore_or_explain(takeover, record, wanted.rollout_timeout);
+    return false;
+  }
+}
+
 /// Serves the session; a failure is printed and becomes exit code 1.
 int serve_session(SessionPlan& plan, kube::Client& client) {
   try {
@@ -193,8 +224,11 @@ int run_connect(const std::vector<std::string>& args) {
   plan.session_id = tunnel::to_hex(tunnel::random_session_id()).substr(0, 8);
   auto log_path = setup_logging(plan.session_id, options.log_level);
   auto progress = console::Progress::for_stdout();
-  progress.step("lpk session " + plan.session_id + ": connecting service " + options.service +
-                " in namespace " + plan.ns + (log_path.empty() ? "" : " (logs: " + log_path + ")"));
+  const bool outbound_only = options.service.empty();
+  progress.step("lpk session " + plan.session_id + ": connecting " +
+                (outbound_only ? "to namespace " + plan.ns + " (outbound only)"
+                               : "service " + options.service + " in namespace " + plan.ns) +
+                (log_path.empty() ? "" : " (logs: " + log_path + ")"));
 
   catch_interrupts();
   Takeover takeover(*client, progress);
@@ -204,22 +238,16 @@ int run_connect(const std::vector<std::string>& args) {
                          options.dead_link_timeout, options.resume_grace, plan.secret};
   SessionRecord record;
   try {
-    record = prepare_takeover(takeover, plan, wanted, options.kube);
+    record = outbound_only ? prepare_outbound(takeover, plan, options.kube)
+                           : prepare_takeover(takeover, plan, wanted, options.kube);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  try {
-    takeover.install_agent(plan.target, wanted, record.owner);
-    plan.agent_pods = takeover.wait_for_agents(plan.target, wanted);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
-    restore_or_explain(takeover, record, options.timeout);
-    return 1;
-  }
+  if (!start_agents(takeover, plan, wanted, record, outbound_only)) return 1;
   int code = serve_session(plan, *client);
   if (!restore_or_explain(takeover, record, options.timeout)) return code ? code : 1;
   progress.step("session " + plan.session_id + " ended; " + record.workload.describe() +
-                " is as it was");
+                (outbound_only ? " is removed" : " is as it was"));
   return code;
 }
 

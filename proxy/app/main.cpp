@@ -20,6 +20,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: lpk-proxy connect --service NAME [-n NS] [options] [-- COMMAND ARGS...]\n"
     "                                                  run a service of the cluster locally\n"
+    "       lpk-proxy connect [-n NS] [options] [-- COMMAND ARGS...]\n"
+    "                                                  reach the cluster's services by name\n"
     "       lpk-proxy status|env|diagnostics [--session ID] [--json]\n"
     "                                                  ask a running session\n"
     "       lpk-proxy restore [--all]                   put back what a crashed session left\n"

@@ -204,7 +204,14 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else throw invalid_argument("unknown flag " + flag);
   };
   for_each_flag(args, handle, &o.command);
-  if (o.service.empty()) throw invalid_argument("--service NAME is required");
+  // Outbound only: no container of the application is replaced, so nothing arrives inbound.
+  if (o.service.empty() && (o.inbound.any_port || !o.inbound.by_remote.empty())) {
+    throw invalid_argument("--local-port needs --service: without one nothing is replaced, so "
+                           "no traffic of the cluster comes in");
+  }
+  if (o.service.empty() && !o.container.empty()) {
+    throw invalid_argument("--container needs --service: it names the container to replace");
+  }
   return o;
 }
 

@@ -67,7 +67,7 @@ boost::asio::ip::udp::endpoint parse_dns_listen(const std::string& value);
 // ---- connect --------------------------------------------------------------------------------
 
 struct ConnectOptions {
-  std::string service;                       // --service (required)
+  std::string service;                       // --service; empty: outbound only (own agent)
   kube::LoadOptions kube;                    // --kubeconfig, --context, -n/--namespace
   std::vector<std::string> extra_namespaces; // --also-namespace: more services to map
   InboundRoutes inbound;                     // --local-port PORT | LOCAL:REMOTE
@@ -88,12 +88,14 @@ struct ConnectOptions {
 };
 
 inline constexpr const char* kConnectUsage =
-    "usage: lpk-proxy connect --service NAME [-n NS] [--kubeconfig FILE] [--context NAME]\n"
+    "usage: lpk-proxy connect [--service NAME] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
     "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
     "           [--zone ZONE] [--resolv-conf PATH] [--file-limit BYTES] [--timeout SECONDS]\n"
     "           [--dead-link-timeout DURATION] [--resume-grace DURATION] [--secret-file PATH]\n"
-    "           [--log-level LEVEL] [-- COMMAND ARGS...]";
+    "           [--log-level LEVEL] [-- COMMAND ARGS...]\n"
+    "Without --service, nothing is replaced: an agent Deployment of the session's own gives\n"
+    "every service of the namespaces a local name and address (outbound only).";
 
 ConnectOptions parse_connect_options(std::span<const std::string> args);
 

@@ -71,4 +71,38 @@ json tunnel_secret(const WorkloadRef& ref, const json& object, const std::string
   return s;
 }
 
+std::string outbound_deployment_name(const std::string& session_id) {
+  return "lpk-outbound-" + session_id;
+}
+
+json outbound_deployment(const std::string& ns, const std::string& session_id,
+                         const AgentSpec& agent) {
+  const json labels = {{"app.kubernetes.io/name", "lpk-agent"},
+                       {"app.kubernetes.io/managed-by", "lpk"},
+                       {kSessionLabel, session_id}};
+  const std::string container = "lpk-agent";
+  json pod_template = {{"metadata", {{"labels", labels}}},
+                       {"spec", {{"containers", json::array({{{"name", container}}})}}}};
+  pod_template = agent_template(pod_template, container, agent);
+  pod_template["metadata"]["annotations"][kSessionAnnotation] = agent.session;
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "Deployment"},
+          {"metadata",
+           {{"name", outbound_deployment_name(session_id)},
+            {"namespace", ns},
+            {"labels", labels},
+            {"annotations",
+             {{kCreatedBySessionAnnotation, session_id}, {kSessionAnnotation, agent.session}}}}},
+          {"spec",
+           {{"replicas", 0},
+            {"selector", {{"matchLabels", {{kSessionLabel, session_id},
+                                           {"app.kubernetes.io/name", "lpk-agent"}}}}},
+            {"template", pod_template}}}};
+}
+
+bool created_by_session(const json& object) {
+  return field(field(field(object, "metadata"), "annotations"), kCreatedBySessionAnnotation)
+      .is_string();
+}
+
 }  // namespace lpk::proxy

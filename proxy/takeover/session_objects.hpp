@@ -36,4 +36,17 @@ nlohmann::json tunnel_secret(const WorkloadRef& ref, const nlohmann::json& objec
                              const std::string& session_id, const std::string& owner,
                              const std::string& secret);
 
+/// The Deployment an outbound-only session (connect with no --service) runs its agent in.
+std::string outbound_deployment_name(const std::string& session_id);
+
+/// That Deployment: one replica of lpk-agent as `agent` describes it, created with 0 replicas
+/// (its tunnel Secret, which the pod needs to start, is made next and owned by it). Its labels
+/// are lpk's own, so no Service of the application selects it; kCreatedBySessionAnnotation
+/// tells `restore` to delete it rather than put a template back.
+nlohmann::json outbound_deployment(const std::string& ns, const std::string& session_id,
+                                   const AgentSpec& agent);
+
+/// True when lpk created `object` for a session (kCreatedBySessionAnnotation).
+bool created_by_session(const nlohmann::json& object);
+
 }  // namespace lpk::proxy

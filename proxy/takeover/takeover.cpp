@@ -5,6 +5,8 @@
 #include <set>
 #include <thread>
 
+#include "proxy/takeover/session_objects.hpp"
+
 namespace lpk::proxy {
 
 using nlohmann::json;
@@ -301,6 +303,23 @@ void Takeover::remove_agent_replicasets(const WorkloadRef& ref, const json& depl
   }
 }
 
+void Takeover::remove_pods_the_controller_keeps(const WorkloadRef& ref, const json& object,
+                                                const json& original) {
+  // A ReplicaSet, and an OnDelete StatefulSet, replace no pod by themselves. A StatefulSet
+  // waits for its updated pod to be Ready before going on, even once the template is back
+  // (kubernetes#67250): an agent pod that never got ready (ImagePullBackOff) would block the
+  // revert for good. Those pods go; the controller makes them again from the original.
+  const bool replace_all =
+      ref.kind == WorkloadKind::replicaset || kube::updates_on_delete(ref.kind, object);
+  if (!replace_all && ref.kind != WorkloadKind::statefulset) return;
+  auto pods = list_pods(ref, object)["items"];
+  for (const auto& pod : pods) {
+    if (runs_template(pod, original)) continue;
+    if (!replace_all && kube::pod_ready(pod)) continue;
+    client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
+  }
+}
+
 bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, bool force) {
   json object;
   try {
@@ -309,6 +328,10 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
     if (e.code != 404) throw;
     progress_.step(ref.describe() + " no longer exists; nothing to restore");
     return false;
+  }
+  if (created_by_session(object)) {
+    remove_created_workload(ref, object, timeout);
+    return true;
   }
   auto original = original_template(ref, object);
   if (!original) return false;
@@ -332,20 +355,7 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
         if (!carries_original(object)) return false;
       }
     }
-    // A ReplicaSet, and an OnDelete StatefulSet, replace no pod by themselves. A StatefulSet
-    // waits for its updated pod to be Ready before going on, even once the template is back
-    // (kubernetes#67250): an agent pod that never got ready (ImagePullBackOff) would block the
-    // revert for good. Those pods go; the controller makes them again from the original.
-    const bool replace_all =
-        ref.kind == WorkloadKind::replicaset || kube::updates_on_delete(ref.kind, object);
-    if (replace_all || ref.kind == WorkloadKind::statefulset) {
-      auto pods = list_pods(ref, object)["items"];
-      for (const auto& pod : pods) {
-        if (runs_template(pod, *original)) continue;
-        if (!replace_all && kube::pod_ready(pod)) continue;
-        client_.remove(kube::resource_path("v1", ref.ns, "pods", pod["metadata"].value("name", "")));
-      }
-    }
+    remove_pods_the_controller_keeps(ref, object, *original);
   }
   remove_session_objects_of(ref, object);
   wait_rollout(ref, timeout,
@@ -368,7 +378,7 @@ std::vector<WorkloadRef> Takeover::changed_workloads(const std::string& ns) {
     auto list = client_.list(kube::resource_path(group_version_of(kind), ns, resource_of(kind)));
     for (const auto& item : list.value("items", json::array())) {
       const auto& meta = item["metadata"];
-      if (!carries_original(item)) continue;
+      if (!carries_original(item) && !created_by_session(item)) continue;
       // The Deployment controller copies a Deployment's annotations to its ReplicaSets: those
       // are restored with their Deployment, never on their own.
       auto owner = kube::controller_of(item);

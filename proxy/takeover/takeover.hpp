@@ -70,6 +70,15 @@ class Takeover {
   /// recreated; a ReplicaSet's pods are deleted so it makes new ones).
   void install_agent(TakeoverTarget& target, const TakeoverOptions& options, const SessionOwner& owner);
 
+  /// The target of an outbound-only session (connect with no --service) in `ns`: the agent
+  /// Deployment of its own that install_outbound_agent creates. Replaces nothing.
+  TakeoverTarget outbound_target(const std::string& ns, const std::string& session_id);
+
+  /// Creates that Deployment with 0 replicas, the tunnel Secret owned by it (so that deleting
+  /// the Deployment takes everything), then scales it to one replica.
+  void install_outbound_agent(TakeoverTarget& target, const TakeoverOptions& options,
+                              const SessionOwner& owner);
+
   /// Waits until every replica runs the agent and is ready; returns those pods.
   std::vector<nlohmann::json> wait_for_agents(const TakeoverTarget& target,
                                               const TakeoverOptions& options);
@@ -130,6 +139,13 @@ class Takeover {
   /// workload changes: pods referring to a missing Secret would not start.
   void create_session_objects(const TakeoverTarget& target, const TakeoverOptions& options,
                               const SessionOwner& owner, AgentSpec& agent);
+  /// After the original template is back: deletes the agent pods that the workload's controller
+  /// would not replace by itself (ReplicaSet, OnDelete, a StatefulSet's unready pods).
+  void remove_pods_the_controller_keeps(const WorkloadRef& ref, const nlohmann::json& object,
+                                        const nlohmann::json& original);
+  /// Restore of a workload a session created: deletes it and waits for its pods to go.
+  void remove_created_workload(const WorkloadRef& ref, const nlohmann::json& object,
+                               std::chrono::seconds timeout);
   /// Deletes `path`; already gone is fine.
   void remove_if_present(const std::string& path);
   /// Deletes what the session recorded on `object` created: the original's ConfigMap, the

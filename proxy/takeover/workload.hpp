@@ -43,6 +43,10 @@ inline constexpr const char* kSessionAnnotation = "lpk.dev/session";
 /// GitOps sync, `kubectl set image`) is not silently overwritten.
 inline constexpr const char* kAgentAnnotation = "lpk.dev/agent-template";
 
+/// On a workload a session created itself (connect with no --service: the agent Deployment of
+/// an outbound-only session): the session id. Restoring it means deleting it.
+inline constexpr const char* kCreatedBySessionAnnotation = "lpk.dev/created-by-session";
+
 /// A one-line problem with the service or workload, saying what to do.
 class WorkloadError : public std::runtime_error {
   using std::runtime_error::runtime_error;

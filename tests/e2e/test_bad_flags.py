@@ -69,6 +69,8 @@ class BadFlagsTest(unittest.TestCase):
             (["run", "--agent", "127.0.0.1:1", "--resume-grace", "2d"], "--resume-grace"),
             (["connect", "--service", "api", "--dead-link-timeout", "-1"], "--dead-link-timeout"),
             (["connect", "--service", "api", "--resume-grace", "10ms"], "--resume-grace"),
+            (["connect", "--local-port", "8080"], "--local-port"),  # outbound only: no inbound
+            (["connect", "--container", "api"], "--container"),
             (["run", "--agent", "nowhere"], None),
             (["run", "--agent", "127.0.0.1:70000"], "70000"),
             (["run", "--agent", "127.0.0.1:1", "--map", "127.0.0.1:70000=127.0.0.1:80"], "70000"),

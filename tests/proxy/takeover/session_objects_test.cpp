@@ -60,6 +60,30 @@ TEST(TunnelSecret, TheAgentReadsItByReferenceAndNeverSeesItInTheSpec) {
   }
 }
 
+TEST(OutboundAgent, ADeploymentOfItsOwnThatOnlyItsLabelsSelect) {
+  AgentSpec agent;
+  agent.session = R"({"id":"0b0b0b0b"})";
+  agent.secret_name = tunnel_secret_name("0b0b0b0b");
+  auto d = outbound_deployment("demo", "0b0b0b0b", agent);
+  EXPECT_EQ(d["metadata"]["name"], "lpk-outbound-0b0b0b0b");
+  EXPECT_EQ(d["metadata"]["namespace"], "demo");
+  EXPECT_TRUE(created_by_session(d));
+  EXPECT_FALSE(created_by_session(session_objects_deployment()));
+  EXPECT_EQ(d["spec"]["replicas"], 0) << "scaled up once its Secret exists";
+  // The selector picks the template's own pods, by lpk's labels only.
+  const auto& labels = d["spec"]["template"]["metadata"]["labels"];
+  for (const auto& [key, value] : d["spec"]["selector"]["matchLabels"].items()) {
+    EXPECT_EQ(labels[key], value) << key;
+  }
+  EXPECT_EQ(labels["app.kubernetes.io/managed-by"], "lpk");
+  EXPECT_FALSE(labels.contains("app"));
+  const auto& container = d["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(container["command"], json::array({"lpk-agent"}));
+  EXPECT_EQ(container["env"][0]["valueFrom"]["secretKeyRef"]["name"], "lpk-session-0b0b0b0b");
+  auto args = container["args"].get<std::vector<std::string>>();
+  EXPECT_EQ(std::find(args.begin(), args.end(), "--serve"), args.end()) << "nothing inbound";
+}
+
 TEST(TunnelSecret, WithoutOneTheAgentGetsNoVariable) {
   AgentSpec agent;
   auto patch = agent_patch(WorkloadKind::deployment, session_objects_deployment(), "api", agent);

@@ -504,6 +504,45 @@ TEST_F(TakeoverKubesim, ChangedWorkloadsAreThoseCarryingTheOriginal) {
   }
 }
 
+TEST_F(TakeoverKubesim, AnOutboundOnlyAgentRunsInADeploymentOfItsOwnThatRestoreDeletes) {
+  deploy("Deployment", "api", 1);
+  const auto before = client_->get(kube::resource_path("apps/v1", ns_, "deployments", "api"));
+  auto t = takeover();
+  const auto owner = SessionOwner::current("0b0b0b0b");
+  auto wanted = options("");
+  auto target = t.outbound_target(ns_, owner.id);
+  EXPECT_EQ(target.workload.name, "lpk-outbound-0b0b0b0b");
+  t.install_outbound_agent(target, wanted, owner);
+  auto agents = t.wait_for_agents(target, wanted);
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0]["metadata"]["labels"][kSessionLabel], "0b0b0b0b");
+  const auto secret_path = kube::resource_path("v1", ns_, "secrets", "lpk-session-0b0b0b0b");
+  auto secret = client_->get(secret_path);
+  EXPECT_EQ(secret["metadata"]["ownerReferences"][0]["name"], "lpk-outbound-0b0b0b0b");
+  EXPECT_EQ(t.changed_workloads(ns_), std::vector<WorkloadRef>{target.workload});
+  // Nothing of the application changed.
+  auto api = client_->get(kube::resource_path("apps/v1", ns_, "deployments", "api"));
+  EXPECT_EQ(api["spec"], before["spec"]);
+  EXPECT_FALSE(annotations_of(api).contains(kSessionAnnotation));
+
+  EXPECT_TRUE(t.restore(target.workload, 60s));
+  auto gone = [&](const std::string& path) {
+    try {
+      client_->get(path);
+    } catch (const kube::ApiError& e) {
+      return e.code == 404;
+    }
+    return false;
+  };
+  EXPECT_TRUE(gone(target.workload.path()));
+  EXPECT_TRUE(gone(secret_path));
+  kube::ListOptions labelled;
+  labelled.label_selector = std::string(kSessionLabel) + "=0b0b0b0b";
+  EXPECT_TRUE(client_->list(kube::resource_path("v1", ns_, "pods"), labelled)["items"].empty());
+  EXPECT_TRUE(t.changed_workloads(ns_).empty());
+  EXPECT_FALSE(t.restore(target.workload, 60s)) << "gone: nothing left to restore";
+}
+
 TEST_F(TakeoverKubesim, AnOnDeleteStatefulSetIsTakenOverAndRestoredByDeletingItsPods) {
   // OnDelete: the controller never replaces a pod when the template changes (issue 9 item 4).
   auto sts = workload("StatefulSet", "db", 2);
