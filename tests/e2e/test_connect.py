@@ -187,6 +187,42 @@ class Connect(ConnectCase):
         self.assertIn("link dropped 3x", text)
         self.assertIn("resumed 3x", text)
 
+    def test_outbound_streams_are_spread_over_every_agent(self):
+        # Issue 12 item 4: each new outbound stream takes the tunnel that carries the fewest, so
+        # both agents carry the session (status shows it), and with one agent pod gone new
+        # connections go through the other at once, before its replacement has a tunnel.
+        proxy, web = self.connect_local_api()
+        held = []
+        self.addCleanup(lambda: [s.close() for s in held])
+        for _ in range(100):
+            s = socket.create_connection((web, 80), timeout=10)
+            s.settimeout(10)
+            held.append(s)
+            self.assertIn(b"web ok", keep_alive_get(s), proxy.describe())
+        carried = {t["pod"]: t["streams"] for t in self.status()["tunnels"]}
+        self.assertEqual(len(carried), 2, carried)
+        self.assertGreaterEqual(sum(carried.values()), 100, carried)
+        self.assertGreaterEqual(min(carried.values()), 40, f"not spread: {carried}")
+        for s in held:
+            s.close()
+        held.clear()
+
+        victim = sorted(self.agent_pods())[0]
+        self.sim.kubectl("-n", "demo", "delete", "pod", victim, "--wait=false")
+        closed = proxy.wait_line(e2e.PROXY_LINES["tunnel_closed"], timeout=60)
+        self.assertEqual(closed.group(1), victim, proxy.describe())
+        failed = []
+        for _ in range(20):
+            try:
+                s = socket.create_connection((web, 80), timeout=10)
+                s.settimeout(10)
+                with s:
+                    if b"web ok" not in keep_alive_get(s):
+                        failed.append("no answer")
+            except OSError as e:
+                failed.append(str(e))
+        self.assertEqual(failed, [], proxy.describe())
+
     def test_replaced_agent_pods_get_tunnels_and_traffic_goes_on(self):
         # Issue 9: a deleted agent pod's replacement must get a tunnel, the deleted one's tunnel
         # must end (not retry a 404 forever), and outbound streams must go through the tunnels
