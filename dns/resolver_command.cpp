@@ -35,7 +35,7 @@ bool parse_address(const std::string& text, ResolverConfig& c) {
 
 int run_resolver_command(std::span<const std::string> args, std::ostream& out, std::ostream& err) {
   const std::string usage =
-      "usage: resolver install|uninstall|status [--dry-run] [--zone Z] "
+      "usage: resolver install|uninstall|status [--dry-run] [--force] [--zone Z] "
       "[--namespace NS] [--address IP[:PORT]] [--mode auto|resolved|"
       "resolv.conf] [--resolv-conf PATH] [--backup PATH]";
   if (args.empty()) {
@@ -55,6 +55,10 @@ int run_resolver_command(std::span<const std::string> args, std::ostream& out, s
     const std::string& flag = args[i];
     if (flag == "--dry-run") {
       c.dry_run = true;
+      continue;
+    }
+    if (flag == "--force") {
+      c.force = true;
       continue;
     }
     if (i + 1 >= args.size() || (!strings.count(flag) && flag != "--address")) {

@@ -1,7 +1,11 @@
 #include "dns/system_resolver.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +107,12 @@ int install_plain(const ResolverConfig& c, std::ostream& out, std::ostream& err)
            "(--address IP:53) or use systemd-resolved\n";
     return 1;
   }
+  if (!c.dry_run && !c.force && !answers_dns(c.address, c.port, 1000)) {
+    err << "nothing answers DNS at " << c.address.to_string() << ":53, so this machine would be "
+           "left without a resolver; start `lpk-proxy connect` first (`connect --resolver` "
+           "does both), or pass --force\n";
+    return 1;
+  }
   const std::string backup = backup_path(c);
   const bool installed = fs::exists(backup);
   const auto original = read_file(installed ? backup : c.resolv_conf);
@@ -170,6 +180,40 @@ int uninstall_resolved(const ResolverConfig& c, std::ostream& out, std::ostream&
 }
 
 }  // namespace
+
+bool answers_dns(const boost::asio::ip::address& address, std::uint16_t port, int timeout_ms) {
+  const int family = address.is_v6() ? AF_INET6 : AF_INET;
+  const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_storage to{};
+  socklen_t to_len = 0;
+  if (address.is_v6()) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&to);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    const auto bytes = address.to_v6().to_bytes();
+    std::memcpy(&a->sin6_addr, bytes.data(), bytes.size());
+    to_len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&to);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(address.to_v4().to_uint());
+    to_len = sizeof *a;
+  }
+  // A query for the root's NS: any DNS server answers it at once, if only with REFUSED.
+  const unsigned char query[] = {0x4c, 0x70, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1};
+  bool answered = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), to_len) == 0 &&
+      ::send(fd, query, sizeof query, 0) == static_cast<ssize_t>(sizeof query)) {
+    pollfd p{fd, POLLIN, 0};
+    unsigned char reply[512];
+    answered = ::poll(&p, 1, timeout_ms) == 1 && ::recv(fd, reply, sizeof reply, 0) >= 12 &&
+               reply[0] == query[0] && reply[1] == query[1];
+  }
+  ::close(fd);
+  return answered;
+}
 
 std::string upstream_resolv_conf(const ResolverConfig& c) {
   const std::string backup = backup_path(c);

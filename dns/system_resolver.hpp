@@ -23,6 +23,9 @@ struct ResolverConfig {
   std::uint16_t port = 53;    ///< plain resolv.conf can only name port 53
   std::string mode = "auto";  ///< auto, resolved or resolv.conf
   bool dry_run = false;
+  /// Plain resolv.conf mode refuses an address where nothing answers DNS (the machine would be
+  /// left without a resolver); --force writes it anyway.
+  bool force = false;
   std::string resolv_conf = "/etc/resolv.conf";
   std::string backup;  ///< default `<resolv_conf>.lpk-backup`
   std::string link = "lpk0";
@@ -34,6 +37,10 @@ struct ResolverConfig {
 /// original resolvers), else the live file.
 std::string upstream_resolv_conf(const ResolverConfig& config);
 
+/// True when something answers a DNS query (any answer, even an error) at address:port within
+/// `timeout_ms`: a stub that serves there.
+bool answers_dns(const boost::asio::ip::address& address, std::uint16_t port, int timeout_ms);
+
 /// "resolved" or "resolv.conf": what `auto` picks on this machine.
 std::string detect_mode(const ResolverConfig& config);
 
@@ -41,7 +48,7 @@ int install_resolver(const ResolverConfig& config, std::ostream& out, std::ostre
 int uninstall_resolver(const ResolverConfig& config, std::ostream& out, std::ostream& err);
 int resolver_status(const ResolverConfig& config, std::ostream& out, std::ostream& err);
 
-/// `args` = {"install"|"uninstall"|"status", flags...}; flags: --dry-run, --zone Z,
+/// `args` = {"install"|"uninstall"|"status", flags...}; flags: --dry-run, --force, --zone Z,
 /// --namespace NS, --address IP[:PORT], --mode auto|resolved|resolv.conf, --resolv-conf PATH,
 /// --backup PATH, --link NAME, --resolvectl PROG, --ip PROG. Prints one line on a bad flag and
 /// returns 2; otherwise 0 on success, 1 on failure (with one line on `err` naming the fix).

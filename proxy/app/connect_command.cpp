@@ -4,11 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <iostream>
 #include <set>
 #include <cstdio>
 
 #include "proxy/app/options.hpp"
 #include "proxy/connect/session.hpp"
+#include "proxy/connect/session_resolver.hpp"
 #include "proxy/control/logging.hpp"
 #include "proxy/forward/slot_claim.hpp"
 #include "proxy/forward/stub_dns.hpp"
@@ -173,6 +175,7 @@ SessionPlan plan_from(const ConnectOptions& options) {
   plan.dns = options.dns;
   plan.zone = options.zone;
   plan.resolv_conf = options.resolv_conf;
+  plan.system_resolver = options.system_resolver;
   plan.env_file = options.env_file;
   plan.command = options.command;
   plan.dead_link_timeout = options.dead_link_timeout;
@@ -186,6 +189,12 @@ SessionPlan plan_from(const ConnectOptions& options) {
 /// What keeps the session from running on this machine ("" when nothing does): an explicit
 /// --dns address that is taken.
 std::string local_resource_problem(const ConnectOptions& options) {
+  if (options.system_resolver) {
+    if (auto holder = SessionResolver::held_by(); !holder.empty()) {
+      return "--resolver: lpk session " + holder + " has the system resolver; end it, or "
+             "connect without --resolver";
+    }
+  }
   if (options.dns) {
     if (auto free = StubDns::check_available(*options.dns); !free) {
       return free.error().message + "; choose another --dns address or port";
@@ -320,6 +329,8 @@ int run_restore(const std::vector<std::string>& args) {
                    ns.c_str(), e.what());
     }
   }
+  // A session that pointed the machine's resolver at its stub (connect --resolver) and died.
+  if (!SessionResolver::repair_dead(std::cout, std::cerr)) ++failures;
   progress.step(restored == 0 && failures == 0 ? "nothing to restore"
                                                : "restored " + std::to_string(restored) +
                                                      " workload(s)");

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "dns/system_resolver.hpp"
+#include "proxy/app/resolver_command.hpp"
 #include "proxy/app/connect_command.hpp"
 #include "proxy/app/options.hpp"
 #include "proxy/app/run_command.hpp"
@@ -28,7 +28,9 @@ constexpr const char* kUsage =
     "       lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
     "       lpk-proxy run --help                        options of run\n"
     "       lpk-proxy resolver install|uninstall|status [--dry-run] ...\n"
-    "                                                  point the system resolver at lpk's stub DNS";
+    "                                                  point the system resolver at the running\n"
+    "                                                  session's stub DNS (connect --resolver\n"
+    "                                                  does it for the session's length)";
 
 bool wants_help(const std::vector<std::string>& args) {
   return !args.empty() && (args[0] == "-h" || args[0] == "--help");
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
     args.insert(args.begin(), command);
     return run_control_command(args, std::cout, std::cerr);
   }
-  if (command == "resolver") return lpk::dns::run_resolver_command(args, std::cout, std::cerr);
+  if (command == "resolver") return run_resolver(args);
   // Internal: the child's private resolv.conf (connect/child_process.hpp), and the table of the
   // stdout lines scripts read (control/console.hpp).
   if (command == "__child") return run_child_with_resolv_conf(args);

@@ -194,6 +194,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--dns") o.dns = parse_dns_listen(value);
     else if (flag == "--zone") o.zone = value;
     else if (flag == "--resolv-conf") o.resolv_conf = value;
+    else if (flag == "--resolver") o.system_resolver = true;
     else if (flag == "--file-limit") o.file_limit = parse_number(flag, value, 1ull << 30);
     else if (flag == "--timeout") o.timeout = std::chrono::seconds(parse_number(flag, value, 3600));
     else if (flag == "--dead-link-timeout") o.dead_link_timeout = tunnel::parse_dead_link_timeout(value);
@@ -203,7 +204,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--log-level") o.log_level = parse_log_level(value);
     else throw invalid_argument("unknown flag " + flag);
   };
-  for_each_flag(args, handle, &o.command);
+  for_each_flag(args, handle, &o.command, {"--resolver"});
   // Outbound only: no container of the application is replaced, so nothing arrives inbound.
   if (o.service.empty() && (o.inbound.any_port || !o.inbound.by_remote.empty())) {
     throw invalid_argument("--local-port needs --service: without one nothing is replaced, so "

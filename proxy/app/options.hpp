@@ -78,6 +78,7 @@ struct ConnectOptions {
   std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT (default: pool, :53)
   std::string zone = "cluster.local";
   std::string resolv_conf;                   // upstreams for names outside the cluster
+  bool system_resolver = false;              // --resolver: the machine's resolver to the stub
   std::uint64_t file_limit = 1 << 20;        // --file-limit BYTES per file
   std::chrono::seconds timeout{180};         // --timeout: each rollout
   std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout, both ends
@@ -91,9 +92,9 @@ inline constexpr const char* kConnectUsage =
     "usage: lpk-proxy connect [--service NAME] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
     "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
-    "           [--zone ZONE] [--resolv-conf PATH] [--file-limit BYTES] [--timeout SECONDS]\n"
-    "           [--dead-link-timeout DURATION] [--resume-grace DURATION] [--secret-file PATH]\n"
-    "           [--log-level LEVEL] [-- COMMAND ARGS...]\n"
+    "           [--zone ZONE] [--resolv-conf PATH] [--resolver] [--file-limit BYTES]\n"
+    "           [--timeout SECONDS] [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
+    "           [--secret-file PATH] [--log-level LEVEL] [-- COMMAND ARGS...]\n"
     "Without --service, nothing is replaced: an agent Deployment of the session's own gives\n"
     "every service of the namespaces a local name and address (outbound only).";
 

@@ -62,6 +62,7 @@ int ConnectSession::run() {
   open_tunnels();
   start_directory();
   start_dns();
+  point_system_resolver();
   for (const auto& service : directory_->describe()) {
     console::print_line(console::kService, service["name"].get<std::string>(),
                         service["namespace"].get<std::string>(),
@@ -206,6 +207,21 @@ void ConnectSession::start_directory() {
     auto list = client_.list(kube::resource_path("v1", ns, "services"));
     directory_->replace_namespace(ns, list.value("items", json::array()));
   }
+}
+
+void ConnectSession::point_system_resolver() {
+  if (!plan_.system_resolver) return;
+  dns::ResolverConfig config;
+  config.zone = plan_.zone;
+  config.ns = plan_.ns;
+  const auto stub = side_.dns()->endpoint();
+  config.address = stub.address();
+  config.port = stub.port();
+  // The stub is bound but answers only once the io_context runs, after this: no probe.
+  config.force = true;
+  resolver_ = SessionResolver::install(config, SessionOwner::current(plan_.session_id)).value();
+  console::print_line(console::kResolver, resolver_->config().mode, config.address.to_string(),
+                      config.port);
 }
 
 void ConnectSession::start_dns() {

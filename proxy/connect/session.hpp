@@ -27,6 +27,7 @@
 #include "proxy/connect/child_process.hpp"
 #include "proxy/connect/environment.hpp"
 #include "proxy/connect/file_sync.hpp"
+#include "proxy/connect/session_resolver.hpp"
 #include "proxy/connect/service_directory.hpp"
 #include "proxy/control/server.hpp"
 #include "proxy/forward/local_side.hpp"
@@ -53,6 +54,8 @@ struct SessionPlan {
   std::optional<boost::asio::ip::udp::endpoint> dns;
   std::string zone = "cluster.local";
   std::string resolv_conf;                    ///< upstreams for names outside the cluster
+  /// `--resolver`: point the machine's resolver at the stub while the session runs.
+  bool system_resolver = false;
   std::string env_file;                       ///< also write the environment there (dotenv)
   std::vector<std::string> command;           ///< the child; empty: serve until a signal
   std::chrono::milliseconds dead_link_timeout{15'000};  ///< of the proxy's end of each tunnel
@@ -93,6 +96,8 @@ class ConnectSession {
   std::vector<std::string> namespaces() const;
   void start_directory();
   void start_dns();
+  /// `--resolver`: the machine's resolver to the stub until this session goes (resolver_).
+  void point_system_resolver();
   void start_informers();
   void start_control();
   void on_signal(int signal);
@@ -125,6 +130,7 @@ class ConnectSession {
   boost::asio::steady_timer tunnel_came_up_;  // cancelled to wake whoever waits for tunnels
   EnvMap imported_;
   std::unique_ptr<FileMirror> files_;
+  std::unique_ptr<SessionResolver> resolver_;  // puts the machine's resolver back when it goes
   std::uint64_t files_updates_ = 0;  // messages from the files service that changed a file
   EnvMap lpk_variables_;
   std::string imported_from_;

@@ -9,7 +9,7 @@ namespace lpk::proxy::console {
 std::string lines_json() {
   return tunnel::console_lines_json({&kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
                                      &kTunnelClosed, &kTunnels, &kEnvironment, &kNotImported, &kFilesUpdated,
-                                     &kEnvFile,
+                                     &kResolver, &kResolverBack, &kEnvFile,
                                      &kWaitingForCommand, &kCommandExited});
 }
 

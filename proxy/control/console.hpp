@@ -39,6 +39,12 @@ inline constexpr ConsoleLine kNotImported{"not_imported", "not imported: {} ({})
 inline constexpr ConsoleLine kFilesUpdated{
     "files_updated", "files updated: {} written, {} removed under {}",
     R"(^files updated: ([0-9]+) written, ([0-9]+) removed under (\S+)$)"};
+// `connect --resolver`: the machine's resolver points at the session's stub (mode: resolved or
+// resolv.conf), and is put back when the session ends.
+inline constexpr ConsoleLine kResolver{"resolver", "system resolver: {} -> {}:{}",
+                                       R"(^system resolver: (\S+) -> (\S+):([0-9]+)$)"};
+inline constexpr ConsoleLine kResolverBack{"resolver_back", "system resolver put back ({})",
+                                           R"(^system resolver put back \((.*)\)$)"};
 inline constexpr ConsoleLine kEnvFile{"env_file", "env file: {}", R"(^env file: (.+)$)"};
 inline constexpr ConsoleLine kWaitingForCommand{
     "waiting_for_command", "waiting for the command to exit (Ctrl-C again stops it)",

@@ -45,7 +45,7 @@ cp "$work/resolv.conf" "$work/resolv.conf.expected"
 mount --bind "$work/resolv.conf" /etc/resolv.conf
 
 stub=127.77.0.53
-expect 0 sh -c "'$LPK_DNS' resolver install --resolv-conf /etc/resolv.conf --backup '$work/backup' \
+expect 0 sh -c "'$LPK_DNS' resolver install --force --resolv-conf /etc/resolv.conf --backup '$work/backup' \
   --address $stub --namespace dev --mode resolv.conf >/dev/null; echo \$?"
 echo "--- /etc/resolv.conf now:"; cat /etc/resolv.conf; echo "---"
 

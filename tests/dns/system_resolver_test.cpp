@@ -2,9 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "tests/temp_dir.hpp"
 
@@ -35,8 +41,9 @@ class SystemResolverTest : public ::testing::Test {
     return run_resolver_command(args, out, err);
   }
   std::vector<std::string> args(std::string cmd) {
+    // --force: nothing serves the stub's address in these tests (see RefusesAnAddress...).
     return {cmd,           "--resolv-conf", config.resolv_conf, "--backup", config.backup,
-            "--namespace", "dev",           "--mode",           config.mode};
+            "--namespace", "dev",           "--mode",           config.mode, "--force"};
   }
 
   // Odd bytes on purpose: no final newline, a tab, a comment; restore must be exact.
@@ -75,6 +82,48 @@ TEST_F(SystemResolverTest, InstallPointsAtTheStubAndUninstallRestoresByteForByte
   EXPECT_FALSE(fs::exists(config.backup));
   ASSERT_EQ(run(args("uninstall")), 0);  // idempotent
   EXPECT_NE(out.str().find("not installed"), std::string::npos);
+}
+
+TEST_F(SystemResolverTest, RefusesAnAddressWhereNothingAnswersUnlessForced) {
+  // 127.77.255.254: the last address of lpk's default pool, which no session's stub takes.
+  ASSERT_FALSE(answers_dns(boost::asio::ip::make_address("127.77.255.254"), 53, 300));
+  std::vector<std::string> a = {"install", "--resolv-conf", config.resolv_conf, "--backup",
+                                config.backup, "--mode", "resolv.conf", "--address",
+                                "127.77.255.254"};
+  EXPECT_EQ(run(a), 1);
+  EXPECT_NE(err.str().find("nothing answers DNS at 127.77.255.254:53"), std::string::npos)
+      << err.str();
+  EXPECT_EQ(slurp(config.resolv_conf), original);
+  EXPECT_FALSE(fs::exists(config.backup));
+  a.push_back("--force");
+  EXPECT_EQ(run(a), 0) << err.str();
+  EXPECT_EQ(run(args("uninstall")), 0) << err.str();
+  EXPECT_EQ(slurp(config.resolv_conf), original);
+}
+
+TEST(AnswersDns, AnyReplyWithTheQueryIdCounts) {
+  // A stand-in server on a port of its own: it echoes the query back with QR set.
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof at;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&at), &len), 0);
+  std::thread server([fd] {
+    unsigned char buf[512];
+    sockaddr_in from{};
+    socklen_t from_len = sizeof from;
+    auto n = ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (n < 12) return;
+    buf[2] |= 0x80;
+    ::sendto(fd, buf, n, 0, reinterpret_cast<sockaddr*>(&from), from_len);
+  });
+  EXPECT_TRUE(answers_dns(boost::asio::ip::make_address("127.0.0.1"), ntohs(at.sin_port), 2000));
+  server.join();
+  ::close(fd);
+  EXPECT_FALSE(answers_dns(boost::asio::ip::make_address("127.0.0.1"), ntohs(at.sin_port), 200))
+      << "nothing listens there any more";
 }
 
 TEST_F(SystemResolverTest, DryRunPrintsAndChangesNothing) {
