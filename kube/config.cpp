@@ -292,12 +292,13 @@ RestConfig direct_config(const Kubeconfig& k, const LoadOptions& o) {
                       "\" in " + files + " is not a URL or host:port; fix the kubeconfig");
   rc.cluster.server = url->base();
   // client-go sends user credentials only over TLS (IsConfigTransportTLS).
-  if (url->scheme == "https")
+  if (url->scheme == "https") {
     rc.user = build_user(user, cluster);
-  if (rc.user.oidc) rc.user.oidc->user_name = ctx.user;
-  else if (user_it != k.users.end())
+    if (rc.user.oidc) rc.user.oidc->user_name = ctx.user;
+  } else if (user_it != k.users.end()) {
     spdlog::warn("kube: server {} is plain http: user \"{}\" credentials are not sent",
                  rc.cluster.server, ctx.user);
+  }
   rc.namespace_ = ctx.ns;
   return rc;
 }

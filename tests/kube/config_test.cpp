@@ -1,6 +1,10 @@
 #include "kube/config.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 
 #include "kube/text.hpp"
 #include "kube/detail/kubeconfig.hpp"
@@ -244,6 +248,21 @@ TEST_F(LoadConfig, InClusterFallback) {
   EXPECT_EQ(kc.namespace_, "from-env");
 }
 
+/// What spdlog's default logger writes while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "captured", std::make_shared<spdlog::sinks::ostream_sink_st>(text_)));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return text_.str(); }
+
+ private:
+  std::ostringstream text_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
 TEST_F(LoadConfig, ServerSchemeAndPlainHttpDropsCredentials) {
   std::string k = dir.write(
       "k", "current-context: tls\nclusters:\n" +
@@ -251,12 +270,16 @@ TEST_F(LoadConfig, ServerSchemeAndPlainHttpDropsCredentials) {
                cluster("plain", "    server: 10.0.0.2:8080\n") + "users:\n" +
                user("u", "    token: secret\n") + "contexts:\n" + context("tls", "bare", "u") +
                context("plain", "plain", "u"));
+  CapturedLog log;
   RestConfig tls = load_config({.kubeconfig = k});
   EXPECT_EQ(tls.cluster.server, "https://10.0.0.1:6443");
   EXPECT_EQ(tls.user.token, "secret");
+  // Only a plain-http server earns the warning (lpk-proxy run printed it for every https one).
+  EXPECT_EQ(log.text(), "");
   RestConfig plain = load_config({.kubeconfig = k, .context = "plain"});
   EXPECT_EQ(plain.cluster.server, "http://10.0.0.2:8080");
   EXPECT_EQ(plain.user.token, "");  // client-go sends credentials only over TLS
+  EXPECT_NE(log.text().find("is plain http"), std::string::npos) << log.text();
 }
 
 TEST(ServerUrl, Forms) {

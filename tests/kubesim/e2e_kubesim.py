@@ -237,6 +237,43 @@ class SimulatedPods(KubectlWorkflow, unittest.TestCase):
                            {"Content-Type": "application/json-patch+json"})
         self.assertEqual(code, 422)
 
+    def test_api_listener_restart_ends_connections_and_listens_again(self):
+        # POST /kubesim/faults/apiserver/restart: what a rolling restart of kube-apiserver does.
+        import http.client
+        s = self.sim
+        ctx = ssl.create_default_context(cafile=os.path.join(s.dir, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(s.dir, "admin.crt"), os.path.join(s.dir, "admin.key"))
+        watch = http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx, timeout=10)
+        watch.request("GET", "/api/v1/namespaces/default/configmaps?watch=true")
+        events = watch.getresponse()  # holds the connection open (Connection: close)
+        self.assertEqual(events.status, 200)
+        for bad in ("x", "-1", "4000"):
+            code, _, body = s.raw("POST", "/kubesim/faults/apiserver/restart?seconds=" + bad)
+            self.assertEqual(code, 400, body)
+            self.assertIn("seconds=N", json.loads(body)["message"])
+        code, _, body = s.raw("POST", "/kubesim/faults/apiserver/restart?seconds=2")
+        restarted = time.monotonic()
+        self.assertEqual(code, 200, body)  # the asking connection is answered first
+        self.assertGreaterEqual(json.loads(body)["closed"], 1, body)  # the watch at least
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", s.port), timeout=5).close()
+        try:  # read until the watch ends (no event came); a timeout fails the test
+            self.assertEqual(events.read(), b"")
+        except (http.client.IncompleteRead, ConnectionResetError, ssl.SSLError):
+            pass  # cut mid-chunk or without a TLS close_notify, as a restart does
+        watch.close()
+        while True:
+            try:
+                if s.raw("GET", "/api/v1/namespaces")[0] == 200:
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.monotonic() - restarted, 10, "kubesim did not listen again")
+            time.sleep(0.1)
+        self.assertGreaterEqual(time.monotonic() - restarted, 2 - 0.2)
+        self.assertEqual(s.kubectl("get", "ns", "default", "-o", "name").stdout.strip(),
+                         "namespace/default")
+
     def test_python_client_list_selectors_watch_and_410(self):
         from kubernetes import client, watch
         from kubernetes.client.rest import ApiException

@@ -83,7 +83,7 @@ awaitable<bool> Api::handle(Request& req, TlsStream& stream, const Identity& who
     http::status code = http::status::not_found;
     std::string body = kNotFoundBody;
     try {
-      if (auto done = faults_(path.substr(std::string_view(kFaultsPath).size()), q)) {
+      if (auto done = faults_(path.substr(std::string_view(kFaultsPath).size()), q, stream)) {
         code = http::status::ok;
         body = done->dump();
       }

@@ -37,8 +37,10 @@ class Api {
   void set_tokens(TokenIssuer* tokens) { tokens_ = tokens; }
   /// POST /kubesim/faults/NAME[?ARGS] injects fault NAME (kubesim's own path; RBAC lets only
   /// cluster admins reach it): the handler returns what it did, or nullopt for no such fault.
+  /// `asking` is the connection the request came on (a restart answers it before closing it).
   using FaultHandler = std::function<std::optional<json>(
-      const std::string& name, const std::map<std::string, std::string>& q)>;
+      const std::string& name, const std::map<std::string, std::string>& q,
+      const TlsStream& asking)>;
   void set_faults(FaultHandler h) { faults_ = std::move(h); }
 
  private:

@@ -58,7 +58,15 @@ struct Cluster::Impl {
 
   // POST /kubesim/faults/NAME: what real clusters do to their clients, on demand (README,
   // "Using the tunnel by hand"). nullopt: no such fault.
-  std::optional<json> fault(const std::string& name, const std::map<std::string, std::string>& q) {
+  std::optional<json> fault(const std::string& name, const std::map<std::string, std::string>& q,
+                            const TlsStream& asking) {
+    if (name == "apiserver/restart") {
+      double s = seconds_arg(name, q, false);
+      size_t closed = server->restart(std::chrono::milliseconds(std::llround(s * 1000)), &asking);
+      // A frozen port-forward waits for a thaw before it sees its socket is gone.
+      if (portforward) portforward->thaw_all();
+      return json{{"closed", closed}, {"listening_again_in_seconds", s}};
+    }
     if (!name.starts_with("portforward/")) return std::nullopt;
     if (!portforward) {
       throw bad_request("port-forward faults need the pod runtime (this kubesim runs with "
@@ -68,17 +76,24 @@ struct Cluster::Impl {
     if (name == "portforward/freeze") return json{{"frozen", portforward->freeze_all()}};
     if (name == "portforward/thaw") return json{{"thawed", portforward->thaw_all()}};
     if (name == "portforward/refuse") {
-      auto seconds = q.count("seconds") ? q.at("seconds") : "";
-      char* end = nullptr;
-      double s = std::strtod(seconds.c_str(), &end);
-      if (seconds.empty() || *end != '\0' || !(s >= 0 && s <= 3600)) {
-        throw bad_request("portforward/refuse wants ?seconds=N (0 to 3600), got '" + seconds +
-                          "'");
-      }
+      double s = seconds_arg(name, q, true);
       portforward->refuse_for(std::chrono::milliseconds(std::llround(s * 1000)));
       return json{{"refusing_seconds", s}};
     }
     return std::nullopt;
+  }
+
+  // A fault's ?seconds=N (0 to 3600); 0 when it is optional and not given.
+  static double seconds_arg(const std::string& fault, const std::map<std::string, std::string>& q,
+                            bool required) {
+    auto seconds = q.count("seconds") ? q.at("seconds") : "";
+    if (seconds.empty() && !required) return 0;
+    char* end = nullptr;
+    double s = std::strtod(seconds.c_str(), &end);
+    if (seconds.empty() || *end != '\0' || !(s >= 0 && s <= 3600)) {
+      throw bad_request(fault + " wants ?seconds=N (0 to 3600), got '" + seconds + "'");
+    }
+    return s;
   }
 
   void seed() {
@@ -241,9 +256,8 @@ void Cluster::start() {
   ws.bookmark_interval = d.opts.bookmark_interval;
   d.api = std::make_unique<Api>(d.rest, "127.0.0.1:0", ws);
   d.api->set_tokens(d.tokens.get());
-  d.api->set_faults([&d](const std::string& name, const std::map<std::string, std::string>& q) {
-    return d.fault(name, q);
-  });
+  d.api->set_faults([&d](const std::string& name, const std::map<std::string, std::string>& q,
+                         const TlsStream& asking) { return d.fault(name, q, asking); });
   d.server = std::make_unique<HttpsServer>(
       d.io, TlsFiles{d.pki.server.cert_pem, d.pki.server.key_pem, d.pki.ca.cert_pem}, d.pki.token,
       [&d](Request& req, TlsStream& s, const Identity& who) { return d.api->handle(req, s, who); });

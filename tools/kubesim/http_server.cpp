@@ -23,7 +23,8 @@ HttpsServer::HttpsServer(asio::io_context& io, const TlsFiles& tls, std::string 
       ssl_(asio::ssl::context::tls_server),
       token_(std::move(token)),
       handler_(std::move(handler)),
-      acceptor_(io) {
+      acceptor_(io),
+      relisten_(io) {
   ssl_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                    asio::ssl::context::no_tlsv1_1);
@@ -49,7 +50,8 @@ void HttpsServer::listen(const tcp::endpoint& ep) {
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(ep);
   acceptor_.listen();
-  port_ = acceptor_.local_endpoint().port();
+  endpoint_ = acceptor_.local_endpoint();
+  port_ = endpoint_.port();
   asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
@@ -57,9 +59,53 @@ void HttpsServer::stop() {
   stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  relisten_.cancel();
   // Long watches and port-forwards would otherwise hold their coroutines (and the store
   // listeners they registered) until the client leaves.
   for (auto* s : *live_) s->socket().close(ec);
+}
+
+size_t HttpsServer::restart(std::chrono::milliseconds down_for, const TlsStream* asking) {
+  ++generation_;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  const beast::tcp_stream* spared = asking ? &beast::get_lowest_layer(*asking) : nullptr;
+  size_t closed = 0;
+  for (auto* s : *live_) {
+    if (s == spared) continue;
+    s->socket().close(ec);
+    ++closed;
+  }
+  relisten_.expires_after(down_for);  // a second restart while down moves the time
+  relisten_.async_wait([this](boost::system::error_code wec) {
+    if (!wec && !stopped_) listen_again();
+  });
+  spdlog::info("kubesim: API server restarting: {} connection(s) closed, listening again in {} ms",
+               closed + (spared != nullptr), down_for.count());
+  return closed;
+}
+
+// The address is ours unless another program took the port while it was free: then try again
+// shortly, as a restarting apiserver's bind does.
+void HttpsServer::listen_again() {
+  boost::system::error_code ec;
+  acceptor_.open(endpoint_.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint_, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    spdlog::warn("kubesim: cannot listen on {} again ({}); retrying", endpoint_.port(),
+                 ec.message());
+    relisten_.expires_after(std::chrono::milliseconds(200));
+    relisten_.async_wait([this](boost::system::error_code wec) {
+      if (!wec && !stopped_) listen_again();
+    });
+    return;
+  }
+  spdlog::info("kubesim: API server listening again on port {}", endpoint_.port());
+  asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
 namespace {
@@ -83,7 +129,8 @@ class LiveGuard {
 }  // namespace
 
 awaitable<void> HttpsServer::accept_loop() {
-  while (acceptor_.is_open()) {
+  const uint64_t generation = generation_;  // a restart's new listener has its own loop
+  while (acceptor_.is_open() && generation == generation_) {
     auto [ec, sock] = co_await acceptor_.async_accept(kTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
@@ -91,7 +138,7 @@ awaitable<void> HttpsServer::accept_loop() {
     }
     boost::system::error_code opt_ec;
     sock.set_option(tcp::no_delay(true), opt_ec);
-    if (stopped_) co_return;
+    if (stopped_ || generation != generation_) co_return;
     asio::co_spawn(io_, serve(std::move(sock)), asio::detached);
   }
 }
@@ -128,6 +175,7 @@ bool HttpsServer::authenticate(const Request& req, TlsStream& stream, Identity& 
 awaitable<void> HttpsServer::serve(tcp::socket sock) {
   TlsStream stream(std::move(sock), ssl_);
   LiveGuard guard(live_, &beast::get_lowest_layer(stream));
+  const uint64_t generation = generation_;
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
   auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
   if (hec) co_return;
@@ -154,7 +202,7 @@ awaitable<void> HttpsServer::serve(tcp::socket sock) {
         keep = false;
       }
     }
-    if (!keep || stopped_) break;
+    if (!keep || stopped_ || generation != generation_) break;
   }
   if (stopped_) co_return;
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));

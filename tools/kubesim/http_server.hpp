@@ -49,6 +49,12 @@ class HttpsServer {
   uint16_t port() const { return port_; }
   /// Stops accepting and closes every connection in flight (their coroutines then end).
   void stop();
+  /// What an API server's rolling restart does to its clients: closes the listening socket and
+  /// every connection (watches, port-forwards, logs), then listens again on the same address
+  /// after `down_for` (connections meanwhile are refused). `asking`, the connection whose
+  /// request ordered it, is closed once its response is written. Returns the connections
+  /// closed now.
+  size_t restart(std::chrono::milliseconds down_for, const TlsStream* asking = nullptr);
   /// Connections being served now.
   size_t connections() const { return live_->size(); }
   /// Accepts bearer tokens other than the admin token (service-account JWTs): returns the
@@ -59,6 +65,7 @@ class HttpsServer {
 
  private:
   asio::awaitable<void> accept_loop();
+  void listen_again();
   asio::awaitable<void> serve(asio::ip::tcp::socket sock);
   bool authenticate(const Request& req, TlsStream& stream, Identity& who) const;
 
@@ -69,7 +76,11 @@ class HttpsServer {
   Handler handler_;
   asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
+  asio::ip::tcp::endpoint endpoint_;  // where listen() bound, for restart()
+  asio::steady_timer relisten_;
   bool stopped_ = false;
+  // Bumped by restart(): a connection accepted before it ends after its current request.
+  uint64_t generation_ = 0;
   // Shared with the connection coroutines, which may outlive the server if the io_context
   // is destroyed with them suspended.
   std::shared_ptr<std::set<beast::tcp_stream*>> live_ =

@@ -1,6 +1,7 @@
 #include "tools/kubesim/runtime/process.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -115,6 +116,13 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
   pid_t pid = fork();
   if (pid == 0) {
     close(pipefd[0]);
+    // Nothing of kubesim's goes into the container: an inherited API listener or connection
+    // would stay open in the pod after kubesim closes it (a restarted API server could not
+    // bind its port again, a dropped port-forward would not end). Marked, not closed: the
+    // descriptors below are still needed until exec.
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      for (int fd = 3; fd < 4096; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
