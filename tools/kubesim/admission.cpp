@@ -82,13 +82,67 @@ std::string allocate_cluster_ip(const Store& store, const AdmitOptions& opts) {
   for (const auto& s : store.list("services")) {
     used.insert(s["spec"].value("clusterIP", ""));
   }
-  // .0.1 and .0.10 are taken by kubernetes and kube-dns at start; start after them.
-  for (int i = 20; i < 65000; ++i) {
-    std::string ip =
-        opts.service_cidr_base + std::to_string(i / 256) + "." + std::to_string(i % 256);
-    if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
+  // 1 and 10 are taken by kubernetes and kube-dns at start; start after them.
+  for (uint32_t i = 20; i < 65000; ++i) {
+    auto ip = opts.network.service_ip(i);
+    if (ip && !used.count(*ip)) return *ip;
   }
   throw ApiError(500, "InternalError", "Internal error occurred: range is full");
+}
+
+ApiError invalid_service(const json& svc, const std::string& field, const std::string& why) {
+  return invalid("Service", svc["metadata"].value("name", ""), field, "FieldValueInvalid",
+                 "Invalid value: " + why);
+}
+
+// spec.ipFamilyPolicy and spec.ipFamilies as the apiserver sets them on a cluster of one
+// family (initIPFamilyFields in k/k pkg/registry/core/service/storage/alloc.go): a family the
+// cluster lacks, or a demand for dual-stack, is refused; a headless service without a selector
+// is the one that may name both.
+void default_ip_families(json& svc, const std::optional<json>& old, const ClusterNetwork& net) {
+  json& spec = svc["spec"];
+  if (!spec.contains("ipFamilyPolicy") || spec["ipFamilyPolicy"].is_null()) {
+    bool headless_selectorless =
+        spec.value("clusterIP", "") == "None" &&
+        (!spec.contains("selector") || !spec["selector"].is_object() || spec["selector"].empty());
+    if (old && (*old)["spec"].contains("ipFamilyPolicy"))
+      spec["ipFamilyPolicy"] = (*old)["spec"]["ipFamilyPolicy"];
+    else
+      spec["ipFamilyPolicy"] = headless_selectorless ? "RequireDualStack" : "SingleStack";
+  }
+  json families = spec.value("ipFamilies", json::array());
+  if (!families.is_array()) families = json::array();
+  const json ips = spec.value("clusterIPs", json::array());
+  for (size_t i = 0; ips.is_array() && i < ips.size() && ips[i] != "None"; ++i) {
+    std::string family = ClusterNetwork::family_of(ips[i].is_string() ? ips[i].get<std::string>() : "");
+    if (i < families.size()) continue;
+    if (family != net.family_name()) {
+      throw invalid_service(svc, "spec.clusterIPs[" + std::to_string(i) + "]",
+                            ips.dump() + ": " + family + " is not configured on this cluster");
+    }
+    families.push_back(family);
+  }
+  const std::string policy = spec["ipFamilyPolicy"].is_string() ? spec["ipFamilyPolicy"].get<std::string>() : "";
+  if (spec.value("clusterIP", "") == "None" && families.empty() &&
+      (!spec.contains("selector") || spec["selector"].empty())) {
+    families.push_back(net.family_name());
+    if (policy != "SingleStack") families.push_back(net.family() == IpFamily::ipv4 ? "IPv6" : "IPv4");
+    spec["ipFamilies"] = families;
+    return;
+  }
+  if (policy == "RequireDualStack") {
+    throw invalid_service(svc, "spec.ipFamilyPolicy",
+                          "\"RequireDualStack\": this cluster is not configured for dual-stack "
+                          "services");
+  }
+  for (size_t i = 0; i < families.size(); ++i) {
+    if (families[i] != net.family_name()) {
+      throw invalid_service(svc, "spec.ipFamilies[" + std::to_string(i) + "]",
+                            families[i].dump() + ": not configured on this cluster");
+    }
+  }
+  if (families.empty()) families.push_back(net.family_name());
+  spec["ipFamilies"] = families;
 }
 
 void default_service(json& svc, const std::optional<json>& old, const Store& store,
@@ -96,8 +150,6 @@ void default_service(json& svc, const std::optional<json>& old, const Store& sto
   json& spec = svc["spec"];
   set_default(spec, "type", "ClusterIP");
   set_default(spec, "sessionAffinity", "None");
-  set_default(spec, "ipFamilies", {"IPv4"});
-  set_default(spec, "ipFamilyPolicy", "SingleStack");
   set_default(spec, "internalTrafficPolicy", "Cluster");
   if (spec.contains("ports")) {
     for (auto& p : spec["ports"]) {
@@ -108,10 +160,17 @@ void default_service(json& svc, const std::optional<json>& old, const Store& sto
   if (old && (*old)["spec"].contains("clusterIP") && spec.value("clusterIP", "").empty()) {
     spec["clusterIP"] = (*old)["spec"]["clusterIP"];
   }
-  if (spec.value("clusterIP", "").empty() && spec["type"] != "ExternalName") {
-    spec["clusterIP"] = allocate_cluster_ip(store, opts);
+  if (spec.value("clusterIP", "").empty() && spec.contains("clusterIPs") &&
+      spec["clusterIPs"].is_array() && !spec["clusterIPs"].empty()) {
+    spec["clusterIP"] = spec["clusterIPs"][0];
   }
   if (spec.contains("clusterIP")) spec["clusterIPs"] = {spec["clusterIP"]};
+  // ExternalName services have neither addresses nor families.
+  if (spec["type"] != "ExternalName") default_ip_families(svc, old, opts.network);
+  if (spec.value("clusterIP", "").empty() && spec["type"] != "ExternalName") {
+    spec["clusterIP"] = allocate_cluster_ip(store, opts);
+    spec["clusterIPs"] = {spec["clusterIP"]};
+  }
   set_default(svc, "status", {{"loadBalancer", json::object()}});
 }
 

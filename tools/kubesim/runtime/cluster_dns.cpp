@@ -44,14 +44,14 @@ dns::TableSpec cluster_table(const Store& store, const std::string& zone) {
   return spec;
 }
 
-ClusterDns::ClusterDns(asio::io_context& io, Store& store, std::string zone)
-    : io_(io), store_(store), zone_(std::move(zone)) {}
+ClusterDns::ClusterDns(asio::io_context& io, Store& store, std::string address, std::string zone)
+    : io_(io), store_(store), address_(std::move(address)), zone_(std::move(zone)) {}
 
 ClusterDns::~ClusterDns() { stop(); }
 
 void ClusterDns::start() {
   dns::ServerOptions opts;
-  opts.address = asio::ip::make_address(kDnsIp);
+  opts.address = asio::ip::make_address(address_);
   opts.port = 53;
   server_ = std::make_unique<dns::Server>(dns_io_, opts,
                                           dns::NameTable::build(cluster_table(store_, zone_)));

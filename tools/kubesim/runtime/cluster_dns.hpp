@@ -23,13 +23,13 @@ struct TableSpec;
 
 namespace lpk::kubesim {
 
-inline constexpr const char* kDnsIp = "10.96.0.10";
-
 class ClusterDns {
  public:
-  ClusterDns(boost::asio::io_context& io, Store& store, std::string zone = "cluster.local");
+  /// address: the kube-dns ClusterIP (ClusterNetwork::dns_ip).
+  ClusterDns(boost::asio::io_context& io, Store& store, std::string address,
+             std::string zone = "cluster.local");
   ~ClusterDns();
-  /// Binds UDP and TCP port 53 on kDnsIp in the node namespace. Throws on failure.
+  /// Binds UDP and TCP port 53 on the address in the node namespace. Throws on failure.
   void start();
   void stop();
 
@@ -38,6 +38,7 @@ class ClusterDns {
 
   boost::asio::io_context& io_;  // the store's (main) thread: table rebuilds
   Store& store_;
+  std::string address_;
   std::string zone_;
   boost::asio::io_context dns_io_{1};  // the server's thread
   std::unique_ptr<dns::Server> server_;
@@ -47,7 +48,7 @@ class ClusterDns {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-/// The lpk::dns table for the store's services: ClusterIP A records, headless services'
+/// The lpk::dns table for the store's services: ClusterIP A (or AAAA) records, headless services'
 /// ready endpoints (with hostnames), named ports for SRV.
 dns::TableSpec cluster_table(const Store& store, const std::string& zone);
 
