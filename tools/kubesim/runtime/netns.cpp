@@ -82,7 +82,11 @@ void create_node_netns(const ClusterNetwork& network) {
   const bool v6 = network.family() == IpFamily::ipv6;
   run_ip({"netns", "add", ns});
   run_ip({"-n", ns, "link", "set", "lo", "up"});
-  run_ip({"-n", ns, "link", "add", kBridge, "type", "bridge"});
+  // A bridge takes the lowest MAC of its ports unless it has one set: each new pod could
+  // change it, and pods would send to the old one until their neighbour entry expires (IPv4
+  // announces the change with a gratuitous ARP, IPv6 does not). A fixed, locally administered
+  // address keeps the node's link address for the life of the namespace.
+  run_ip({"-n", ns, "link", "add", kBridge, "address", "02:6b:73:00:00:01", "type", "bridge"});
   std::string node = network.node_ip() + "/" + std::to_string(network.pod_prefix_length());
   // nodad: an IPv6 address is "tentative" for a second of duplicate address detection, and
   // nothing can bind or answer from it meanwhile; on a bridge kubesim owns there is no one to
