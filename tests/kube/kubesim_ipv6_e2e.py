@@ -3,7 +3,7 @@
 its pods see it. Pods and services get addresses of the instance's ULA prefix; services carry
 ipFamilies [IPv6] (admission refuses IPv4 and dual-stack as a real apiserver of one family
 does); EndpointSlices have addressType IPv6; the cluster DNS answers AAAA and, for A, NODATA;
-ClusterIPs forward; a port-forward reaches a pod that listens on ::1 only.
+pod names (<dashed address>.<ns>.pod.<zone>) get AAAA too; ClusterIPs forward; a port-forward reaches a pod that listens on ::1 only.
 Every client runs in a pod of the cluster: pod and service addresses are never reached from
 the host. Usage: kubesim_ipv6_e2e.py /path/to/lpk-kubesim [unittest args]. Exits 77 when
 every test was skipped (no root, no kubectl), with the reasons printed."""
@@ -153,9 +153,11 @@ class Ipv6Cluster(unittest.TestCase):
         self.assertEqual([a["ip"] for a in subsets[0]["addresses"]], [str(pod_ip)])
 
     def test_dns_answers_aaaa_only_and_cluster_ips_forward(self):
-        _, svc = self.run_web()
+        web, svc = self.run_web()
         ip = svc["spec"]["clusterIP"]
         fqdn = f"web.{self.ns}.svc.cluster.local"
+        pod_ip = web["status"]["podIP"]
+        pod_name = pod_ip.replace(":", "-") + f".{self.ns}.pod.cluster.local"  # CoreDNS's form
         # Real clients inside a pod: glibc (getent, with the kubelet's search path), kdig asking
         # for each type, curl by ClusterIP in brackets and by name; the kubelet's variables.
         out = self.in_pod("client", f"""
@@ -163,6 +165,9 @@ class Ipv6Cluster(unittest.TestCase):
             echo "A: $(kdig @{self.dns_ip} {fqdn} A | grep -o 'status: [A-Z]*') \
 $(kdig +short @{self.dns_ip} {fqdn} A | wc -l)"
             echo "AAAA: $(kdig +short @{self.dns_ip} {fqdn} AAAA)"
+            echo "pod: $(kdig +short @{self.dns_ip} {pod_name} AAAA) \
+$(kdig @{self.dns_ip} {pod_name} A | grep -o 'status: [A-Z]*') \
+$(kdig +short @{self.dns_ip} {pod_name} A | wc -l)"
             echo "by-ip: $(curl -sS -g -o /dev/null -w '%{{http_code}}' -m 10 http://[{ip}]:8080/)"
             echo "by-name: $(curl -sS -o /dev/null -w '%{{http_code}}' -m 10 http://web:8080/)"
             echo "kubernetes: $(curl -sS -g -o /dev/null -w '%{{http_code}}' -m 10 -k \
@@ -173,6 +178,7 @@ https://[$KUBERNETES_SERVICE_HOST]:$KUBERNETES_SERVICE_PORT/version)"
         self.assertEqual(lines.get("ahosts", "").split(), [ip], out)
         self.assertEqual(lines.get("A"), "status: NOERROR 0", out)  # NODATA, as CoreDNS does
         self.assertEqual(lines.get("AAAA"), ip, out)
+        self.assertEqual(lines.get("pod"), f"{pod_ip} status: NOERROR 0", out)
         self.assertEqual(lines.get("by-ip"), "200", out)
         self.assertEqual(lines.get("by-name"), "200", out)
         self.assertIn(lines.get("kubernetes"), ("200", "401", "403"), out)  # the API answered
