@@ -29,7 +29,7 @@ TEST(ClusterNetwork, Ipv6RangesSitInTheInstancesUlaPrefix) {
   EXPECT_EQ(n.pod_ip(0x10000), "fd1a:2b3c:4d00:244::1:0");
   EXPECT_EQ(n.service_cidr(), "fd1a:2b3c:4d00:96::/112");
   EXPECT_EQ(n.kubernetes_ip(), "fd1a:2b3c:4d00:96::1");
-  EXPECT_EQ(n.dns_ip(), "fd1a:2b3c:4d00:96::a");  // canonical text: lower case, compressed
+  EXPECT_EQ(n.dns_ip(), "fd1a:2b3c:4d00:96::a");   // canonical text: lower case, compressed
   EXPECT_EQ(n.service_ip(0x10000), std::nullopt);  // past the /112
 }
 

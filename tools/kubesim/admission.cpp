@@ -95,38 +95,52 @@ ApiError invalid_service(const json& svc, const std::string& field, const std::s
                  "Invalid value: " + why);
 }
 
+bool headless_without_selector(const json& spec) {
+  return spec.value("clusterIP", "") == "None" &&
+         (!spec.contains("selector") || !spec["selector"].is_object() || spec["selector"].empty());
+}
+
+std::string text_or_empty(const json& value) {
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+// Without a policy: the old one on an update, else SingleStack, except for a headless service
+// without a selector (initIPFamilyFields below).
+void default_ip_family_policy(json& spec, const std::optional<json>& old) {
+  if (spec.contains("ipFamilyPolicy") && !spec["ipFamilyPolicy"].is_null()) return;
+  if (old && (*old)["spec"].contains("ipFamilyPolicy")) {
+    spec["ipFamilyPolicy"] = (*old)["spec"]["ipFamilyPolicy"];
+  } else {
+    spec["ipFamilyPolicy"] = headless_without_selector(spec) ? "RequireDualStack" : "SingleStack";
+  }
+}
+
 // spec.ipFamilyPolicy and spec.ipFamilies as the apiserver sets them on a cluster of one
 // family (initIPFamilyFields in k/k pkg/registry/core/service/storage/alloc.go): a family the
 // cluster lacks, or a demand for dual-stack, is refused; a headless service without a selector
 // is the one that may name both.
 void default_ip_families(json& svc, const std::optional<json>& old, const ClusterNetwork& net) {
   json& spec = svc["spec"];
-  if (!spec.contains("ipFamilyPolicy") || spec["ipFamilyPolicy"].is_null()) {
-    bool headless_selectorless =
-        spec.value("clusterIP", "") == "None" &&
-        (!spec.contains("selector") || !spec["selector"].is_object() || spec["selector"].empty());
-    if (old && (*old)["spec"].contains("ipFamilyPolicy"))
-      spec["ipFamilyPolicy"] = (*old)["spec"]["ipFamilyPolicy"];
-    else
-      spec["ipFamilyPolicy"] = headless_selectorless ? "RequireDualStack" : "SingleStack";
-  }
+  default_ip_family_policy(spec, old);
+  const std::string policy = text_or_empty(spec["ipFamilyPolicy"]);
   json families = spec.value("ipFamilies", json::array());
   if (!families.is_array()) families = json::array();
   const json ips = spec.value("clusterIPs", json::array());
-  for (size_t i = 0; ips.is_array() && i < ips.size() && ips[i] != "None"; ++i) {
-    std::string family = ClusterNetwork::family_of(ips[i].is_string() ? ips[i].get<std::string>() : "");
-    if (i < families.size()) continue;
+  for (size_t i = families.size(); ips.is_array() && i < ips.size(); ++i) {
+    std::string ip = text_or_empty(ips[i]);
+    if (ip.empty() || ip == "None") break;
+    std::string family = ClusterNetwork::family_of(ip);
     if (family != net.family_name()) {
       throw invalid_service(svc, "spec.clusterIPs[" + std::to_string(i) + "]",
                             ips.dump() + ": " + family + " is not configured on this cluster");
     }
     families.push_back(family);
   }
-  const std::string policy = spec["ipFamilyPolicy"].is_string() ? spec["ipFamilyPolicy"].get<std::string>() : "";
-  if (spec.value("clusterIP", "") == "None" && families.empty() &&
-      (!spec.contains("selector") || spec["selector"].empty())) {
-    families.push_back(net.family_name());
-    if (policy != "SingleStack") families.push_back(net.family() == IpFamily::ipv4 ? "IPv6" : "IPv4");
+  if (headless_without_selector(spec)) {
+    if (families.empty()) families.push_back(net.family_name());
+    if (policy != "SingleStack" && families.size() < 2) {
+      families.push_back(net.family() == IpFamily::ipv4 ? "IPv6" : "IPv4");
+    }
     spec["ipFamilies"] = families;
     return;
   }
@@ -164,7 +178,7 @@ void default_service(json& svc, const std::optional<json>& old, const Store& sto
       spec["clusterIPs"].is_array() && !spec["clusterIPs"].empty()) {
     spec["clusterIP"] = spec["clusterIPs"][0];
   }
-  if (spec.contains("clusterIP")) spec["clusterIPs"] = {spec["clusterIP"]};
+  if (!spec.value("clusterIP", "").empty()) spec["clusterIPs"] = {spec["clusterIP"]};
   // ExternalName services have neither addresses nor families.
   if (spec["type"] != "ExternalName") default_ip_families(svc, old, opts.network);
   if (spec.value("clusterIP", "").empty() && spec["type"] != "ExternalName") {

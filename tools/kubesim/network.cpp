@@ -12,7 +12,8 @@ namespace {
 std::string ula_address(const std::string& global_id, std::uint16_t subnet, std::uint32_t host) {
   boost::asio::ip::address_v6::bytes_type b{};
   b[0] = 0xfd;
-  for (int i = 0; i < 5; ++i) b[1 + i] = std::uint8_t(std::stoul(global_id.substr(2 * i, 2), nullptr, 16));
+  for (int i = 0; i < 5; ++i)
+    b[1 + i] = std::uint8_t(std::stoul(global_id.substr(2 * i, 2), nullptr, 16));
   b[6] = std::uint8_t(subnet >> 8);
   b[7] = std::uint8_t(subnet);
   for (int i = 0; i < 4; ++i) b[12 + i] = std::uint8_t(host >> (24 - 8 * i));

@@ -59,7 +59,8 @@ dns::ClusterAnswer pod_answer(const std::string& name, std::uint16_t qtype,
     return {kNxDomain, {}};
   }
   std::string ip = rest.substr(0, dot);
-  const bool dotted = std::count(ip.begin(), ip.end(), '-') == 3 && ip.find("--") == std::string::npos;
+  const bool dotted =
+      std::count(ip.begin(), ip.end(), '-') == 3 && ip.find("--") == std::string::npos;
   std::replace(ip.begin(), ip.end(), '-', dotted ? '.' : ':');
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(ip, ec);

@@ -94,7 +94,8 @@ void Kubelet::admit(const json& pod_in) {
     fqdn = hostname + "." + pod["spec"]["subdomain"].get<std::string>() + "." + run.ns + ".svc." +
            cfg_.zone;
   }
-  write_text(run.dir / "resolv.conf", cluster_resolv_conf(cfg_.network.dns_ip(), run.ns, cfg_.zone));
+  write_text(run.dir / "resolv.conf",
+             cluster_resolv_conf(cfg_.network.dns_ip(), run.ns, cfg_.zone));
   write_text(run.dir / "hosts",
              "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\t"
              "localhost ip6-localhost ip6-loopback\n" +

@@ -44,7 +44,8 @@ asio::awaitable<bool> run_probe(std::string ip, int port, std::string http_path,
     if (http_path.empty()) co_return true;
     // The prober's Host is net.JoinHostPort(ip, port): an IPv6 address in brackets.
     std::string host = target.address().is_v6() ? "[" + ip + "]" : ip;
-    std::string req = "GET " + http_path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
+    std::string req = "GET " + http_path + " HTTP/1.1\r\nHost: " + host + ":" +
+                      std::to_string(port) +
                       "\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\n"
                       "Connection: close\r\n\r\n";
     auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(req), kTuple);
