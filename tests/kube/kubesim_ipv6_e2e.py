@@ -6,12 +6,11 @@ does); EndpointSlices have addressType IPv6; the cluster DNS answers AAAA and, f
 pod names (<dashed address>.<ns>.pod.<zone>) get AAAA too; ClusterIPs forward; a port-forward reaches a pod that listens on ::1 only.
 Every client runs in a pod of the cluster: pod and service addresses are never reached from
 the host. Usage: kubesim_ipv6_e2e.py /path/to/lpk-kubesim [unittest args]. Exits 77 when
-every test was skipped (no root, no kubectl), with the reasons printed."""
+every test was skipped (no kubectl; pods need root), with the reasons printed."""
 
 import ipaddress
 import json
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -86,6 +85,71 @@ def port_forward_once(sim, ns, pod, port, payload):
             elif frame[0] == 1:
                 error += frame[1:]
         return data, error.decode()
+
+
+@unittest.skipIf(api.KUBECTL is None, "kubectl is not installed")
+class Ipv6Api(unittest.TestCase):
+    """The API alone (--no-runtime: no root, pods are reported running with addresses)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = api.Kubesim("--no-runtime", "--ip-family", "ipv6")
+        cls.addClassCleanup(cls.sim.stop)
+
+    def setUp(self):
+        self.ns = api.unique("v6api")
+        self.sim.apply(api.namespace(self.ns))
+
+    def test_bad_family_is_one_line(self):
+        r = subprocess.run([api.KUBESIM, "up", "--no-runtime", "--ip-family", "ipv5"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("--ip-family wants ipv4 or ipv6, not 'ipv5'", r.stderr)
+
+    def test_simulated_pods_and_their_endpoints_are_ipv6(self):
+        self.sim.apply([api.deployment(self.ns, "web", replicas=2), service(self.ns, "web", 80)])
+        self.sim.kubectl("-n", self.ns, "rollout", "status", "deployment/web",
+                         f"--timeout={TIMEOUT}s")
+        pods = self.sim.get("-n", self.ns, "pods", "-l", "app=web")["items"]
+        ips = sorted(p["status"]["podIP"] for p in pods)
+        self.assertEqual(len(ips), 2)
+        for p in pods:
+            self.assertEqual(ipaddress.ip_address(p["status"]["podIP"]).version, 6)
+            self.assertEqual(ipaddress.ip_address(p["status"]["hostIP"]).version, 6)
+        slices = self.sim.get("-n", self.ns, "endpointslices", "-l",
+                              "kubernetes.io/service-name=web")["items"]
+        self.assertEqual([s["addressType"] for s in slices], ["IPv6"])
+        self.assertEqual(sorted(a for e in slices[0]["endpoints"] for a in e["addresses"]), ips)
+
+    def test_admission_follows_the_cluster_family(self):
+        bad = self.sim.kubectl("apply", "-f", "-", check=False, input=json.dumps(
+            service(self.ns, "v4", 80, ipFamilies=["IPv4"])))
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn('spec.ipFamilies[0]: Invalid value: "IPv4": not configured on this cluster',
+                      bad.stderr)
+        dual = self.sim.kubectl("apply", "-f", "-", check=False, input=json.dumps(
+            service(self.ns, "dual", 80, ipFamilyPolicy="RequireDualStack")))
+        self.assertNotEqual(dual.returncode, 0)
+        self.assertIn('spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is '
+                      'not configured for dual-stack services', dual.stderr)
+        wrong_ip = self.sim.kubectl("apply", "-f", "-", check=False, input=json.dumps(
+            service(self.ns, "fixed", 80, clusterIP="10.96.7.7")))
+        self.assertIn("IPv4 is not configured on this cluster", wrong_ip.stderr)
+        self.sim.apply([service(self.ns, "prefer", 80, ipFamilyPolicy="PreferDualStack"),
+                        service(self.ns, "headless", 80, clusterIP="None")])
+        prefer = self.sim.get("-n", self.ns, "service/prefer")["spec"]
+        self.assertEqual(prefer["ipFamilies"], ["IPv6"])
+        self.assertEqual(ipaddress.ip_address(prefer["clusterIP"]).version, 6)
+        headless = self.sim.get("-n", self.ns, "service/headless")["spec"]
+        self.assertEqual((headless["clusterIP"], headless["ipFamilies"]), ("None", ["IPv6"]))
+        # Headless without a selector is the apiserver's one dual-family exception.
+        bare = service(self.ns, "bare", 80, clusterIP="None")
+        del bare["spec"]["selector"]
+        self.sim.apply(bare)
+        bare = self.sim.get("-n", self.ns, "service/bare")["spec"]
+        self.assertEqual((bare["ipFamilyPolicy"], bare["ipFamilies"]),
+                         ("RequireDualStack", ["IPv6", "IPv4"]))
 
 
 @unittest.skipIf(reason_to_skip(), reason_to_skip() or "")
@@ -184,35 +248,6 @@ https://[$KUBERNETES_SERVICE_HOST]:$KUBERNETES_SERVICE_PORT/version)"
         self.assertIn(lines.get("kubernetes"), ("200", "401", "403"), out)  # the API answered
         self.assertEqual(lines.get("env"),
                          f"{ip} tcp://[{ip}]:8080 {self.kubernetes_ip}", out)
-
-    def test_admission_follows_the_cluster_family(self):
-        bad = self.sim.kubectl("apply", "-f", "-", check=False, input=json.dumps(
-            service(self.ns, "v4", 80, ipFamilies=["IPv4"])))
-        self.assertNotEqual(bad.returncode, 0)
-        self.assertIn('spec.ipFamilies[0]: Invalid value: "IPv4": not configured on this cluster',
-                      bad.stderr)
-        dual = self.sim.kubectl("apply", "-f", "-", check=False, input=json.dumps(
-            service(self.ns, "dual", 80, ipFamilyPolicy="RequireDualStack")))
-        self.assertNotEqual(dual.returncode, 0)
-        self.assertIn('spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is '
-                      'not configured for dual-stack services', dual.stderr)
-        wrong_ip = self.sim.kubectl("apply", "-f", "-", check=False, input=json.dumps(
-            service(self.ns, "fixed", 80, clusterIP="10.96.7.7")))
-        self.assertIn("IPv4 is not configured on this cluster", wrong_ip.stderr)
-        self.sim.apply([service(self.ns, "prefer", 80, ipFamilyPolicy="PreferDualStack"),
-                        service(self.ns, "headless", 80, clusterIP="None")])
-        prefer = self.sim.get("-n", self.ns, "service/prefer")["spec"]
-        self.assertEqual(prefer["ipFamilies"], ["IPv6"])
-        self.assertEqual(ipaddress.ip_address(prefer["clusterIP"]).version, 6)
-        headless = self.sim.get("-n", self.ns, "service/headless")["spec"]
-        self.assertEqual((headless["clusterIP"], headless["ipFamilies"]), ("None", ["IPv6"]))
-        # Headless without a selector is the apiserver's one dual-family exception.
-        bare = service(self.ns, "bare", 80, clusterIP="None")
-        del bare["spec"]["selector"]
-        self.sim.apply(bare)
-        bare = self.sim.get("-n", self.ns, "service/bare")["spec"]
-        self.assertEqual((bare["ipFamilyPolicy"], bare["ipFamilies"]),
-                         ("RequireDualStack", ["IPv6", "IPv4"]))
 
     def test_port_forward_reaches_a_server_on_ipv6_loopback_only(self):
         # The kubelet dials localhost inside the pod, IPv4 first and then IPv6 (containerd's
