@@ -82,13 +82,81 @@ std::string allocate_cluster_ip(const Store& store, const AdmitOptions& opts) {
   for (const auto& s : store.list("services")) {
     used.insert(s["spec"].value("clusterIP", ""));
   }
-  // .0.1 and .0.10 are taken by kubernetes and kube-dns at start; start after them.
-  for (int i = 20; i < 65000; ++i) {
-    std::string ip =
-        opts.service_cidr_base + std::to_string(i / 256) + "." + std::to_string(i % 256);
-    if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
+  // 1 and 10 are taken by kubernetes and kube-dns at start; start after them.
+  for (uint32_t i = 20; i < 65000; ++i) {
+    auto ip = opts.network.service_ip(i);
+    if (ip && !used.count(*ip)) return *ip;
   }
   throw ApiError(500, "InternalError", "Internal error occurred: range is full");
+}
+
+ApiError invalid_service(const json& svc, const std::string& field, const std::string& why) {
+  return invalid("Service", svc["metadata"].value("name", ""), field, "FieldValueInvalid",
+                 "Invalid value: " + why);
+}
+
+bool headless_without_selector(const json& spec) {
+  return spec.value("clusterIP", "") == "None" &&
+         (!spec.contains("selector") || !spec["selector"].is_object() || spec["selector"].empty());
+}
+
+std::string text_or_empty(const json& value) {
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+// Without a policy: the old one on an update, else SingleStack, except for a headless service
+// without a selector (initIPFamilyFields below).
+void default_ip_family_policy(json& spec, const std::optional<json>& old) {
+  if (spec.contains("ipFamilyPolicy") && !spec["ipFamilyPolicy"].is_null()) return;
+  if (old && (*old)["spec"].contains("ipFamilyPolicy")) {
+    spec["ipFamilyPolicy"] = (*old)["spec"]["ipFamilyPolicy"];
+  } else {
+    spec["ipFamilyPolicy"] = headless_without_selector(spec) ? "RequireDualStack" : "SingleStack";
+  }
+}
+
+// spec.ipFamilyPolicy and spec.ipFamilies as the apiserver sets them on a cluster of one
+// family (initIPFamilyFields in k/k pkg/registry/core/service/storage/alloc.go): a family the
+// cluster lacks, or a demand for dual-stack, is refused; a headless service without a selector
+// is the one that may name both.
+void default_ip_families(json& svc, const std::optional<json>& old, const ClusterNetwork& net) {
+  json& spec = svc["spec"];
+  default_ip_family_policy(spec, old);
+  const std::string policy = text_or_empty(spec["ipFamilyPolicy"]);
+  json families = spec.value("ipFamilies", json::array());
+  if (!families.is_array()) families = json::array();
+  const json ips = spec.value("clusterIPs", json::array());
+  for (size_t i = families.size(); ips.is_array() && i < ips.size(); ++i) {
+    std::string ip = text_or_empty(ips[i]);
+    if (ip.empty() || ip == "None") break;
+    std::string family = ClusterNetwork::family_of(ip);
+    if (family != net.family_name()) {
+      throw invalid_service(svc, "spec.clusterIPs[" + std::to_string(i) + "]",
+                            ips.dump() + ": " + family + " is not configured on this cluster");
+    }
+    families.push_back(family);
+  }
+  if (headless_without_selector(spec)) {
+    if (families.empty()) families.push_back(net.family_name());
+    if (policy != "SingleStack" && families.size() < 2) {
+      families.push_back(net.family() == IpFamily::ipv4 ? "IPv6" : "IPv4");
+    }
+    spec["ipFamilies"] = families;
+    return;
+  }
+  if (policy == "RequireDualStack") {
+    throw invalid_service(svc, "spec.ipFamilyPolicy",
+                          "\"RequireDualStack\": this cluster is not configured for dual-stack "
+                          "services");
+  }
+  for (size_t i = 0; i < families.size(); ++i) {
+    if (families[i] != net.family_name()) {
+      throw invalid_service(svc, "spec.ipFamilies[" + std::to_string(i) + "]",
+                            families[i].dump() + ": not configured on this cluster");
+    }
+  }
+  if (families.empty()) families.push_back(net.family_name());
+  spec["ipFamilies"] = families;
 }
 
 void default_service(json& svc, const std::optional<json>& old, const Store& store,
@@ -96,8 +164,6 @@ void default_service(json& svc, const std::optional<json>& old, const Store& sto
   json& spec = svc["spec"];
   set_default(spec, "type", "ClusterIP");
   set_default(spec, "sessionAffinity", "None");
-  set_default(spec, "ipFamilies", {"IPv4"});
-  set_default(spec, "ipFamilyPolicy", "SingleStack");
   set_default(spec, "internalTrafficPolicy", "Cluster");
   if (spec.contains("ports")) {
     for (auto& p : spec["ports"]) {
@@ -108,10 +174,17 @@ void default_service(json& svc, const std::optional<json>& old, const Store& sto
   if (old && (*old)["spec"].contains("clusterIP") && spec.value("clusterIP", "").empty()) {
     spec["clusterIP"] = (*old)["spec"]["clusterIP"];
   }
+  if (spec.value("clusterIP", "").empty() && spec.contains("clusterIPs") &&
+      spec["clusterIPs"].is_array() && !spec["clusterIPs"].empty()) {
+    spec["clusterIP"] = spec["clusterIPs"][0];
+  }
+  if (!spec.value("clusterIP", "").empty()) spec["clusterIPs"] = {spec["clusterIP"]};
+  // ExternalName services have neither addresses nor families.
+  if (spec["type"] != "ExternalName") default_ip_families(svc, old, opts.network);
   if (spec.value("clusterIP", "").empty() && spec["type"] != "ExternalName") {
     spec["clusterIP"] = allocate_cluster_ip(store, opts);
+    spec["clusterIPs"] = {spec["clusterIP"]};
   }
-  if (spec.contains("clusterIP")) spec["clusterIPs"] = {spec["clusterIP"]};
   set_default(svc, "status", {{"loadBalancer", json::object()}});
 }
 

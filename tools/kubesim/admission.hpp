@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tools/kubesim/irsa.hpp"
+#include "tools/kubesim/network.hpp"
 #include "tools/kubesim/resources.hpp"
 #include "tools/kubesim/store.hpp"
 
@@ -16,7 +17,8 @@ namespace lpk::kubesim {
 using json = nlohmann::json;
 
 struct AdmitOptions {
-  std::string service_cidr_base = "10.96.";  // a /16, .0.1 is kubernetes, .0.10 is DNS
+  /// The service range ClusterIPs come from and the one IP family the cluster serves.
+  ClusterNetwork network = ClusterNetwork::ipv4();
   /// Makes the "default" ServiceAccount of a namespace when pod admission finds it missing
   /// (the plugin waits for the controller); unset: the pod is refused.
   std::function<void(const std::string& ns)> ensure_default_service_account;

@@ -30,10 +30,6 @@
 
 namespace lpk::kubesim {
 
-namespace {
-const char* kKubernetesIp = "10.96.0.1";
-}
-
 struct Cluster::Impl {
   boost::asio::io_context& io;
   ClusterOptions opts;
@@ -116,7 +112,7 @@ struct Cluster::Impl {
                           {"namespace", "default"},
                           {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
                         {"spec",
-                         {{"clusterIP", kKubernetesIp},
+                         {{"clusterIP", rest.admit_options().network.kubernetes_ip()},
                           {"ports",
                            {{{"name", "https"},
                              {"port", 443},
@@ -147,6 +143,7 @@ struct Cluster::Impl {
       s.expiration_seconds = seconds;
       return tokens->issue(s);
     };
+    kc.network = rest.admit_options().network;
     kc.sync_frequency = opts.sync_frequency;
     kc.token_refresh_after_s =
         std::chrono::duration_cast<std::chrono::seconds>(opts.token_refresh_after).count();
@@ -154,7 +151,7 @@ struct Cluster::Impl {
     kubelet->start();
     proxy = std::make_unique<ServiceProxy>(io, store, server->port());
     proxy->start();
-    dns = std::make_unique<ClusterDns>(io, store);
+    dns = std::make_unique<ClusterDns>(io, store, rest.admit_options().network.dns_ip());
     dns->start();
     portforward = std::make_unique<PortForward>(
         [this](const std::string& ns, const std::string& name) {
@@ -185,7 +182,7 @@ struct Cluster::Impl {
            {"namespace", "kube-system"},
            {"labels", {{"k8s-app", "kube-dns"}, {"kubernetes.io/name", "CoreDNS"}}}}},
          {"spec",
-          {{"clusterIP", kDnsIp},
+          {{"clusterIP", rest.admit_options().network.dns_ip()},
            {"ports",
             {{{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}},
              {{"name", "dns-tcp"}, {"port", 53}, {"protocol", "TCP"}}}}}}});
@@ -243,7 +240,10 @@ void Cluster::start() {
     // No kubelet processes: pods are marked deleted at once, as the stand-in finishes them.
     d.rest.graceful_pod_delete = [](const json&) { return true; };
   }
-  d.pki = make_pki({"127.0.0.1", kKubernetesIp},
+  std::string tag = instance_tag(d.opts.state_dir);
+  ClusterNetwork& network = d.rest.admit_options().network;
+  network = d.opts.ip_family == IpFamily::ipv6 ? ClusterNetwork::ipv6(tag) : ClusterNetwork::ipv4();
+  d.pki = make_pki({"127.0.0.1", network.kubernetes_ip()},
                    {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local"});
   d.tokens = std::make_unique<TokenIssuer>();
@@ -274,7 +274,6 @@ void Cluster::start() {
   d.controllers->start();
   d.write_kubeconfig();
   if (d.opts.runtime) {
-    std::string tag = instance_tag(d.opts.state_dir);
     set_netns_instance(tag);
     std::ofstream(d.opts.state_dir / "instance", std::ios::trunc) << tag << "\n";
     d.start_runtime();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tools/kubesim/irsa.hpp"
+#include "tools/kubesim/network.hpp"
 
 namespace lpk::kubesim {
 
@@ -24,6 +25,8 @@ struct ClusterOptions {
   std::chrono::milliseconds sync_frequency{std::chrono::seconds(60)};
   // Projected tokens replaced once this old (0: the kubelet's own rule only).
   std::chrono::milliseconds token_refresh_after{0};
+  // The family of pod and service addresses (--ip-family): one, as a single-stack cluster.
+  IpFamily ip_family = IpFamily::ipv4;
 };
 
 class Cluster {

@@ -18,8 +18,8 @@ int usage_error(const std::string& what) {
   std::cerr << "lpk-kubesim: " << what
             << " (usage: lpk-kubesim up [--manifests DIR] [--state DIR] [--port N] "
                "[--no-runtime] [--aws-default-region R] [--sts-regional-endpoint] "
-               "[--sync-frequency DURATION] [--token-refresh-after DURATION] | lpk-kubesim down "
-               "[--state DIR])\n";
+               "[--sync-frequency DURATION] [--token-refresh-after DURATION] "
+               "[--ip-family ipv4|ipv6] | lpk-kubesim down [--state DIR])\n";
   return 2;
 }
 
@@ -109,7 +109,13 @@ int main(int argc, char** argv) {
       opts.irsa.region = v;
     else if (a == "--sts-regional-endpoint")
       opts.irsa.regional_sts = true;
-    else if (a == "--watch-history" && (v = value()))
+    else if (a == "--ip-family" && (v = value())) {
+      auto family = ClusterNetwork::parse_family(v);
+      if (!family) {
+        return usage_error("--ip-family wants ipv4 or ipv6, not '" + std::string(v) + "'");
+      }
+      opts.ip_family = *family;
+    } else if (a == "--watch-history" && (v = value()))
       opts.watch_history = size_t(std::atol(v));
     else if ((a == "--sync-frequency" || a == "--token-refresh-after") && (v = value())) {
       auto d = parse_duration(v);

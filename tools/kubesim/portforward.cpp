@@ -193,28 +193,37 @@ awaitable<void> client_to_pods(Ws& ws, Session& s,
   close_all(socks);
 }
 
-// Connects to localhost:port inside the pod; returns "" or containerd's error text.
-awaitable<std::string> dial_pod(asio::any_io_executor ex, const std::string& netns, int port,
-                                std::unique_ptr<tcp::socket>& out) {
+// One connect to address:port from inside netns; "" or Go's dial error text.
+awaitable<std::string> dial_in(asio::any_io_executor ex, const std::string& netns,
+                               const tcp::endpoint& target, std::unique_ptr<tcp::socket>& out) {
   auto sock = std::make_unique<tcp::socket>(ex);
-  int fd = socket_in_netns(netns, AF_INET, SOCK_STREAM);
+  const bool v6 = target.address().is_v6();
+  int fd = socket_in_netns(netns, v6 ? AF_INET6 : AF_INET, SOCK_STREAM);
   boost::system::error_code ec;
   if (fd < 0) ec = boost::system::error_code(errno, boost::system::system_category());
-  if (!ec) sock->assign(tcp::v4(), fd, ec);
-  if (!ec) {
-    tcp::endpoint ep{asio::ip::make_address("127.0.0.1"), uint16_t(port)};
-    std::tie(ec) = co_await sock->async_connect(ep, kTuple);
-  }
+  if (!ec) sock->assign(target.protocol(), fd, ec);
+  if (!ec) std::tie(ec) = co_await sock->async_connect(target, kTuple);
   if (ec) {
-    std::string p = std::to_string(port);
-    co_return "failed to connect to localhost:" + p + " inside namespace \"" + netns +
-        "\", IPv4: dial tcp4 127.0.0.1:" + p + ": connect: " + ec.message() +
-        " IPv6 dial tcp6: "
-        "address [::1]: no suitable address ";
+    std::string host = v6 ? "[::1]" : "127.0.0.1";
+    co_return std::string("dial tcp") + (v6 ? "6 " : "4 ") + host + ":" +
+        std::to_string(target.port()) + ": connect: " + ec.message();
   }
   sock->set_option(tcp::no_delay(true), ec);
   out = std::move(sock);
   co_return "";
+}
+
+// Connects to localhost:port inside the pod as containerd does (sandbox_portforward_linux.go):
+// IPv4 first, then IPv6, so a server that listens on ::1 only is reached too. Returns "" or
+// containerd's error text.
+awaitable<std::string> dial_pod(asio::any_io_executor ex, const std::string& netns, int port,
+                                std::unique_ptr<tcp::socket>& out) {
+  auto v4 = co_await dial_in(ex, netns, {asio::ip::address_v4::loopback(), uint16_t(port)}, out);
+  if (v4.empty()) co_return "";
+  auto v6 = co_await dial_in(ex, netns, {asio::ip::address_v6::loopback(), uint16_t(port)}, out);
+  if (v6.empty()) co_return "";
+  co_return "failed to connect to localhost:" + std::to_string(port) + " inside namespace \"" +
+      netns + "\", IPv4: " + v4 + " IPv6 " + v6 + " ";
 }
 
 }  // namespace

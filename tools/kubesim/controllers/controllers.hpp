@@ -44,8 +44,8 @@ void reconcile_endpoints(Rest& rest, EventRecorder& events);
 void reconcile_simulated_pods(Rest& rest, EventRecorder& events);
 
 /// A Running pod status with one running container status per container, as a kubelet
-/// reports it; ready sets the Ready and ContainersReady conditions.
-json running_pod_status(const json& pod, const std::string& ip, bool ready,
-                        const std::string& started);
+/// reports it on the node at host_ip; ready sets the Ready and ContainersReady conditions.
+json running_pod_status(const json& pod, const std::string& ip, const std::string& host_ip,
+                        bool ready, const std::string& started);
 
 }  // namespace lpk::kubesim

@@ -6,6 +6,7 @@
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
+#include "tools/kubesim/network.hpp"
 #include "tools/kubesim/selectors.hpp"
 
 namespace lpk::kubesim {
@@ -40,6 +41,29 @@ std::string hostname_for(const json& svc, const json& pod) {
   return "";
 }
 
+// The family of a service's endpoints: its first ipFamilies entry, as both controllers read
+// it (for a service of two families the EndpointSlice controller makes one slice per family;
+// kubesim's clusters have one).
+std::string service_family(const json& svc) {
+  const json families = svc["spec"].value("ipFamilies", json::array());
+  if (families.is_array() && !families.empty() && families[0].is_string()) return families[0];
+  std::string family = ClusterNetwork::family_of(svc["spec"].value("clusterIP", ""));
+  return family.empty() ? "IPv4" : family;
+}
+
+// The pod's address of that family from status.podIPs (podIP when the list is missing); ""
+// when it has none, and then the pod is no endpoint of the service.
+std::string pod_ip_of(const json& pod, const std::string& family) {
+  const json& st = pod["status"];
+  json ips = st.value("podIPs", json::array());
+  if (!ips.is_array() || ips.empty()) ips = json::array({{{"ip", st.value("podIP", "")}}});
+  for (const auto& entry : ips) {
+    std::string ip = entry.is_object() ? entry.value("ip", "") : "";
+    if (ClusterNetwork::family_of(ip) == family) return ip;
+  }
+  return "";
+}
+
 void put(Rest& rest, const char* plural, json obj) {
   const auto& t = resource_by_plural(plural);
   auto cur = rest.store().get(plural, obj["metadata"]["namespace"], obj["metadata"]["name"]);
@@ -60,11 +84,13 @@ void put(Rest& rest, const char* plural, json obj) {
 
 json endpoints_for(const json& svc, const std::vector<json>& pods) {
   json subsets = json::array();
+  const std::string family = service_family(svc);
   bool all_ready = svc["spec"].value("publishNotReadyAddresses", false);
   // One subset per distinct resolved port list, as the endpoints controller repacks them.
   std::map<std::string, json> by_ports;
   for (const auto& pod : pods) {
-    if (terminating(pod) && !all_ready) continue;
+    const std::string ip = pod_ip_of(pod, family);
+    if (ip.empty() || (terminating(pod) && !all_ready)) continue;
     json ports = json::array();
     for (const auto& sp : svc["spec"].value("ports", json::array())) {
       json p = {{"port", resolve_port(sp, pod)}, {"protocol", sp.value("protocol", "TCP")}};
@@ -73,7 +99,7 @@ json endpoints_for(const json& svc, const std::vector<json>& pods) {
     }
     json& subset = by_ports[ports.dump()];
     if (subset.is_null()) subset = {{"ports", ports}};
-    json addr = {{"ip", pod["status"]["podIP"]}, {"targetRef", target_ref(pod)}};
+    json addr = {{"ip", ip}, {"targetRef", target_ref(pod)}};
     if (pod["spec"].contains("nodeName")) addr["nodeName"] = pod["spec"]["nodeName"];
     std::string host = hostname_for(svc, pod);
     if (!host.empty()) addr["hostname"] = host;
@@ -95,10 +121,13 @@ json slice_for(const json& svc, const std::vector<json>& pods) {
   std::string name = svc["metadata"]["name"];
   json endpoints = json::array();
   json ports = json::array();
+  const std::string family = service_family(svc);
   for (const auto& pod : pods) {
+    const std::string ip = pod_ip_of(pod, family);
+    if (ip.empty()) continue;
     bool serving = pod_ready(pod), ending = terminating(pod);
     bool ready = svc["spec"].value("publishNotReadyAddresses", false) || (serving && !ending);
-    json e = {{"addresses", {pod["status"]["podIP"]}},
+    json e = {{"addresses", {ip}},
               {"conditions", {{"ready", ready}, {"serving", serving}, {"terminating", ending}}},
               {"targetRef", target_ref(pod)}};
     if (pod["spec"].contains("nodeName")) e["nodeName"] = pod["spec"]["nodeName"];
@@ -121,7 +150,7 @@ json slice_for(const json& svc, const std::vector<json>& pods) {
             {"namespace", svc["metadata"]["namespace"]},
             {"labels", labels},
             {"ownerReferences", {controller_ref(svc)}}}},
-          {"addressType", "IPv4"},
+          {"addressType", family},
           {"endpoints", endpoints},
           {"ports", ports}};
 }

@@ -21,9 +21,10 @@ std::string next_ip(Rest& rest) {
   for (const auto& p : rest.store().list("pods")) {
     if (p.contains("status")) used.insert(p["status"].value("podIP", ""));
   }
-  for (int i = 2; i < 65000; ++i) {
-    std::string ip = "10.244." + std::to_string(i / 256) + "." + std::to_string(i % 256);
-    if (i % 256 != 0 && i % 256 != 255 && !used.count(ip)) return ip;
+  const ClusterNetwork& network = rest.admit_options().network;
+  for (uint32_t i = 2; i < 65000; ++i) {
+    auto ip = network.pod_ip(i);
+    if (ip && !used.count(*ip)) return *ip;
   }
   return "";
 }
@@ -66,8 +67,8 @@ void sync_readiness(Rest& rest, json pod) {
 
 }  // namespace
 
-json running_pod_status(const json& pod, const std::string& ip, bool ready,
-                        const std::string& started) {
+json running_pod_status(const json& pod, const std::string& ip, const std::string& host_ip,
+                        bool ready, const std::string& started) {
   json statuses = json::array();
   for (const auto& c : pod["spec"].value("containers", json::array())) {
     statuses.push_back({{"name", c["name"]},
@@ -95,8 +96,8 @@ json running_pod_status(const json& pod, const std::string& ip, bool ready,
   }
   return {{"phase", "Running"},
           {"conditions", conds},
-          {"hostIP", "10.244.0.1"},
-          {"hostIPs", {{{"ip", "10.244.0.1"}}}},
+          {"hostIP", host_ip},
+          {"hostIPs", {{{"ip", host_ip}}}},
           {"podIP", ip},
           {"podIPs", {{{"ip", ip}}}},
           {"startTime", started},
@@ -129,7 +130,8 @@ void reconcile_simulated_pods(Rest& rest, EventRecorder& events) {
                     {"default-scheduler", ""});
     }
     std::string now = now_rfc3339();
-    pod["status"] = running_pod_status(pod, next_ip(rest), true, now);
+    pod["status"] = running_pod_status(pod, next_ip(rest),
+                                       rest.admit_options().network.node_ip(), true, now);
     set_ready(pod["status"], gates_pass(pod), now);
     rest.update_object(t, pod, true);
   }

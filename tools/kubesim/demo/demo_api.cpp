@@ -87,17 +87,36 @@ void serve(int c) {
   close(c);
 }
 
-}  // namespace
-
-int main() {
-  int port = std::atoi(env("PORT", "8080").c_str());
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
+// Every address of the pod, IPv6 and IPv4 alike (one dual-stack socket), so that the demo
+// serves on an IPv6 cluster (`lpk-kubesim up --ip-family ipv6`) as on an IPv4 one.
+int listen_any(int port) {
+  int one = 1, zero = 0;
+  int s = socket(AF_INET6, SOCK_STREAM, 0);
+  if (s >= 0) {
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && listen(s, 64) == 0) return s;
+    close(s);
+  }
+  // A kernel without IPv6.
+  s = socket(AF_INET, SOCK_STREAM, 0);
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 64) != 0) {
+  if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 64) != 0) return -1;
+  return s;
+}
+
+}  // namespace
+
+int main() {
+  int port = std::atoi(env("PORT", "8080").c_str());
+  int s = listen_any(port);
+  if (s < 0) {
     std::cerr << "demo-api: cannot listen on port " << port << "\n";
     return 1;
   }

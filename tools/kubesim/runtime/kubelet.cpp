@@ -58,7 +58,7 @@ Kubelet::~Kubelet() { stop(); }
 
 void Kubelet::start() {
   cleanup_leftovers(cfg_.state_dir);
-  create_node_netns();
+  create_node_netns(cfg_.network);
   listener_ = rest_.store().add_listener([this](const WatchEvent& ev) {
     if (ev.resource == "pods") schedule();
   });
@@ -135,15 +135,15 @@ std::optional<json> Kubelet::lookup(const std::string& ns, const std::string& pl
 std::string Kubelet::allocate_ip() {
   std::set<std::string> used;
   for (const auto& [uid, run] : pods_) used.insert(run.ip);
-  constexpr int kHosts = 65534;  // 10.244.0.0/16 without its network and broadcast addresses
-  for (int step = 1; step <= kHosts; ++step) {
-    int i = (last_ip_ - 1 + step) % kHosts + 1;
-    std::string ip = "10.244." + std::to_string(i / 256) + "." + std::to_string(i % 256);
-    if (i % 256 == 0 || i % 256 == 255 || i == 1 || used.count(ip)) continue;  // .1: the node
-    last_ip_ = i;
-    return ip;
+  const uint32_t hosts = cfg_.network.pod_hosts();
+  for (uint32_t step = 1; step <= hosts; ++step) {
+    uint32_t i = (uint32_t(last_ip_) - 1 + step) % hosts + 1;
+    auto ip = cfg_.network.pod_ip(i);
+    if (i == 1 || !ip || used.count(*ip)) continue;  // 1: the node
+    last_ip_ = int(i);
+    return *ip;
   }
-  throw std::runtime_error("pod CIDR 10.244.0.0/16 is full");
+  throw std::runtime_error("the pod range of node " + cfg_.node_name + " is full");
 }
 
 // A failed write (a 409 when a client changed the pod at the same moment, say) is retried

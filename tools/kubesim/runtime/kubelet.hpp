@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tools/kubesim/events.hpp"
+#include "tools/kubesim/network.hpp"
 #include "tools/kubesim/rest.hpp"
 #include "tools/kubesim/runtime/images.hpp"
 #include "tools/kubesim/runtime/volumes.hpp"
@@ -36,7 +37,7 @@ struct KubeletConfig {
   ImageMap images;
   std::string token;
   std::string ca_pem;
-  std::string dns_ip = "10.96.0.10";
+  ClusterNetwork network = ClusterNetwork::ipv4();  // pod addresses, the node's, cluster DNS
   std::string zone = "cluster.local";
   std::string node_name = "kubesim-node";
   /// A token of pod's service account bound to pod, for (audience, seconds); the kubelet's

@@ -94,18 +94,19 @@ void Kubelet::admit(const json& pod_in) {
     fqdn = hostname + "." + pod["spec"]["subdomain"].get<std::string>() + "." + run.ns + ".svc." +
            cfg_.zone;
   }
-  write_text(run.dir / "resolv.conf", cluster_resolv_conf(cfg_.dns_ip, run.ns, cfg_.zone));
+  write_text(run.dir / "resolv.conf",
+             cluster_resolv_conf(cfg_.network.dns_ip(), run.ns, cfg_.zone));
   write_text(run.dir / "hosts",
              "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\t"
              "localhost ip6-localhost ip6-loopback\n" +
                  run.ip + "\t" + (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
   try {
-    create_pod_netns(run.netns, run.link, run.ip);
+    create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
     VolumeContext vctx = volume_context(run.ns, pod);
     json with_ip = pod;
     with_ip["status"]["podIP"] = run.ip;
     with_ip["status"]["podIPs"] = {{{"ip", run.ip}}};
-    with_ip["status"]["hostIP"] = kNodeIp;
+    with_ip["status"]["hostIP"] = cfg_.network.node_ip();
     run.volumes = materialize_volumes(with_ip, run.dir / "volumes", vctx);
   } catch (const std::exception& e) {
     spdlog::warn("kubesim: pod {}/{}: {}", run.ns, run.name, e.what());
@@ -170,8 +171,8 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   json live = pod;
   live["status"]["podIP"] = run.ip;
   live["status"]["podIPs"] = {{{"ip", run.ip}}};
-  live["status"]["hostIP"] = kNodeIp;
-  live["status"]["hostIPs"] = {{{"ip", kNodeIp}}};
+  live["status"]["hostIP"] = cfg_.network.node_ip();
+  live["status"]["hostIPs"] = {{{"ip", cfg_.network.node_ip()}}};
   try {
     cs.env = container_env(live, *spec, in);
   } catch (const EnvError& e) {

@@ -30,15 +30,22 @@ int resolve_port(const json& port, const json& container) {
 // One probe attempt: connect (and for httpGet, expect a 2xx/3xx status line).
 asio::awaitable<bool> run_probe(std::string ip, int port, std::string http_path, int timeout_s) {
   auto ex = co_await asio::this_coro::executor;
-  int fd = socket_in_netns(node_netns(), AF_INET, SOCK_STREAM);
+  boost::system::error_code bad;
+  tcp::endpoint target(asio::ip::make_address(ip, bad), uint16_t(port));
+  if (bad) co_return false;
+  int fd = socket_in_netns(node_netns(), target.address().is_v6() ? AF_INET6 : AF_INET,
+                           SOCK_STREAM);
   if (fd < 0) co_return false;
-  tcp::socket sock(ex, tcp::v4(), fd);
+  tcp::socket sock(ex, target.protocol(), fd);
   asio::steady_timer timer(ex, std::chrono::seconds(timeout_s));
   auto attempt = [&]() -> asio::awaitable<bool> {
-    auto [ec] = co_await sock.async_connect({asio::ip::make_address(ip), uint16_t(port)}, kTuple);
+    auto [ec] = co_await sock.async_connect(target, kTuple);
     if (ec) co_return false;
     if (http_path.empty()) co_return true;
-    std::string req = "GET " + http_path + " HTTP/1.1\r\nHost: " + ip + ":" + std::to_string(port) +
+    // The prober's Host is net.JoinHostPort(ip, port): an IPv6 address in brackets.
+    std::string host = target.address().is_v6() ? "[" + ip + "]" : ip;
+    std::string req = "GET " + http_path + " HTTP/1.1\r\nHost: " + host + ":" +
+                      std::to_string(port) +
                       "\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\n"
                       "Connection: close\r\n\r\n";
     auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(req), kTuple);
@@ -168,8 +175,8 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
               {cond("PodReadyToStartContainers", true), cond("Initialized", true),
                cond("Ready", all_ready && any_running),
                cond("ContainersReady", all_ready && any_running), cond("PodScheduled", true)}},
-             {"hostIP", kNodeIp},
-             {"hostIPs", {{{"ip", kNodeIp}}}},
+             {"hostIP", cfg_.network.node_ip()},
+             {"hostIPs", {{{"ip", cfg_.network.node_ip()}}}},
              {"podIP", run.ip},
              {"podIPs", {{{"ip", run.ip}}}},
              {"startTime", run.start_time},

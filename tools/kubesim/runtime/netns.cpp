@@ -77,30 +77,48 @@ void run_ip(const std::vector<std::string>& args) {
   }
 }
 
-void create_node_netns() {
+void create_node_netns(const ClusterNetwork& network) {
   std::string ns = node_netns();
+  const bool v6 = network.family() == IpFamily::ipv6;
   run_ip({"netns", "add", ns});
   run_ip({"-n", ns, "link", "set", "lo", "up"});
-  // A bridge without an address of its own takes the lowest MAC of its ports and changes it
-  // when that port goes: deleting one pod would move the pods' gateway to a new MAC while
-  // their neighbour caches keep the old one, and their packets to the node (cluster DNS,
-  // service addresses) vanish for up to half a minute. A node's gateway keeps its MAC.
+  // A bridge without an address of its own takes the lowest MAC of its ports and changes it as
+  // ports come and go: deleting one pod would move the pods' gateway to a new MAC while their
+  // neighbour caches keep the old one (IPv4 may announce a change with a gratuitous ARP, IPv6
+  // does not), and their packets to the node (cluster DNS, service addresses) vanish for up to
+  // half a minute. A node's gateway keeps its MAC.
   run_ip({"-n", ns, "link", "add", kBridge, "address", kBridgeMac, "type", "bridge"});
-  run_ip({"-n", ns, "addr", "add", std::string(kNodeIp) + "/16", "dev", kBridge});
+  std::string node = network.node_ip() + "/" + std::to_string(network.pod_prefix_length());
+  // nodad: an IPv6 address is "tentative" for a second of duplicate address detection, and
+  // nothing can bind or answer from it meanwhile; on a bridge kubesim owns there is no one to
+  // collide with.
+  if (v6)
+    run_ip({"-n", ns, "addr", "add", node, "dev", kBridge, "nodad"});
+  else
+    run_ip({"-n", ns, "addr", "add", node, "dev", kBridge});
   run_ip({"-n", ns, "link", "set", kBridge, "up"});
   // Any address of the service range is local in the node: service proxies bind ClusterIPs.
-  run_ip({"-n", ns, "route", "add", "local", "10.96.0.0/16", "dev", "lo"});
+  run_ip({"-n", ns, v6 ? "-6" : "-4", "route", "add", "local", network.service_cidr(), "dev",
+          "lo"});
+  // IPv4 binds an address a local route covers; IPv6 binds only assigned ones unless told.
+  if (v6) run_ip({"netns", "exec", ns, "sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=1"});
 }
 
-void create_pod_netns(const std::string& name, const std::string& link, const std::string& ip) {
+void create_pod_netns(const std::string& name, const std::string& link, const std::string& ip,
+                      const ClusterNetwork& network) {
   run_ip({"netns", "add", name});
   std::string node = node_netns();
+  const bool v6 = network.family() == IpFamily::ipv6;
   run_ip({"-n", node, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", name});
   run_ip({"-n", node, "link", "set", link, "master", kBridge, "up"});
   run_ip({"-n", name, "link", "set", "lo", "up"});
-  run_ip({"-n", name, "addr", "add", ip + "/16", "dev", "eth0"});
+  std::string address = ip + "/" + std::to_string(network.pod_prefix_length());
+  if (v6)
+    run_ip({"-n", name, "addr", "add", address, "dev", "eth0", "nodad"});
+  else
+    run_ip({"-n", name, "addr", "add", address, "dev", "eth0"});
   run_ip({"-n", name, "link", "set", "eth0", "up"});
-  run_ip({"-n", name, "route", "add", "default", "via", kNodeIp});
+  run_ip({"-n", name, v6 ? "-6" : "-4", "route", "add", "default", "via", network.node_ip()});
 }
 
 void kill_processes_in(const std::string& name) {

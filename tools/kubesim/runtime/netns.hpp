@@ -9,11 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "tools/kubesim/network.hpp"
+
 namespace lpk::kubesim {
 
 inline constexpr const char* kNetnsPrefix = "kubesim-";
 inline constexpr const char* kBridge = "kubesim0";
-inline constexpr const char* kNodeIp = "10.244.0.1";
 /// Locally administered, fixed: the pods' gateway MAC never changes (see create_node_netns).
 inline constexpr const char* kBridgeMac = "02:6b:73:00:00:01";
 
@@ -29,13 +30,14 @@ std::string pod_netns(int index);
 /// Runs `ip args...`; throws std::runtime_error with ip's stderr when it fails.
 void run_ip(const std::vector<std::string>& args);
 
-/// Creates the node namespace: a bridge with kNodeIp/16, forwarding on, and the service
-/// range 10.96.0.0/16 routed locally so that proxies can bind ClusterIPs.
-void create_node_netns();
+/// Creates the node namespace: a bridge with the network's node address, and its service
+/// range routed locally so that proxies can bind ClusterIPs.
+void create_node_netns(const ClusterNetwork& network);
 
-/// Creates netns name with eth0 (a veth on the node bridge) addressed ip/16, lo up, and a
-/// default route via the node. link is the host-side veth name (<= 15 chars).
-void create_pod_netns(const std::string& name, const std::string& link, const std::string& ip);
+/// Creates netns name with eth0 (a veth on the node bridge) addressed ip in the pod range, lo
+/// up, and a default route via the node. link is the host-side veth name (<= 15 chars).
+void create_pod_netns(const std::string& name, const std::string& link, const std::string& ip,
+                      const ClusterNetwork& network);
 
 /// Deletes a named namespace (its veth goes with it). No error when it is already gone.
 void delete_netns(const std::string& name);

@@ -90,12 +90,15 @@ void ServiceProxy::sync_ports() {
       p->port_name = sp.value("name", "");
       p->cluster_ip = ip;
       p->port = port;
-      int fd = socket_in_netns(node_netns(), AF_INET, SOCK_STREAM);
       boost::system::error_code ec;
+      tcp::endpoint vip(asio::ip::make_address(ip, ec), uint16_t(port));
+      if (ec) continue;
+      int fd = socket_in_netns(node_netns(), vip.address().is_v6() ? AF_INET6 : AF_INET,
+                               SOCK_STREAM);
       if (fd < 0) continue;
-      p->acceptor.assign(tcp::v4(), fd, ec);
+      p->acceptor.assign(vip.protocol(), fd, ec);
       p->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-      p->acceptor.bind({asio::ip::make_address(ip), uint16_t(port)}, ec);
+      p->acceptor.bind(vip, ec);
       if (!ec) p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
       if (ec) {
         spdlog::warn("kubesim: service {}/{}: cannot listen on {}:{}: {}", p->ns, p->service, ip,
@@ -197,12 +200,14 @@ awaitable<void> ServiceProxy::proxy(tcp::socket client, std::shared_ptr<Port> po
     auto eps = endpoints_for(store_, port->ns, port->service, port->port_name);
     if (eps.empty()) co_return;  // no endpoints: the connection is refused by closing it
     auto [ip, p] = eps[port->next++ % eps.size()];
-    int fd = socket_in_netns(node_netns(), AF_INET, SOCK_STREAM);
-    if (fd < 0) co_return;
     boost::system::error_code aec;
-    upstream.assign(tcp::v4(), fd, aec);
+    target = {asio::ip::make_address(ip, aec), uint16_t(p)};
     if (aec) co_return;
-    target = {asio::ip::make_address(ip), uint16_t(p)};
+    int fd = socket_in_netns(node_netns(), target.address().is_v6() ? AF_INET6 : AF_INET,
+                             SOCK_STREAM);
+    if (fd < 0) co_return;
+    upstream.assign(target.protocol(), fd, aec);
+    if (aec) co_return;
   }
   auto [ec] = co_await upstream.async_connect(target, kTuple);
   if (ec) co_return;
