@@ -53,7 +53,7 @@ class Walker {
     if (full()) return;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-      skip(path, errno == ENOENT ? "broken symlink or missing" : std::strerror(errno));
+      skip(path, errno == ENOENT ? kMissingReason : std::strerror(errno));
       return;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -200,6 +200,11 @@ FileReport collect_files(const std::vector<std::string>& roots, const FileLimits
     walker.note_truncated(root);
   }
   return out;
+}
+
+bool walk_met_missing(const FileReport& report) {
+  return std::any_of(report.skipped.begin(), report.skipped.end(),
+                     [](const tunnel::SkippedFile& s) { return s.reason == kMissingReason; });
 }
 
 tunnel::FilesUpdate files_changes(const FileReport& before, const FileReport& after) {

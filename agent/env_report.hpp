@@ -37,6 +37,14 @@ struct FileReport {
 /// is listed in `skipped` with the reason.
 FileReport collect_files(const std::vector<std::string>& roots, const FileLimits& limits);
 
+/// The reason a walk gives a path that vanished while it walked (or a broken symlink).
+inline constexpr const char* kMissingReason = "broken symlink or missing";
+
+/// True when the walk met a path that vanished under it: a kubelet's atomic writer removes the
+/// old data directory right after it swaps `..data`, so a walk that resolved the old one finds
+/// nothing there. Such a walk is taken again before its absences are believed.
+bool walk_met_missing(const FileReport& report);
+
 /// From `before` to `after` (a FilesUpdate that is not `full`): the files that are new or
 /// differ in bytes or mode, the paths that are gone (neither read nor skipped now), and the
 /// skipped entries that were not skipped, or not for that reason, before.

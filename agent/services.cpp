@@ -63,14 +63,16 @@ asio::awaitable<bool> send_update(tcp::socket& socket, const tunnel::FilesUpdate
 // Looks at the mounts again every `files_poll` and sends what changed; the flow control of
 // the stream bounds what is queued for a proxy that does not read.
 asio::awaitable<void> send_changes(tcp::socket& socket, const EnvReportOptions& options) {
-  auto last = collect_files(options.mounts, options.limits);
+  auto walk = [&options] { return collect_files(options.mounts, options.limits); };
+  constexpr std::chrono::milliseconds kSettle{25};
+  auto last = co_await settled_walk(walk, kSettle, 3);
   tunnel::FilesUpdate full{true, last.files, {}, last.skipped};
   if (!co_await send_update(socket, full)) co_return;
   asio::steady_timer poll(socket.get_executor());
   while (true) {
     poll.expires_after(options.files_poll);
     if (auto [ec] = co_await poll.async_wait(kTuple); ec) co_return;
-    auto now = collect_files(options.mounts, options.limits);
+    auto now = co_await settled_walk(walk, kSettle, 3);
     auto update = files_changes(last, now);
     last = std::move(now);
     if (no_changes(update)) continue;
@@ -86,6 +88,18 @@ asio::awaitable<void> serve_files(tcp::socket socket, EnvReportOptions options) 
 }
 
 }  // namespace
+
+asio::awaitable<FileReport> settled_walk(const std::function<FileReport()>& walk,
+                                         std::chrono::milliseconds pause, int retries) {
+  auto report = walk();
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (int again = 0; again < retries && walk_met_missing(report); ++again) {
+    timer.expires_after(pause);
+    co_await timer.async_wait(kTuple);
+    report = walk();
+  }
+  co_return report;
+}
 
 bool is_service_target(const tunnel::Target& target) {
   return target.kind == tunnel::Target::Kind::name && tunnel::is_service_name(target.host);

@@ -9,6 +9,8 @@
 // stream is an ordinary stream to the session (credit, half-close, reset).
 
 #include <array>
+#include <chrono>
+#include <functional>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -35,5 +37,11 @@ bool is_service_target(const tunnel::Target& target);
 /// unreachable.
 boost::asio::awaitable<tunnel::DialResult> dial_service(const tunnel::Target& target,
                                                         const ServiceOptions& options);
+
+/// `walk()` (collect_files of the mounts), taken again up to `retries` times, `pause` apart,
+/// while it meets a path that vanished under it (walk_met_missing): a kubelet's volume update
+/// then reads as the new files, not as the old ones removed. Returns the last walk.
+boost::asio::awaitable<FileReport> settled_walk(const std::function<FileReport()>& walk,
+                                                std::chrono::milliseconds pause, int retries);
 
 }  // namespace lpk::agent

@@ -62,6 +62,40 @@ TEST(DialService, UnknownNamesWrongPortsAndMissingNameserver) {
   }()));
 }
 
+TEST(SettledWalk, AFileThatVanishedMidWalkIsLookedForAgainBeforeItCountsAsGone) {
+  // A kubelet's atomic-writer swap, as the walker can meet it: the first walk finds the file
+  // missing (the old data directory was just removed), the next one finds the new file.
+  auto present = [] {
+    FileReport r;
+    r.files.push_back({"/etc/demo/greeting", 0644, "hello"});
+    return r;
+  };
+  auto missing = [] {
+    FileReport r;
+    r.skipped.push_back({"/etc/demo/greeting", kMissingReason});
+    return r;
+  };
+  asio::io_context io;
+  int walks = 0;
+  EXPECT_TRUE(run_task(io, [&]() -> asio::awaitable<void> {
+    auto swapped = co_await settled_walk([&] { return ++walks == 1 ? missing() : present(); },
+                                         std::chrono::milliseconds(1), 3);
+    EXPECT_EQ(walks, 2);
+    EXPECT_EQ(swapped.files.size(), 1u);
+    EXPECT_TRUE(swapped.skipped.empty());
+    // Really gone (or a broken symlink for good): believed after the retries.
+    walks = 0;
+    auto gone = co_await settled_walk([&] { return ++walks, missing(); },
+                                      std::chrono::milliseconds(1), 3);
+    EXPECT_EQ(walks, 4);
+    EXPECT_TRUE(walk_met_missing(gone));
+    // Nothing missing: one walk.
+    walks = 0;
+    co_await settled_walk([&] { return ++walks, present(); }, std::chrono::milliseconds(1), 3);
+    EXPECT_EQ(walks, 1);
+  }()));
+}
+
 TEST(DialService, EnvSendsOneDocumentThenEnds) {
   asio::io_context io;
   lpk::test::TempDir dir;
