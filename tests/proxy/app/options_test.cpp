@@ -201,7 +201,12 @@ TEST(ConnectOptions, SecretFileReplacesTheRandomSessionSecret) {
 }
 
 TEST(ConnectOptions, BadInputIsOneLineNamingTheFlag) {
-  expect_one_line_naming(connect_error({}), "--service");
+  // No --service is an outbound-only session; what only a replaced container can use needs one.
+  EXPECT_EQ(connect_error({}), "");
+  EXPECT_TRUE(parse_connect_options(Args{"--resolver"}).system_resolver);
+  expect_one_line_naming(connect_error({"--local-port", "8080"}), "--local-port");
+  expect_one_line_naming(connect_error({"--local-port", "8080:80"}), "--service");
+  expect_one_line_naming(connect_error({"--container", "api"}), "--container");
   expect_one_line_naming(connect_error({"--service", "api", "--"}), "--");
   expect_one_line_naming(connect_error({"--service", "api", "--timeout", "0"}), "--timeout");
   expect_one_line_naming(connect_error({"--service", "api", "--timeout", "9999"}), "--timeout");
