@@ -4,6 +4,7 @@
 #include <random>
 
 #include "kube/client.hpp"
+#include "kube/detail/backoff.hpp"
 #include "kube/detail/call.hpp"
 #include "kube/detail/status.hpp"
 
@@ -101,13 +102,9 @@ void Client::watch(const std::string& path, const ListOptions& o,
                    std::function<void(const WatchEvent&)> on_event, std::stop_token stop) {
   std::string rv;
   bool relist = true, first = true;
-  int failures = 0;
-  // The reflector's backoff: 800 ms doubling to 30 s.
+  detail::WatchBackoff delays;
   auto backoff = [&] {
-    auto d = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(800L << std::min(failures, 6)),
-                                                 std::chrono::seconds(30));
-    ++failures;
-    return detail::wait_for(d, stop);
+    return detail::wait_for(delays.next(detail::WatchBackoff::Clock::now()), stop);
   };
   while (!stop.stop_requested()) {
     try {
@@ -129,7 +126,7 @@ void Client::watch(const std::string& path, const ListOptions& o,
           break;
         case WatchEnd::timed_out:
           if (std::chrono::steady_clock::now() - started > std::chrono::seconds(1))
-            failures = 0;
+            delays.reset();
           else if (!backoff())  // a watch that ends at once would spin
             return;
           break;

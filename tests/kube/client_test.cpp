@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "kube/detail/backoff.hpp"
 #include "kube/text.hpp"
 #include "tests/kube/fake_server.hpp"
 #include "tests/slack.hpp"
@@ -34,6 +35,26 @@ std::string status_body(int code, const std::string& reason, const std::string& 
   return nlohmann::json{{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
                         {"message", message}, {"reason", reason}, {"code", code}}
       .dump();
+}
+
+TEST(WatchBackoff, DoublesToThirtySecondsAndStartsAgainAfterTwoQuietMinutes) {
+  using namespace std::chrono_literals;
+  detail::WatchBackoff b;
+  auto t = detail::WatchBackoff::Clock::time_point{} + 1h;
+  std::vector<long> seen;
+  for (int i = 0; i < 8; ++i) {
+    seen.push_back(b.next(t).count());
+    t += 1s;
+  }
+  EXPECT_EQ(seen, (std::vector<long>{800, 1600, 3200, 6400, 12800, 25600, 30000, 30000}));
+  // A watch that ran for two minutes (no backoff meanwhile) and then broke: at once again.
+  t += 2min + 1s;
+  EXPECT_EQ(b.next(t), 800ms);
+  EXPECT_EQ(b.next(t + 1s), 1600ms);
+  // Within two minutes of the last backoff, the count goes on.
+  EXPECT_EQ(b.next(t + 100s), 3200ms);
+  b.reset();
+  EXPECT_EQ(b.next(t + 101s), 800ms);
 }
 
 TEST(Client, HeadersPrefixBodiesAndPatchTypes) {
