@@ -19,6 +19,8 @@ peer_pkgs=(
   iproute2 procps psmisc python3 python3-kubernetes python3-dotenv
   microsocks tinyproxy stunnel4 openssl   # port-forward through socks5 and https proxies
 )
+# kubesim runs pods from OCI images (crun, umoci); its e2e test builds an image from busybox.
+peer_pkgs+=(crun umoci buildah skopeo busybox-static)
 
 missing=()
 for p in "${build_pkgs[@]}" "${peer_pkgs[@]}"; do

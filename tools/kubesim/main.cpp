@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -17,6 +18,7 @@ namespace {
 int usage_error(const std::string& what) {
   std::cerr << "lpk-kubesim: " << what
             << " (usage: lpk-kubesim up [--manifests DIR] [--state DIR] [--port N] "
+               "[--image-store DIR] [--images FILE] "
                "[--no-runtime] [--aws-default-region R] [--sts-regional-endpoint] "
                "[--sync-frequency DURATION] [--token-refresh-after DURATION] | lpk-kubesim down "
                "[--state DIR])\n";
@@ -101,6 +103,13 @@ int main(int argc, char** argv) {
       opts.manifests = v;
     else if (a == "--images" && (v = value()))
       opts.images = v;
+    else if (a == "--image-store" && (v = value())) {
+      if (!std::filesystem::is_directory(v)) {
+        return usage_error(std::string("--image-store wants a directory of OCI archives (*.tar) "
+                                       "or OCI layouts; '") + v + "' is not a directory");
+      }
+      opts.image_store = v;
+    }
     else if (a == "--port" && (v = value()))
       opts.port = uint16_t(std::atoi(v));
     else if (a == "--no-runtime")
