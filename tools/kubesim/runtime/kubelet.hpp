@@ -72,6 +72,7 @@ struct ContainerRun {
   bool probing = false;
   std::string image_id;    // containerStatuses[].imageID of the running instance
   std::string runtime_id;  // crun's container id; "" for a host program (the fallback)
+  std::string container_id;  // containerStatuses[].containerID of the running instance
   std::filesystem::path bundle;
   Clock::time_point pull_retry_at{};  // ImagePullBackOff until then
   int pull_backoff_s = 0;

@@ -215,6 +215,9 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
     size_t before = run.created_dirs.size();
     c.pid = image->oci ? start_oci(run, c, pod, *spec, cs, *image->oci)
                        : lpk::kubesim::start_container(cs, run.created_dirs);
+    // A host program's id is its own pid (not its init's): what /proc shows of the container.
+    c.container_id = image->oci ? "crun://" + c.runtime_id
+                                : "kubesim://" + std::to_string(container_program(c.pid));
     ContainerOutput::start(output);
     std::erase_if(outputs_, [](const auto& w) { return w.expired(); });
     outputs_.push_back(output);

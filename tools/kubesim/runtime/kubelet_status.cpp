@@ -118,8 +118,7 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
                {"restartCount", c.restarts},
                {"started", c.pid > 0}};
     if (c.pid > 0) {
-      st["containerID"] = c.runtime_id.empty() ? "kubesim://" + std::to_string(c.pid)
-                                               : "crun://" + c.runtime_id;
+      st["containerID"] = c.container_id;
       st["state"] = {{"running", {{"startedAt", c.started_at}}}};
       any_running = true;
       all_done = false;

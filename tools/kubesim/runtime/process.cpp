@@ -242,4 +242,11 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
   return pid;
 }
 
+pid_t container_program(pid_t init) {
+  std::ifstream children("/proc/" + std::to_string(init) + "/task/" + std::to_string(init) +
+                         "/children");
+  pid_t program = -1;
+  return children >> program && program > 0 ? program : init;
+}
+
 }  // namespace lpk::kubesim

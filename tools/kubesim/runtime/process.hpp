@@ -41,6 +41,10 @@ bool hidden_in_container(const std::string& path);
 /// container's tmpfs hides (a build tree in /tmp) is bind-mounted back at the same path.
 pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& created_dirs);
 
+/// The program a container started by start_container runs (the only child of its init),
+/// as the host sees it; init itself when it has none (any more).
+pid_t container_program(pid_t init);
+
 namespace detail {
 // For forked children (here and in oci_runtime.cpp), where only async-signal-safe calls may
 // run: report "what: strerror(errno)" on pipe_fd and _exit(127).
