@@ -216,6 +216,18 @@ class ContainersFromImages(unittest.TestCase):
         term = self.status("fails")["state"]["terminated"]
         self.assertEqual((term["exitCode"], term["reason"]), (3, "Error"))
 
+    def test_read_only_root_filesystem_and_run_as_user(self):
+        script = "touch /srv/new 2>/dev/null && echo writable || echo read-only; id -u"
+        for name, sc in (("rw", {}), ("ro", {"readOnlyRootFilesystem": True})):
+            # runAsUser 0 over the image's USER 1234: root may write /srv unless the root
+            # filesystem is read-only.
+            self.sim.apply(pod(self.ns, name, IMAGE, ["sh", "-c", script],
+                               extra_spec={"restartPolicy": "Never"},
+                               container_extra={"securityContext": {"runAsUser": 0, **sc}}))
+        for name, expected in (("rw", ["writable", "0"]), ("ro", ["read-only", "0"])):
+            self.wait(f"pod/{name}", "jsonpath={.status.phase}=Succeeded")
+            self.assertEqual(self.k("logs", name).stdout.split(), expected)
+
     def test_image_not_in_the_store(self):
         self.sim.apply(pod(self.ns, "missing", "localhost/never-built:2", ["sh"]))
         self.wait("pod/missing",
