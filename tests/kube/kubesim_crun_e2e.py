@@ -32,7 +32,7 @@ TIMEOUT = 60
 IMAGE = "localhost/kubesim-crun-test:1"
 # Numbers no other process of the machine has on its command line: `sleep MARK...` processes
 # are the ones this run started (one number per test), and none may outlive its pods.
-MARK_APP, MARK_HOST, MARK_BG = (str(7_000_000 + os.getpid() * 4 + i) for i in range(3))
+MARK_APP, MARK_HOST, MARK_BG, MARK_EXIT = (str(7_000_000 + os.getpid() * 4 + i) for i in range(4))
 
 
 def skip_reason():
@@ -97,7 +97,7 @@ def pod(ns, name, image, command, extra_spec=None, container_extra=None):
 
 def marked_processes(*marks):
     """pids of the `sleep MARK` processes on the machine (any of marks)."""
-    marks = [m.encode() for m in marks or (MARK_APP, MARK_HOST, MARK_BG)]
+    marks = [m.encode() for m in marks or (MARK_APP, MARK_HOST, MARK_BG, MARK_EXIT)]
     found = []
     for p in os.listdir("/proc"):
         try:
@@ -254,6 +254,19 @@ class ContainersFromImages(unittest.TestCase):
         self.assertEqual(len(marked_processes(MARK_HOST)), 2)
         self.k("delete", "pod", "host", f"--timeout={TIMEOUT}s")
         self.assertEqual(marked_processes(MARK_HOST), [])
+
+    def test_host_program_children_end_when_its_main_process_exits(self):
+        # The pod stays (restartPolicy Never): only the container's PID namespace, whose init
+        # ends with the main process, can end a child that left its process group.
+        self.sim.apply(pod(self.ns, "quits", "busybox",
+                           ["sh", "-c", f"setsid sleep {MARK_EXIT} & pid=$!; i=0; "
+                            # the main process ends once the child runs sleep (bounded)
+                            f"until grep -qs {MARK_EXIT} /proc/$pid/cmdline || [ $i = 99999 ]; "
+                            "do i=$((i+1)); done; echo forked"],
+                           extra_spec={"restartPolicy": "Never"}))
+        self.wait("pod/quits", "jsonpath={.status.phase}=Succeeded")
+        self.assertEqual(self.k("logs", "quits").stdout, "forked\n")
+        self.assertEqual(marked_processes(MARK_EXIT), [])
 
     def test_children_of_an_image_container_end_with_the_pod_at_kubesim_stop(self):
         # Left running: the class's cleanup stops kubesim and checks nothing is left.
