@@ -120,8 +120,9 @@ def main():
                       f"({a.replicas / seconds:.1f} pods/s; container ids {ids})", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summary = {k: {"median_s": statistics.median(v), "pods_per_s": a.replicas / statistics.median(v),
-                   "runs_s": v} for k, v in results.items()}
+    summary = {k: {"median_s": statistics.median(v),
+                   "pods_per_s": a.replicas / statistics.median(v), "runs_s": v}
+               for k, v in results.items()}
     summary["replicas"] = a.replicas
     summary["floor_met"] = summary["crun"]["median_s"] < 10
     print(json.dumps(summary, indent=1))

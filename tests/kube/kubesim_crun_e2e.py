@@ -9,8 +9,9 @@ with real kubectl: the pod is Running; its process (found through crun's state, 
 host's /proc) has the image's environment under the pod's, uid 1234 and /srv; a secret volume
 with defaultMode 0400 and fsGroup is group-readable as the kubelet makes it; exit codes; an
 image in neither the store nor the host-binary map shows ErrImagePull/ImagePullBackOff and
-`kubectl describe` says why; after a pod is deleted and after kubesim stops, no process,
-crun state, mount or network namespace of it is left, for a host-binary fallback pod too.
+`kubectl describe` says why; after a pod is deleted, after a host program's main process exits,
+after kubesim stops, and after `lpk-kubesim down` following a SIGKILL of kubesim, no process,
+crun state, mount or network namespace of it is left, for host-binary fallback pods too.
 Skipped, with the reason, without root, kubectl, crun, umoci or buildah. Exits 77 when every
 test was skipped."""
 
@@ -32,7 +33,8 @@ TIMEOUT = 60
 IMAGE = "localhost/kubesim-crun-test:1"
 # Numbers no other process of the machine has on its command line: `sleep MARK...` processes
 # are the ones this run started (one number per test), and none may outlive its pods.
-MARK_APP, MARK_HOST, MARK_BG, MARK_EXIT = (str(7_000_000 + os.getpid() * 4 + i) for i in range(4))
+MARK_APP, MARK_HOST, MARK_BG, MARK_EXIT, MARK_CRASH = (str(7_000_000 + os.getpid() * 8 + i)
+                                                      for i in range(5))
 
 
 def skip_reason():
@@ -97,7 +99,7 @@ def pod(ns, name, image, command, extra_spec=None, container_extra=None):
 
 def marked_processes(*marks):
     """pids of the `sleep MARK` processes on the machine (any of marks)."""
-    marks = [m.encode() for m in marks or (MARK_APP, MARK_HOST, MARK_BG, MARK_EXIT)]
+    marks = [m.encode() for m in marks or (MARK_APP, MARK_HOST, MARK_BG, MARK_EXIT, MARK_CRASH)]
     found = []
     for p in os.listdir("/proc"):
         try:
@@ -108,6 +110,21 @@ def marked_processes(*marks):
         except (OSError, ValueError):
             pass
     return found
+
+
+def leftovers(state_dir, tag, work, marks=()):
+    """What a kubesim with this state directory and instance tag left: marked processes,
+    crun state, mounts under its directories, its network namespaces."""
+    left = []
+    if marked_processes(*marks):
+        left.append(f"processes {marked_processes(*marks)}")
+    crun = os.path.join(state_dir, "crun")
+    if os.path.isdir(crun) and os.listdir(crun):
+        left.append(f"crun state {os.listdir(crun)}")
+    with open("/proc/mounts") as f:
+        left += [m for m in f.read().splitlines() if state_dir in m or work in m]
+    left += [n for n in os.listdir("/run/netns") if n.startswith(f"kubesim-{tag}-")]
+    return left
 
 
 @unittest.skipIf(skip_reason(), skip_reason())
@@ -131,15 +148,7 @@ class ContainersFromImages(unittest.TestCase):
             tag = f.read().strip()
         try:
             sim.proc.stop(timeout=30)
-            left = []
-            if marked_processes():
-                left.append(f"processes {marked_processes()}")
-            crun = os.path.join(sim.dir, "crun")
-            if os.path.isdir(crun) and os.listdir(crun):
-                left.append(f"crun state {os.listdir(crun)}")
-            with open("/proc/mounts") as f:
-                left += [m for m in f.read().splitlines() if sim.dir in m or cls.work in m]
-            left += [n for n in os.listdir("/run/netns") if n.startswith(f"kubesim-{tag}-")]
+            left = leftovers(sim.dir, tag, cls.work)
             if left:
                 raise AssertionError(f"left behind after kubesim stopped: {left}")
         finally:
@@ -270,12 +279,45 @@ class ContainersFromImages(unittest.TestCase):
 
     def test_children_of_an_image_container_end_with_the_pod_at_kubesim_stop(self):
         # Left running: the class's cleanup stops kubesim and checks nothing is left.
-        self.sim.apply(pod(self.ns, "bg", IMAGE, ["sh", "-c", f"sleep {MARK_BG} & exec sleep {MARK_BG}"]))
+        self.sim.apply(pod(self.ns, "bg", IMAGE,
+                           ["sh", "-c", f"sleep {MARK_BG} & exec sleep {MARK_BG}"]))
         self.wait("pod/bg", "condition=Ready")
         deadline = time.monotonic() + TIMEOUT
         while len(marked_processes(MARK_BG)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(len(marked_processes(MARK_BG)), 2)
+
+
+@unittest.skipIf(skip_reason(), skip_reason())
+class DownAfterACrash(unittest.TestCase):
+    """kubesim killed with SIGKILL (nothing of it runs its teardown): `lpk-kubesim down`
+    removes what its containers left."""
+
+    def test_down_removes_containers_a_killed_kubesim_left(self):
+        api.KUBESIM = KUBESIM
+        work = tempfile.mkdtemp(prefix="kubesim-crun-crash-")
+        self.addCleanup(shutil.rmtree, work, True)
+        store = os.path.join(work, "store")
+        os.makedirs(store)
+        build_image(work, store)
+        sim = api.Kubesim("--image-store", store)
+        self.addCleanup(shutil.rmtree, sim.dir, True)
+        with open(os.path.join(sim.dir, "instance")) as f:
+            tag = f.read().strip()
+        ns = api.unique("crash")
+        sim.apply(api.namespace(ns))
+        sim.apply(pod(ns, "app", IMAGE,
+                      ["sh", "-c", f"sleep {MARK_CRASH} & exec sleep {MARK_CRASH}"]))
+        sim.kubectl("-n", ns, "wait", "--for=condition=Ready", "pod/app", f"--timeout={TIMEOUT}s")
+        sim.proc.p.kill()
+        sim.proc.p.wait()
+        sim.proc.collected = True
+        self.assertEqual(len(marked_processes(MARK_CRASH)), 2)  # the containers outlive it
+        down = subprocess.run([KUBESIM, "down", "--state", sim.dir], capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        self.assertEqual(down.returncode, 0, down.stderr)
+        self.assertIn("removed leftovers of a crashed kubesim", down.stdout)
+        self.assertEqual(leftovers(sim.dir, tag, work, (MARK_CRASH,)), [])
 
 
 if __name__ == "__main__":
