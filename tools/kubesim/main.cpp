@@ -25,6 +25,17 @@ int usage_error(const std::string& what) {
   return 2;
 }
 
+bool on_path(const std::string& tool) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "";
+  for (size_t pos = 0; pos <= dirs.size();) {
+    size_t colon = std::min(dirs.find(':', pos), dirs.size());
+    if (access((dirs.substr(pos, colon - pos) + "/" + tool).c_str(), X_OK) == 0) return true;
+    pos = colon + 1;
+  }
+  return false;
+}
+
 // "90", "90s", "500ms", "2m"; nullopt for anything else (or for zero).
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
   char* end = nullptr;
@@ -109,6 +120,13 @@ int main(int argc, char** argv) {
                                        "or OCI layouts; '") + v + "' is not a directory");
       }
       opts.image_store = v;
+      for (const char* tool : {"crun", "umoci"}) {
+        if (!on_path(tool)) {
+          return usage_error(std::string("--image-store runs containers with crun and unpacks "
+                                         "images with umoci, and ") + tool +
+                             " is not on PATH; install it (tools/install-deps.sh)");
+        }
+      }
     }
     else if (a == "--port" && (v = value()))
       opts.port = uint16_t(std::atoi(v));
