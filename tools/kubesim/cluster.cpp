@@ -127,6 +127,7 @@ struct Cluster::Impl {
     kc.state_dir = opts.state_dir;
     kc.images =
         opts.images.empty() ? ImageMap::defaults(paths) : ImageMap::load(opts.images, paths);
+    kc.image_store = opts.image_store;
     kc.token = pki.token;
     kc.ca_pem = pki.ca.cert_pem;
     kc.issue_token = [this](const json& pod, const std::string& audience, int64_t seconds) {

@@ -17,7 +17,8 @@ struct ClusterOptions {
   std::filesystem::path manifests;  // applied at start when not empty
   uint16_t port = 0;                // 0 picks a free port
   bool runtime = true;              // run pods as processes in network namespaces
-  std::filesystem::path images;     // image -> command map (runtime)
+  std::filesystem::path images;     // image -> command map (runtime): the host-binary fallback
+  std::filesystem::path image_store;  // OCI archives and layouts run with crun (runtime)
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   size_t watch_history = 20000;
   IrsaOptions irsa;  // the IRSA-style hook (--aws-default-region, --sts-regional-endpoint)

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -17,10 +18,22 @@ namespace {
 int usage_error(const std::string& what) {
   std::cerr << "lpk-kubesim: " << what
             << " (usage: lpk-kubesim up [--manifests DIR] [--state DIR] [--port N] "
+               "[--image-store DIR] [--images FILE] "
                "[--no-runtime] [--aws-default-region R] [--sts-regional-endpoint] "
                "[--sync-frequency DURATION] [--token-refresh-after DURATION] "
                "[--ip-family ipv4|ipv6] | lpk-kubesim down [--state DIR])\n";
   return 2;
+}
+
+bool on_path(const std::string& tool) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "";
+  for (size_t pos = 0; pos <= dirs.size();) {
+    size_t colon = std::min(dirs.find(':', pos), dirs.size());
+    if (access((dirs.substr(pos, colon - pos) + "/" + tool).c_str(), X_OK) == 0) return true;
+    pos = colon + 1;
+  }
+  return false;
 }
 
 // "90", "90s", "500ms", "2m"; nullopt for anything else (or for zero).
@@ -101,6 +114,20 @@ int main(int argc, char** argv) {
       opts.manifests = v;
     else if (a == "--images" && (v = value()))
       opts.images = v;
+    else if (a == "--image-store" && (v = value())) {
+      if (!std::filesystem::is_directory(v)) {
+        return usage_error(std::string("--image-store wants a directory of OCI archives (*.tar) "
+                                       "or OCI layouts; '") + v + "' is not a directory");
+      }
+      opts.image_store = v;
+      for (const char* tool : {"crun", "umoci"}) {
+        if (!on_path(tool)) {
+          return usage_error(std::string("--image-store runs containers with crun and unpacks "
+                                         "images with umoci, and ") + tool +
+                             " is not on PATH; install it (tools/install-deps.sh)");
+        }
+      }
+    }
     else if (a == "--port" && (v = value()))
       opts.port = uint16_t(std::atoi(v));
     else if (a == "--no-runtime")

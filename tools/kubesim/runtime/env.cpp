@@ -228,4 +228,17 @@ std::string resource_field(const json& container, const json& ref,
   return std::to_string(static_cast<long long>(std::ceil(*value / *divisor - 1e-9)));
 }
 
+EnvList with_image_env(const EnvList& image, EnvList container) {
+  EnvList out = image;
+  for (auto& [name, value] : container) {
+    auto same =
+        std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == name; });
+    if (same != out.end())
+      same->second = std::move(value);
+    else
+      out.emplace_back(name, std::move(value));
+  }
+  return out;
+}
+
 }  // namespace lpk::kubesim

@@ -36,6 +36,11 @@ struct EnvInputs {
 
 EnvList container_env(const json& pod, const json& container, const EnvInputs& in);
 
+/// The image's ENV with the container's environment over it, as containerd merges them
+/// (replaceOrAppendEnvValues): a name both set keeps the image's place and takes the
+/// container's value; the container's other names follow in their order.
+EnvList with_image_env(const EnvList& image, EnvList container);
+
 /// $(VAR) expansion with $$ escaping; unknown references are left as written.
 std::string expand_vars(const std::string& s,
                         const std::function<std::optional<std::string>(const std::string&)>& get);

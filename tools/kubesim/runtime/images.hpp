@@ -1,5 +1,7 @@
 #pragma once
-// Container images are local commands. An image is what its config says a container runs:
+// The host-binary map: the fallback for images the image store (image_store.hpp) does not
+// have, run as host programs and reported as such in the pod's status. Such an image is a
+// local command, what its config says a container runs:
 // an entrypoint, a default cmd, and the programs the image puts on its PATH. The map comes
 // from a YAML file (--images) or the built-in defaults:
 //   nginx: ["nginx", "-g", "daemon off;"]             # short form: entrypoint + cmd

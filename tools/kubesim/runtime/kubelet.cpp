@@ -11,6 +11,7 @@
 #include "tools/kubesim/runtime/container_logs.hpp"
 #include "tools/kubesim/runtime/env.hpp"
 #include "tools/kubesim/runtime/netns.hpp"
+#include "tools/kubesim/runtime/oci_runtime.hpp"
 #include "tools/kubesim/runtime/process.hpp"
 #include "tools/kubesim/status.hpp"
 
@@ -44,6 +45,8 @@ void cleanup_leftovers(const fs::path& state_dir) {
   std::error_code ec;
   fs::remove(state_dir / "created-dirs", ec);
   fs::remove_all(state_dir / "pods", ec);
+  // The containers' processes went with their namespaces above; crun's records of them go too.
+  fs::remove_all(crun_root(state_dir), ec);
 }
 
 Kubelet::Kubelet(boost::asio::io_context& io, Rest& rest, EventRecorder& events, KubeletConfig cfg)
@@ -58,6 +61,7 @@ Kubelet::~Kubelet() { stop(); }
 
 void Kubelet::start() {
   cleanup_leftovers(cfg_.state_dir);
+  if (!cfg_.image_store.empty()) store_.emplace(cfg_.image_store, cfg_.state_dir / "images");
   create_node_netns(cfg_.network);
   listener_ = rest_.store().add_listener([this](const WatchEvent& ev) {
     if (ev.resource == "pods") schedule();
@@ -181,7 +185,7 @@ void Kubelet::sync_pods() {
                                   [](const ContainerRun& c) { return c.pid < 0; });
       if (!all_down && Clock::now() >= run.kill_at) {
         for (auto& c : run.containers) {
-          if (c.pid > 0) kill(-c.pid, SIGKILL);
+          if (c.pid > 0) signal_container(c, SIGKILL);
         }
       }
       if (all_down) {

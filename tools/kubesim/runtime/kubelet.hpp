@@ -17,6 +17,7 @@
 #include "tools/kubesim/events.hpp"
 #include "tools/kubesim/network.hpp"
 #include "tools/kubesim/rest.hpp"
+#include "tools/kubesim/runtime/image_store.hpp"
 #include "tools/kubesim/runtime/images.hpp"
 #include "tools/kubesim/runtime/volumes.hpp"
 
@@ -38,6 +39,8 @@ struct KubeletConfig {
   std::string token;
   std::string ca_pem;
   ClusterNetwork network = ClusterNetwork::ipv4();  // pod addresses, the node's, cluster DNS
+  /// The image store (--image-store); empty: every image comes from the host-binary map.
+  std::filesystem::path image_store;
   std::string zone = "cluster.local";
   std::string node_name = "kubesim-node";
   /// A token of pod's service account bound to pod, for (audience, seconds); the kubelet's
@@ -68,6 +71,12 @@ struct ContainerRun {
   Clock::time_point next_probe{};
   int probe_failures = 0;
   bool probing = false;
+  std::string image_id;    // containerStatuses[].imageID of the running instance
+  std::string runtime_id;  // crun's container id; "" for a host program (the fallback)
+  std::string container_id;  // containerStatuses[].containerID of the running instance
+  std::filesystem::path bundle;
+  Clock::time_point pull_retry_at{};  // ImagePullBackOff until then
+  int pull_backoff_s = 0;
 };
 
 struct PodRun {
@@ -111,6 +120,23 @@ class Kubelet {
   void admit(const json& pod);
   void start_container(PodRun& run, ContainerRun& c, const json& pod);
   bool resolve_program(const Image& image, ContainerSpec& cs, ContainerRun& c);
+  // kubelet_images.cpp: the image of a container from the store, else the host-binary map;
+  // nullopt (with the container waiting in ErrImagePull or ImagePullBackOff) when neither.
+  struct PulledImage {
+    std::optional<UnpackedImage> oci;
+    Image host;
+  };
+  std::optional<PulledImage> pull_image(PodRun& run, ContainerRun& c, const json& pod,
+                                        const std::string& image);
+  void record_pull_failure(PodRun& run, ContainerRun& c, const json& pod,
+                           const std::string& image, const std::string& why);
+  // Starts c in crun; throws with the reason it could not.
+  pid_t start_oci(PodRun& run, ContainerRun& c, const json& pod, const json& spec,
+                  const ContainerSpec& cs, const UnpackedImage& image);
+  // SIGTERM reaches the container's main process; SIGKILL every process of the container.
+  void signal_container(ContainerRun& c, int sig);
+  // After the container's process has been reaped: its bundle and runtime state go.
+  void release_container(ContainerRun& c);
   void reap(PodRun& run, const json& pod);
   void probe(PodRun& run, ContainerRun& c, const json& pod);
   void terminate(PodRun& run, const json& pod);
@@ -127,6 +153,7 @@ class Kubelet {
   Rest& rest_;
   EventRecorder& events_;
   KubeletConfig cfg_;
+  std::optional<ImageStore> store_;
   std::vector<std::weak_ptr<ContainerOutput>> outputs_;
   std::map<std::string, PodRun> pods_;  // by uid
   int next_index_ = 0;

@@ -44,6 +44,10 @@ VolumeContext Kubelet::volume_context(const std::string& ns, const json& pod) co
     };
   }
   vctx.token_refresh_after_s = cfg_.token_refresh_after_s;
+  json sc = pod["spec"].value("securityContext", json::object());
+  if (sc.is_object() && sc["fsGroup"].is_number_integer()) {
+    vctx.fs_group = sc["fsGroup"].get<unsigned>();
+  }
   return vctx;
 }
 
@@ -143,15 +147,14 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
       return;
     }
   }
-  auto image = cfg_.images.find(spec->value("image", ""));
-  if (!image) {
-    c.waiting_reason = "ErrImagePull";
-    c.waiting_message = "image \"" + spec->value("image", "") + "\" is not in kubesim's image map";
-    c.next_start = Clock::now() + std::chrono::seconds(5);
-    return;
-  }
+  std::string image_name = spec->value("image", "");
+  auto image = pull_image(run, c, pod, image_name);
+  if (!image) return;
+  // An image from the store runs with its own config; a host program with the map's.
+  Image program = image->oci ? Image{image->oci->config.entrypoint, image->oci->config.cmd, {}}
+                             : image->host;
   ContainerSpec cs;
-  cs.argv = container_argv(*image, strings(spec->value("command", json::array())),
+  cs.argv = container_argv(program, strings(spec->value("command", json::array())),
                            strings(spec->value("args", json::array())));
   if (cs.argv.empty()) {
     c.waiting_reason = "CreateContainerError";
@@ -190,13 +193,14 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
       return std::nullopt;
     });
   }
+  if (image->oci) cs.env = with_image_env(image->oci->config.env, std::move(cs.env));
   bool has_path =
       std::any_of(cs.env.begin(), cs.env.end(), [](auto& p) { return p.first == "PATH"; });
   if (!has_path)
     cs.env.insert(cs.env.begin(),
                   {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
   cs.env.insert(cs.env.begin(), {"HOSTNAME", pod["spec"].value("hostname", run.name)});
-  if (!resolve_program(*image, cs, c)) return;
+  if (!image->oci && !resolve_program(image->host, cs, c)) return;
   cs.netns = run.netns;
   cs.hostname = pod["spec"].value("hostname", run.name);
   cs.working_dir = spec->value("workingDir", "");
@@ -210,7 +214,11 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
     cs.stdout_fd = output->stdout_fd();
     cs.stderr_fd = output->stderr_fd();
     size_t before = run.created_dirs.size();
-    c.pid = lpk::kubesim::start_container(cs, run.created_dirs);
+    c.pid = image->oci ? start_oci(run, c, pod, *spec, cs, *image->oci)
+                       : lpk::kubesim::start_container(cs, run.created_dirs);
+    // A host program's id is its own pid (not its init's): what /proc shows of the container.
+    c.container_id = image->oci ? "crun://" + c.runtime_id
+                                : "kubesim://" + std::to_string(container_program(c.pid));
     ContainerOutput::start(output);
     std::erase_if(outputs_, [](const auto& w) { return w.expired(); });
     outputs_.push_back(output);
@@ -231,13 +239,18 @@ void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
     // kuberuntime's events for an image already present, as kubesim's images always are.
     EventSource src{"kubelet", cfg_.node_name};
     std::string part = container_field_path(c.name);
-    events_.record(
-        pod, "Normal", "Pulled",
-        "Container image \"" + spec->value("image", "") + "\" already present on machine", src,
-        part);
+    events_.record(pod, "Normal", "Pulled",
+                   "Container image \"" + image_name + "\" already present on machine" +
+                       (image->oci ? "" : " (host binary fallback: not in the image store)"),
+                   src, part);
     events_.record(pod, "Normal", "Created", "Created container: " + c.name, src, part);
     events_.record(pod, "Normal", "Started", "Started container " + c.name, src, part);
+  } catch (const EnvError& e) {
+    c.waiting_reason = "CreateContainerConfigError";
+    c.waiting_message = e.what();
+    c.next_start = Clock::now() + std::chrono::seconds(2);
   } catch (const std::exception& e) {
+    release_container(c);
     c.waiting_reason = "RunContainerError";
     c.waiting_message = e.what();
     c.backoff_s = std::min(300, std::max(10, c.backoff_s * 2));
@@ -284,6 +297,7 @@ void Kubelet::reap(PodRun& run, const json& pod) {
     int status = 0;
     if (waitpid(c.pid, &status, 0) != c.pid) continue;
     c.pid = -1;
+    release_container(c);
     c.ready = false;
     c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     c.finished_at = now_rfc3339();
@@ -315,7 +329,7 @@ void Kubelet::terminate(PodRun& run, const json& pod) {
   run.kill_at = Clock::now() + std::chrono::seconds(grace);
   for (auto& c : run.containers) {
     if (c.pid <= 0) continue;
-    kill(-c.pid, SIGTERM);
+    signal_container(c, SIGTERM);
     record_killing(run, c);
   }
 }
@@ -323,10 +337,14 @@ void Kubelet::terminate(PodRun& run, const json& pod) {
 void Kubelet::teardown(PodRun& run) {
   for (auto& c : run.containers) {
     if (c.pid <= 0) continue;
-    kill(-c.pid, SIGKILL);
+    signal_container(c, SIGKILL);
     waitpid(c.pid, nullptr, 0);
     c.pid = -1;
+    release_container(c);
   }
+  // Whatever is still in the pod's network namespace (a container crun had not yet reported)
+  // ends with the pod.
+  kill_processes_in(run.netns);
   delete_netns(run.netns);
   std::error_code ec;
   fs::remove_all(run.dir, ec);

@@ -120,12 +120,12 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
     }
     json st = {{"name", c.name},
                {"image", image},
-               {"imageID", ""},
+               {"imageID", c.image_id},
                {"ready", c.ready},
                {"restartCount", c.restarts},
                {"started", c.pid > 0}};
     if (c.pid > 0) {
-      st["containerID"] = "kubesim://" + std::to_string(c.pid);
+      st["containerID"] = c.container_id;
       st["state"] = {{"running", {{"startedAt", c.started_at}}}};
       any_running = true;
       all_done = false;

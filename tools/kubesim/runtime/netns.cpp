@@ -50,23 +50,34 @@ std::string netns_path(const std::string& name) { return "/run/netns/" + name; }
 void run_ip(const std::vector<std::string>& args) {
   std::vector<std::string> full = {"ip"};
   full.insert(full.end(), args.begin(), args.end());
+  run_command(full);
+}
+
+void run_command(const std::vector<std::string>& command) {
+  std::vector<std::string> full = command;
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
-  char err_path[] = "/tmp/kubesim-ip-XXXXXX";
+  char err_path[] = "/tmp/kubesim-cmd-XXXXXX";
   int err_fd = mkstemp(err_path);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  if (err_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  }
   pid_t pid;
-  int rc = posix_spawnp(&pid, "ip", &fa, nullptr, argv.data(), environ);
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   int status = 0;
   if (rc == 0) waitpid(pid, &status, 0);
   std::string err;
   if (err_fd >= 0) {
     std::ifstream f(err_path);
-    std::getline(f, err);
+    // The last line: what ip prints is one line, and umoci ends with the reason.
+    for (std::string line; std::getline(f, line);) {
+      if (line.find_first_not_of(" \t") != std::string::npos) err = line;
+    }
     close(err_fd);
     unlink(err_path);
   }

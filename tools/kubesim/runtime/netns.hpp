@@ -29,6 +29,9 @@ std::string pod_netns(int index);
 
 /// Runs `ip args...`; throws std::runtime_error with ip's stderr when it fails.
 void run_ip(const std::vector<std::string>& args);
+/// Runs a program (found on PATH) with stdout discarded; throws std::runtime_error with the
+/// command and the last line of its stderr when it cannot start or exits non-zero.
+void run_command(const std::vector<std::string>& argv);
 
 /// Creates the node namespace: a bridge with the network's node address, and its service
 /// range routed locally so that proxies can bind ClusterIPs.

@@ -7,6 +7,8 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,15 +32,6 @@ bool hidden_in_container(const std::string& path) {
 
 namespace {
 
-// Child side: report why and exit. Only async-signal-safe calls from here on.
-[[noreturn]] void child_fail(int pipe_fd, const char* what) {
-  char buf[256];
-  int n = snprintf(buf, sizeof buf, "%s: %s", what, strerror(errno));
-  if (write(pipe_fd, buf, n) < 0) {
-  }
-  _exit(127);
-}
-
 void ensure_target(const Mount& m, std::vector<std::string>& created) {
   fs::path t = m.target;
   if (fs::exists(t)) return;
@@ -60,6 +53,18 @@ void ensure_target(const Mount& m, std::vector<std::string>& created) {
   for (const auto& d : made) created.push_back(d.string());
 }
 
+}  // namespace
+
+namespace detail {
+
+[[noreturn]] void child_fail(int pipe_fd, const char* what) {
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "%s: %s", what, strerror(errno));
+  if (write(pipe_fd, buf, n) < 0) {
+  }
+  _exit(127);
+}
+
 void mkdirs_in_child(const std::string& path, bool file) {
   std::string cur;
   size_t pos = 1;
@@ -78,7 +83,43 @@ void mkdirs_in_child(const std::string& path, bool file) {
   }
 }
 
-}  // namespace
+// The container's pid 1 when the program runs from the host (tini's job): forks, and in the
+// parent forwards every signal to the program, reaps orphans, and exits as the program
+// does. A host program such as `sleep` then still ends on SIGTERM, as it did before it had
+// a PID namespace, where a pid 1 without a handler would ignore it. Returns in the child.
+void run_as_init(int pipe_fd) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  pid_t program = fork();
+  if (program < 0) child_fail(pipe_fd, "fork");
+  if (program == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    return;
+  }
+  close(pipe_fd);  // the parent learns of a failed exec from the program's copy alone
+  while (true) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(program, sig);
+      continue;
+    }
+    int status = 0;
+    for (pid_t done; (done = waitpid(-1, &status, WNOHANG)) > 0;) {
+      if (done == program) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+  }
+}
+
+}  // namespace detail
+
+using detail::child_fail;
+using detail::run_as_init;
+using detail::mkdirs_in_child;
 
 pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& created_dirs) {
   if (spec.argv.empty()) throw std::runtime_error("no command specified");
@@ -112,8 +153,10 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
   }
   std::string resolv_target = fs::weakly_canonical("/etc/resolv.conf").string();
   std::string hosts_target = fs::weakly_canonical("/etc/hosts").string();
-  pid_t parent = getpid();
-  pid_t pid = fork();
+  // The child is the init of a PID namespace of its own, as in a runtime's container: when it
+  // ends, the kernel kills everything the container started (nginx's workers, a shell's
+  // children), which would otherwise live on, reparented to the host's init.
+  pid_t pid = pid_t(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
   if (pid == 0) {
     close(pipefd[0]);
     // Nothing of kubesim's goes into the container: an inherited API listener or connection
@@ -125,7 +168,6 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
     }
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -135,6 +177,8 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
       child_fail(pipefd[1], "make / private");
     }
     sethostname(spec.hostname.c_str(), spec.hostname.size());
+    // The namespace's own /proc, so that the container sees only its processes.
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
     // Sources may live under /tmp or /run, which get fresh tmpfs mounts: hold them open
     // first and mount through /proc/self/fd.
     int resolv_fd = open(spec.resolv_conf.c_str(), O_PATH | O_CLOEXEC);
@@ -181,6 +225,7 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
     dup2(spec.stderr_fd >= 0 ? spec.stderr_fd : log_fd, 2);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
+    run_as_init(pipefd[1]);
     if (exec_path.empty()) {
       execvpe(argv[0], argv.data(), envp.data());
     } else {
@@ -198,8 +243,18 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
   char buf[256];
   ssize_t n = read(pipefd[0], buf, sizeof buf);
   close(pipefd[0]);
-  if (n > 0) throw std::runtime_error(std::string(buf, n));
+  if (n > 0) {
+    waitpid(pid, nullptr, 0);
+    throw std::runtime_error(std::string(buf, n));
+  }
   return pid;
+}
+
+pid_t container_program(pid_t init) {
+  std::ifstream children("/proc/" + std::to_string(init) + "/task/" + std::to_string(init) +
+                         "/children");
+  pid_t program = -1;
+  return children >> program && program > 0 ? program : init;
 }
 
 }  // namespace lpk::kubesim

@@ -1,7 +1,8 @@
 #pragma once
-// Starting a container: a child process in the pod's network namespace, with its own mount
-// and UTS namespaces where resolv.conf, hosts, hostname and the volumes are bind-mounted,
-// /run and /tmp are private tmpfs, and it dies with kubesim (PR_SET_PDEATHSIG).
+// Starting a container from a host program (the image map's fallback): a child process in
+// the pod's network namespace, with its own PID, mount and UTS namespaces where resolv.conf,
+// hosts, hostname and the volumes are bind-mounted, /run and /tmp are private tmpfs, and it
+// dies with kubesim (PR_SET_PDEATHSIG).
 
 #include <sys/types.h>
 
@@ -32,11 +33,25 @@ struct ContainerSpec {
 /// so that the container cannot see the host's file there.
 bool hidden_in_container(const std::string& path);
 
-/// Forks and execs. Returns the pid (the leader of a new process group), or throws
+/// Forks and execs. Returns the pid (the leader of a new process group and the init of the
+/// container's PID namespace: when it ends, every process of the container ends), or throws
 /// std::runtime_error with the reason the child could not start ("exec nginx: No such
 /// file or directory"). Mount targets that do not exist are created on the host first and
 /// added to created_dirs so that cleanup can remove them. An executable under a path the
 /// container's tmpfs hides (a build tree in /tmp) is bind-mounted back at the same path.
 pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& created_dirs);
+
+/// The program a container started by start_container runs (the only child of its init),
+/// as the host sees it; init itself when it has none (any more).
+pid_t container_program(pid_t init);
+
+namespace detail {
+// For forked children (here and in oci_runtime.cpp), where only async-signal-safe calls may
+// run: report "what: strerror(errno)" on pipe_fd and _exit(127).
+[[noreturn]] void child_fail(int pipe_fd, const char* what);
+// mkdir -p of path's parents (and of path itself, or an empty file when file is true).
+void mkdirs_in_child(const std::string& path, bool file);
+void run_as_init(int pipe_fd);
+}  // namespace detail
 
 }  // namespace lpk::kubesim

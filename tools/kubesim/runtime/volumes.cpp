@@ -1,5 +1,8 @@
 #include "tools/kubesim/runtime/volumes.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -236,6 +239,27 @@ bool token_due(const std::string& token, int64_t seconds, const VolumeContext& c
          (ctx.token_refresh_after_s > 0 && age >= ctx.token_refresh_after_s);
 }
 
+// pkg/volume/volume_linux.go SetVolumeOwnership: every file and directory (symlinks too)
+// gets group fsGroup and the group bits rw (emptyDir) or r (the kinds the kubelet mounts
+// read-only: configMap, secret, downwardAPI, projected); directories also setgid and x.
+void set_volume_ownership(const fs::path& dir, const VolumeContext& ctx, bool read_only) {
+  if (!ctx.fs_group) return;
+  auto own = [&](const fs::path& p) {
+    lchown(p.c_str(), uid_t(-1), gid_t(*ctx.fs_group));
+    auto st = fs::symlink_status(p);
+    if (fs::is_symlink(st)) return;
+    mode_t mode = mode_t(st.permissions()) | (read_only ? 0440 : 0660);
+    if (fs::is_directory(st)) mode |= S_ISGID | 0110;
+    chmod(p.c_str(), mode);
+  };
+  own(dir);
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    own(it->path());
+  }
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, fs::path>> materialize_volumes(const json& pod,
@@ -257,6 +281,7 @@ std::vector<std::pair<std::string, fs::path>> materialize_volumes(const json& po
       write_atomic(d, *payload);
     else
       fs::create_directories(d);
+    set_volume_ownership(d, ctx, payload.has_value());
     out.emplace_back(name, d);
   }
   return out;
@@ -279,6 +304,10 @@ std::vector<std::string> refresh_volumes(
       continue;  // the kubelet keeps what it published and tries again at the next sync
     }
     if (!payload) continue;
+    // What set_volume_ownership added to the modes is not a change of content.
+    if (ctx.fs_group) {
+      for (auto& [path, f] : *payload) f.mode |= 0440;
+    }
     auto old_payload = published(where->second);
     for (const auto& [path, seconds] : tokens) {
       auto old = old_payload.find(path);
@@ -288,6 +317,7 @@ std::vector<std::string> refresh_volumes(
     }
     if (*payload == old_payload) continue;
     republish(where->second, old_payload, *payload);
+    set_volume_ownership(where->second, ctx, true);
     rewritten.push_back(name);
   }
   return rewritten;

@@ -26,6 +26,10 @@ struct VolumeContext {
   /// A token of the pod's service account, bound to the pod, for (audience, seconds); an
   /// empty audience means the API's own.
   std::function<std::string(const std::string&, int64_t)> token;
+  /// The pod's securityContext.fsGroup: volumes are made group-owned by it as the kubelet's
+  /// SetVolumeOwnership does (group read for the read-only kinds, read-write for emptyDir,
+  /// setgid directories).
+  std::optional<unsigned> fs_group;
 };
 
 /// Writes every volume of pod under dir/<volume name> (hostPath volumes are not written).
