@@ -176,6 +176,17 @@ nlohmann::json Client::patch(const std::string& path, const nlohmann::json& body
   return call("PATCH", "patch", path, body.dump(), content_type_of(t));
 }
 
-void Client::remove(const std::string& path) { call("DELETE", "delete", path); }
+void Client::remove(const std::string& path, std::string_view propagation_policy) {
+  if (propagation_policy.empty()) {
+    call("DELETE", "delete", path);
+    return;
+  }
+  call("DELETE", "delete", path,
+       nlohmann::json{{"kind", "DeleteOptions"},
+                      {"apiVersion", "v1"},
+                      {"propagationPolicy", propagation_policy}}
+           .dump(),
+       "application/json");
+}
 
 }  // namespace lpk::kube

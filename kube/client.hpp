@@ -58,7 +58,9 @@ class Client {
   nlohmann::json replace(const std::string& path, const nlohmann::json& body);  ///< PUT
   nlohmann::json patch(const std::string& path, const nlohmann::json& body,
                        PatchType type = PatchType::strategic_merge);
-  void remove(const std::string& path);
+  /// DELETE; a non-empty propagation_policy (Background, Foreground, Orphan) goes in the
+  /// DeleteOptions body, as kubectl sends it.
+  void remove(const std::string& path, std::string_view propagation_policy = {});
 
   /// list + watch from its resourceVersion; resumes after server timeouts from the last RV
   /// (bookmarks too); on 410 (HTTP or ERROR event) lists again and calls on_relist(list) before

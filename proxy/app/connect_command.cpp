@@ -12,6 +12,8 @@
 #include "proxy/control/logging.hpp"
 #include "proxy/forward/slot_claim.hpp"
 #include "proxy/forward/stub_dns.hpp"
+#include "proxy/takeover/heartbeat.hpp"
+#include "proxy/takeover/restorer.hpp"
 #include "proxy/takeover/takeover.hpp"
 #include "proxy/tunnel/handshake.hpp"
 
@@ -43,6 +45,7 @@ bool restore_or_explain(Takeover& takeover, const SessionRecord& record,
     takeover.restore(record.workload, timeout);
     // Also when the workload never changed (a failure between the Secret and the patch).
     takeover.remove_tunnel_secret(record.workload.ns, record.owner.id);
+    takeover.remove_restorer(record.workload.ns, record.owner.id);
     record.erase();
     return true;
   } catch (const std::exception& e) {
@@ -201,22 +204,34 @@ int run_connect(const std::vector<std::string>& args) {
   takeover.set_cancel(&g_interrupted);
   TakeoverOptions wanted{options.service,     plan.ns,            options.container,
                          options.agent_image, options.file_limit, options.timeout,
-                         options.dead_link_timeout, options.resume_grace, plan.secret};
+                         options.dead_link_timeout, options.resume_grace, plan.secret,
+                         options.orphan_timeout};
   SessionRecord record;
   try {
     record = prepare_takeover(takeover, plan, wanted, options.kube);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
+  // Renews the session's Lease from its creation in install_agent on (the rollout may take
+  // longer than the orphan timeout) until the restore; a kill -9 stops it, and the restorer
+  // takes over.
+  std::optional<Heartbeat> heartbeat;
+  if (options.orphan_timeout.count() > 0) {
+    heartbeat.emplace(*client, plan.target.workload.ns, heartbeat_lease_name(plan.session_id),
+                      Heartbeat::interval_for(options.orphan_timeout));
+    heartbeat->start();
+  }
   try {
     takeover.install_agent(plan.target, wanted, record.owner);
     plan.agent_pods = takeover.wait_for_agents(plan.target, wanted);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
+    heartbeat.reset();
     restore_or_explain(takeover, record, options.timeout);
     return 1;
   }
   int code = serve_session(plan, *client);
+  heartbeat.reset();  // before the restore deletes the Lease
   if (!restore_or_explain(takeover, record, options.timeout)) return code ? code : 1;
   progress.step("session " + plan.session_id + " ended; " + record.workload.describe() +
                 " is as it was");
@@ -272,6 +287,7 @@ int run_restore(const std::vector<std::string>& args) {
       if (takeover.restore(record.workload, options.timeout, options.force)) ++restored;
       if (!record.owner.id.empty()) {
         takeover.remove_tunnel_secret(record.workload.ns, record.owner.id);
+        takeover.remove_restorer(record.workload.ns, record.owner.id);
         record.erase();
       }
     } catch (const std::exception& e) {

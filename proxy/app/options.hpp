@@ -83,6 +83,7 @@ struct ConnectOptions {
   std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout, both ends
   std::chrono::milliseconds resume_grace{60'000};       // --resume-grace, both ends
   std::string secret;                        // --secret-file; empty: a random one per session
+  std::chrono::seconds orphan_timeout{600};  // --orphan-timeout: heartbeat age that restores; 0: off
   std::string log_level = "info";
   std::vector<std::string> command;          // after `--`
 };
@@ -93,7 +94,7 @@ inline constexpr const char* kConnectUsage =
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
     "           [--zone ZONE] [--resolv-conf PATH] [--file-limit BYTES] [--timeout SECONDS]\n"
     "           [--dead-link-timeout DURATION] [--resume-grace DURATION] [--secret-file PATH]\n"
-    "           [--log-level LEVEL] [-- COMMAND ARGS...]";
+    "           [--orphan-timeout DURATION] [--log-level LEVEL] [-- COMMAND ARGS...]";
 
 ConnectOptions parse_connect_options(std::span<const std::string> args);
 

@@ -73,7 +73,10 @@ json Store::create(const std::string& resource, json obj) {
   auto& objs = objects(resource);
   if (objs.count(key)) throw already_exists(resource, key.second, group_of(resource));
   auto& m = obj["metadata"];
-  m["uid"] = new_uid();
+  // Admission may have chosen it already: a Job's selector names its own uid.
+  if (!m.contains("uid") || !m["uid"].is_string() || m["uid"].get<std::string>().empty()) {
+    m["uid"] = new_uid();
+  }
   m["resourceVersion"] = std::to_string(++rv_);
   m["creationTimestamp"] = now_rfc3339();
   m["generation"] = 1;
