@@ -92,6 +92,9 @@ int run_restore_watch(std::span<const std::string> args) {
     }
     parsed.watch.workload.ns = parsed.ns.empty() ? config->namespace_ : parsed.ns;
     kube::Client client(*config);
+    // A poll every few seconds: a call stuck on a connection that died silently is abandoned
+    // and the next poll makes a new one.
+    client.set_call_timeout(std::chrono::seconds(30));
     auto progress = proxy::console::Progress::for_stdout();
     auto end = proxy::watch_and_restore(client, progress, parsed.watch, g_stop);
     progress.step(end == proxy::RestoreWatchEnd::restored   ? "restored; restorer removed"

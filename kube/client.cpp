@@ -141,7 +141,7 @@ nlohmann::json Client::call(const std::string& method, const std::string& verb,
   req.target = path;
   req.body = body;
   req.content_type = content_type;
-  req.timeout_seconds = kCallTimeoutSeconds;
+  req.timeout_seconds = call_timeout_.count() > 0 ? long(call_timeout_.count()) : kCallTimeoutSeconds;
   detail::HttpResponse res = detail::exchange(*http_, credentials_, req);
   if (res.code == 0) throw ApiError("kube: " + res.error, 0, "ConnectionError", nullptr);
   if (res.code < 200 || res.code > 299)

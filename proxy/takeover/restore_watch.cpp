@@ -29,8 +29,8 @@ std::string session_on(kube::Client& client, const WorkloadRef& ref) {
 
 /// True once the heartbeat is stale. A Lease that is missing counts as last renewed when the
 /// watcher first missed it: someone deleted it, and the session may still be alive.
-bool heartbeat_gone(kube::Client& client, const RestoreWatchOptions& options,
-                    std::optional<SystemTime>& missing_since) {
+bool heartbeat_gone(kube::Client& client, console::Progress& progress,
+                    const RestoreWatchOptions& options, std::optional<SystemTime>& missing_since) {
   auto now = std::chrono::system_clock::now();
   try {
     auto lease = client.get(kube::resource_path("coordination.k8s.io/v1", options.workload.ns,
@@ -40,7 +40,11 @@ bool heartbeat_gone(kube::Client& client, const RestoreWatchOptions& options,
   } catch (const kube::ApiError& e) {
     if (e.code != 404) throw;
   }
-  if (!missing_since) missing_since = now;
+  if (!missing_since) {
+    progress.step("the heartbeat Lease " + heartbeat_lease_name(options.session_id) +
+                  " is missing; its age counts from now");
+    missing_since = now;
+  }
   return now - *missing_since > options.orphan_timeout;
 }
 
@@ -54,7 +58,15 @@ RestoreWatchEnd watch_and_restore(kube::Client& client, console::Progress& progr
                 ref.describe() + " (orphan timeout " +
                 std::to_string(options.orphan_timeout.count()) + " s)");
   std::optional<SystemTime> missing_since;
-  while (!heartbeat_gone(client, options, missing_since)) {
+  for (;;) {
+    try {
+      if (heartbeat_gone(client, progress, options, missing_since)) break;
+    } catch (const kube::ApiError& e) {
+      // The API server unreachable or failing for a moment is not the session's end; a refusal
+      // (403, 401) is a fault of the restorer's own, which restarting cannot fix either.
+      if (e.code != 0 && e.code < 500) throw;
+      progress.step(std::string("reading the heartbeat: ") + e.what() + "; trying again");
+    }
     for (auto slept = std::chrono::milliseconds(0); slept < options.poll;
          slept += std::chrono::milliseconds(100)) {
       if (stop.load()) return RestoreWatchEnd::stopped;

@@ -37,7 +37,7 @@ class OrphanRestore(ConnectCase):
         return sorted(found + pods)
 
     def start_session(self, *extra, command=("sleep", "3600")):
-        proxy = self.connect("--service", "api", "--orphan-timeout", f"{ORPHAN_TIMEOUT}s", *extra,
+        proxy = self.connect("-n", "demo", "--service", "api", "--orphan-timeout", f"{ORPHAN_TIMEOUT}s", *extra,
                              command=command)
         proxy.wait_line(e2e.PROXY_LINES["ready"], timeout=180)
         session = proxy.wait_line(r"^lpk session ([0-9a-f]+): ").group(1)
@@ -53,8 +53,12 @@ class OrphanRestore(ConnectCase):
             if predicate():
                 return
             time.sleep(0.5)
-        pods = self.sim.kubectl("-n", "demo", "get", "pods,jobs", "-o", "wide").stdout
-        self.fail(f"{what}: not within {timeout * e2e.SLACK:.0f} s\n{pods}\n{proxy.describe(60)}")
+        state = self.sim.kubectl("-n", "demo", "get", "deployments,replicasets,pods,jobs,leases,"
+                                 "serviceaccounts,roles,rolebindings,secrets,configmaps",
+                                 "-o", "wide").stdout
+        events = self.sim.kubectl("-n", "demo", "get", "events").stdout
+        self.fail(f"{what}: not within {timeout * e2e.SLACK:.0f} s\n{state}\n{events}\n"
+                  f"{proxy.describe(60)}")
 
     def test_kill_9_then_the_restorer_restores_and_removes_itself(self):
         before = self.deployment("api")
