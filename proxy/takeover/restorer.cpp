@@ -94,7 +94,6 @@ json restorer_role(const RestorerSpec& spec, const std::string& account_uid) {
   rules.push_back(rule("", {"secrets"}, {"delete"}, {tunnel_secret_name(id)}));
   rules.push_back(rule("coordination.k8s.io", {"leases"}, {"get", "delete"},
                        {heartbeat_lease_name(id)}));
-  rules.push_back(rule("batch", {"jobs"}, {"delete"}, {restorer_name(id)}));
   rules.push_back(rule("", {"serviceaccounts"}, {"delete"}, {restorer_name(id)}));
   return {{"apiVersion", "rbac.authorization.k8s.io/v1"},
           {"kind", "Role"},

@@ -6,8 +6,8 @@
 // gone: lid closed, battery, kill -9).
 //
 // Ownership: the Role, the RoleBinding and the Job are owned by the ServiceAccount, so that the
-// restorer, whose rights end the moment it deletes its RoleBinding or Role, removes them all by
-// deleting the ServiceAccount last (the garbage collector takes its dependents).
+// restorer, whose rights (and pod) end the moment it deletes any of them, removes them all with
+// one last call, deleting the ServiceAccount (the garbage collector takes its dependents).
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -43,7 +43,8 @@ nlohmann::json lease_renewal(SystemTime now);
 nlohmann::json restorer_service_account(const RestorerSpec& spec);
 /// What restoring this one workload needs and nothing else: get and update it by name, list
 /// (and, where restore deletes them, delete) its pods and old ReplicaSets, get and delete the
-/// session's ConfigMap, Secret and Lease by name, delete its own Job and ServiceAccount by name.
+/// session's ConfigMap, Secret and Lease by name, delete its own ServiceAccount by name (the
+/// Job, Role and RoleBinding go with it).
 /// `account_uid` makes the ServiceAccount its owner.
 nlohmann::json restorer_role(const RestorerSpec& spec, const std::string& account_uid);
 nlohmann::json restorer_role_binding(const RestorerSpec& spec, const std::string& account_uid);

@@ -69,9 +69,9 @@ void Takeover::remove_restorer_from_inside(const std::string& ns, const std::str
   auto name = restorer_name(session_id);
   remove_if_present(kube::resource_path("v1", ns, "configmaps", template_configmap_name(session_id)));
   remove_if_present(lease_path(ns, heartbeat_lease_name(session_id)));
-  remove_if_present(kube::resource_path("batch/v1", ns, "jobs", name), "Background");
-  // Last: the restorer's rights end with it. Its Role and RoleBinding are its dependents, which
-  // the garbage collector removes.
+  // One call for the rest: the Job (with this very pod), the Role and the RoleBinding are the
+  // ServiceAccount's dependents, which the garbage collector removes. Deleting the Job first
+  // would end this process before it got to the others, and the rights end with any of them.
   remove_if_present(kube::resource_path("v1", ns, "serviceaccounts", name), "Background");
 }
 

@@ -109,8 +109,9 @@ class Takeover {
   /// ServiceAccount) and heartbeat Lease in `ns`; what is gone already is fine.
   void remove_restorer(const std::string& ns, const std::string& session_id);
 
-  /// The same, as the restorer itself does it with only its own rights: the Lease, the Job,
-  /// then its ServiceAccount, whose dependents (Role, RoleBinding) the garbage collector takes.
+  /// The same, as the restorer itself does it with only its own rights: the session's ConfigMap
+  /// and Lease, then its ServiceAccount, whose dependents (the Job with the restorer's pod, the
+  /// Role, the RoleBinding) the garbage collector takes.
   void remove_restorer_from_inside(const std::string& ns, const std::string& session_id);
 
   /// Deletes the tunnel Secrets in `ns` whose session ran on this machine and is gone (a crash

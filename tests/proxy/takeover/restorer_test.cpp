@@ -97,7 +97,7 @@ TEST(Restorer, RoleAllowsOnlyThisWorkloadAndTheSessionsObjects) {
   EXPECT_EQ((*rule_for(role, "configmaps"))["resourceNames"], json({"lpk-original-0123abcd"}));
   EXPECT_EQ((*rule_for(role, "secrets"))["resourceNames"], json({"lpk-session-0123abcd"}));
   EXPECT_EQ((*rule_for(role, "leases"))["resourceNames"], json({"lpk-session-0123abcd"}));
-  EXPECT_EQ((*rule_for(role, "jobs"))["resourceNames"], json({"lpk-restorer-0123abcd"}));
+  EXPECT_FALSE(rule_for(role, "jobs"));  // the Job goes with the ServiceAccount that owns it
   EXPECT_EQ((*rule_for(role, "serviceaccounts"))["resourceNames"], json({"lpk-restorer-0123abcd"}));
   EXPECT_EQ((*rule_for(role, "pods"))["verbs"], json({"list"}));
   // Every rule but listing pods and the agent's ReplicaSets names what it allows.
