@@ -16,6 +16,7 @@
 #include <string>
 
 #include "agent/agent.hpp"
+#include "agent/restore_watch.hpp"
 #include "proxy/tunnel/duration.hpp"
 #include "proxy/tunnel/handshake.hpp"
 #include "proxy/tunnel/listen.hpp"
@@ -30,6 +31,7 @@ constexpr const char* kUsage =
     "                 [--report-mounts DIR[,DIR...]] [--file-limit BYTES]\n"
     "                 [--file-total-limit BYTES] [--files-poll DURATION] [--container NAME]\n"
     "                 [--resolv-conf PATH]\n"
+    "       lpk-agent restore-watch ... (the restorer of a connect session; --help there)\n"
     "Streams to env.lpk.internal:1, files.lpk.internal:1 and dns.lpk.internal:53 are served\n"
     "by the agent itself (docs/protocol.md section 7).";
 
@@ -187,6 +189,9 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_st("lpk-agent"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (argc > 1 && std::string(argv[1]) == "restore-watch") {
+    return lpk::agent::run_restore_watch(std::vector<std::string>(argv + 2, argv + argc));
+  }
   lpk::agent::AgentOptions options;
   try {
     options = parse(argc, argv);

@@ -141,7 +141,7 @@ nlohmann::json Client::call(const std::string& method, const std::string& verb,
   req.target = path;
   req.body = body;
   req.content_type = content_type;
-  req.timeout_seconds = kCallTimeoutSeconds;
+  req.timeout_seconds = call_timeout_.count() > 0 ? long(call_timeout_.count()) : kCallTimeoutSeconds;
   detail::HttpResponse res = detail::exchange(*http_, credentials_, req);
   if (res.code == 0) throw ApiError("kube: " + res.error, 0, "ConnectionError", nullptr);
   if (res.code < 200 || res.code > 299)
@@ -176,6 +176,17 @@ nlohmann::json Client::patch(const std::string& path, const nlohmann::json& body
   return call("PATCH", "patch", path, body.dump(), content_type_of(t));
 }
 
-void Client::remove(const std::string& path) { call("DELETE", "delete", path); }
+void Client::remove(const std::string& path, std::string_view propagation_policy) {
+  if (propagation_policy.empty()) {
+    call("DELETE", "delete", path);
+    return;
+  }
+  call("DELETE", "delete", path,
+       nlohmann::json{{"kind", "DeleteOptions"},
+                      {"apiVersion", "v1"},
+                      {"propagationPolicy", propagation_policy}}
+           .dump(),
+       "application/json");
+}
 
 }  // namespace lpk::kube

@@ -1,6 +1,7 @@
 #pragma once
 // REST calls to the Kubernetes API over libcurl: blocking, JSON in and out, Status errors as one
 // sentence, 429 retries, Warning headers logged, watches that resume and relist.
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -58,7 +59,9 @@ class Client {
   nlohmann::json replace(const std::string& path, const nlohmann::json& body);  ///< PUT
   nlohmann::json patch(const std::string& path, const nlohmann::json& body,
                        PatchType type = PatchType::strategic_merge);
-  void remove(const std::string& path);
+  /// DELETE; a non-empty propagation_policy (Background, Foreground, Orphan) goes in the
+  /// DeleteOptions body, as kubectl sends it.
+  void remove(const std::string& path, std::string_view propagation_policy = {});
 
   /// list + watch from its resourceVersion; resumes after server timeouts from the last RV
   /// (bookmarks too); on 410 (HTTP or ERROR event) lists again and calls on_relist(list) before
@@ -67,6 +70,10 @@ class Client {
   void watch(const std::string& path, const ListOptions& options,
              std::function<void(const nlohmann::json& list)> on_relist,
              std::function<void(const WatchEvent&)> on_event, std::stop_token stop);
+
+  /// Bounds each non-watch call (default 300 s): a loop that polls (lpk-agent restore-watch)
+  /// would rather fail a call on a connection that went dead silently and try again.
+  void set_call_timeout(std::chrono::seconds timeout) { call_timeout_ = timeout; }
 
   Credentials& credentials() { return credentials_; }
   const RestConfig& config() const { return credentials_.config(); }
@@ -82,6 +89,7 @@ class Client {
 
   Credentials credentials_;
   std::unique_ptr<detail::Http> http_;
+  std::chrono::seconds call_timeout_{0};  ///< 0: kCallTimeoutSeconds
 };
 
 /// "/api/v1/namespaces/demo/services/api", "/apis/apps/v1/namespaces/demo/deployments/web";

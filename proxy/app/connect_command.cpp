@@ -14,6 +14,8 @@
 #include "proxy/control/logging.hpp"
 #include "proxy/forward/slot_claim.hpp"
 #include "proxy/forward/stub_dns.hpp"
+#include "proxy/takeover/heartbeat.hpp"
+#include "proxy/takeover/restorer.hpp"
 #include "proxy/takeover/takeover.hpp"
 #include "proxy/tunnel/handshake.hpp"
 
@@ -45,6 +47,7 @@ bool restore_or_explain(Takeover& takeover, const SessionRecord& record,
     takeover.restore(record.workload, timeout);
     // Also when the workload never changed (a failure between the Secret and the patch).
     takeover.remove_tunnel_secret(record.workload.ns, record.owner.id);
+    takeover.remove_restorer(record.workload.ns, record.owner.id);
     record.erase();
     return true;
   } catch (const std::exception& e) {
@@ -120,7 +123,8 @@ SessionRecord prepare_outbound(Takeover& takeover, SessionPlan& plan,
 /// Starts the session's agents (in place of the service's container, or in a Deployment of
 /// their own when `outbound_only`) and waits for them. On failure: says why, restores, false.
 bool start_agents(Takeover& takeover, SessionPlan& plan, const TakeoverOptions& wanted,
-                  const SessionRecord& record, bool outbound_only) {
+                  const SessionRecord& record, bool outbound_only,
+                  std::optional<Heartbeat>& heartbeat) {
   try {
     if (outbound_only) {
       takeover.install_outbound_agent(plan.target, wanted, record.owner);
@@ -131,6 +135,7 @@ bool start_agents(Takeover& takeover, SessionPlan& plan, const TakeoverOptions& 
     return true;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
+    heartbeat.reset();  // before the restore deletes the Lease
     restore_or_explain(takeover, record, wanted.rollout_timeout);
     return false;
   }
@@ -244,7 +249,8 @@ int run_connect(const std::vector<std::string>& args) {
   takeover.set_cancel(&g_interrupted);
   TakeoverOptions wanted{options.service,     plan.ns,            options.container,
                          options.agent_image, options.file_limit, options.timeout,
-                         options.dead_link_timeout, options.resume_grace, plan.secret};
+                         options.dead_link_timeout, options.resume_grace, plan.secret,
+                         options.orphan_timeout};
   SessionRecord record;
   try {
     record = outbound_only ? prepare_outbound(takeover, plan, options.kube)
@@ -252,8 +258,19 @@ int run_connect(const std::vector<std::string>& args) {
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  if (!start_agents(takeover, plan, wanted, record, outbound_only)) return 1;
+  // Renews the session's Lease from its creation in install_agent on (the rollout may take
+  // longer than the orphan timeout) until the restore; a kill -9 stops it, and the restorer
+  // takes over. An outbound-only session replaces nothing: it has no restorer (its record and
+  // `restore` remove its Deployment).
+  std::optional<Heartbeat> heartbeat;
+  if (!outbound_only && options.orphan_timeout.count() > 0) {
+    heartbeat.emplace(*client, plan.target.workload.ns, heartbeat_lease_name(plan.session_id),
+                      Heartbeat::interval_for(options.orphan_timeout));
+    heartbeat->start();
+  }
+  if (!start_agents(takeover, plan, wanted, record, outbound_only, heartbeat)) return 1;
   int code = serve_session(plan, *client);
+  heartbeat.reset();  // before the restore deletes the Lease
   if (!restore_or_explain(takeover, record, options.timeout)) return code ? code : 1;
   progress.step("session " + plan.session_id + " ended; " + record.workload.describe() +
                 (outbound_only ? " is removed" : " is as it was"));
@@ -309,6 +326,7 @@ int run_restore(const std::vector<std::string>& args) {
       if (takeover.restore(record.workload, options.timeout, options.force)) ++restored;
       if (!record.owner.id.empty()) {
         takeover.remove_tunnel_secret(record.workload.ns, record.owner.id);
+        takeover.remove_restorer(record.workload.ns, record.owner.id);
         record.erase();
       }
     } catch (const std::exception& e) {

@@ -59,6 +59,17 @@ boost::asio::ip::network_v4 parse_pool(const std::string& value) {
   return pool;
 }
 
+// 0 turns the restorer off; below 10 s a slow API server could make it restore a live session.
+std::chrono::seconds parse_orphan_timeout(const std::string& value) {
+  if (value == "0") return std::chrono::seconds(0);
+  auto d = tunnel::parse_duration(value);
+  if (!d || *d < std::chrono::seconds(10) || *d > std::chrono::hours(24 * 7)) {
+    throw invalid_argument("--orphan-timeout wants a duration from 10s to 168h, like 10m, or 0 "
+                           "for no restorer, got '" + value + "'");
+  }
+  return std::chrono::duration_cast<std::chrono::seconds>(*d);
+}
+
 // A namespace or pod name as Kubernetes allows it: lowercase letters, digits, '-' and '.'.
 bool is_object_name(const std::string& s) {
   if (s.empty() || s.size() > 253) return false;
@@ -201,6 +212,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--resume-grace") o.resume_grace = tunnel::parse_resume_grace(value);
     else if (flag == "--secret-file") o.secret = tunnel::read_secret_file(value).value();
     else if (flag == "--pool") o.pool = parse_pool(value);
+    else if (flag == "--orphan-timeout") o.orphan_timeout = parse_orphan_timeout(value);
     else if (flag == "--log-level") o.log_level = parse_log_level(value);
     else throw invalid_argument("unknown flag " + flag);
   };

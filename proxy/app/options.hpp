@@ -84,6 +84,7 @@ struct ConnectOptions {
   std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout, both ends
   std::chrono::milliseconds resume_grace{60'000};       // --resume-grace, both ends
   std::string secret;                        // --secret-file; empty: a random one per session
+  std::chrono::seconds orphan_timeout{600};  // --orphan-timeout: heartbeat age that restores; 0: off
   std::string log_level = "info";
   std::vector<std::string> command;          // after `--`
 };
@@ -94,7 +95,8 @@ inline constexpr const char* kConnectUsage =
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
     "           [--zone ZONE] [--resolv-conf PATH] [--resolver] [--file-limit BYTES]\n"
     "           [--timeout SECONDS] [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
-    "           [--secret-file PATH] [--log-level LEVEL] [-- COMMAND ARGS...]\n"
+    "           [--secret-file PATH] [--orphan-timeout DURATION] [--log-level LEVEL]\n"
+    "           [-- COMMAND ARGS...]\n"
     "Without --service, nothing is replaced: an agent Deployment of the session's own gives\n"
     "every service of the namespaces a local name and address (outbound only).";
 

@@ -63,7 +63,7 @@ void Takeover::remove_created_workload(const WorkloadRef& ref, const json& objec
                  " created");
   // Foreground: the API server removes the ReplicaSet and the pods before the Deployment, so
   // that once it is gone nothing of the session runs. The Secret it owns goes with it.
-  remove_if_present(ref.path() + "?propagationPolicy=Foreground");
+  remove_if_present(ref.path(), "Foreground");
   remove_session_objects_of(ref, object);  // a Secret made before ownership could be set
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

@@ -109,6 +109,12 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
   target.tunnel_port = agent.tunnel_port;
   const auto& ref = target.workload;
   create_session_objects(target, options, owner, agent);
+  try {
+    create_restorer(target, options, owner);
+  } catch (const std::exception&) {
+    remove_if_present(kube::resource_path("v1", ref.ns, "configmaps", agent.template_configmap));
+    throw;
+  }
   progress_.step("replacing container " + target.container.name + " of " + ref.describe() +
                  " with " + agent.image);
   if (ref.kind == WorkloadKind::pod) {
@@ -126,6 +132,7 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
   } catch (const std::exception&) {
     // Unchanged, so nothing points at the original's copy (the Secret goes with the restore).
     remove_if_present(kube::resource_path("v1", ref.ns, "configmaps", agent.template_configmap));
+    remove_restorer(ref.ns, owner.id);
     throw;
   }
   if (auto partition = kube::statefulset_partition(target.object); partition > 0) {

@@ -48,6 +48,9 @@ struct TakeoverOptions {
   std::chrono::milliseconds dead_link_timeout{15'000};  ///< of the agent's end of the tunnel
   std::chrono::milliseconds resume_grace{60'000};       ///< how long the agent keeps streams
   std::string tunnel_secret;  ///< what the agents must be proven (empty: no Secret, no proof)
+  /// How long the heartbeat may go unrenewed before the restorer restores the workload
+  /// (restorer.hpp); 0: no heartbeat, no restorer.
+  std::chrono::seconds orphan_timeout{600};
 };
 
 class Takeover {
@@ -56,6 +59,10 @@ class Takeover {
 
   /// Waits end early (WorkloadError "interrupted") once `*flag` is true; null: never.
   void set_cancel(const std::atomic<bool>* flag) { cancel_ = flag; }
+
+  /// Set in the restorer itself: restore() then leaves the restorer's own objects (its rights)
+  /// for remove_restorer_from_inside, once the restore has finished.
+  void set_inside_restorer(bool inside) { inside_restorer_ = inside; }
 
   /// Service -> pods -> owning workload -> serving container. Throws WorkloadError or
   /// kube::ApiError with one sentence.
@@ -100,6 +107,21 @@ class Takeover {
 
   /// Deletes session `session_id`'s tunnel Secret in `ns` (gone already: nothing to do).
   void remove_tunnel_secret(const std::string& ns, const std::string& session_id);
+
+  /// Creates session `owner.id`'s heartbeat Lease and restorer (restorer.hpp) for `target`;
+  /// nothing when options.orphan_timeout is 0. Throws WorkloadError (with what to ask for)
+  /// when RBAC refuses; whatever it made is removed first.
+  void create_restorer(const TakeoverTarget& target, const TakeoverOptions& options,
+                       const SessionOwner& owner);
+
+  /// Deletes session `session_id`'s restorer (its Job with its pods, RoleBinding, Role,
+  /// ServiceAccount) and heartbeat Lease in `ns`; what is gone already is fine.
+  void remove_restorer(const std::string& ns, const std::string& session_id);
+
+  /// The same, as the restorer itself does it with only its own rights: the session's ConfigMap
+  /// and Lease, then its ServiceAccount, whose dependents (the Job with the restorer's pod, the
+  /// Role, the RoleBinding) the garbage collector takes.
+  void remove_restorer_from_inside(const std::string& ns, const std::string& session_id);
 
   /// Deletes the tunnel Secrets in `ns` whose session ran on this machine and is gone (a crash
   /// after the Secret was made, before the workload changed, leaves nothing else to find it by).
@@ -146,8 +168,8 @@ class Takeover {
   /// Restore of a workload a session created: deletes it and waits for its pods to go.
   void remove_created_workload(const WorkloadRef& ref, const nlohmann::json& object,
                                std::chrono::seconds timeout);
-  /// Deletes `path`; already gone is fine.
-  void remove_if_present(const std::string& path);
+  /// Deletes `path` (with `propagation`, when given); already gone is fine.
+  void remove_if_present(const std::string& path, std::string_view propagation = {});
   /// Deletes what the session recorded on `object` created: the original's ConfigMap, the
   /// tunnel Secret. Called once the original template is written back.
   void remove_session_objects_of(const WorkloadRef& ref, const nlohmann::json& object);
@@ -157,6 +179,7 @@ class Takeover {
   kube::Client& client_;
   console::Progress& progress_;
   const std::atomic<bool>* cancel_ = nullptr;
+  bool inside_restorer_ = false;
 };
 
 }  // namespace lpk::proxy

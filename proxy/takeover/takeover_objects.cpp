@@ -35,9 +35,9 @@ std::optional<json> Takeover::original_template(const WorkloadRef& ref, const js
   return original;
 }
 
-void Takeover::remove_if_present(const std::string& path) {
+void Takeover::remove_if_present(const std::string& path, std::string_view propagation) {
   try {
-    client_.remove(path);
+    client_.remove(path, propagation);
   } catch (const kube::ApiError& e) {
     if (e.code != 404) throw;
   }
@@ -79,7 +79,10 @@ void Takeover::remove_session_objects_of(const WorkloadRef& ref, const json& obj
   auto annotations = object["metadata"].value("annotations", json::object());
   auto owner = SessionOwner::from_json(
       json::parse(annotations.value(kSessionAnnotation, "{}"), nullptr, false));
-  if (!owner.id.empty()) remove_tunnel_secret(ref.ns, owner.id);
+  if (owner.id.empty()) return;
+  remove_tunnel_secret(ref.ns, owner.id);
+  // From inside the restorer, its own objects go last, once restore has finished (restore_watch).
+  if (!inside_restorer_) remove_restorer(ref.ns, owner.id);
 }
 
 void Takeover::remove_tunnel_secret(const std::string& ns, const std::string& session_id) {
@@ -103,6 +106,7 @@ void Takeover::remove_secrets_of_dead_sessions(const std::string& ns) {
     // Another machine's sessions cannot be judged from here; a live one still needs its own.
     if (owner.id.empty() || !owner.on_this_host() || owner.alive_here()) continue;
     remove_if_present(kube::resource_path("v1", ns, "secrets", meta.value("name", "")));
+    remove_restorer(ns, owner.id);
   }
 }
 

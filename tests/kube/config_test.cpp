@@ -263,6 +263,27 @@ class CapturedLog {
   std::shared_ptr<spdlog::logger> previous_;
 };
 
+// What lpk-agent restore-watch reads in its pod, as rest.InClusterConfig: nothing outside a pod
+// (no variables, or no token), else the service host and port, the token file and the CA.
+TEST_F(LoadConfig, InClusterConfigAsRestoreWatchReadsIt) {
+  env.set("LPK_SERVICEACCOUNT_DIR", dir / "sa");
+  EXPECT_FALSE(in_cluster_config());
+  env.set("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+  env.set("KUBERNETES_SERVICE_PORT", "443");
+  EXPECT_FALSE(in_cluster_config()) << "no token file: not a pod";
+  dir.write("sa/token", "restorer-token\n");
+  dir.write("sa/namespace", "demo");
+  auto rc = in_cluster_config();
+  ASSERT_TRUE(rc);
+  EXPECT_EQ(rc->cluster.server, "https://10.96.0.1:443");
+  EXPECT_EQ(rc->user.token, "restorer-token");
+  EXPECT_EQ(rc->cluster.ca_pem, "");  // no ca.crt: said in the log, system roots then
+  EXPECT_EQ(rc->namespace_, "demo");
+  EXPECT_EQ(rc->context_name, "");
+  dir.write("sa/ca.crt", "CLUSTER-CA");
+  EXPECT_EQ(in_cluster_config()->cluster.ca_pem, "CLUSTER-CA");
+}
+
 TEST_F(LoadConfig, ServerSchemeAndPlainHttpDropsCredentials) {
   std::string k = dir.write(
       "k", "current-context: tls\nclusters:\n" +

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "tools/kubesim/certs.hpp"
+#include "tools/kubesim/jobs.hpp"
 #include "tools/kubesim/serviceaccounts.hpp"
 #include "tools/kubesim/status.hpp"
 #include "kube/text.hpp"
@@ -322,6 +323,8 @@ json admit(const ResourceType& t, json obj, const std::optional<json>& old, cons
   } else if (t.plural == "deployments" || t.plural == "replicasets" || t.plural == "statefulsets") {
     validate_workload(t, obj, name);
     default_workload(t.plural, obj);
+  } else if (t.plural == "jobs") {
+    admit_job(obj, old);
   } else if (t.plural == "secrets") {
     default_secret(obj);
   } else if (t.plural == "namespaces") {

@@ -194,6 +194,14 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
   }
   if (req.method() == http::verb::post || req.method() == http::verb::put) {
     std::string ct(req[http::field::content_type]);
+    // `kubectl create job` sends protobuf: a body decoded as the route's kind is read as JSON.
+    if (ct.starts_with(kProtobufContentType)) {
+      auto decoded = decode_protobuf_body(req.body());
+      if (decoded && decoded->value("kind", "") == r.type->kind) {
+        req.body() = decoded->dump();
+        ct = "application/json";
+      }
+    }
     if (!ct.empty() && ct.rfind("application/json", 0) != 0 && ct.rfind("*/*", 0) != 0) {
       throw ApiError(415, "UnsupportedMediaType",
                      "the body of the request was in an unknown format - accepted media types "

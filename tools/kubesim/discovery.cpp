@@ -14,7 +14,7 @@ const json kVerbs = {"create", "delete", "deletecollection", "get",
 
 bool in_category_all(const std::string& plural) {
   return plural == "pods" || plural == "services" || plural == "deployments" ||
-         plural == "replicasets" || plural == "statefulsets";
+         plural == "replicasets" || plural == "statefulsets" || plural == "jobs";
 }
 
 json resource_list(const std::string& group, const std::string& version) {

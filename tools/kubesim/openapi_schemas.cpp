@@ -22,7 +22,8 @@ std::string full_name(const std::string& t) {
   std::string pkg = t.substr(0, dot), name = t.substr(dot + 1);
   if (pkg == "meta") return "io.k8s.apimachinery.pkg.apis.meta.v1." + name;
   if (pkg == "intstr") return "io.k8s.apimachinery.pkg.util.intstr." + name;
-  if (pkg == "core" || pkg == "apps" || pkg == "rbac" || pkg == "discovery") {
+  if (pkg == "core" || pkg == "apps" || pkg == "rbac" || pkg == "discovery" || pkg == "batch" ||
+      pkg == "coordination") {
     return "io.k8s.api." + pkg + ".v1." + name;
   }
   throw std::logic_error("openapi: unknown package in " + t);
@@ -103,6 +104,10 @@ json build_schemas() {
         {"description",
          "IntOrString is a type that can hold an int32 or a string. When used in JSON or YAML "
          "marshalling and unmarshalling, it produces or consumes the inner type."}}},
+      {full_name("meta.MicroTime"),
+       {{"type", "string"},
+        {"format", "date-time"},
+        {"description", "MicroTime is version of Time with microsecond level precision."}}},
       {full_name("meta.Time"),
        {{"type", "string"},
         {"format", "date-time"},

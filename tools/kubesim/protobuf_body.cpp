@@ -1,6 +1,8 @@
 #include "tools/kubesim/protobuf_body.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <vector>
 
@@ -121,6 +123,128 @@ json token_request_spec(const Message& spec) {
   return out;
 }
 
+// Go's generated marshallers write every non-pointer field, set or not: a zero number, an
+// empty string, an empty struct, or a struct of those (a Job's status of zero counts).
+bool is_zero(std::string_view bytes, int depth = 0) {
+  if (bytes.empty()) return true;
+  auto m = depth < 4 ? parse(bytes) : std::nullopt;
+  if (!m) return false;
+  for (const auto& [f, v] : m->varints) {
+    if (v != 0) return false;
+  }
+  for (const auto& [f, v] : m->bytes) {
+    if (!is_zero(v, depth + 1)) return false;
+  }
+  return true;
+}
+
+// Stored kinds are decoded strictly: a field this decoder does not know that holds anything
+// but its zero value makes the whole body undecodable (415, as before), so that nothing a
+// client sent is dropped without a word.
+bool only_fields(const Message& m, std::initializer_list<uint32_t> known) {
+  auto ok = [&](uint32_t f) { return std::find(known.begin(), known.end(), f) != known.end(); };
+  for (const auto& [f, v] : m.bytes) {
+    if (!ok(f) && !is_zero(v)) return false;
+  }
+  for (const auto& [f, v] : m.varints) {
+    if (!ok(f) && v != 0) return false;
+  }
+  return true;
+}
+
+struct Strict {
+  bool ok = true;
+  const Message& check(const Message& m, std::initializer_list<uint32_t> known) {
+    ok = ok && only_fields(m, known);
+    return m;
+  }
+};
+
+void put_num(json& obj, const char* key, std::optional<uint64_t> v) {
+  if (v) obj[key] = int64_t(*v);
+}
+
+// map<string, string> entries: {key 1, value 2}.
+void put_map(json& obj, const char* key, const Message& m, uint32_t f) {
+  for (auto [it, end] = m.bytes.equal_range(f); it != end; ++it) {
+    auto entry = parse(it->second).value_or(Message{});
+    obj[key][entry.str(1)] = entry.str(2);
+  }
+}
+
+// meta/v1 ObjectMeta{name 1, generateName 2, namespace 3, labels 11, annotations 12}.
+json object_meta(const Message& m, Strict& strict) {
+  strict.check(m, {1, 2, 3, 11, 12});
+  json out = json::object();
+  put(out, "name", m.str(1));
+  put(out, "generateName", m.str(2));
+  put(out, "namespace", m.str(3));
+  put_map(out, "labels", m, 11);
+  put_map(out, "annotations", m, 12);
+  return out;
+}
+
+// core/v1 Container{name 1, image 2, command 3, args 4, workingDir 5, env 7 {name 1, value 2},
+// resources 8 (empty only), imagePullPolicy 14, terminationMessagePath 13,
+// terminationMessagePolicy 20}: what `kubectl create job|deployment` sends.
+json container(const Message& m, Strict& strict) {
+  strict.check(m, {1, 2, 3, 4, 5, 7, 8, 13, 14, 20});
+  json out = json::object();
+  put(out, "name", m.str(1));
+  put(out, "image", m.str(2));
+  if (m.bytes.count(3)) out["command"] = m.strs(3);
+  if (m.bytes.count(4)) out["args"] = m.strs(4);
+  put(out, "workingDir", m.str(5));
+  for (auto [it, end] = m.bytes.equal_range(7); it != end; ++it) {
+    auto env = strict.check(parse(it->second).value_or(Message{}), {1, 2});
+    out["env"].push_back({{"name", env.str(1)}, {"value", env.str(2)}});
+  }
+  if (m.bytes.count(8)) {
+    strict.check(sub(m, 8), {});
+    out["resources"] = json::object();
+  }
+  put(out, "terminationMessagePath", m.str(13));
+  put(out, "imagePullPolicy", m.str(14));
+  put(out, "terminationMessagePolicy", m.str(20));
+  return out;
+}
+
+// core/v1 PodTemplateSpec{metadata 1, spec 2}; PodSpec{containers 2, restartPolicy 3,
+// terminationGracePeriodSeconds 4, dnsPolicy 6, serviceAccountName 8}.
+json pod_template(const Message& m, Strict& strict) {
+  strict.check(m, {1, 2});
+  Message spec = strict.check(sub(m, 2), {2, 3, 4, 6, 8});
+  json out = {{"metadata", object_meta(sub(m, 1), strict)}, {"spec", json::object()}};
+  for (auto [it, end] = spec.bytes.equal_range(2); it != end; ++it) {
+    out["spec"]["containers"].push_back(container(parse(it->second).value_or(Message{}), strict));
+  }
+  put(out["spec"], "restartPolicy", spec.str(3));
+  put_num(out["spec"], "terminationGracePeriodSeconds", spec.num(4));
+  put(out["spec"], "dnsPolicy", spec.str(6));
+  put(out["spec"], "serviceAccountName", spec.str(8));
+  return out;
+}
+
+// batch/v1 Job{metadata 1, spec 2}; JobSpec{parallelism 1, completions 2,
+// activeDeadlineSeconds 3, template 6, backoffLimit 7, ttlSecondsAfterFinished 8,
+// completionMode 9, suspend 10}.
+std::optional<json> job(const Message& object) {
+  Strict strict;
+  strict.check(object, {1, 2});
+  Message spec = strict.check(sub(object, 2), {1, 2, 3, 6, 7, 8, 9, 10});
+  json out = {{"metadata", object_meta(sub(object, 1), strict)}, {"spec", json::object()}};
+  put_num(out["spec"], "parallelism", spec.num(1));
+  put_num(out["spec"], "completions", spec.num(2));
+  put_num(out["spec"], "activeDeadlineSeconds", spec.num(3));
+  put_num(out["spec"], "backoffLimit", spec.num(7));
+  put_num(out["spec"], "ttlSecondsAfterFinished", spec.num(8));
+  put(out["spec"], "completionMode", spec.str(9));
+  if (auto suspend = spec.num(10)) out["spec"]["suspend"] = *suspend != 0;
+  out["spec"]["template"] = pod_template(sub(spec, 6), strict);
+  if (!strict.ok) return std::nullopt;
+  return out;
+}
+
 }  // namespace
 
 std::optional<json> decode_protobuf_body(std::string_view body) {
@@ -136,6 +260,12 @@ std::optional<json> decode_protobuf_body(std::string_view body) {
   if (!object) return std::nullopt;
   std::string api_version = type.str(1), kind = type.str(2);
   json out = {{"apiVersion", api_version}, {"kind", kind}};
+  if (kind == "Job" && api_version == "batch/v1") {
+    auto decoded = job(*object);
+    if (!decoded) return std::nullopt;
+    decoded->update(out);
+    return decoded;
+  }
   // Every kind here: metadata 1, spec 2, status 3.
   Message spec = sub(*object, 2);
   if (kind == "SelfSubjectAccessReview") {

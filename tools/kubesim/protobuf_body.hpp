@@ -2,8 +2,10 @@
 // Request bodies in the apiserver's protobuf encoding (application/vnd.kubernetes.protobuf),
 // which kubectl's typed clients send: the magic "k8s\0", then a runtime.Unknown whose raw
 // bytes are the object (k8s.io/apimachinery pkg/runtime/serializer/protobuf/protobuf.go).
-// Only the kinds kubesim answers without storing are decoded (the reviews kubectl auth
-// creates and TokenRequest), into the JSON their handlers read. Pure: bytes in, JSON out.
+// Decoded: the kinds kubesim answers without storing (the reviews kubectl auth creates and
+// TokenRequest), and batch/v1 Job as `kubectl create job` sends it (strictly: a field the
+// decoder does not know leaves the body undecoded), into the JSON their handlers read. Pure:
+// bytes in, JSON out.
 
 #include <nlohmann/json.hpp>
 #include <optional>

@@ -51,6 +51,7 @@ json view_rules() {
                {"deployments", "deployments/scale", "deployments/status", "replicasets",
                 "replicasets/scale", "replicasets/status", "statefulsets", "statefulsets/scale",
                 "statefulsets/status"}),
+          rule(kRead, {"batch"}, {"jobs", "jobs/status"}),
           rule(kRead, {"discovery.k8s.io"}, {"endpointslices"})};
 }
 
@@ -65,6 +66,7 @@ json edit_rules() {
   rules.push_back(rule(all, {"apps"},
                        {"deployments", "deployments/scale", "replicasets", "replicasets/scale",
                         "statefulsets", "statefulsets/scale"}));
+  rules.push_back(rule(all, {"batch"}, {"jobs"}));
   rules.push_back(rule(all, {"discovery.k8s.io"}, {"endpointslices"}));
   return rules;
 }

@@ -27,6 +27,9 @@ const std::vector<ResourceType>& resource_types() {
        {},
        false,
        false},
+      {"jobs", "job", "Job", "batch", "v1", true, {}, true, false},
+      // A plain stored object: leader election and lpk's session heartbeat renew its spec.
+      {"leases", "lease", "Lease", "coordination.k8s.io", "v1", true, {}},
       {"serviceaccounts", "serviceaccount", "ServiceAccount", "", "v1", true, {"sa"}},
       {"roles", "role", "Role", "rbac.authorization.k8s.io", "v1", true, {}},
       {"rolebindings", "rolebinding", "RoleBinding", "rbac.authorization.k8s.io", "v1", true, {}},

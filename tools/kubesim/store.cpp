@@ -73,7 +73,11 @@ json Store::create(const std::string& resource, json obj) {
   auto& objs = objects(resource);
   if (objs.count(key)) throw already_exists(resource, key.second, group_of(resource));
   auto& m = obj["metadata"];
-  m["uid"] = new_uid();
+  // A Job's uid is chosen by admission (its selector names it); any other object's is made
+  // here, whatever it carries (controllers build objects from copies of others).
+  bool chosen = resource == "jobs" && m.contains("uid") && m["uid"].is_string() &&
+                !m["uid"].get<std::string>().empty();
+  if (!chosen) m["uid"] = new_uid();
   m["resourceVersion"] = std::to_string(++rv_);
   m["creationTimestamp"] = now_rfc3339();
   m["generation"] = 1;

@@ -174,7 +174,25 @@ std::vector<Column> columns_for(const std::string& plural) {
             {"Message", "string", 0},   {"First Seen", "string", 1}, {"Count", "string", 1},
             {"Name", "string", 1}};
   }
+  if (plural == "jobs") {
+    return {{"Name", "string", 0}, {"Status", "string", 0}, {"Completions", "string", 0},
+            {"Age", "string", 0}};
+  }
+  if (plural == "leases") return {{"Name", "string", 0}, {"Holder", "string", 0}, {"Age", "string", 0}};
   return {{"Name", "string", 0}, {"Age", "string", 0}};
+}
+
+// printJob: the finished condition's type, else Running.
+json job_row(const json& o, const std::string& age) {
+  std::string status = "Running";
+  for (const auto& c : o.value("status", json::object()).value("conditions", json::array())) {
+    if (c.value("status", "") == "True") status = c.value("type", status);
+  }
+  const json& st = o.value("status", json::object());
+  return {o["metadata"]["name"], status,
+          std::to_string(st.value("succeeded", 0)) + "/" +
+              std::to_string(o["spec"].value("completions", 1)),
+          age};
 }
 
 json event_row(const json& o) {
@@ -211,6 +229,10 @@ json row_cells(const std::string& plural, const json& o) {
   if (plural == "secrets") return {o["metadata"]["name"], o.value("type", "Opaque"), data, age};
   if (plural == "configmaps") return {o["metadata"]["name"], data, age};
   if (plural == "events") return event_row(o);
+  if (plural == "jobs") return job_row(o, age);
+  if (plural == "leases") {
+    return {o["metadata"]["name"], o.value("spec", json::object()).value("holderIdentity", ""), age};
+  }
   return {o["metadata"]["name"], age};
 }
 

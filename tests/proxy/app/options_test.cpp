@@ -189,6 +189,20 @@ TEST(ConnectOptions, DefaultsAndEveryFlag) {
   EXPECT_EQ(o.command, (Args{"./api", "--flag"})) << "what follows -- is the command, flags too";
 }
 
+TEST(ConnectOptions, OrphanTimeout) {
+  EXPECT_EQ(parse_connect_options(Args{"--service", "api"}).orphan_timeout, std::chrono::minutes(10));
+  EXPECT_EQ(parse_connect_options(Args{"--service", "api", "--orphan-timeout", "20s"}).orphan_timeout,
+            std::chrono::seconds(20));
+  EXPECT_EQ(parse_connect_options(Args{"--service", "api", "--orphan-timeout", "0"}).orphan_timeout,
+            std::chrono::seconds(0))
+      << "0: no heartbeat, no restorer";
+  for (const char* bad : {"5s", "200h", "soon", "-1m", ""}) {
+    expect_one_line_naming(connect_error({"--service", "api", "--orphan-timeout", bad}),
+                           "--orphan-timeout");
+  }
+  EXPECT_NE(std::string(kConnectUsage).find("--orphan-timeout"), std::string::npos);
+}
+
 TEST(ConnectOptions, SecretFileReplacesTheRandomSessionSecret) {
   EXPECT_TRUE(parse_connect_options(Args{"--service", "api"}).secret.empty())
       << "empty: connect makes a random one";

@@ -56,7 +56,7 @@ void Controllers::schedule() {
 void Controllers::reconcile_all() {
   using Fn = void (*)(Rest&, EventRecorder&);
   std::vector<Fn> fns = {reconcile_deployments, reconcile_replicasets, reconcile_statefulsets,
-                         reconcile_endpoints};
+                         reconcile_endpoints, reconcile_jobs};
   if (simulate_pods_) fns.push_back(reconcile_simulated_pods);
   for (Fn fn : fns) {
     try {

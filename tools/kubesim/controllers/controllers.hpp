@@ -41,6 +41,7 @@ void reconcile_deployments(Rest& rest, EventRecorder& events);
 void reconcile_replicasets(Rest& rest, EventRecorder& events);
 void reconcile_statefulsets(Rest& rest, EventRecorder& events);
 void reconcile_endpoints(Rest& rest, EventRecorder& events);
+void reconcile_jobs(Rest& rest, EventRecorder& events);
 void reconcile_simulated_pods(Rest& rest, EventRecorder& events);
 
 /// A Running pod status with one running container status per container, as a kubelet
