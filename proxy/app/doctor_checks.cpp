@@ -45,7 +45,7 @@ DoctorCheck failed_with_sentence(const std::string& name, const std::string& sen
   return {name, false, sentence.substr(0, split), sentence.substr(split + 2)};
 }
 
-/// Why connect would refuse a workload another session holds ("" when none does).
+/// `found`, unless another session holds the workload: then why connect would refuse it.
 DoctorCheck held_by_session(const TakeoverTarget& target, DoctorCheck found) {
   auto annotations = target.object["metadata"].value("annotations", json::object());
   if (!annotations.contains(kSessionAnnotation)) return found;
@@ -146,9 +146,9 @@ DoctorCheck check_kubeconfig(const kube::LoadOptions& options,
   try {
     loaded = kube::load_config(options);
   } catch (const std::exception& e) {
-    return {"kubeconfig", false, e.what(),
-            "`kubectl config get-contexts` lists the contexts: pass one with --context, or the "
-            "file with --kubeconfig"};
+    return failed_with_sentence("kubeconfig", e.what(),
+                                "`kubectl config get-contexts` lists the contexts: pass one with "
+                                "--context, or the file with --kubeconfig");
   }
   return {"kubeconfig", true,
           "context " + loaded->context_name + ", server " + loaded->cluster.server +
@@ -167,9 +167,9 @@ DoctorCheck check_credentials(kube::Client& client) {
               "cluster-info`)"};
     }
     if (e.code == 401) {
-      return {"credentials", false, "the API server refused the credentials: " +
-                                        std::string(e.what()),
-              "log in again or renew the token of context " + config.context_name};
+      return failed_with_sentence("credentials", e.what(),
+                                  "log in again or renew the token of context " +
+                                      config.context_name);
     }
     // Any other answer came from a server that knew who was asking.
   }
@@ -262,10 +262,17 @@ DoctorCheck check_bind_privilege(const DoctorOptions& options) {
   }
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-  return {name, false,
-          "the stub DNS's port " + std::to_string(port) + " needs root or cap_net_bind_service",
-          "run as root, or grant it once: sudo setcap cap_net_bind_service=+ep " +
-              (self.empty() ? std::string("$(command -v lpk-proxy)") : self)};
+  auto grant = "run as root, or grant it once: sudo setcap cap_net_bind_service=+ep " +
+               (self.empty() ? std::string("$(command -v lpk-proxy)") : self);
+  // An explicit --dns must be bound as given; without one the stub takes another port, which
+  // the session's child still uses, so connect works, with less.
+  if (options.dns) {
+    return {name, false, "--dns port " + std::to_string(port) + " needs root or " + name, grant};
+  }
+  return {name, true,
+          "without it the stub DNS cannot take port 53 and listens on another port: the child of "
+          "`connect -- COMMAND` still resolves cluster names, other programs and --resolver do not",
+          grant};
 }
 
 DoctorCheck check_system_resolver(const DoctorOptions& options, const std::string& ns) {

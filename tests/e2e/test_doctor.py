@@ -2,7 +2,8 @@
 """`lpk-proxy doctor` and the kubectl plugin (issue 13, items 2 and 4) against kubesim's demo.
 
 doctor: every check passes on the demo (exit 0); each failure injected makes exactly its own
-line fail, with a fix (exit 1): a missing service, a context the kubeconfig lacks, port 53 held
+line fail, with a fix (exit 1): a missing service, a context the kubeconfig lacks, a refused
+token, port 53 held
 on the slot's stub DNS address, a record of a dead session, a user whose Role lacks
 pods/portforward. kubectl plugin: the real kubectl finds `kubectl-lpk` (the link the build puts
 next to lpk-proxy) on PATH, passes kubectl's global flags given before or after the command, and
@@ -97,7 +98,7 @@ class Doctor(ConnectCase):
     def test_wrong_context(self):
         check = self.assert_only_failing("kubeconfig", ("--context", "no-such-context"))
         self.assertIn("no-such-context", check["detail"])
-        self.assertIn("--context", check["fix"])
+        self.assertIn("kubectl config get-contexts", check["fix"])
 
     def test_port_53_taken_on_the_slots_stub_address(self):
         _, checks, r = self.doctor("-n", "demo")
@@ -129,6 +130,22 @@ class Doctor(ConnectCase):
         self.assertIn("deployment demo/api", check["detail"])
         self.assertIn("lpk-proxy restore", check["fix"])
 
+    def kubeconfig_with_token(self, name, token):
+        """The kubesim's kubeconfig with its user replaced by a bearer token."""
+        config = json.loads(self.sim.kubectl("config", "view", "--raw", "--minify", "-o",
+                                             "json").stdout)
+        config["users"] = [{"name": name, "user": {"token": token}}]
+        config["contexts"][0]["context"]["user"] = name
+        path = os.path.join(self.tmp, name + ".kubeconfig")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return path
+
+    def test_refused_credentials(self):
+        check = self.assert_only_failing("credentials", ("-n", "demo"),
+                                         kubeconfig=self.kubeconfig_with_token("bad", "nope"))
+        self.assertIn("401", check["detail"])
+
     def robot_kubeconfig(self):
         """A kubeconfig for the service account demo/robot, whose Role grants all connect needs
         but pods/portforward."""
@@ -145,14 +162,7 @@ class Doctor(ConnectCase):
                                "namespace": "demo"}]}):
             self.sim.kubectl("apply", "-f", "-", input=json.dumps(manifest))
         token = self.sim.kubectl("-n", "demo", "create", "token", "robot").stdout.strip()
-        config = json.loads(self.sim.kubectl("config", "view", "--raw", "--minify", "-o",
-                                             "json").stdout)
-        config["users"] = [{"name": "robot", "user": {"token": token}}]
-        config["contexts"][0]["context"]["user"] = "robot"
-        path = os.path.join(self.tmp, "robot.kubeconfig")
-        with open(path, "w") as f:
-            json.dump(config, f)
-        return path
+        return self.kubeconfig_with_token("robot", token)
 
     def test_rbac_denial(self):
         robot = self.robot_kubeconfig()
