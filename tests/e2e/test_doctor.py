@@ -3,11 +3,11 @@
 
 doctor: every check passes on the demo (exit 0); each failure injected makes exactly its own
 line fail, with a fix (exit 1): a missing service, a context the kubeconfig lacks, a refused
-token, port 53 held
-on the slot's stub DNS address, a record of a dead session, a user whose Role lacks
-pods/portforward. kubectl plugin: the real kubectl finds `kubectl-lpk` (the link the build puts
-next to lpk-proxy) on PATH, passes kubectl's global flags given before or after the command, and
-`kubectl lpk connect -n demo -- curl http://web.demo/` works. Needs root (kubesim)."""
+token, port 53 held on the slot's stub DNS address, a record of a dead session, a user whose Role
+lacks pods/portforward, the service's workload held by a live session. kubectl plugin: the real
+kubectl finds `kubectl-lpk` (the link the build puts next to lpk-proxy) on PATH, passes kubectl's
+global flags given before or after the command, and `kubectl lpk connect -n demo -- curl
+http://web.demo/` works. Needs root (kubesim)."""
 
 import json
 import os
@@ -94,6 +94,21 @@ class Doctor(ConnectCase):
         check = self.assert_only_failing("service", ("--service", "nope", "-n", "demo"))
         self.assertIn("service nope not found in namespace demo", check["detail"])
         self.assertIn("kubectl get services -n demo", check["fix"])
+
+    def test_service_held_by_a_live_session(self):
+        proxy = self.connect("--service", "api", "-n", "demo", service="api")
+        proxy.wait_line(e2e.PROXY_LINES["ready"], timeout=150)
+        check = self.assert_only_failing("service", ("--service", "api", "-n", "demo"))
+        self.assertRegex(check["detail"], r"deployment demo/api is connected by lpk session "
+                                          r"[0-9a-f]+ \(pid \d+ on this machine\)")
+        self.assertEqual(check["fix"], "end that session first")
+
+    def test_bad_flag_is_one_line(self):
+        r = subprocess.run([e2e.PROXY, "doctor", "--bogus", "x"], capture_output=True,
+                           text=True, env=self.env, timeout=TIMEOUT)
+        self.assertEqual((r.returncode, r.stdout), (2, ""), r.stderr)
+        self.assertEqual(r.stderr, "lpk-proxy: unknown flag --bogus (see lpk-proxy doctor "
+                                   "--help)\n")
 
     def test_wrong_context(self):
         check = self.assert_only_failing("kubeconfig", ("--context", "no-such-context"))
