@@ -83,8 +83,8 @@ std::vector<DoctorCheck> cluster_checks(const DoctorOptions& options,
   try {
     client = std::make_unique<kube::Client>(*config);
   } catch (const std::exception& e) {
-    checks.push_back({"credentials", false, e.what(), "fix the user of context " +
-                                                          config->context_name + " in the kubeconfig"});
+    checks.push_back({"credentials", false, e.what(),
+                      "fix the user of context " + config->context_name + " in the kubeconfig"});
     return checks;
   }
   checks.push_back(check_credentials(*client));

@@ -32,7 +32,8 @@ struct Permission {
   std::string name() const;  ///< "pods/portforward", "deployments.apps"
 };
 
-/// What connect uses: for an outbound-only session its own Deployment; for a takeover the workload of `kind` (deployments when unknown) and the objects kept beside it.
+/// What connect uses: for an outbound-only session its own Deployment; for a takeover the workload
+/// of `kind` (deployments when unknown) and the objects kept beside it.
 std::vector<Permission> needed_permissions(bool outbound_only, kube::WorkloadKind kind);
 
 /// The `kubectl create role` command that grants `p` in `ns` (with a RoleBinding, the fix).

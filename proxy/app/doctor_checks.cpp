@@ -22,8 +22,11 @@ namespace {
 
 bool access_allowed(kube::Client& client, const std::string& ns, const Permission& p,
                     const std::string& verb) {
-  json attributes = {{"namespace", ns}, {"verb", verb}, {"group", p.group},
-                     {"resource", p.resource}, {"subresource", p.subresource}};
+  json attributes = {{"namespace", ns},
+                     {"verb", verb},
+                     {"group", p.group},
+                     {"resource", p.resource},
+                     {"subresource", p.subresource}};
   json review = {{"apiVersion", "authorization.k8s.io/v1"},
                  {"kind", "SelfSubjectAccessReview"},
                  {"spec", {{"resourceAttributes", attributes}}}};
@@ -53,15 +56,15 @@ DoctorCheck held_by_session(const TakeoverTarget& target, DoctorCheck found) {
       json::parse(annotations.value(kSessionAnnotation, "{}"), nullptr, false));
   const auto what = target.workload.describe();
   if (owner.alive_here()) {
-    return {"service", false, what + " is connected by lpk session " + owner.id + " (pid " +
-                                  std::to_string(owner.pid) + " on this machine)",
+    return {"service", false,
+            what + " is connected by lpk session " + owner.id + " (pid " +
+                std::to_string(owner.pid) + " on this machine)",
             "end that session first"};
   }
   if (!owner.host.empty() && !owner.on_this_host()) {
-    return {"service", false, what + " is changed by lpk session " + owner.id + " on host " +
-                                  owner.host,
-            "if that session is gone, run `lpk-proxy restore --all -n " + target.workload.ns +
-                "`"};
+    return {"service", false,
+            what + " is changed by lpk session " + owner.id + " on host " + owner.host,
+            "if that session is gone, run `lpk-proxy restore --all -n " + target.workload.ns + "`"};
   }
   found.detail += "; lpk session " + owner.id + " left it changed and is gone: connect repairs it";
   return found;
@@ -91,7 +94,8 @@ DoctorCheck check_stub_port(boost::asio::ip::network_v4 pool, const std::string&
   }
   auto detail = "the stub DNS can listen on " + endpoint_text(stub_endpoint(claim->slot()));
   if (claim->slot() != preferred) {
-    detail += " (slot " + preferred.to_string() + ", where this cluster and namespace hash to, is "
+    detail += " (slot " + preferred.to_string() +
+              ", where this cluster and namespace hash to, is "
               "taken: the session's addresses differ from the usual ones)";
   }
   return {"port 53", true, detail, ""};
@@ -102,8 +106,8 @@ DoctorCheck check_explicit_dns(const boost::asio::ip::udp::endpoint& dns) {
   auto free = StubDns::check_available(dns);
   // Lacking the privilege is the privilege line's failure, not this one's.
   if (free || free.error().code == boost::system::errc::permission_denied) {
-    return {"port " + std::to_string(dns.port()), true,
-            "--dns " + endpoint_text(dns) + " is free", ""};
+    return {"port " + std::to_string(dns.port()), true, "--dns " + endpoint_text(dns) + " is free",
+            ""};
   }
   return {"port " + std::to_string(dns.port()), false, free.error().message,
           "stop the program holding it (`ss -lunp`), or choose another --dns address or port"};
@@ -167,9 +171,9 @@ DoctorCheck check_credentials(kube::Client& client) {
               "cluster-info`)"};
     }
     if (e.code == 401) {
-      return failed_with_sentence("credentials", e.what(),
-                                  "log in again or renew the token of context " +
-                                      config.context_name);
+      return failed_with_sentence(
+          "credentials", e.what(),
+          "log in again or renew the token of context " + config.context_name);
     }
     // Any other answer came from a server that knew who was asking.
   }
@@ -187,21 +191,22 @@ std::vector<DoctorCheck> check_permissions(kube::Client& client, const std::stri
         if (!access_allowed(client, ns, p, verb)) denied.push_back(verb);
       }
     } catch (const kube::ApiError& e) {
-      checks.push_back({check.name, false, e.what(), "check that the API server answers "
-                                                     "SelfSubjectAccessReviews"});
+      checks.push_back({check.name, false, e.what(),
+                        "check that the API server answers "
+                        "SelfSubjectAccessReviews"});
       continue;
     }
     check.ok = denied.empty();
-    check.detail = (check.ok ? joined(p.verbs) : "denied: " + joined(denied)) +
-                   " in namespace " + ns;
+    check.detail =
+        (check.ok ? joined(p.verbs) : "denied: " + joined(denied)) + " in namespace " + ns;
     if (!check.ok) check.fix = "ask for a Role granting it: " + grant_command(p, ns);
     checks.push_back(check);
   }
   return checks;
 }
 
-DoctorCheck check_service(kube::Client& client, const DoctorOptions& options,
-                          const std::string& ns, kube::WorkloadKind& kind) {
+DoctorCheck check_service(kube::Client& client, const DoctorOptions& options, const std::string& ns,
+                          kube::WorkloadKind& kind) {
   console::Progress quiet(false);
   Takeover takeover(client, quiet);
   TakeoverOptions wanted;
@@ -233,8 +238,7 @@ DoctorCheck check_agent_image(const DoctorOptions& options, const std::string& n
               "lpk/lpk-agent:dev to the agent it built); delete the pod after"};
 }
 
-std::vector<DoctorCheck> check_slot_and_port(const DoctorOptions& options,
-                                             const std::string& key) {
+std::vector<DoctorCheck> check_slot_and_port(const DoctorOptions& options, const std::string& key) {
   auto claim = SlotClaim::claim(options.pool, key);
   if (!claim) {
     return {{"loopback pool", false,
@@ -242,12 +246,12 @@ std::vector<DoctorCheck> check_slot_and_port(const DoctorOptions& options,
                  " is held by another lpk session",
              "end one, or give a larger --pool"}};
   }
-  DoctorCheck pool{"loopback pool", true,
-                   "slot " + claim->slot().to_string() + " of " + options.pool.to_string() +
-                       " is free",
-                   ""};
+  DoctorCheck pool{
+      "loopback pool", true,
+      "slot " + claim->slot().to_string() + " of " + options.pool.to_string() + " is free", ""};
   claim->release();
-  return {pool, options.dns ? check_explicit_dns(*options.dns) : check_stub_port(options.pool, key)};
+  return {pool,
+          options.dns ? check_explicit_dns(*options.dns) : check_stub_port(options.pool, key)};
 }
 
 DoctorCheck check_bind_privilege(const DoctorOptions& options) {
@@ -282,8 +286,9 @@ DoctorCheck check_system_resolver(const DoctorOptions& options, const std::strin
   const auto state = resolver_state(config);
   const std::string name = "system resolver";
   if (!options.system_resolver) {
-    return {name, true, state + (holder.empty() ? "" : ", held by lpk session " + holder) +
-                            "; connect without --resolver leaves it alone",
+    return {name, true,
+            state + (holder.empty() ? "" : ", held by lpk session " + holder) +
+                "; connect without --resolver leaves it alone",
             ""};
   }
   if (!holder.empty()) {

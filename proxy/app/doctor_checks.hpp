@@ -27,16 +27,15 @@ std::vector<DoctorCheck> check_permissions(kube::Client& client, const std::stri
 /// The service, its pods, their workload and container, as connect's Takeover::locate finds
 /// them (its refusals are the failures), and no live session holding the workload. `kind`
 /// gets the workload's kind when it is found.
-DoctorCheck check_service(kube::Client& client, const DoctorOptions& options,
-                          const std::string& ns, kube::WorkloadKind& kind);
+DoctorCheck check_service(kube::Client& client, const DoctorOptions& options, const std::string& ns,
+                          kube::WorkloadKind& kind);
 
 /// A warning naming the image and how to check that the cluster can pull it.
 DoctorCheck check_agent_image(const DoctorOptions& options, const std::string& ns);
 
 /// A slot of --pool no session holds (`key` as connect hashes it), and port 53 (or --dns) free
 /// on its stub DNS address.
-std::vector<DoctorCheck> check_slot_and_port(const DoctorOptions& options,
-                                             const std::string& key);
+std::vector<DoctorCheck> check_slot_and_port(const DoctorOptions& options, const std::string& key);
 
 /// Root or cap_net_bind_service when the stub's port is privileged.
 DoctorCheck check_bind_privilege(const DoctorOptions& options);

@@ -61,7 +61,8 @@ std::vector<std::string> plugin_to_proxy_args(std::span<const std::string> args)
   for (; i < args.size() && args[i] != "--"; ++i) {
     auto flag = split_flag(args[i]);
     if (is_unsupported_kube_flag(flag.name)) {
-      throw invalid_argument(flag.name + " is not supported: lpk takes the cluster and user from "
+      throw invalid_argument(flag.name +
+                             " is not supported: lpk takes the cluster and user from "
                              "a kubeconfig context; pick one with --context");
     }
     auto known = kKubeFlags.find(flag.name);

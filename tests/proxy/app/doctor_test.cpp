@@ -25,8 +25,8 @@ bool has_verb(const Permission* p, const std::string& verb) {
 }
 
 TEST(DoctorOptions, ParsesWhatConnectTakes) {
-  auto o = parse_doctor_options(Args{"--service", "api", "-n", "demo", "--context", "c",
-                                     "--json", "--pool", "127.200.0.0/24", "--resolver"});
+  auto o = parse_doctor_options(Args{"--service", "api", "-n", "demo", "--context", "c", "--json",
+                                     "--pool", "127.200.0.0/24", "--resolver"});
   EXPECT_EQ(o.service, "api");
   EXPECT_EQ(o.kube.namespace_override, "demo");
   EXPECT_EQ(o.kube.context, "c");

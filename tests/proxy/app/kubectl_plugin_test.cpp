@@ -31,8 +31,8 @@ TEST(KubectlPlugin, GlobalFlagsAfterTheCommandPassThroughInLpkSpelling) {
 }
 
 TEST(KubectlPlugin, GlobalFlagsBeforeTheCommandMoveAfterIt) {
-  EXPECT_EQ(plugin_to_proxy_args(Args{"--context", "kind", "-n", "demo", "--kubeconfig", "/k",
-                                      "doctor", "--json"}),
+  EXPECT_EQ(plugin_to_proxy_args(
+                Args{"--context", "kind", "-n", "demo", "--kubeconfig", "/k", "doctor", "--json"}),
             (Args{"doctor", "--context", "kind", "-n", "demo", "--kubeconfig", "/k", "--json"}));
 }
 
@@ -57,8 +57,7 @@ TEST(KubectlPlugin, RefusesWhatItCannotHonourInOneLine) {
             std::string::npos);
   EXPECT_NE(error_of({"connect", "--user=u"}).find("pick one with --context"), std::string::npos);
   EXPECT_NE(error_of({"status", "-n", "demo"}).find("asks this machine"), std::string::npos);
-  EXPECT_NE(error_of({"connect", "--context"}).find("--context needs a value"),
-            std::string::npos);
+  EXPECT_NE(error_of({"connect", "--context"}).find("--context needs a value"), std::string::npos);
   EXPECT_NE(error_of({"-n", "demo"}).find("no command given"), std::string::npos);
 }
 
