@@ -3,7 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "proxy/app/doctor_checks.hpp"
 #include "proxy/app/options.hpp"
@@ -102,6 +103,28 @@ TEST(DoctorChecks, ADeadSessionRecordFailsWithRestore) {
   EXPECT_NE(check.detail.find("deployment demo/api"), std::string::npos) << check.detail;
   EXPECT_EQ(check.fix, "run `lpk-proxy restore --kubeconfig /k --context c`");
   record.erase();
+}
+
+TEST(DoctorChecks, AResolverHeldByALiveSessionFailsOnlyWithResolver) {
+  test::TempDir state;
+  test::ScopedEnv env{{"XDG_STATE_HOME", state.path()}};
+  const std::filesystem::path lpk_state = std::filesystem::path(state.path()) / "lpk";
+  std::filesystem::create_directories(lpk_state);
+  // The record connect --resolver keeps (connect/session_resolver.cpp), of a live session: this
+  // test process.
+  std::ofstream(lpk_state / "resolver.json") << nlohmann::json{
+      {"owner", SessionOwner::current("cafe0001").to_json()},
+      {"address", "127.77.0.53"}}.dump();
+  DoctorOptions options;
+  auto without = check_system_resolver(options, "demo");
+  EXPECT_TRUE(without.ok) << without.detail;
+  EXPECT_NE(without.detail.find("held by lpk session cafe0001"), std::string::npos)
+      << without.detail;
+  options.system_resolver = true;
+  auto with = check_system_resolver(options, "demo");
+  EXPECT_FALSE(with.ok);
+  EXPECT_EQ(with.detail, "lpk session cafe0001 has the system resolver");
+  EXPECT_EQ(with.fix, "end that session, or connect without --resolver");
 }
 
 }  // namespace
