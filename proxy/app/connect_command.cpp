@@ -60,6 +60,16 @@ bool restore_or_explain(Takeover& takeover, const SessionRecord& record,
 
 }  // namespace
 
+std::string slot_key(const kube::RestConfig& config) {
+  return config.cluster.server + " " + config.namespace_;
+}
+
+bool stub_dns_port_free(boost::asio::ip::network_v4 slot) {
+  boost::asio::ip::udp::endpoint dns(AddressPool::preferred(slot, AddressPool::kStubDnsName), 53);
+  auto free = StubDns::check_available(dns);
+  return free || free.error().code != boost::asio::error::address_in_use;
+}
+
 namespace {
 
 /// The kube client for `options`, or nullptr after printing why (exit code 2).
@@ -157,17 +167,8 @@ int serve_session(SessionPlan& plan, kube::Client& client) {
 /// whose stub DNS address no other program holds on port 53. Held until the session ends.
 std::optional<SlotClaim> claim_slot(const ConnectOptions& options, const kube::RestConfig& config) {
   SlotClaim::Usable usable;
-  if (!options.dns) {
-    usable = [](boost::asio::ip::network_v4 slot) {
-      boost::asio::ip::udp::endpoint dns(AddressPool::preferred(slot, AddressPool::kStubDnsName),
-                                         53);
-      auto free = StubDns::check_available(dns);
-      // Only "in use" means someone else is there; lacking the privilege for port 53 is the
-      // same in every slot, and the session says so when it starts its stub.
-      return free || free.error().code != boost::asio::error::address_in_use;
-    };
-  }
-  return SlotClaim::claim(options.pool, config.cluster.server + " " + config.namespace_, usable);
+  if (!options.dns) usable = stub_dns_port_free;
+  return SlotClaim::claim(options.pool, slot_key(config), usable);
 }
 
 /// The session's local choices from the command line.

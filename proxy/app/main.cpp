@@ -4,11 +4,14 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "proxy/app/resolver_command.hpp"
 #include "proxy/app/connect_command.hpp"
+#include "proxy/app/doctor.hpp"
+#include "proxy/app/kubectl_plugin.hpp"
 #include "proxy/app/options.hpp"
 #include "proxy/app/run_command.hpp"
 #include "proxy/connect/child_process.hpp"
@@ -25,15 +28,32 @@ constexpr const char* kUsage =
     "       lpk-proxy status|env|diagnostics [--session ID] [--json]\n"
     "                                                  ask a running session\n"
     "       lpk-proxy restore [--all]                   put back what a crashed session left\n"
+    "       lpk-proxy doctor [--service NAME] [--json]  check that connect would work\n"
     "       lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
     "       lpk-proxy run --help                        options of run\n"
     "       lpk-proxy resolver install|uninstall|status [--dry-run] ...\n"
     "                                                  point the system resolver at the running\n"
     "                                                  session's stub DNS (connect --resolver\n"
-    "                                                  does it for the session's length)";
+    "                                                  does it for the session's length)\n"
+    "Linked as kubectl-lpk on PATH, it is the kubectl plugin: kubectl lpk COMMAND ...";
 
 bool wants_help(const std::vector<std::string>& args) {
   return !args.empty() && (args[0] == "-h" || args[0] == "--help");
+}
+
+/// `kubectl lpk ...` (kubectl_plugin.hpp): lpk-proxy's arguments, or an exit code when the plugin
+/// has answered by itself (usage, a flag it cannot honour).
+std::optional<int> as_plugin(std::vector<std::string>& args) {
+  if (args.empty() || wants_help(args)) {
+    std::cout << lpk::proxy::kPluginUsage << "\n";
+    return 0;
+  }
+  try {
+    args = lpk::proxy::plugin_to_proxy_args(args);
+  } catch (const std::exception& e) {
+    return lpk::proxy::fail(e.what(), 2);
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -41,6 +61,9 @@ bool wants_help(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (lpk::proxy::invoked_as_plugin(argv[0])) {
+    if (auto answered = as_plugin(args)) return *answered;
+  }
   if (args.empty() || wants_help(args)) {
     std::cout << kUsage << "\n";
     return args.empty() ? 2 : 0;
@@ -63,6 +86,10 @@ int main(int argc, char** argv) {
   if (command == "status" || command == "env" || command == "diagnostics") {
     args.insert(args.begin(), command);
     return run_control_command(args, std::cout, std::cerr);
+  }
+  if (command == "doctor") {
+    if (wants_help(args)) return std::cout << kDoctorUsage << "\n", 0;
+    return run_doctor(args);
   }
   if (command == "resolver") return run_resolver(args);
   // Internal: the child's private resolv.conf (connect/child_process.hpp), and the table of the

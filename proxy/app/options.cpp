@@ -244,4 +244,26 @@ RestoreOptions parse_restore_options(std::span<const std::string> args) {
   return o;
 }
 
+DoctorOptions parse_doctor_options(std::span<const std::string> args) {
+  DoctorOptions o;
+  o.pool = AddressPool::default_pool();
+  auto handle = [&](const std::string& flag, const std::string& value) {
+    if (parse_kube_flag(flag, value, o.kube)) return;
+    if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = value;
+    else if (flag == "--service") o.service = value;
+    else if (flag == "--container") o.container = value;
+    else if (flag == "--agent-image") o.agent_image = value;
+    else if (flag == "--pool") o.pool = parse_pool(value);
+    else if (flag == "--dns") o.dns = parse_dns_listen(value);
+    else if (flag == "--resolver") o.system_resolver = true;
+    else if (flag == "--json") o.json = true;
+    else throw invalid_argument("unknown flag " + flag);
+  };
+  for_each_flag(args, handle, nullptr, {"--resolver", "--json"});
+  if (o.service.empty() && !o.container.empty()) {
+    throw invalid_argument("--container needs --service: it names the container to replace");
+  }
+  return o;
+}
+
 }  // namespace lpk::proxy

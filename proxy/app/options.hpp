@@ -1,5 +1,6 @@
 #pragma once
-// The command line of every lpk-proxy command that takes options: `run`, `connect`, `restore`.
+// The command line of every lpk-proxy command that takes options: `run`, `connect`, `restore`,
+// `doctor`.
 // Pure; a bad flag is a one-line std::invalid_argument naming the flag and what it wants.
 
 #include <boost/asio/ip/network_v4.hpp>
@@ -121,5 +122,27 @@ inline constexpr const char* kRestoreUsage =
     "           sync, kubectl set image), which restore otherwise refuses, saying what changed";
 
 RestoreOptions parse_restore_options(std::span<const std::string> args);
+
+// ---- doctor ---------------------------------------------------------------------------------
+
+struct DoctorOptions {
+  std::string service;  ///< --service; empty: an outbound-only connect
+  kube::LoadOptions kube;
+  std::string container;  ///< --container
+  std::string agent_image = "lpk/lpk-agent:dev";
+  boost::asio::ip::network_v4 pool;                   ///< --pool
+  std::optional<boost::asio::ip::udp::endpoint> dns;  ///< --dns ADDR:PORT
+  bool system_resolver = false;                       ///< --resolver
+  bool json = false;                                  ///< --json
+};
+
+inline constexpr const char* kDoctorUsage =
+    "usage: lpk-proxy doctor [--service NAME] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
+    "           [--container NAME] [--agent-image IMAGE] [--pool CIDR] [--dns ADDR:PORT]\n"
+    "           [--resolver] [--json]\n"
+    "Checks what `connect` with the same flags needs; exit code 0 only when it would work.\n"
+    "--json: the checks as an array of {name, ok, detail, fix}.";
+
+DoctorOptions parse_doctor_options(std::span<const std::string> args);
 
 }  // namespace lpk::proxy
