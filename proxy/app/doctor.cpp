@@ -41,6 +41,13 @@ std::vector<Permission> needed_permissions(bool outbound_only, kube::WorkloadKin
   if (kind == kube::WorkloadKind::deployment) {
     needed.push_back({"apps", "replicasets", "", {"get", "list", "delete"}});
   }
+  // The restorer (connect --orphan-timeout, on by default): its heartbeat Lease, its Job and the
+  // ServiceAccount, Role and RoleBinding it runs as.
+  needed.push_back({"coordination.k8s.io", "leases", "", {"create", "get", "patch", "delete"}});
+  needed.push_back({"batch", "jobs", "", {"create", "delete"}});
+  needed.push_back({"", "serviceaccounts", "", {"create", "delete"}});
+  needed.push_back({"rbac.authorization.k8s.io", "roles", "", {"create", "delete"}});
+  needed.push_back({"rbac.authorization.k8s.io", "rolebindings", "", {"create", "delete"}});
   return needed;
 }
 

@@ -32,6 +32,12 @@ ROBOT_RULES = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch", "update"]},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "delete"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+     "verbs": ["create", "get", "patch", "delete"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "delete"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create", "delete"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+     "verbs": ["create", "delete"]},
 ]
 
 

@@ -49,6 +49,12 @@ TEST(DoctorPermissions, TakeoverOfADeployment) {
   EXPECT_TRUE(has_verb(find(ps, "deployments.apps"), "patch"));
   EXPECT_TRUE(has_verb(find(ps, "deployments.apps"), "update"));
   EXPECT_TRUE(has_verb(find(ps, "replicasets.apps"), "delete"));
+  // The restorer's objects.
+  EXPECT_TRUE(has_verb(find(ps, "leases.coordination.k8s.io"), "patch"));
+  EXPECT_TRUE(has_verb(find(ps, "jobs.batch"), "create"));
+  EXPECT_TRUE(has_verb(find(ps, "roles.rbac.authorization.k8s.io"), "create"));
+  EXPECT_TRUE(has_verb(find(ps, "rolebindings.rbac.authorization.k8s.io"), "delete"));
+  EXPECT_TRUE(has_verb(find(ps, "serviceaccounts"), "delete"));
 }
 
 TEST(DoctorPermissions, FollowTheWorkloadKind) {
