@@ -118,6 +118,14 @@ SessionRecord prepare_takeover(Takeover& takeover, SessionPlan& plan,
   return record;
 }
 
+/// What the takeover is asked for, from the command line and the plan.
+TakeoverOptions takeover_options(const ConnectOptions& options, const SessionPlan& plan) {
+  return {options.service,           plan.ns,              options.container,
+          options.agent_image,       options.file_limit,   options.timeout,
+          options.dead_link_timeout, options.resume_grace, plan.secret,
+          options.orphan_timeout};
+}
+
 /// An outbound-only session (no --service): its own agent Deployment is the workload its record
 /// names, so that every way a session ends (or is repaired) deletes it.
 SessionRecord prepare_outbound(Takeover& takeover, SessionPlan& plan,
@@ -186,6 +194,7 @@ SessionPlan plan_from(const ConnectOptions& options) {
   plan.command = options.command;
   plan.dead_link_timeout = options.dead_link_timeout;
   plan.resume_grace = options.resume_grace;
+  plan.session_id = tunnel::to_hex(tunnel::random_session_id()).substr(0, 8);
   // Without one, anything that reaches the agent's port (a sidecar of the pod, anyone allowed
   // pods/portforward) could open a tunnel or take this one over.
   plan.secret = options.secret.empty() ? tunnel::random_secret() : options.secret;
@@ -236,7 +245,6 @@ int run_connect(const std::vector<std::string>& args) {
   plan.pool = slot->slot();
   plan.interrupted = &g_interrupted;
   plan.ns = client->config().namespace_;
-  plan.session_id = tunnel::to_hex(tunnel::random_session_id()).substr(0, 8);
   auto log_path = setup_logging(plan.session_id, options.log_level);
   auto progress = console::Progress::for_stdout();
   const bool outbound_only = options.service.empty();
@@ -244,14 +252,10 @@ int run_connect(const std::vector<std::string>& args) {
                 (outbound_only ? "to namespace " + plan.ns + " (outbound only)"
                                : "service " + options.service + " in namespace " + plan.ns) +
                 (log_path.empty() ? "" : " (logs: " + log_path + ")"));
-
   catch_interrupts();
   Takeover takeover(*client, progress);
   takeover.set_cancel(&g_interrupted);
-  TakeoverOptions wanted{options.service,     plan.ns,            options.container,
-                         options.agent_image, options.file_limit, options.timeout,
-                         options.dead_link_timeout, options.resume_grace, plan.secret,
-                         options.orphan_timeout};
+  const auto wanted = takeover_options(options, plan);
   SessionRecord record;
   try {
     record = outbound_only ? prepare_outbound(takeover, plan, options.kube)
@@ -265,9 +269,8 @@ int run_connect(const std::vector<std::string>& args) {
   // `restore` remove its Deployment).
   std::optional<Heartbeat> heartbeat;
   if (!outbound_only && options.orphan_timeout.count() > 0) {
-    heartbeat.emplace(*client, plan.target.workload.ns, heartbeat_lease_name(plan.session_id),
-                      Heartbeat::interval_for(options.orphan_timeout));
-    heartbeat->start();
+    heartbeat.emplace(*client, plan.ns, heartbeat_lease_name(plan.session_id),
+                      Heartbeat::interval_for(options.orphan_timeout)).start();
   }
   if (!start_agents(takeover, plan, wanted, record, outbound_only, heartbeat)) return 1;
   int code = serve_session(plan, *client);

@@ -86,8 +86,12 @@ void Takeover::settle_earlier_session(TakeoverTarget& target) {
   target.object = client_.get(target.workload.path());
 }
 
-void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& options,
-                             const SessionOwner& owner) {
+namespace {
+
+/// The agent that replaces the target's container: the ports it serves in its place, and a
+/// tunnel port free in the pod's network namespace (which sidecars share).
+AgentSpec agent_for(const TakeoverTarget& target, const TakeoverOptions& options,
+                    const SessionOwner& owner) {
   AgentSpec agent;
   agent.image = options.agent_image;
   agent.file_limit = options.file_limit;
@@ -101,12 +105,20 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
       agent.serve_ports.push_back(route.container_port);
     }
   }
-  // The tunnel port must be free in the pod's network namespace, which sidecars share.
-  auto original = kube::template_of(target.workload.kind, target.object);
-  auto taken = kube::declared_ports(original["spec"]);
+  auto taken =
+      kube::declared_ports(kube::template_of(target.workload.kind, target.object)["spec"]);
   taken.insert(ports.begin(), ports.end());
   while (taken.count(agent.tunnel_port)) ++agent.tunnel_port;
+  return agent;
+}
+
+}  // namespace
+
+void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& options,
+                             const SessionOwner& owner) {
+  AgentSpec agent = agent_for(target, options, owner);
   target.tunnel_port = agent.tunnel_port;
+  auto original = kube::template_of(target.workload.kind, target.object);
   const auto& ref = target.workload;
   create_session_objects(target, options, owner, agent);
   try {

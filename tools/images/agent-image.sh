@@ -15,7 +15,7 @@ source "$here/lib.sh"
 (($# == 2 || $# == 3)) || images_fail "usage: agent-image.sh BUILD_DIR OUT_DIR [REF]"
 build=$(cd "$1" && pwd) || images_fail "$1: no such build directory"
 out=$2
-ref=${3:-$(sed -n 's/.*agent_image = "\([^"]*\)".*/\1/p' "$here/../../proxy/app/options.hpp")}
+ref=${3:-$(sed -n '/agent_image = "/{s/.*agent_image = "\([^"]*\)".*/\1/p;q}' "$here/../../proxy/app/options.hpp")}
 [[ -n $ref ]] || images_fail "no default agent image in proxy/app/options.hpp: pass REF"
 images_need buildah ldd strip
 binary=$build/agent/lpk-agent

@@ -99,7 +99,13 @@ void run_as_init(int pipe_fd) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     return;
   }
-  close(pipe_fd);  // the parent learns of a failed exec from the program's copy alone
+  // This init never execs, so close-on-exec would never close kubesim's descriptors here: the
+  // API listener and its connections would live on in every pod (a restarted API server could
+  // not bind its port again, and connections would pile up in a backlog no one accepts).
+  // The parent learns of a failed exec from the program's copy of pipe_fd alone.
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 4096; ++fd) close(fd);
+  }
   while (true) {
     siginfo_t info;
     int sig = sigwaitinfo(&all, &info);
