@@ -27,25 +27,26 @@ std::string session_on(kube::Client& client, const WorkloadRef& ref) {
       .id;
 }
 
-/// True once the heartbeat is stale. A Lease that is missing counts as last renewed when the
-/// watcher first missed it: someone deleted it, and the session may still be alive.
+/// True once the heartbeat has not been renewed for the orphan timeout, as this restorer has
+/// seen it. A missing Lease counts from when it went missing: someone deleted it, and the
+/// session may still be alive.
 bool heartbeat_gone(kube::Client& client, console::Progress& progress,
-                    const RestoreWatchOptions& options, std::optional<SystemTime>& missing_since) {
-  auto now = std::chrono::system_clock::now();
+                    const RestoreWatchOptions& options, HeartbeatObserver& observer,
+                    bool& missing) {
+  json lease;
   try {
-    auto lease = client.get(kube::resource_path("coordination.k8s.io/v1", options.workload.ns,
-                                                "leases", heartbeat_lease_name(options.session_id)));
-    missing_since.reset();
-    return heartbeat_stale(lease, now, options.orphan_timeout);
+    lease = client.get(kube::resource_path("coordination.k8s.io/v1", options.workload.ns,
+                                           "leases", heartbeat_lease_name(options.session_id)));
   } catch (const kube::ApiError& e) {
     if (e.code != 404) throw;
   }
-  if (!missing_since) {
+  const bool was_missing = missing;
+  missing = lease.is_null();
+  if (missing && !was_missing) {
     progress.step("the heartbeat Lease " + heartbeat_lease_name(options.session_id) +
                   " is missing; its age counts from now");
-    missing_since = now;
   }
-  return now - *missing_since > options.orphan_timeout;
+  return observer.stale(lease, HeartbeatObserver::Clock::now(), options.orphan_timeout);
 }
 
 }  // namespace
@@ -57,10 +58,11 @@ RestoreWatchEnd watch_and_restore(kube::Client& client, console::Progress& progr
   progress.step("watching the heartbeat of lpk session " + options.session_id + " for " +
                 ref.describe() + " (orphan timeout " +
                 std::to_string(options.orphan_timeout.count()) + " s)");
-  std::optional<SystemTime> missing_since;
+  HeartbeatObserver observer;
+  bool missing = false;  // the Lease was missing at the last look (said once)
   for (;;) {
     try {
-      if (heartbeat_gone(client, progress, options, missing_since)) break;
+      if (heartbeat_gone(client, progress, options, observer, missing)) break;
     } catch (const kube::ApiError& e) {
       // The API server unreachable or failing for a moment is not the session's end; a refusal
       // (403, 401) is a fault of the restorer's own, which restarting cannot fix either.

@@ -171,9 +171,20 @@ std::optional<SystemTime> last_renewal(const json& lease) {
   return parse_micro_time(text_of(field(field(lease, "metadata"), "creationTimestamp")));
 }
 
-bool heartbeat_stale(const json& lease, SystemTime now, std::chrono::seconds timeout) {
-  auto renewed = last_renewal(lease);
-  return renewed && now - *renewed > timeout;
+bool HeartbeatObserver::stale(const json& lease, Clock::time_point now,
+                              std::chrono::seconds timeout) {
+  std::string renewal;
+  if (!lease.is_null()) {
+    auto at = last_renewal(lease);
+    // Unreadable times: something renewed it in a form we cannot read; count its whole text.
+    renewal = at ? micro_time(*at) : lease.dump();
+  }
+  if (!seen_ || *seen_ != renewal) {
+    seen_ = renewal;
+    since_ = now;
+    return false;
+  }
+  return now - since_ > timeout;
 }
 
 }  // namespace lpk::proxy

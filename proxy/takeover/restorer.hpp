@@ -60,8 +60,19 @@ std::optional<SystemTime> parse_micro_time(const std::string& text);
 /// nullopt when none is readable.
 std::optional<SystemTime> last_renewal(const nlohmann::json& lease);
 
-/// True when the heartbeat is older than `timeout` at `now`: the session's machine is gone.
-/// A Lease whose times are unreadable is never stale (bad input restores nothing).
-bool heartbeat_stale(const nlohmann::json& lease, SystemTime now, std::chrono::seconds timeout);
+/// The restorer's own view of a heartbeat, as client-go's leader election keeps one: when it
+/// last saw the Lease's renewal change, on its own monotonic clock. The developer's clock and
+/// the pod's need not agree (a laptop minutes behind would otherwise look gone at once).
+class HeartbeatObserver {
+ public:
+  using Clock = std::chrono::steady_clock;
+  /// `lease` as read now (null: it is missing). True once nothing about its renewal has changed
+  /// for longer than `timeout` of this observer's own time. The first look starts the count.
+  bool stale(const nlohmann::json& lease, Clock::time_point now, std::chrono::seconds timeout);
+
+ private:
+  std::optional<std::string> seen_;  ///< the renewal last seen ("" for a missing Lease)
+  Clock::time_point since_{};
+};
 
 }  // namespace lpk::proxy
