@@ -184,18 +184,7 @@ pid_t start_oci_container(const OciContainer& c, const fs::path& root) {
     run_crun(c, rootfs.c_str(), options.c_str(), workdir, argv.data(), pipefd[1]);
   }
   close(pipefd[1]);
-  if (pid < 0) {
-    close(pipefd[0]);
-    throw std::runtime_error("fork: " + std::string(strerror(errno)));
-  }
-  char buf[256];
-  ssize_t n = read(pipefd[0], buf, sizeof buf);
-  close(pipefd[0]);
-  if (n > 0) {
-    waitpid(pid, nullptr, 0);
-    throw std::runtime_error(std::string(buf, n));
-  }
-  return pid;
+  return detail::await_exec(pid, pipefd[0]);
 }
 
 }  // namespace lpk::kubesim

@@ -121,6 +121,22 @@ void run_as_init(int pipe_fd) {
   }
 }
 
+pid_t await_exec(pid_t pid, int report_fd) {
+  if (pid < 0) {
+    int e = errno;
+    close(report_fd);
+    throw std::runtime_error("fork: " + std::string(strerror(e)));
+  }
+  char buf[256];
+  ssize_t n = read(report_fd, buf, sizeof buf);
+  close(report_fd);
+  if (n > 0) {
+    waitpid(pid, nullptr, 0);
+    throw std::runtime_error(std::string(buf, n));
+  }
+  return pid;
+}
+
 }  // namespace detail
 
 using detail::child_fail;
@@ -242,18 +258,7 @@ pid_t start_container(const ContainerSpec& spec, std::vector<std::string>& creat
   close(pipefd[1]);
   close(netns_fd);
   close(log_fd);
-  if (pid < 0) {
-    close(pipefd[0]);
-    throw std::runtime_error("fork: " + std::string(strerror(errno)));
-  }
-  char buf[256];
-  ssize_t n = read(pipefd[0], buf, sizeof buf);
-  close(pipefd[0]);
-  if (n > 0) {
-    waitpid(pid, nullptr, 0);
-    throw std::runtime_error(std::string(buf, n));
-  }
-  return pid;
+  return detail::await_exec(pid, pipefd[0]);
 }
 
 pid_t container_program(pid_t init) {

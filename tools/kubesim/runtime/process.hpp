@@ -52,6 +52,10 @@ namespace detail {
 // mkdir -p of path's parents (and of path itself, or an empty file when file is true).
 void mkdirs_in_child(const std::string& path, bool file);
 void run_as_init(int pipe_fd);
+// In the parent, after fork (pid, possibly -1) and closing its copy of the write end: waits for
+// the child's exec (report_fd reads EOF) and returns pid, or reaps it and throws what
+// child_fail reported. Closes report_fd.
+pid_t await_exec(pid_t pid, int report_fd);
 }  // namespace detail
 
 }  // namespace lpk::kubesim
