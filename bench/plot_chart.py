@@ -168,7 +168,8 @@ def figure(chart):
         caption = chart.note + "\n" + caption
     caption_lines = caption.count("\n") + 1
     fig.text(0.01, 0.01, caption, fontsize=7, va="bottom", ha="left", color="#333333")
-    fig.subplots_adjust(top=0.80, bottom=0.12 + 0.033 * caption_lines, left=0.08, right=0.98, wspace=0.3)
+    fig.subplots_adjust(top=0.80, bottom=0.12 + 0.033 * caption_lines, left=0.08, right=0.98,
+                        wspace=0.3)
     return fig
 
 
