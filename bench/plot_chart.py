@@ -35,7 +35,7 @@ SERIES = {
     "dnsmasq": ("dnsmasq", "#7b9fd4"),
     "cpp": ("C++ WebSocket per connection", "#66c2a5"),
     "python": ("python client, WebSocket per connection", "#7b9fd4"),
-    "crun": ("OCI image run by crun", "#e6550d"),
+    "crun": ("containers (crun)", "#e6550d"),
     "host-binary": ("host binary", "#a6a6a6"),
     "p50": ("p50", "#fdae6b"),
     "p99": ("p99", "#e6550d"),
@@ -86,9 +86,10 @@ def colour(key):
     return SERIES.get(key, (key, "#555555"))[1]
 
 
-def grouped_bars(ax, groups, series, value_of, log, text=fmt_value, base=0, wrap=18):
+def grouped_bars(ax, groups, series, value_of, text=fmt_value, base=0, wrap=18):
     """Bars of every series in every group from base to the value, each labelled with
-    text(value); returns the values drawn (for the axis limits). A missing value leaves a gap."""
+    text(value); returns the values drawn (for the axis limits). A missing (or zero: no bar on a
+    log axis) value leaves a gap."""
     width = 0.8 / max(1, len(series))
     heights = []
     for i, key in enumerate(series):
@@ -96,7 +97,7 @@ def grouped_bars(ax, groups, series, value_of, log, text=fmt_value, base=0, wrap
         vs = [value_of(group, key) for group in groups]
         shown = [v - base if v else math.nan for v in vs]
         bars = ax.bar(xs, shown, width * 0.92, bottom=base, color=colour(key), label=key)
-        ax.bar_label(bars, [text(v) if v is not None else "" for v in vs],
+        ax.bar_label(bars, [text(v) if v else "" for v in vs],
                      fontsize=7, rotation=90, padding=2)
         heights += [v for v in vs if v]
     ax.set_xticks(range(len(groups)), ["\n".join(textwrap.wrap(g, wrap)) for g in groups])
@@ -117,7 +118,7 @@ def headroom(ax, heights, log):
 
 def value_panel(ax, chart):
     heights = grouped_bars(ax, chart.groups, chart.series, lambda g, k: chart.values[g].get(k),
-                           chart.log, wrap=max(10, 60 // len(chart.groups)))
+                           wrap=max(10, 60 // len(chart.groups)))
     if chart.floor:
         ax.axhline(chart.floor[0], color=FLOOR_COLOUR, linestyle="--", linewidth=1)
         heights.append(chart.floor[0])
@@ -131,8 +132,8 @@ def value_panel(ax, chart):
 
 def ratio_panel(ax, chart):
     peers = [s for s in chart.series if s != chart.subject]
-    # Bars grow from 1x, up where lpk wins and down where it loses.
-    heights = grouped_bars(ax, chart.groups, peers, lambda g, k: ratio(chart, g, k), True,
+    # Bars grow from 1x: up where the subject wins, down where it loses.
+    heights = grouped_bars(ax, chart.groups, peers, lambda g, k: ratio(chart, g, k),
                            text=lambda r: f"{r:.2f}x", base=1.0, wrap=11)
     ax.axhline(1.0, color="black", linewidth=0.8)
     heights.append(1.0)
@@ -155,11 +156,10 @@ def figure(chart):
     value_panel(axes[0][0], chart)
     if with_ratios:
         ratio_panel(axes[0][1], chart)
-    handles = [patches.Patch(color=colour(k), label=chart.label(k))
-               for k in chart.series]
+    handles = [patches.Patch(color=colour(k), label=chart.label(k)) for k in chart.series]
     if chart.floor:
         handles.append(lines.Line2D([], [], color=FLOOR_COLOUR, linestyle="--",
-                                               label=chart.floor[1]))
+                                    label=chart.floor[1]))
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.93),
                ncol=min(len(handles), 6), frameon=False, fontsize=8)
     fig.suptitle(chart.title, fontsize=11, fontweight="bold", y=0.99)

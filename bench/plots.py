@@ -154,7 +154,7 @@ def rollout_charts(doc):
     return [chart("kubesim-rollout", "lpk-kubesim: pods ready in a rollout of the demo api",
                   "seconds to ready", list(values), values, False, caption, subject="crun",
                   series=["host-binary", "crun"], floor=(10, "floor: containers < 10 s"),
-                  labels={"crun": "containers (crun)"}, subject_label="crun")]
+                  subject_label="crun")]
 
 
 SOURCES = {"tunnel": tunnel_charts, "dns": dns_charts, "portforward": portforward_charts,
