@@ -164,7 +164,7 @@ SOURCES = {"tunnel": tunnel_charts, "dns": dns_charts, "portforward": portforwar
 def charts_dir(results):
     """Charts of the committed results go where the README shows them; others beside their
     results (a --quick run's temp dir, an --out elsewhere)."""
-    committed = os.path.join(ROOT, "bench", "results")
+    committed = os.path.realpath(os.path.join(ROOT, "bench", "results"))
     if os.path.realpath(results) == committed:
         return os.path.join(ROOT, "docs", "bench")
     return results
@@ -181,7 +181,13 @@ def check_or_exit(prog):
 def regenerate(results, name):
     """For the runners: renders the charts of results/<name>.json; prints what it wrote."""
     for path in render_all(results, charts_dir(results), [name], ["svg"]):
-        print(f"wrote {os.path.relpath(path)}")
+        print(f"wrote {shown(path)}")
+
+
+def shown(path):
+    """Relative to the working directory when under it (docs/bench/x.svg), else absolute."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 def render_all(results, out, names, formats):
@@ -214,7 +220,7 @@ def main():
     names = a.names or [n for n in SOURCES if os.path.exists(os.path.join(a.results, f"{n}.json"))]
     out = a.out or charts_dir(a.results)
     for path in render_all(a.results, out, names, ["svg", "png"] if a.png else ["svg"]):
-        print(f"wrote {os.path.relpath(path)}")
+        print(f"wrote {shown(path)}")
     return 0
 
 
