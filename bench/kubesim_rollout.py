@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "kube"))
 import lpk_e2e as e2e  # noqa: E402
 import kubesim_crun_e2e as crun_test  # noqa: E402  (libraries_of)
+import plots  # noqa: E402
 
 IMAGE = "lpk/demo-api:bench"
 
@@ -93,6 +94,15 @@ def rollout_seconds(kubesim, replicas, store):
         shutil.rmtree(state, ignore_errors=True)
 
 
+def run_facts():
+    """When and where it ran, for the results file and its chart's caption."""
+    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return {"measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "nproc": os.cpu_count(), "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "commit": commit}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build_dir")
@@ -104,6 +114,8 @@ def main():
     if reason:
         print(f"SKIPPED: kubesim_rollout: {reason}")
         sys.exit(e2e.SKIP_CODE)
+    if a.out and os.path.basename(a.out) == "kubesim_rollout.json":
+        plots.check_or_exit("kubesim_rollout.py")
     kubesim = os.path.join(a.build_dir, "tools", "kubesim", "lpk-kubesim")
     demo_api = os.path.join(a.build_dir, "tools", "kubesim", "lpk-kubesim-demo-api")
     work = tempfile.mkdtemp(prefix="kubesim-bench-img-")
@@ -125,10 +137,14 @@ def main():
                for k, v in results.items()}
     summary["replicas"] = a.replicas
     summary["floor_met"] = summary["crun"]["median_s"] < 10
+    summary.update(run_facts())
     print(json.dumps(summary, indent=1))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(summary, f, indent=1)
+        # The charts read the file by its name: another name gets none.
+        if os.path.basename(a.out) == "kubesim_rollout.json":
+            plots.regenerate(os.path.dirname(os.path.abspath(a.out)), "kubesim_rollout")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "kubesim"))
 import lpk_e2e as e2e  # noqa: E402
 import e2e_kubesim  # noqa: E402  (the Kubesim harness of kubesim's own e2e)
+import plots  # noqa: E402
 
 # The cluster for the kubesim path: an echo service, and `app`, the workload connect replaces
 # (one replica: one tunnel carries every stream).
@@ -222,6 +223,7 @@ def main():
     paths = args.paths.split(",")
     if not paths or set(paths) - {"relay", "kubesim"}:
         ap.error(f"--paths wants relay, kubesim or both, not '{args.paths}'")
+    plots.check_or_exit("resume.py")
     e2e.use_build(args.build_dir)
     e2e_kubesim.KUBESIM = os.path.join(args.build_dir, "tools", "kubesim", "lpk-kubesim")
     e2e.load_console_lines()
@@ -231,6 +233,7 @@ def main():
     if "kubesim" in paths:
         rows += kubesim_rows(args)
     write_results(rows, args.out, " ".join(["bench/resume.py", *sys.argv[1:]]))
+    plots.regenerate(args.out, "resume")
     return 1 if any(r["failed_streams"] for r in rows) else 0
 
 

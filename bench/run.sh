@@ -3,7 +3,8 @@
 # aes128-gcm) and lpk (lpk-proxy -> tunnel over TCP -> lpk-agent), side by side in one run.
 # Measures iperf3 throughput (1 and 8 streams), sockperf 64 B ping-pong latency, new
 # connections per second and connect-to-first-byte latency, and resident memory per idle
-# stream. Writes bench/results/tunnel.md and tunnel.json and prints the table.
+# stream. Writes bench/results/tunnel.md and tunnel.json, prints the table and draws the charts
+# (docs/bench/tunnel-*.svg, bench/plots.py).
 #
 #   bench/run.sh            full run (about 6 minutes)
 #   bench/run.sh --quick    smoke run (about 1 minute; results go to a temp dir, not results/)
@@ -98,6 +99,8 @@ for tool in iperf3 sockperf socat ssh ssh-keygen python3 jq; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing; run tools/install-deps.sh" >&2; exit 1; }
 done
 [[ -x /usr/sbin/sshd ]] || { echo "run.sh: /usr/sbin/sshd is missing; run tools/install-deps.sh" >&2; exit 1; }
+# The charts are drawn after measuring: find out now, not six minutes later, that they cannot be.
+/usr/bin/python3 "$ROOT/bench/plots.py" --check
 # 10,000 idle streams need 10,000+ descriptors in each of driver, target, proxy and agent.
 ulimit -n "$(ulimit -Hn)"
 if (( $(ulimit -n) < IDLE + 200 )); then
@@ -123,3 +126,4 @@ for p in $PEERS; do [[ $p == raw ]] || run_idle "$p"; done
 write_meta >"$TMP/meta.json"
 python3 "$ROOT/bench/report.py" "$TMP/meta.json" "$RESULTS" "$OUT/tunnel.md" "$OUT/tunnel.json"
 log "wrote $OUT/tunnel.md and $OUT/tunnel.json"
+/usr/bin/python3 "$ROOT/bench/plots.py" --results "$OUT" tunnel

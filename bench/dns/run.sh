@@ -5,7 +5,8 @@
 #  2. forwarded, cached names: 1,000 outside names both servers forward to one upstream dnsmasq
 #     (warmed first, so every measured query is a cache hit);
 #  3. p99 latency at half of each server's maximum rate (cluster names).
-# Writes bench/results/dns.md and bench/results/dns.json.
+# Writes bench/results/dns.md and bench/results/dns.json, and the charts docs/bench/dns-*.svg
+# (bench/plots.py; results written elsewhere with --out get their charts beside them).
 #
 #   bench/dns/run.sh [--seconds N] [--reps N] [--lpk-dns PATH] [--out DIR] [--rt]
 # --rt (root): servers and dnsperf run SCHED_FIFO (chrt -f 10) instead of nice -10, so that
@@ -27,6 +28,8 @@ done
 for tool in dnsperf dnsmasq taskset kdig python3; do
   command -v $tool >/dev/null || { echo "bench/dns: $tool missing: run tools/install-deps.sh" >&2; exit 1; }
 done
+# The charts are drawn after measuring: find out now that they cannot be.
+/usr/bin/python3 bench/plots.py --check
 [[ -x $lpk_dns ]] || { echo "bench/dns: $lpk_dns not built: cmake --build build-dns --target lpk-dns" >&2; exit 1; }
 if (($(nproc) >= 2)); then server_core=1 client_core=0; else server_core=0 client_core=0; fi
 
@@ -159,3 +162,4 @@ python3 bench/dns/report.py "$samples" "$out/dns.md" "$out/dns.json" "$seconds" 
   "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')" "$(dnsmasq --version | head -1 | sed 's/  Copyright.*//')" \
   "${prio[*]:-none}"
 cat "$out/dns.md"
+/usr/bin/python3 bench/plots.py --results "$out" dns

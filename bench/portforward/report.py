@@ -87,6 +87,7 @@ def main():
         f.write("\n".join(md) + "\n")
     with open(os.path.join(a.out, "portforward.json"), "w") as f:
         json.dump({"command": a.command, "measured": now, "commit": a.commit, "load": load,
+                   "nproc": os.cpu_count(), "kernel": platform.release(),
                    "mib": a.mib, "count": a.count, "reps": a.reps, "median": median,
                    "samples": values, "lpk_advantage": ratios}, f, indent=1, sort_keys=True)
 

@@ -11,7 +11,8 @@
 # at the same server through the same pod network namespace.
 # Measures: bulk download throughput of one connection (default 256 MiB) and time from connect
 # to first byte (p50/p99 over --count connections, opened one after another).
-# Writes bench/results/portforward.md and portforward.json and prints the table.
+# Writes bench/results/portforward.md and portforward.json, prints the table and draws the
+# charts (docs/bench/portforward-*.svg, bench/plots.py).
 #
 #   bench/portforward/run.sh             full run
 #   bench/portforward/run.sh --quick     smoke run (small sizes; results in a temp dir)
@@ -78,6 +79,7 @@ done
 command -v kubectl >/dev/null || { echo "run.sh: kubectl is missing; run tools/install-deps.sh" >&2; exit 2; }
 /usr/bin/python3 -c "import kubernetes" 2>/dev/null ||
   { echo "run.sh: python3-kubernetes is missing; run tools/install-deps.sh" >&2; exit 2; }
+/usr/bin/python3 "$ROOT/bench/plots.py" --check || exit 2  # the charts are drawn at the end
 
 if [[ $BUILD_IT == 1 ]]; then
   [[ -f $BUILD/build.ninja ]] ||
@@ -170,3 +172,4 @@ done
   --command "$COMMAND" --mib "$MIB" --count "$COUNT" --reps "$REPS" \
   --commit "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet -- kube proxy agent || echo +local)"
 cat "$OUT/portforward.md"
+/usr/bin/python3 "$ROOT/bench/plots.py" --results "$OUT" portforward
