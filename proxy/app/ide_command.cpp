@@ -49,7 +49,9 @@ IdeJson connect_matcher() {
           {"pattern",
            {{"regexp", "^(lpk-proxy): (.*)$"}, {"kind", "file"}, {"file", 1}, {"message", 2}}},
           {"background",
-           {{"activeBegin", true}, {"beginsPattern", "^lpk-proxy connect"}, {"endsPattern", "^ready$"}}}};
+           {{"activeBegin", true},
+            {"beginsPattern", "^lpk-proxy connect"},
+            {"endsPattern", "^ready$"}}}};
 }
 
 IdeJson connect_task(const IdeOptions& o, const IdeNames& names) {

@@ -48,7 +48,8 @@ set(CPACK_PACKAGE_NAME lpk)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "lpk developers <lpk@localhost>")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-# The build keeps line tables (RelWithDebInfo); the packages ship stripped binaries, a tenth the size.
+# The build keeps line tables (RelWithDebInfo); the packages ship stripped binaries (a tenth the
+# size).
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_COMPONENTS_ALL lpk)
@@ -67,7 +68,10 @@ set(CPACK_DEBIAN_LPK_PACKAGE_SUGGESTS "lpk-kubesim")
 # Each description's first line is the package's synopsis (no CPACK_PACKAGE_DESCRIPTION_SUMMARY:
 # CPack would put that one line above both packages' descriptions).
 set(CPACK_DEBIAN_LPK_DESCRIPTION
-    "run one service of a Kubernetes application locally\nlpk-proxy replaces a service's container in its pods by lpk-agent and carries\nits traffic, environment, files and DNS names to a process on this machine;\nkubectl-lpk is the kubectl plugin.")
+    "run one service of a Kubernetes application locally\n\
+lpk-proxy replaces a service's container in its pods by lpk-agent and carries\n\
+its traffic, environment, files and DNS names to a process on this machine;\n\
+kubectl-lpk is the kubectl plugin.")
 set(CPACK_DEBIAN_LPK_PACKAGE_CONTROL_EXTRA
     ${lpk_package_dir}/postinst ${lpk_package_dir}/prerm ${lpk_package_dir}/postrm)
 set(CPACK_DEBIAN_LPK_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
@@ -75,5 +79,7 @@ set(CPACK_DEBIAN_LPK_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_DEBIAN_KUBESIM_PACKAGE_NAME lpk-kubesim)
 set(CPACK_DEBIAN_KUBESIM_PACKAGE_RECOMMENDS "crun, kubernetes-client, iproute2")
 set(CPACK_DEBIAN_KUBESIM_DESCRIPTION
-    "local Kubernetes API emulator for lpk's tests and demo\nlpk-kubesim serves the Kubernetes API that kubectl and lpk use; its pods are\nprocesses (or OCI images run by crun) in real network namespaces. Needs root.")
+    "local Kubernetes API emulator for lpk's tests and demo\n\
+lpk-kubesim serves the Kubernetes API that kubectl and lpk use; its pods are\n\
+processes (or OCI images run by crun) in real network namespaces. Needs root.")
 include(CPack)

@@ -76,10 +76,11 @@ TEST(IdeVscode, EndTaskStopsTheConnectTaskThenRestores) {
 }
 
 TEST(IdeVscode, MergeKeepsOtherEntriesAndReplacesItsOwn) {
+  IdeJson build = {{"label", "build"}, {"type", "shell"}, {"command", "make"}};
+  IdeJson old = {{"label", "lpk: connect api"}, {"type", "shell"}, {"command", "old"}};
   IdeJson existing = {{"version", "2.0.0"},
-                   {"tasks", {{{"label", "build"}, {"type", "shell"}, {"command", "make"}},
-                              {{"label", "lpk: connect api"}, {"type", "shell"}, {"command", "old"}}}},
-                   {"options", {{"env", {{"A", "1"}}}}}};
+                      {"tasks", {build, old}},
+                      {"options", {{"env", {{"A", "1"}}}}}};
   auto merged = merge_vscode(existing, vscode_tasks(api_options()));
   EXPECT_EQ(merged.at("options"), existing.at("options"));
   EXPECT_EQ(entry(merged["tasks"], "label", "build"), existing["tasks"][0]);
