@@ -24,9 +24,12 @@ peer_pkgs=(
 # tests/images): buildah builds, skopeo pushes, umoci unpacks, crun runs; busybox-static is the
 # demo's client image and the redis image's /bin/sh.
 image_pkgs=(buildah skopeo umoci crun busybox-static)
+# The Debian packages (tools/package.sh, tests/package): cpack's dpkg-shlibdeps, setcap for the
+# postinst, man for `man -l`, zsh for the zsh completion's test.
+package_pkgs=(dpkg-dev fakeroot libcap2-bin man-db zsh)
 
 missing=()
-for p in "${build_pkgs[@]}" "${peer_pkgs[@]}" "${image_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${peer_pkgs[@]}" "${image_pkgs[@]}" "${package_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 # kubectl: keep the one the machine has, otherwise Debian's kubernetes-client.

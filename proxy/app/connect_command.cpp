@@ -23,7 +23,7 @@ namespace lpk::proxy {
 
 namespace {
 
-// Set by SIGINT/SIGTERM while no io_context handles them (rollout waits, restore).
+// Set by SIGINT/SIGTERM/SIGHUP while no io_context handles them (rollout waits, restore).
 std::atomic<bool> g_interrupted{false};
 
 void note_interrupt(int) { g_interrupted = true; }
@@ -35,6 +35,7 @@ void catch_interrupts() {
   sigemptyset(&action.sa_mask);
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
+  ::sigaction(SIGHUP, &action, nullptr);
 }
 
 /// Puts the workload back; says so if it cannot, with the command that finishes the job.

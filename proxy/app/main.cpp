@@ -11,12 +11,14 @@
 #include "proxy/app/resolver_command.hpp"
 #include "proxy/app/connect_command.hpp"
 #include "proxy/app/doctor.hpp"
+#include "proxy/app/ide_command.hpp"
 #include "proxy/app/kubectl_plugin.hpp"
 #include "proxy/app/options.hpp"
 #include "proxy/app/run_command.hpp"
 #include "proxy/connect/child_process.hpp"
 #include "proxy/control/client.hpp"
 #include "proxy/control/console.hpp"
+#include "lpk_version.hpp"
 
 namespace {
 
@@ -35,6 +37,9 @@ constexpr const char* kUsage =
     "                                                  point the system resolver at the running\n"
     "                                                  session's stub DNS (connect --resolver\n"
     "                                                  does it for the session's length)\n"
+    "       lpk-proxy ide vscode [--service NAME] [-n NS] [--dir DIR]\n"
+    "                                                  write VS Code's tasks and launch entries\n"
+    "       lpk-proxy --version                        print the version\n"
     "Linked as kubectl-lpk on PATH, it is the kubectl plugin: kubectl lpk COMMAND ...";
 
 bool wants_help(const std::vector<std::string>& args) {
@@ -68,6 +73,7 @@ int main(int argc, char** argv) {
     std::cout << kUsage << "\n";
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "--version") return std::cout << "lpk-proxy " << lpk::kVersion << "\n", 0;
   auto command = args[0];
   args.erase(args.begin());
   using namespace lpk::proxy;
@@ -92,6 +98,10 @@ int main(int argc, char** argv) {
     return run_doctor(args);
   }
   if (command == "resolver") return run_resolver(args);
+  if (command == "ide") {
+    if (wants_help(args)) return std::cout << kIdeUsage << "\n", 0;
+    return run_ide(args);
+  }
   // Internal: the child's private resolv.conf (connect/child_process.hpp), and the table of the
   // stdout lines scripts read (control/console.hpp).
   if (command == "__child") return run_child_with_resolv_conf(args);

@@ -290,7 +290,8 @@ void ConnectSession::on_signal(int signal) {
     return;
   }
   // Ctrl-C reached the child too (same process group); give it the chance to exit on its own.
-  if (signal == SIGTERM || ++interrupts_ > 1) {
+  // SIGTERM and SIGHUP (the terminal or the IDE's task closed) end the session at once.
+  if (signal != SIGINT || ++interrupts_ > 1) {
     asio::co_spawn(side_.io(), [child = child_]() -> asio::awaitable<void> {
       co_await child->terminate(5s);
     }, asio::detached);

@@ -51,7 +51,8 @@ class LocalSide {
                                  dns::ClusterResolver* cluster);
   StubDns* dns() { return dns_.get(); }
 
-  /// SIGINT and SIGTERM call this (default: stop(0)); it may call stop() or wait for more.
+  /// SIGINT, SIGTERM and SIGHUP call this (default: stop(0)); it may call stop() or wait for more.
+  /// SIGHUP is a closed terminal, such as the IDE ending its task: nobody is left to press Ctrl-C.
   std::function<void(int signal)> on_signal;
   /// Called once by stop() before the listeners and tunnels close: what the owner must stop
   /// first (its control socket, its watches).
@@ -75,7 +76,7 @@ class LocalSide {
 
   std::vector<std::shared_ptr<tunnel::TunnelClient>> tunnels_;
   std::unique_ptr<StubDns> dns_;
-  boost::asio::signal_set signals_{io_, SIGINT, SIGTERM};
+  boost::asio::signal_set signals_{io_, SIGINT, SIGTERM, SIGHUP};
   boost::asio::steady_timer grace_{io_};
   bool running_ = false;
   bool stopping_ = false;
