@@ -31,7 +31,7 @@ Service parse_service(const json& j) {
   }
   for (const auto& e : j.value("endpoints", json::array())) {
     s.endpoints.push_back(Endpoint{parse_address(e.at("address"), where), e.value("hostname", ""),
-                                   e.contains("ready") ? e.at("ready").get<bool>() : true});
+                                   e.value("ready", true)});
   }
   return s;
 }

@@ -141,7 +141,7 @@ std::string micro_time(SystemTime t) {
   gmtime_r(&seconds, &tm);
   char buf[40];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
+  char out[64];  // room for what GCC thinks buf may hold, so -Wformat-truncation stays quiet
   std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(micros % 1'000'000));
   return out;
 }
