@@ -131,10 +131,19 @@ services:
         self.assertIn(["api", "demo"], [v[:2] for v in service])
         tunnels = [e["values"] for e in events if e["event"] == "tunnels"]
         self.assertEqual(tunnels, [[2, 2]])
-        self.check_session_json()
+        log_dir = self.check_session_json()
+        # The log file is complete once the session has ended (spdlog flushes on warnings).
+        proxy.stop(signal.SIGTERM, 150)
+        with open(os.path.join(log_dir, "proxy.log"), "rb") as f:
+            logs = [json.loads(line) for line in f.read().splitlines()]
+        self.assertTrue(logs)
+        for entry in logs:
+            self.assertEqual(set(entry), {"ts", "level", "msg"}, entry)
+            self.assertRegex(entry["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
     def check_session_json(self):
-        """status, env and diagnostics --output json of the running session: their fields."""
+        """status, env and diagnostics --output json of the running session: their fields.
+        Returns the session's log folder."""
         status = json.loads(self.lpk("status", "--output", "json").stdout)
         self.assertEqual(set(status), STATUS_FIELDS)
         self.assertEqual((status["service"], status["namespace"], status["container"]),
@@ -153,15 +162,10 @@ services:
         self.assertEqual(set(diagnostics), DIAGNOSTICS_FIELDS)
         self.assertIn({"service_port": 8080, "container_port": 8080, "name": "http"},
                       diagnostics["routes"])
-        with open(os.path.join(diagnostics["log_dir"], "proxy.log"), "rb") as f:
-            logs = [json.loads(line) for line in f.read().splitlines()]
-        self.assertTrue(logs)
-        for entry in logs:
-            self.assertEqual(set(entry), {"ts", "level", "msg"}, entry)
-            self.assertRegex(entry["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         bad = self.lpk("status", "--output", "yaml")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--output wants json or text", bad.stderr)
+        return diagnostics["log_dir"]
 
     def test_validate_prints_each_error_with_its_line(self):
         path = os.path.join(self.tmp, "broken.yaml")
@@ -175,6 +179,16 @@ services:
         self.assertTrue(lines[0].startswith(f"{path}:1:12: namespace: "), lines[0])
         self.assertTrue(lines[1].startswith(f"{path}:4:13: services[0].ports[0]: "), lines[1])
         self.assertTrue(lines[2].startswith(f"{path}:6:10: services[0].env.X: "), lines[2])
+        # doctor's JSON form, by its long name (test_doctor.py checks what each check says).
+        doctor = self.lpk("doctor", "--output", "json", "--service", "api", "-n", "demo",
+                          "--kubeconfig", self.sim.kubeconfig)
+        checks = json.loads(doctor.stdout)
+        self.assertIn(doctor.returncode, (0, 1), doctor.stderr)
+        self.assertEqual(doctor.returncode, 0 if all(c["ok"] for c in checks) else 1)
+        for c in checks:
+            self.assertEqual({k: type(v) for k, v in c.items()},
+                             {"name": str, "ok": bool, "detail": str, "fix": str})
+        self.assertIn("permission pods/portforward", {c["name"] for c in checks})
         refused = self.lpk("connect", "--config", path)
         self.assertEqual(refused.returncode, 2)
         self.assertIn(f"{path}:1:12: ", refused.stderr)
