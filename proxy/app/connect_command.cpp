@@ -221,18 +221,28 @@ std::string local_resource_problem(const ConnectOptions& options) {
   return {};
 }
 
-}  // namespace
-
-int run_connect(const std::vector<std::string>& args) {
-  ConnectOptions options;
+/// connect's options from the command line over lpk.yaml, or nothing after saying why. Sets
+/// the form of stdout (--output) before anything is printed.
+std::optional<ConnectOptions> connect_options(const std::vector<std::string>& args) {
   std::optional<std::filesystem::path> project;
+  ConnectOptions options;
   try {
     options = parse_connect_options(with_project_file(args, project));
   } catch (const std::exception& e) {
-    return fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
+    fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
+    return std::nullopt;
   }
   tunnel::set_json_lines(options.json_output);
   if (project) console::print_line(console::kProjectFile, project->string());
+  return options;
+}
+
+}  // namespace
+
+int run_connect(const std::vector<std::string>& args) {
+  auto parsed = connect_options(args);
+  if (!parsed) return 2;
+  const auto& options = *parsed;
   // Local resources are checked before anything of the cluster changes.
   if (auto problem = local_resource_problem(options); !problem.empty()) return fail(problem);
   auto client = connect_client(options.kube);
