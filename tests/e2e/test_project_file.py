@@ -16,8 +16,42 @@ import os
 import signal
 import subprocess
 
+import yaml  # Debian's python3-yaml
+
 import lpk_e2e as e2e
-from connect_case import ConnectCase, LOCAL_API, main
+from connect_case import ConnectCase, HERE, LOCAL_API, main
+
+SCHEMA = os.path.join(HERE, "..", "..", "docs", "lpk.schema.json")
+TYPES = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool}
+
+
+def schema_problems(value, schema, root, where="lpk.yaml"):
+    """What `value` breaks of the schema's structure (keys, required, types; no patterns):
+    python3-jsonschema is not on the machine, and the file's shape is what drifts."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    if "oneOf" in schema:
+        if all(schema_problems(value, s, root, where) for s in schema["oneOf"]):
+            return [f"{where}: matches none of its forms"]
+        return []
+    kinds = schema.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if kinds and not isinstance(value, tuple(TYPES.get(k, object) for k in kinds)):
+        return [f"{where}: {type(value).__name__} is not {kinds}"]
+    problems = []
+    if isinstance(value, dict):
+        known = schema.get("properties", {})
+        problems += [f"{where}: missing {k}" for k in schema.get("required", []) if k not in value]
+        for k, v in value.items():
+            sub = known.get(k, schema.get("additionalProperties", {}))
+            if sub is False:
+                problems.append(f"{where}: unknown key {k}")
+            elif isinstance(sub, dict):
+                problems += schema_problems(v, sub, root, f"{where}.{k}")
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            problems += schema_problems(v, schema["items"], root, f"{where}[{i}]")
+    return problems
 
 STATUS_FIELDS = {"service", "namespace", "workload", "container", "pid", "child", "dns", "files",
                  "services", "tunnels"}
@@ -65,6 +99,10 @@ services:
       GREETING_COPY: "${{files:/etc/demo/greeting}}"
       LITERAL: "$${{not a token}}"
 """)
+        with open(SCHEMA) as f:
+            schema = json.load(f)
+        with open(os.path.join(repo, "lpk.yaml")) as f:
+            self.assertEqual(schema_problems(yaml.safe_load(f), schema, schema), [])
         env = dict(self.env, PATH=os.path.dirname(link) + ":" + os.environ["PATH"])
         proxy = self.start(["kubectl", "lpk", "connect"], cwd=sub, env=env)
         lines = e2e.PROXY_LINES
@@ -114,6 +152,11 @@ services:
                          self.sim.kubeconfig, cwd=folder)
         self.assertEqual(again.returncode, 1)
         self.assertIn("--force", again.stderr)
+        with open(SCHEMA) as f:
+            schema = json.load(f)
+        self.assertEqual(schema_problems(yaml.safe_load(text), schema, schema), [])
+        self.assertTrue(schema_problems({"services": [{"name": "api", "prots": [1]}]}, schema,
+                                        schema))  # the check itself can fail
         valid = self.lpk("config", "validate", cwd=folder)
         self.assertEqual((valid.returncode, valid.stdout), (0, f"{path}: ok (1 service)\n"),
                          valid.stderr)
