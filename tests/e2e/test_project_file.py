@@ -88,6 +88,8 @@ class ProjectFile(ConnectCase):
 namespace: demo
 kubeconfig: {self.sim.kubeconfig}
 envFile: api.env
+files:
+  skip: [/var/run/secrets]
 env:
   REDIS_HOST: "${{service:redis}}"
 services:
@@ -125,6 +127,15 @@ services:
         self.assertEqual(len(greeting), 1, dotenv)
         with open(greeting[0].split("=", 1)[1].strip('"')) as f:
             self.assertEqual(f.read().strip(), "hello from kubesim")
+
+        # files.skip: the service account's files stay in the cluster, the configMap's come.
+        skipped = [m.group(1) for m in proxy.matching(lines["not_imported"])
+                   if m.group(2) == "skipped"]
+        self.assertTrue(skipped, proxy.describe())
+        self.assertTrue(all(p.startswith("/var/run/secrets/") for p in skipped), skipped)
+        files_root = proxy.wait_line(lines["environment"]).group(5)
+        self.assertFalse(os.path.exists(os.path.join(files_root, "var", "run", "secrets")))
+        self.assertTrue(os.path.exists(os.path.join(files_root, "etc", "demo", "greeting")))
 
         # web -> api's agents -> the local api the file's command started, on the file's port.
         r = subprocess.run(["curl", "-sSf", "-m", "20", f"http://{web}/api/hits"],
