@@ -423,7 +423,13 @@ asio::awaitable<void> ConnectSession::import_environment() {
     console::print_line(console::kNotImported, skipped.path, skipped.reason);
   }
   lpk_variables_ = lpk_variables(plan_.session_id, files_->root());
-  apply_env_overrides();
+  // --env (lpk.yaml's env) over everything, its tokens filled in now that services have addresses.
+  EnvTokenLookup lookup{[this](const std::string& name, const std::string& ns) {
+                          return directory_->address_of(name, ns.empty() ? plan_.ns : ns);
+                        }, files_->root()};
+  for (const auto& line : lay_env_overrides(plan_.env_overrides, lookup, lpk_variables_)) {
+    std::fprintf(stderr, "lpk-proxy: %s\n", line.c_str());
+  }
   console::print_line(console::kEnvironment, imported_.size(), environment.pod_name,
                       links.rewritten.size(), files.written.size(), files_->root().string());
   if (options.env_file.empty()) co_return;
@@ -435,17 +441,6 @@ asio::awaitable<void> ConnectSession::import_environment() {
                  written.error().message.c_str());
   } else {
     console::print_line(console::kEnvFile, options.env_file);
-  }
-}
-
-void ConnectSession::apply_env_overrides() {
-  EnvTokenLookup lookup;
-  lookup.files_root = files_->root();
-  lookup.service_address = [this](const std::string& name, const std::string& ns) {
-    return directory_->address_of(name, ns.empty() ? plan_.ns : ns);
-  };
-  for (const auto& line : lay_env_overrides(plan_.env_overrides, lookup, lpk_variables_)) {
-    std::fprintf(stderr, "lpk-proxy: %s\n", line.c_str());
   }
 }
 

@@ -112,8 +112,6 @@ class ConnectSession {
   /// The session once the tunnels start: import, wait for every tunnel, run the command.
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<void> import_environment();
-  /// plan_.env_overrides with their tokens filled in, laid over lpk_variables_.
-  void apply_env_overrides();
   /// Follows the agents' files service for the whole session (file_sync.hpp).
   boost::asio::awaitable<void> keep_files_current();
   void report_files_change(const MirrorChange& change);
