@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "proxy/app/options.hpp"
+#include "proxy/app/project_file.hpp"
 #include "proxy/connect/session.hpp"
 #include "proxy/connect/session_resolver.hpp"
 #include "proxy/control/logging.hpp"
@@ -192,6 +193,8 @@ SessionPlan plan_from(const ConnectOptions& options) {
   plan.resolv_conf = options.resolv_conf;
   plan.system_resolver = options.system_resolver;
   plan.env_file = options.env_file;
+  plan.env_overrides = options.env;
+  plan.skip_files = options.skip_files;
   plan.command = options.command;
   plan.dead_link_timeout = options.dead_link_timeout;
   plan.resume_grace = options.resume_grace;
@@ -219,15 +222,28 @@ std::string local_resource_problem(const ConnectOptions& options) {
   return {};
 }
 
+/// connect's options from the command line over lpk.yaml, or nothing after saying why. Sets
+/// the form of stdout (--output) before anything is printed.
+std::optional<ConnectOptions> connect_options(const std::vector<std::string>& args) {
+  std::optional<std::filesystem::path> project;
+  ConnectOptions options;
+  try {
+    options = parse_connect_options(with_project_file(args, project));
+  } catch (const std::exception& e) {
+    fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
+    return std::nullopt;
+  }
+  tunnel::set_json_lines(options.json_output);
+  if (project) console::print_line(console::kProjectFile, project->string());
+  return options;
+}
+
 }  // namespace
 
 int run_connect(const std::vector<std::string>& args) {
-  ConnectOptions options;
-  try {
-    options = parse_connect_options(args);
-  } catch (const std::exception& e) {
-    return fail(std::string(e.what()) + " (see lpk-proxy connect --help)", 2);
-  }
+  auto parsed = connect_options(args);
+  if (!parsed) return 2;
+  const auto& options = *parsed;
   // Local resources are checked before anything of the cluster changes.
   if (auto problem = local_resource_problem(options); !problem.empty()) return fail(problem);
   auto client = connect_client(options.kube);
@@ -246,7 +262,7 @@ int run_connect(const std::vector<std::string>& args) {
   plan.pool = slot->slot();
   plan.interrupted = &g_interrupted;
   plan.ns = client->config().namespace_;
-  auto log_path = setup_logging(plan.session_id, options.log_level);
+  auto log_path = setup_logging(plan.session_id, options.log_level, options.json_logs);
   auto progress = console::Progress::for_stdout();
   const bool outbound_only = options.service.empty();
   progress.step("lpk session " + plan.session_id + ": connecting " +

@@ -26,7 +26,8 @@ bool is_unsupported_kube_flag(std::string_view name) {
 
 /// The commands that talk to a cluster and so take kubectl's flags.
 bool takes_kube_flags(std::string_view command) {
-  return command == "connect" || command == "doctor" || command == "restore";
+  return command == "connect" || command == "doctor" || command == "restore" ||
+         command == "init";
 }
 
 struct SplitFlag {

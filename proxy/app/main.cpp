@@ -14,6 +14,7 @@
 #include "proxy/app/ide_command.hpp"
 #include "proxy/app/kubectl_plugin.hpp"
 #include "proxy/app/options.hpp"
+#include "proxy/app/project_commands.hpp"
 #include "proxy/app/run_command.hpp"
 #include "proxy/connect/child_process.hpp"
 #include "proxy/control/client.hpp"
@@ -27,10 +28,12 @@ constexpr const char* kUsage =
     "                                                  run a service of the cluster locally\n"
     "       lpk-proxy connect [-n NS] [options] [-- COMMAND ARGS...]\n"
     "                                                  reach the cluster's services by name\n"
-    "       lpk-proxy status|env|diagnostics [--session ID] [--json]\n"
+    "       lpk-proxy status|env|diagnostics [--session ID] [--json | --output json]\n"
     "                                                  ask a running session\n"
     "       lpk-proxy restore [--all]                   put back what a crashed session left\n"
     "       lpk-proxy doctor [--service NAME] [--json]  check that connect would work\n"
+    "       lpk-proxy init --service NAME [-n NS]       write a starter lpk.yaml for a service\n"
+    "       lpk-proxy config validate [FILE]            check an lpk.yaml\n"
     "       lpk-proxy run --agent HOST:PORT [options]   carry mapped services through an agent\n"
     "       lpk-proxy run --help                        options of run\n"
     "       lpk-proxy resolver install|uninstall|status [--dry-run] ...\n"
@@ -101,6 +104,14 @@ int main(int argc, char** argv) {
   if (command == "ide") {
     if (wants_help(args)) return std::cout << kIdeUsage << "\n", 0;
     return run_ide(args);
+  }
+  if (command == "config") {
+    if (wants_help(args)) return std::cout << kConfigUsage << "\n", 0;
+    return run_config(args);
+  }
+  if (command == "init") {
+    if (wants_help(args)) return std::cout << kInitUsage << "\n", 0;
+    return run_init(args);
   }
   // Internal: the child's private resolv.conf (connect/child_process.hpp), and the table of the
   // stdout lines scripts read (control/console.hpp).

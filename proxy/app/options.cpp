@@ -5,6 +5,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "proxy/connect/env_tokens.hpp"
+#include "proxy/connect/environment.hpp"
 #include "proxy/forward/address_pool.hpp"
 #include "proxy/tunnel/duration.hpp"
 #include "proxy/tunnel/handshake.hpp"
@@ -111,7 +113,50 @@ void check_run(const RunOptions& o, bool have_agent) {
   }
 }
 
+std::string namespace_name(const std::string& flag, const std::string& value) {
+  if (!is_object_name(value)) {
+    throw invalid_argument(flag + " wants a namespace's name (lowercase letters, digits, '-'), "
+                           "got '" + value + "'");
+  }
+  return value;
+}
+
+std::string parse_container_path(const std::string& flag, const std::string& value) {
+  if (!value.starts_with("/") || value.find("/../") != std::string::npos || value.ends_with("/..")) {
+    throw invalid_argument(flag + " wants an absolute path as the container sees it, such as "
+                           "/var/run/secrets, got '" + value + "'");
+  }
+  return value;
+}
+
+/// --env NAME=VALUE, with the tokens of VALUE checked now rather than after the rollout.
+std::pair<std::string, std::string> parse_env(const std::string& value) {
+  auto eq = value.find('=');
+  auto name = value.substr(0, eq);
+  if (eq == std::string::npos || !is_portable_variable_name(name)) {
+    throw invalid_argument("--env wants NAME=VALUE with NAME of letters, digits and _, got '" +
+                           value + "'");
+  }
+  auto tokens = check_env_tokens(value.substr(eq + 1));
+  if (!tokens) throw invalid_argument("--env " + name + ": " + tokens.error().message);
+  return {name, value.substr(eq + 1)};
+}
+
 }  // namespace
+
+bool parse_output_json(const std::string& value) {
+  if (value != "json" && value != "text") {
+    throw invalid_argument("--output wants json or text, got '" + value + "'");
+  }
+  return value == "json";
+}
+
+bool parse_log_format_json(const std::string& value) {
+  if (value != "json" && value != "text") {
+    throw invalid_argument("--log-format wants json or text, got '" + value + "'");
+  }
+  return value == "json";
+}
 
 AgentPod parse_agent_pod(const std::string& value) {
   AgentPod pod;
@@ -182,6 +227,8 @@ RunOptions parse_run_options(std::span<const std::string> args) {
       o.resume_grace = tunnel::parse_resume_grace(value);
     } else if (flag == "--log-level") {
       o.log_level = parse_log_level(value);
+    } else if (flag == "--log-format") {
+      o.json_logs = parse_log_format_json(value);
     } else {
       throw invalid_argument("unknown flag " + flag);
     }
@@ -195,9 +242,9 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
   o.pool = AddressPool::default_pool();
   auto handle = [&](const std::string& flag, const std::string& value) {
     if (parse_kube_flag(flag, value, o.kube)) return;
-    if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = value;
+    if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = namespace_name(flag, value);
     else if (flag == "--service") o.service = value;
-    else if (flag == "--also-namespace") o.extra_namespaces.push_back(value);
+    else if (flag == "--also-namespace") o.extra_namespaces.push_back(namespace_name(flag, value));
     else if (flag == "--local-port") o.inbound.add(value);
     else if (flag == "--container") o.container = value;
     else if (flag == "--agent-image") o.agent_image = value;
@@ -214,9 +261,14 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--pool") o.pool = parse_pool(value);
     else if (flag == "--orphan-timeout") o.orphan_timeout = parse_orphan_timeout(value);
     else if (flag == "--log-level") o.log_level = parse_log_level(value);
+    else if (flag == "--log-format") o.json_logs = parse_log_format_json(value);
+    else if (flag == "--output") o.json_output = parse_output_json(value);
+    else if (flag == "--json") o.json_output = true;
+    else if (flag == "--env") o.env.push_back(parse_env(value));
+    else if (flag == "--skip-file") o.skip_files.push_back(parse_container_path(flag, value));
     else throw invalid_argument("unknown flag " + flag);
   };
-  for_each_flag(args, handle, &o.command, {"--resolver"});
+  for_each_flag(args, handle, &o.command, {"--resolver", "--json"});
   // Outbound only: no container of the application is replaced, so nothing arrives inbound.
   if (o.service.empty() && (o.inbound.any_port || !o.inbound.by_remote.empty())) {
     throw invalid_argument("--local-port needs --service: without one nothing is replaced, so "
@@ -257,6 +309,7 @@ DoctorOptions parse_doctor_options(std::span<const std::string> args) {
     else if (flag == "--dns") o.dns = parse_dns_listen(value);
     else if (flag == "--resolver") o.system_resolver = true;
     else if (flag == "--json") o.json = true;
+    else if (flag == "--output") o.json = parse_output_json(value);
     else throw invalid_argument("unknown flag " + flag);
   };
   for_each_flag(args, handle, nullptr, {"--resolver", "--json"});

@@ -40,6 +40,7 @@ struct RunOptions {
   InboundRoutes inbound;                      // --local-port
   std::string secret;                         // --secret-file
   std::string log_level = "info";
+  bool json_logs = false;                     // --log-format json
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds dead_link_timeout{15'000};  // --dead-link-timeout
   std::chrono::milliseconds resume_grace{60'000};       // --resume-grace
@@ -55,7 +56,8 @@ inline constexpr const char* kRunUsage =
     "                     [--map-file PATH] [--pool CIDR] [--local-port PORT | LOCAL:REMOTE]...\n"
     "                     [--dns ADDR:PORT [--namespace NS] [--zone ZONE] [--resolv-conf PATH]]\n"
     "                     [--secret-file PATH] [--dead-link-timeout DURATION]\n"
-    "                     [--resume-grace DURATION] [--log-level LEVEL]";
+    "                     [--resume-grace DURATION] [--log-level LEVEL]\n"
+    "                     [--log-format text|json]";
 
 RunOptions parse_run_options(std::span<const std::string> args);
 
@@ -87,6 +89,12 @@ struct ConnectOptions {
   std::string secret;                        // --secret-file; empty: a random one per session
   std::chrono::seconds orphan_timeout{600};  // --orphan-timeout: heartbeat age that restores; 0: off
   std::string log_level = "info";
+  bool json_logs = false;                    // --log-format json: logs as JSON lines
+  bool json_output = false;                  // --output json / --json: stdout as JSON lines
+  /// --env NAME=VALUE (lpk.yaml's env): set for the command and in --env-file, over the
+  /// container's; VALUE may hold tokens (connect/env_tokens.hpp). In order; the last one wins.
+  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::string> skip_files;       // --skip-file PATH: a container file or folder
   std::vector<std::string> command;          // after `--`
 };
 
@@ -97,7 +105,11 @@ inline constexpr const char* kConnectUsage =
     "           [--zone ZONE] [--resolv-conf PATH] [--resolver] [--file-limit BYTES]\n"
     "           [--timeout SECONDS] [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
     "           [--secret-file PATH] [--orphan-timeout DURATION] [--log-level LEVEL]\n"
-    "           [-- COMMAND ARGS...]\n"
+    "           [--env NAME=VALUE]... [--skip-file PATH]... [--config FILE | --no-config]\n"
+    "           [--output json | --json] [--log-format text|json] [-- COMMAND ARGS...]\n"
+    "--env values may name ${service:NAME[.NS][:PORT]} (lpk's address of a service) and\n"
+    "${files:/PATH} (an imported file). Settings not given as flags come from lpk.yaml, found\n"
+    "from the current folder upward (docs/project-file.md).\n"
     "Without --service, nothing is replaced: an agent Deployment of the session's own gives\n"
     "every service of the namespaces a local name and address (outbound only).";
 
@@ -133,16 +145,22 @@ struct DoctorOptions {
   boost::asio::ip::network_v4 pool;                   ///< --pool
   std::optional<boost::asio::ip::udp::endpoint> dns;  ///< --dns ADDR:PORT
   bool system_resolver = false;                       ///< --resolver
-  bool json = false;                                  ///< --json
+  bool json = false;                                  ///< --json / --output json
 };
 
 inline constexpr const char* kDoctorUsage =
     "usage: lpk-proxy doctor [--service NAME] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
     "           [--container NAME] [--agent-image IMAGE] [--pool CIDR] [--dns ADDR:PORT]\n"
-    "           [--resolver] [--json]\n"
+    "           [--resolver] [--json | --output json]\n"
     "Checks what `connect` with the same flags needs; exit code 0 only when it would work.\n"
     "--json: the checks as an array of {name, ok, detail, fix}.";
 
 DoctorOptions parse_doctor_options(std::span<const std::string> args);
+
+/// `--output FORMAT`: true for json, false for text; anything else is a bad flag.
+bool parse_output_json(const std::string& value);
+
+/// `--log-format FORMAT`: true for json, false for text; anything else is a bad flag.
+bool parse_log_format_json(const std::string& value);
 
 }  // namespace lpk::proxy

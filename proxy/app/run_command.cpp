@@ -83,7 +83,7 @@ int run_command(const std::vector<std::string>& args) {
   session.resume_grace = options.resume_grace;
   auto inbound = std::make_shared<LocalDialer>(options.inbound, options.connect_timeout);
   auto& tunnel = *side.add_tunnel(dialer, session, inbound);
-  auto log_path = setup_logging(tunnel.session_id_text(), options.log_level);
+  auto log_path = setup_logging(tunnel.session_id_text(), options.log_level, options.json_logs);
   if (!log_path.empty()) spdlog::info("logging to {}", log_path);
 
   auto named = listen_on_mappings(side, options);

@@ -7,6 +7,7 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <set>
 
 #include "proxy/connect/environment.hpp"
@@ -18,7 +19,15 @@ namespace lpk::proxy {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-FileMirror::FileMirror(std::filesystem::path root) : root_(std::move(root)) {}
+FileMirror::FileMirror(std::filesystem::path root, std::vector<std::string> skip)
+    : root_(std::move(root)), skip_(std::move(skip)) {}
+
+bool FileMirror::skipped(const std::string& path) const {
+  return std::any_of(skip_.begin(), skip_.end(), [&](const std::string& s) {
+    auto dir = s.ends_with('/') ? s : s + "/";
+    return path == s || path.starts_with(dir);
+  });
+}
 
 MirrorChange FileMirror::apply(const tunnel::FilesUpdate& update) {
   MirrorChange change;
@@ -41,6 +50,10 @@ MirrorChange FileMirror::apply(const tunnel::FilesUpdate& update) {
 }
 
 void FileMirror::write(const tunnel::AgentFile& file, MirrorChange& change) {
+  if (skipped(file.path)) {
+    change.skipped.push_back(file.path);
+    return;
+  }
   auto it = held_.find(file.path);
   if (it != held_.end() && it->second.mode == file.mode && it->second.bytes == file.bytes) return;
   if (auto written = write_imported_file(root_, file.path, file.mode, file.bytes); !written) {

@@ -28,13 +28,15 @@ struct MirrorChange {
   std::vector<std::string> written;
   std::vector<std::string> removed;
   std::vector<std::pair<std::string, std::string>> failed;  ///< path, reason
+  std::vector<std::string> skipped;  ///< files the session was told not to import
   bool empty() const { return written.empty() && removed.empty() && failed.empty(); }
 };
 
 class FileMirror {
  public:
-  /// `root` is created 0700 on the first apply.
-  explicit FileMirror(std::filesystem::path root);
+  /// `root` is created 0700 on the first apply. A file at or under a path of `skip` (container
+  /// paths: `--skip-file`, lpk.yaml's files.skip) is never written here.
+  explicit FileMirror(std::filesystem::path root, std::vector<std::string> skip = {});
 
   /// Writes the files of `update` (write_imported_file's rules) and removes its `removed`; a
   /// `full` update also removes every file it wrote before that `update` does not list. A file
@@ -52,7 +54,10 @@ class FileMirror {
   void write(const tunnel::AgentFile& file, MirrorChange& change);
   void remove(const std::string& path, MirrorChange& change);
 
+  bool skipped(const std::string& path) const;
+
   std::filesystem::path root_;
+  std::vector<std::string> skip_;
   std::map<std::string, Held> held_;  // by container path: what is on disk now
 };
 

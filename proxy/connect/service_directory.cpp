@@ -200,6 +200,13 @@ std::vector<LinkedService> ServiceDirectory::linked_services() const {
   return linked;
 }
 
+std::optional<std::string> ServiceDirectory::address_of(const std::string& name,
+                                                        const std::string& ns) const {
+  auto found = entries_.find(ns + "/" + name);
+  if (found == entries_.end()) return std::nullopt;
+  return found->second.address.to_string();
+}
+
 json ServiceDirectory::describe() const {
   json out = json::array();
   for (const auto& [key, entry] : entries_) {

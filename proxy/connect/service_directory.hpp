@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <functional>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ class ServiceDirectory {
   /// The services of the session namespace with their lpk addresses, for rewriting the
   /// service link variables the kubelet gave the container.
   std::vector<LinkedService> linked_services() const;
+  /// lpk's address of service `name` of namespace `ns`, if it maps one.
+  std::optional<std::string> address_of(const std::string& name, const std::string& ns) const;
   /// For `lpk-proxy status`: every service with its address and listening ports.
   nlohmann::json describe() const;
 

@@ -1,5 +1,7 @@
 #include "proxy/connect/session.hpp"
 
+#include "proxy/connect/env_tokens.hpp"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -412,8 +414,9 @@ asio::awaitable<void> ConnectSession::import_environment() {
   imported_ = environment.env;
   imported_from_ = environment.pod_name;
   auto links = rewrite_service_links(imported_, directory_->linked_services());
-  files_ = std::make_unique<FileMirror>(session_dir(plan_.session_id) / "files");
+  files_ = std::make_unique<FileMirror>(session_dir(plan_.session_id) / "files", plan_.skip_files);
   auto files = files_->apply({true, environment.files, {}, {}});
+  for (const auto& path : files.skipped) console::print_line(console::kNotImported, path, "skipped");
   for (const auto& [path, why] : files.failed) {
     std::fprintf(stderr, "lpk-proxy: cannot write %s: %s\n", path.c_str(), why.c_str());
   }
@@ -421,6 +424,13 @@ asio::awaitable<void> ConnectSession::import_environment() {
     console::print_line(console::kNotImported, skipped.path, skipped.reason);
   }
   lpk_variables_ = lpk_variables(plan_.session_id, files_->root());
+  // --env (lpk.yaml's env) over everything, its tokens filled in now that services have addresses.
+  EnvTokenLookup lookup{[this](const std::string& name, const std::string& ns) {
+                          return directory_->address_of(name, ns.empty() ? plan_.ns : ns);
+                        }, files_->root()};
+  for (const auto& line : lay_env_overrides(plan_.env_overrides, lookup, lpk_variables_)) {
+    std::fprintf(stderr, "lpk-proxy: %s\n", line.c_str());
+  }
   console::print_line(console::kEnvironment, imported_.size(), environment.pod_name,
                       links.rewritten.size(), files.written.size(), files_->root().string());
   if (options.env_file.empty()) co_return;

@@ -57,6 +57,10 @@ struct SessionPlan {
   /// `--resolver`: point the machine's resolver at the stub while the session runs.
   bool system_resolver = false;
   std::string env_file;                       ///< also write the environment there (dotenv)
+  /// Set for the command and in env_file over everything imported (--env, lpk.yaml's env), in
+  /// order; values hold tokens (env_tokens.hpp) filled in when the environment is imported.
+  std::vector<std::pair<std::string, std::string>> env_overrides;
+  std::vector<std::string> skip_files;  ///< container paths whose files are not imported
   std::vector<std::string> command;           ///< the child; empty: serve until a signal
   std::chrono::milliseconds dead_link_timeout{15'000};  ///< of the proxy's end of each tunnel
   std::chrono::milliseconds resume_grace{60'000};       ///< of the proxy's end of each tunnel

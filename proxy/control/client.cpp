@@ -212,7 +212,7 @@ void print_env(const json& result, std::ostream& out) {
 namespace {
 
 constexpr const char* kControlUsage =
-    "usage: lpk-proxy status|env|diagnostics [--session ID] [--json]";
+    "usage: lpk-proxy status|env|diagnostics [--session ID] [--json | --output json]";
 
 struct ControlArgs {
   std::string command;
@@ -229,8 +229,15 @@ std::string parse_control_args(const std::vector<std::string>& args, ControlArgs
   }
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--json") {
+    if (a == "--json" || a == "--output=json") {
       parsed.as_json = true;
+    } else if (a == "--output=text") {
+      parsed.as_json = false;
+    } else if (a == "--output" && i + 1 < args.size() &&
+               (args[i + 1] == "json" || args[i + 1] == "text")) {
+      parsed.as_json = args[++i] == "json";
+    } else if (a == "--output" || a.rfind("--output=", 0) == 0) {
+      return "--output wants json or text";
     } else if (a == "--session" && i + 1 < args.size()) {
       parsed.session = args[++i];
     } else if (a.rfind("--session=", 0) == 0) {

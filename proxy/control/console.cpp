@@ -7,7 +7,7 @@
 namespace lpk::proxy::console {
 
 std::string lines_json() {
-  return tunnel::console_lines_json({&kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
+  return tunnel::console_lines_json({&kProjectFile, &kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
                                      &kTunnelClosed, &kTunnels, &kEnvironment, &kNotImported, &kFilesUpdated,
                                      &kResolver, &kResolverBack, &kEnvFile,
                                      &kWaitingForCommand, &kCommandExited});
@@ -15,9 +15,12 @@ std::string lines_json() {
 
 Progress::Progress(bool terminal) : terminal_(terminal) {}
 
-Progress Progress::for_stdout() { return Progress(::isatty(STDOUT_FILENO) == 1); }
+Progress Progress::for_stdout() {
+  return Progress(::isatty(STDOUT_FILENO) == 1 && !tunnel::json_lines());
+}
 
 void Progress::step(const std::string& line) {
+  if (tunnel::json_lines()) return print_json("progress", line);
   if (!terminal_ && line == last_waiting_) {  // already printed as the last waiting line
     last_waiting_.clear();
     return;
@@ -31,6 +34,10 @@ void Progress::step(const std::string& line) {
 
 void Progress::waiting(const std::string& line) {
   if (line == last_waiting_) return;
+  if (tunnel::json_lines()) {
+    last_waiting_ = line;
+    return print_json("waiting", line);
+  }
   last_waiting_ = line;
   if (terminal_) {
     std::printf("\r\033[K%s", line.c_str());
@@ -38,6 +45,11 @@ void Progress::waiting(const std::string& line) {
   } else {
     std::printf("%s\n", line.c_str());
   }
+  std::fflush(stdout);
+}
+
+void Progress::print_json(std::string_view event, const std::string& line) {
+  std::printf("%s\n", tunnel::json_line(event, line, {}).c_str());
   std::fflush(stdout);
 }
 

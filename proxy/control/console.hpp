@@ -4,6 +4,7 @@
 // cluster. Errors go to stderr, one line each, prefixed "lpk-proxy: ".
 
 #include <string>
+#include <string_view>
 
 #include "proxy/tunnel/console_line.hpp"
 
@@ -18,6 +19,9 @@ inline constexpr ConsoleLine kReady{"ready", "ready", R"(^ready$)"};
 // `run`: one per mapping, with the bound address ([v6]:port) and the target.
 inline constexpr ConsoleLine kListen{"listen", "listen {} -> {}", R"(^listen (\S+) -> (\S+)$)"};
 // `connect`.
+// The project file it read (app/project_file.hpp), before anything else.
+inline constexpr ConsoleLine kProjectFile{"project_file", "project file: {}",
+                                          R"(^project file: (.+)$)"};
 inline constexpr ConsoleLine kService{"service", "service {}.{} -> {} ports {}",
                                       R"(^service ([^. ]+)\.(\S+) -> (\S+) ports (\[.*\])$)"};
 inline constexpr ConsoleLine kInbound{"inbound", "inbound: {} port {} -> localhost:{}",
@@ -66,6 +70,9 @@ class Progress {
   void done();                            ///< ends a waiting line
 
  private:
+  /// With --output json (tunnel::set_json_lines): {"event":"progress"|"waiting","text":...}.
+  void print_json(std::string_view event, const std::string& line);
+
   bool terminal_;
   std::string last_waiting_;
   bool open_line_ = false;

@@ -89,7 +89,7 @@ class Proc:
     itself, with wait_exit() and the test's own check of the code. Anything else (it ended
     unasked, hung, crashed, wrote a sanitizer report, was left running) fails the test."""
 
-    def __init__(self, argv, name=None, netns=None, env=None, pass_fds=()):
+    def __init__(self, argv, name=None, netns=None, env=None, pass_fds=(), cwd=None):
         if netns:
             argv = ["ip", "netns", "exec", getattr(netns, "name", netns)] + list(argv)
         self.argv = list(argv)
@@ -102,7 +102,7 @@ class Proc:
         self._cv = threading.Condition()
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, text=True, bufsize=1,
-                                  start_new_session=True, pass_fds=pass_fds,
+                                  start_new_session=True, pass_fds=pass_fds, cwd=cwd,
                                   errors="backslashreplace")
         _children.append(self)
         self._threads = [threading.Thread(target=self._pump, args=(s, l), daemon=True)

@@ -42,6 +42,13 @@ TEST(KubectlPlugin, AcceptsTheJoinedFormsKubectlAccepts) {
   EXPECT_EQ(plugin_to_proxy_args(Args{"restore", "-n=demo"}), (Args{"restore", "-n", "demo"}));
 }
 
+TEST(KubectlPlugin, InitTakesKubectlsFlagsAndConfigDoesNot) {
+  EXPECT_EQ(plugin_to_proxy_args(Args{"-n", "demo", "init", "--service", "api"}),
+            (Args{"init", "-n", "demo", "--service", "api"}));
+  EXPECT_NE(error_of({"config", "validate", "-n", "demo"}).find("asks this machine"),
+            std::string::npos);
+}
+
 TEST(KubectlPlugin, NeverReadsTheChildCommand) {
   EXPECT_EQ(plugin_to_proxy_args(Args{"connect", "-n", "demo", "--", "ls", "-n", "x"}),
             (Args{"connect", "-n", "demo", "--", "ls", "-n", "x"}));

@@ -236,6 +236,28 @@ TEST(ConnectOptions, BadInputIsOneLineNamingTheFlag) {
   }
 }
 
+TEST(ConnectOptions, EnvSkipFileOutputAndLogFormat) {
+  auto o = parse_connect_options(Args{"--env", "A=${service:redis}:6379", "--env", "B=", "--json",
+                                      "--log-format", "json", "--skip-file", "/var/run/secrets"});
+  EXPECT_EQ(o.env, (std::vector<std::pair<std::string, std::string>>{
+                       {"A", "${service:redis}:6379"}, {"B", ""}}));
+  EXPECT_TRUE(o.json_output);
+  EXPECT_TRUE(o.json_logs);
+  EXPECT_EQ(o.skip_files, Args{"/var/run/secrets"});
+  EXPECT_FALSE(parse_connect_options(Args{"--json", "--output", "text"}).json_output);
+  expect_one_line_naming(connect_error({"--env", "1A=x"}), "--env");
+  expect_one_line_naming(connect_error({"--env", "A=${service:}"}), "${service:}");
+  expect_one_line_naming(connect_error({"--output", "yaml"}), "--output");
+  expect_one_line_naming(connect_error({"--log-format", "xml"}), "--log-format");
+  expect_one_line_naming(connect_error({"--skip-file", "etc/x"}), "--skip-file");
+  expect_one_line_naming(connect_error({"-n", "Demo"}), "-n");
+  expect_one_line_naming(connect_error({"--also-namespace", "a/b"}), "--also-namespace");
+  EXPECT_TRUE(parse_run_options(Args{"--agent", "127.0.0.1:1", "--log-format", "json"}).json_logs);
+  expect_one_line_naming(error_of(Args{"--agent", "127.0.0.1:1", "--log-format", "j"}),
+                         "--log-format");
+  EXPECT_TRUE(parse_doctor_options(Args{"--output", "json"}).json);
+}
+
 TEST(RestoreOptions, SwitchesAndValues) {
   auto o = parse_restore_options(Args{"--all", "-A", "--timeout", "30", "-n", "demo"});
   EXPECT_TRUE(o.all);

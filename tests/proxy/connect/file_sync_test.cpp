@@ -79,5 +79,24 @@ TEST(FileMirror, APathOutsideTheRootFailsAndTheOthersAreWritten) {
   EXPECT_TRUE(change.empty());
 }
 
+TEST(FileMirror, SkippedPathsAreNeverWritten) {
+  lpk::test::TempDir dir;
+  FileMirror mirror(fs::path(dir.path()) / "files", {"/var/run/secrets", "/etc/demo/big"});
+  auto change = mirror.apply({true,
+                              {{"/var/run/secrets/kubernetes.io/token", 0600, "t"},
+                               {"/var/run/secretsX", 0644, "not under the folder"},
+                               {"/etc/demo/big", 0644, "b"},
+                               {"/etc/demo/greeting", 0644, "hi"}},
+                              {},
+                              {}});
+  EXPECT_EQ(change.written,
+            (std::vector<std::string>{"/var/run/secretsX", "/etc/demo/greeting"}));
+  EXPECT_EQ(change.skipped,
+            (std::vector<std::string>{"/var/run/secrets/kubernetes.io/token", "/etc/demo/big"}));
+  EXPECT_FALSE(fs::exists(mirror.root() / "var/run/secrets"));
+  EXPECT_FALSE(fs::exists(mirror.root() / "etc/demo/big"));
+  EXPECT_EQ(mirror.size(), 2u);
+}
+
 }  // namespace
 }  // namespace lpk::proxy
