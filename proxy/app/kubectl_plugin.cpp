@@ -27,8 +27,11 @@ bool is_unsupported_kube_flag(std::string_view name) {
 /// The commands that talk to a cluster and so take kubectl's flags.
 bool takes_kube_flags(std::string_view command) {
   return command == "connect" || command == "doctor" || command == "restore" ||
-         command == "init";
+         command == "init" || command == "ide";
 }
+
+/// Commands whose first argument is a sub-command (`ide vscode`): kubectl's flags go after it.
+bool has_subcommand(std::string_view command) { return command == "ide"; }
 
 struct SplitFlag {
   std::string name;
@@ -79,12 +82,13 @@ std::vector<std::string> plugin_to_proxy_args(std::span<const std::string> args)
     throw invalid_argument("`kubectl lpk " + rest[0] + "` asks this machine, not a cluster: " +
                            kube.front().first + " does not apply to it");
   }
-  std::vector<std::string> out{rest[0]};
+  std::size_t head = has_subcommand(rest[0]) && rest.size() > 1 ? 2 : 1;
+  std::vector<std::string> out(rest.begin(), rest.begin() + head);
   for (auto& [flag, value] : kube) {
     out.push_back(flag);
     out.push_back(value);
   }
-  out.insert(out.end(), rest.begin() + 1, rest.end());
+  out.insert(out.end(), rest.begin() + head, rest.end());
   out.insert(out.end(), args.begin() + i, args.end());
   return out;
 }

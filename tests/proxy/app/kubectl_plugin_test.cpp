@@ -49,6 +49,11 @@ TEST(KubectlPlugin, InitTakesKubectlsFlagsAndConfigDoesNot) {
             std::string::npos);
 }
 
+TEST(KubectlPlugin, IdeTakesKubectlsFlagsAfterItsSubcommand) {
+  EXPECT_EQ(plugin_to_proxy_args(Args{"-n", "demo", "ide", "vscode", "--service", "api"}),
+            (Args{"ide", "vscode", "-n", "demo", "--service", "api"}));
+}
+
 TEST(KubectlPlugin, NeverReadsTheChildCommand) {
   EXPECT_EQ(plugin_to_proxy_args(Args{"connect", "-n", "demo", "--", "ls", "-n", "x"}),
             (Args{"connect", "-n", "demo", "--", "ls", "-n", "x"}));
