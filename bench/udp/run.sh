@@ -3,7 +3,8 @@
 # its ratio to socat in the same run). One UDP echo (lpk_bench_udp echo) on 127.0.0.1, reached
 # three ways, peers interleaved in every repetition:
 #   raw    the echo itself
-#   socat  socat UDP4-LISTEN:P,bind=127.0.0.1 UDP4:127.0.0.1:ECHO (one relay process)
+#   socat  socat UDP4-LISTEN:P,bind=127.0.0.1,fork UDP4:127.0.0.1:ECHO (one relay process per
+#          client, as each run is a new client)
 #   lpk    lpk-proxy run --map 127.0.0.1:0=127.0.0.1:ECHO/udp -> tunnel over TCP -> lpk-agent
 #          --listen 127.0.0.1:0 (a plain process, as bench/run.sh runs it), which sends from a
 #          connected UDP socket per flow
@@ -77,7 +78,7 @@ wait_for() {
 spawn echo "$DRIVER" echo
 ECHO_PORT=$(wait_for echo 'echo ([0-9]+)')
 SOCAT_PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-spawn socat socat "UDP4-LISTEN:$SOCAT_PORT,bind=127.0.0.1,reuseaddr" "UDP4:127.0.0.1:$ECHO_PORT"
+spawn socat socat "UDP4-LISTEN:$SOCAT_PORT,bind=127.0.0.1,reuseaddr,fork" "UDP4:127.0.0.1:$ECHO_PORT"
 spawn agent "$BUILD/agent/lpk-agent" --listen 127.0.0.1:0 --log-level warn
 TUNNEL=$(wait_for agent 'tunnel ([0-9.:]+)')
 spawn proxy "$BUILD/proxy/lpk-proxy" run --agent "$TUNNEL" --map "127.0.0.1:0=127.0.0.1:$ECHO_PORT/udp" --log-level warn

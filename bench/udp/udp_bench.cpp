@@ -135,7 +135,8 @@ int run(const RunFlags& f) {
       "{\"size\": %zu, \"window\": %d, \"sent\": %llu, \"received\": %llu, \"lost\": %llu, "
       "\"seconds\": %.3f, \"per_second\": %.0f, \"loss\": %.6f}\n",
       f.size, f.window, (unsigned long long)sent, (unsigned long long)received,
-      (unsigned long long)(sent - std::min(sent, received)), secs, received / secs,
+      (unsigned long long)(sent - std::min(sent, received)), secs,
+      secs > 0 ? double(received) / secs : 0.0,
       sent ? double(sent - std::min(sent, received)) / double(sent) : 0.0);
   return 0;
 }

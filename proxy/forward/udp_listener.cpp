@@ -71,14 +71,16 @@ void UdpListener::stop() {
 
 asio::awaitable<void> UdpListener::receive_loop() {
   std::vector<std::byte> buffer(tunnel::kMaxDatagramSize + 1);
-  udp::endpoint source;
-  while (!stopped_) {
-    auto [ec, n] = co_await socket_.async_receive_from(asio::buffer(buffer), source,
-                                                       asio::as_tuple(asio::use_awaitable));
-    if (stopped_ || ec == asio::error::operation_aborted) co_return;
-    // ICMP errors for replies we sent (a source that went away) must not end the listener.
-    if (ec) continue;
+  auto deliver = [&](const udp::endpoint& source, std::size_t n) {
     flows_->deliver(source, std::span(buffer.data(), n));
+  };
+  while (!stopped_) {
+    auto [ec] = co_await socket_.async_wait(udp::socket::wait_read,
+                                            asio::as_tuple(asio::use_awaitable));
+    if (stopped_ || ec == asio::error::operation_aborted) co_return;
+    // ICMP errors for replies we sent (a source that went away) must not end the listener:
+    // receive_burst reads past them.
+    tunnel::receive_burst(socket_, buffer, deliver);
   }
 }
 

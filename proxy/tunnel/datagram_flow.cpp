@@ -34,6 +34,25 @@ constexpr std::size_t kMaxGather = 64;  // records per write
 
 }  // namespace
 
+std::size_t receive_burst(udp::socket& socket, std::span<std::byte> buffer,
+                          const std::function<void(const udp::endpoint&, std::size_t)>& each) {
+  udp::endpoint source;
+  std::size_t received = 0;
+  for (; received < kMaxBurst; ++received) {
+    error_code ec;
+    const auto n = socket.receive_from(asio::buffer(buffer.data(), buffer.size()), source, 0, ec);
+    // Would block: the burst is over. Other errors (an ICMP error for a datagram sent earlier)
+    // end it too; the socket goes on.
+    if (ec) break;
+    each(source, n);
+  }
+  return received;
+}
+
+namespace {
+
+}  // namespace
+
 DatagramFlow::DatagramFlow(tcp::socket stream_end, SendOut send_out, DatagramFlowOptions options)
     : stream_(std::move(stream_end)),
       send_out_(std::move(send_out)),
@@ -210,12 +229,19 @@ namespace {
 asio::awaitable<void> receive_into(udp::socket& socket, DatagramFlow& flow) {
   std::vector<std::byte> buffer(kMaxDatagramSize + 1);
   for (;;) {
-    auto [ec, n] = co_await socket.async_receive(asio::buffer(buffer), kTuple);
-    // A connected UDP socket reports here an ICMP port unreachable for an earlier datagram;
-    // the flow goes on, as the application's own socket would.
-    if (ec == asio::error::connection_refused) continue;
+    auto [ec] = co_await socket.async_wait(udp::socket::wait_read, kTuple);
     if (ec) co_return;
-    flow.push(std::span(buffer.data(), n));
+    // Everything that is there, before the writer runs: one write to the stream then carries
+    // the whole burst.
+    for (std::size_t i = 0; i < kMaxBurst; ++i) {
+      const auto n = socket.receive(asio::buffer(buffer), 0, ec);
+      // A connected UDP socket reports here an ICMP port unreachable for an earlier datagram;
+      // the flow goes on, as the application's own socket would.
+      if (ec == asio::error::connection_refused) continue;
+      if (ec) break;
+      flow.push(std::span(buffer.data(), n));
+    }
+    if (ec && ec != asio::error::would_block && ec != asio::error::connection_refused) co_return;
   }
 }
 

@@ -128,6 +128,16 @@ boost::asio::awaitable<DialResult> dial_udp(const Target& target,
                                             std::chrono::milliseconds timeout,
                                             DatagramFlowOptions options = {});
 
+/// Datagrams read from a UDP socket before the flows' writers run, so that one write to each
+/// stream carries a whole burst.
+inline constexpr std::size_t kMaxBurst = 64;
+
+/// Reads what a non-blocking UDP socket holds, up to kMaxBurst datagrams, calling `each(source,
+/// size)` with the datagram in `buffer`; returns how many were read.
+std::size_t receive_burst(
+    boost::asio::ip::udp::socket& socket, std::span<std::byte> buffer,
+    const std::function<void(const boost::asio::ip::udp::endpoint&, std::size_t)>& each);
+
 /// Best effort: a receive buffer big enough for a burst of datagrams (capped by the system's
 /// net.core.rmem_max; as root, beyond it).
 void enlarge_receive_buffer(boost::asio::ip::udp::socket& socket);
