@@ -13,11 +13,12 @@
 #
 #   bench/udp/run.sh [--secs 5] [--reps 3] [--size 512] [--window 64] [--build-dir DIR]
 #                    [--no-build] [--out DIR] [--nice N]
-# Writes OUT/udp.json (default bench/results) and prints the table. Everything stays on
+# Writes OUT/udp.json and udp.md (default bench/results) and prints the table. Everything stays on
 # 127.0.0.1; every child is killed on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+COMMAND="bench/udp/run.sh $*"
 BUILD=${LPK_BUILD_DIR:-$ROOT/build-bench}
 SECS=5 REPS=3 SIZE=512 WINDOW=64 OUT=$ROOT/bench/results BUILD_IT=1
 NICE=0; [[ $(id -u) == 0 ]] && NICE=-10
@@ -97,9 +98,10 @@ for rep in $(seq "$REPS"); do
 done
 
 mkdir -p "$OUT"
-python3 - "$TMP/samples.jsonl" "$OUT/udp.json" "$SIZE" "$WINDOW" <<'PY'
+python3 - "$TMP/samples.jsonl" "$OUT/udp.json" "$SIZE" "$WINDOW" "$COMMAND" <<'PY'
 import json, statistics, sys, datetime, os
 samples = [json.loads(l) for l in open(sys.argv[1])]
+command = sys.argv[5]
 med = {}
 for peer in ("raw", "socat", "lpk"):
     runs = [s["result"] for s in samples if s["peer"] == peer]
@@ -112,10 +114,14 @@ out = {"date": datetime.datetime.utcnow().isoformat() + "Z", "nproc": os.cpu_cou
        "window": int(sys.argv[4]), "peers": med, "lpk_over_socat": ratio,
        "floor_datagrams_per_second": 50000}
 json.dump(out, open(sys.argv[2], "w"), indent=1)
-print(f"| peer  | datagrams/s (median) | loss |")
-print(f"|---|---|---|")
+lines = [f"# UDP through lpk: {out['size']}-byte round trips, window {out['window']}", "",
+         f"`{command}` on {out['date']}, nproc {out['nproc']}, load {' '.join(out['load'])}.", "",
+         "| peer | datagrams/s (median) | loss (median) |", "|---|---|---|"]
 for peer in ("raw", "socat", "lpk"):
-    print(f"| {peer} | {med[peer]['per_second']:.0f} | {med[peer]['loss']:.4%} |")
-print(f"lpk / socat: {ratio:.2f}; floor 50000/s: {'met' if med['lpk']['per_second'] >= 50000 else 'NOT met'}")
+    lines.append(f"| {peer} | {med[peer]['per_second']:.0f} | {med[peer]['loss']:.4%} |")
+met = "met" if med["lpk"]["per_second"] >= 50000 else "NOT met"
+lines += ["", f"lpk / socat: {ratio:.2f}. Floor of issue 12 (>= 50,000 datagrams/s): {met}."]
+open(os.path.splitext(sys.argv[2])[0] + ".md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
 PY
-log "wrote $OUT/udp.json"
+log "wrote $OUT/udp.json and udp.md"
