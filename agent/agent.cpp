@@ -26,7 +26,10 @@ class ClusterDialer final : public tunnel::Dialer {
   ClusterDialer(std::chrono::milliseconds timeout, ServiceOptions services)
       : timeout_(timeout), services_(std::move(services)) {}
   asio::awaitable<tunnel::DialResult> dial(const tunnel::Target& target) override {
-    if (is_service_target(target)) co_return co_await dial_service(target, services_);
+    // The agent services are streams; a UDP flow to such a name is resolved (and not found).
+    if (is_service_target(target) && !target.datagram) {
+      co_return co_await dial_service(target, services_);
+    }
     co_return co_await tunnel::resolve_and_dial(target, timeout_);
   }
 

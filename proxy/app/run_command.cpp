@@ -22,6 +22,17 @@ using asio::ip::tcp;
 
 namespace {
 
+void listen_udp(LocalSide& side, const asio::ip::udp::endpoint& endpoint,
+                const tunnel::Target& target) {
+  auto bound = side.forwarder().listen_udp(endpoint, target);
+  if (!bound) {
+    std::fprintf(stderr, "lpk-proxy: %s\n", bound.error().message.c_str());
+    return;
+  }
+  const tcp::endpoint as_tcp(bound->address(), bound->port());
+  console::print_line(console::kListen, tunnel::endpoint_text(as_tcp) + "/udp", target.to_string());
+}
+
 /// Binds every mapping (a port that cannot be bound is reported and skipped) and returns the
 /// ports bound for each service name, for the stub DNS.
 std::map<std::string, std::vector<std::uint16_t>> listen_on_mappings(LocalSide& side,
@@ -29,6 +40,10 @@ std::map<std::string, std::vector<std::uint16_t>> listen_on_mappings(LocalSide& 
   std::map<std::string, std::vector<std::uint16_t>> named;
   for (const auto& m : options.mappings) {
     auto address = m.address ? *m.address : asio::ip::address(*side.pool().allocate(m.name));
+    if (m.target.datagram) {
+      listen_udp(side, asio::ip::udp::endpoint(address, m.port), m.target);
+      continue;
+    }
     auto bound = side.forwarder().listen(tcp::endpoint(address, m.port), m.target);
     if (!bound) {
       std::fprintf(stderr, "lpk-proxy: %s\n", bound.error().message.c_str());

@@ -25,12 +25,19 @@ bool is_external_name(const json& service) {
   return service["spec"].value("type", "") == "ExternalName";
 }
 
-/// TCP ports of a service as lpk forwards them (UDP and SCTP cannot ride a stream tunnel).
-std::vector<std::uint16_t> tcp_ports(const json& service) {
-  std::vector<std::uint16_t> ports;
+struct ForwardedPort {
+  std::uint16_t port;
+  bool udp;
+};
+
+/// Ports of a service as lpk forwards them: TCP as streams, UDP as datagram flows (SCTP is
+/// skipped).
+std::vector<ForwardedPort> forwarded_ports(const json& service) {
+  std::vector<ForwardedPort> ports;
   for (const auto& p : service["spec"].value("ports", json::array())) {
-    if (p.value("protocol", "TCP") != "TCP") continue;
-    ports.push_back(static_cast<std::uint16_t>(p.value("port", 0)));
+    const auto protocol = p.value("protocol", "TCP");
+    if (protocol != "TCP" && protocol != "UDP") continue;
+    ports.push_back({static_cast<std::uint16_t>(p.value("port", 0)), protocol == "UDP"});
   }
   return ports;
 }
@@ -50,16 +57,22 @@ bool ServiceDirectory::bind_ports(const std::string& key, Entry& entry) {
   // Absolute (trailing dot): the agent's resolver then asks for this one name, not first the
   // three search-list expansions a name with fewer than ndots:5 dots gets in a pod.
   auto target_host = name + ".svc." + zone_ + ".";
-  for (auto port : tcp_ports(entry.service)) {
-    tunnel::Target target{tunnel::Target::Kind::name, target_host, port};
-    auto bound = forwarder_.listen(asio::ip::tcp::endpoint(entry.address, port), target);
-    if (bound) {
-      entry.bound.push_back(*bound);
-    } else if (bound.error().code == asio::error::address_in_use) {
-      return false;
+  for (auto [port, udp] : forwarded_ports(entry.service)) {
+    tunnel::Target target{tunnel::Target::Kind::name, target_host, port, udp};
+    tunnel::Problem failed;
+    if (udp) {
+      auto bound = forwarder_.listen_udp(asio::ip::udp::endpoint(entry.address, port), target);
+      if (bound) entry.bound_udp.push_back(*bound);
+      if (!bound) failed = bound.error();
     } else {
-      spdlog::warn("service {}: {}", key, bound.error().message);
-      entry.problems.push_back(bound.error().message);
+      auto bound = forwarder_.listen(asio::ip::tcp::endpoint(entry.address, port), target);
+      if (bound) entry.bound.push_back(*bound);
+      if (!bound) failed = bound.error();
+    }
+    if (failed.code == asio::error::address_in_use) return false;
+    if (failed.code) {
+      spdlog::warn("service {}: {}", key, failed.message);
+      entry.problems.push_back(failed.message);
     }
   }
   return true;
@@ -90,7 +103,9 @@ void ServiceDirectory::open_listeners(const std::string& key, Entry& entry) {
 
 void ServiceDirectory::close_listeners(Entry& entry) {
   for (const auto& endpoint : entry.bound) forwarder_.close(endpoint);
+  for (const auto& endpoint : entry.bound_udp) forwarder_.close_udp(endpoint);
   entry.bound.clear();
+  entry.bound_udp.clear();
   entry.problems.clear();
 }
 
@@ -212,11 +227,14 @@ json ServiceDirectory::describe() const {
   for (const auto& [key, entry] : entries_) {
     json ports = json::array();
     for (const auto& ep : entry.bound) ports.push_back(ep.port());
+    json udp_ports = json::array();
+    for (const auto& ep : entry.bound_udp) udp_ports.push_back(ep.port());
     const auto& meta = entry.service["metadata"];
     out.push_back({{"name", meta.value("name", "")},
                    {"namespace", meta.value("namespace", "")},
                    {"address", entry.address.to_string()},
                    {"ports", ports},
+                   {"udp_ports", udp_ports},
                    {"problems", entry.problems}});
   }
   return out;

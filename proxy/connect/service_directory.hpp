@@ -8,6 +8,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <functional>
 #include <map>
 #include <optional>
@@ -50,6 +51,7 @@ class ServiceDirectory {
     nlohmann::json service;
     boost::asio::ip::address address;
     std::vector<boost::asio::ip::tcp::endpoint> bound;
+    std::vector<boost::asio::ip::udp::endpoint> bound_udp;
     std::vector<std::string> problems;  // ports that could not be bound, one line each
   };
   /// Binds the service's ports on `entry.address`; false as soon as a port there is held by

@@ -46,15 +46,34 @@ void Forwarder::close(const tcp::endpoint& bound) {
   });
 }
 
+tunnel::Result<asio::ip::udp::endpoint> Forwarder::listen_udp(
+    const asio::ip::udp::endpoint& endpoint, tunnel::Target target) {
+  auto listener = UdpListener::bind(executor_, endpoint, std::move(target), open_);
+  if (!listener) return listener.error();
+  if (started_ && !stopped_) (*listener)->start();
+  udp_listeners_.push_back(*listener);
+  return (*listener)->bound();
+}
+
+void Forwarder::close_udp(const asio::ip::udp::endpoint& bound) {
+  std::erase_if(udp_listeners_, [&](const std::shared_ptr<UdpListener>& l) {
+    if (l->bound() != bound) return false;
+    l->stop();
+    return true;
+  });
+}
+
 void Forwarder::start() {
   started_ = true;
   for (auto& l : listeners_) asio::co_spawn(executor_, accept_loop(l), asio::detached);
+  for (auto& l : udp_listeners_) l->start();
 }
 
 void Forwarder::stop() {
   stopped_ = true;
   error_code ec;
   for (auto& l : listeners_) l->acceptor.close(ec);
+  for (auto& l : udp_listeners_) l->stop();
 }
 
 asio::awaitable<void> Forwarder::accept_loop(std::shared_ptr<Listener> held) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proxy/forward/service_map.hpp"
+#include "proxy/forward/udp_listener.hpp"
 #include "proxy/tunnel/listen.hpp"
 #include "proxy/tunnel/session.hpp"
 
@@ -32,6 +33,11 @@ class Forwarder {
       const boost::asio::ip::tcp::endpoint& endpoint, tunnel::Target target);
   /// Stops listening on `bound` (as listen() returned it); streams already open go on.
   void close(const boost::asio::ip::tcp::endpoint& bound);
+  /// listen() for a UDP port: each local source becomes a UDP flow to `target`.
+  tunnel::Result<boost::asio::ip::udp::endpoint> listen_udp(
+      const boost::asio::ip::udp::endpoint& endpoint, tunnel::Target target);
+  /// Stops the UDP listener on `bound` and its flows.
+  void close_udp(const boost::asio::ip::udp::endpoint& bound);
 
   void start();
   void stop();
@@ -48,6 +54,7 @@ class Forwarder {
   boost::asio::any_io_executor executor_;
   OpenStream open_;
   std::vector<std::shared_ptr<Listener>> listeners_;
+  std::vector<std::shared_ptr<UdpListener>> udp_listeners_;
   tunnel::DescriptorShedder shedder_;  // one for all listeners: one reserve, one report
   bool started_ = false;
   bool stopped_ = false;

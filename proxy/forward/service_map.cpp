@@ -79,12 +79,17 @@ boost::asio::ip::tcp::endpoint parse_listen_endpoint(std::string_view addr_port)
 Mapping parse_mapping(std::string_view spec) {
   auto eq = spec.find('=');
   if (eq == std::string_view::npos) {
-    throw std::invalid_argument("expected NAME:PORT=HOST:PORT or ADDR:PORT=HOST:PORT, got " +
-                                single_quoted(spec));
+    throw std::invalid_argument(
+        "expected NAME:PORT=HOST:PORT[/udp] or ADDR:PORT=HOST:PORT[/udp], got " +
+        single_quoted(spec));
   }
   Mapping m;
   auto [left_host, left_port] = split_host_port(spec.substr(0, eq), spec);
-  m.target = parse_target(spec.substr(eq + 1));
+  auto right = spec.substr(eq + 1);
+  const bool udp = right.ends_with(kUdpSuffix);
+  if (udp) right.remove_suffix(kUdpSuffix.size());
+  m.target = parse_target(right);
+  m.target.datagram = udp;
   boost::system::error_code ec;
   auto address = ip::make_address(left_host, ec);
   if (!ec) {

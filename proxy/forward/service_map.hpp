@@ -24,7 +24,11 @@ struct Mapping {
   tunnel::Target target;
 };
 
-/// Parses `NAME:PORT=HOST:PORT` or `ADDR:PORT=HOST:PORT` (IPv6 in brackets).
+/// A mapping's target with this suffix is a UDP port: datagrams, not a TCP stream.
+inline constexpr std::string_view kUdpSuffix = "/udp";
+
+/// Parses `NAME:PORT=HOST:PORT` or `ADDR:PORT=HOST:PORT` (IPv6 in brackets), either followed by
+/// `/udp` for a UDP port.
 /// Throws std::invalid_argument saying what is wrong.
 Mapping parse_mapping(std::string_view spec);
 

@@ -40,11 +40,12 @@ bool valid_host_name(std::string_view name) {
 result<Target> decode_target(ByteReader& r) {
   Target t;
   auto kind = r.u8();
-  r.u8();  // reserved
+  const auto flags = r.u8();
   t.port = r.u16();
   auto host_len = r.u8();
   auto host = r.bytes(host_len);
-  if (!r.done()) return Error::bad_frame;
+  if (!r.done() || (flags & ~kOpenFlagDatagram) != 0) return Error::bad_frame;
+  t.datagram = (flags & kOpenFlagDatagram) != 0;
   switch (static_cast<Target::Kind>(kind)) {
     case Target::Kind::name:
       t.kind = Target::Kind::name;
@@ -55,17 +56,19 @@ result<Target> decode_target(ByteReader& r) {
       if (host.size() != 4 || t.port == 0) return Error::bad_frame;
       boost::asio::ip::address_v4::bytes_type b;
       std::memcpy(b.data(), host.data(), 4);
-      return Target{Target::Kind::ipv4, boost::asio::ip::address_v4(b).to_string(), t.port};
+      return Target{Target::Kind::ipv4, boost::asio::ip::address_v4(b).to_string(), t.port,
+                    t.datagram};
     }
     case Target::Kind::ipv6: {
       if (host.size() != 16 || t.port == 0) return Error::bad_frame;
       boost::asio::ip::address_v6::bytes_type b;
       std::memcpy(b.data(), host.data(), 16);
-      return Target{Target::Kind::ipv6, boost::asio::ip::address_v6(b).to_string(), t.port};
+      return Target{Target::Kind::ipv6, boost::asio::ip::address_v6(b).to_string(), t.port,
+                    t.datagram};
     }
     case Target::Kind::inbound:
       if (!host.empty() || t.port == 0) return Error::bad_frame;
-      return Target{Target::Kind::inbound, {}, t.port};
+      return Target{Target::Kind::inbound, {}, t.port, t.datagram};
   }
   return Error::bad_frame;
 }
@@ -235,7 +238,7 @@ result<EncodedFrame> encode_open(std::uint32_t stream_id, const Target& t) {
   if (t.port == 0) return Error::bad_frame;
   return control_frame(FrameType::open, 0, stream_id, [&](ByteWriter& w) {
     w.u8(std::uint8_t(t.kind));
-    w.u8(0);
+    w.u8(t.datagram ? kOpenFlagDatagram : 0);
     w.u16(t.port);
     w.u8(std::uint8_t(addr_len));
     if (t.kind == Target::Kind::name) {

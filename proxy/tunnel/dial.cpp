@@ -1,5 +1,7 @@
 #include "proxy/tunnel/dial.hpp"
 
+#include "proxy/tunnel/datagram_flow.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -59,6 +61,7 @@ asio::awaitable<DialResult> resolve_and_dial(const Target& target,
     co_return DialResult{OpenCode::not_permitted, "inbound streams are not dialed here",
                          std::nullopt};
   }
+  if (target.datagram) co_return co_await dial_udp(target, timeout);
   error_code ec;
   auto address = asio::ip::make_address(target.host, ec);
   if (!ec) {

@@ -20,7 +20,8 @@ boost::asio::awaitable<DialResult> dial_tcp(
     const std::vector<boost::asio::ip::tcp::endpoint>& endpoints,
     std::chrono::milliseconds timeout);
 
-/// Resolves `target` (an address needs no lookup) and dials it, all within `timeout`.
+/// Resolves `target` (an address needs no lookup) and dials it, all within `timeout`; a
+/// datagram target gets a UDP flow (dial_udp, datagram_flow.hpp).
 /// Inbound targets are not dialable and get not_permitted.
 boost::asio::awaitable<DialResult> resolve_and_dial(const Target& target,
                                                     std::chrono::milliseconds timeout);

@@ -5,10 +5,11 @@
 namespace lpk::tunnel {
 
 std::string Target::to_string() const {
+  const char* udp = datagram ? "/udp" : "";
   switch (kind) {
-    case Kind::inbound: return "inbound port " + std::to_string(port);
-    case Kind::ipv6: return "[" + host + "]:" + std::to_string(port);
-    default: return host + ":" + std::to_string(port);
+    case Kind::inbound: return "inbound port " + std::to_string(port) + udp;
+    case Kind::ipv6: return "[" + host + "]:" + std::to_string(port) + udp;
+    default: return host + ":" + std::to_string(port) + udp;
   }
 }
 

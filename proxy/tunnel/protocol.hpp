@@ -36,7 +36,8 @@ using SessionId = std::array<std::byte, kSessionIdSize>;
 
 /// Capability bits announced in the hello; a feature is used only when both sides set it.
 enum Capability : std::uint32_t {
-  kCapResume = 1u << 0,  // streams survive a dropped link (docs/protocol.md §6)
+  kCapResume = 1u << 0,    // streams survive a dropped link (docs/protocol.md §6)
+  kCapDatagram = 1u << 1,  // OPEN may carry the datagram flag: UDP flows (docs/protocol.md §8)
 };
 
 struct Hello {
@@ -71,6 +72,8 @@ inline constexpr std::uint8_t kFlagFin = 0x01;  // data: the sender will send no
                                                 // window (resume only): and the FIN reached the
                                                 // application, so the stream may be forgotten
 inline constexpr std::uint8_t kFlagAck = 0x01;  // ping: this is the pong
+/// OPEN's flags byte (after `kind`): the stream is a UDP flow (kCapDatagram).
+inline constexpr std::uint8_t kOpenFlagDatagram = 0x01;
 
 struct FrameHeader {
   std::uint32_t length = 0;  // payload bytes after the header
@@ -85,6 +88,10 @@ struct Target {
   Kind kind = Kind::name;
   std::string host;  // DNS name, or dotted / colon text form of the address; empty for inbound
   std::uint16_t port = 0;
+  // A UDP flow rather than a TCP connection: the stream carries datagrams as records
+  // (datagram.hpp), the far side sends them from a connected UDP socket. Only to a peer that
+  // announced kCapDatagram.
+  bool datagram = false;
 
   std::string to_string() const;
   friend bool operator==(const Target&, const Target&) = default;

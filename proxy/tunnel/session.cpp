@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "proxy/tunnel/detail/buffer_pool.hpp"
 #include "proxy/tunnel/detail/stream.hpp"
@@ -48,7 +49,8 @@ asio::awaitable<boost::system::result<HandshakeResult>> Session::exchange_hellos
   using namespace asio::experimental::awaitable_operators;
   Hello local;
   local.session_id = id;
-  local.capabilities = options.resume ? std::uint32_t(kCapResume) : 0u;
+  local.capabilities = (options.resume ? std::uint32_t(kCapResume) : 0u) |
+                       (options.datagram ? std::uint32_t(kCapDatagram) : 0u);
   local.resume = resume && options.resume;
   local.max_frame_payload = options.max_frame_payload;
   local.max_streams = options.max_streams;
@@ -172,6 +174,16 @@ asio::awaitable<void> Session::take_over_link(std::unique_ptr<Link> link) {
 
 void Session::open_stream(tcp::socket local, Target target) {
   error_code ec;
+  if (target.datagram && !carries_datagrams()) {
+    // An older agent would read the OPEN as a TCP connection: never send it one.
+    if (!std::exchange(warned_no_datagrams_, true)) {
+      spdlog::warn("the agent at {} does not carry UDP (an older lpk-agent): datagrams to {} "
+                   "and every other UDP port are dropped; update the agent image",
+                   peer_description_, target.to_string());
+    }
+    local.close(ec);
+    return;
+  }
   if (!accepting_streams() || streams_.size() >= peer_hello_.max_streams ||
       next_local_id_ > 0xFFFFFFF0u) {
     spdlog::warn("refusing a connection to {}: the tunnel cannot take another stream now",
@@ -353,6 +365,10 @@ bool Session::on_open(std::uint32_t id, const OpenFrame& open) {
     return false;
   }
   last_peer_id_ = id;
+  if (open.target.datagram && !carries_datagrams()) {
+    queue_control(encode_open_result(id, OpenCode::not_permitted, "UDP was not negotiated"));
+    return true;
+  }
   if (streams_.size() >= options_.max_streams) {
     queue_control(encode_open_result(id, OpenCode::too_many_streams,
                                      std::to_string(options_.max_streams) + " streams open"));

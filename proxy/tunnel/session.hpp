@@ -53,6 +53,9 @@ struct SessionOptions {
   // How long a side keeps a session whose link is lost (its streams, the sockets it dialed)
   // waiting for a new link; then the streams are reset.
   std::chrono::milliseconds resume_grace{60'000};
+  // Announce the `datagram` capability: this side understands UDP flows (datagram streams,
+  // docs/protocol.md §8). Off only to stand in for an older peer in tests.
+  bool datagram = true;
 };
 
 /// Result of dialing the target of a stream the peer opened.
@@ -130,6 +133,10 @@ class Session : public std::enable_shared_from_this<Session> {
   /// The link is lost and the session waits for another (resumable sessions only).
   bool detached() const { return !stopped_ && !link_up_; }
   bool resumable() const { return resumable_; }
+  /// Both ends announced kCapDatagram: UDP flows may be opened on this session.
+  bool carries_datagrams() const {
+    return (local_hello_.capabilities & peer_hello_.capabilities & kCapDatagram) != 0;
+  }
   /// Counts links: changes at every run(), so a timer set for one detachment can tell.
   std::uint64_t link_generation() const { return generation_; }
   bool accepting_streams() const {
@@ -230,6 +237,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::duration srtt_{};
   bool stopped_ = false;
   bool peer_going_away_ = false;
+  bool warned_no_datagrams_ = false;
   std::string go_away_reason_;
   std::optional<GoAwayCode> go_away_code_;
   boost::system::error_code end_reason_;

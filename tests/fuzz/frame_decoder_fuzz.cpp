@@ -1,7 +1,8 @@
 // libFuzzer target for the tunnel's wire decoder: the hello (first 72 bytes), then the frame
 // loop the session runs, under a few announced payload limits. Beyond "no crash, no
 // out-of-bounds read", every decoded frame must survive encode -> decode unchanged, and the
-// decoder's bookkeeping must stay inside the input.
+// decoder's bookkeeping must stay inside the input. The payloads of DATA frames (and the whole
+// input) also go through the datagram record decoder that UDP flows use (datagram.hpp).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <span>
 
 #include "proxy/tunnel/codec.hpp"
+#include "proxy/tunnel/datagram.hpp"
 
 namespace {
 
@@ -94,6 +96,22 @@ bool same(const ControlBody& a, const ControlBody& b) {
   return true;
 }
 
+// A datagram stream's bytes: records until need_more or malformed, each inside the input and
+// re-encoded to the same header.
+void decode_records(std::span<const std::byte> in) {
+  for (;;) {
+    auto step = decode_record(in);
+    if (step.status == RecordStep::Status::need_more) return check(step.consumed == 0);
+    if (step.status == RecordStep::Status::malformed) return check(in.size() >= kRecordHeaderSize);
+    check(step.datagram.size() <= kMaxDatagramSize);
+    check(step.consumed == kRecordHeaderSize + step.datagram.size() && step.consumed <= in.size());
+    check(step.datagram.data() == in.data() + kRecordHeaderSize);
+    const auto header = encode_record_header(step.datagram.size());
+    check(header[0] == in[0] && header[1] == in[1]);
+    in = in.subspan(step.consumed);
+  }
+}
+
 void decode_all(std::span<const std::byte> in, std::uint32_t max_payload) {
   while (!in.empty()) {
     auto step = decode_frame(in, max_payload);
@@ -110,6 +128,7 @@ void decode_all(std::span<const std::byte> in, std::uint32_t max_payload) {
       check(step.header.stream_id != 0 && step.header.length <= max_payload);
       check(step.payload.size() == step.header.length);
       check(step.payload.data() == in.data() + kFrameHeaderSize);
+      decode_records(step.payload);
     } else {
       check(step.header.length <= kMaxControlFrameSize);
       if (auto body = reencode(step)) check(same(*body, step.body));
@@ -123,6 +142,7 @@ void decode_all(std::span<const std::byte> in, std::uint32_t max_payload) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::span<const std::byte> in(reinterpret_cast<const std::byte*>(data), size);
   check_hello(in);
+  decode_records(in);
   for (std::uint32_t max : {kMinFramePayload, 64u * 1024, kMaxFramePayloadLimit}) {
     decode_all(in, max);
     if (in.size() > kHelloSize) decode_all(in.subspan(kHelloSize), max);

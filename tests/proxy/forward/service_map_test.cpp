@@ -44,6 +44,15 @@ TEST(ServiceMap, AddressToIpv4Target) {
   EXPECT_EQ(m.target, (Target{Target::Kind::ipv4, "10.96.0.10", 53}));
 }
 
+TEST(ServiceMap, UdpSuffixMakesADatagramTarget) {
+  auto m = parse_mapping("127.0.0.1:5353=kube-dns.kube-system:53/udp");
+  EXPECT_EQ(m.port, 5353);
+  EXPECT_EQ(m.target, (Target{Target::Kind::name, "kube-dns.kube-system", 53, true}));
+  EXPECT_EQ(m.target.to_string(), "kube-dns.kube-system:53/udp");
+  EXPECT_FALSE(parse_mapping("dns:53=10.96.0.10:53").target.datagram);
+  EXPECT_THROW(parse_mapping("dns:53=10.96.0.10:53/tcp"), std::invalid_argument);
+}
+
 TEST(ServiceMap, Ipv6InBracketsOnBothSides) {
   auto m = parse_mapping("[::1]:8080=[2001:db8::10]:443");
   ASSERT_TRUE(m.address);

@@ -50,6 +50,8 @@ void ServiceProxy::stop() {
     p->acceptor.close(ec);
   }
   ports_.clear();
+  for (auto& [k, p] : udp_ports_) p->stop();
+  udp_ports_.clear();
   for (auto* s : *live_) {
     boost::system::error_code ec;
     s->close(ec);
@@ -66,6 +68,7 @@ void ServiceProxy::sync() {
 
 void ServiceProxy::sync_ports() {
   std::map<std::string, std::shared_ptr<Port>> next;
+  std::map<std::string, std::shared_ptr<UdpServicePort>> next_udp;
   for (const auto& svc : store_.list("services")) {
     std::string ip = svc["spec"].value("clusterIP", "");
     if (ip.empty() || ip == "None") continue;
@@ -74,11 +77,12 @@ void ServiceProxy::sync_ports() {
       continue;
     }
     for (const auto& sp : svc["spec"].value("ports", json::array())) {
-      if (sp.value("protocol", "TCP") != "TCP") continue;
       int port = sp.value("port", 0);
       std::string key = svc["metadata"]["namespace"].get<std::string>() + "/" +
                         svc["metadata"]["name"].get<std::string>() + "/" + ip + ":" +
                         std::to_string(port);
+      if (sp.value("protocol", "TCP") == "UDP") sync_udp_port(key + "/udp", svc, sp, next_udp);
+      if (sp.value("protocol", "TCP") != "TCP") continue;
       if (auto it = ports_.find(key); it != ports_.end()) {
         it->second->port_name = sp.value("name", "");
         next[key] = it->second;
@@ -116,6 +120,10 @@ void ServiceProxy::sync_ports() {
     }
   }
   ports_ = std::move(next);
+  for (auto& [k, p] : udp_ports_) {
+    if (!next_udp.count(k)) p->stop();
+  }
+  udp_ports_ = std::move(next_udp);
 }
 
 awaitable<void> ServiceProxy::accept_loop(std::shared_ptr<Port> port) {
@@ -160,6 +168,40 @@ std::vector<std::pair<std::string, int>> endpoints_for(Store& store, const std::
 }
 
 }  // namespace
+
+void ServiceProxy::sync_udp_port(const std::string& key, const json& svc, const json& sp,
+                                 std::map<std::string, std::shared_ptr<UdpServicePort>>& next) {
+  std::string ns = svc["metadata"]["namespace"], name = svc["metadata"]["name"];
+  auto pick = [this, alive = alive_, ns, name, port_name = sp.value("name", ""),
+               turn = std::make_shared<size_t>(0)]() -> std::optional<asio::ip::udp::endpoint> {
+    if (!*alive) return std::nullopt;
+    auto eps = endpoints_for(store_, ns, name, port_name);
+    if (eps.empty()) return std::nullopt;
+    auto [ip, p] = eps[(*turn)++ % eps.size()];
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(ip, ec);
+    if (ec) return std::nullopt;
+    return asio::ip::udp::endpoint(address, uint16_t(p));
+  };
+  if (auto it = udp_ports_.find(key); it != udp_ports_.end()) {
+    it->second->set_pick(pick);  // the port's name may have changed
+    next[key] = it->second;
+    return;
+  }
+  boost::system::error_code ec;
+  asio::ip::udp::endpoint vip(asio::ip::make_address(svc["spec"].value("clusterIP", ""), ec),
+                              uint16_t(sp.value("port", 0)));
+  if (ec) return;
+  std::string error;
+  auto port = UdpServicePort::open(io_, vip, pick, error);
+  if (!port) {
+    spdlog::warn("kubesim: service {}/{}: cannot listen on {}:{}/udp: {}", ns, name,
+                 vip.address().to_string(), vip.port(), error);
+    return;
+  }
+  port->start();
+  next[key] = port;
+}
 
 namespace {
 

@@ -2,7 +2,8 @@
 // ClusterIP networking, the way kube-proxy's userspace mode did it: for every TCP port of
 // every Service with a ClusterIP, a listener bound to that ClusterIP inside the node
 // namespace (the whole service range is local there), relaying each connection to a ready
-// endpoint. Pods reach ClusterIPs through their default route to the node; the host has no
+// endpoint; every UDP port a socket there whose flows are pinned to one endpoint each
+// (udp_service_port.hpp). Pods reach ClusterIPs through their default route to the node; the host has no
 // route to them.
 
 #include <boost/asio.hpp>
@@ -11,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "tools/kubesim/runtime/udp_service_port.hpp"
 #include "tools/kubesim/store.hpp"
 
 namespace lpk::kubesim {
@@ -27,6 +29,9 @@ class ServiceProxy {
   struct Port;
   void sync();
   void sync_ports();
+  /// Keeps (or opens) the UDP port `key` of a Service into `next`.
+  void sync_udp_port(const std::string& key, const json& svc, const json& service_port,
+                     std::map<std::string, std::shared_ptr<UdpServicePort>>& next);
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<Port> port);
   boost::asio::awaitable<void> proxy(boost::asio::ip::tcp::socket client,
                                      std::shared_ptr<Port> port);
@@ -38,6 +43,7 @@ class ServiceProxy {
   bool scheduled_ = false;
   bool stopped_ = false;
   std::map<std::string, std::shared_ptr<Port>> ports_;  // "ns/svc/ip:port"
+  std::map<std::string, std::shared_ptr<UdpServicePort>> udp_ports_;  // "ns/svc/ip:port/udp"
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Sockets of the connections being relayed, closed by stop().
   std::shared_ptr<std::set<boost::asio::ip::tcp::socket*>> live_ =
