@@ -7,15 +7,12 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/temp_dir.hpp"
+
 namespace lpk::agent {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("lpk-self-copy-" + std::to_string(::getpid()));
-  ~TempDir() { fs::remove_all(path); }
-};
 
 TEST(SelfCopy, FindsTheProgramItsLoaderAndItsLibraries) {
   auto files = loaded_files();
@@ -27,16 +24,17 @@ TEST(SelfCopy, FindsTheProgramItsLoaderAndItsLibraries) {
 }
 
 TEST(SelfCopy, TheCopyRunsThroughItsOwnLoaderWithNothingFromTheSystemPath) {
-  TempDir dir;
-  copy_loaded_files(loaded_files(), dir.path);
+  lpk::test::TempDir tmp("lpk-self-copy-");
+  fs::path dir = fs::path(tmp.path()) / "lpk-agent";  // made by the copy, as in an emptyDir
+  copy_loaded_files(loaded_files(), dir);
   for (const char* f : {"ld.so", "lpk-agent", "lib/libc.so.6"}) {
     struct stat st {};
-    ASSERT_EQ(::stat((dir.path / f).c_str(), &st), 0) << f;
+    ASSERT_EQ(::stat((dir / f).c_str(), &st), 0) << f;
     EXPECT_EQ(st.st_mode & 0777, 0755u) << f;
   }
   // This test binary, copied as "lpk-agent", run as --keep-image runs the agent.
   std::string command;
-  for (const auto& word : installed_command(dir.path.string())) command += word + " ";
+  for (const auto& word : installed_command(dir.string())) command += word + " ";
   command += "--gtest_filter=None.None >/dev/null";
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
 }

@@ -125,7 +125,12 @@ json container_status(const ContainerRun& c, const json& pod, bool initialized, 
              {"ready", c.ready},
              {"restartCount", c.restarts},
              {"started", c.pid > 0}};
-  if (c.pid > 0) {
+  if (!initialized && c.instances == 0 && !c.init) {
+    // Whatever held it back before (a volume at admission), it now waits for the init
+    // containers, as the kubelet reports it.
+    st["state"] = {{"waiting", {{"reason", "PodInitializing"}}}};
+    sum.all_done = false;
+  } else if (c.pid > 0) {
     st["containerID"] = c.container_id;
     st["state"] = {{"running", {{"startedAt", c.started_at}}}};
     sum.any_running = true;
@@ -143,8 +148,7 @@ json container_status(const ContainerRun& c, const json& pod, bool initialized, 
                      {"finishedAt", c.finished_at}}}};
     if (*c.exit_code != 0) sum.all_ok = false;
   } else {
-    // Not started: waiting for the init containers, or being created.
-    st["state"] = {{"waiting", {{"reason", initialized ? "ContainerCreating" : "PodInitializing"}}}};
+    st["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
     sum.all_done = false;
   }
   if (c.exit_code && c.pid > 0) {
