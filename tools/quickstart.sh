@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Quick start: installs what is missing, builds lpk, brings up lpk-kubesim (a local
-# Kubernetes API server whose pods are real processes in network namespaces) with the demo
+# Quick start: installs what is missing, builds lpk and the demo's OCI images (nginx, redis,
+# busybox, the demo api and lpk-agent, from this machine's Debian binaries: tools/images),
+# brings up lpk-kubesim (a local Kubernetes API server whose pods are real containers, run
+# with crun in network namespaces) with the demo
 # application of tools/kubesim/demo (web nginx -> api x2 -> redis), waits until the demo is
 # ready, shows it answering from inside the cluster, then runs `lpk-proxy connect` on the api
 # service with a local stand-in (tools/kubesim/demo/local_api.py), shows a request from this
@@ -27,6 +29,7 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/lpk-quickstart.XXXXXX")
 kubeconfig=$state/kubeconfig
 kubesim_pid=
 connect_pid=
+images=$build/images  # the image store kubesim runs the pods from ("": host binaries)
 
 bold='' red='' off=''
 if [[ -t 1 ]]; then bold=$'\e[1m' red=$'\e[31m' off=$'\e[0m'; fi
@@ -65,10 +68,51 @@ build_lpk() {
   cmake --build "$build" -j"$jobs" --target lpk-kubesim lpk-kubesim-demo-api lpk-agent lpk-proxy
 }
 
+# The demo's images and the agent's, into $images; without the tools to build or run them the
+# demo runs host binaries instead (kubesim's fallback), as the printed line says.
+build_images() {
+  step "Building the demo's images and the agent's from this machine's binaries (tools/images)"
+  local t
+  for t in buildah umoci crun; do
+    if ! command -v "$t" >/dev/null; then
+      echo "    $t is missing: the demo runs host binaries instead of images (tools/install-deps.sh installs it)"
+      images=
+      return
+    fi
+  done
+  [[ $(id -u) -eq 0 ]] || fail "building and running images needs root: run this as root"
+  local scripts=(tools/images/*.sh tools/images/nginx/* tools/images/redis/*) stale=()
+  stale_image nginx "${scripts[@]}" /usr/sbin/nginx && stale+=(nginx)
+  stale_image redis "${scripts[@]}" /usr/bin/redis-server && stale+=(redis)
+  stale_image busybox "${scripts[@]}" "$(command -v busybox)" && stale+=(busybox)
+  stale_image demo-api "${scripts[@]}" "$build/tools/kubesim/lpk-kubesim-demo-api" &&
+    stale+=(demo-api)
+  if ((${#stale[@]})); then
+    tools/images/demo-images.sh "$build" "$images" "${stale[@]}" | sed 's/^/    /'
+  fi
+  if stale_image lpk-agent "${scripts[@]}" "$build/agent/lpk-agent" proxy/app/options.hpp; then
+    tools/images/agent-image.sh "$build" "$images" | sed 's/^/    /'
+  fi
+  echo "    image store $images: $(cd "$images" && echo *.tar)"
+}
+
+# True when $images/$1.tar is missing or older than one of the files it is built from (the
+# rest of the arguments): a second run reuses what the first one built.
+stale_image() {
+  local archive=$images/$1.tar f
+  shift
+  [[ -e $archive ]] || return 0
+  for f in "$@"; do [[ $f -nt $archive ]] && return 0; done
+  return 1
+}
+
 kubesim_up() {
   step "Starting lpk-kubesim with the demo manifests (tools/kubesim/demo)"
   [[ $(id -u) -eq 0 ]] || fail "kubesim runs pods in network namespaces: run this as root"
-  "$kubesim" up --state "$state" --manifests tools/kubesim/demo >"$state/kubesim.log" 2>&1 &
+  local store=()
+  [[ -z $images ]] || store=(--image-store "$images")
+  "$kubesim" up --state "$state" --manifests tools/kubesim/demo "${store[@]}" \
+    >"$state/kubesim.log" 2>&1 &
   kubesim_pid=$!
   # Ready when it prints where its kubeconfig is (or gone when it failed).
   local line=
@@ -89,12 +133,17 @@ wait_for_demo() {
     k -n demo rollout status "deployment/$d" --timeout=120s
   done
   k get pods,svc -n demo -o wide
+  [[ -z $images ]] ||
+    k get pods -n demo -o custom-columns='POD:.metadata.name,IMAGE ID:.status.containerStatuses[0].imageID'
 }
 
 show_demo() {
   step "Asking web for /api/hits twice from a pod in the cluster (web -> api -> redis)"
+  # The busybox image has wget (no curl); the host-binary fallback runs the host's shell.
+  local get='curl -sf'
+  [[ -z $images ]] || get='wget -q -O -'
   k -n demo run quickstart-client --image=busybox --restart=Never --command -- \
-    sh -c 'for i in 1 2; do curl -sf http://web/api/hits || exit 1; done'
+    sh -c "for i in 1 2; do $get http://web/api/hits || exit 1; done"
   k -n demo wait --for=jsonpath='{.status.phase}'=Succeeded pod/quickstart-client --timeout=60s ||
     fail "the request through web did not succeed: $(cat "$state"/pods/demo_quickstart-client_*/*.log)"
   echo "    the client pod printed:"
@@ -185,6 +234,7 @@ main() {
     install_deps
     build_lpk
   fi
+  build_images
   kubesim_up
   wait_for_demo
   show_demo

@@ -125,7 +125,7 @@ TakeoverOptions takeover_options(const ConnectOptions& options, const SessionPla
   return {options.service,           plan.ns,              options.container,
           options.agent_image,       options.file_limit,   options.timeout,
           options.dead_link_timeout, options.resume_grace, plan.secret,
-          options.orphan_timeout};
+          options.orphan_timeout,    options.keep_image};
 }
 
 /// An outbound-only session (no --service): its own agent Deployment is the workload its record

@@ -248,6 +248,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--local-port") o.inbound.add(value);
     else if (flag == "--container") o.container = value;
     else if (flag == "--agent-image") o.agent_image = value;
+    else if (flag == "--keep-image") o.keep_image = true;
     else if (flag == "--env-file") o.env_file = value;
     else if (flag == "--dns") o.dns = parse_dns_listen(value);
     else if (flag == "--zone") o.zone = value;
@@ -268,7 +269,7 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--skip-file") o.skip_files.push_back(parse_container_path(flag, value));
     else throw invalid_argument("unknown flag " + flag);
   };
-  for_each_flag(args, handle, &o.command, {"--resolver", "--json"});
+  for_each_flag(args, handle, &o.command, {"--resolver", "--json", "--keep-image"});
   // Outbound only: no container of the application is replaced, so nothing arrives inbound.
   if (o.service.empty() && (o.inbound.any_port || !o.inbound.by_remote.empty())) {
     throw invalid_argument("--local-port needs --service: without one nothing is replaced, so "
@@ -276,6 +277,10 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
   }
   if (o.service.empty() && !o.container.empty()) {
     throw invalid_argument("--container needs --service: it names the container to replace");
+  }
+  if (o.service.empty() && o.keep_image) {
+    throw invalid_argument("--keep-image needs --service: it keeps the image of the container "
+                           "lpk replaces");
   }
   return o;
 }

@@ -76,6 +76,7 @@ struct ConnectOptions {
   InboundRoutes inbound;                     // --local-port PORT | LOCAL:REMOTE
   std::string container;                     // --container
   std::string agent_image = "lpk/lpk-agent:dev";
+  bool keep_image = false;                   // --keep-image: only the command changes
   std::string env_file;                      // --env-file
   boost::asio::ip::network_v4 pool;          // --pool
   std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT (default: pool, :53)
@@ -101,6 +102,7 @@ struct ConnectOptions {
 inline constexpr const char* kConnectUsage =
     "usage: lpk-proxy connect [--service NAME] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
     "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
+    "           [--keep-image]\n"
     "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
     "           [--zone ZONE] [--resolv-conf PATH] [--resolver] [--file-limit BYTES]\n"
     "           [--timeout SECONDS] [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"

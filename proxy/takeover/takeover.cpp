@@ -94,6 +94,7 @@ AgentSpec agent_for(const TakeoverTarget& target, const TakeoverOptions& options
                     const SessionOwner& owner) {
   AgentSpec agent;
   agent.image = options.agent_image;
+  agent.keep_image = options.keep_image;
   agent.file_limit = options.file_limit;
   agent.dead_link_timeout = options.dead_link_timeout;
   agent.resume_grace = options.resume_grace;
@@ -128,7 +129,8 @@ void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& opti
     throw;
   }
   progress_.step("replacing container " + target.container.name + " of " + ref.describe() +
-                 " with " + agent.image);
+                 (agent.keep_image ? " with lpk-agent from " + agent.image + " (its image kept)"
+                                   : " with " + agent.image));
   if (ref.kind == WorkloadKind::pod) {
     auto tmpl = agent_template(original, target.container.name, agent);
     tmpl["metadata"]["annotations"][kOriginalConfigMapAnnotation] = agent.template_configmap;

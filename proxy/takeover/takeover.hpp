@@ -51,6 +51,8 @@ struct TakeoverOptions {
   /// How long the heartbeat may go unrenewed before the restorer restores the workload
   /// (restorer.hpp); 0: no heartbeat, no restorer.
   std::chrono::seconds orphan_timeout{600};
+  /// The container keeps its image; an init container brings the agent (AgentSpec::keep_image).
+  bool keep_image = false;
 };
 
 class Takeover {

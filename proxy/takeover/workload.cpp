@@ -156,6 +156,15 @@ json agent_container_fields(const std::string& container, const AgentSpec& agent
                  {"image", agent.image},
                  {"command", json::array({"lpk-agent"})},
                  {"args", args}};
+  if (agent.keep_image) {
+    // The container's own image, user and environment; the agent comes from the emptyDir the
+    // init container fills, run through the loader it brought.
+    fields.erase("image");
+    fields["command"] = kKeptImageAgentCommand;
+    fields["volumeMounts"] = json::array({{{"name", kKeptImageAgentVolume},
+                                           {"mountPath", kKeptImageAgentDir},
+                                           {"readOnly", true}}});
+  }
   if (!agent.secret_name.empty()) {
     // By reference: the secret never appears in the pod spec, which anyone allowed to read
     // pods (or the workload) sees.
@@ -168,23 +177,41 @@ json agent_container_fields(const std::string& container, const AgentSpec& agent
   return fields;
 }
 
-/// `fields` (agent_container_fields) applied to `c` as the server merges the patch: env by name.
+/// `entries` merged into the list `object[key]` as a strategic merge patch does: an entry
+/// replaces the one with the same `merge_key`, or is appended.
+void merge_list(json& object, const std::string& key, const json& entries,
+                const char* merge_key) {
+  auto list = field(object, key.c_str()).is_array() ? object[key] : json::array();
+  for (const auto& entry : entries) {
+    auto same = std::find_if(list.begin(), list.end(), [&](const json& e) {
+      return text_of(field(e, merge_key)) == text_of(field(entry, merge_key));
+    });
+    if (same != list.end()) *same = entry;
+    else list.push_back(entry);
+  }
+  object[key] = list;
+}
+
+/// `fields` (agent_container_fields) applied to `c` as the server merges the patch: env by name,
+/// volumeMounts by mountPath.
 void apply_agent_fields(json& c, const json& fields) {
   for (const auto& [key, value] : fields.items()) {
-    if (key != "env") {
-      c[key] = value;
-      continue;
-    }
-    auto env = field(c, "env").is_array() ? c["env"] : json::array();
-    for (const auto& entry : value) {
-      auto same = std::find_if(env.begin(), env.end(), [&](const json& e) {
-        return text_of(field(e, "name")) == text_of(field(entry, "name"));
-      });
-      if (same != env.end()) *same = entry;
-      else env.push_back(entry);
-    }
-    c["env"] = env;
+    if (key == "env") merge_list(c, key, value, "name");
+    else if (key == "volumeMounts") merge_list(c, key, value, "mountPath");
+    else c[key] = value;
   }
+}
+
+/// What --keep-image adds to the pod spec: the init container that copies the agent from its
+/// image into the emptyDir, and that emptyDir (both merge by name).
+json kept_image_additions(const AgentSpec& agent) {
+  json mount = {{"name", kKeptImageAgentVolume}, {"mountPath", kKeptImageAgentDir}};
+  json init = {{"name", kKeptImageInitContainer},
+               {"image", agent.image},
+               {"command", json::array({"lpk-agent", "install", kKeptImageAgentDir})},
+               {"volumeMounts", json::array({mount})}};
+  return {{"initContainers", json::array({init})},
+          {"volumes", json::array({{{"name", kKeptImageAgentVolume}, {"emptyDir", json::object()}}})}};
 }
 
 constexpr const char* kUnprivilegedPorts = "net.ipv4.ip_unprivileged_port_start";
@@ -210,6 +237,9 @@ bool owner_only(const json& volume) {
 /// kubelet give the group read access.
 json agent_pod_security(const json& pod_spec, const std::string& container,
                         const AgentSpec& agent) {
+  // With its image kept, the agent runs as the application did: what let the application
+  // serve its ports and read its files lets the agent.
+  if (agent.keep_image) return json();
   auto security = field(pod_spec, "securityContext").is_object() ? pod_spec["securityContext"]
                                                                  : json::object();
   bool changed = false;
@@ -258,6 +288,12 @@ json agent_patch(WorkloadKind kind, const json& object, const std::string& conta
   patch["metadata"]["annotations"][kAgentAnnotation] =
       template_identity(agent_template(kube::template_of(kind, object), container, agent)).dump();
   patch["spec"]["template"]["spec"]["containers"] = json::array({fields});
+  if (agent.keep_image) {
+    auto additions = kept_image_additions(agent);  // named: items() does not keep it alive
+    for (const auto& [key, value] : additions.items()) {
+      patch["spec"]["template"]["spec"][key] = value;
+    }
+  }
   auto security = agent_pod_security(field(kube::template_of(kind, object), "spec"), container,
                                      agent);
   if (!security.is_null()) patch["spec"]["template"]["spec"]["securityContext"] = security;
@@ -272,6 +308,12 @@ json agent_template(const json& pod_template, const std::string& container,
     if (text_of(field(c, "name")) != container) continue;
     apply_agent_fields(c, fields);
     for (const char* key : kAppOnlyFields) c.erase(key);
+  }
+  if (agent.keep_image) {
+    auto additions = kept_image_additions(agent);  // named: items() does not keep it alive
+    for (const auto& [key, value] : additions.items()) {
+      merge_list(result["spec"], key, value, "name");
+    }
   }
   auto security = agent_pod_security(field(pod_template, "spec"), container, agent);
   if (!security.is_null()) result["spec"]["securityContext"] = security;

@@ -89,7 +89,19 @@ struct AgentSpec {
   std::string session;                      // the kSessionAnnotation value
   std::string template_configmap;  // holds the original (empty: inline, the older form)
   std::string secret_name;         // the tunnel Secret the agent reads (empty: none)
+  /// The container keeps its image, user and environment: an init container of `image` copies
+  /// the agent with its loader and libraries into an emptyDir (`lpk-agent install`), and the
+  /// container runs it from there through that loader (kKeptImageAgentCommand).
+  bool keep_image = false;
 };
+
+/// Where --keep-image mounts the agent's emptyDir, and the command that runs the agent from it:
+/// the layout `lpk-agent install DIR` writes (agent/self_copy.hpp).
+inline constexpr const char* kKeptImageAgentDir = "/lpk-agent";
+inline constexpr const char* kKeptImageAgentVolume = "lpk-agent";
+inline constexpr const char* kKeptImageInitContainer = "lpk-agent-install";
+inline constexpr const char* kKeptImageAgentCommand[] = {
+    "/lpk-agent/ld.so", "--library-path", "/lpk-agent/lib", "/lpk-agent/lpk-agent"};
 
 /// True when `object` carries lpk's record of an original template (inline or in a ConfigMap).
 bool carries_original(const nlohmann::json& object);
@@ -108,7 +120,8 @@ std::vector<std::string> mount_paths(const nlohmann::json& pod_spec, const std::
 /// the tunnel secret from agent.secret_name through a secretKeyRef (never in clear in the
 /// spec). Everything else of the container (env, envFrom, volumeMounts, ports, resources,
 /// securityContext) and every other container stays as it is; probes and lifecycle hooks go,
-/// because they were written for the application, not the agent.
+/// because they were written for the application, not the agent. With agent.keep_image the
+/// image stays too, and the patch adds the init container and emptyDir that bring the agent.
 nlohmann::json agent_patch(WorkloadKind kind, const nlohmann::json& object,
                            const std::string& container, const AgentSpec& agent);
 

@@ -219,6 +219,12 @@ class Container:
             raise AssertionError(f"{self.image.ref} survived SIGKILL\n{self.proc.describe()}")
         return rc
 
+    def terminate(self, timeout=5):
+        """SIGTERM, as a kubelet sends first; returns the exit code, None when the container
+        still runs after timeout (it would wait out the grace period for the SIGKILL)."""
+        subprocess.run(self.crun("kill", self.id, "TERM"), capture_output=True)
+        return self.proc.wait_exit(timeout)
+
     def left(self):
         """The containers crun still knows of in this test's state directory."""
         r = subprocess.run(self.crun("list", "-q"), capture_output=True, text=True)

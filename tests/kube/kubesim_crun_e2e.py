@@ -7,11 +7,13 @@ ENV GREETING=x, USER 1234, WORKDIR /srv) in a private containers-storage, export
 OCI archive in an image store directory and starts lpk-kubesim --image-store on it. Checked
 with real kubectl: the pod is Running; its process (found through crun's state, read from the
 host's /proc) has the image's environment under the pod's, uid 1234 and /srv; a secret volume
-with defaultMode 0400 and fsGroup is group-readable as the kubelet makes it; exit codes; an
+with defaultMode 0400 and fsGroup is group-readable as the kubelet makes it; exit codes; init
+containers run in order to success before the containers (a failed one fails a Never pod); an
 image in neither the store nor the host-binary map shows ErrImagePull/ImagePullBackOff and
 `kubectl describe` says why; after a pod is deleted, after a host program's main process exits,
 after kubesim stops, and after `lpk-kubesim down` following a SIGKILL of kubesim, no process,
-crun state, mount or network namespace of it is left, for host-binary fallback pods too.
+crun state, mount, network namespace or cgroup of it is left, for host-binary fallback pods
+too (containers get no cgroup of their own: they stay in kubesim's).
 Skipped, with the reason, without root, kubectl, crun, umoci or buildah. Exits 77 when every
 test was skipped."""
 
@@ -112,9 +114,19 @@ def marked_processes(*marks):
     return found
 
 
-def leftovers(state_dir, tag, work, marks=()):
+def cgroups_named(*parts):
+    """The cgroup directories of the machine (every hierarchy) whose name contains one of
+    parts: crun names a container's cgroup after its id, which holds the pod's namespace."""
+    found = []
+    for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(top, d) for d in dirs if any(p in d for p in parts)]
+    return found
+
+
+def leftovers(state_dir, tag, work, marks=(), namespaces=()):
     """What a kubesim with this state directory and instance tag left: marked processes,
-    crun state, mounts under its directories, its network namespaces."""
+    crun state, mounts under its directories, its network namespaces, cgroups of its
+    containers (pods of `namespaces`)."""
     left = []
     if marked_processes(*marks):
         left.append(f"processes {marked_processes(*marks)}")
@@ -124,6 +136,7 @@ def leftovers(state_dir, tag, work, marks=()):
     with open("/proc/mounts") as f:
         left += [m for m in f.read().splitlines() if state_dir in m or work in m]
     left += [n for n in os.listdir("/run/netns") if n.startswith(f"kubesim-{tag}-")]
+    left += cgroups_named(f"kubesim-{tag}", *namespaces)
     return left
 
 
@@ -139,6 +152,7 @@ class ContainersFromImages(unittest.TestCase):
         os.makedirs(cls.store)
         build_image(cls.work, cls.store)
         cls.sim = api.Kubesim("--image-store", cls.store)
+        cls.namespaces = []
         cls.addClassCleanup(cls.stop_and_check_nothing_left)
 
     @classmethod
@@ -148,7 +162,7 @@ class ContainersFromImages(unittest.TestCase):
             tag = f.read().strip()
         try:
             sim.proc.stop(timeout=30)
-            left = leftovers(sim.dir, tag, cls.work)
+            left = leftovers(sim.dir, tag, cls.work, namespaces=cls.namespaces)
             if left:
                 raise AssertionError(f"left behind after kubesim stopped: {left}")
         finally:
@@ -156,6 +170,7 @@ class ContainersFromImages(unittest.TestCase):
 
     def setUp(self):
         self.ns = api.unique("crun")
+        self.namespaces.append(self.ns)
         self.sim.apply(api.namespace(self.ns))
 
     def k(self, *args, **kw):
@@ -201,6 +216,9 @@ class ContainersFromImages(unittest.TestCase):
         self.assertEqual(env[b"GREETING"], b"x")  # the image's ENV
         self.assertEqual(env[b"FROM_IMAGE"], b"pod")  # the pod's env over the image's
         self.assertEqual(os.readlink(f"/proc/{pid}/cwd"), "/srv")
+        # Out of the machine's cgroups: the container's are kubesim's own, none made for it.
+        with open(f"/proc/{pid}/cgroup") as a, open(f"/proc/{self.sim.proc.p.pid}/cgroup") as b:
+            self.assertEqual(a.read(), b.read())
         with open(f"/proc/{pid}/status") as f:
             status = dict(line.split(":", 1) for line in f.read().splitlines())
         self.assertEqual(status["Uid"].split()[0], "1234")
@@ -236,6 +254,35 @@ class ContainersFromImages(unittest.TestCase):
         for name, expected in (("rw", ["writable", "0"]), ("ro", ["read-only", "0"])):
             self.wait(f"pod/{name}", "jsonpath={.status.phase}=Succeeded")
             self.assertEqual(self.k("logs", name).stdout.split(), expected)
+
+    def test_init_containers_run_in_order_to_success_before_the_containers(self):
+        # Each as the image's user (1234) in the shared emptyDir, world-writable as the
+        # kubelet makes it.
+        def spec(init_scripts):
+            return {"restartPolicy": "Never",
+                    "volumes": [{"name": "work", "emptyDir": {}}],
+                    "initContainers": [{"name": f"init{i}", "image": IMAGE,
+                                        "command": ["sh", "-c", script],
+                                        "volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+                                       for i, script in enumerate(init_scripts)]}
+        mount = {"volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+        self.sim.apply(pod(self.ns, "inits", IMAGE, ["sh", "-c", "cat /work/order"],
+                           extra_spec=spec(["echo one > /work/order",
+                                            "echo two >> /work/order"]),
+                           container_extra=mount))
+        self.sim.apply(pod(self.ns, "badinit", IMAGE, ["sh", "-c", "echo main ran"],
+                           extra_spec=spec(["exit 4"]), container_extra=mount))
+        self.wait("pod/inits", "jsonpath={.status.phase}=Succeeded")
+        self.assertEqual(self.k("logs", "inits").stdout, "one\ntwo\n")
+        inits = self.sim.get("-n", self.ns, "pod/inits")["status"]["initContainerStatuses"]
+        self.assertEqual([s["state"]["terminated"]["exitCode"] for s in inits], [0, 0])
+        # A failed init container with restartPolicy Never fails the pod; its container never
+        # starts.
+        self.wait("pod/badinit", "jsonpath={.status.phase}=Failed")
+        status = self.sim.get("-n", self.ns, "pod/badinit")["status"]
+        self.assertEqual(status["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 4)
+        self.assertEqual(status["containerStatuses"][0]["state"]["waiting"]["reason"],
+                         "PodInitializing")
 
     def test_image_not_in_the_store(self):
         self.sim.apply(pod(self.ns, "missing", "localhost/never-built:2", ["sh"]))
@@ -317,7 +364,7 @@ class DownAfterACrash(unittest.TestCase):
                               text=True, timeout=TIMEOUT)
         self.assertEqual(down.returncode, 0, down.stderr)
         self.assertIn("removed leftovers of a crashed kubesim", down.stdout)
-        self.assertEqual(leftovers(sim.dir, tag, work, (MARK_CRASH,)), [])
+        self.assertEqual(leftovers(sim.dir, tag, work, (MARK_CRASH,), (ns,)), [])
 
 
 if __name__ == "__main__":

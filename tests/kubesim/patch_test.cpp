@@ -65,8 +65,10 @@ TEST(StrategicMergePatch, MergesVolumesVolumeMountsAndContainerPorts) {
   EXPECT_EQ(out["spec"]["volumes"].size(), 2u);
   const json& c = out["spec"]["containers"][0];
   EXPECT_EQ(c["image"], "x");
-  ASSERT_EQ(c["volumeMounts"].size(), 2u);
-  EXPECT_EQ(c["volumeMounts"][0]["mountPath"], "/aa");
+  // volumeMounts merge on mountPath (k8s core/v1 patchMergeKey), not name: /aa is a new mount.
+  ASSERT_EQ(c["volumeMounts"].size(), 3u);
+  EXPECT_EQ(c["volumeMounts"][0], json::parse(R"({"name":"a","mountPath":"/a"})"));
+  EXPECT_EQ(c["volumeMounts"][1]["mountPath"], "/aa");
   ASSERT_EQ(c["ports"].size(), 2u);
   EXPECT_EQ(c["ports"][0], json::parse(R"({"containerPort":80,"protocol":"TCP","name":"http"})"));
 }

@@ -45,11 +45,13 @@ json apply_json_patch(const json& target, const json& ops) {
 std::string merge_key_for(const std::string& field, const json& sample) {
   // From the patchMergeKey tags in k8s.io/api core/v1, apps/v1 and meta/v1 types.go.
   static const char* kByName[] = {
-      "containers",   "initContainers",   "ephemeralContainers", "env",           "volumes",
-      "volumeMounts", "imagePullSecrets", "volumeDevices",       "resourceClaims"};
+      "containers",       "initContainers", "ephemeralContainers", "env", "volumes",
+      "imagePullSecrets", "resourceClaims"};
   for (const char* f : kByName) {
     if (field == f) return "name";
   }
+  if (field == "volumeMounts") return "mountPath";
+  if (field == "volumeDevices") return "devicePath";
   if (field == "ports") {
     // Container ports merge on containerPort, service ports on port.
     if (sample.is_object() && sample.contains("containerPort")) return "containerPort";

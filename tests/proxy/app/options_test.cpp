@@ -221,6 +221,8 @@ TEST(ConnectOptions, BadInputIsOneLineNamingTheFlag) {
   expect_one_line_naming(connect_error({"--local-port", "8080"}), "--local-port");
   expect_one_line_naming(connect_error({"--local-port", "8080:80"}), "--service");
   expect_one_line_naming(connect_error({"--container", "api"}), "--container");
+  expect_one_line_naming(connect_error({"--keep-image"}), "--keep-image");
+  EXPECT_TRUE(parse_connect_options(Args{"--service", "api", "--keep-image"}).keep_image);
   expect_one_line_naming(connect_error({"--service", "api", "--"}), "--");
   expect_one_line_naming(connect_error({"--service", "api", "--timeout", "0"}), "--timeout");
   expect_one_line_naming(connect_error({"--service", "api", "--timeout", "9999"}), "--timeout");

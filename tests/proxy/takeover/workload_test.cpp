@@ -129,6 +129,43 @@ TEST(AgentTemplate, KeepsEverythingButImageCommandArgsAndProbes) {
   EXPECT_EQ(swapped["spec"]["serviceAccountName"], "api-sa");
 }
 
+TEST(AgentPatch, KeepImageChangesOnlyTheCommandAndAddsTheInitContainerAndEmptyDir) {
+  auto deployment = api_deployment();
+  deployment["spec"]["template"]["spec"]["securityContext"] = {{"runAsUser", 1234}};
+  AgentSpec agent;
+  agent.serve_ports = {80};  // below 1024: the application's own user already served it
+  agent.keep_image = true;
+  auto patch = agent_patch(WorkloadKind::deployment, deployment, "api", agent);
+  const auto& spec = patch["spec"]["template"]["spec"];
+  const auto& api = spec["containers"][0];
+  EXPECT_FALSE(api.contains("image")) << "the container keeps its image";
+  EXPECT_EQ(api["command"], json(kKeptImageAgentCommand));
+  EXPECT_EQ(api["volumeMounts"],
+            json::parse(R"([{"name":"lpk-agent","mountPath":"/lpk-agent","readOnly":true}])"));
+  ASSERT_EQ(spec["initContainers"].size(), 1u);
+  EXPECT_EQ(spec["initContainers"][0]["image"], agent.image);
+  EXPECT_EQ(spec["initContainers"][0]["command"],
+            json::array({"lpk-agent", "install", "/lpk-agent"}));
+  EXPECT_EQ(spec["volumes"], json::parse(R"([{"name":"lpk-agent","emptyDir":{}}])"));
+  EXPECT_FALSE(spec.contains("securityContext")) << "the pod's own security context stays";
+
+  // As the server merges it: the container's mounts, env and user stay, the agent's are added.
+  auto tmpl = agent_template(deployment["spec"]["template"], "api", agent);
+  const auto& merged = tmpl["spec"]["containers"][0];
+  EXPECT_EQ(merged["image"], "lpk/demo-api:1");
+  EXPECT_EQ(merged["volumeMounts"].size(), 3u);
+  EXPECT_EQ(merged["env"], deployment["spec"]["template"]["spec"]["containers"][0]["env"]);
+  EXPECT_EQ(tmpl["spec"]["volumes"].size(), 2u);
+  EXPECT_EQ(tmpl["spec"]["securityContext"], json({{"runAsUser", 1234}}));
+
+  // Restore puts back exactly the original: no init container, no emptyDir left.
+  auto patched = deployment;
+  patched["metadata"]["annotations"].update(patch["metadata"]["annotations"]);
+  patched["spec"]["template"] = tmpl;
+  auto restored = restored_object(WorkloadKind::deployment, patched, *saved_template(patched));
+  EXPECT_EQ(restored["spec"], deployment["spec"]);
+}
+
 TEST(AgentPatch, RecordsWhatItInstalledAndTellsEveryLaterChange) {
   auto deployment = api_deployment();
   AgentSpec agent;

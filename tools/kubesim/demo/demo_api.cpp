@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -114,6 +115,9 @@ int listen_any(int port) {
 }  // namespace
 
 int main() {
+  // In a container the demo api is PID 1, which the kernel spares SIGTERM's default action:
+  // without a handler a pod deletion waits out the whole grace period for the SIGKILL.
+  signal(SIGTERM, [](int) { _exit(0); });
   int port = std::atoi(env("PORT", "8080").c_str());
   int s = listen_any(port);
   if (s < 0) {

@@ -181,12 +181,12 @@ void Kubelet::sync_pods() {
     if (terminating(pod) && !run.terminating) terminate(run, pod);
     reap(run, pod);
     if (run.terminating) {
-      bool all_down = std::all_of(run.containers.begin(), run.containers.end(),
-                                  [](const ContainerRun& c) { return c.pid < 0; });
+      bool all_down = true;
+      for_each_container(run, [&](ContainerRun& c) { all_down = all_down && c.pid < 0; });
       if (!all_down && Clock::now() >= run.kill_at) {
-        for (auto& c : run.containers) {
+        for_each_container(run, [&](ContainerRun& c) {
           if (c.pid > 0) signal_container(c, SIGKILL);
-        }
+        });
       }
       if (all_down) {
         teardown(run);
@@ -195,8 +195,15 @@ void Kubelet::sync_pods() {
       }
       continue;
     }
-    for (auto& c : run.containers) {
+    for (auto& c : run.init_containers) {
       if (c.pid < 0 && c.next_start != Clock::time_point{} && Clock::now() >= c.next_start) {
+        start_container(run, c, pod);
+      }
+    }
+    start_pending(run, pod);
+    for (auto& c : run.containers) {
+      if (run.initialized && c.pid < 0 && c.next_start != Clock::time_point{} &&
+          Clock::now() >= c.next_start) {
         start_container(run, c, pod);
       }
       probe(run, c, pod);
@@ -210,9 +217,9 @@ void Kubelet::sync_pods() {
       continue;
     }
     // Deleted at once (no grace period): the kubelet still stops the containers.
-    for (const auto& c : it->second.containers) {
+    for_each_container(it->second, [&](const ContainerRun& c) {
       if (c.pid > 0 && !it->second.terminating) record_killing(it->second, c);
-    }
+    });
     teardown(it->second);
     it = pods_.erase(it);
   }

@@ -57,6 +57,7 @@ using Clock = std::chrono::steady_clock;
 
 struct ContainerRun {
   std::string name;
+  bool init = false;  // an init container (spec.initContainers)
   pid_t pid = -1;
   int restarts = 0;
   int instances = 0;  // starts so far; instance i logs to logs/<name>/<i>.log
@@ -83,6 +84,8 @@ struct PodRun {
   std::string uid, ns, name, netns, link, ip;
   std::filesystem::path dir;
   std::vector<ContainerRun> containers;
+  std::vector<ContainerRun> init_containers;  // run in order, each to success, before containers
+  bool initialized = true;                    // every init container has succeeded
   std::vector<std::pair<std::string, std::filesystem::path>> volumes;
   std::vector<std::string> created_dirs;
   std::string start_time;
@@ -90,6 +93,16 @@ struct PodRun {
   Clock::time_point kill_at{};
   Clock::time_point next_volume_sync{};
 };
+
+/// Calls f on every container of run: its init containers, then its containers.
+template <class F>
+void for_each_container(PodRun& run, F&& f) {
+  for (auto& c : run.init_containers) f(c);
+  for (auto& c : run.containers) f(c);
+}
+
+/// The spec of the container or init container `name` of pod; null when it has none.
+const json* container_spec(const json& pod, const std::string& name);
 
 class Kubelet {
  public:
@@ -119,6 +132,9 @@ class Kubelet {
   void sync_pods();
   void admit(const json& pod);
   void start_container(PodRun& run, ContainerRun& c, const json& pod);
+  // The next init container that has not succeeded, or, once all have, the containers that
+  // were never started.
+  void start_pending(PodRun& run, const json& pod);
   bool resolve_program(const Image& image, ContainerSpec& cs, ContainerRun& c);
   // kubelet_images.cpp: the image of a container from the store, else the host-binary map;
   // nullopt (with the container waiting in ErrImagePull or ImagePullBackOff) when neither.

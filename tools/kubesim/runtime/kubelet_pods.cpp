@@ -35,6 +35,19 @@ void write_text(const fs::path& p, const std::string& s) {
 
 }  // namespace
 
+const json* container_spec(const json& pod, const std::string& name) {
+  const auto& spec = pod["spec"];
+  for (const char* list : {"containers", "initContainers"}) {
+    // By reference into pod: the pointer returned must outlive this loop.
+    auto it = spec.find(list);
+    if (it == spec.end() || !it->is_array()) continue;
+    for (const auto& cs : *it) {
+      if (cs.value("name", "") == name) return &cs;
+    }
+  }
+  return nullptr;
+}
+
 VolumeContext Kubelet::volume_context(const std::string& ns, const json& pod) const {
   VolumeContext vctx;
   vctx.lookup = [this, ns](const std::string& p, const std::string& n) { return lookup(ns, p, n); };
@@ -92,6 +105,13 @@ void Kubelet::admit(const json& pod_in) {
     container.name = c["name"];
     run.containers.push_back(std::move(container));
   }
+  for (const auto& c : pod["spec"].value("initContainers", json::array())) {
+    ContainerRun container;
+    container.name = c["name"];
+    container.init = true;
+    run.init_containers.push_back(std::move(container));
+  }
+  run.initialized = run.init_containers.empty();
   std::string hostname = pod["spec"].value("hostname", run.name);
   std::string fqdn;
   if (pod["spec"].contains("subdomain")) {
@@ -114,26 +134,39 @@ void Kubelet::admit(const json& pod_in) {
     run.volumes = materialize_volumes(with_ip, run.dir / "volumes", vctx);
   } catch (const std::exception& e) {
     spdlog::warn("kubesim: pod {}/{}: {}", run.ns, run.name, e.what());
-    for (auto& c : run.containers) {
+    for_each_container(run, [&](ContainerRun& c) {
       c.waiting_reason = "ContainerCreating";
       c.waiting_message = e.what();
       c.next_start = Clock::now() + std::chrono::seconds(2);
-    }
+    });
   }
   auto [it, ok] = pods_.emplace(run.uid, std::move(run));
   PodRun& r = it->second;
-  for (auto& c : r.containers) {
-    if (c.waiting_reason.empty()) start_container(r, c, pod);
-  }
+  start_pending(r, pod);
   write_status(r, pod);
+}
+
+void Kubelet::start_pending(PodRun& run, const json& pod) {
+  auto never_started = [](const ContainerRun& c) {
+    return c.pid < 0 && c.instances == 0 && c.waiting_reason.empty() &&
+           c.next_start == Clock::time_point{};
+  };
+  if (!run.initialized) {
+    for (auto& c : run.init_containers) {
+      if (c.pid < 0 && c.exit_code == 0) continue;  // succeeded
+      if (never_started(c)) start_container(run, c, pod);
+      return;  // the containers wait for this one
+    }
+    run.initialized = true;
+  }
+  for (auto& c : run.containers) {
+    if (never_started(c)) start_container(run, c, pod);
+  }
 }
 
 void Kubelet::start_container(PodRun& run, ContainerRun& c, const json& pod) {
   c.next_start = {};
-  const json* spec = nullptr;
-  for (const auto& cs : pod["spec"]["containers"]) {
-    if (cs["name"] == c.name) spec = &cs;
-  }
+  const json* spec = container_spec(pod, c.name);
   if (!spec) return;
   if (run.volumes.empty()) {
     // Volumes failed at admission (a missing configMap, say): try again now.
@@ -283,26 +316,29 @@ bool Kubelet::resolve_program(const Image& image, ContainerSpec& cs, ContainerRu
 
 void Kubelet::reap(PodRun& run, const json& pod) {
   std::string policy = pod["spec"].value("restartPolicy", "Always");
-  for (auto& c : run.containers) {
-    if (c.pid < 0) continue;
+  for_each_container(run, [&](ContainerRun& c) {
+    if (c.pid < 0) return;
     // Peek first (WNOWAIT): while the exited process is a zombie its pid, which is also its
     // process group's id, cannot be reused. A container ends with its main process, as when a
     // runtime's pid 1 exits: what it started (nginx's workers, a shell's children) goes too,
     // instead of living on as orphans with nobody to stop them.
     siginfo_t info{};
     if (waitid(P_PID, c.pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != c.pid) {
-      continue;
+      return;
     }
     kill(-c.pid, SIGKILL);
     int status = 0;
-    if (waitpid(c.pid, &status, 0) != c.pid) continue;
+    if (waitpid(c.pid, &status, 0) != c.pid) return;
     c.pid = -1;
     release_container(c);
     c.ready = false;
     c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     c.finished_at = now_rfc3339();
-    if (run.terminating) continue;
-    bool again = policy == "Always" || (policy == "OnFailure" && *c.exit_code != 0);
+    if (run.terminating) return;
+    // An init container that succeeded is done whatever the policy; one that failed runs
+    // again unless the policy is Never (the pod then fails).
+    bool again = c.init ? policy != "Never" && *c.exit_code != 0
+                            : policy == "Always" || (policy == "OnFailure" && *c.exit_code != 0);
     if (again) {
       // CrashLoopBackOff: 10s doubling to 5 minutes, as the kubelet does.
       c.backoff_s = std::min(300, std::max(10, c.backoff_s * 2));
@@ -310,7 +346,7 @@ void Kubelet::reap(PodRun& run, const json& pod) {
       c.waiting_reason = c.restarts == 0 ? "" : "CrashLoopBackOff";
       ++c.restarts;
     }
-  }
+  });
 }
 
 void Kubelet::record_killing(const PodRun& run, const ContainerRun& c) {
@@ -327,21 +363,21 @@ void Kubelet::terminate(PodRun& run, const json& pod) {
   int grace = pod["metadata"].value("deletionGracePeriodSeconds",
                                     pod["spec"].value("terminationGracePeriodSeconds", 30));
   run.kill_at = Clock::now() + std::chrono::seconds(grace);
-  for (auto& c : run.containers) {
-    if (c.pid <= 0) continue;
+  for_each_container(run, [&](ContainerRun& c) {
+    if (c.pid <= 0) return;
     signal_container(c, SIGTERM);
     record_killing(run, c);
-  }
+  });
 }
 
 void Kubelet::teardown(PodRun& run) {
-  for (auto& c : run.containers) {
-    if (c.pid <= 0) continue;
+  for_each_container(run, [&](ContainerRun& c) {
+    if (c.pid <= 0) return;
     signal_container(c, SIGKILL);
     waitpid(c.pid, nullptr, 0);
     c.pid = -1;
     release_container(c);
-  }
+  });
   // Whatever is still in the pod's network namespace (a container crun had not yet reported)
   // ends with the pod.
   kill_processes_in(run.netns);

@@ -110,53 +110,76 @@ void Kubelet::probe(PodRun& run, ContainerRun& c, const json& pod) {
                  });
 }
 
-void Kubelet::write_status(PodRun& run, const json& pod) {
-  json statuses = json::array();
+namespace {
+
+// What the status of a set of containers adds up to, for the pod's phase and conditions.
+struct Summary {
   bool all_ready = true, any_running = false, all_done = true, all_ok = true;
+};
+
+json container_status(const ContainerRun& c, const json& pod, bool initialized, Summary& sum) {
+  const json* spec = container_spec(pod, c.name);
+  json st = {{"name", c.name},
+             {"image", spec ? spec->value("image", "") : ""},
+             {"imageID", c.image_id},
+             {"ready", c.ready},
+             {"restartCount", c.restarts},
+             {"started", c.pid > 0}};
+  if (!initialized && c.instances == 0 && !c.init) {
+    // Whatever held it back before (a volume at admission), it now waits for the init
+    // containers, as the kubelet reports it.
+    st["state"] = {{"waiting", {{"reason", "PodInitializing"}}}};
+    sum.all_done = false;
+  } else if (c.pid > 0) {
+    st["containerID"] = c.container_id;
+    st["state"] = {{"running", {{"startedAt", c.started_at}}}};
+    sum.any_running = true;
+    sum.all_done = false;
+  } else if (!c.waiting_reason.empty() || c.next_start != Clock::time_point{}) {
+    std::string reason = c.waiting_reason.empty() ? "ContainerCreating" : c.waiting_reason;
+    st["state"] = {{"waiting", {{"reason", reason}}}};
+    if (!c.waiting_message.empty()) st["state"]["waiting"]["message"] = c.waiting_message;
+    sum.all_done = false;
+  } else if (c.exit_code) {
+    st["state"] = {{"terminated",
+                    {{"exitCode", *c.exit_code},
+                     {"reason", *c.exit_code == 0 ? "Completed" : "Error"},
+                     {"startedAt", c.started_at},
+                     {"finishedAt", c.finished_at}}}};
+    if (*c.exit_code != 0) sum.all_ok = false;
+  } else {
+    st["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
+    sum.all_done = false;
+  }
+  if (c.exit_code && c.pid > 0) {
+    st["lastState"] = {
+        {"terminated", {{"exitCode", *c.exit_code}, {"finishedAt", c.finished_at}}}};
+  }
+  sum.all_ready = sum.all_ready && c.ready;
+  return st;
+}
+
+}  // namespace
+
+void Kubelet::write_status(PodRun& run, const json& pod) {
+  json statuses = json::array(), init_statuses = json::array();
+  Summary sum, init;
   for (const auto& c : run.containers) {
-    std::string image;
-    for (const auto& cs : pod["spec"]["containers"]) {
-      if (cs["name"] == c.name) image = cs.value("image", "");
-    }
-    json st = {{"name", c.name},
-               {"image", image},
-               {"imageID", c.image_id},
-               {"ready", c.ready},
-               {"restartCount", c.restarts},
-               {"started", c.pid > 0}};
-    if (c.pid > 0) {
-      st["containerID"] = c.container_id;
-      st["state"] = {{"running", {{"startedAt", c.started_at}}}};
-      any_running = true;
-      all_done = false;
-    } else if (!c.waiting_reason.empty() || c.next_start != Clock::time_point{}) {
-      std::string reason = c.waiting_reason.empty() ? "ContainerCreating" : c.waiting_reason;
-      st["state"] = {{"waiting", {{"reason", reason}}}};
-      if (!c.waiting_message.empty()) st["state"]["waiting"]["message"] = c.waiting_message;
-      all_done = false;
-    } else if (c.exit_code) {
-      st["state"] = {{"terminated",
-                      {{"exitCode", *c.exit_code},
-                       {"reason", *c.exit_code == 0 ? "Completed" : "Error"},
-                       {"startedAt", c.started_at},
-                       {"finishedAt", c.finished_at}}}};
-      if (*c.exit_code != 0) all_ok = false;
-    } else {
-      st["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
-      all_done = false;
-    }
-    if (c.exit_code && c.pid > 0) {
-      st["lastState"] = {
-          {"terminated", {{"exitCode", *c.exit_code}, {"finishedAt", c.finished_at}}}};
-    }
-    all_ready = all_ready && c.ready;
-    statuses.push_back(st);
+    statuses.push_back(container_status(c, pod, run.initialized, sum));
+  }
+  for (const auto& c : run.init_containers) {
+    init_statuses.push_back(container_status(c, pod, run.initialized, init));
   }
   std::string phase = "Pending";
-  if (any_running)
+  if (!run.initialized) {
+    // An init container that failed and will not run again (restartPolicy Never) fails the pod.
+    if (!init.all_ok && pod["spec"].value("restartPolicy", "Always") == "Never") phase = "Failed";
+  } else if (sum.any_running) {
     phase = "Running";
-  else if (all_done)
-    phase = all_ok ? "Succeeded" : "Failed";
+  } else if (sum.all_done) {
+    phase = sum.all_ok ? "Succeeded" : "Failed";
+  }
+  bool all_ready = sum.all_ready, any_running = sum.any_running;
   json old = pod.value("status", json::object());
   auto cond = [&](const char* type, bool ok) {
     std::string s = ok ? "True" : "False";
@@ -172,7 +195,7 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
   };
   json st = {{"phase", phase},
              {"conditions",
-              {cond("PodReadyToStartContainers", true), cond("Initialized", true),
+              {cond("PodReadyToStartContainers", true), cond("Initialized", run.initialized),
                cond("Ready", all_ready && any_running),
                cond("ContainersReady", all_ready && any_running), cond("PodScheduled", true)}},
              {"hostIP", cfg_.network.node_ip()},
@@ -181,7 +204,9 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
              {"podIPs", {{{"ip", run.ip}}}},
              {"startTime", run.start_time},
              {"containerStatuses", statuses},
+             {"initContainerStatuses", init_statuses},
              {"qosClass", "BestEffort"}};
+  if (init_statuses.empty()) st.erase("initContainerStatuses");
   if (st == old) return;
   json copy = pod;
   copy["status"] = st;

@@ -277,10 +277,14 @@ std::vector<std::pair<std::string, fs::path>> materialize_volumes(const json& po
     auto payload = payload_of(v, pod, ctx, tokens);
     std::error_code ec;
     fs::remove_all(d, ec);  // a retry after a failed start writes afresh
-    if (payload)
+    if (payload) {
       write_atomic(d, *payload);
-    else
+    } else {
       fs::create_directories(d);
+      // An emptyDir is world-writable (the kubelet's setupDir makes it 0777): containers of
+      // the pod that run as different users share it (an init container's output, say).
+      fs::permissions(d, fs::perms::all);
+    }
     set_volume_ownership(d, ctx, payload.has_value());
     out.emplace_back(name, d);
   }
