@@ -129,7 +129,12 @@ void create_pod_netns(const std::string& name, const std::string& link, const st
   else
     run_ip({"-n", name, "addr", "add", address, "dev", "eth0"});
   run_ip({"-n", name, "link", "set", "eth0", "up"});
-  run_ip({"-n", name, v6 ? "-6" : "-4", "route", "add", "default", "via", network.node_ip()});
+  // onlink: the gateway is the node's bridge, on this link by construction. Without it the kernel
+  // checks the gateway against eth0's prefix route, which under load was sometimes not there yet
+  // ("Nexthop has invalid gateway"), failing the pod's sandbox (as CNI plugins that route
+  // through a fixed gateway do, e.g. Calico's 169.254.1.1).
+  run_ip({"-n", name, v6 ? "-6" : "-4", "route", "add", "default", "via", network.node_ip(),
+          "dev", "eth0", "onlink"});
 }
 
 void kill_processes_in(const std::string& name) {
