@@ -134,6 +134,8 @@ class Kubelet {
   void start_container(PodRun& run, ContainerRun& c, const json& pod);
   // The next init container that has not succeeded, or, once all have, the containers that
   // were never started.
+  /// The pod's network namespace and veth, created again (fresh names) when a step fails.
+  void create_sandbox_network(PodRun& run);
   void start_pending(PodRun& run, const json& pod);
   bool resolve_program(const Image& image, ContainerSpec& cs, ContainerRun& c);
   // kubelet_images.cpp: the image of a container from the store, else the host-binary map;

@@ -93,9 +93,6 @@ void Kubelet::admit(const json& pod_in) {
   run.uid = pod["metadata"]["uid"];
   run.ns = pod["metadata"]["namespace"];
   run.name = pod["metadata"]["name"];
-  int index = next_index_++;
-  run.netns = pod_netns(index);
-  run.link = "ksv" + std::to_string(index);
   run.ip = allocate_ip();
   run.dir = cfg_.state_dir / "pods" / (run.ns + "_" + run.name + "_" + run.uid.substr(0, 8));
   run.start_time = now_rfc3339();
@@ -125,7 +122,7 @@ void Kubelet::admit(const json& pod_in) {
              "localhost ip6-localhost ip6-loopback\n" +
                  run.ip + "\t" + (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
   try {
-    create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
+    create_sandbox_network(run);
     VolumeContext vctx = volume_context(run.ns, pod);
     json with_ip = pod;
     with_ip["status"]["podIP"] = run.ip;
@@ -144,6 +141,26 @@ void Kubelet::admit(const json& pod_in) {
   PodRun& r = it->second;
   start_pending(r, pod);
   write_status(r, pod);
+}
+
+void Kubelet::create_sandbox_network(PodRun& run) {
+  // Under load the pod's veth was seen to vanish between `link add` and `link set` (1 pod in
+  // ~40 of the demo's), leaving a pod that never got a network. A real kubelet tears a failed
+  // sandbox down and creates a new one; so does this, with fresh names, a few times.
+  for (int attempt = 1;; ++attempt) {
+    int index = next_index_++;
+    run.netns = pod_netns(index);
+    run.link = "ksv" + std::to_string(index);
+    try {
+      create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
+      return;
+    } catch (const std::exception& e) {
+      delete_netns(run.netns);  // takes the veth pair with it, if one was made
+      if (attempt == 3) throw;
+      spdlog::warn("kubesim: pod {}/{}: sandbox network failed, creating it again: {}", run.ns,
+                   run.name, e.what());
+    }
+  }
 }
 
 void Kubelet::start_pending(PodRun& run, const json& pod) {
