@@ -1,10 +1,12 @@
 #pragma once
-// The developer-machine half of `lpk-proxy connect`, once the agents run: one tunnel per agent
-// pod (over the pod's port-forward), kept current by an informer on the workload's pods (a pod
-// that an autoscaler, a drain or a deletion adds gets a tunnel; one that goes loses its own),
-// listeners and stub DNS names for every service of the mapped namespaces (kept current by
-// informers), the container's environment and files imported through an agent, the control
-// socket, and the child command.
+// The developer-machine half of `lpk-proxy connect`, once the agents run: for every replaced
+// service, one tunnel per agent pod (over the pod's port-forward), kept current by an informer
+// on its workload's pods (a pod that an autoscaler, a drain or a deletion adds gets a tunnel;
+// one that goes loses its own), whose inbound streams land on that service's local ports, and
+// its container's environment and files imported through its own agents; listeners and stub
+// DNS names for every service of the mapped namespaces (kept current by informers), the control
+// socket, and the commands (`-- COMMAND`, or one `--run` command per service, session_serve.cpp).
+// session_status.cpp answers the control socket.
 //
 // Threading: run() owns the io_context (LocalSide) on the calling thread; the informers run on
 // their own threads (kube::Client blocks) and post what they see to it.
