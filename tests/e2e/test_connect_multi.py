@@ -23,6 +23,12 @@ SERVICES = ("api", "worker")
 
 
 class ConnectMulti(ConnectCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()  # waits for redis, api and web
+        cls.sim.kubectl("-n", "demo", "rollout", "status", "deployment/worker", "--timeout=90s",
+                        timeout=120)
+
     def snapshot(self):
         return {name: self.deployment(name) for name in SERVICES}
 
