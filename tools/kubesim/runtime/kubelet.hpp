@@ -118,8 +118,6 @@ class Kubelet {
   void sync();
   void sync_pods();
   void admit(const json& pod);
-  /// The pod's network namespace and veth (netns.hpp), made again once when that fails.
-  void make_pod_network(const PodRun& run);
   void start_container(PodRun& run, ContainerRun& c, const json& pod);
   bool resolve_program(const Image& image, ContainerSpec& cs, ContainerRun& c);
   // kubelet_images.cpp: the image of a container from the store, else the host-binary map;

@@ -63,20 +63,6 @@ void Kubelet::sync_volumes(PodRun& run, const json& pod) {
   }
 }
 
-// Under load, the node's end of a new veth was seen gone between `ip link add` and `ip link set
-// ... master` ("Cannot find device ksvN"; cause not found). The pod then ran unreachable for
-// good (its readiness probe never passed): its namespace is made again, once.
-void Kubelet::make_pod_network(const PodRun& run) {
-  try {
-    create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
-  } catch (const std::exception& e) {
-    spdlog::warn("kubesim: pod {}/{}: {}; making its network namespace again", run.ns, run.name,
-                 e.what());
-    delete_netns(run.netns);
-    create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
-  }
-}
-
 void Kubelet::admit(const json& pod_in) {
   json pod = pod_in;
   const auto& t = resource_by_plural("pods");
@@ -119,7 +105,7 @@ void Kubelet::admit(const json& pod_in) {
              "localhost ip6-localhost ip6-loopback\n" +
                  run.ip + "\t" + (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
   try {
-    make_pod_network(run);
+    create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
     VolumeContext vctx = volume_context(run.ns, pod);
     json with_ip = pod;
     with_ip["status"]["podIP"] = run.ip;
