@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <map>
 #include <iostream>
 #include <set>
 #include <cstdio>
@@ -103,60 +104,158 @@ void check_inbound_ports(const InboundRoutes& inbound, const TakeoverTarget& tar
   }
 }
 
-/// Finds the workload, checks the local choices against it, settles an earlier session's
-/// leftovers and writes this session's record, all before anything changes. Throws with one
-/// sentence.
-SessionRecord prepare_takeover(Takeover& takeover, SessionPlan& plan,
-                               const TakeoverOptions& wanted, const kube::LoadOptions& kube) {
-  plan.target = takeover.locate(wanted);
-  check_inbound_ports(plan.inbound, plan.target);
-  if (auto warning = gitops_warning(plan.target.workload, plan.target.object); !warning.empty()) {
-    std::fprintf(stderr, "lpk-proxy: warning: %s\n", warning.c_str());
+/// The local ports `service`'s inbound traffic lands on: its --local-port, else its container's
+/// port numbers (what ConnectSession does when --local-port says nothing).
+std::set<std::uint16_t> local_ports_of(const ServicePlan& service) {
+  std::set<std::uint16_t> ports;
+  if (service.inbound.any_port) ports.insert(*service.inbound.any_port);
+  for (const auto& [remote, local] : service.inbound.by_remote) ports.insert(local);
+  if (!service.inbound.any_port && service.inbound.by_remote.empty()) {
+    for (const auto& r : service.target.container.routes) ports.insert(r.container_port);
   }
-  takeover.settle_earlier_session(plan.target);
-  SessionRecord record{SessionOwner::current(plan.session_id), plan.target.workload,
-                       kube.kubeconfig, kube.context};
-  record.save();
-  return record;
+  return ports;
 }
 
-/// What the takeover is asked for, from the command line and the plan.
-TakeoverOptions takeover_options(const ConnectOptions& options, const SessionPlan& plan) {
-  return {options.service,           plan.ns,              options.container,
+/// Two services whose inbound traffic lands on one local port, or that are one workload,
+/// would mix their traffic: refused before anything changes.
+void check_services_distinct(const std::vector<ServicePlan>& services) {
+  std::map<std::uint16_t, std::string> port_owner;
+  std::map<std::string, std::string> workload_owner;
+  for (const auto& s : services) {
+    auto workload = s.target.workload.describe();
+    if (auto [it, fresh] = workload_owner.emplace(workload, s.service); !fresh) {
+      throw WorkloadError("services " + it->second + " and " + s.service + " both run in " +
+                          workload + "; give only one of them");
+    }
+    for (auto port : local_ports_of(s)) {
+      if (auto [it, fresh] = port_owner.emplace(port, s.service); !fresh) {
+        throw WorkloadError("services " + it->second + " and " + s.service +
+                            " would both send inbound traffic to local port " +
+                            std::to_string(port) + "; give each its own with --local-port " +
+                            s.service + ":LOCAL:REMOTE");
+      }
+    }
+  }
+}
+
+/// One service of the session on the cluster side: what the takeover is asked for, the crash
+/// record and the heartbeat. Each service has a session owner of its own (the session's id for
+/// the first, ID-2, ID-3... for the others), so that its record, ConfigMap, Secret, restorer
+/// Job and Lease are exactly those of a one-service session, which `restore`, the repair of a
+/// dead session and the in-cluster restorer already handle one workload at a time.
+struct Unit {
+  ServicePlan* service = nullptr;
+  TakeoverOptions wanted;
+  SessionRecord record;
+  std::optional<Heartbeat> heartbeat;
+};
+
+std::string unit_id(const std::string& session_id, std::size_t index) {
+  return index == 0 ? session_id : session_id + "-" + std::to_string(index + 1);
+}
+
+/// What the takeover of `service` is asked for, from the command line and the plan.
+TakeoverOptions takeover_options(const ConnectOptions& options, const SessionPlan& plan,
+                                 const std::string& service) {
+  return {service,                   plan.ns,              options.container,
           options.agent_image,       options.file_limit,   options.timeout,
           options.dead_link_timeout, options.resume_grace, plan.secret,
           options.orphan_timeout,    options.keep_image};
 }
 
-/// An outbound-only session (no --service): its own agent Deployment is the workload its record
-/// names, so that every way a session ends (or is repaired) deletes it.
-SessionRecord prepare_outbound(Takeover& takeover, SessionPlan& plan,
-                               const kube::LoadOptions& kube) {
-  takeover.remove_secrets_of_dead_sessions(plan.ns);
-  plan.target = takeover.outbound_target(plan.ns, plan.session_id);
-  SessionRecord record{SessionOwner::current(plan.session_id), plan.target.workload,
-                       kube.kubeconfig, kube.context};
-  record.save();
-  return record;
+/// "service NAME: " before a message when the session has several, so that it names which.
+std::string naming(const SessionPlan& plan, const ServicePlan& service, const std::string& what) {
+  return plan.services.size() > 1 ? "service " + service.service + ": " + what : what;
 }
 
-/// Starts the session's agents (in place of the service's container, or in a Deployment of
-/// their own when `outbound_only`) and waits for them. On failure: says why, restores, false.
-bool start_agents(Takeover& takeover, SessionPlan& plan, const TakeoverOptions& wanted,
-                  const SessionRecord& record, bool outbound_only,
-                  std::optional<Heartbeat>& heartbeat) {
-  try {
-    if (outbound_only) {
-      takeover.install_outbound_agent(plan.target, wanted, record.owner);
-    } else {
-      takeover.install_agent(plan.target, wanted, record.owner);
+/// Finds every workload and checks the local choices against them, then settles earlier
+/// sessions' leftovers and writes each service's record, all before anything changes. Throws
+/// with one sentence naming the service.
+std::vector<Unit> prepare_takeovers(Takeover& takeover, SessionPlan& plan,
+                                    const ConnectOptions& options) {
+  std::vector<Unit> units(plan.services.size());
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    auto& service = plan.services[i];
+    units[i].service = &service;
+    units[i].wanted = takeover_options(options, plan, service.service);
+    try {
+      service.target = takeover.locate(units[i].wanted);
+      check_inbound_ports(service.inbound, service.target);
+    } catch (const std::exception& e) {
+      throw WorkloadError(naming(plan, service, e.what()));
     }
-    plan.agent_pods = takeover.wait_for_agents(plan.target, wanted);
+  }
+  check_services_distinct(plan.services);
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    auto& target = plan.services[i].target;
+    if (auto warning = gitops_warning(target.workload, target.object); !warning.empty()) {
+      std::fprintf(stderr, "lpk-proxy: warning: %s\n", warning.c_str());
+    }
+    takeover.settle_earlier_session(target);
+    units[i].record = {SessionOwner::current(unit_id(plan.session_id, i)), target.workload,
+                       options.kube.kubeconfig, options.kube.context};
+    units[i].record.save();
+  }
+  return units;
+}
+
+/// An outbound-only session (no --service): its own agent Deployment is the workload its record
+/// names, so that every way a session ends (or is repaired) deletes it.
+std::vector<Unit> prepare_outbound(Takeover& takeover, SessionPlan& plan,
+                                   const ConnectOptions& options) {
+  takeover.remove_secrets_of_dead_sessions(plan.ns);
+  plan.services.assign(1, ServicePlan{});
+  plan.services[0].target = takeover.outbound_target(plan.ns, plan.session_id);
+  std::vector<Unit> units(1);
+  units[0].service = &plan.services[0];
+  units[0].wanted = takeover_options(options, plan, "");
+  units[0].record = {SessionOwner::current(plan.session_id), plan.services[0].target.workload,
+                     options.kube.kubeconfig, options.kube.context};
+  units[0].record.save();
+  return units;
+}
+
+/// Puts every unit back, the last first; false when one could not be.
+bool restore_units(Takeover& takeover, std::vector<Unit>& units, std::chrono::seconds timeout) {
+  bool all = true;
+  for (auto it = units.rbegin(); it != units.rend(); ++it) {
+    it->heartbeat.reset();  // before the restore deletes the Lease
+    all = restore_or_explain(takeover, it->record, timeout) && all;
+  }
+  return all;
+}
+
+/// Replaces every service's container (or starts the outbound agent), then waits for all the
+/// rollouts, which run side by side in the cluster. On failure: says why, naming the service,
+/// restores what was done, false.
+bool start_agents(Takeover& takeover, kube::Client& client, SessionPlan& plan,
+                  std::vector<Unit>& units, const ConnectOptions& options, bool outbound_only) {
+  Unit* current = nullptr;
+  try {
+    for (auto& unit : units) {
+      current = &unit;
+      // Renews the Lease from its creation in install_agent on (the rollout may take longer
+      // than the orphan timeout) until the restore; after a kill -9 the restorer takes over.
+      // An outbound-only session replaces nothing: it has no restorer.
+      if (!outbound_only && options.orphan_timeout.count() > 0) {
+        unit.heartbeat.emplace(client, plan.ns, heartbeat_lease_name(unit.record.owner.id),
+                               Heartbeat::interval_for(options.orphan_timeout)).start();
+      }
+      auto& target = unit.service->target;
+      if (outbound_only) {
+        takeover.install_outbound_agent(target, unit.wanted, unit.record.owner);
+      } else {
+        takeover.install_agent(target, unit.wanted, unit.record.owner);
+      }
+    }
+    for (auto& unit : units) {
+      current = &unit;
+      unit.service->agent_pods = takeover.wait_for_agents(unit.service->target, unit.wanted);
+    }
     return true;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "lpk-proxy: %s\n", e.what());
-    heartbeat.reset();  // before the restore deletes the Lease
-    restore_or_explain(takeover, record, wanted.rollout_timeout);
+    std::fprintf(stderr, "lpk-proxy: %s\n", naming(plan, *current->service, e.what()).c_str());
+    restore_units(takeover, units, options.timeout);
     return false;
   }
 }
@@ -184,15 +283,20 @@ std::optional<SlotClaim> claim_slot(const ConnectOptions& options, const kube::R
 /// The session's local choices from the command line.
 SessionPlan plan_from(const ConnectOptions& options) {
   SessionPlan plan;
-  plan.service = options.service;
+  for (const auto& spec : options.services) {
+    ServicePlan service;
+    service.service = spec.name;
+    service.inbound = spec.inbound;
+    service.run = spec.run;
+    service.env_file = spec.env_file;
+    plan.services.push_back(std::move(service));
+  }
   plan.extra_namespaces = options.extra_namespaces;
-  plan.inbound = options.inbound;
   plan.pool = options.pool;
   plan.dns = options.dns;
   plan.zone = options.zone;
   plan.resolv_conf = options.resolv_conf;
   plan.system_resolver = options.system_resolver;
-  plan.env_file = options.env_file;
   plan.env_overrides = options.env;
   plan.skip_files = options.skip_files;
   plan.command = options.command;
@@ -203,6 +307,13 @@ SessionPlan plan_from(const ConnectOptions& options) {
   // pods/portforward) could open a tunnel or take this one over.
   plan.secret = options.secret.empty() ? tunnel::random_secret() : options.secret;
   return plan;
+}
+
+/// "service api" or "services api, worker".
+std::string service_names(const SessionPlan& plan) {
+  std::string names;
+  for (const auto& s : plan.services) names += (names.empty() ? "" : ", ") + s.service;
+  return (plan.services.size() > 1 ? "services " : "service ") + names;
 }
 
 /// What keeps the session from running on this machine ("" when nothing does): an explicit
@@ -264,37 +375,31 @@ int run_connect(const std::vector<std::string>& args) {
   plan.ns = client->config().namespace_;
   auto log_path = setup_logging(plan.session_id, options.log_level, options.json_logs);
   auto progress = console::Progress::for_stdout();
-  const bool outbound_only = options.service.empty();
+  const bool outbound_only = options.services.empty();
   progress.step("lpk session " + plan.session_id + ": connecting " +
                 (outbound_only ? "to namespace " + plan.ns + " (outbound only)"
-                               : "service " + options.service + " in namespace " + plan.ns) +
+                               : service_names(plan) + " in namespace " + plan.ns) +
                 (log_path.empty() ? "" : " (logs: " + log_path + ")"));
   catch_interrupts();
   Takeover takeover(*client, progress);
   takeover.set_cancel(&g_interrupted);
-  const auto wanted = takeover_options(options, plan);
-  SessionRecord record;
+  std::vector<Unit> units;
   try {
-    record = outbound_only ? prepare_outbound(takeover, plan, options.kube)
-                           : prepare_takeover(takeover, plan, wanted, options.kube);
+    units = outbound_only ? prepare_outbound(takeover, plan, options)
+                          : prepare_takeovers(takeover, plan, options);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  // Renews the session's Lease from its creation in install_agent on (the rollout may take
-  // longer than the orphan timeout) until the restore; a kill -9 stops it, and the restorer
-  // takes over. An outbound-only session replaces nothing: it has no restorer (its record and
-  // `restore` remove its Deployment).
-  std::optional<Heartbeat> heartbeat;
-  if (!outbound_only && options.orphan_timeout.count() > 0) {
-    heartbeat.emplace(*client, plan.ns, heartbeat_lease_name(plan.session_id),
-                      Heartbeat::interval_for(options.orphan_timeout)).start();
-  }
-  if (!start_agents(takeover, plan, wanted, record, outbound_only, heartbeat)) return 1;
+  if (!start_agents(takeover, *client, plan, units, options, outbound_only)) return 1;
   int code = serve_session(plan, *client);
-  heartbeat.reset();  // before the restore deletes the Lease
-  if (!restore_or_explain(takeover, record, options.timeout)) return code ? code : 1;
-  progress.step("session " + plan.session_id + " ended; " + record.workload.describe() +
-                (outbound_only ? " is removed" : " is as it was"));
+  if (!restore_units(takeover, units, options.timeout)) return code ? code : 1;
+  std::string workloads;
+  for (const auto& unit : units) {
+    workloads += (workloads.empty() ? "" : ", ") + unit.record.workload.describe();
+  }
+  progress.step("session " + plan.session_id + " ended; " + workloads +
+                (outbound_only ? " is removed" : units.size() > 1 ? " are as they were"
+                                                                  : " is as it was"));
   return code;
 }
 

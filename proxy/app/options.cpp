@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <set>
 #include <stdexcept>
 
 #include "proxy/connect/env_tokens.hpp"
@@ -237,19 +239,143 @@ RunOptions parse_run_options(std::span<const std::string> args) {
   return o;
 }
 
+namespace {
+
+/// The per-service flags as given: they are matched to their `--service` once every flag is
+/// read, since flags may come in any order.
+struct PerServiceFlags {
+  std::vector<std::string> local_ports, runs, env_files;
+};
+
+ServiceSpec* find_service(std::vector<ServiceSpec>& services, std::string_view name) {
+  for (auto& s : services) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+/// The service an unprefixed per-service flag belongs to: the only one there is.
+ServiceSpec& only_service(std::vector<ServiceSpec>& services, const std::string& flag,
+                          const std::string& value, const std::string& example) {
+  if (services.empty()) {
+    throw invalid_argument(flag + " needs --service: without one nothing is replaced");
+  }
+  if (services.size() > 1) {
+    throw invalid_argument(flag + " " + value + ": with several --service, say which one it is "
+                           "for, as in " + flag + " " + services.front().name + example);
+  }
+  return services.front();
+}
+
+/// `--local-port [SERVICE:]PORT | [SERVICE:]LOCAL:REMOTE`: a first part that is not a number
+/// names the service.
+void add_local_port(std::vector<ServiceSpec>& services, const std::string& value) {
+  auto colon = value.find(':');
+  auto first = value.substr(0, colon);
+  if (first.empty() || first.find_first_not_of("0123456789") == std::string::npos) {
+    only_service(services, "--local-port", value, ":" + value).inbound.add(value);
+    return;
+  }
+  auto* service = find_service(services, first);
+  if (!service || colon == std::string::npos) {
+    throw invalid_argument("--local-port " + value + ": '" + first + "' is neither a port nor "
+                           "a --service; it wants [SERVICE:]PORT or [SERVICE:]LOCAL:REMOTE");
+  }
+  service->inbound.add(value.substr(colon + 1));
+}
+
+/// `--run SERVICE='command line'`.
+void add_run(std::vector<ServiceSpec>& services, const std::string& value) {
+  auto equals = value.find('=');
+  auto* service = equals == std::string::npos ? nullptr
+                                              : find_service(services, value.substr(0, equals));
+  if (!service || equals + 1 == value.size()) {
+    throw invalid_argument("--run wants SERVICE='COMMAND LINE' naming a --service, got '" +
+                           value + "'");
+  }
+  if (!service->run.empty()) {
+    throw invalid_argument("--run " + service->name + " is given twice; give one command each");
+  }
+  service->run = value.substr(equals + 1);
+}
+
+/// `--env-file [SERVICE=]PATH`.
+void add_env_file(std::vector<ServiceSpec>& services, const std::string& value) {
+  auto equals = value.find('=');
+  auto* service = equals == std::string::npos ? nullptr
+                                              : find_service(services, value.substr(0, equals));
+  if (service) {
+    service->env_file = value.substr(equals + 1);
+  } else {
+    only_service(services, "--env-file", value, "=" + value).env_file = value;
+  }
+}
+
+void add_service(std::vector<ServiceSpec>& services, const std::string& name) {
+  if (!is_object_name(name)) {
+    throw invalid_argument("--service wants the name of a Service, got '" + name + "'");
+  }
+  if (find_service(services, name)) {
+    throw invalid_argument("--service " + name + " is given twice; give each service once");
+  }
+  services.push_back({name, {}, {}, {}});
+}
+
+/// Inbound traffic of two services must not land on one local port: one local process would get
+/// the other's requests.
+void check_local_ports_distinct(const std::vector<ServiceSpec>& services) {
+  std::map<std::uint16_t, std::string> claimed;
+  for (const auto& s : services) {
+    std::set<std::uint16_t> ports;
+    if (s.inbound.any_port) ports.insert(*s.inbound.any_port);
+    for (const auto& [remote, local] : s.inbound.by_remote) ports.insert(local);
+    for (auto port : ports) {
+      auto [it, fresh] = claimed.emplace(port, s.name);
+      if (!fresh) {
+        throw invalid_argument("--local-port: services " + it->second + " and " + s.name +
+                               " both send their inbound traffic to local port " +
+                               std::to_string(port) + "; give each its own port");
+      }
+    }
+  }
+}
+
+void resolve_per_service(ConnectOptions& o, const std::vector<std::string>& names,
+                         const PerServiceFlags& flags) {
+  for (const auto& name : names) add_service(o.services, name);
+  for (const auto& v : flags.local_ports) add_local_port(o.services, v);
+  for (const auto& v : flags.runs) add_run(o.services, v);
+  for (const auto& v : flags.env_files) add_env_file(o.services, v);
+  check_local_ports_distinct(o.services);
+  if (!o.container.empty() && o.services.size() != 1) {
+    throw invalid_argument(o.services.empty()
+                               ? "--container needs --service: it names the container to replace"
+                               : "--container names one container: give it with one --service");
+  }
+  if (!o.command.empty() && !flags.runs.empty()) {
+    throw invalid_argument("--run and `-- COMMAND` exclude each other; give the command as "
+                           "--run " + o.services.front().name + "='COMMAND'");
+  }
+}
+
+}  // namespace
+
 ConnectOptions parse_connect_options(std::span<const std::string> args) {
   ConnectOptions o;
   o.pool = AddressPool::default_pool();
+  std::vector<std::string> names;
+  PerServiceFlags per_service;
   auto handle = [&](const std::string& flag, const std::string& value) {
     if (parse_kube_flag(flag, value, o.kube)) return;
     if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = namespace_name(flag, value);
-    else if (flag == "--service") o.service = value;
+    else if (flag == "--service") names.push_back(value);
     else if (flag == "--also-namespace") o.extra_namespaces.push_back(namespace_name(flag, value));
-    else if (flag == "--local-port") o.inbound.add(value);
+    else if (flag == "--local-port") per_service.local_ports.push_back(value);
+    else if (flag == "--run") per_service.runs.push_back(value);
     else if (flag == "--container") o.container = value;
     else if (flag == "--agent-image") o.agent_image = value;
     else if (flag == "--keep-image") o.keep_image = true;
-    else if (flag == "--env-file") o.env_file = value;
+    else if (flag == "--env-file") per_service.env_files.push_back(value);
     else if (flag == "--dns") o.dns = parse_dns_listen(value);
     else if (flag == "--zone") o.zone = value;
     else if (flag == "--resolv-conf") o.resolv_conf = value;
@@ -270,15 +396,8 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else throw invalid_argument("unknown flag " + flag);
   };
   for_each_flag(args, handle, &o.command, {"--resolver", "--json", "--keep-image"});
-  // Outbound only: no container of the application is replaced, so nothing arrives inbound.
-  if (o.service.empty() && (o.inbound.any_port || !o.inbound.by_remote.empty())) {
-    throw invalid_argument("--local-port needs --service: without one nothing is replaced, so "
-                           "no traffic of the cluster comes in");
-  }
-  if (o.service.empty() && !o.container.empty()) {
-    throw invalid_argument("--container needs --service: it names the container to replace");
-  }
-  if (o.service.empty() && o.keep_image) {
+  resolve_per_service(o, names, per_service);
+  if (o.services.empty() && o.keep_image) {
     throw invalid_argument("--keep-image needs --service: it keeps the image of the container "
                            "lpk replaces");
   }

@@ -69,15 +69,22 @@ boost::asio::ip::udp::endpoint parse_dns_listen(const std::string& value);
 
 // ---- connect --------------------------------------------------------------------------------
 
+/// One service a `connect` session replaces (`--service NAME`) and what the per-service flags
+/// say of it. A project file (lpk.yaml) maps onto a list of these.
+struct ServiceSpec {
+  std::string name;        // --service NAME
+  InboundRoutes inbound;   // --local-port [NAME:]PORT | [NAME:]LOCAL:REMOTE
+  std::string run;         // --run NAME='command line': run by /bin/sh -c, output prefixed
+  std::string env_file;    // --env-file [NAME=]PATH
+};
+
 struct ConnectOptions {
-  std::string service;                       // --service; empty: outbound only (own agent)
+  std::vector<ServiceSpec> services;         // --service, repeatable; empty: outbound only
   kube::LoadOptions kube;                    // --kubeconfig, --context, -n/--namespace
   std::vector<std::string> extra_namespaces; // --also-namespace: more services to map
-  InboundRoutes inbound;                     // --local-port PORT | LOCAL:REMOTE
-  std::string container;                     // --container
+  std::string container;                     // --container (one service only)
   std::string agent_image = "lpk/lpk-agent:dev";
   bool keep_image = false;                   // --keep-image: only the command changes
-  std::string env_file;                      // --env-file
   boost::asio::ip::network_v4 pool;          // --pool
   std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT (default: pool, :53)
   std::string zone = "cluster.local";
@@ -96,19 +103,22 @@ struct ConnectOptions {
   /// container's; VALUE may hold tokens (connect/env_tokens.hpp). In order; the last one wins.
   std::vector<std::pair<std::string, std::string>> env;
   std::vector<std::string> skip_files;       // --skip-file PATH: a container file or folder
-  std::vector<std::string> command;          // after `--`
+  std::vector<std::string> command;          // after `--`: gets the first service's environment
 };
 
 inline constexpr const char* kConnectUsage =
-    "usage: lpk-proxy connect [--service NAME] [-n NS] [--kubeconfig FILE] [--context NAME]\n"
-    "           [--local-port PORT | LOCAL:REMOTE]... [--container NAME] [--agent-image IMAGE]\n"
-    "           [--keep-image]\n"
-    "           [--env-file PATH] [--also-namespace NS]... [--dns ADDR:PORT] [--pool CIDR]\n"
-    "           [--zone ZONE] [--resolv-conf PATH] [--resolver] [--file-limit BYTES]\n"
+    "usage: lpk-proxy connect [--service NAME]... [-n NS] [--kubeconfig FILE] [--context NAME]\n"
+    "           [--local-port [SERVICE:]PORT | [SERVICE:]LOCAL:REMOTE]... [--container NAME]\n"
+    "           [--run SERVICE='COMMAND LINE']... [--agent-image IMAGE] [--keep-image]\n"
+    "           [--env-file [SERVICE=]PATH]... [--also-namespace NS]... [--dns ADDR:PORT]\n"
+    "           [--pool CIDR] [--zone ZONE] [--resolv-conf PATH] [--resolver] [--file-limit BYTES]\n"
     "           [--timeout SECONDS] [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
     "           [--secret-file PATH] [--orphan-timeout DURATION] [--log-level LEVEL]\n"
     "           [--env NAME=VALUE]... [--skip-file PATH]... [--config FILE | --no-config]\n"
     "           [--output json | --json] [--log-format text|json] [-- COMMAND ARGS...]\n"
+    "Several --service: each is replaced; with more than one, --local-port, --run and --env-file\n"
+    "name their service (api:8080:80, api='./api', api=api.env). `-- COMMAND` gets the first\n"
+    "service's environment; --run starts one command per service with its own.\n"
     "--env values may name ${service:NAME[.NS][:PORT]} (lpk's address of a service) and\n"
     "${files:/PATH} (an imported file). Settings not given as flags come from lpk.yaml, found\n"
     "from the current folder upward (docs/project-file.md).\n"

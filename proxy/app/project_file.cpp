@@ -283,21 +283,55 @@ std::set<std::string> given_flags(std::span<const std::string> args) {
   return given;
 }
 
-/// The entry of `services:` this connect is for: the one --service names, else the only one.
-const ProjectService* chosen_service(const ProjectFile& file, std::span<const std::string> args) {
-  auto flag = std::find(args.begin(), std::find(args.begin(), args.end(), "--"), "--service");
-  if (flag != args.end() && flag + 1 != args.end()) {
+/// The entries of `services:` this connect is for: those --service names (a service the file
+/// does not list gets the file's session settings only), else every one the file lists.
+std::vector<const ProjectService*> chosen_services(const ProjectFile& file,
+                                                   std::span<const std::string> args) {
+  std::vector<const ProjectService*> chosen;
+  bool named = false;
+  auto end = std::find(args.begin(), args.end(), "--");
+  for (auto it = args.begin(); it != end; ++it) {
+    if (*it != "--service" || it + 1 == end) continue;
+    named = true;
     for (const auto& s : file.services) {
-      if (s.name == *(flag + 1)) return &s;
+      if (s.name == *(it + 1)) chosen.push_back(&s);
     }
-    return nullptr;  // a service the file does not list: the file's session settings only
   }
-  if (file.services.size() <= 1) return file.services.empty() ? nullptr : &file.services[0];
-  std::string names;
-  for (const auto& s : file.services) names += (names.empty() ? "" : ", ") + s.name;
-  throw invalid_argument(file.path.string() + " lists the services " + names +
-                         "; connect one of them with --service NAME (this lpk connects one "
-                         "service per session)");
+  if (!named) {
+    for (const auto& s : file.services) chosen.push_back(&s);
+  }
+  return chosen;
+}
+
+/// `words` as one /bin/sh command line, each word single-quoted.
+std::string shell_quoted(const std::vector<std::string>& words) {
+  std::string line;
+  for (const auto& w : words) {
+    std::string quoted = "'";
+    for (char c : w) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += (line.empty() ? "" : " ") + quoted + "'";
+  }
+  return line;
+}
+
+/// A service's settings when the session has several: its ports and its command name it
+/// (`--local-port api:8080:80`, `--run api='...'`), as connect's per-service flags want.
+void append_service_of_several(std::vector<std::string>& out, const ProjectService& service,
+                               const std::set<std::string>& given, bool has_command) {
+  for (const auto& s : service.settings) {
+    if (s.flag == "--local-port" && !given.count(s.flag)) {
+      out.insert(out.end(), {s.flag, service.name + ":" + s.value});
+    } else if (s.flag == "--env" || s.flag == "--container") {
+      throw invalid_argument(service.name + ": " + (s.flag == "--env" ? "env" : "container") +
+                             " of one entry of services: applies to a session of that service "
+                             "alone; with several, put env at the top level or connect it "
+                             "with --service " + service.name);
+    }
+  }
+  if (!service.run.empty() && !given.count("--run") && !has_command) {
+    // The file's run starts in the file's folder: /bin/sh -c 'cd -- "$0" && exec "$@"' DIR ...
+    out.insert(out.end(), {"--run", service.name + "=" + shell_quoted(service.run)});
+  }
 }
 
 /// Settings of the file that the command line does not give. --env adds up: the command line's
@@ -351,17 +385,22 @@ std::vector<std::string> with_project_file(std::span<const std::string> given_ar
                            "; `lpk-proxy config validate " + path->string() + "` lists them)");
   }
   const auto given = given_flags(args);
-  const auto* service = chosen_service(loaded.file, args);
+  const auto services = chosen_services(loaded.file, args);
+  const bool has_command = std::find(args.begin(), args.end(), "--") != args.end();
   std::vector<std::string> out;
   append_settings(out, loaded.file.settings, given);
-  if (service) {
+  for (const auto* service : services) {
     if (!given.count("--service")) out.insert(out.end(), {"--service", service->name});
-    append_settings(out, service->settings, given);
+    if (services.size() == 1) {
+      append_settings(out, service->settings, given);
+    } else {
+      append_service_of_several(out, *service, given, has_command);
+    }
   }
   out.insert(out.end(), args.begin(), args.end());
-  if (service && !service->run.empty() && std::find(args.begin(), args.end(), "--") == args.end()) {
+  if (services.size() == 1 && !services[0]->run.empty() && !has_command) {
     out.push_back("--");
-    out.insert(out.end(), service->run.begin(), service->run.end());
+    out.insert(out.end(), services[0]->run.begin(), services[0]->run.end());
   }
   return out;
 }

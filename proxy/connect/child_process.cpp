@@ -82,7 +82,13 @@ void close_from(unsigned from, unsigned to) {
 // After fork, before exec: only async-signal-safe calls. Tries every candidate like execvpe,
 // then reports errno through `report` and exits.
 [[noreturn]] void exec_child(const std::vector<std::string>& paths, char** argv, char** envp,
-                             std::vector<char*>& sh_argv, int report, pid_t parent) {
+                             std::vector<char*>& sh_argv, int report, pid_t parent, int output,
+                             bool own_group) {
+  if (own_group) setpgid(0, 0);
+  if (output >= 0) {
+    dup2(output, STDOUT_FILENO);
+    dup2(output, STDERR_FILENO);
+  }
   // Nothing of lpk-proxy's but stdin, stdout and stderr: listeners, the stub DNS, the control
   // socket, logs and the libraries' sockets would otherwise stay bound in the child (Asio and
   // libcurl do not open them close-on-exec) and outlive the session if lpk-proxy died.
@@ -135,7 +141,8 @@ int exit_code_of(int status) {
 
 std::shared_ptr<ChildProcess> ChildProcess::start(asio::any_io_executor executor,
                                                   const std::vector<std::string>& argv,
-                                                  const std::vector<std::string>& envp) {
+                                                  const std::vector<std::string>& envp,
+                                                  int output, bool own_group) {
   if (argv.empty() || argv.front().empty()) throw SpawnError(127, "no command given after --");
   const auto paths = candidates(argv.front(), envp);
   auto argv_c = c_strings(argv);
@@ -156,7 +163,8 @@ std::shared_ptr<ChildProcess> ChildProcess::start(asio::any_io_executor executor
   pid_t pid = fork();
   if (pid == 0) {
     close(report[0]);
-    exec_child(paths, argv_c.data(), envp_c.data(), sh_argv, report[1], parent);
+    exec_child(paths, argv_c.data(), envp_c.data(), sh_argv, report[1], parent, output,
+               own_group);
   }
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -177,7 +185,10 @@ std::shared_ptr<ChildProcess> ChildProcess::start(asio::any_io_executor executor
     throw SpawnError(126, argv.front() + ": " + std::strerror(error));
   }
 
+  // Also here: whichever of the two runs first, the group exists before anyone signals it.
+  if (own_group) setpgid(pid, pid);
   auto child = std::make_shared<ChildProcess>(Token{}, executor, pid);
+  child->own_group_ = own_group;
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd >= 0) {
     asio::co_spawn(executor, child->watch_pidfd(pidfd), asio::detached);
@@ -195,7 +206,7 @@ ChildProcess::ChildProcess(Token, asio::any_io_executor executor, pid_t pid)
 ChildProcess::~ChildProcess() {
   if (exit_code_) return;
   // The io_context went away with the child running: do not leave it behind.
-  kill(pid_, SIGKILL);
+  kill(own_group_ ? -pid_ : pid_, SIGKILL);
   int status = 0;
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
@@ -241,7 +252,7 @@ asio::awaitable<int> ChildProcess::wait() {
 
 bool ChildProcess::signal(int signal) {
   if (exit_code_) return false;
-  return kill(pid_, signal) == 0;
+  return kill(own_group_ ? -pid_ : pid_, signal) == 0;
 }
 
 namespace {

@@ -50,11 +50,16 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   /// has none, then /usr/local/bin:/usr/bin:/bin); a file that is executable but not a binary
   /// is run by /bin/sh. stdin, stdout and stderr are inherited; every other descriptor is
   /// closed in the child before exec (whoever opened it, close-on-exec or not); signal
-  /// dispositions and the mask are reset to the defaults. Throws SpawnError when the program cannot be run, std::system_error when fork
-  /// fails.
+  /// dispositions and the mask are reset to the defaults. With `output` >= 0, the child's
+  /// stdout and stderr are that descriptor instead (a pipe whose lines get a prefix); the
+  /// caller still owns and closes it. With `own_group`, the child leads a process group of
+  /// its own and signal()/terminate() reach the whole group: a shell's children with it (a
+  /// `--run` command line), though a Ctrl-C on the terminal no longer does. Throws SpawnError
+  /// when the program cannot be run, std::system_error when fork fails.
   static std::shared_ptr<ChildProcess> start(boost::asio::any_io_executor executor,
                                              const std::vector<std::string>& argv,
-                                             const std::vector<std::string>& envp);
+                                             const std::vector<std::string>& envp,
+                                             int output = -1, bool own_group = false);
 
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
@@ -73,7 +78,8 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
   /// the exit code. Returns at once when the child has already exited.
   boost::asio::awaitable<int> terminate(std::chrono::milliseconds grace);
 
-  /// Sends `signal` to the child if it still runs. Returns false when it has been reaped.
+  /// Sends `signal` to the child (its group, when it has its own) if it still runs. Returns
+  /// false when it has been reaped.
   bool signal(int signal);
 
  private:
@@ -89,6 +95,7 @@ class ChildProcess : public std::enable_shared_from_this<ChildProcess> {
 
   boost::asio::any_io_executor executor_;
   pid_t pid_;
+  bool own_group_ = false;
   std::optional<int> exit_code_;
   boost::asio::steady_timer exited_;  ///< never expires; cancelled when the child is reaped
 };

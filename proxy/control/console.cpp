@@ -10,7 +10,7 @@ std::string lines_json() {
   return tunnel::console_lines_json({&kProjectFile, &kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
                                      &kTunnelClosed, &kTunnels, &kEnvironment, &kNotImported, &kFilesUpdated,
                                      &kResolver, &kResolverBack, &kEnvFile,
-                                     &kWaitingForCommand, &kCommandExited});
+                                     &kWaitingForCommand, &kCommandExited, &kServiceCommandExited});
 }
 
 Progress::Progress(bool terminal) : terminal_(terminal) {}

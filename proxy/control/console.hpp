@@ -55,6 +55,10 @@ inline constexpr ConsoleLine kWaitingForCommand{
     R"(^waiting for the command to exit)"};
 inline constexpr ConsoleLine kCommandExited{"command_exited", "command exited with {}",
                                             R"(^command exited with ([0-9]+)$)"};
+// `connect --run SERVICE=...`: one per service's command.
+inline constexpr ConsoleLine kServiceCommandExited{
+    "service_command_exited", "command of {} exited with {}",
+    R"(^command of (\S+) exited with ([0-9]+)$)"};
 
 /// The table above as JSON (`lpk-proxy __console-lines`).
 std::string lines_json();

@@ -91,8 +91,8 @@ class TwoSessions(ConnectCase):
             addresses[ns] = {m.group(1): m.group(3) for m in proxy.matching(lines["service"])
                              if m.group(2) == ns}
         both = "\n".join(p.describe() for p in sessions.values())
-        self.assertEqual(set(addresses["demo"]), {"redis", "api", "web"}, both)
-        self.assertEqual(set(addresses["demo2"]), {"redis", "api", "web"}, both)
+        self.assertEqual(set(addresses["demo"]), {"redis", "api", "web", "worker"}, both)
+        self.assertEqual(set(addresses["demo2"]), {"redis", "api", "web", "worker"}, both)
         self.assertEqual([dns["demo"][1], dns["demo2"][1]], ["53", "53"], both)
         self.assertNotEqual(dns["demo"][0], dns["demo2"][0], both)
         self.assertNotEqual(dns["demo"][0], held, both)

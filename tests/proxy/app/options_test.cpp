@@ -155,7 +155,8 @@ TEST(RunOptions, AgentPodAndItsKubeconfig) {
 
 TEST(ConnectOptions, DefaultsAndEveryFlag) {
   auto d = parse_connect_options(Args{"--service", "api"});
-  EXPECT_EQ(d.service, "api");
+  ASSERT_EQ(d.services.size(), 1u);
+  EXPECT_EQ(d.services[0].name, "api");
   EXPECT_EQ(d.agent_image, "lpk/lpk-agent:dev");
   EXPECT_EQ(d.pool.to_string(), "127.77.0.0/16");
   EXPECT_EQ(d.timeout, std::chrono::seconds(180));
@@ -173,10 +174,10 @@ TEST(ConnectOptions, DefaultsAndEveryFlag) {
   EXPECT_EQ(o.kube.kubeconfig, "/k");
   EXPECT_EQ(o.kube.context, "c");
   EXPECT_EQ(o.extra_namespaces, Args{"shared"});
-  EXPECT_EQ(o.inbound.local_port_for(8080), 9000);
+  EXPECT_EQ(o.services.at(0).inbound.local_port_for(8080), 9000);
   EXPECT_EQ(o.container, "app");
   EXPECT_EQ(o.agent_image, "r/agent:1");
-  EXPECT_EQ(o.env_file, "/tmp/e");
+  EXPECT_EQ(o.services.at(0).env_file, "/tmp/e");
   ASSERT_TRUE(o.dns);
   EXPECT_TRUE(o.dns->address().is_v6());
   EXPECT_EQ(o.dns->port(), 5353);
@@ -258,6 +259,59 @@ TEST(ConnectOptions, EnvSkipFileOutputAndLogFormat) {
   expect_one_line_naming(error_of(Args{"--agent", "127.0.0.1:1", "--log-format", "j"}),
                          "--log-format");
   EXPECT_TRUE(parse_doctor_options(Args{"--output", "json"}).json);
+}
+
+TEST(ConnectOptions, SeveralServicesTakeTheirOwnPortsCommandsAndEnvFiles) {
+  auto o = parse_connect_options(Args{
+      "--local-port", "worker:9001:8080", "--service", "api", "--service", "worker",
+      "--local-port", "api:9000:8080", "--run", "api=./api --port 9000", "--run",
+      "worker=./worker a=b", "--env-file", "worker=/tmp/w.env", "--env-file", "api=/tmp/a.env"});
+  ASSERT_EQ(o.services.size(), 2u);
+  const auto& api = o.services[0];
+  const auto& worker = o.services[1];
+  EXPECT_EQ(api.name, "api") << "in the order of --service";
+  EXPECT_EQ(api.inbound.local_port_for(8080), 9000);
+  EXPECT_EQ(worker.inbound.local_port_for(8080), 9001) << "given before its --service";
+  EXPECT_EQ(api.run, "./api --port 9000");
+  EXPECT_EQ(worker.run, "./worker a=b") << "split at the first '='";
+  EXPECT_EQ(api.env_file, "/tmp/a.env");
+  EXPECT_EQ(worker.env_file, "/tmp/w.env");
+  // One service: the prefix may be left out, as before.
+  auto one = parse_connect_options(Args{"--service", "api", "--local-port", "9000:8080",
+                                        "--run", "api=./api"});
+  EXPECT_EQ(one.services.at(0).inbound.local_port_for(8080), 9000);
+  EXPECT_EQ(one.services.at(0).run, "./api");
+  EXPECT_EQ(parse_connect_options(Args{"--service", "api", "--local-port", "api:7000"})
+                .services.at(0).inbound.local_port_for(80),
+            7000);
+}
+
+TEST(ConnectOptions, SeveralServicesRefuseAmbiguityInOneLine) {
+  const Args two{"--service", "api", "--service", "worker"};
+  auto with = [&](std::initializer_list<std::string> more) {
+    Args args = two;
+    args.insert(args.end(), more);
+    return connect_error(args);
+  };
+  expect_one_line_naming(connect_error({"--service", "api", "--service", "api"}), "twice");
+  expect_one_line_naming(with({"--local-port", "9000:8080"}), "api:9000:8080");
+  expect_one_line_naming(with({"--local-port", "web:9000:8080"}), "'web'");
+  expect_one_line_naming(with({"--local-port", "api:9000:8080", "--local-port", "worker:9000:80"}),
+                         "local port 9000");
+  expect_one_line_naming(with({"--local-port", "api:9000", "--local-port", "worker:9000:80"}),
+                         "local port 9000");
+  expect_one_line_naming(with({"--run", "./api"}), "SERVICE='COMMAND LINE'");
+  expect_one_line_naming(with({"--run", "web=./web"}), "--run");
+  expect_one_line_naming(with({"--run", "api="}), "--run");
+  expect_one_line_naming(with({"--run", "api=a", "--run", "api=b"}), "twice");
+  expect_one_line_naming(with({"--run", "api=a", "--", "./b"}), "exclude");
+  expect_one_line_naming(with({"--env-file", "/tmp/e"}), "--env-file");
+  expect_one_line_naming(with({"--container", "app"}), "--container");
+  expect_one_line_naming(connect_error({"--run", "api=./api"}), "--run");
+  EXPECT_EQ(with({"--", "./api"}), "") << "one command, with the first service's environment";
+  for (const char* flag : {"--run", "[SERVICE:]LOCAL:REMOTE", "[SERVICE=]PATH"}) {
+    EXPECT_NE(std::string(kConnectUsage).find(flag), std::string::npos) << flag;
+  }
 }
 
 TEST(RestoreOptions, SwitchesAndValues) {

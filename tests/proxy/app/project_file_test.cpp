@@ -116,9 +116,10 @@ TEST(ProjectFile, FlagsOverrideTheFile) {
   auto options = parse_connect_options(args);
   EXPECT_EQ(options.kube.namespace_override, "mine");
   EXPECT_EQ(options.kube.context, "kubesim");
-  EXPECT_EQ(options.service, "api");
-  EXPECT_EQ(options.inbound.by_remote.size(), 1u);
-  EXPECT_EQ(options.inbound.by_remote.at(8080), 7000);
+  ASSERT_EQ(options.services.size(), 1u);
+  EXPECT_EQ(options.services[0].name, "api");
+  EXPECT_EQ(options.services[0].inbound.by_remote.size(), 1u);
+  EXPECT_EQ(options.services[0].inbound.by_remote.at(8080), 7000);
   ASSERT_EQ(options.env.size(), 3u);
   EXPECT_EQ(options.env.back(), (std::pair<std::string, std::string>{"REDIS_ADDR", "x"}));
   ASSERT_EQ(options.command.size(), 6u);
@@ -132,24 +133,38 @@ TEST(ProjectFile, FlagsOverrideTheFile) {
   EXPECT_FALSE(used);
 }
 
-TEST(ProjectFile, SeveralServicesNeedAChoice) {
+TEST(ProjectFile, SeveralServicesConnectTogetherEachWithItsPortsAndCommand) {
   test::TempDir dir;
   auto path = fs::path(dir.path()) / "lpk.yaml";
-  std::ofstream(path) << "services:\n  - name: api\n    ports: [1]\n  - name: web\n";
+  std::ofstream(path) << "services:\n  - name: api\n    ports: [\"9000:8080\"]\n"
+                         "    run: ./api --it's\n"
+                         "  - name: worker\n    ports: [\"9001:8080\"]\n    run: [./worker, a b]\n";
   std::optional<fs::path> used;
+  auto both = parse_connect_options(with_project_file(Args{"--config", path.string()}, used));
+  ASSERT_EQ(both.services.size(), 2u);
+  EXPECT_EQ(both.services[0].name, "api");
+  EXPECT_EQ(both.services[0].inbound.local_port_for(8080), 9000);
+  EXPECT_EQ(both.services[1].inbound.local_port_for(8080), 9001);
+  // Each command runs in the file's folder, its words quoted for the shell --run hands it to.
+  EXPECT_EQ(both.services[0].run, "'/bin/sh' '-c' 'cd -- \"$0\" && exec \"$@\"' '" +
+                                      dir.path() + "' '/bin/sh' '-c' './api --it'\\''s'");
+  EXPECT_NE(both.services[1].run.find("'./worker' 'a b'"), std::string::npos) << both.services[1].run;
+  EXPECT_TRUE(both.command.empty());
+  // --service picks one: its command is the session's `-- COMMAND`, as with a one-service file.
+  auto worker = parse_connect_options(
+      with_project_file(Args{"--config", path.string(), "--service", "worker"}, used));
+  ASSERT_EQ(worker.services.size(), 1u);
+  EXPECT_EQ(worker.services[0].name, "worker");
+  EXPECT_EQ(worker.services[0].inbound.local_port_for(8080), 9001);
+  EXPECT_EQ(worker.command.back(), "a b");
+  // A service's own env or container needs a session of that service alone.
+  std::ofstream(path) << "services:\n  - name: api\n    env: {A: b}\n  - name: worker\n";
   try {
     with_project_file(Args{"--config", path.string()}, used);
-    FAIL() << "two services and no --service were accepted";
+    FAIL() << "a per-service env with two services was accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("lists the services api, web; connect one of them "
-                                         "with --service NAME"),
-              std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("api: env of one entry"), std::string::npos) << e.what();
   }
-  auto web = parse_connect_options(
-      with_project_file(Args{"--config", path.string(), "--service", "web"}, used));
-  EXPECT_EQ(web.service, "web");
-  EXPECT_TRUE(web.inbound.by_remote.empty());
 }
 
 TEST(ProjectFile, AFileWithErrorsIsRefusedWithTheFirst) {

@@ -252,5 +252,56 @@ TEST(ExitCodeOf, MatchesTheShell) {
   EXPECT_EQ(exit_code_of(SIGINT), 128 + SIGINT);
 }
 
+TEST_F(ChildProcessTest, OutputGoesToTheGivenDescriptor) {
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  asio::io_context io;
+  auto child = ChildProcess::start(io.get_executor(), {"sh", "-c", "echo to-out; echo to-err >&2"},
+                                   kEnv, out[1]);
+  ::close(out[1]);
+  EXPECT_EQ(run(io, child->wait()), 0);
+  std::string text(256, '\0');
+  text.resize(std::max<ssize_t>(0, read(out[0], text.data(), text.size())));
+  ::close(out[0]);
+  EXPECT_EQ(text, "to-out\nto-err\n") << "stdout and stderr both";
+}
+
+TEST_F(ChildProcessTest, OwnGroupTerminateReachesTheShellsChildren) {
+  // A --run command line: a shell whose child would outlive it if only the shell got SIGTERM.
+  auto marker = dir_ / "grandchild.pid";
+  asio::io_context io;
+  auto child = ChildProcess::start(
+      io.get_executor(), {"sh", "-c", "sleep 30 & echo $! > " + marker.string() + "; wait"}, kEnv,
+      -1, true);
+  EXPECT_EQ(getpgid(child->pid()), child->pid());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!fs::exists(marker) &&
+         std::chrono::steady_clock::now() < deadline) {
+    usleep(10'000);  // the shell writes it once it has started the sleep
+  }
+  std::optional<int> code;
+  asio::co_spawn(io, child->terminate(5s), [&](std::exception_ptr, int c) { code = c; });
+  io.run_for(20s);
+  ASSERT_TRUE(code);
+  pid_t grandchild = 0;
+  std::ifstream(marker) >> grandchild;
+  ASSERT_GT(grandchild, 0);
+  // The sleep was the shell's child, reparented when the shell died: it must go (or be a
+  // zombie) soon, long before its 30 s.
+  auto gone = [grandchild] {
+    if (kill(grandchild, 0) != 0) return true;
+    std::ifstream stat("/proc/" + std::to_string(grandchild) + "/stat");
+    std::string pid_text, comm, state;
+    stat >> pid_text >> comm >> state;
+    return state == "Z" || state.empty();
+  };
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!gone() && std::chrono::steady_clock::now() < until) {
+    usleep(10'000);  // a process's end has no event to wait on here
+  }
+  EXPECT_TRUE(gone()) << "sleep " << grandchild << " outlived terminate()";
+  kill(grandchild, SIGKILL);
+}
+
 }  // namespace
 }  // namespace lpk::proxy

@@ -176,11 +176,9 @@ TEST_F(ConnectSessionKubesim, ServesTheNamespaceImportsTheEnvironmentAndEndsWith
   const auto fifo = dir_ / "go";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   SessionPlan plan;
-  plan.service = "api";
+  plan.services.push_back({"api", target, agent_pods, {}, {}, {}});
   plan.ns = ns_;
   plan.session_id = session_id;
-  plan.target = target;
-  plan.agent_pods = agent_pods;
   plan.pool = test::process_pool();
   plan.dns = asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
   plan.command = {"/bin/sh", "-c",
@@ -301,7 +299,8 @@ TEST(ConnectSession, ASignalBeforeItStartsEndsItAtOnce) {
   kube::Client client(config);
   std::atomic<bool> interrupted{true};
   SessionPlan plan;
-  plan.service = "api";
+  plan.services.push_back({});
+  plan.services[0].service = "api";
   plan.ns = "demo";
   plan.session_id = "519a1000";
   plan.pool = test::process_pool();

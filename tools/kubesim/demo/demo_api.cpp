@@ -1,6 +1,8 @@
-// lpk-kubesim-demo-api: the demo's "api" service. GET /api/hits increments a counter in
-// redis and answers {"hits":N,"greeting":...,"pod":...}. The greeting comes from a file
-// (a configMap volume), the redis password from an env var (a secret). Blocking and
+// lpk-kubesim-demo-api: the demo's "api" and "worker" services. GET /api/hits increments a
+// counter in redis and answers {"hits":N,"greeting":...,"pod":...}. The greeting comes from a
+// file (a configMap volume), the redis password from an env var (a secret). GET /work answers
+// {"role":...,"greeting":...,"pod":...} (what worker serves); GET /api/work is api calling
+// http://$WORKER_HOST:8080/work and answering {"pod":...,"worker":<its answer>}. Blocking and
 // one-connection-at-a-time on purpose: it is a demo workload, not part of lpk.
 
 #include <arpa/inet.h>
@@ -47,10 +49,10 @@ std::string redis(int fd, std::initializer_list<std::string> args) {
   return line;
 }
 
+std::string read_greeting();
+
 std::string hits_body() {
-  std::ifstream g(env("GREETING_FILE", "/etc/demo/greeting"));
-  std::string greeting;
-  std::getline(g, greeting);
+  std::string greeting = read_greeting();
   int fd = dial(env("REDIS_HOST", "redis"),
                 env("REDIS_SERVICE_PORT", "6379") /* REDIS_PORT is the tcp:// link variable */);
   if (fd < 0) return "";
@@ -66,6 +68,44 @@ std::string hits_body() {
          env("HOSTNAME", "") + "\"}\n";
 }
 
+std::string read_greeting() {
+  std::ifstream g(env("GREETING_FILE", "/etc/demo/greeting"));
+  std::string greeting;
+  std::getline(g, greeting);
+  return greeting;
+}
+
+std::string work_body() {
+  return "{\"role\":\"" + env("ROLE", "api") + "\",\"greeting\":\"" + read_greeting() +
+         "\",\"pod\":\"" + env("HOSTNAME", "") + "\"}";
+}
+
+// One GET to the worker service; its body, or "" when it cannot be reached.
+std::string call_worker() {
+  int fd = dial(env("WORKER_HOST", "worker"), "8080");
+  if (fd < 0) return "";
+  std::string req = "GET /work HTTP/1.0\r\nHost: worker\r\n\r\n";
+  std::string res;
+  if (write(fd, req.data(), req.size()) == ssize_t(req.size())) {
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) res.append(buf, n);
+  }
+  close(fd);
+  auto body = res.find("\r\n\r\n");
+  if (res.rfind("HTTP/1.", 0) != 0 || res.find(" 200 ") == std::string::npos ||
+      body == std::string::npos) {
+    return "";
+  }
+  return res.substr(body + 4);
+}
+
+std::string api_work_body() {
+  auto worker = call_worker();
+  while (!worker.empty() && (worker.back() == '\n' || worker.back() == '\r')) worker.pop_back();
+  if (worker.empty()) return "";
+  return "{\"pod\":\"" + env("HOSTNAME", "") + "\",\"worker\":" + worker + "}\n";
+}
+
 void serve(int c) {
   char buf[4096];
   ssize_t n = read(c, buf, sizeof buf);
@@ -78,6 +118,13 @@ void serve(int c) {
     body = hits_body();
     status = body.empty() ? "503 Service Unavailable" : "200 OK";
     if (body.empty()) body = "redis unavailable\n";
+  } else if (req.rfind("GET /work", 0) == 0) {
+    status = "200 OK";
+    body = work_body() + "\n";
+  } else if (req.rfind("GET /api/work", 0) == 0) {
+    body = api_work_body();
+    status = body.empty() ? "502 Bad Gateway" : "200 OK";
+    if (body.empty()) body = "worker unavailable\n";
   }
   std::string res =
       "HTTP/1.1 " + status +
