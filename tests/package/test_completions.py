@@ -22,9 +22,12 @@ ZSH = os.path.join(COMPLETIONS, "_lpk-proxy")
 # A flag: one or two dashes and a letter, not inside a word (lpk-proxy, outbound-only).
 FLAG_RE = re.compile(r"(?<![\w-])(--?[A-Za-z][-A-Za-z]*)")
 COMMANDS = ["connect", "status", "env", "diagnostics", "restore", "doctor", "run", "resolver",
-            "ide"]
+            "ide", "init", "config"]
+# Commands whose --help lists no flag (`config validate [FILE]`): nothing to complete after them.
+NO_FLAGS = {"config"}
 # The words before a command's flags: `ide` and `resolver` take a subcommand first.
-BEFORE_FLAGS = {"ide": ["ide", "vscode"], "resolver": ["resolver", "install"]}
+BEFORE_FLAGS = {"ide": ["ide", "vscode"], "resolver": ["resolver", "install"],
+                "config": ["config", "validate"]}
 
 
 def help_flags(command):
@@ -33,7 +36,7 @@ def help_flags(command):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     text = r.stdout + (r.stderr if command == "resolver" else "")
     flags = set(FLAG_RE.findall(text)) - {"--help"}
-    assert flags, f"no flags in `{' '.join(argv)}`: {text}"
+    assert bool(flags) != (command in NO_FLAGS), f"flags of `{' '.join(argv)}`: {text}"
     return flags
 
 
@@ -79,7 +82,8 @@ class Completions(unittest.TestCase):
             listed |= set(m.group(1).split("|"))
         self.assertEqual(listed, set(COMMANDS))
         self.assertEqual(bash_complete(""), set(COMMANDS) | {"--help", "--version"})
-        self.assertEqual(bash_complete("con"), {"connect"})
+        self.assertEqual(bash_complete("con"), {"connect", "config"})
+        self.assertEqual(bash_complete("conn"), {"connect"})
 
     def test_bash_flags_are_those_of_help(self):
         for command in COMMANDS:
@@ -91,6 +95,8 @@ class Completions(unittest.TestCase):
         self.assertEqual(bash_complete("connect", "--log-level", "w"), {"warn"})
         self.assertEqual(bash_complete("ide", ""), {"vscode"})
         self.assertEqual(bash_complete("resolver", "un"), {"uninstall"})
+        self.assertEqual(bash_complete("config", ""), {"validate"})
+        self.assertEqual(bash_complete("connect", "--output", "j"), {"json"})
         # After `--`, the command connect runs: command names.
         self.assertIn("bash", bash_complete("connect", "--", "bas"))
 

@@ -3,24 +3,26 @@
 # against each command's --help by tests/package/test_completions.py, so they cannot drift from
 # what lpk-proxy accepts. Plain bash (no bash-completion helpers), so it works without that package.
 
-_lpk_proxy_commands="connect status env diagnostics restore doctor run resolver ide"
+_lpk_proxy_commands="connect status env diagnostics restore doctor run resolver ide init config"
 
 # The flags of each command, as its --help lists them.
 _lpk_proxy_flags() {
   case $1 in
     connect) echo "--service -n --kubeconfig --context --local-port --container --agent-image
-                   --env-file --also-namespace --dns --pool --zone --resolv-conf --resolver
-                   --file-limit --timeout --dead-link-timeout --resume-grace --secret-file
-                   --orphan-timeout --log-level" ;;
-    status | env | diagnostics) echo "--session --json" ;;
+                   --keep-image --env-file --also-namespace --run --env --skip-file --config
+                   --no-config --dns --pool --zone --resolv-conf --resolver --file-limit --timeout
+                   --dead-link-timeout --resume-grace --secret-file --orphan-timeout --log-level
+                   --log-format --output --json" ;;
+    status | env | diagnostics) echo "--session --output --json" ;;
     restore) echo "--all -A --force -n --kubeconfig --context --timeout" ;;
     doctor) echo "--service -n --kubeconfig --context --container --agent-image --pool --dns
-                  --resolver --json" ;;
+                  --resolver --output --json" ;;
     run) echo "--agent --agent-pod --kubeconfig --context --map --map-file --pool --local-port
                --dns --namespace --zone --resolv-conf --secret-file --dead-link-timeout
-               --resume-grace --log-level" ;;
+               --resume-grace --log-level --log-format" ;;
     resolver) echo "--dry-run --force --zone --namespace --address --mode --resolv-conf --backup" ;;
     ide) echo "--service -n --kubeconfig --context --dir --debugger --program" ;;
+    init) echo "--service -n --kubeconfig --context --file --force" ;;
   esac
 }
 
@@ -41,7 +43,8 @@ _lpk_proxy() {
   fi
   local command=${COMP_WORDS[1]}
   case $prev in
-    --kubeconfig | --env-file | --secret-file | --map-file | --resolv-conf | --backup | --program)
+    --kubeconfig | --env-file | --secret-file | --map-file | --resolv-conf | --backup | --program | \
+    --config | --file)
       COMPREPLY=($(compgen -f -- "$cur"))
       return ;;
     --dir)
@@ -53,11 +56,15 @@ _lpk_proxy() {
     --mode)
       COMPREPLY=($(compgen -W "auto resolved resolv.conf" -- "$cur"))
       return ;;
+    --log-format | --output)
+      COMPREPLY=($(compgen -W "text json" -- "$cur"))
+      return ;;
   esac
   if ((COMP_CWORD == 2)); then
     case $command in
       resolver) COMPREPLY=($(compgen -W "install uninstall status" -- "$cur")); return ;;
       ide) COMPREPLY=($(compgen -W "vscode" -- "$cur")); return ;;
+      config) COMPREPLY=($(compgen -W "validate" -- "$cur")); return ;;
     esac
   fi
   if [[ $cur == -* ]]; then
