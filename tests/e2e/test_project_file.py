@@ -54,7 +54,7 @@ def schema_problems(value, schema, root, where="lpk.yaml"):
     return problems
 
 STATUS_FIELDS = {"service", "namespace", "workload", "container", "pid", "child", "dns", "files",
-                 "services", "tunnels"}
+                 "replaced", "services", "tunnels"}
 DIAGNOSTICS_FIELDS = STATUS_FIELDS | {"routes", "mounts", "address_slot", "log_dir",
                                       "session_dir", "dns_table_services"}
 
@@ -214,8 +214,8 @@ services:
         self.assertTrue(env["from"].startswith("api-"), env)
         diagnostics = json.loads(self.lpk("diagnostics", "--output=json").stdout)
         self.assertEqual(set(diagnostics), DIAGNOSTICS_FIELDS)
-        self.assertIn({"service_port": 8080, "container_port": 8080, "name": "http"},
-                      diagnostics["routes"])
+        self.assertIn({"service": "api", "service_port": 8080, "container_port": 8080,
+                       "name": "http"}, diagnostics["routes"])
         bad = self.lpk("status", "--output", "yaml")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--output wants json or text", bad.stderr)
