@@ -102,7 +102,7 @@ std::vector<DoctorCheck> cluster_checks(const DoctorOptions& options,
   if (!options.service.empty()) service = check_service(*client, options, ns, kind);
   append(checks, check_permissions(*client, ns, needed_permissions(options.service.empty(), kind)));
   if (service) checks.push_back(*service);
-  checks.push_back(check_agent_image(options, ns));
+  checks.push_back(check_agent_image(*client, options, ns));
   return checks;
 }
 

@@ -229,15 +229,6 @@ DoctorCheck check_service(kube::Client& client, const DoctorOptions& options, co
   }
 }
 
-DoctorCheck check_agent_image(const DoctorOptions& options, const std::string& ns) {
-  return {"agent image", true,
-          options.agent_image + " is not checked: only the cluster's nodes pull it",
-          "to try: `kubectl run lpk-image-check -n " + ns + " --image=" + options.agent_image +
-              " --restart=Never` and `kubectl get pod lpk-image-check -n " + ns +
-              "` (ErrImagePull: push it, see README \"The agent image\"; kubesim maps "
-              "lpk/lpk-agent:dev to the agent it built); delete the pod after"};
-}
-
 std::vector<DoctorCheck> check_slot_and_port(const DoctorOptions& options, const std::string& key) {
   auto claim = SlotClaim::claim(options.pool, key);
   if (!claim) {

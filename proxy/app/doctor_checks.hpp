@@ -30,8 +30,11 @@ std::vector<DoctorCheck> check_permissions(kube::Client& client, const std::stri
 DoctorCheck check_service(kube::Client& client, const DoctorOptions& options, const std::string& ns,
                           kube::WorkloadKind& kind);
 
-/// A warning naming the image and how to check that the cluster can pull it.
-DoctorCheck check_agent_image(const DoctorOptions& options, const std::string& ns);
+/// Whether the cluster pulls and starts the agent image: a pod of it (its entrypoint with
+/// --help, never restarted, deleted at once; doctor_image.cpp), read until it runs or ends, or
+/// its node reports ErrImagePull and the like. Passes, saying so, when creating pods is refused.
+DoctorCheck check_agent_image(kube::Client& client, const DoctorOptions& options,
+                              const std::string& ns);
 
 /// A slot of --pool no session holds (`key` as connect hashes it), and port 53 (or --dns) free
 /// on its stub DNS address.

@@ -4,7 +4,8 @@
 doctor: every check passes on the demo (exit 0); each failure injected makes exactly its own
 line fail, with a fix (exit 1): a missing service, a context the kubeconfig lacks, a refused
 token, port 53 held on the slot's stub DNS address, a record of a dead session, a user whose Role
-lacks pods/portforward, the service's workload held by a live session. kubectl plugin: the real
+lacks pods/portforward, the service's workload held by a live session, an agent image the
+cluster cannot pull (doctor starts a pod of it, which the test checks is gone after). kubectl plugin: the real
 kubectl finds `kubectl-lpk` (the link the build puts next to lpk-proxy) on PATH, passes kubectl's
 global flags given before or after the command, and `kubectl lpk connect -n demo -- curl
 http://web.demo/` works. Needs root (kubesim)."""
@@ -80,6 +81,9 @@ class Doctor(ConnectCase):
                                             "permission configmaps",
                                             "permission deployments.apps"}, set(checks))
         self.assertIn("deployment demo/api", checks["service"]["detail"])
+        # The image was tried by the cluster: a pod of it started, and is gone.
+        self.assertIn("is pulled and starts in namespace demo", checks["agent image"]["detail"])
+        self.assert_no_image_check_pod_left()
         # The text form: one line per check and a summary.
         text = subprocess.run([e2e.PROXY, "doctor", "--service", "api", "-n", "demo",
                                "--kubeconfig", self.sim.kubeconfig, "--pool", self.pool],
@@ -100,6 +104,18 @@ class Doctor(ConnectCase):
         check = self.assert_only_failing("service", ("--service", "nope", "-n", "demo"))
         self.assertIn("service nope not found in namespace demo", check["detail"])
         self.assertIn("kubectl get services -n demo", check["fix"])
+
+    def test_unpullable_agent_image(self):
+        check = self.assert_only_failing(
+            "agent image", ("--service", "api", "-n", "demo", "--agent-image", "lpk/nowhere:1"))
+        self.assertIn("lpk/nowhere:1 cannot be pulled: ErrImagePull", check["detail"])
+        self.assertIn("--agent-image", check["fix"])
+        self.assert_no_image_check_pod_left()
+
+    def assert_no_image_check_pod_left(self):
+        pods = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l",
+                                           "lpk.dev/doctor=image-check", "-o", "json"))
+        self.assertEqual(pods["items"], [], "doctor's image-check pod was left behind")
 
     def test_service_held_by_a_live_session(self):
         proxy = self.connect("--service", "api", "-n", "demo", service="api")
