@@ -114,7 +114,7 @@ class Doctor(ConnectCase):
 
     def assert_no_image_check_pod_left(self):
         pods = json.loads(self.sim.kubectl("-n", "demo", "get", "pods", "-l",
-                                           "lpk.dev/doctor=image-check", "-o", "json"))
+                                           "lpk.dev/doctor=image-check", "-o", "json").stdout)
         self.assertEqual(pods["items"], [], "doctor's image-check pod was left behind")
 
     def test_service_held_by_a_live_session(self):

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """UDP through lpk on kubesim (issue 12, item 3): a UDP echo in a pod, behind a Service with a
 UDP port, answers 10,000 datagrams of mixed sizes sent from the host to the service's lpk
-address, none lost; and kdig asks the cluster DNS (kube-dns in kube-system, 53/UDP) through
-lpk over UDP. One kubesim and one outbound-only session for the class. Needs root (kubesim).
+address, none lost; a statsd-style sender's fire-and-forget counters all reach the pod; and
+kdig asks the cluster DNS (kube-dns in kube-system, 53/UDP) through lpk over UDP. One kubesim and one outbound-only session for the class. Needs root (kubesim).
 
 Sizes: 1 to 1400 bytes, and a few of 65000 (kubesim's pod network has MTU 1500, so those
 travel as IP fragments inside the cluster; lpk carries up to 65507, the IPv4 UDP limit)."""
@@ -19,6 +19,7 @@ import lpk_e2e as e2e
 from connect_case import ConnectCase, DEMO_DIR, main
 
 ECHO_PORT = 9000
+STATSD_PORT = 8125
 ECHO = os.path.join(os.path.abspath(DEMO_DIR), "udp_echo.py")
 MANIFESTS = [
     {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -27,12 +28,16 @@ MANIFESTS = [
               "template": {"metadata": {"labels": {"app": "udp-echo"}},
                            "spec": {"containers": [{
                                "name": "echo", "image": "busybox",
-                               "command": ["/usr/bin/python3", ECHO, str(ECHO_PORT)],
-                               "ports": [{"containerPort": ECHO_PORT, "protocol": "UDP"}]}]}}}},
+                               "command": ["/usr/bin/python3", ECHO, str(ECHO_PORT),
+                                           str(STATSD_PORT)],
+                               "ports": [{"containerPort": ECHO_PORT, "protocol": "UDP"},
+                                         {"containerPort": STATSD_PORT, "protocol": "UDP"}]}]}}}},
     {"apiVersion": "v1", "kind": "Service",
      "metadata": {"name": "udp-echo", "namespace": "demo"},
      "spec": {"selector": {"app": "udp-echo"},
               "ports": [{"name": "echo", "port": ECHO_PORT, "targetPort": ECHO_PORT,
+                         "protocol": "UDP"},
+                        {"name": "statsd", "port": STATSD_PORT, "targetPort": STATSD_PORT,
                          "protocol": "UDP"}]}}]
 
 
@@ -112,6 +117,31 @@ class Udp(ConnectCase):
         took = time.monotonic() - started
         print(f"\n{good} of {sent} datagrams echoed in {took:.1f} s", flush=True)
         self.assertEqual((sent, good, wrong), (len(sizes), len(sizes), 0), self.proxy.describe())
+
+    def test_statsd_style_counters_sent_and_forgotten_all_arrive(self):
+        address = (self.address_of("udp-echo", "demo"), STATSD_PORT)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sent = 0
+        with sender:
+            for _ in range(40):  # a service's metrics: bursts of 50, nothing ever answered
+                for _ in range(50):
+                    sender.sendto(b"lpk.requests:1|c", address)
+                    sent += 1
+                sender.sendto(b"lpk.bursts:1|c", address)
+                time.sleep(0.005)
+        # The totals through another flow (another source port), once the counters stop growing.
+        deadline = time.monotonic() + 20 * e2e.SLACK
+        totals = {}
+        while time.monotonic() < deadline and totals.get("lpk.requests") != sent:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as asker:
+                asker.settimeout(2)
+                asker.sendto(b"#totals", address)
+                try:
+                    totals = json.loads(asker.recv(65536))
+                except socket.timeout:
+                    continue
+            time.sleep(0.2)
+        self.assertEqual(totals, {"lpk.requests": sent, "lpk.bursts": 40}, self.proxy.describe())
 
     def test_kdig_asks_the_cluster_dns_through_lpk_over_udp(self):
         web_ip = self.sim.kubectl("-n", "demo", "get", "service", "web", "-o",
