@@ -197,30 +197,6 @@ asio::awaitable<void> udp_echo(udp::socket& socket) {
   }
 }
 
-struct TwoSessions {
-  std::shared_ptr<Session> proxy, agent;
-  std::shared_ptr<Running> proxy_run, agent_run;
-  std::shared_ptr<TestDialer> dialer;
-};
-
-asio::awaitable<TwoSessions> two_sessions(SessionOptions po, SessionOptions ao) {
-  auto ex = co_await asio::this_coro::executor;
-  auto [x, y] = co_await socket_pair();
-  po.role = Role::proxy;
-  ao.role = Role::agent;
-  TwoSessions t;
-  t.dialer = std::make_shared<TestDialer>(ex);
-  auto [p, a] = co_await (
-      Session::establish(std::make_unique<TcpLink>(std::move(x)), po, nullptr) &&
-      Session::establish(std::make_unique<TcpLink>(std::move(y)), ao, t.dialer));
-  if (!p || !a) throw std::runtime_error("handshake failed");
-  t.proxy = *p;
-  t.agent = *a;
-  t.proxy_run = start_running(ex, t.proxy);
-  t.agent_run = start_running(ex, t.agent);
-  co_return t;
-}
-
 TEST(DatagramSession, UdpEchoThroughTheTunnelKeepsEveryDatagram) {
   asio::io_context io;
   run_task(io, [&]() -> asio::awaitable<void> {
@@ -228,7 +204,7 @@ TEST(DatagramSession, UdpEchoThroughTheTunnelKeepsEveryDatagram) {
     udp::socket echo(ex, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     asio::co_spawn(ex, udp_echo(echo), asio::detached);
     SessionOptions po, ao;
-    auto t = co_await two_sessions(po, ao);
+    auto t = co_await make_tunnel(po, ao);
     EXPECT_TRUE(t.proxy->carries_datagrams());
     auto [client, local] = co_await socket_pair();
     t.proxy->open_stream(std::move(local), Target{Target::Kind::ipv4, "127.0.0.1",
@@ -254,7 +230,7 @@ TEST(DatagramSession, AnAgentWithoutUdpIsNeverSentAFlow) {
   run_task(io, [&]() -> asio::awaitable<void> {
     SessionOptions po, old_agent;
     old_agent.datagram = false;  // stands for an lpk-agent from before UDP
-    auto t = co_await two_sessions(po, old_agent);
+    auto t = co_await make_tunnel(po, old_agent);
     EXPECT_FALSE(t.proxy->carries_datagrams());
     auto [client, local] = co_await socket_pair();
     t.proxy->open_stream(std::move(local), Target{Target::Kind::ipv4, "127.0.0.1", 9, true});

@@ -427,4 +427,53 @@ class TestAgent {
   std::shared_ptr<State> state_;
 };
 
+/// Two real Sessions over a loopback TCP link, both running: the proxy side opens streams for
+/// local client sockets, the agent side dials through a TestDialer.
+struct Tunnel {
+  std::shared_ptr<Session> proxy;
+  std::shared_ptr<Session> agent;
+  std::shared_ptr<Running> proxy_run;
+  std::shared_ptr<Running> agent_run;
+  std::shared_ptr<TestDialer> dialer;        // the agent's
+  std::shared_ptr<TestDialer> proxy_dialer;  // for inbound streams
+
+  /// A client connection whose stream the proxy carries to `target`.
+  asio::awaitable<tcp::socket> connect(Target target) {
+    auto [client, local] = co_await socket_pair();
+    proxy->open_stream(std::move(local), std::move(target));
+    co_return std::move(client);
+  }
+  asio::awaitable<void> close() {
+    proxy->stop();
+    EXPECT_TRUE(co_await proxy_run->ended.wait());
+    EXPECT_TRUE(co_await agent_run->ended.wait());
+  }
+};
+
+// (No default arguments: GCC 12 destroys the temporaries of a default argument to a coroutine
+// twice. Callers pass named options.)
+inline asio::awaitable<Tunnel> make_tunnel(SessionOptions po, SessionOptions ao) {
+  auto ex = co_await asio::this_coro::executor;
+  auto [x, y] = co_await socket_pair();
+  po.role = Role::proxy;
+  ao.role = Role::agent;
+  Tunnel t;
+  t.dialer = std::make_shared<TestDialer>(ex);
+  t.proxy_dialer = std::make_shared<TestDialer>(ex);
+  auto [p, a] = co_await (
+      Session::establish(std::make_unique<TcpLink>(std::move(x)), po, t.proxy_dialer) &&
+      Session::establish(std::make_unique<TcpLink>(std::move(y)), ao, t.dialer));
+  if (!p || !a) throw std::runtime_error("handshake failed");
+  t.proxy = *p;
+  t.agent = *a;
+  t.proxy_run = start_running(ex, t.proxy);
+  t.agent_run = start_running(ex, t.agent);
+  co_return t;
+}
+
+inline asio::awaitable<Tunnel> make_tunnel() {
+  SessionOptions po, ao;
+  co_return co_await make_tunnel(po, ao);
+}
+
 }  // namespace lpk::tunnel::test
