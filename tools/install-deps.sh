@@ -19,6 +19,7 @@ peer_pkgs=(
   iproute2 procps psmisc python3 python3-kubernetes python3-dotenv
   microsocks tinyproxy stunnel4 openssl   # port-forward through socks5 and https proxies
   python3-matplotlib          # bench/plots.py: the benchmark charts (and their test)
+  python3-grpcio              # tests/agent/capture_h2_first_flight.py: a real gRPC client
 )
 # OCI images built from scratch and run without Docker or a registry (tools/images,
 # tests/images): buildah builds, skopeo pushes, umoci unpacks, crun runs; busybox-static is the
