@@ -96,7 +96,7 @@ bool headers_fragment(const Frame& f, std::string_view& fragment) {
   return true;
 }
 
-H2FirstRequest decoded(std::string_view block) {
+H2FirstRequest decode_first_request(std::string_view block) {
   H2FirstRequest result;
   HpackDecoder decoder;
   result.status = decoder.decode(block, result.headers) == HpackError::none
@@ -106,35 +106,35 @@ H2FirstRequest decoded(std::string_view block) {
   return result;
 }
 
-H2FirstRequest status(SniffStatus s) { return H2FirstRequest{s, {}}; }
+H2FirstRequest only_status(SniffStatus s) { return H2FirstRequest{s, {}}; }
 
 }  // namespace
 
 H2FirstRequest sniff_h2_first_request(std::string_view bytes) {
   const std::size_t n = std::min(bytes.size(), kH2Preface.size());
-  if (bytes.substr(0, n) != kH2Preface.substr(0, n)) return status(SniffStatus::not_h2);
+  if (bytes.substr(0, n) != kH2Preface.substr(0, n)) return only_status(SniffStatus::not_h2);
   std::size_t pos = kH2Preface.size();
   std::string block;
   std::uint32_t header_stream = 0;  // the stream of the HEADERS being continued, or 0
   for (bool first = true;; first = false) {
     Frame f;
-    if (auto s = next_frame(bytes, pos, f); s != SniffStatus::found) return status(s);
+    if (auto s = next_frame(bytes, pos, f); s != SniffStatus::found) return only_status(s);
     // 3.4: the preface is followed by a SETTINGS frame.
-    if (first && f.type != kSettings) return status(SniffStatus::malformed);
+    if (first && f.type != kSettings) return only_status(SniffStatus::malformed);
     std::string_view fragment = f.payload;
     if (header_stream != 0) {
       if (f.type != kContinuation || f.stream != header_stream) {
-        return status(SniffStatus::malformed);
+        return only_status(SniffStatus::malformed);
       }
     } else if (f.type == kHeaders) {
-      if (!headers_fragment(f, fragment)) return status(SniffStatus::malformed);
+      if (!headers_fragment(f, fragment)) return only_status(SniffStatus::malformed);
       header_stream = f.stream;
     } else {
-      if (!valid_control_frame(f)) return status(SniffStatus::malformed);
+      if (!valid_control_frame(f)) return only_status(SniffStatus::malformed);
       continue;
     }
     block.append(fragment);
-    if (f.flags & kEndHeaders) return decoded(block);
+    if (f.flags & kEndHeaders) return decode_first_request(block);
   }
 }
 
