@@ -10,13 +10,12 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/router/h2_sniff.hpp"  // kH2Preface
+
 namespace lpk::router {
 
 /// The largest request or response head the router reads (request line and headers).
 inline constexpr std::size_t kMaxHeadSize = 64 * 1024;
-
-/// The HTTP/2 connection preface (RFC 9113 section 3.4).
-inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 enum class Protocol { need_more, http1, h2, other };
 
