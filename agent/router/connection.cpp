@@ -9,6 +9,8 @@
 #include <boost/asio/write.hpp>
 
 #include "agent/coro.hpp"
+#include "agent/router/h2_settings.hpp"
+#include "agent/router/h2_sniff.hpp"
 #include "proxy/tunnel/dial.hpp"
 #include "proxy/tunnel/listen.hpp"
 
@@ -151,9 +153,58 @@ asio::awaitable<void> Connection::serve_opaque(std::optional<tcp::endpoint> to) 
 }
 
 asio::awaitable<void> Connection::serve_h2() {
-  // Until the HTTP/2 sniffer lands: the whole connection goes to the originals.
   shared_->h2_connections++;
-  co_await serve_opaque(shared_->table.next_original(port_.port));
+  // The router's own SETTINGS first, for clients that wait for it (h2_settings.hpp).
+  if (co_await write_all(client_, kEmptySettingsFrame)) co_return;
+  H2FirstRequest first;
+  for (;;) {
+    first = sniff_h2_first_request(in_.data());
+    if (first.status != SniffStatus::need_more || in_.full() || client_eof_) break;
+    auto ec = co_await read_more(client_, in_);
+    if (ec == asio::error::eof) client_eof_ = true;
+    else if (ec) co_return;
+  }
+  // The whole connection goes where its first request's header says; a connection that is
+  // not valid HTTP/2 goes to an original, which answers it as HTTP/2 servers do.
+  auto to = first.status != SniffStatus::found
+                ? shared_->table.next_original(port_.port)
+                : shared_->table.pick(
+                      [&first](std::string_view name) -> std::optional<std::string_view> {
+                        for (const auto& [n, v] : first.headers) {
+                          if (n == name) return v;
+                        }
+                        return std::nullopt;
+                      },
+                      port_.port).endpoint;
+  std::string why;
+  auto* up = (to || !port_.fallback_host.empty()) ? co_await upstream_for(to, why) : nullptr;
+  if (!up) {
+    spdlog::debug("router: HTTP/2 connection on port {} closed: {}", port_.port,
+                  why.empty() ? "no original pod known" : why);
+    co_return;
+  }
+  co_await (pump_h2_client(*up) && pump(up->socket, up->buffer, client_, false));
+}
+
+asio::awaitable<void> Connection::pump_h2_client(Upstream& up) {
+  SettingsAckFilter filter;
+  while (!filter.found() && !client_eof_) {
+    auto step = filter.scan(in_.data());
+    if (step.pass > 0 && co_await write_all(up.socket, in_.data().substr(0, step.pass))) {
+      stop();
+      co_return;
+    }
+    in_.consume(step.pass + (step.found ? 9 : 0));  // the ACK of the router's SETTINGS
+    if (step.found) break;
+    auto ec = co_await read_more(client_, in_);
+    if (ec == asio::error::eof) {
+      client_eof_ = true;
+    } else if (ec) {
+      stop();
+      co_return;
+    }
+  }
+  co_await pump(client_, in_, up.socket, client_eof_);
 }
 
 asio::awaitable<void> Connection::serve_http1() {

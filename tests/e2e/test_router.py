@@ -295,5 +295,107 @@ class RouterOpaqueTest(unittest.TestCase):
         self.assertEqual(router.routes()["opaque_connections"], 3)
 
 
+def start_grpc_server(name):
+    """A gRPC server (python3-grpcio, generic handler, bytes in and out) whose one method
+    /lpk.Echo/Call answers `NAME ROUTE-METADATA REQUEST`."""
+    import grpc
+    from concurrent import futures
+
+    def call(request, context):
+        metadata = dict(context.invocation_metadata())
+        return f"{name} {metadata.get('x-lpk-route', '-')} ".encode() + request
+
+    handler = grpc.method_handlers_generic_handler(
+        "lpk.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+class RouterGrpcTest(unittest.TestCase):
+    """HTTP/2 routes per connection, by its first request's headers (gRPC metadata)."""
+
+    def setUp(self):
+        try:
+            import grpc  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-grpcio is missing (run tools/install-deps.sh)")
+        tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        servers = {}
+        for name in ("original", "a"):
+            server, port = start_grpc_server(name)
+            self.addCleanup(server.stop, None)
+            servers[name] = port
+        path = os.path.join(tmp, "routes.json")
+        write_routes(path, [{"header": "x-lpk-route", "value": "a", "session": "s-a",
+                             "target": f"127.0.0.1:{servers['a']}"}],
+                     [f"127.0.0.1:{servers['original']}"])
+        self.router = e2e.Router(path)
+        self.addCleanup(self.router.stop)
+        self.router.wait_routes(lambda d: d["routes"])
+
+    def call(self, payload, metadata=()):
+        """One call on a channel (so one connection) of its own."""
+        import grpc
+        # A channel of its own: grpc shares connections between channels to one target unless
+        # told not to; no proxy from the environment.
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_http_proxy", 0)]
+        with grpc.insecure_channel(f"127.0.0.1:{self.router.ports[0]}", options=options) as ch:
+            method = ch.unary_unary("/lpk.Echo/Call")
+            return method(payload, metadata=metadata, timeout=20 * e2e.SLACK)
+
+    def test_metadata_picks_the_session_and_none_the_original(self):
+        self.assertEqual(self.call(b"one", (("x-lpk-route", "a"),)), b"a a one")
+        self.assertEqual(self.call(b"two"), b"original - two")
+        self.assertEqual(self.call(b"three", (("x-lpk-route", "b"),)), b"original b three")
+        big = os.urandom(1 << 20)
+        self.assertEqual(self.call(big, (("x-lpk-route", "a"),)), b"a a " + big)
+        doc = self.router.routes()
+        self.assertEqual(doc["h2_connections"], 4)
+        self.assertEqual(doc["routes"][0]["requests"], 2)  # per connection
+        self.assertEqual(doc["original"]["requests"], 2)
+
+    def test_a_client_that_waits_for_the_servers_settings(self):
+        """As grpc-go does: preface and SETTINGS, then nothing until the server's SETTINGS; its
+        ACK of the router's own SETTINGS must not reach the backend (docs/router.md)."""
+        def frame(kind, flags, payload, stream=0):
+            return (len(payload).to_bytes(3, "big") + bytes([kind, flags]) +
+                    stream.to_bytes(4, "big") + payload)
+
+        def literal(name, value):  # HPACK literal without indexing, new name, no Huffman
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        s = socket.create_connection(("127.0.0.1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, b""))
+        f = s.makefile("rb")
+        first = f.read(9)
+        self.assertEqual(first, frame(4, 0, b""))  # the router's own SETTINGS, before any request
+        block = b"".join(literal(n, v) for n, v in (
+            (b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/lpk.Echo/Call"),
+            (b":authority", b"router"), (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"), (b"x-lpk-route", b"a")))
+        message = b"\x00" + (4).to_bytes(4, "big") + b"ping"
+        s.sendall(frame(4, 1, b"") + frame(1, 4, block, 1) + frame(0, 1, message, 1))
+        data, acked = b"", False
+        while True:  # the backend's frames, up to the trailers that end stream 1
+            head = f.read(9)
+            self.assertEqual(len(head), 9, "the connection ended before the response")
+            length, kind, flags = int.from_bytes(head[:3], "big"), head[3], head[4]
+            payload = f.read(length)
+            if kind == 4 and not flags & 1 and not acked:
+                s.sendall(frame(4, 1, b""))  # the backend's SETTINGS: this ACK is its own
+                acked = True
+            if kind == 0:
+                data += payload
+            if kind == 1 and flags & 1:
+                break
+            self.assertNotIn(kind, (3, 7), f"the backend reset the stream or connection: {payload!r}")
+        self.assertEqual(data[5:], b"a a ping")
+
+
 if __name__ == "__main__":
     e2e.main()

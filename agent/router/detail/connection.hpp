@@ -50,6 +50,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<Protocol> sniff();
   boost::asio::awaitable<void> serve_opaque(std::optional<boost::asio::ip::tcp::endpoint> to);
   boost::asio::awaitable<void> serve_h2();
+  /// Client to backend on an HTTP/2 connection: the client's ACK of the router's own SETTINGS
+  /// is dropped, everything else passes.
+  boost::asio::awaitable<void> pump_h2_client(Upstream& up);
   boost::asio::awaitable<void> serve_http1();
   boost::asio::awaitable<ParseStatus> read_request_head();
   boost::asio::awaitable<bool> exchange();
