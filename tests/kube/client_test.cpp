@@ -189,8 +189,7 @@ TEST(Client, TransportErrorIsOneLine) {
 
 /// Waits until the client closes `fd` (its end of a request the server keeps open); bounded.
 void hold_until_client_leaves(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  ::poll(&p, 1, int(slack(std::chrono::milliseconds(10000)).count()));
+  FakeServer::hold_until_client_leaves(fd, slack(std::chrono::milliseconds(10000)));
 }
 
 /// A flag one thread raises and another waits for (bounded).

@@ -109,6 +109,11 @@ std::vector<SeenRequest> FakeServer::requests() {
   return requests_;
 }
 
+void FakeServer::hold_until_client_leaves(int fd, std::chrono::milliseconds bound) {
+  pollfd p{fd, POLLIN, 0};
+  ::poll(&p, 1, int(bound.count()));
+}
+
 void FakeServer::send_all(int fd, const std::string& data) {
   size_t off = 0;
   while (off < data.size()) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -36,6 +37,9 @@ class FakeServer {
   std::vector<SeenRequest> requests();
 
   static void send_all(int fd, const std::string& data);
+  /// Waits until the client closes `fd` (its end of a request the server keeps open, such as
+  /// an idle watch), at most `bound`.
+  static void hold_until_client_leaves(int fd, std::chrono::milliseconds bound);
   /// A complete response with Content-Length and Connection: close.
   static std::string response(int code, const std::string& body,
                               const std::vector<std::string>& headers = {});
