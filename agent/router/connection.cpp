@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
+#include <utility>
 
 #include "agent/coro.hpp"
 #include "agent/router/h2_settings.hpp"
@@ -101,7 +102,16 @@ Connection::Connection(std::shared_ptr<Shared> shared, tcp::socket client, PortS
   client_.set_option(tcp::no_delay(true), ec);
 }
 
-Connection::~Connection() { shared_->live.erase(this); }
+Connection::~Connection() {
+  shared_->live.erase(this);
+  if (shared_->draining && shared_->live.empty() && shared_->on_drained) {
+    std::exchange(shared_->on_drained, nullptr)();
+  }
+}
+
+void Connection::drain() {
+  if (idle_) stop();
+}
 
 void Connection::stop() {
   error_code ec;
@@ -219,7 +229,7 @@ asio::awaitable<void> Connection::serve_http1() {
                                "lpk router: request head over 64 KiB\n", true);
     }
     ++requests_;
-    if (!co_await exchange()) co_return;
+    if (!co_await exchange() || shared_->draining) co_return;
   }
 }
 
@@ -228,7 +238,11 @@ asio::awaitable<ParseStatus> Connection::read_request_head() {
     auto status = parse_request_head(in_.data(), request_);
     if (status != ParseStatus::need_more) co_return status;
     if (in_.full()) co_return ParseStatus::too_large;
-    if (co_await read_more(client_, in_)) co_return ParseStatus::need_more;
+    if (in_.empty() && shared_->draining) co_return ParseStatus::need_more;
+    idle_ = in_.empty();
+    auto ec = co_await read_more(client_, in_);
+    idle_ = false;
+    if (ec) co_return ParseStatus::need_more;
   }
 }
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <utility>
 #include <boost/asio/detached.hpp>
 
 #include "agent/coro.hpp"
@@ -64,7 +65,10 @@ asio::awaitable<void> accept_admin(std::shared_ptr<detail::Shared> shared, tcp::
 Router::Router(asio::any_io_executor executor, RouterOptions options)
     : executor_(std::move(executor)), shared_(std::make_shared<detail::Shared>(std::move(options))) {}
 
-Router::~Router() { stop(); }
+Router::~Router() {
+  shared_->on_drained = nullptr;  // what it calls goes with its owner
+  stop();
+}
 
 tunnel::Result<void> Router::bind() {
   const auto& o = shared_->options;
@@ -110,9 +114,20 @@ void Router::update(RouteSet routes) {
   if (before != after) spdlog::info("router: routes now {}", after.dump());
 }
 
+void Router::drain(std::function<void()> on_drained) {
+  shared_->draining = true;
+  boost::system::error_code ec;
+  for (auto& a : acceptors_) a->close(ec);
+  if (admin_) admin_->close(ec);
+  shared_->on_drained = std::move(on_drained);
+  auto live = shared_->live;  // a connection's drain() may end it
+  for (auto* c : live) c->drain();
+  if (shared_->live.empty() && shared_->on_drained) std::exchange(shared_->on_drained, nullptr)();
+}
+
 void Router::stop() {
   if (shared_->stopped) return;
-  shared_->stopped = true;
+  shared_->stopped = shared_->draining = true;
   boost::system::error_code ec;
   for (auto& a : acceptors_) a->close(ec);
   if (admin_) admin_->close(ec);

@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,11 @@ class Router {
   void start();
   /// Replaces the routes (the pod watch's or the routes file's); /healthz turns 200.
   void update(RouteSet routes);
+  /// Stops accepting (the admin port too, so readiness fails) and lets the connections end:
+  /// an HTTP/1 connection between requests closes at once, one within an exchange after it.
+  /// `on_drained` is called once no connection is left (at once when none is). Opaque,
+  /// HTTP/2 and upgraded connections run on until they end or stop() closes them.
+  void drain(std::function<void()> on_drained);
   /// Closes the listeners and every connection; idempotent.
   void stop();
 

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -116,14 +117,22 @@ Parsed parse(std::span<const std::string> args) {
   return p;
 }
 
-/// Runs the io_context until SIGTERM or SIGINT has stopped the router and `source`.
+/// How long connections may take to end after SIGTERM (Router::drain) before they are closed.
+constexpr auto kDrainGrace = std::chrono::seconds(5);
+
+/// Runs the io_context until SIGTERM or SIGINT has drained the router and stopped `source`.
 template <class Source>
 void run_until_signal(boost::asio::io_context& io, Router& router, Source& source) {
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::steady_timer grace(io);
   signals.async_wait([&](boost::system::error_code, int) {
     source.stop();
-    router.stop();
-    io.stop();  // connections still open are closed as the io_context goes
+    grace.expires_after(kDrainGrace);
+    grace.async_wait([&](boost::system::error_code) {  // drained (cancelled), or out of time
+      router.stop();
+      io.stop();
+    });
+    router.drain([&] { grace.cancel(); });
   });
   std::signal(SIGPIPE, SIG_IGN);
   source.start();

@@ -7,7 +7,9 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -26,7 +28,7 @@ class SessionHandler(http.server.BaseHTTPRequestHandler):
 
     def answer(self):
         self.server.peers.add(self.client_address[1])
-        body = b""
+        digest, n = hashlib.sha256(), 0
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             while True:
                 size = int(self.rfile.readline().split(b";")[0], 16)
@@ -34,17 +36,20 @@ class SessionHandler(http.server.BaseHTTPRequestHandler):
                     while self.rfile.readline() not in (b"\r\n", b""):
                         pass  # trailers
                     break
-                body += self.rfile.read(size)
+                data = self.rfile.read(size)
+                digest.update(data)
+                n += len(data)
                 self.rfile.readline()
         elif "Content-Length" in self.headers:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-        text = (f"session {self.server.name} {self.command} {self.path} "
-                f"{hashlib.sha256(body).hexdigest()} {len(body)}\n").encode()
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+            digest.update(data)
+            n = len(data)
+        text = f"session {self.server.name} {self.command} {self.path} {digest.hexdigest()} {n}\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(text)))
         self.send_header("X-Route-Header", self.headers.get("x-lpk-route", "-"))
         self.end_headers()
-        self.wfile.write(text)
+        self.wfile.write(text.encode())
 
     do_GET = do_POST = do_PUT = answer
 
@@ -293,6 +298,150 @@ class RouterOpaqueTest(unittest.TestCase):
         out = subprocess.run(cli + ["GET", "k"], capture_output=True, text=True, timeout=30)
         self.assertEqual(out.stdout.strip(), value)
         self.assertEqual(router.routes()["opaque_connections"], 3)
+
+
+class RouterEdgesTest(unittest.TestCase):
+    """Fallback address, no backend at all, a protocol whose server speaks first, and SIGTERM
+    in the middle of an exchange."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.path = os.path.join(self.tmp, "routes.json")
+
+    def router(self, ports, originals=(), routes=()):
+        write_routes(self.path, list(routes), list(originals))
+        router = e2e.Router(self.path, ports=ports)
+        self.addCleanup(router.stop)
+        router.wait_routes(lambda d: True)
+        return router
+
+    def connect(self, port):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        return s, s.makefile("rb")
+
+    def test_fallback_when_no_original_is_known_else_closed(self):
+        fallback = start_session_server("fallback")
+        self.addCleanup(fallback.server_close)
+        self.addCleanup(fallback.shutdown)
+        router = self.router(["0=127.0.0.1:%d" % fallback.server_address[1], "0"])
+        s, f = self.connect(router.ports[0])
+        s.sendall(request("/x") + request("/y", "a"))
+        for path in ("/x", "/y"):
+            self.assertTrue(read_response(f).body.startswith(f"session fallback GET {path} ".encode()))
+        s, f = self.connect(router.ports[1])  # no fallback: as a Service without endpoints
+        s.sendall(request("/x"))
+        self.assertEqual(f.read(), b"")
+        s, f = self.connect(router.ports[1])  # nor for a connection that is not HTTP
+        s.sendall(b"*1\r\n$4\r\nPING\r\n")
+        self.assertEqual(f.read(), b"")
+
+    def test_a_server_that_speaks_first(self):
+        def banner_then_echo(c, server):
+            c.sendall(b"SSH-2.0-lpk-test\r\n")
+            e2e.echo_handler(c, server)
+
+        server = e2e.Server(banner_then_echo)
+        self.addCleanup(server.close)
+        router = self.router(["0"], [f"127.0.0.1:{server.addr[1]}"])
+        s, f = self.connect(router.ports[0])
+        self.assertEqual(f.readline(), b"SSH-2.0-lpk-test\r\n")  # after the router's wait
+        s.sendall(b"SSH-2.0-client\r\n")
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(f.read(), b"SSH-2.0-client\r\n")
+        self.assertEqual(router.routes()["opaque_connections"], 1)
+
+    def test_sigterm_lets_the_exchange_in_flight_finish(self):
+        release = threading.Event()
+        arrived = threading.Event()
+
+        class Slow(SessionHandler):
+            def answer(self):
+                if self.path == "/slow":
+                    arrived.set()
+                    release.wait(30)
+                super().answer()
+
+            do_GET = answer
+
+        slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        slow.daemon_threads, slow.name, slow.peers = True, "slow", set()
+        threading.Thread(target=slow.serve_forever, daemon=True).start()
+        self.addCleanup(slow.server_close)
+        self.addCleanup(slow.shutdown)
+        self.addCleanup(release.set)
+        router = self.router(["0"], [f"127.0.0.1:{slow.server_address[1]}"])
+        idle, idle_f = self.connect(router.ports[0])
+        idle.sendall(request("/first"))
+        self.assertEqual(read_response(idle_f).status, 200)  # then idle, between requests
+        busy, busy_f = self.connect(router.ports[0])
+        busy.sendall(request("/slow"))
+        self.assertTrue(arrived.wait(10 * e2e.SLACK))
+        router.p.send_signal(signal.SIGTERM)
+        self.assertEqual(idle_f.read(), b"")  # the idle connection is closed at once
+        with self.assertRaises(OSError):  # so is the admin port: readiness fails
+            router.admin_get("/healthz")
+        release.set()
+        r = read_response(busy_f)
+        self.assertTrue(r.body.startswith(b"session slow GET /slow "), r.body)
+        self.assertEqual(busy_f.read(), b"")  # closed after that exchange
+        self.assertEqual(router.wait_exit(10), 0)
+
+
+class RouterBigBodiesTest(unittest.TestCase):
+    """1 GiB each way through the router with its memory bounded."""
+
+    def test_one_gib_down_and_up_with_bounded_memory(self):
+        total, block = 1 << 30, os.urandom(1 << 20)
+
+        class Big(SessionHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(total))
+                self.end_headers()
+                for _ in range(total // len(block)):
+                    self.wfile.write(block)
+
+        big = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Big)
+        big.daemon_threads, big.name, big.peers = True, "big", set()
+        threading.Thread(target=big.serve_forever, daemon=True).start()
+        self.addCleanup(big.server_close)
+        self.addCleanup(big.shutdown)
+        tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "routes.json")
+        write_routes(path, [], [f"127.0.0.1:{big.server_address[1]}"])
+        router = e2e.Router(path)
+        self.addCleanup(router.stop)
+        router.wait_routes(lambda d: d["original"]["pods"])
+        s = socket.create_connection(("127.0.0.1", router.ports[0]), timeout=30 * e2e.SLACK)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        s.sendall(request("/big"))
+        line = f.readline()
+        self.assertIn(b" 200 ", line)
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        digest, got = hashlib.sha256(), 0
+        while got < total:
+            chunk = f.read(min(1 << 20, total - got))
+            self.assertTrue(chunk, f"the download ended after {got} bytes")
+            digest.update(chunk)
+            got += len(chunk)
+        self.assertEqual(digest.hexdigest(), hashlib.sha256(block * (total // len(block))).hexdigest())
+        # Up: chunked, 1 MiB chunks; the session handler hashes what it reads.
+        s.sendall(request("/up", None, "POST", "Transfer-Encoding: chunked\r\n"))
+        chunk = b"%x\r\n" % len(block) + block + b"\r\n"
+        for _ in range(total // len(block)):
+            s.sendall(chunk)
+        s.sendall(b"0\r\n\r\n")
+        r = read_response(f)
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.body.endswith(f" {total}\n".encode()), r.body)
+        with open(f"/proc/{router.p.pid}/status") as status:
+            peak = int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
+        self.assertLess(peak, 64 * 1024, f"router peak RSS {peak} KiB after 2 GiB")
 
 
 def start_grpc_server(name):

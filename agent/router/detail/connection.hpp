@@ -32,7 +32,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection& operator=(const Connection&) = delete;
 
   boost::asio::awaitable<void> run();
+  /// Closes every socket.
   void stop();
+  /// stop() now if the connection waits for the next HTTP/1 request; else it closes after the
+  /// current exchange (serve_http1 checks Shared::draining).
+  void drain();
 
  private:
   struct Upstream {
@@ -74,6 +78,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   PortSpec port_;
   ByteBuffer in_{kBufferSize};
   bool client_eof_ = false;  // the client half-closed while the router sniffed
+  bool idle_ = false;        // waiting for the first byte of the next HTTP/1 request
   RequestHead request_;
   ResponseHead response_;
   BodyFramer framer_;  // the request body's

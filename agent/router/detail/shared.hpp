@@ -4,6 +4,7 @@
 // connection coroutine, so a coroutine destroyed with its io_context never outlives it.
 
 #include <cstdint>
+#include <functional>
 #include <unordered_set>
 
 #include "agent/router/route_table.hpp"
@@ -20,7 +21,9 @@ struct Shared {
   std::uint64_t opaque_connections = 0;
   std::uint64_t h2_connections = 0;
   std::unordered_set<Connection*> live;
+  bool draining = false;  // drain() or stop(): no new request starts
   bool stopped = false;
+  std::function<void()> on_drained;  // called once `live` empties while draining
 };
 
 }  // namespace lpk::router::detail
