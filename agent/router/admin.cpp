@@ -33,7 +33,7 @@ AdminAnswer admin_answer(const Shared& shared, std::string_view method, std::str
 }
 
 asio::awaitable<void> serve_admin(std::shared_ptr<Shared> shared, asio::ip::tcp::socket socket) {
-  ByteBuffer in(kMaxHeadSize);
+  ByteBuffer in(4096, kMaxHeadSize);
   RequestHead head;
   ParseStatus status;
   while ((status = parse_request_head(in.data(), head)) == ParseStatus::need_more && !in.full()) {

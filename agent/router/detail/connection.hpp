@@ -19,8 +19,10 @@
 
 namespace lpk::router::detail {
 
-/// A head's limit plus room for the body bytes that arrive with it.
+/// A head's limit plus room for the body bytes that arrive with it: what a buffer grows to.
 inline constexpr std::size_t kBufferSize = kMaxHeadSize + 16 * 1024;
+/// What a buffer starts with: most request and response heads fit.
+inline constexpr std::size_t kInitialBuffer = 8 * 1024;
 /// Backends one client connection keeps a connection to; past this the oldest is closed.
 inline constexpr std::size_t kMaxUpstreams = 8;
 
@@ -44,7 +46,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         : key(k), socket(std::move(s)) {}
     boost::asio::ip::tcp::endpoint key;  // the backend; unspecified for the fallback
     boost::asio::ip::tcp::socket socket;
-    ByteBuffer buffer{kBufferSize};
+    ByteBuffer buffer{kInitialBuffer, kBufferSize};
     bool reused = false;  // has carried an exchange: the server may have closed it since
   };
   /// How an exchange ended: the client connection goes on or closes; or no response came
@@ -76,7 +78,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Shared> shared_;
   boost::asio::ip::tcp::socket client_;
   PortSpec port_;
-  ByteBuffer in_{kBufferSize};
+  ByteBuffer in_{kInitialBuffer, kBufferSize};
   bool client_eof_ = false;  // the client half-closed while the router sniffed
   bool idle_ = false;        // waiting for the first byte of the next HTTP/1 request
   RequestHead request_;
