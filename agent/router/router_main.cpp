@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -140,7 +141,10 @@ void run_until_signal(boost::asio::io_context& io, Router& router, Source& sourc
   io.run();
 }
 
-int serve(Parsed& parsed) {
+/// Binds, prints the ports' lines and runs with `source` (a RoutesFileWatch or a PodWatch made
+/// by `make_source` from the io_context's executor and the route callback).
+template <class MakeSource>
+int serve(Parsed& parsed, MakeSource&& make_source) {
   boost::asio::io_context io(1);
   Router router(io.get_executor(), parsed.router);
   if (auto bound = router.bind(); !bound) {
@@ -151,22 +155,30 @@ int serve(Parsed& parsed) {
     tunnel::print_line(kRouterLine, tunnel::endpoint_text(e));
   }
   tunnel::print_line(kRouterAdminLine, tunnel::endpoint_text(router.admin_endpoint()));
-  auto update = [&router](RouteSet routes) { router.update(std::move(routes)); };
+  auto source = make_source(io.get_executor(),
+                            [&router](RouteSet routes) { router.update(std::move(routes)); });
+  run_until_signal(io, router, *source);
+  return 0;
+}
+
+int serve(Parsed& parsed) {
   if (!parsed.routes_file.empty()) {
-    RoutesFileWatch source(io.get_executor(), parsed.routes_file, update);
-    run_until_signal(io, router, source);
-    return 0;
+    return serve(parsed, [&](boost::asio::any_io_executor ex, OnRoutes update) {
+      return std::make_unique<RoutesFileWatch>(ex, parsed.routes_file, update);
+    });
   }
+  // Before anything is bound: outside a pod, say so and nothing else.
   auto config = kube::in_cluster_config();
   if (!config) {
     throw std::runtime_error("not in a pod: KUBERNETES_SERVICE_HOST/PORT or the service account "
                              "token is missing (outside a cluster, use --routes-file)");
   }
   kube::Client client(*config);
-  PodWatch source(io.get_executor(), client, parsed.ns.empty() ? config->namespace_ : parsed.ns,
-                  parsed.router.service, parsed.selector, update);
-  run_until_signal(io, router, source);
-  return 0;
+  auto ns = parsed.ns.empty() ? config->namespace_ : parsed.ns;
+  return serve(parsed, [&](boost::asio::any_io_executor ex, OnRoutes update) {
+    return std::make_unique<PodWatch>(ex, client, ns, parsed.router.service, parsed.selector,
+                                      update);
+  });
 }
 
 }  // namespace

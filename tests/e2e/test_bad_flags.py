@@ -12,18 +12,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpk_e2e as e2e  # noqa: E402
 
 
-def run(argv):
+def run(argv, env=None):
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=5 * e2e.SLACK,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"{argv}: still running after 5s instead of rejecting the flags; "
                              f"stderr: {e.stderr!r}") from None
 
 
 class BadFlagsTest(unittest.TestCase):
-    def check_one_line(self, argv, must_mention=None):
-        r = run(argv)
+    def check_one_line(self, argv, must_mention=None, env=None):
+        r = run(argv, env)
         lines = r.stderr.splitlines()
         self.assertNotEqual(r.returncode, 0, f"{argv} exited 0")
         self.assertGreater(r.returncode, 0, f"{argv} died of a signal: {r.returncode}")
@@ -53,6 +53,27 @@ class BadFlagsTest(unittest.TestCase):
         for args, mention in cases:
             with self.subTest(args=args):
                 self.check_one_line([e2e.AGENT, *args], mention)
+
+    def test_router_bad_flags(self):
+        ok = ["--service", "api", "--original-selector", "app=api", "--admin-port", "0"]
+        cases = [
+            (["--no-such-flag", "x"], "--no-such-flag"),
+            (["--service", "api"], "--port"),  # no --port
+            (ok[2:] + ["--port", "0"], "--service"),
+            (["--service", "api", "--port", "0"], "--original-selector"),
+            (ok + ["--port", "99999"], "99999"),
+            (ok + ["--port", "80=no-port"], "--port"),
+            (ok + ["--port", "80=host:0"], "--port"),
+            (["--service", "api", "--original-selector", "app", "--port", "0"], "--original-selector"),
+            (ok + ["--port", "0", "--log-level", "loud"], "--log-level"),
+            (ok + ["--port", "0", "--admin-port"], None),  # missing value
+            # Not in a pod and no --routes-file: says so before binding anything.
+            (ok + ["--port", "0"], "--routes-file"),
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        for args, mention in cases:
+            with self.subTest(args=args):
+                self.check_one_line([e2e.AGENT, "router", *args], mention, env)
 
     def test_proxy_bad_flags(self):
         cases = [
