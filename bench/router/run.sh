@@ -9,7 +9,8 @@
 #   haproxy  HAProxy in `mode http` (one thread, as the router runs one), the proxy a user
 #            would otherwise put there
 # Prints requests/s (median of the rounds), each proxy's ratio to direct and the p50 latency it
-# adds, and writes OUT/router.json and router.md.
+# adds, writes OUT/router.json and router.md and draws the chart (docs/bench/router-rate.svg for
+# bench/results, bench/plots.py).
 #
 #   bench/router/run.sh [--secs 5] [--rounds 3] [--concurrency 16] [--build-dir DIR]
 #                       [--no-build] [--out DIR] [--nice N]
@@ -43,6 +44,7 @@ for tool in nginx wrk haproxy; do
     { echo "router/run.sh: $tool is missing; run tools/install-deps.sh" >&2; exit 1; }
 done
 PATH=$PATH:/usr/sbin
+/usr/bin/python3 "$ROOT/bench/plots.py" --check || exit 2  # the chart is drawn at the end
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lpk-bench-router.XXXXXX")
 PIDS=()
@@ -139,7 +141,8 @@ for round in $(seq "$ROUNDS"); do
 done
 
 mkdir -p "$OUT"
-python3 - "$TMP/samples.jsonl" "$OUT/router.json" "$CONC" "$SECS" "$COMMAND" <<'PY'
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+python3 - "$TMP/samples.jsonl" "$OUT/router.json" "$CONC" "$SECS" "$COMMAND" "$COMMIT" <<'PY'
 import datetime, json, os, re, statistics, sys
 
 def micros(text):  # wrk's "123.45us", "1.20ms", "1.00s"
@@ -155,7 +158,8 @@ for peer in ("direct", "router", "haproxy"):
                    "runs": runs}
 out = {"date": datetime.datetime.utcnow().isoformat() + "Z", "nproc": os.cpu_count(),
        "load": open("/proc/loadavg").read().split()[:3], "concurrency": int(sys.argv[3]),
-       "seconds": int(sys.argv[4]), "peers": peers, "floor_ratio": 0.8}
+       "seconds": int(sys.argv[4]), "peers": peers, "floor_ratio": 0.8,
+       "command": sys.argv[5], "commit": sys.argv[6]}
 for peer in ("router", "haproxy"):
     out[f"{peer}_over_direct"] = peers[peer]["rps"] / peers["direct"]["rps"]
     out[f"{peer}_p50_added_us"] = peers[peer]["p50_us"] - peers["direct"]["p50_us"]
@@ -179,3 +183,4 @@ open(os.path.splitext(sys.argv[2])[0] + ".md", "w").write("\n".join(lines) + "\n
 print("\n".join(lines))
 PY
 log "wrote $OUT/router.json and router.md"
+/usr/bin/python3 "$ROOT/bench/plots.py" --results "$OUT" router

@@ -39,6 +39,8 @@ EXPECTED = {
     "resume": (["p50", "p99", "max"], [], [], ["2026-01-05T06:07:08Z", "3 CPUs"]),
     "kubesim-rollout": (["host binary", "containers (crun)"], [], ["0.67x"],
                         ["2026-01-06T07:08:09Z"]),
+    "router-rate": (["nginx direct", "HAProxy (mode http)", "lpk-agent router"], [],
+                    ["0.80x", "1.25x"], ["2026-01-07T08:09:10Z", "2 CPUs"]),
 }
 
 
