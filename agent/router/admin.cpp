@@ -19,9 +19,9 @@ AdminAnswer admin_answer(const Shared& shared, std::string_view method, std::str
     return {"405 Method Not Allowed", "text/plain", "GET /healthz or GET /routes\n"};
   }
   if (path == "/healthz") {
-    return shared.table.known() ? AdminAnswer{"200 OK", "text/plain", "ok\n"}
-                                : AdminAnswer{"503 Service Unavailable", "text/plain",
-                                              "routes not known yet\n"};
+    return shared.table.known()
+               ? AdminAnswer{"200 OK", "text/plain", "ok\n"}
+               : AdminAnswer{"503 Service Unavailable", "text/plain", "routes not known yet\n"};
   }
   if (path == "/routes") {
     auto doc = shared.table.describe(shared.options.service);

@@ -171,21 +171,25 @@ asio::awaitable<void> Connection::serve_h2() {
     first = sniff_h2_first_request(in_.data());
     if (first.status != SniffStatus::need_more || in_.full() || client_eof_) break;
     auto ec = co_await read_more(client_, in_);
-    if (ec == asio::error::eof) client_eof_ = true;
-    else if (ec) co_return;
+    if (ec == asio::error::eof)
+      client_eof_ = true;
+    else if (ec)
+      co_return;
   }
   // The whole connection goes where its first request's header says; a connection that is
   // not valid HTTP/2 goes to an original, which answers it as HTTP/2 servers do.
   auto to = first.status != SniffStatus::found
                 ? shared_->table.next_original(port_.port)
-                : shared_->table.pick(
-                      [&first](std::string_view name) -> std::optional<std::string_view> {
-                        for (const auto& [n, v] : first.headers) {
-                          if (n == name) return v;
-                        }
-                        return std::nullopt;
-                      },
-                      port_.port).endpoint;
+                : shared_->table
+                      .pick(
+                          [&first](std::string_view name) -> std::optional<std::string_view> {
+                            for (const auto& [n, v] : first.headers) {
+                              if (n == name) return v;
+                            }
+                            return std::nullopt;
+                          },
+                          port_.port)
+                      .endpoint;
   std::string why;
   auto* up = (to || !port_.fallback_host.empty()) ? co_await upstream_for(to, why) : nullptr;
   if (!up) {
@@ -274,7 +278,7 @@ asio::awaitable<bool> Connection::exchange() {
                      close || has_body);
       co_return !(close || has_body);
     }
-    co_return outcome == Outcome::keep && body_done && !close;
+    co_return outcome == Outcome::keep&& body_done && !close;
   }
 }
 
@@ -296,8 +300,8 @@ asio::awaitable<Connection::Outcome> Connection::send_request(Upstream& up, bool
   // Streamed while the response is read: a 100 Continue (or an early final answer) may come
   // before the body is complete.
   framer_.start(request_.body, request_.content_length);
-  auto both = co_await (send_body(up, body_done) ||
-                        relay_response(up, head_request, connect_request, 0));
+  auto both =
+      co_await (send_body(up, body_done) || relay_response(up, head_request, connect_request, 0));
   co_return both.index() == 0 ? std::get<0>(both) : std::get<1>(both);
 }
 
@@ -319,8 +323,9 @@ asio::awaitable<Connection::Outcome> Connection::relay_response(Upstream& up, bo
       if (!co_await read_more(up.socket, up.buffer)) continue;
       error_code ec;
       up.socket.close(ec);
-      co_return relayed ? Outcome::close
-                        : up.buffer.empty() ? Outcome::stale : Outcome::bad_gateway;
+      co_return relayed   ? Outcome::close
+      : up.buffer.empty() ? Outcome::stale
+                          : Outcome::bad_gateway;
     }
     if (status != ParseStatus::complete) {
       error_code ec;
@@ -357,7 +362,7 @@ asio::awaitable<Connection::Outcome> Connection::relay_final(Upstream& up) {
 }
 
 asio::awaitable<Connection::Upstream*> Connection::upstream_for(std::optional<tcp::endpoint> to,
-                                                               std::string& why) {
+                                                                std::string& why) {
   tcp::endpoint key = to ? *to : tcp::endpoint{};
   Upstream* up = nullptr;
   for (auto& u : upstreams_) {
@@ -395,8 +400,9 @@ asio::awaitable<Connection::Upstream*> Connection::upstream_for(std::optional<tc
 
 asio::awaitable<void> Connection::reply(std::string_view status, std::string_view body,
                                         bool close) {
-  auto text = fmt::format("HTTP/1.1 {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{}",
-                          status, body.size(), close ? "connection: close\r\n" : "", body);
+  auto text =
+      fmt::format("HTTP/1.1 {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{}",
+                  status, body.size(), close ? "connection: close\r\n" : "", body);
   co_await write_all(client_, text);
   if (close) {
     error_code ec;

@@ -21,7 +21,9 @@ bool tchar(char c) {  // RFC 9110 section 5.6.2
 bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), tchar); }
 
 /// A field value's or target's bytes: visible ASCII, obs-text, SP and HTAB; no CR, LF or NUL.
-bool field_char(char c) { return c == '\t' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f); }
+bool field_char(char c) {
+  return c == '\t' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -151,7 +153,8 @@ Protocol sniff_protocol(std::string_view bytes) {
   if (bytes[i] != ' ' || i == 0) return Protocol::other;
   auto sp2 = bytes.find(' ', i + 1);
   auto target = bytes.substr(i + 1, sp2 == std::string_view::npos ? sp2 : sp2 - i - 1);
-  if (!std::all_of(target.begin(), target.end(), [](char c) { return field_char(c) && c != '\t'; })) {
+  if (!std::all_of(target.begin(), target.end(),
+                   [](char c) { return field_char(c) && c != '\t'; })) {
     return Protocol::other;
   }
   if (sp2 == std::string_view::npos) {
@@ -176,7 +179,8 @@ const std::string_view* RequestHead::find(std::string_view name) const {
 
 ParseStatus parse_request_head(std::string_view bytes, RequestHead& out) {
   auto end = head_end(bytes.substr(0, kMaxHeadSize));
-  if (end == 0) return bytes.size() >= kMaxHeadSize ? ParseStatus::too_large : ParseStatus::need_more;
+  if (end == 0)
+    return bytes.size() >= kMaxHeadSize ? ParseStatus::too_large : ParseStatus::need_more;
   auto head = bytes.substr(0, end - 2);  // each line with its CRLF
   auto eol = head.find("\r\n");
   out.headers.clear();
@@ -201,13 +205,15 @@ ParseStatus parse_request_head(std::string_view bytes, RequestHead& out) {
 ParseStatus parse_response_head(std::string_view bytes, bool head_request, bool connect_request,
                                 ResponseHead& out) {
   auto end = head_end(bytes.substr(0, kMaxHeadSize));
-  if (end == 0) return bytes.size() >= kMaxHeadSize ? ParseStatus::too_large : ParseStatus::need_more;
+  if (end == 0)
+    return bytes.size() >= kMaxHeadSize ? ParseStatus::too_large : ParseStatus::need_more;
   auto head = bytes.substr(0, end - 2);
   auto eol = head.find("\r\n");
   auto line = head.substr(0, eol);
   // HTTP/1.x SP 3DIGIT [SP reason]
   out.minor = http1_minor(line.substr(0, 8));
-  if (out.minor < 0 || line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' ')) {
+  if (out.minor < 0 || line.size() < 12 || line[8] != ' ' ||
+      (line.size() > 12 && line[12] != ' ')) {
     return ParseStatus::malformed;
   }
   std::uint64_t status = 0;
@@ -264,7 +270,7 @@ ChunkedScanner::Result ChunkedScanner::step(char c) {
   };
   switch (state_) {
     case State::size: {
-      int v = c >= '0' && c <= '9' ? c - '0'
+      int v = c >= '0' && c <= '9'   ? c - '0'
               : c >= 'a' && c <= 'f' ? c - 'a' + 10
               : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                      : -1;
@@ -285,7 +291,8 @@ ChunkedScanner::Result ChunkedScanner::step(char c) {
     case State::size_lf:
       line_ = 0;
       return expect('\n', remaining_ == 0 ? State::trailer_start : State::data);
-    case State::data_cr: return expect('\r', State::data_lf);
+    case State::data_cr:
+      return expect('\r', State::data_lf);
     case State::data_lf:
       digits_ = 0;
       return expect('\n', State::size);
@@ -296,10 +303,13 @@ ChunkedScanner::Result ChunkedScanner::step(char c) {
       if (c == '\r') return expect('\r', State::trailer_lf);
       state_ = State::trailer;
       return c == '\n' || ++line_ > kMaxHeadSize ? Result::malformed : Result::more;
-    case State::trailer_lf: return expect('\n', State::trailer_start);
-    case State::final_lf: return expect('\n', State::done);
+    case State::trailer_lf:
+      return expect('\n', State::trailer_start);
+    case State::final_lf:
+      return expect('\n', State::done);
     case State::data:
-    case State::done: break;
+    case State::done:
+      break;
   }
   return Result::malformed;
 }
@@ -321,9 +331,12 @@ BodyFramer::Result BodyFramer::take(std::string_view bytes, std::size_t& used) {
       return remaining_ == 0 ? Result::done : Result::more;
     case BodyKind::chunked:
       switch (chunked_.scan(bytes, used)) {
-        case ChunkedScanner::Result::done: return Result::done;
-        case ChunkedScanner::Result::more: return Result::more;
-        case ChunkedScanner::Result::malformed: return Result::malformed;
+        case ChunkedScanner::Result::done:
+          return Result::done;
+        case ChunkedScanner::Result::more:
+          return Result::more;
+        case ChunkedScanner::Result::malformed:
+          return Result::malformed;
       }
       break;
     case BodyKind::until_close:

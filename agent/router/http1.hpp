@@ -85,8 +85,19 @@ class ChunkedScanner {
   void reset() { *this = ChunkedScanner{}; }
 
  private:
-  enum class State { size, ext, size_lf, data, data_cr, data_lf, trailer_start, trailer,
-                     trailer_lf, final_lf, done };
+  enum class State {
+    size,
+    ext,
+    size_lf,
+    data,
+    data_cr,
+    data_lf,
+    trailer_start,
+    trailer,
+    trailer_lf,
+    final_lf,
+    done
+  };
   Result step(char c);
 
   State state_ = State::size;

@@ -69,7 +69,8 @@ RouteSet route_set_from_pods(const PodMap& session_pods, const PodMap& original_
     out.routes.push_back(std::move(spec));
   }
   for (const auto& [name, pod] : original_pods) {
-    if (!meta(pod, "labels", kRouteForLabel).empty() || !meta(pod, "labels", kRouterLabel).empty()) {
+    if (!meta(pod, "labels", kRouteForLabel).empty() ||
+        !meta(pod, "labels", kRouterLabel).empty()) {
       continue;
     }
     if (auto ip = live_ip(pod)) out.originals.emplace_back(*ip, 0);

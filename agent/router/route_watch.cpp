@@ -3,10 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
-
-#include <boost/asio/post.hpp>
 #include <fstream>
 #include <sstream>
 
@@ -117,22 +116,25 @@ kube::Informer::Handlers PodWatch::handlers(bool sessions) {
   auto ex = executor_;
   const char* what = sessions ? "session pods" : "original pods";
   return {
-      .on_list = [state, ex, sessions](const nlohmann::json& items) {
-        asio::post(ex, [state, sessions, items] { state->apply(sessions, &items, nullptr); });
-      },
-      .on_event = [state, ex, sessions](const kube::WatchEvent& event) {
-        asio::post(ex, [state, sessions, event] { state->apply(sessions, nullptr, &event); });
-      },
-      .on_error = [what](const std::string& problem, std::chrono::seconds retry_in) {
-        spdlog::warn("router: watching the {}: {}; again in {}s", what, problem, retry_in.count());
-      },
+      .on_list =
+          [state, ex, sessions](const nlohmann::json& items) {
+            asio::post(ex, [state, sessions, items] { state->apply(sessions, &items, nullptr); });
+          },
+      .on_event =
+          [state, ex, sessions](const kube::WatchEvent& event) {
+            asio::post(ex, [state, sessions, event] { state->apply(sessions, nullptr, &event); });
+          },
+      .on_error =
+          [what](const std::string& problem, std::chrono::seconds retry_in) {
+            spdlog::warn("router: watching the {}: {}; again in {}s", what, problem,
+                         retry_in.count());
+          },
   };
 }
 
 void PodWatch::start() {
-  sessions_ = std::make_unique<kube::Informer>(client_, path_,
-                                               kube::ListOptions{.label_selector = session_selector_},
-                                               handlers(true));
+  sessions_ = std::make_unique<kube::Informer>(
+      client_, path_, kube::ListOptions{.label_selector = session_selector_}, handlers(true));
   originals_ = std::make_unique<kube::Informer>(
       client_, path_, kube::ListOptions{.label_selector = original_selector_}, handlers(false));
 }

@@ -38,7 +38,7 @@ class RoutesFileWatch {
   OnRoutes on_update_;
   std::chrono::milliseconds poll_;
   boost::asio::steady_timer timer_;
-  std::string stamp_;  // size, mtime and inode last read
+  std::string stamp_;    // size, mtime and inode last read
   std::string problem_;  // the last one reported, not repeated while it lasts
   bool stopped_ = false;
 };

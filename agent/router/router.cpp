@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <utility>
 #include <boost/asio/detached.hpp>
+#include <utility>
 
 #include "agent/coro.hpp"
 #include "agent/router/detail/admin.hpp"
@@ -33,8 +33,8 @@ tunnel::Result<tcp::acceptor> open_port(const asio::any_io_executor& executor,
   return acceptor;
 }
 
-asio::awaitable<void> accept_clients(std::shared_ptr<detail::Shared> shared, tcp::acceptor& acceptor,
-                                     PortSpec port) {
+asio::awaitable<void> accept_clients(std::shared_ptr<detail::Shared> shared,
+                                     tcp::acceptor& acceptor, PortSpec port) {
   tunnel::DescriptorShedder shedder;
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kTuple);
@@ -45,12 +45,13 @@ asio::awaitable<void> accept_clients(std::shared_ptr<detail::Shared> shared, tcp
     }
     if (ec) continue;
     auto connection = std::make_shared<detail::Connection>(shared, std::move(socket), port);
-    asio::co_spawn(acceptor.get_executor(),
-                   [connection]() { return connection->run(); }, asio::detached);
+    asio::co_spawn(
+        acceptor.get_executor(), [connection]() { return connection->run(); }, asio::detached);
   }
 }
 
-asio::awaitable<void> accept_admin(std::shared_ptr<detail::Shared> shared, tcp::acceptor& acceptor) {
+asio::awaitable<void> accept_admin(std::shared_ptr<detail::Shared> shared,
+                                   tcp::acceptor& acceptor) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kTuple);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -63,7 +64,8 @@ asio::awaitable<void> accept_admin(std::shared_ptr<detail::Shared> shared, tcp::
 }  // namespace
 
 Router::Router(asio::any_io_executor executor, RouterOptions options)
-    : executor_(std::move(executor)), shared_(std::make_shared<detail::Shared>(std::move(options))) {}
+    : executor_(std::move(executor)),
+      shared_(std::make_shared<detail::Shared>(std::move(options))) {}
 
 Router::~Router() {
   shared_->on_drained = nullptr;  // what it calls goes with its owner
@@ -79,8 +81,9 @@ tunnel::Result<void> Router::bind() {
     if (!acceptor) return acceptor.error();
     acceptors_.push_back(std::make_unique<tcp::acceptor>(std::move(*acceptor)));
   }
-  auto admin = open_port(executor_, o.address, o.admin_port,
-                         {.in_use = "choose another --admin-port", .not_here = "check the address"});
+  auto admin =
+      open_port(executor_, o.address, o.admin_port,
+                {.in_use = "choose another --admin-port", .not_here = "check the address"});
   if (!admin) return admin.error();
   admin_ = std::make_unique<tcp::acceptor>(std::move(*admin));
   return {};

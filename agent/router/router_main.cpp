@@ -64,7 +64,8 @@ PortSpec parse_port_spec(const std::string& value) {
     spec.fallback_host = spec.fallback_host.substr(1, spec.fallback_host.size() - 2);
   }
   spec.fallback_port = parse_port(fallback.substr(colon + 1), "--port's fallback");
-  if (spec.fallback_port == 0) throw std::invalid_argument("--port's fallback wants a port 1-65535");
+  if (spec.fallback_port == 0)
+    throw std::invalid_argument("--port's fallback wants a port 1-65535");
   return spec;
 }
 
@@ -99,14 +100,22 @@ Parsed parse(std::span<const std::string> args) {
     }
     if (i + 1 >= args.size()) throw std::invalid_argument("unknown flag or missing value: " + flag);
     const auto& value = args[++i];
-    if (flag == "--namespace") p.ns = value;
-    else if (flag == "--service") p.router.service = value;
-    else if (flag == "--original-selector") p.selector = value;
-    else if (flag == "--port") p.router.ports.push_back(parse_port_spec(value));
-    else if (flag == "--admin-port") p.router.admin_port = parse_port(value, flag);
-    else if (flag == "--routes-file") p.routes_file = value;
-    else if (flag == "--log-level") set_log_level(value);
-    else throw std::invalid_argument("unknown flag " + flag);
+    if (flag == "--namespace")
+      p.ns = value;
+    else if (flag == "--service")
+      p.router.service = value;
+    else if (flag == "--original-selector")
+      p.selector = value;
+    else if (flag == "--port")
+      p.router.ports.push_back(parse_port_spec(value));
+    else if (flag == "--admin-port")
+      p.router.admin_port = parse_port(value, flag);
+    else if (flag == "--routes-file")
+      p.routes_file = value;
+    else if (flag == "--log-level")
+      set_log_level(value);
+    else
+      throw std::invalid_argument("unknown flag " + flag);
   }
   if (p.router.service.empty() || p.router.ports.empty()) {
     throw std::invalid_argument("--service and at least one --port are required");
@@ -170,8 +179,9 @@ int serve(Parsed& parsed) {
   // Before anything is bound: outside a pod, say so and nothing else.
   auto config = kube::in_cluster_config();
   if (!config) {
-    throw std::runtime_error("not in a pod: KUBERNETES_SERVICE_HOST/PORT or the service account "
-                             "token is missing (outside a cluster, use --routes-file)");
+    throw std::runtime_error(
+        "not in a pod: KUBERNETES_SERVICE_HOST/PORT or the service account "
+        "token is missing (outside a cluster, use --routes-file)");
   }
   kube::Client client(*config);
   auto ns = parsed.ns.empty() ? config->namespace_ : parsed.ns;

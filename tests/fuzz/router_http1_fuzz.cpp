@@ -54,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   ResponseHead response;
   if (parse_response_head(in, split % 2, split % 3 == 0, response) == ParseStatus::complete) {
-    if (response.size > in.size() || response.status < 100 || response.status > 999) __builtin_trap();
+    if (response.size > in.size() || response.status < 100 || response.status > 999)
+      __builtin_trap();
     check_body(in.substr(response.size), response.body, response.content_length, split);
   }
   check_body(in, BodyKind::chunked, 0, split);

@@ -11,7 +11,8 @@ namespace {
 
 using namespace std::string_literals;
 
-std::string frame(std::uint8_t type, std::uint8_t flags, std::string payload, std::uint32_t stream = 0) {
+std::string frame(std::uint8_t type, std::uint8_t flags, std::string payload,
+                  std::uint32_t stream = 0) {
   std::string f;
   f += char(payload.size() >> 16);
   f += char(payload.size() >> 8);

@@ -103,19 +103,19 @@ TEST(ParseRequestHead, BothFramingsMeanChunkedAndClose) {
 TEST(ParseRequestHead, RejectsWhatRfc9112Rejects) {
   RequestHead head;
   for (std::string bad : {
-           "GET /\r\n\r\n"s,                                             // no version
-           "GET / HTTP/2.0\r\n\r\n"s,                                    // not 1.x
-           "GET  / HTTP/1.1\r\n\r\n"s,                                   // empty target
-           "GE(T / HTTP/1.1\r\n\r\n"s,                                   // method not a token
-           "GET / HTTP/1.1\r\nHost : x\r\n\r\n"s,                        // space before colon
-           "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n"s,              // obs-fold
-           "GET / HTTP/1.1\r\nNoColon\r\n\r\n"s,                         //
-           "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n"s,                         // NUL in a value
-           "GET / HTTP/1.1\r\nX: a\nb: c\r\n\r\n"s,                      // bare LF
+           "GET /\r\n\r\n"s,                                 // no version
+           "GET / HTTP/2.0\r\n\r\n"s,                        // not 1.x
+           "GET  / HTTP/1.1\r\n\r\n"s,                       // empty target
+           "GE(T / HTTP/1.1\r\n\r\n"s,                       // method not a token
+           "GET / HTTP/1.1\r\nHost : x\r\n\r\n"s,            // space before colon
+           "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n"s,  // obs-fold
+           "GET / HTTP/1.1\r\nNoColon\r\n\r\n"s,             //
+           "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n"s,             // NUL in a value
+           "GET / HTTP/1.1\r\nX: a\nb: c\r\n\r\n"s,          // bare LF
            "POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n"s,
            "POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n"s,
            "POST / HTTP/1.1\r\ncontent-length: 99999999999999999999\r\n\r\n"s,
-           "POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n"s,        // not ending in chunked
+           "POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n"s,  // not ending in chunked
            "POST / HTTP/1.1\r\ntransfer-encoding: chunked, chunked\r\n\r\n"s,
        }) {
     EXPECT_EQ(parse_request_head(bad, head), ParseStatus::malformed) << bad;

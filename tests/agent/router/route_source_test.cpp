@@ -40,7 +40,8 @@ TEST(RouteSetFromPods, ReadyPodsWithAnIpCountAndLpkPodsAreNeverOriginals) {
       {"api-2", pod("api-2", "10.0.1.2", false, {{"app", "api"}})},
       {"api-3", pod("api-3", "", true, {{"app", "api"}})},
       {"api-lpk-1", sessions["api-lpk-1"]},
-      {"router", pod("router", "10.0.2.1", true, {{"app", "api"}, {std::string(kRouterLabel), "api"}})},
+      {"router",
+       pod("router", "10.0.2.1", true, {{"app", "api"}, {std::string(kRouterLabel), "api"}})},
   };
   auto set = route_set_from_pods(sessions, originals);
   ASSERT_EQ(set.routes.size(), 2u);

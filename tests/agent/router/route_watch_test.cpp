@@ -39,8 +39,9 @@ TEST(RoutesFileWatch, ReadsTheFileAndEachChangeAndKeepsTheRoutesThroughABadOne) 
   auto path = dir / "routes.json";
   boost::asio::io_context io;
   std::vector<RouteSet> updates;
-  RoutesFileWatch watch(io.get_executor(), path, [&](RouteSet s) { updates.push_back(s); },
-                        std::chrono::milliseconds(10));
+  RoutesFileWatch watch(
+      io.get_executor(), path, [&](RouteSet s) { updates.push_back(s); },
+      std::chrono::milliseconds(10));
   watch.start();  // no file yet: nothing, and a warning
   EXPECT_TRUE(updates.empty());
   dir.write("routes.json", R"({"originals":["127.0.0.1:8080"]})");
@@ -99,15 +100,18 @@ TEST(PodWatch, ListsAndWatchesSessionAndOriginalPodsBySelector) {
     bool sessions = r.target.find("lpk.dev%2Froute-for%3Dapi") != std::string::npos;
     if (r.target.find("watch=true") == std::string::npos) {
       lock.unlock();
-      FakeServer::send_all(fd, sessions ? list_of({session_pod("api-lpk-1", "10.0.0.5", "a")})
-                                        : list_of({pod("api-1", "10.0.1.1", {{"app", "api"}}, {})}));
+      FakeServer::send_all(fd, sessions
+                                   ? list_of({session_pod("api-lpk-1", "10.0.0.5", "a")})
+                                   : list_of({pod("api-1", "10.0.1.1", {{"app", "api"}}, {})}));
       return;
     }
     if (sessions && session_watches++ == 0) {
       lock.unlock();
       auto event = json{{"type", "ADDED"}, {"object", session_pod("api-lpk-2", "10.0.0.6", "b")}};
-      FakeServer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               "Connection: close\r\n\r\n" + event.dump() + "\n");
+      FakeServer::send_all(fd,
+                           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                           "Connection: close\r\n\r\n" +
+                               event.dump() + "\n");
       return;
     }
     lock.unlock();
@@ -133,7 +137,8 @@ TEST(PodWatch, ListsAndWatchesSessionAndOriginalPodsBySelector) {
   std::lock_guard lock(m);
   EXPECT_EQ(targets[0].rfind("/api/v1/namespaces/demo/pods?", 0), 0u) << targets[0];
   bool originals_by_selector = false;
-  for (const auto& t : targets) originals_by_selector |= t.find("labelSelector=app%3Dapi") != t.npos;
+  for (const auto& t : targets)
+    originals_by_selector |= t.find("labelSelector=app%3Dapi") != t.npos;
   EXPECT_TRUE(originals_by_selector);
 }
 
