@@ -255,12 +255,16 @@ asio::awaitable<bool> Connection::exchange() {
                                   port_.port);
   // No backend at all: refused, as a Service without endpoints.
   if (!pick.endpoint && port_.fallback_host.empty()) co_return false;
+  // (pick.route points into the table, which an update may replace while this waits.)
+  std::string session = pick.route ? pick.route->session : std::string();
   const bool close = request_.close;
   const bool has_body = request_.body != BodyKind::none;
   for (int attempt = 0;; ++attempt) {
     std::string why;
     auto* up = co_await upstream_for(pick.endpoint, why);
     if (!up) {
+      spdlog::warn("router: 502 for {} {} ({}): cannot reach {}", request_.method, request_.target,
+                   session.empty() ? "original" : "session " + session, why);
       if (!has_body) in_.consume(request_.size);
       co_await reply("502 Bad Gateway", "lpk router: cannot reach the backend: " + why + "\n",
                      close || has_body);

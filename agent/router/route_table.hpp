@@ -39,7 +39,8 @@ class RouteTable {
  public:
   struct Pick {
     std::optional<boost::asio::ip::tcp::endpoint> endpoint;  ///< none: no original pod known
-    const RouteSpec* route = nullptr;  ///< the route taken; nullptr for the originals
+    /// The route taken (nullptr for the originals); valid until the next update().
+    const RouteSpec* route = nullptr;
   };
 
   /// Replaces the routes and originals; request counts of routes that stay (same header and
