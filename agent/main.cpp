@@ -17,6 +17,8 @@
 
 #include "agent/agent.hpp"
 #include "agent/restore_watch.hpp"
+#include "agent/router/router.hpp"
+#include "agent/router/router_main.hpp"
 #include "agent/self_copy.hpp"
 #include "proxy/tunnel/duration.hpp"
 #include "proxy/tunnel/handshake.hpp"
@@ -33,6 +35,7 @@ constexpr const char* kUsage =
     "                 [--file-total-limit BYTES] [--files-poll DURATION] [--container NAME]\n"
     "                 [--resolv-conf PATH]\n"
     "       lpk-agent restore-watch ... (the restorer of a connect session; --help there)\n"
+    "       lpk-agent router ... (the request router of header-routed sessions; --help there)\n"
     "       lpk-agent install DIR (copies itself, its loader and libraries into DIR)\n"
     "Streams to env.lpk.internal:1, files.lpk.internal:1 and dns.lpk.internal:53 are served\n"
     "by the agent itself (docs/protocol.md section 7).";
@@ -143,8 +146,9 @@ lpk::agent::AgentOptions parse(int argc, char** argv) {
       std::exit(0);
     }
     if (flag == "--console-lines") {
-      std::cout << lpk::tunnel::console_lines_json({&lpk::agent::kTunnelLine,
-                                                    &lpk::agent::kServeLine})
+      std::cout << lpk::tunnel::console_lines_json(
+                       {&lpk::agent::kTunnelLine, &lpk::agent::kServeLine,
+                        &lpk::router::kRouterLine, &lpk::router::kRouterAdminLine})
                 << "\n";
       std::exit(0);
     }
@@ -193,6 +197,9 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   if (argc > 1 && std::string(argv[1]) == "restore-watch") {
     return lpk::agent::run_restore_watch(std::vector<std::string>(argv + 2, argv + argc));
+  }
+  if (argc > 1 && std::string(argv[1]) == "router") {
+    return lpk::router::run_router(std::vector<std::string>(argv + 2, argv + argc));
   }
   if (argc > 1 && std::string(argv[1]) == "install") {
     return lpk::agent::run_install(std::vector<std::string>(argv + 2, argv + argc));

@@ -16,6 +16,7 @@ dns             dns/ kube/text.hpp
 kube            kube/
 agent           agent/ proxy/tunnel/ kube/text.hpp
 agent/restore_watch  agent/ proxy/takeover/ proxy/control/ proxy/tunnel/ kube/
+agent/router    agent/router/ agent/coro.hpp proxy/tunnel/ kube/
 proxy/control   proxy/control/ proxy/tunnel/ kube/text.hpp
 proxy/forward   proxy/forward/ proxy/control/ proxy/tunnel/ dns/ kube/
 proxy/takeover  proxy/takeover/ proxy/control/ proxy/tunnel/ kube/

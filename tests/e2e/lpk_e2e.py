@@ -289,6 +289,46 @@ class Agent(Proc):
         self.tunnel_str = f"{self.tunnel[0]}:{self.tunnel[1]}"
 
 
+class Router(Proc):
+    """lpk-agent router with a --routes-file; waits for its `router` lines (one per port, in
+    order) and `router-admin` line. `ports` are --port values ("0", "0=127.0.0.1:8080")."""
+
+    def __init__(self, routes_file, ports=("0",), service="api", log_level="warn", extra=()):
+        argv = [AGENT, "router", "--service", service, "--routes-file", routes_file,
+                "--admin-port", "0", "--log-level", log_level]
+        for p in ports:
+            argv += ["--port", p]
+        super().__init__(argv + list(extra), name="lpk-agent router")
+        self.ports = [split_hostport(m.group(1))[1]
+                      for m in self.wait_lines(AGENT_LINES["router"], len(ports))]
+        self.admin = split_hostport(self.wait_line(AGENT_LINES["router_admin"]).group(1))[1]
+
+    def admin_get(self, path):
+        """(status, body bytes) of GET `path` on the admin port."""
+        with socket.create_connection(("127.0.0.1", self.admin), timeout=5 * SLACK) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: router\r\n\r\n".encode())
+            data = recv_all(s)
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body
+
+    def routes(self):
+        status, body = self.admin_get("/routes")
+        if status != 200:
+            raise AssertionError(f"GET /routes answered {status}: {body!r}")
+        return json.loads(body)
+
+    def wait_routes(self, predicate, timeout=10.0, what="routes"):
+        """Polls GET /routes (the router's own account of what it read) until predicate."""
+        deadline = time.monotonic() + timeout * SLACK
+        while True:
+            doc = self.routes()
+            if predicate(doc):
+                return doc
+            if time.monotonic() > deadline:
+                raise AssertionError(f"router: no {what} after {timeout * SLACK:.0f}s: {doc}")
+            time.sleep(0.02)  # polling the event itself: the router's table
+
+
 def private_address():
     """A loopback address of the test's own, for a server that needs a fixed port: there only
     a wildcard listener elsewhere on the machine can hold the same port."""

@@ -1,0 +1,393 @@
+#include "agent/router/detail/connection.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+
+#include "agent/coro.hpp"
+#include "agent/router/h2_settings.hpp"
+#include "agent/router/h2_sniff.hpp"
+#include "proxy/tunnel/dial.hpp"
+#include "proxy/tunnel/listen.hpp"
+
+namespace lpk::router::detail {
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
+using agent::kTuple;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+/// Reads what is there into `buffer` (which must not be full).
+asio::awaitable<error_code> read_more(tcp::socket& socket, ByteBuffer& buffer) {
+  auto [ec, n] = co_await socket.async_read_some(buffer.prepare(), kTuple);
+  buffer.commit(n);
+  co_return ec;
+}
+
+asio::awaitable<error_code> write_all(tcp::socket& socket, std::string_view bytes) {
+  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), kTuple);
+  co_return ec;
+}
+
+/// One direction of an opaque relay: what `buffer` holds, then everything `from` sends, to
+/// `to`; `from`'s EOF becomes `to`'s half-close. An error ends both directions.
+asio::awaitable<void> pump(tcp::socket& from, ByteBuffer& buffer, tcp::socket& to, bool from_eof) {
+  error_code ec;
+  for (;;) {
+    if (!buffer.empty()) {
+      if ((ec = co_await write_all(to, buffer.data()))) break;
+      buffer.consume(buffer.data().size());
+    }
+    if (from_eof) {
+      to.shutdown(tcp::socket::shutdown_send, ec);
+      co_return;
+    }
+    ec = co_await read_more(from, buffer);
+    if (ec == asio::error::eof) {
+      from_eof = true;
+    } else if (ec) {
+      break;
+    }
+  }
+  // A reset or a write to a closed peer: the other direction would wait forever.
+  from.close(ec);
+  to.close(ec);
+}
+
+enum class BodyEnd { done, eof, malformed, read_failed, write_failed };
+
+/// Streams a body framed by `framer` from `from` to `to`; `buffer` holds its first bytes after
+/// `prefix` bytes that go out first (the head). Bodies go through `buffer` piece by piece.
+asio::awaitable<BodyEnd> stream_body(tcp::socket& from, ByteBuffer& buffer, std::size_t prefix,
+                                     tcp::socket& to, BodyFramer& framer) {
+  for (;;) {
+    std::size_t used = 0;
+    auto result = framer.take(buffer.data().substr(prefix), used);
+    if (result == BodyFramer::Result::malformed) co_return BodyEnd::malformed;
+    if (prefix + used > 0) {
+      if (co_await write_all(to, buffer.data().substr(0, prefix + used))) {
+        co_return BodyEnd::write_failed;
+      }
+      buffer.consume(prefix + used);
+      prefix = 0;
+    }
+    if (result == BodyFramer::Result::done) co_return BodyEnd::done;
+    auto ec = co_await read_more(from, buffer);
+    if (ec == asio::error::eof && framer.kind() == BodyKind::until_close) co_return BodyEnd::eof;
+    if (ec) co_return BodyEnd::read_failed;
+  }
+}
+
+/// Waits until cancelled (by the other side of an `||`).
+asio::awaitable<void> park() {
+  asio::steady_timer forever(co_await asio::this_coro::executor,
+                             asio::steady_timer::time_point::max());
+  co_await forever.async_wait(kTuple);
+}
+
+}  // namespace
+
+Connection::Connection(std::shared_ptr<Shared> shared, tcp::socket client, PortSpec port)
+    : shared_(std::move(shared)), client_(std::move(client)), port_(std::move(port)) {
+  shared_->live.insert(this);
+  error_code ec;
+  client_.set_option(tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() { shared_->live.erase(this); }
+
+void Connection::stop() {
+  error_code ec;
+  client_.close(ec);
+  for (auto& u : upstreams_) u->socket.close(ec);
+}
+
+asio::awaitable<void> Connection::run() {
+  auto protocol = co_await sniff();
+  if (protocol == Protocol::http1) {
+    co_await serve_http1();
+  } else if (protocol == Protocol::h2) {
+    co_await serve_h2();
+  } else if (protocol == Protocol::other) {
+    shared_->opaque_connections++;
+    co_await serve_opaque(shared_->table.next_original(port_.port));
+  }
+  spdlog::debug("router: connection on port {} ends after {} requests", port_.port, requests_);
+  stop();
+}
+
+asio::awaitable<Protocol> Connection::sniff() {
+  asio::steady_timer wait(client_.get_executor(), shared_->options.sniff_wait);
+  for (;;) {
+    auto protocol = sniff_protocol(in_.data());
+    if (protocol != Protocol::need_more) co_return protocol;
+    if (in_.full()) co_return Protocol::other;
+    auto outcome = co_await (read_more(client_, in_) || wait.async_wait(kTuple));
+    if (outcome.index() == 1) co_return Protocol::other;  // a server-speaks-first protocol
+    auto ec = std::get<0>(outcome);
+    if (ec == asio::error::eof) {
+      client_eof_ = true;
+      co_return Protocol::other;
+    }
+    if (ec) co_return Protocol::need_more;  // gone
+  }
+}
+
+asio::awaitable<void> Connection::serve_opaque(std::optional<tcp::endpoint> to) {
+  std::string why;
+  auto* up = (to || !port_.fallback_host.empty()) ? co_await upstream_for(to, why) : nullptr;
+  if (!up) {
+    spdlog::debug("router: opaque connection on port {} closed: {}", port_.port,
+                  why.empty() ? "no original pod known" : why);
+    co_return;
+  }
+  co_await (pump(client_, in_, up->socket, client_eof_) &&
+            pump(up->socket, up->buffer, client_, false));
+}
+
+asio::awaitable<void> Connection::serve_h2() {
+  shared_->h2_connections++;
+  // The router's own SETTINGS first, for clients that wait for it (h2_settings.hpp).
+  if (co_await write_all(client_, kEmptySettingsFrame)) co_return;
+  H2FirstRequest first;
+  for (;;) {
+    first = sniff_h2_first_request(in_.data());
+    if (first.status != SniffStatus::need_more || in_.full() || client_eof_) break;
+    auto ec = co_await read_more(client_, in_);
+    if (ec == asio::error::eof) client_eof_ = true;
+    else if (ec) co_return;
+  }
+  // The whole connection goes where its first request's header says; a connection that is
+  // not valid HTTP/2 goes to an original, which answers it as HTTP/2 servers do.
+  auto to = first.status != SniffStatus::found
+                ? shared_->table.next_original(port_.port)
+                : shared_->table.pick(
+                      [&first](std::string_view name) -> std::optional<std::string_view> {
+                        for (const auto& [n, v] : first.headers) {
+                          if (n == name) return v;
+                        }
+                        return std::nullopt;
+                      },
+                      port_.port).endpoint;
+  std::string why;
+  auto* up = (to || !port_.fallback_host.empty()) ? co_await upstream_for(to, why) : nullptr;
+  if (!up) {
+    spdlog::debug("router: HTTP/2 connection on port {} closed: {}", port_.port,
+                  why.empty() ? "no original pod known" : why);
+    co_return;
+  }
+  co_await (pump_h2_client(*up) && pump(up->socket, up->buffer, client_, false));
+}
+
+asio::awaitable<void> Connection::pump_h2_client(Upstream& up) {
+  SettingsAckFilter filter;
+  while (!filter.found() && !client_eof_) {
+    auto step = filter.scan(in_.data());
+    if (step.pass > 0 && co_await write_all(up.socket, in_.data().substr(0, step.pass))) {
+      stop();
+      co_return;
+    }
+    in_.consume(step.pass + (step.found ? 9 : 0));  // the ACK of the router's SETTINGS
+    if (step.found) break;
+    auto ec = co_await read_more(client_, in_);
+    if (ec == asio::error::eof) {
+      client_eof_ = true;
+    } else if (ec) {
+      stop();
+      co_return;
+    }
+  }
+  co_await pump(client_, in_, up.socket, client_eof_);
+}
+
+asio::awaitable<void> Connection::serve_http1() {
+  for (;;) {
+    auto status = co_await read_request_head();
+    if (status == ParseStatus::need_more) co_return;  // the client closed between requests
+    if (status == ParseStatus::malformed) {
+      co_return co_await reply("400 Bad Request", "lpk router: malformed request\n", true);
+    }
+    if (status == ParseStatus::too_large) {
+      co_return co_await reply("431 Request Header Fields Too Large",
+                               "lpk router: request head over 64 KiB\n", true);
+    }
+    ++requests_;
+    if (!co_await exchange()) co_return;
+  }
+}
+
+asio::awaitable<ParseStatus> Connection::read_request_head() {
+  for (;;) {
+    auto status = parse_request_head(in_.data(), request_);
+    if (status != ParseStatus::need_more) co_return status;
+    if (in_.full()) co_return ParseStatus::too_large;
+    if (co_await read_more(client_, in_)) co_return ParseStatus::need_more;
+  }
+}
+
+asio::awaitable<bool> Connection::exchange() {
+  auto pick = shared_->table.pick([this](std::string_view name) { return request_.find(name); },
+                                  port_.port);
+  // No backend at all: refused, as a Service without endpoints.
+  if (!pick.endpoint && port_.fallback_host.empty()) co_return false;
+  const bool close = request_.close;
+  const bool has_body = request_.body != BodyKind::none;
+  for (int attempt = 0;; ++attempt) {
+    std::string why;
+    auto* up = co_await upstream_for(pick.endpoint, why);
+    if (!up) {
+      if (!has_body) in_.consume(request_.size);
+      co_await reply("502 Bad Gateway", "lpk router: cannot reach the backend: " + why + "\n",
+                     close || has_body);
+      co_return !(close || has_body);
+    }
+    const bool reused = up->reused;
+    bool body_done = false;
+    auto outcome = co_await send_request(*up, body_done);
+    if (outcome == Outcome::stale && reused && !has_body && attempt == 0) {
+      continue;  // a kept-alive upstream the server closed meanwhile: once more, on a new one
+    }
+    if (outcome == Outcome::stale || outcome == Outcome::bad_gateway) {
+      if (!has_body) in_.consume(request_.size);  // never sent on: still in the buffer
+      co_await reply("502 Bad Gateway", "lpk router: the backend sent no valid response\n",
+                     close || has_body);
+      co_return !(close || has_body);
+    }
+    co_return outcome == Outcome::keep && body_done && !close;
+  }
+}
+
+asio::awaitable<Connection::Outcome> Connection::send_request(Upstream& up, bool& body_done) {
+  const bool head_request = request_.method == "HEAD";
+  const bool connect_request = request_.method == "CONNECT";
+  if (request_.body == BodyKind::none) {
+    // The head stays in `in_` until a response comes: a retry sends it again.
+    if (co_await write_all(up.socket, in_.data().substr(0, request_.size))) {
+      error_code ec;
+      up.socket.close(ec);
+      co_return Outcome::stale;
+    }
+    auto size = request_.size;
+    auto outcome = co_await relay_response(up, head_request, connect_request, size);
+    body_done = true;
+    co_return outcome;
+  }
+  // Streamed while the response is read: a 100 Continue (or an early final answer) may come
+  // before the body is complete.
+  framer_.start(request_.body, request_.content_length);
+  auto both = co_await (send_body(up, body_done) ||
+                        relay_response(up, head_request, connect_request, 0));
+  co_return both.index() == 0 ? std::get<0>(both) : std::get<1>(both);
+}
+
+asio::awaitable<Connection::Outcome> Connection::send_body(Upstream& up, bool& body_done) {
+  auto end = co_await stream_body(client_, in_, request_.size, up.socket, framer_);
+  if (end != BodyEnd::done) co_return Outcome::close;
+  body_done = true;
+  co_await park();
+  co_return Outcome::close;
+}
+
+asio::awaitable<Connection::Outcome> Connection::relay_response(Upstream& up, bool head_request,
+                                                                bool connect_request,
+                                                                std::size_t pending_head) {
+  bool relayed = false;  // a 1xx went to the client
+  for (;;) {
+    auto status = parse_response_head(up.buffer.data(), head_request, connect_request, response_);
+    if (status == ParseStatus::need_more && !up.buffer.full()) {
+      if (!co_await read_more(up.socket, up.buffer)) continue;
+      error_code ec;
+      up.socket.close(ec);
+      co_return relayed ? Outcome::close
+                        : up.buffer.empty() ? Outcome::stale : Outcome::bad_gateway;
+    }
+    if (status != ParseStatus::complete) {
+      error_code ec;
+      up.socket.close(ec);
+      co_return relayed ? Outcome::close : Outcome::bad_gateway;
+    }
+    in_.consume(pending_head);  // the request head has done its work
+    pending_head = 0;
+    bool tunnel = response_.status == 101 ||
+                  (connect_request && response_.status >= 200 && response_.status < 300);
+    if (tunnel) {
+      co_await (pump(client_, in_, up.socket, false) && pump(up.socket, up.buffer, client_, false));
+      co_return Outcome::close;
+    }
+    if (response_.status >= 200) co_return co_await relay_final(up);
+    if (co_await write_all(client_, up.buffer.data().substr(0, response_.size))) {
+      co_return Outcome::close;
+    }
+    up.buffer.consume(response_.size);
+    relayed = true;
+  }
+}
+
+asio::awaitable<Connection::Outcome> Connection::relay_final(Upstream& up) {
+  response_framer_.start(response_.body, response_.content_length);
+  auto end = co_await stream_body(up.socket, up.buffer, response_.size, client_, response_framer_);
+  up.reused = true;
+  if (end != BodyEnd::done || response_.close) {
+    error_code ec;
+    up.socket.close(ec);
+    co_return Outcome::close;
+  }
+  co_return Outcome::keep;
+}
+
+asio::awaitable<Connection::Upstream*> Connection::upstream_for(std::optional<tcp::endpoint> to,
+                                                               std::string& why) {
+  tcp::endpoint key = to ? *to : tcp::endpoint{};
+  Upstream* up = nullptr;
+  for (auto& u : upstreams_) {
+    if (u->key == key) up = u.get();
+  }
+  if (up && up->socket.is_open()) co_return up;
+  auto timeout = shared_->options.connect_timeout;
+  tunnel::DialResult dialled;
+  std::string target;
+  if (to) {
+    target = tunnel::endpoint_text(*to);
+    std::vector<tcp::endpoint> endpoints{*to};
+    dialled = co_await tunnel::dial_tcp(endpoints, timeout);
+  } else {
+    tunnel::Target fallback;
+    fallback.host = port_.fallback_host;
+    fallback.port = port_.fallback_port;
+    target = fallback.to_string();
+    dialled = co_await tunnel::resolve_and_dial(fallback, timeout);
+  }
+  if (!dialled.socket) {
+    why = target + ": " + tunnel::describe(dialled.code, dialled.reason);
+    co_return nullptr;
+  }
+  if (!up) {
+    if (upstreams_.size() >= kMaxUpstreams) upstreams_.erase(upstreams_.begin());
+    upstreams_.push_back(std::make_unique<Upstream>(key, std::move(*dialled.socket)));
+    co_return upstreams_.back().get();
+  }
+  up->socket = std::move(*dialled.socket);
+  up->buffer.consume(up->buffer.data().size());
+  up->reused = false;
+  co_return up;
+}
+
+asio::awaitable<void> Connection::reply(std::string_view status, std::string_view body,
+                                        bool close) {
+  auto text = fmt::format("HTTP/1.1 {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{}",
+                          status, body.size(), close ? "connection: close\r\n" : "", body);
+  co_await write_all(client_, text);
+  if (close) {
+    error_code ec;
+    client_.shutdown(tcp::socket::shutdown_send, ec);
+  }
+}
+
+}  // namespace lpk::router::detail

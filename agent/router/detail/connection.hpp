@@ -1,0 +1,85 @@
+#pragma once
+// One client connection of the router: sniffs what it speaks, then relays it opaque (to an
+// original pod), routes its HTTP/2 connection by the first request, or routes each HTTP/1
+// request over one upstream connection per backend.
+//
+// Lifetime: run()'s coroutine holds a shared_ptr to the connection; stop() (from Router::stop)
+// closes every socket, which ends the coroutine. Peer errors end this connection only.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "agent/router/detail/byte_buffer.hpp"
+#include "agent/router/detail/shared.hpp"
+#include "agent/router/http1.hpp"
+
+namespace lpk::router::detail {
+
+/// A head's limit plus room for the body bytes that arrive with it.
+inline constexpr std::size_t kBufferSize = kMaxHeadSize + 16 * 1024;
+/// Backends one client connection keeps a connection to; past this the oldest is closed.
+inline constexpr std::size_t kMaxUpstreams = 8;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(std::shared_ptr<Shared> shared, boost::asio::ip::tcp::socket client, PortSpec port);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  boost::asio::awaitable<void> run();
+  void stop();
+
+ private:
+  struct Upstream {
+    Upstream(boost::asio::ip::tcp::endpoint k, boost::asio::ip::tcp::socket s)
+        : key(k), socket(std::move(s)) {}
+    boost::asio::ip::tcp::endpoint key;  // the backend; unspecified for the fallback
+    boost::asio::ip::tcp::socket socket;
+    ByteBuffer buffer{kBufferSize};
+    bool reused = false;  // has carried an exchange: the server may have closed it since
+  };
+  /// How an exchange ended: the client connection goes on or closes; or no response came
+  /// (bad_gateway), not even a byte from an upstream that was kept alive (stale: worth a retry).
+  enum class Outcome { keep, close, bad_gateway, stale };
+
+  boost::asio::awaitable<Protocol> sniff();
+  boost::asio::awaitable<void> serve_opaque(std::optional<boost::asio::ip::tcp::endpoint> to);
+  boost::asio::awaitable<void> serve_h2();
+  /// Client to backend on an HTTP/2 connection: the client's ACK of the router's own SETTINGS
+  /// is dropped, everything else passes.
+  boost::asio::awaitable<void> pump_h2_client(Upstream& up);
+  boost::asio::awaitable<void> serve_http1();
+  boost::asio::awaitable<ParseStatus> read_request_head();
+  boost::asio::awaitable<bool> exchange();
+  boost::asio::awaitable<Outcome> send_request(Upstream& up, bool& body_done);
+  boost::asio::awaitable<Outcome> send_body(Upstream& up, bool& body_done);
+  /// Relays 1xx responses and the final one; `pending_head` bytes of `in_` (the request head)
+  /// are consumed once a response head has come.
+  boost::asio::awaitable<Outcome> relay_response(Upstream& up, bool head_request,
+                                                 bool connect_request, std::size_t pending_head);
+  boost::asio::awaitable<Outcome> relay_final(Upstream& up);
+  /// The upstream for `to` (nullopt: the port's fallback), dialled if need be; nullptr when it
+  /// cannot be reached, with `why` said.
+  boost::asio::awaitable<Upstream*> upstream_for(std::optional<boost::asio::ip::tcp::endpoint> to,
+                                                 std::string& why);
+  boost::asio::awaitable<void> reply(std::string_view status, std::string_view body, bool close);
+
+  std::shared_ptr<Shared> shared_;
+  boost::asio::ip::tcp::socket client_;
+  PortSpec port_;
+  ByteBuffer in_{kBufferSize};
+  bool client_eof_ = false;  // the client half-closed while the router sniffed
+  RequestHead request_;
+  ResponseHead response_;
+  BodyFramer framer_;  // the request body's
+  BodyFramer response_framer_;
+  std::vector<std::unique_ptr<Upstream>> upstreams_;
+  std::uint64_t requests_ = 0;
+};
+
+}  // namespace lpk::router::detail

@@ -1,0 +1,181 @@
+#include "agent/router/router_main.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+
+#include "agent/router/route_watch.hpp"
+#include "agent/router/router.hpp"
+#include "kube/config.hpp"
+#include "proxy/tunnel/listen.hpp"
+
+namespace lpk::router {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: lpk-agent router --service SVC --original-selector K=V[,K=V...]\n"
+    "                        --port TP[=FALLBACK_HOST:PORT]... [--namespace NS]\n"
+    "                        [--admin-port N] [--routes-file PATH] [--log-level LEVEL]\n"
+    "Routes the requests to Service SVC's ports: a request whose header matches a session's\n"
+    "route goes to that session's agent pod, every other to the original pods (the ready pods\n"
+    "of NS matching the selector; FALLBACK_HOST:PORT when there is none). The admin port\n"
+    "(default 15090) answers GET /healthz and GET /routes. --routes-file replaces the pods of\n"
+    "the Kubernetes API with a JSON file (tests, benchmarks). docs/router.md says more.";
+
+struct Parsed {
+  RouterOptions router;
+  std::string ns, selector, routes_file;
+};
+
+std::uint16_t parse_port(const std::string& text, const std::string& flag) {
+  std::size_t used = 0;
+  unsigned long port = 0;
+  try {
+    port = std::stoul(text, &used);
+  } catch (const std::exception&) {
+  }
+  if (used != text.size() || text.empty() || text[0] == '-' || port > 65535) {
+    throw std::invalid_argument(flag + " wants a port number 0-65535, got '" + text + "'");
+  }
+  return std::uint16_t(port);
+}
+
+PortSpec parse_port_spec(const std::string& value) {
+  PortSpec spec;
+  auto eq = value.find('=');
+  spec.port = parse_port(value.substr(0, eq), "--port");
+  if (eq == std::string::npos) return spec;
+  auto fallback = value.substr(eq + 1);
+  auto colon = fallback.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    throw std::invalid_argument("--port wants TP=FALLBACK_HOST:PORT, got '" + value + "'");
+  }
+  spec.fallback_host = fallback.substr(0, colon);
+  if (spec.fallback_host.front() == '[' && spec.fallback_host.back() == ']') {
+    spec.fallback_host = spec.fallback_host.substr(1, spec.fallback_host.size() - 2);
+  }
+  spec.fallback_port = parse_port(fallback.substr(colon + 1), "--port's fallback");
+  if (spec.fallback_port == 0) throw std::invalid_argument("--port's fallback wants a port 1-65535");
+  return spec;
+}
+
+void check_selector(const std::string& selector) {
+  std::size_t start = 0;
+  while (start <= selector.size()) {
+    auto comma = std::min(selector.find(',', start), selector.size());
+    auto term = selector.substr(start, comma - start);
+    auto eq = term.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw std::invalid_argument("--original-selector wants K=V[,K=V...], got '" + selector + "'");
+    }
+    start = comma + 1;
+  }
+}
+
+void set_log_level(const std::string& value) {
+  auto level = spdlog::level::from_str(value);
+  if (level == spdlog::level::off && value != "off") {
+    throw std::invalid_argument("--log-level wants trace, debug, info, warn or error");
+  }
+  spdlog::set_level(level);
+}
+
+Parsed parse(std::span<const std::string> args) {
+  Parsed p;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& flag = args[i];
+    if (flag == "-h" || flag == "--help") {
+      std::printf("%s\n", kUsage);
+      std::exit(0);
+    }
+    if (i + 1 >= args.size()) throw std::invalid_argument("unknown flag or missing value: " + flag);
+    const auto& value = args[++i];
+    if (flag == "--namespace") p.ns = value;
+    else if (flag == "--service") p.router.service = value;
+    else if (flag == "--original-selector") p.selector = value;
+    else if (flag == "--port") p.router.ports.push_back(parse_port_spec(value));
+    else if (flag == "--admin-port") p.router.admin_port = parse_port(value, flag);
+    else if (flag == "--routes-file") p.routes_file = value;
+    else if (flag == "--log-level") set_log_level(value);
+    else throw std::invalid_argument("unknown flag " + flag);
+  }
+  if (p.router.service.empty() || p.router.ports.empty()) {
+    throw std::invalid_argument("--service and at least one --port are required");
+  }
+  if (p.routes_file.empty() && p.selector.empty()) {
+    throw std::invalid_argument("--original-selector is required (unless --routes-file)");
+  }
+  if (!p.selector.empty()) check_selector(p.selector);
+  return p;
+}
+
+/// Runs the io_context until SIGTERM or SIGINT has stopped the router and `source`.
+template <class Source>
+void run_until_signal(boost::asio::io_context& io, Router& router, Source& source) {
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code, int) {
+    source.stop();
+    router.stop();
+    io.stop();  // connections still open are closed as the io_context goes
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+  source.start();
+  router.start();
+  io.run();
+}
+
+int serve(Parsed& parsed) {
+  boost::asio::io_context io(1);
+  Router router(io.get_executor(), parsed.router);
+  if (auto bound = router.bind(); !bound) {
+    std::fprintf(stderr, "lpk-agent: router: %s\n", bound.error().message.c_str());
+    return 1;
+  }
+  for (const auto& e : router.port_endpoints()) {
+    tunnel::print_line(kRouterLine, tunnel::endpoint_text(e));
+  }
+  tunnel::print_line(kRouterAdminLine, tunnel::endpoint_text(router.admin_endpoint()));
+  auto update = [&router](RouteSet routes) { router.update(std::move(routes)); };
+  if (!parsed.routes_file.empty()) {
+    RoutesFileWatch source(io.get_executor(), parsed.routes_file, update);
+    run_until_signal(io, router, source);
+    return 0;
+  }
+  auto config = kube::in_cluster_config();
+  if (!config) {
+    throw std::runtime_error("not in a pod: KUBERNETES_SERVICE_HOST/PORT or the service account "
+                             "token is missing (outside a cluster, use --routes-file)");
+  }
+  kube::Client client(*config);
+  PodWatch source(io.get_executor(), client, parsed.ns.empty() ? config->namespace_ : parsed.ns,
+                  parsed.router.service, parsed.selector, update);
+  run_until_signal(io, router, source);
+  return 0;
+}
+
+}  // namespace
+
+int run_router(std::span<const std::string> args) {
+  Parsed parsed;
+  try {
+    parsed = parse(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lpk-agent: router: %s (see lpk-agent router --help)\n", e.what());
+    return 2;
+  }
+  try {
+    return serve(parsed);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lpk-agent: router: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace lpk::router

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Request router benchmark (issue 14, floor: requests without the routing header keep >= 0.8x
+# the request rate of going straight to the original server). One nginx on 127.0.0.1 (one
+# worker, keep-alive) is the original; wrk -t1 -cCONC (keep-alive) asks it for a small page
+# three ways, peers alternating in every round:
+#   direct   nginx itself
+#   router   lpk-agent router --routes-file (nginx the one original, a route for another
+#            header value), no routing header on the requests
+#   haproxy  HAProxy in `mode http` (one thread, as the router runs one), the proxy a user
+#            would otherwise put there
+# Prints requests/s (median of the rounds), each proxy's ratio to direct and the p50 latency it
+# adds, and writes OUT/router.json and router.md.
+#
+#   bench/router/run.sh [--secs 5] [--rounds 3] [--concurrency 16] [--build-dir DIR]
+#                       [--no-build] [--out DIR] [--nice N]
+# Everything stays on 127.0.0.1; every child is killed on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+COMMAND="bench/router/run.sh $*"
+BUILD=${LPK_BUILD_DIR:-$ROOT/build-bench}
+SECS=5 ROUNDS=3 CONC=16 OUT=$ROOT/bench/results BUILD_IT=1
+NICE=0; [[ $(id -u) == 0 ]] && NICE=-10
+
+need_value() { [[ $# -ge 2 && -n $2 ]] || { echo "router/run.sh: $1 needs a value; see --help" >&2; exit 2; }; }
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --secs|--rounds|--concurrency)
+      need_value "$@"
+      [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || { echo "router/run.sh: $1 wants a positive integer, got '$2'" >&2; exit 2; }
+      case $1 in --secs) SECS=$2 ;; --rounds) ROUNDS=$2 ;; --concurrency) CONC=$2 ;; esac
+      shift 2 ;;
+    --build-dir) need_value "$@"; BUILD=$(realpath -m "$2"); shift 2 ;;
+    --out) need_value "$@"; OUT=$(realpath -m "$2"); shift 2 ;;
+    --nice) need_value "$@"; NICE=$2; shift 2 ;;
+    --no-build) BUILD_IT=0; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "router/run.sh: unknown option '$1'; see --help" >&2; exit 2 ;;
+  esac
+done
+for tool in nginx wrk haproxy; do
+  command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
+    { echo "router/run.sh: $tool is missing; run tools/install-deps.sh" >&2; exit 1; }
+done
+PATH=$PATH:/usr/sbin
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lpk-bench-router.XXXXXX")
+PIDS=()
+source "$ROOT/bench/lib/procs.sh"
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_all
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "router/run.sh: interrupted" >&2; exit 130' INT TERM
+
+if [[ $BUILD_IT == 1 ]]; then
+  log "building lpk-agent in $BUILD (Release)"
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$TMP/build.log" 2>&1
+  cmake --build "$BUILD" -j2 --target lpk-agent >>"$TMP/build.log" 2>&1 ||
+    { tail -20 "$TMP/build.log" >&2; exit 1; }
+fi
+AGENT=$BUILD/agent/lpk-agent
+[[ -x $AGENT ]] || { echo "router/run.sh: $AGENT is not built (drop --no-build)" >&2; exit 1; }
+
+# The original: a page of about the size of a JSON API answer.
+mkdir -p "$TMP/www" "$TMP/nginx"
+head -c 600 /dev/zero | tr '\0' 'x' >"$TMP/www/index.html"
+NGINX_PORT=$(free_port)
+cat >"$TMP/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $TMP/nginx/body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  server { listen 127.0.0.1:$NGINX_PORT; root $TMP/www; }
+}
+EOF
+spawn nginx nginx -p "$TMP/nginx" -c "$TMP/nginx.conf" -e "$TMP/nginx/error.log"
+wait_port "$NGINX_PORT" 10
+
+cat >"$TMP/routes.json" <<EOF
+{"routes": [{"header": "x-lpk-route", "value": "someone-else", "session": "bench",
+             "target": "127.0.0.1:$NGINX_PORT"}],
+ "originals": ["127.0.0.1:$NGINX_PORT"]}
+EOF
+spawn router "$AGENT" router --service bench --port 0 --admin-port 0 --routes-file "$TMP/routes.json" --log-level warn
+ROUTER_PORT=$(wait_line router '^router ' 10 | sed -E 's/.*:([0-9]+)$/\1/')
+wait_line router '^router-admin ' 10 >/dev/null
+
+HAPROXY_PORT=$(free_port)
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend bench
+  bind 127.0.0.1:$HAPROXY_PORT
+  default_backend nginx
+backend nginx
+  server nginx 127.0.0.1:$NGINX_PORT
+EOF
+spawn haproxy haproxy -db -f "$TMP/haproxy.cfg"
+wait_port "$HAPROXY_PORT" 10
+declare -A TO=([direct]=$NGINX_PORT [router]=$ROUTER_PORT [haproxy]=$HAPROXY_PORT)
+for peer in direct router haproxy; do  # each answers before it is measured
+  curl -sf --noproxy '*' -o /dev/null "http://127.0.0.1:${TO[$peer]}/index.html" ||
+    { echo "router/run.sh: $peer does not answer" >&2; exit 1; }
+done
+
+log "wrk -t1 -c$CONC -d${SECS}s, $ROUNDS round(s); load $(cut -d' ' -f1-3 /proc/loadavg)"
+: >"$TMP/samples.jsonl"
+for round in $(seq "$ROUNDS"); do
+  for peer in direct router haproxy; do
+    run_fg $((SECS + 30)) wrk -t1 -c"$CONC" -d"${SECS}s" --latency \
+      "http://127.0.0.1:${TO[$peer]}/index.html" >"$TMP/wrk.out"
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.out")
+    p50=$(awk '$1 == "50%" {print $2}' "$TMP/wrk.out")
+    errors=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.out" | tr -s ' ' | tr '\n' ' ' || true)
+    log "$peer #$round: $rps requests/s, p50 $p50 ${errors}"
+    echo "{\"peer\": \"$peer\", \"round\": $round, \"rps\": $rps, \"p50\": \"$p50\", \"errors\": \"$errors\"}" \
+      >>"$TMP/samples.jsonl"
+  done
+done
+
+mkdir -p "$OUT"
+python3 - "$TMP/samples.jsonl" "$OUT/router.json" "$CONC" "$SECS" "$COMMAND" <<'PY'
+import datetime, json, os, re, statistics, sys
+
+def micros(text):  # wrk's "123.45us", "1.20ms", "1.00s"
+    value, unit = re.match(r"([\d.]+)(us|ms|s)$", text).groups()
+    return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+
+samples = [json.loads(l) for l in open(sys.argv[1])]
+peers = {}
+for peer in ("direct", "router", "haproxy"):
+    runs = [s for s in samples if s["peer"] == peer]
+    peers[peer] = {"rps": statistics.median(r["rps"] for r in runs),
+                   "p50_us": statistics.median(micros(r["p50"]) for r in runs),
+                   "runs": runs}
+out = {"date": datetime.datetime.utcnow().isoformat() + "Z", "nproc": os.cpu_count(),
+       "load": open("/proc/loadavg").read().split()[:3], "concurrency": int(sys.argv[3]),
+       "seconds": int(sys.argv[4]), "peers": peers, "floor_ratio": 0.8}
+for peer in ("router", "haproxy"):
+    out[f"{peer}_over_direct"] = peers[peer]["rps"] / peers["direct"]["rps"]
+    out[f"{peer}_p50_added_us"] = peers[peer]["p50_us"] - peers["direct"]["p50_us"]
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+lines = [f"# HTTP/1.1 through lpk-agent router: wrk -t1 -c{out['concurrency']} keep-alive, "
+         "no routing header", "",
+         f"`{sys.argv[5]}` on {out['date']}, nproc {out['nproc']}, load {' '.join(out['load'])}.",
+         "", "| peer | requests/s (median) | ratio to direct | p50 (us) | p50 added (us) |",
+         "|---|---|---|---|---|"]
+for peer in ("direct", "router", "haproxy"):
+    p = peers[peer]
+    ratio = p["rps"] / peers["direct"]["rps"]
+    lines.append(f"| {peer} | {p['rps']:.0f} | {ratio:.2f} | {p['p50_us']:.0f} | "
+                 f"{p['p50_us'] - peers['direct']['p50_us']:.0f} |")
+met = "met" if out["router_over_direct"] >= 0.8 else "NOT met"
+lines += ["", f"router / direct: {out['router_over_direct']:.2f}, haproxy / direct: "
+          f"{out['haproxy_over_direct']:.2f}, router / haproxy: "
+          f"{peers['router']['rps'] / peers['haproxy']['rps']:.2f}. "
+          f"Floor of issue 14 (router >= 0.8x direct): {met}."]
+open(os.path.splitext(sys.argv[2])[0] + ".md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+log "wrote $OUT/router.json and router.md"

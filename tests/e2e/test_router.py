@@ -1,0 +1,401 @@
+"""`lpk-agent router` on loopback with --routes-file (issue 14): a real nginx as the original,
+two session servers (http.server) answering which one they are, a WebSocket-style upgrade
+server, and redis-server behind an opaque port. Driven over raw sockets so that what goes over
+one client connection is the test's to decide."""
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lpk_e2e as e2e  # noqa: E402
+from test_real_servers import start_nginx, start_redis  # noqa: E402
+
+
+class SessionHandler(http.server.BaseHTTPRequestHandler):
+    """Answers `session NAME METHOD PATH sha256-of-body` and records the client's port."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, and 100 Continue for Expect (http.server's own)
+
+    def answer(self):
+        self.server.peers.add(self.client_address[1])
+        body = b""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass  # trailers
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        elif "Content-Length" in self.headers:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+        text = (f"session {self.server.name} {self.command} {self.path} "
+                f"{hashlib.sha256(body).hexdigest()} {len(body)}\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(text)))
+        self.send_header("X-Route-Header", self.headers.get("x-lpk-route", "-"))
+        self.end_headers()
+        self.wfile.write(text)
+
+    do_GET = do_POST = do_PUT = answer
+
+    def log_message(self, *args):
+        pass
+
+
+def start_session_server(name):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SessionHandler)
+    server.daemon_threads = True
+    server.name, server.peers = name, set()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def upgrade_handler(c, server):
+    """Reads a request head, answers 101 and then echoes raw bytes until EOF."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = c.recv(4096)
+        if not b:
+            return
+        head += b
+    server.record(head.split(b"\r\n\r\n")[0])
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    e2e.echo_handler(c, server)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+
+def read_response(f, head_request=False):
+    """One response from a buffered reader of a socket: status, lower-case headers, body
+    (Content-Length or chunked; a 1xx is returned as it is)."""
+    line = f.readline()
+    if not line:
+        raise AssertionError("the connection closed before a response")
+    status = int(line.split()[1])
+    headers = {}
+    while (line := f.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = b""
+    if head_request or status < 200 or status in (204, 304):
+        pass
+    elif "content-length" in headers:
+        body = f.read(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        while (size := int(f.readline().split(b";")[0], 16)) > 0:
+            body += f.read(size)
+            f.readline()
+        while f.readline() not in (b"\r\n", b""):
+            pass
+    return Response(status, headers, body)
+
+
+def request(path="/", route=None, method="GET", extra=""):
+    head = f"{method} {path} HTTP/1.1\r\nHost: api\r\n"
+    if route is not None:
+        head += f"X-Lpk-Route: {route}\r\n"
+    return (head + extra + "\r\n").encode()
+
+
+def write_routes(path, routes, originals):
+    """Replaces the routes file at once (rename), as a config map update does."""
+    with open(path + ".new", "w") as f:
+        json.dump({"routes": routes, "originals": originals}, f)
+    os.rename(path + ".new", path)
+
+
+class RouterHttpTest(unittest.TestCase):
+    def setUp(self):
+        e2e.require_tools("nginx")
+        self.tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.nginx, self.nginx_port, _ = start_nginx(self.tmp)
+        self.addCleanup(self.nginx.stop)
+        self.a, self.b = start_session_server("a"), start_session_server("b")
+        self.upgrade = e2e.Server(upgrade_handler)
+        for s in (self.a, self.b):
+            self.addCleanup(s.server_close)
+            self.addCleanup(s.shutdown)
+        self.addCleanup(self.upgrade.close)
+        self.routes_file = os.path.join(self.tmp, "routes.json")
+        self.routes = [self.route("a", self.a.server_address[1]),
+                       self.route("b", self.b.server_address[1]),
+                       self.route("ws", self.upgrade.addr[1])]
+        write_routes(self.routes_file, self.routes, [f"127.0.0.1:{self.nginx_port}"])
+        self.router = e2e.Router(self.routes_file)
+        self.addCleanup(self.router.stop)
+        self.router.wait_routes(lambda d: len(d["routes"]) == 3)
+
+    @staticmethod
+    def route(value, port):
+        return {"header": "x-lpk-route", "value": value, "session": f"s-{value}",
+                "target": f"127.0.0.1:{port}"}
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        return s, s.makefile("rb")
+
+    def assert_from(self, response, who):
+        self.assertEqual(response.status, 200, response.body)
+        if who == "nginx":
+            self.assertIn(b"hello from nginx behind lpk", response.body)
+        else:
+            self.assertTrue(response.body.startswith(f"session {who} ".encode()), response.body)
+
+    def test_one_keepalive_connection_mixes_routes_and_originals(self):
+        s, f = self.connect()
+        order = [("a", "a"), ("b", "b"), (None, "nginx"), ("c", "nginx"), ("a", "a"), (None, "nginx"),
+                 ("b", "b")]
+        for route, who in order:
+            s.sendall(request("/index.html", route))
+            r = read_response(f)
+            self.assert_from(r, who)
+            if who != "nginx":
+                self.assertEqual(r.headers["x-route-header"], route)  # reached them unchanged
+        # Pipelined: three requests in one write, answered in order.
+        s.sendall(request("/index.html", "b") + request("/index.html") + request("/p", "a"))
+        for who in ("b", "nginx", "a"):
+            self.assert_from(read_response(f), who)
+        # One connection throughout: each session server saw a single connection from the router.
+        self.assertEqual(len(self.a.peers), 1)
+        self.assertEqual(len(self.b.peers), 1)
+        doc = self.router.routes()
+        counts = {r["value"]: r["requests"] for r in doc["routes"]}
+        self.assertEqual(counts, {"a": 3, "b": 3, "ws": 0})
+        self.assertEqual(doc["original"]["requests"], 4)
+
+    def test_chunked_body_with_trailers(self):
+        s, f = self.connect()
+        chunks = [os.urandom(n) for n in (1, 1000, 70000, 3)]
+        body = b"".join(f"{len(c):x};ext=1\r\n".encode() + c + b"\r\n" for c in chunks)
+        s.sendall(request("/up", "a", "POST", "Transfer-Encoding: chunked\r\n") + body)
+        s.sendall(b"0\r\nX-Trailer: yes\r\n\r\n")
+        r = read_response(f)
+        data = b"".join(chunks)
+        self.assert_from(r, "a")
+        self.assertIn(f"POST /up {hashlib.sha256(data).hexdigest()} {len(data)}".encode(), r.body)
+        s.sendall(request("/index.html", "b"))  # the connection goes on after the body
+        self.assert_from(read_response(f), "b")
+
+    def test_expect_100_continue(self):
+        s, f = self.connect()
+        data = os.urandom(300000)
+        s.sendall(request("/up", "b", "PUT",
+                          f"Content-Length: {len(data)}\r\nExpect: 100-continue\r\n"))
+        interim = read_response(f)  # the body is sent only after this, as curl does
+        self.assertEqual(interim.status, 100)
+        s.sendall(data)
+        r = read_response(f)
+        self.assert_from(r, "b")
+        self.assertIn(f"PUT /up {hashlib.sha256(data).hexdigest()} {len(data)}".encode(), r.body)
+
+    def test_upgrade_turns_the_connection_opaque(self):
+        s, f = self.connect()
+        s.sendall(request("/chat", "ws", extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        r = read_response(f)
+        self.assertEqual(r.status, 101)
+        payload = os.urandom(100000)
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        echoed = f.read()
+        self.assertEqual(echoed, payload)
+        self.upgrade.wait_for(lambda srv: srv.results, what="the upgrade request")
+        self.assertIn(b"X-Lpk-Route: ws", self.upgrade.results[0])
+
+    def test_malformed_request_gets_400_and_the_router_serves_on(self):
+        s, f = self.connect()
+        s.sendall(request("/index.html", "a"))
+        self.assert_from(read_response(f), "a")
+        s.sendall(b"GET /index.html HTTP/1.1\r\nBad Header\r\n\r\n")
+        r = read_response(f)
+        self.assertEqual(r.status, 400)
+        self.assertEqual(f.read(), b"")  # then closed
+        other, g = self.connect()
+        other.sendall(request("/index.html"))
+        self.assert_from(read_response(g), "nginx")
+
+    def test_unreachable_backend_gets_502_and_the_connection_stays(self):
+        s, f = self.connect()
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        self.addCleanup(dead.close)
+        write_routes(self.routes_file, self.routes + [self.route("dead", dead.getsockname()[1])],
+                     [f"127.0.0.1:{self.nginx_port}"])
+        self.router.wait_routes(lambda d: len(d["routes"]) == 4)
+        s.sendall(request("/index.html", "dead"))
+        r = read_response(f)
+        self.assertEqual(r.status, 502)
+        self.assertIn(b"cannot reach", r.body)
+        s.sendall(request("/index.html", "a"))
+        self.assert_from(read_response(f), "a")
+
+    def test_a_removed_route_sends_its_header_to_the_original(self):
+        s, f = self.connect()
+        s.sendall(request("/index.html", "a"))
+        self.assert_from(read_response(f), "a")
+        write_routes(self.routes_file, self.routes[1:], [f"127.0.0.1:{self.nginx_port}"])
+        self.router.wait_routes(lambda d: [r["value"] for r in d["routes"]] == ["b", "ws"])
+        s.sendall(request("/index.html", "a"))
+        self.assert_from(read_response(f), "nginx")
+        s.sendall(request("/index.html", "b"))
+        self.assert_from(read_response(f), "b")
+
+    def test_healthz(self):
+        status, body = self.router.admin_get("/healthz")
+        self.assertEqual((status, body), (200, b"ok\n"))
+
+
+class RouterReadinessTest(unittest.TestCase):
+    def test_healthz_is_503_until_the_routes_file_is_read(self):
+        tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "routes.json")
+        router = e2e.Router(path)
+        self.addCleanup(router.stop)
+        self.assertEqual(router.admin_get("/healthz")[0], 503)
+        write_routes(path, [], ["127.0.0.1:1"])
+        router.wait_routes(lambda d: d["original"]["pods"] == ["127.0.0.1:1"])
+        self.assertEqual(router.admin_get("/healthz")[0], 200)
+
+
+class RouterOpaqueTest(unittest.TestCase):
+    def test_redis_passes_unchanged(self):
+        e2e.require_tools("redis-server", "redis-cli")
+        tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        redis, port = start_redis(tmp)
+        self.addCleanup(redis.stop)
+        path = os.path.join(tmp, "routes.json")
+        write_routes(path, [], [f"127.0.0.1:{port}"])
+        router = e2e.Router(path)
+        self.addCleanup(router.stop)
+        router.wait_routes(lambda d: d["original"]["pods"])
+        cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(router.ports[0])]
+        import subprocess
+        out = subprocess.run(cli + ["PING"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.stdout.strip(), "PONG", out.stderr)
+        value = os.urandom(20000).hex()
+        subprocess.run(cli + ["SET", "k", value], capture_output=True, check=True, timeout=30)
+        out = subprocess.run(cli + ["GET", "k"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.stdout.strip(), value)
+        self.assertEqual(router.routes()["opaque_connections"], 3)
+
+
+def start_grpc_server(name):
+    """A gRPC server (python3-grpcio, generic handler, bytes in and out) whose one method
+    /lpk.Echo/Call answers `NAME ROUTE-METADATA REQUEST`."""
+    import grpc
+    from concurrent import futures
+
+    def call(request, context):
+        metadata = dict(context.invocation_metadata())
+        return f"{name} {metadata.get('x-lpk-route', '-')} ".encode() + request
+
+    handler = grpc.method_handlers_generic_handler(
+        "lpk.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+class RouterGrpcTest(unittest.TestCase):
+    """HTTP/2 routes per connection, by its first request's headers (gRPC metadata)."""
+
+    def setUp(self):
+        try:
+            import grpc  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-grpcio is missing (run tools/install-deps.sh)")
+        tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        servers = {}
+        for name in ("original", "a"):
+            server, port = start_grpc_server(name)
+            self.addCleanup(server.stop, None)
+            servers[name] = port
+        path = os.path.join(tmp, "routes.json")
+        write_routes(path, [{"header": "x-lpk-route", "value": "a", "session": "s-a",
+                             "target": f"127.0.0.1:{servers['a']}"}],
+                     [f"127.0.0.1:{servers['original']}"])
+        self.router = e2e.Router(path)
+        self.addCleanup(self.router.stop)
+        self.router.wait_routes(lambda d: d["routes"])
+
+    def call(self, payload, metadata=()):
+        """One call on a channel (so one connection) of its own."""
+        import grpc
+        # A channel of its own: grpc shares connections between channels to one target unless
+        # told not to; no proxy from the environment.
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_http_proxy", 0)]
+        with grpc.insecure_channel(f"127.0.0.1:{self.router.ports[0]}", options=options) as ch:
+            method = ch.unary_unary("/lpk.Echo/Call")
+            return method(payload, metadata=metadata, timeout=20 * e2e.SLACK)
+
+    def test_metadata_picks_the_session_and_none_the_original(self):
+        self.assertEqual(self.call(b"one", (("x-lpk-route", "a"),)), b"a a one")
+        self.assertEqual(self.call(b"two"), b"original - two")
+        self.assertEqual(self.call(b"three", (("x-lpk-route", "b"),)), b"original b three")
+        big = os.urandom(1 << 20)
+        self.assertEqual(self.call(big, (("x-lpk-route", "a"),)), b"a a " + big)
+        doc = self.router.routes()
+        self.assertEqual(doc["h2_connections"], 4)
+        self.assertEqual(doc["routes"][0]["requests"], 2)  # per connection
+        self.assertEqual(doc["original"]["requests"], 2)
+
+    def test_a_client_that_waits_for_the_servers_settings(self):
+        """As grpc-go does: preface and SETTINGS, then nothing until the server's SETTINGS; its
+        ACK of the router's own SETTINGS must not reach the backend (docs/router.md)."""
+        def frame(kind, flags, payload, stream=0):
+            return (len(payload).to_bytes(3, "big") + bytes([kind, flags]) +
+                    stream.to_bytes(4, "big") + payload)
+
+        def literal(name, value):  # HPACK literal without indexing, new name, no Huffman
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        s = socket.create_connection(("127.0.0.1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, b""))
+        f = s.makefile("rb")
+        first = f.read(9)
+        self.assertEqual(first, frame(4, 0, b""))  # the router's own SETTINGS, before any request
+        block = b"".join(literal(n, v) for n, v in (
+            (b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/lpk.Echo/Call"),
+            (b":authority", b"router"), (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"), (b"x-lpk-route", b"a")))
+        message = b"\x00" + (4).to_bytes(4, "big") + b"ping"
+        s.sendall(frame(4, 1, b"") + frame(1, 4, block, 1) + frame(0, 1, message, 1))
+        data, acked = b"", False
+        while True:  # the backend's frames, up to the trailers that end stream 1
+            head = f.read(9)
+            self.assertEqual(len(head), 9, "the connection ended before the response")
+            length, kind, flags = int.from_bytes(head[:3], "big"), head[3], head[4]
+            payload = f.read(length)
+            if kind == 4 and not flags & 1 and not acked:
+                s.sendall(frame(4, 1, b""))  # the backend's SETTINGS: this ACK is its own
+                acked = True
+            if kind == 0:
+                data += payload
+            if kind == 1 and flags & 1:
+                break
+            self.assertNotIn(kind, (3, 7), f"the backend reset the stream or connection: {payload!r}")
+        self.assertEqual(data[5:], b"a a ping")
+
+
+if __name__ == "__main__":
+    e2e.main()

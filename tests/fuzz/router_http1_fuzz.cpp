@@ -1,0 +1,70 @@
+// libFuzzer target for what clients and backends send lpk-agent router (agent/router/http1 and
+// h2_settings): the protocol sniff, request and response heads, bodies split at a point the
+// input picks, and the HTTP/2 SETTINGS ACK filter on the same split.
+// None may crash, and each answer must stay within the bytes given: a head's size, its views and
+// a body's consumed count never point past the input.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "agent/router/h2_settings.hpp"
+#include "agent/router/http1.hpp"
+
+namespace {
+
+using namespace lpk::router;
+
+bool within(std::string_view part, std::string_view whole) {
+  return part.empty() ||
+         (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
+}
+
+void check_body(std::string_view body, BodyKind kind, std::uint64_t length, std::size_t split) {
+  BodyFramer framer;
+  framer.start(kind, length);
+  std::size_t used = 0, total = 0;
+  auto first = body.substr(0, split);
+  auto r = framer.take(first, used);
+  if (used > first.size()) __builtin_trap();
+  total += used;
+  if (r == BodyFramer::Result::more) {
+    auto rest = body.substr(first.size());
+    framer.take(rest, used);
+    if (used > rest.size()) __builtin_trap();
+    total += used;
+  }
+  if (total > body.size()) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  sniff_protocol(in);
+  std::size_t split = size ? data[0] : 0;
+  RequestHead request;
+  if (parse_request_head(in, request) == ParseStatus::complete) {
+    if (request.size > in.size() || !within(request.method, in) || !within(request.target, in)) {
+      __builtin_trap();
+    }
+    for (const auto& h : request.headers) {
+      if (!within(h.name, in) || !within(h.value, in)) __builtin_trap();
+    }
+    check_body(in.substr(request.size), request.body, request.content_length, split);
+  }
+  ResponseHead response;
+  if (parse_response_head(in, split % 2, split % 3 == 0, response) == ParseStatus::complete) {
+    if (response.size > in.size() || response.status < 100 || response.status > 999) __builtin_trap();
+    check_body(in.substr(response.size), response.body, response.content_length, split);
+  }
+  check_body(in, BodyKind::chunked, 0, split);
+  SettingsAckFilter filter;
+  auto step = filter.scan(in.substr(0, split));
+  if (step.pass > split || (step.found && step.pass + 9 > split)) __builtin_trap();
+  if (!step.found) {
+    auto rest = in.substr(step.pass);
+    auto next = filter.scan(rest);
+    if (next.pass > rest.size() || (next.found && next.pass + 9 > rest.size())) __builtin_trap();
+  }
+  return 0;
+}
