@@ -130,7 +130,7 @@ TakeoverTarget Takeover::routed_target(const TakeoverOptions& options,
     if (text_of(field(port, "protocol")) == "UDP" || declared_http(port)) continue;
     std::fprintf(stderr, "lpk-proxy: warning: port %s of service %s is not declared HTTP (no "
                  "appProtocol or http/grpc name); connections the router cannot read as HTTP go "
-                 "to the original pods whole\n", text_of(field(port, "port")).c_str(),
+                 "to the original pods whole\n", field(port, "port").dump().c_str(),
                  options.service.c_str());
   }
   target.source = target.workload;

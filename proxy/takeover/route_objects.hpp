@@ -17,22 +17,23 @@
 #include <vector>
 
 #include "proxy/takeover/workload.hpp"
+#include "proxy/tunnel/route_labels.hpp"
 
 namespace lpk::proxy {
 
 // What the router reads (agent/router: docs/router.md): the router's own pods, and the agent pods
 // of routed sessions with the header and value that pick them.
-inline constexpr const char* kRouterLabel = "lpk.dev/router";        // value: the service
-inline constexpr const char* kRouteForLabel = "lpk.dev/route-for";   // value: the service
-inline constexpr const char* kRouteHeaderAnnotation = "lpk.dev/route-header";
-inline constexpr const char* kRouteValueAnnotation = "lpk.dev/route-value";
+using tunnel::kDefaultRouteHeader;
+using tunnel::kRouteForLabel;
+using tunnel::kRouteHeaderAnnotation;
+using tunnel::kRouterLabel;
+using tunnel::kRouteValueAnnotation;
 /// On the Service while it is routed: its own selector (JSON), and the sessions routing it
 /// (JSON object: session id -> {header, value, deployment, owner}).
 inline constexpr const char* kOriginalSelectorAnnotation = "lpk.dev/original-selector";
 inline constexpr const char* kRouteSessionsAnnotation = "lpk.dev/route-sessions";
 /// On a routed session's Deployment: the Service it routes (restore leaves the route).
 inline constexpr const char* kRouteServiceAnnotation = "lpk.dev/route-service";
-inline constexpr const char* kDefaultRouteHeader = "x-lpk-route";
 inline constexpr std::uint16_t kRouterAdminPort = 15090;
 
 /// The header a routed session's requests carry, and its value.

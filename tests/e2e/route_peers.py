@@ -41,7 +41,9 @@ def serve_http(port, name):
         def log_message(self, *args):
             pass
 
-    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    print(f"route_peers {name} listening on {port}", flush=True)
+    server.serve_forever()
 
 
 def serve_grpc(port, name):
@@ -59,6 +61,7 @@ def serve_grpc(port, name):
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
+    print(f"route_peers {name} listening on {port}", flush=True)
     server.wait_for_termination()
 
 

@@ -51,6 +51,8 @@ class ConnectRoute(ConnectCase):
                              "--local-port", f"{port}:8080", *extra,
                              command=(PYTHON, PEERS, mode, str(port), name))
         proxy.wait_line(e2e.PROXY_LINES["ready"], timeout=150)
+        # Its SIGTERM handler is in place once it listens (the stop at the end wants exit 0).
+        proxy.wait_line(rf"^route_peers {name} listening on {port}$", timeout=30)
         return proxy
 
     def client(self, pod, *steps):
@@ -88,7 +90,7 @@ class ConnectRoute(ConnectCase):
         self.assertTrue(body["has_cluster_env"], "the local process has api's environment")
 
         # Through web (nginx passes the header on to api, as services must for deeper routing).
-        via_web = self.in_pod("web", "curl -sS -m 30 -H 'x-lpk-route: bob' http://web/api/x")
+        via_web = self.in_pod("via-web", "curl -sS -m 30 -H 'x-lpk-route: bob' http://web/api/x")
         self.assertEqual(json.loads(via_web)["served_by"], "bob", via_web)
         # Not HTTP: the bytes reach an original pod unchanged (the demo api answers 404).
         raw = self.client("raw", "raw")
@@ -106,8 +108,8 @@ class ConnectRoute(ConnectCase):
         answers = self.client("after-a", "alice", "bob", "-")
         self.assertEqual(self.served_by(answers), ["original", "bob", "original"], answers)
         self.assertEqual(bob.stop(signal.SIGTERM, 150), 0)
-        self.assertEqual(self.served_by(self.client("after-b", "bob", "-")),
-                         ["original", "original"])
+        # No router any more: the demo api closes each connection after one answer.
+        self.assertEqual(self.served_by(self.client("after-b", "bob")), ["original"])
 
     def test_status_counts_the_requests_routed_to_the_session(self):
         before = self.snapshot()
@@ -138,8 +140,7 @@ class ConnectRoute(ConnectCase):
                            timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assert_clean(before)
-        self.assertEqual(self.served_by(self.client("after-restore", "dave", "-")),
-                         ["original", "original"])
+        self.assertEqual(self.served_by(self.client("after-restore", "dave")), ["original"])
 
     def test_grpc_with_the_header_reaches_the_session(self):
         before = self.snapshot()
