@@ -39,7 +39,7 @@ class ConnectRoute(ConnectCase):
         self.assertEqual(self.snapshot(), before)
         left = {}
         for kind in ("deployments", "services", "leases", "serviceaccounts", "roles",
-                     "rolebindings", "pods"):
+                     "rolebindings", "jobs", "pods"):
             names = self.sim.kubectl("-n", "demo", "get", kind, "-o", "name").stdout.split()
             left[kind] = [n for n in names if "lpk-" in n]
         self.assertEqual({k: v for k, v in left.items() if v}, {})
@@ -141,6 +141,22 @@ class ConnectRoute(ConnectCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assert_clean(before)
         self.assertEqual(self.served_by(self.client("after-restore", "dave")), ["original"])
+
+    def test_the_restorer_ends_a_routed_session_whose_machine_vanished(self):
+        # kill -9 and nothing else: the session's restorer (lpk-agent restore-watch, with only
+        # the rights its Role gives) leaves the route, and as the last gives the Service back.
+        before = self.snapshot()
+        proxy = self.route_session("gone", "gone", "--orphan-timeout", "10s")
+        os.killpg(proxy.p.pid, signal.SIGKILL)
+        self.assertEqual(proxy.wait_exit(10), -signal.SIGKILL)
+        deadline = time.monotonic() + 150 * e2e.SLACK
+        while time.monotonic() < deadline:
+            try:
+                self.assert_clean(before)
+                break
+            except AssertionError:
+                time.sleep(1)
+        self.assert_clean(before)
 
     def test_grpc_with_the_header_reaches_the_session(self):
         before = self.snapshot()
