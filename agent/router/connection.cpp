@@ -355,12 +355,25 @@ asio::awaitable<Connection::Outcome> Connection::relay_response(Upstream& up, bo
 
 asio::awaitable<Connection::Outcome> Connection::relay_final(Upstream& up) {
   response_framer_.start(response_.body, response_.content_length);
-  auto end = co_await stream_body(up.socket, up.buffer, response_.size, client_, response_framer_);
+  // A server that closes after a response whose end its framing marks (many send `Connection:
+  // close` on every answer) ends only the upstream connection: the client's stays open for its
+  // next request, which may go elsewhere. The Connection field is hop-by-hop: it goes.
+  const bool keep_client = response_.close && response_.minor == 1 && !request_.close &&
+                           response_.body != BodyKind::until_close;
+  std::size_t head = response_.size;
+  if (keep_client) {
+    if (co_await write_all(client_, without_connection_fields(up.buffer.data().substr(0, head)))) {
+      co_return Outcome::close;
+    }
+    up.buffer.consume(head);
+    head = 0;
+  }
+  auto end = co_await stream_body(up.socket, up.buffer, head, client_, response_framer_);
   up.reused = true;
   if (end != BodyEnd::done || response_.close) {
     error_code ec;
     up.socket.close(ec);
-    co_return Outcome::close;
+    co_return end == BodyEnd::done && keep_client ? Outcome::keep : Outcome::close;
   }
   co_return Outcome::keep;
 }

@@ -314,6 +314,25 @@ ChunkedScanner::Result ChunkedScanner::step(char c) {
   return Result::malformed;
 }
 
+std::string without_connection_fields(std::string_view head) {
+  std::string out;
+  out.reserve(head.size());
+  bool first = true;
+  while (!head.empty()) {
+    auto eol = head.find("\r\n");
+    auto line = head.substr(0, eol == std::string_view::npos ? head.size() : eol + 2);
+    head.remove_prefix(line.size());
+    auto colon = line.find(':');
+    if (!first && colon != std::string_view::npos &&
+        text::iequals(trim(line.substr(0, colon)), "connection")) {
+      continue;
+    }
+    first = false;
+    out.append(line);
+  }
+  return out;
+}
+
 void BodyFramer::start(BodyKind kind, std::uint64_t content_length) {
   kind_ = kind;
   remaining_ = content_length;

@@ -73,6 +73,11 @@ struct ResponseHead {
 ParseStatus parse_response_head(std::string_view bytes, bool head_request, bool connect_request,
                                 ResponseHead& out);
 
+/// `head` (a whole HTTP/1.1 response head) without its Connection fields: what a proxy sends
+/// on when the server closes its connection after a response the client may keep its own open
+/// for (Connection is hop-by-hop, RFC 9110 section 7.6.1).
+std::string without_connection_fields(std::string_view head);
+
 /// Finds the end of a chunked body fed to it in pieces of any size: chunk sizes, extensions,
 /// data, the last chunk and the trailer section.
 class ChunkedScanner {

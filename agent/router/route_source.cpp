@@ -1,10 +1,12 @@
 #include "agent/router/route_source.hpp"
 
-#include "agent/router/route_labels.hpp"
+#include "proxy/tunnel/route_labels.hpp"
 #include "kube/objects.hpp"
 #include "kube/text.hpp"
 
 namespace lpk::router {
+
+using namespace tunnel;  // route_labels.hpp: the names both ends share
 
 namespace {
 

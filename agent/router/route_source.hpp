@@ -1,6 +1,6 @@
 #pragma once
 // Where routes come from, as pure conversions: the pods the two informers list (session agent
-// pods and the original pods, agent/router/route_labels.hpp) or the routes file of tests and
+// pods and the original pods, proxy/tunnel/route_labels.hpp) or the routes file of tests and
 // benchmarks. No I/O: route_watch.hpp reads the API and the file.
 
 #include <map>

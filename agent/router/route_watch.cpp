@@ -9,9 +9,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/router/route_labels.hpp"
+#include "proxy/tunnel/route_labels.hpp"
 
 namespace lpk::router {
+
+using namespace tunnel;  // route_labels.hpp: the names both ends share
 
 namespace asio = boost::asio;
 

@@ -157,10 +157,12 @@ std::string unit_id(const std::string& session_id, std::size_t index) {
 /// What the takeover of `service` is asked for, from the command line and the plan.
 TakeoverOptions takeover_options(const ConnectOptions& options, const SessionPlan& plan,
                                  const std::string& service) {
-  return {service,                   plan.ns,              options.container,
-          options.agent_image,       options.file_limit,   options.timeout,
-          options.dead_link_timeout, options.resume_grace, plan.secret,
-          options.orphan_timeout,    options.keep_image};
+  TakeoverOptions wanted{service,                   plan.ns,              options.container,
+                         options.agent_image,       options.file_limit,   options.timeout,
+                         options.dead_link_timeout, options.resume_grace, plan.secret,
+                         options.orphan_timeout,    options.keep_image,      {}};
+  if (options.route_header) wanted.route = parse_route_header(*options.route_header, plan.session_id);
+  return wanted;
 }
 
 /// "service NAME: " before a message when the session has several, so that it names which.
@@ -179,7 +181,9 @@ std::vector<Unit> prepare_takeovers(Takeover& takeover, SessionPlan& plan,
     units[i].service = &service;
     units[i].wanted = takeover_options(options, plan, service.service);
     try {
-      service.target = takeover.locate(units[i].wanted);
+      service.target = units[i].wanted.route
+                           ? takeover.routed_target(units[i].wanted, unit_id(plan.session_id, i))
+                           : takeover.locate(units[i].wanted);
       check_inbound_ports(service.inbound, service.target);
     } catch (const std::exception& e) {
       throw WorkloadError(naming(plan, service, e.what()));
@@ -191,7 +195,8 @@ std::vector<Unit> prepare_takeovers(Takeover& takeover, SessionPlan& plan,
     if (auto warning = gitops_warning(target.workload, target.object); !warning.empty()) {
       std::fprintf(stderr, "lpk-proxy: warning: %s\n", warning.c_str());
     }
-    takeover.settle_earlier_session(target);
+    // A routed session changes no workload of the application: nothing earlier to settle.
+    if (!target.route) takeover.settle_earlier_session(target);
     units[i].record = {SessionOwner::current(unit_id(plan.session_id, i)), target.workload,
                        options.kube.kubeconfig, options.kube.context};
     units[i].record.save();
@@ -244,6 +249,8 @@ bool start_agents(Takeover& takeover, kube::Client& client, SessionPlan& plan,
       auto& target = unit.service->target;
       if (outbound_only) {
         takeover.install_outbound_agent(target, unit.wanted, unit.record.owner);
+      } else if (target.route) {
+        takeover.install_routed_agent(target, unit.wanted, unit.record.owner);
       } else {
         takeover.install_agent(target, unit.wanted, unit.record.owner);
       }
@@ -397,9 +404,11 @@ int run_connect(const std::vector<std::string>& args) {
   for (const auto& unit : units) {
     workloads += (workloads.empty() ? "" : ", ") + unit.record.workload.describe();
   }
+  const bool created = outbound_only || options.route_header.has_value();
   progress.step("session " + plan.session_id + " ended; " + workloads +
-                (outbound_only ? " is removed" : units.size() > 1 ? " are as they were"
-                                                                  : " is as it was"));
+                (created ? (units.size() > 1 ? " are removed" : " is removed")
+                         : units.size() > 1 ? " are as they were"
+                                            : " is as it was"));
   return code;
 }
 
@@ -458,6 +467,15 @@ int run_restore(const std::vector<std::string>& args) {
     } catch (const std::exception& e) {
       ++failures;
       std::fprintf(stderr, "lpk-proxy: restoring %s: %s\n", record.workload.describe().c_str(),
+                   e.what());
+    }
+  }
+  if (options.all) {
+    try {
+      takeover.prune_routes(options.all_namespaces ? "" : client->config().namespace_);
+    } catch (const std::exception& e) {
+      ++failures;
+      std::fprintf(stderr, "lpk-proxy: putting back services routed by ended sessions: %s\n",
                    e.what());
     }
   }

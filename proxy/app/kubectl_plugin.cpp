@@ -27,7 +27,7 @@ bool is_unsupported_kube_flag(std::string_view name) {
 /// The commands that talk to a cluster and so take kubectl's flags.
 bool takes_kube_flags(std::string_view command) {
   return command == "connect" || command == "doctor" || command == "restore" ||
-         command == "init" || command == "ide";
+         command == "init" || command == "ide" || command == "routes";
 }
 
 /// Commands whose first argument is a sub-command (`ide vscode`): kubectl's flags go after it.

@@ -19,12 +19,13 @@ inline constexpr const char* kPluginUsage =
     "usage: kubectl lpk connect [--service NAME] [options] [-- COMMAND ARGS...]\n"
     "       kubectl lpk doctor [--service NAME] [--json]    check that connect would work\n"
     "       kubectl lpk restore [--all [-A]] [--force]      put back what a crashed session left\n"
+    "       kubectl lpk routes [-A] [--json]                services shared by header routing\n"
     "       kubectl lpk status|env|diagnostics [--session ID] [--json | --output json]\n"
     "       kubectl lpk init --service NAME                 write a starter lpk.yaml\n"
     "       kubectl lpk config validate [FILE]              check an lpk.yaml\n"
     "       kubectl lpk resolver install|uninstall|status ...\n"
-    "kubectl's --kubeconfig, --context and -n/--namespace apply to connect, doctor, restore and\n"
-    "init, "
+    "kubectl's --kubeconfig, --context and -n/--namespace apply to connect, doctor, restore,\n"
+    "routes and init, "
     "before or after the command; `kubectl lpk COMMAND --help` lists a command's options.";
 
 /// True when `argv0` (the program's argv[0]) names the plugin, whatever its directory.

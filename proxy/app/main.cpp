@@ -15,6 +15,7 @@
 #include "proxy/app/kubectl_plugin.hpp"
 #include "proxy/app/options.hpp"
 #include "proxy/app/project_commands.hpp"
+#include "proxy/app/routes_command.hpp"
 #include "proxy/app/run_command.hpp"
 #include "proxy/connect/child_process.hpp"
 #include "proxy/control/client.hpp"
@@ -31,6 +32,7 @@ constexpr const char* kUsage =
     "       lpk-proxy status|env|diagnostics [--session ID] [--json | --output json]\n"
     "                                                  ask a running session\n"
     "       lpk-proxy restore [--all]                   put back what a crashed session left\n"
+    "       lpk-proxy routes [-n NS | -A] [--json]      services shared by header routing\n"
     "       lpk-proxy doctor [--service NAME] [--json]  check that connect would work\n"
     "       lpk-proxy init --service NAME [-n NS]       write a starter lpk.yaml for a service\n"
     "       lpk-proxy config validate [FILE]            check an lpk.yaml\n"
@@ -101,6 +103,10 @@ int main(int argc, char** argv) {
     return run_doctor(args);
   }
   if (command == "resolver") return run_resolver(args);
+  if (command == "routes") {
+    if (wants_help(args)) return std::cout << kRoutesUsage << "\n", 0;
+    return run_routes(args);
+  }
   if (command == "ide") {
     if (wants_help(args)) return std::cout << kIdeUsage << "\n", 0;
     return run_ide(args);

@@ -10,6 +10,7 @@
 #include "proxy/connect/env_tokens.hpp"
 #include "proxy/connect/environment.hpp"
 #include "proxy/forward/address_pool.hpp"
+#include "proxy/takeover/route_objects.hpp"
 #include "proxy/tunnel/duration.hpp"
 #include "proxy/tunnel/handshake.hpp"
 
@@ -358,6 +359,12 @@ void resolve_per_service(ConnectOptions& o, const std::vector<std::string>& name
   }
 }
 
+/// `--route-header [NAME=]VALUE` as given, once its name and value are known to be valid.
+std::string check_route_header(const std::string& value) {
+  parse_route_header(value, "session");  // throws with the sentence
+  return value;
+}
+
 }  // namespace
 
 ConnectOptions parse_connect_options(std::span<const std::string> args) {
@@ -375,6 +382,8 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--container") o.container = value;
     else if (flag == "--agent-image") o.agent_image = value;
     else if (flag == "--keep-image") o.keep_image = true;
+    else if (flag == "--route-header") o.route_header = check_route_header(value);
+    else if (flag == "--route") o.route_header = "";
     else if (flag == "--env-file") per_service.env_files.push_back(value);
     else if (flag == "--dns") o.dns = parse_dns_listen(value);
     else if (flag == "--zone") o.zone = value;
@@ -395,8 +404,12 @@ ConnectOptions parse_connect_options(std::span<const std::string> args) {
     else if (flag == "--skip-file") o.skip_files.push_back(parse_container_path(flag, value));
     else throw invalid_argument("unknown flag " + flag);
   };
-  for_each_flag(args, handle, &o.command, {"--resolver", "--json", "--keep-image"});
+  for_each_flag(args, handle, &o.command, {"--resolver", "--json", "--keep-image", "--route"});
   resolve_per_service(o, names, per_service);
+  if (o.services.empty() && o.route_header) {
+    throw invalid_argument("--route-header needs --service: it names the service whose requests "
+                           "are routed");
+  }
   if (o.services.empty() && o.keep_image) {
     throw invalid_argument("--keep-image needs --service: it keeps the image of the container "
                            "lpk replaces");
@@ -440,6 +453,20 @@ DoctorOptions parse_doctor_options(std::span<const std::string> args) {
   if (o.service.empty() && !o.container.empty()) {
     throw invalid_argument("--container needs --service: it names the container to replace");
   }
+  return o;
+}
+
+RoutesOptions parse_routes_options(std::span<const std::string> args) {
+  RoutesOptions o;
+  auto handle = [&](const std::string& flag, const std::string& value) {
+    if (parse_kube_flag(flag, value, o.kube)) return;
+    if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = namespace_name(flag, value);
+    else if (flag == "-A" || flag == "--all-namespaces") o.all_namespaces = true;
+    else if (flag == "--json") o.json = true;
+    else if (flag == "--output") o.json = parse_output_json(value);
+    else throw invalid_argument("unknown flag " + flag);
+  };
+  for_each_flag(args, handle, nullptr, {"-A", "--all-namespaces", "--json"});
   return o;
 }
 

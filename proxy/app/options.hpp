@@ -85,6 +85,10 @@ struct ConnectOptions {
   std::string container;                     // --container (one service only)
   std::string agent_image = "lpk/lpk-agent:dev";
   bool keep_image = false;                   // --keep-image: only the command changes
+  /// --route-header [NAME=]VALUE (--route: the defaults): the services are not replaced; a
+  /// shared router sends the requests carrying the header to this session (route_objects.hpp).
+  /// Kept as given: an empty value becomes the session id, known later.
+  std::optional<std::string> route_header;
   boost::asio::ip::network_v4 pool;          // --pool
   std::optional<boost::asio::ip::udp::endpoint> dns;  // --dns ADDR:PORT (default: pool, :53)
   std::string zone = "cluster.local";
@@ -110,6 +114,7 @@ inline constexpr const char* kConnectUsage =
     "usage: lpk-proxy connect [--service NAME]... [-n NS] [--kubeconfig FILE] [--context NAME]\n"
     "           [--local-port [SERVICE:]PORT | [SERVICE:]LOCAL:REMOTE]... [--container NAME]\n"
     "           [--run SERVICE='COMMAND LINE']... [--agent-image IMAGE] [--keep-image]\n"
+    "           [--route-header [NAME=]VALUE | --route]\n"
     "           [--env-file [SERVICE=]PATH]... [--also-namespace NS]... [--dns ADDR:PORT]\n"
     "           [--pool CIDR] [--zone ZONE] [--resolv-conf PATH] [--resolver] [--file-limit BYTES]\n"
     "           [--timeout SECONDS] [--dead-link-timeout DURATION] [--resume-grace DURATION]\n"
@@ -122,6 +127,9 @@ inline constexpr const char* kConnectUsage =
     "--env values may name ${service:NAME[.NS][:PORT]} (lpk's address of a service) and\n"
     "${files:/PATH} (an imported file). Settings not given as flags come from lpk.yaml, found\n"
     "from the current folder upward (docs/project-file.md).\n"
+    "--route-header: nothing is replaced; requests carrying header NAME (default x-lpk-route)\n"
+    "with VALUE (default: the session id) come to this machine, all others still go to the\n"
+    "service's pods (a router shared by every routed session; `lpk-proxy routes` lists them).\n"
     "Without --service, nothing is replaced: an agent Deployment of the session's own gives\n"
     "every service of the namespaces a local name and address (outbound only).";
 
@@ -168,6 +176,22 @@ inline constexpr const char* kDoctorUsage =
     "--json: the checks as an array of {name, ok, detail, fix}.";
 
 DoctorOptions parse_doctor_options(std::span<const std::string> args);
+
+// ---- routes ---------------------------------------------------------------------------------
+
+struct RoutesOptions {
+  kube::LoadOptions kube;
+  bool all_namespaces = false;  ///< -A
+  bool json = false;            ///< --json / --output json
+};
+
+inline constexpr const char* kRoutesUsage =
+    "usage: lpk-proxy routes [-n NS | -A] [--kubeconfig FILE] [--context NAME]\n"
+    "           [--json | --output json]\n"
+    "Lists the services that lpk's router shares by header (connect --route-header) and, for\n"
+    "each, the sessions routing it: header, value, agent pods ready, who runs it.";
+
+RoutesOptions parse_routes_options(std::span<const std::string> args);
 
 /// `--output FORMAT`: true for json, false for text; anything else is a bad flag.
 bool parse_output_json(const std::string& value);

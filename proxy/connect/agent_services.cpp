@@ -81,6 +81,39 @@ asio::awaitable<tunnel::Result<tunnel::AgentEnvironment>> fetch_environment(
   co_return tunnel::parse_environment(doc);
 }
 
+asio::awaitable<tunnel::Result<nlohmann::json>> fetch_json(OpenStream open, std::string host,
+                                                           std::uint16_t port, std::string path,
+                                                           FetchOptions options) {
+  using tunnel::Problem;
+  auto executor = co_await asio::this_coro::executor;
+  auto pair = tunnel::loopback_pair(executor);
+  if (!pair) co_return Problem{pair.error(), "cannot make a loopback socket pair"};
+  auto& [ours, tunnel_end] = *pair;
+  open(std::move(tunnel_end), tunnel::Target{tunnel::Target::Kind::name, host, port});
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host +
+                        "\r\nConnection: close\r\n\r\n";
+  std::string reply;
+  asio::steady_timer deadline(executor, options.timeout);
+  auto outcome = co_await ((asio::async_write(ours, asio::buffer(request), kTuple) &&
+                            read_all(ours, reply, options.max_bytes)) ||
+                           deadline.async_wait(kTuple));
+  auto where = host + ":" + std::to_string(port) + path;
+  if (outcome.index() == 1) {
+    co_return Problem{asio::error::timed_out, where + " did not answer in time"};
+  }
+  auto [write_ec, written, read_ec] = std::get<0>(outcome);
+  if (auto ec = write_ec ? write_ec : read_ec) co_return Problem{ec, where + ": " + ec.message()};
+  auto body = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.", 0) != 0 || reply.size() < 12 || reply.compare(9, 3, "200") != 0 ||
+      body == std::string::npos) {
+    co_return Problem{tunnel::Error::bad_document,
+                      where + " answered " + reply.substr(0, reply.find('\r'))};
+  }
+  auto parsed = nlohmann::json::parse(reply.substr(body + 4), nullptr, false);
+  if (parsed.is_discarded()) co_return Problem{tunnel::Error::bad_document, where + ": not JSON"};
+  co_return parsed;
+}
+
 // ---- AgentDnsResolver ----
 
 struct AgentDnsResolver::Pending {

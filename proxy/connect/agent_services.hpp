@@ -39,6 +39,15 @@ struct FetchOptions {
 boost::asio::awaitable<tunnel::Result<tunnel::AgentEnvironment>> fetch_environment(
     OpenStream open, FetchOptions options = {});
 
+/// GET `path` of the HTTP server at `host`:`port` in the cluster (the agent dials it), with
+/// Connection: close, and parses the body of a 200 as JSON. Small documents only (status
+/// pages): at most options.max_bytes.
+boost::asio::awaitable<tunnel::Result<nlohmann::json>> fetch_json(OpenStream open,
+                                                                  std::string host,
+                                                                  std::uint16_t port,
+                                                                  std::string path,
+                                                                  FetchOptions options);
+
 struct AgentDnsOptions {
   std::chrono::milliseconds timeout{1'800};  ///< per query; the stub's cluster timeout is 2 s
   std::size_t max_in_flight = 256;           ///< beyond it, queries fail at once (SERVFAIL)

@@ -135,7 +135,7 @@ void ServiceDirectory::upsert(const json& service) {
     spdlog::warn("service {}: the address pool is full; widen --pool", key);
     return;
   }
-  Entry entry{service, asio::ip::address(*address), {}, {}};
+  Entry entry{service, asio::ip::address(*address), {}, {}, {}};
   open_listeners(key, entry);
   entries_.emplace(key, std::move(entry));
   changed();

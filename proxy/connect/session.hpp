@@ -113,6 +113,9 @@ class ConnectSession {
     std::uint64_t files_updates = 0;  // messages from the files service that changed a file
     std::shared_ptr<ChildProcess> child;
     std::string command;  // as status shows it
+    /// A routed service: what its router says of this session (status), refreshed by
+    /// watch_route; null until the router first answered.
+    nlohmann::json route_stats;
   };
 
   void open_tunnels();
@@ -149,6 +152,9 @@ class ConnectSession {
   /// Follows the agents' files service for the whole session (file_sync.hpp).
   boost::asio::awaitable<void> keep_files_current(Replaced& service);
   void report_files_change(Replaced& service, const MirrorChange& change);
+  /// A routed service: asks its router every few seconds (its admin Service, through the
+  /// tunnel) how many requests it sent to this session.
+  boost::asio::awaitable<void> watch_route(Replaced& service);
   boost::asio::awaitable<void> wait_for_tunnels();
   /// Runs `-- COMMAND` or every `--run`, and stops the session once all have exited.
   boost::asio::awaitable<void> run_commands();

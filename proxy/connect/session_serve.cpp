@@ -31,10 +31,18 @@ asio::awaitable<void> ConnectSession::serve() {
     co_await import_environment(*service);
     if (side_.stopping()) co_return;
     asio::co_spawn(side_.io(), keep_files_current(*service), asio::detached);
+    if (service->plan.target.route) {
+      asio::co_spawn(side_.io(), watch_route(*service), asio::detached);
+    }
   }
   co_await wait_for_tunnels();
   if (side_.stopping()) co_return;
   console::print_line(console::kTunnels, tunnels_up(), agent_count());
+  for (const auto& service : services_) {
+    if (const auto& route = service->plan.target.route) {
+      console::print_line(console::kRoute, service->plan.service, route->header, route->value);
+    }
+  }
   console::print_line(console::kReady);
   co_await run_commands();
 }
@@ -97,6 +105,33 @@ void ConnectSession::write_env_file(const Replaced& service) {
 // after it ends (the agent pod went, the tunnel was replaced): its first message is the whole
 // set, so nothing changed in between is missed. An agent without the service refuses the
 // stream; the retries then slow down to one a minute.
+asio::awaitable<void> ConnectSession::watch_route(Replaced& service) {
+  const auto& target = service.plan.target;
+  auto host = router_name(service.plan.service) + "." + plan_.ns + ".svc." + plan_.zone;
+  auto port = router_admin_port(routed_ports(target.source_template["spec"],
+                                             target.container.name, target.container.routes));
+  asio::steady_timer pause(side_.io());
+  bool warned = false;
+  while (!side_.stopping()) {
+    auto routes = co_await fetch_json(through(service), host, port, "/routes", {5s, 1 << 20});
+    if (side_.stopping()) co_return;
+    if (!routes) {
+      if (!std::exchange(warned, true)) {
+        spdlog::info("router of {}: {}", service.plan.service, routes.error().message);
+      }
+    } else {
+      for (const auto& r : routes->value("routes", nlohmann::json::array())) {
+        if (r.value("header", "") == target.route->header &&
+            r.value("value", "") == target.route->value) {
+          service.route_stats = r;
+        }
+      }
+    }
+    pause.expires_after(2s);
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 asio::awaitable<void> ConnectSession::keep_files_current(Replaced& service) {
   asio::steady_timer pause(side_.io());
   auto wait = 2s;

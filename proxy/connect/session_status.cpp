@@ -76,7 +76,17 @@ json ConnectSession::status() const {
     }
     json child = nullptr;
     if (service->child) child = {{"pid", service->child->pid()}, {"command", service->command}};
+    json route = nullptr;
+    if (const auto& r = plan.target.route) {
+      route = {{"header", r->header},
+               {"value", r->value},
+               {"router", router_name(plan.service)},
+               {"requests", service->route_stats.is_object()
+                                ? service->route_stats.value("requests", json(nullptr))
+                                : json(nullptr)}};
+    }
     replaced.push_back({{"service", plan.service},
+                        {"route", route},
                         {"workload", plan.target.workload.describe()},
                         {"container", plan.target.container.name},
                         {"agents", service->agents.size()},
@@ -97,6 +107,7 @@ json ConnectSession::status() const {
           {"child", first["child"]},
           {"dns", {{"address", dns}}},
           {"files", first["files"]},
+          {"route", first["route"]},
           {"replaced", replaced},
           {"services", directory_->describe()},
           {"tunnels", tunnels}};

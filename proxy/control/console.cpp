@@ -7,7 +7,7 @@
 namespace lpk::proxy::console {
 
 std::string lines_json() {
-  return tunnel::console_lines_json({&kProjectFile, &kDns, &kReady, &kListen, &kService, &kInbound, &kTunnelUp,
+  return tunnel::console_lines_json({&kProjectFile, &kDns, &kReady, &kListen, &kService, &kInbound, &kRoute, &kTunnelUp,
                                      &kTunnelClosed, &kTunnels, &kEnvironment, &kNotImported, &kFilesUpdated,
                                      &kResolver, &kResolverBack, &kEnvFile,
                                      &kWaitingForCommand, &kCommandExited, &kServiceCommandExited});

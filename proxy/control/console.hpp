@@ -26,6 +26,9 @@ inline constexpr ConsoleLine kService{"service", "service {}.{} -> {} ports {}",
                                       R"(^service ([^. ]+)\.(\S+) -> (\S+) ports (\[.*\])$)"};
 inline constexpr ConsoleLine kInbound{"inbound", "inbound: {} port {} -> localhost:{}",
                                       R"(^inbound: (.+) port ([0-9]+) -> localhost:(\S+)$)"};
+// A routed session (--route-header): which requests of the service come to this machine.
+inline constexpr ConsoleLine kRoute{"route", "route: service {} requests with {}: {} -> this machine",
+                                    R"(^route: service (\S+) requests with ([^:]+): (\S+) -> this machine$)"};
 inline constexpr ConsoleLine kTunnelUp{"tunnel_up", "tunnel up: pod {} (session {})",
                                        R"(^tunnel up: pod (\S+) \(session ([0-9a-f]+)\)$)"};
 inline constexpr ConsoleLine kTunnelClosed{"tunnel_closed", "tunnel closed: pod {} ({})",

@@ -21,7 +21,6 @@ TakeoverTarget Takeover::outbound_target(const std::string& ns, const std::strin
 
 void Takeover::install_outbound_agent(TakeoverTarget& target, const TakeoverOptions& options,
                                       const SessionOwner& owner) {
-  const auto& ref = target.workload;
   AgentSpec agent;
   agent.image = options.agent_image;
   agent.file_limit = options.file_limit;
@@ -30,22 +29,32 @@ void Takeover::install_outbound_agent(TakeoverTarget& target, const TakeoverOpti
   agent.session = owner.to_json().dump();
   if (!options.tunnel_secret.empty()) agent.secret_name = tunnel_secret_name(owner.id);
   target.tunnel_port = agent.tunnel_port;
-  progress_.step("starting " + agent.image + " as " + ref.describe() +
+  progress_.step("starting " + agent.image + " as " + target.workload.describe() +
                  " (outbound only: nothing of the application is replaced)");
+  create_agent_deployment(target, options, owner,
+                          outbound_deployment(target.workload.ns, owner.id, agent),
+                          "a session without --service runs its agent in a Deployment of its "
+                          "own");
+}
+
+void Takeover::create_agent_deployment(TakeoverTarget& target, const TakeoverOptions& options,
+                                       const SessionOwner& owner, const json& body,
+                                       const std::string& why) {
+  const auto& ref = target.workload;
   try {
-    target.object = client_.create(kube::resource_path("apps/v1", ref.ns, "deployments"),
-                                   outbound_deployment(ref.ns, owner.id, agent));
+    target.object = client_.create(kube::resource_path("apps/v1", ref.ns, "deployments"), body);
   } catch (const kube::ApiError& e) {
     if (e.code != 403) throw;
     throw WorkloadError("lpk may not create deployments in namespace " + ref.ns + " (" +
-                        e.what() + "); a session without --service runs its agent in a "
-                        "Deployment of its own: ask for `create` and `delete` on deployments");
+                        e.what() + "); " + why + ": ask for `create` and `delete` on "
+                        "deployments");
   }
   try {
     if (!options.tunnel_secret.empty()) {
+      auto session = kube::text_of(kube::field(
+          kube::field(kube::field(body, "metadata"), "annotations"), kSessionAnnotation));
       client_.create(kube::resource_path("v1", ref.ns, "secrets"),
-                     tunnel_secret(ref, target.object, owner.id, agent.session,
-                                   options.tunnel_secret));
+                     tunnel_secret(ref, target.object, owner.id, session, options.tunnel_secret));
     }
     target.object = client_.patch(ref.path(), json{{"spec", {{"replicas", 1}}}});
   } catch (const std::exception&) {

@@ -1,4 +1,5 @@
 #include "proxy/takeover/restorer.hpp"
+#include "proxy/takeover/route_objects.hpp"
 
 #include <ctime>
 #include <cstdio>
@@ -73,6 +74,28 @@ json restorer_service_account(const RestorerSpec& spec) {
           {"metadata", metadata(spec, restorer_name(spec.session_id))}};
 }
 
+namespace {
+
+/// What leaving a route takes (Takeover::leave_route): the session's Deployment deleted, the
+/// route's Lease, the Service updated, and when the session was the last, the router with its
+/// rights and lpk's Service of the original pods deleted.
+void add_route_rules(json& rules, const RestorerSpec& spec) {
+  const auto& service = spec.route_service;
+  const auto router = router_name(service);
+  rules.push_back(rule("apps", {"deployments"}, {"delete"}, {spec.workload.name, router}));
+  rules.push_back(rule("coordination.k8s.io", {"leases"}, {"create"}));
+  rules.push_back(rule("coordination.k8s.io", {"leases"}, {"get", "delete"},
+                       {route_lock_name(service)}));
+  rules.push_back(rule("", {"services"}, {"list"}));
+  rules.push_back(rule("", {"services"}, {"get", "update"}, {service}));
+  rules.push_back(rule("", {"services"}, {"delete"}, {original_service_name(service), router}));
+  rules.push_back(rule("", {"serviceaccounts"}, {"delete"}, {router}));
+  rules.push_back(rule("rbac.authorization.k8s.io", {"roles", "rolebindings"}, {"delete"},
+                       {router}));
+}
+
+}  // namespace
+
 json restorer_role(const RestorerSpec& spec, const std::string& account_uid) {
   const auto& ref = spec.workload;
   const auto& id = spec.session_id;
@@ -86,6 +109,7 @@ json restorer_role(const RestorerSpec& spec, const std::string& account_uid) {
                          {ref.name}));
   }
   rules.push_back(rule("", {"pods"}, pod_verbs));
+  if (!spec.route_service.empty()) add_route_rules(rules, spec);
   if (ref.kind == WorkloadKind::deployment) {
     // Restore deletes the agent's ReplicaSet, whose name the Deployment controller chose.
     rules.push_back(rule("apps", {"replicasets"}, {"list", "delete"}));

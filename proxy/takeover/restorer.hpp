@@ -31,6 +31,9 @@ struct RestorerSpec {
   std::string session_id;
   std::string image = "lpk/lpk-agent:dev";  ///< the agent's image: the restorer is lpk-agent
   std::chrono::seconds orphan_timeout{600};
+  /// A routed session's: the Service it routes (route_objects.hpp), which the restorer takes
+  /// the session out of, putting the Service back and removing the router when it was the last.
+  std::string route_service;
 };
 
 /// The heartbeat Lease as client-go's leader election writes one: holderIdentity,

@@ -10,22 +10,11 @@ namespace lpk::proxy {
 
 using nlohmann::json;
 
-namespace {
-
-std::string lease_path(const std::string& ns, const std::string& name = {}) {
-  return kube::resource_path("coordination.k8s.io/v1", ns, "leases", name);
-}
-
-std::string rbac_path(const std::string& ns, const char* resource, const std::string& name = {}) {
-  return kube::resource_path("rbac.authorization.k8s.io/v1", ns, resource, name);
-}
-
-}  // namespace
-
 void Takeover::create_restorer(const TakeoverTarget& target, const TakeoverOptions& options,
                                const SessionOwner& owner) {
   if (options.orphan_timeout.count() == 0) return;
-  RestorerSpec spec{target.workload, owner.id, options.agent_image, options.orphan_timeout};
+  RestorerSpec spec{target.workload, owner.id, options.agent_image, options.orphan_timeout,
+                    target.route ? options.service : std::string()};
   const auto& ns = spec.workload.ns;
   auto create = [&](const std::string& path, const json& body) {
     try {

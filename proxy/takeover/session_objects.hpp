@@ -14,6 +14,15 @@
 
 namespace lpk::proxy {
 
+/// The API paths of Leases and of Roles and RoleBindings in `ns` (with `name`: one of them).
+inline std::string lease_path(const std::string& ns, const std::string& name = {}) {
+  return kube::resource_path("coordination.k8s.io/v1", ns, "leases", name);
+}
+inline std::string rbac_path(const std::string& ns, const char* resource,
+                             const std::string& name = {}) {
+  return kube::resource_path("rbac.authorization.k8s.io/v1", ns, resource, name);
+}
+
 /// The names of the objects session `id` creates in the workload's namespace.
 std::string template_configmap_name(const std::string& session_id);
 std::string tunnel_secret_name(const std::string& session_id);

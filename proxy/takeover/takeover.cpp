@@ -25,7 +25,17 @@ TakeoverTarget Takeover::locate(const TakeoverOptions& options) {
     throw WorkloadError("service " + options.service + " not found in namespace " + options.ns +
                         "; `kubectl get services -n " + options.ns + "` lists them");
   }
-  auto selector = kube::service_selector_text(target.service);
+  auto routed_by = route_members(target.service);
+  if (!routed_by.empty() && !options.route) {
+    std::string ids;
+    for (const auto& [id, member] : routed_by) ids += (ids.empty() ? "" : ", ") + id;
+    throw WorkloadError("service " + options.service + " is shared through lpk's router by "
+                        "session(s) " + ids + " (header routing); connect with --route-header "
+                        "too, or after they end (`lpk-proxy routes -n " + options.ns + "`)");
+  }
+  // A routed Service selects the router; the workload is behind the selector it had.
+  auto selector = kube::service_selector_text(
+      json{{"spec", {{"selector", original_selector(target.service)}}}});
   if (selector.empty()) {
     throw WorkloadError("service " + options.service + " has no selector, so no pods of its "
                         "own for lpk to replace; connect to a service that selects pods");
@@ -86,10 +96,6 @@ void Takeover::settle_earlier_session(TakeoverTarget& target) {
   target.object = client_.get(target.workload.path());
 }
 
-namespace {
-
-/// The agent that replaces the target's container: the ports it serves in its place, and a
-/// tunnel port free in the pod's network namespace (which sidecars share).
 AgentSpec agent_for(const TakeoverTarget& target, const TakeoverOptions& options,
                     const SessionOwner& owner) {
   AgentSpec agent;
@@ -106,14 +112,13 @@ AgentSpec agent_for(const TakeoverTarget& target, const TakeoverOptions& options
       agent.serve_ports.push_back(route.container_port);
     }
   }
-  auto taken =
-      kube::declared_ports(kube::template_of(target.workload.kind, target.object)["spec"]);
+  auto taken = kube::declared_ports(
+      (target.source_template.is_null() ? kube::template_of(target.workload.kind, target.object)
+                                        : target.source_template)["spec"]);
   taken.insert(ports.begin(), ports.end());
   while (taken.count(agent.tunnel_port)) ++agent.tunnel_port;
   return agent;
 }
-
-}  // namespace
 
 void Takeover::install_agent(TakeoverTarget& target, const TakeoverOptions& options,
                              const SessionOwner& owner) {
@@ -348,10 +353,18 @@ bool Takeover::restore(const WorkloadRef& ref, std::chrono::seconds timeout, boo
   } catch (const kube::ApiError& e) {
     if (e.code != 404) throw;
     progress_.step(ref.describe() + " no longer exists; nothing to restore");
+    // A routed session's Deployment may be gone with its route still held (a crash between).
+    if (ref.kind == WorkloadKind::deployment) prune_routes(ref.ns);
     return false;
   }
   if (created_by_session(object)) {
     remove_created_workload(ref, object, timeout);
+    const auto& annotations = kube::field(object["metadata"], "annotations");
+    if (auto service = kube::text_of(kube::field(annotations, kRouteServiceAnnotation));
+        !service.empty()) {
+      leave_route(ref.ns, service, kube::text_of(kube::field(annotations,
+                                                             kCreatedBySessionAnnotation)));
+    }
     return true;
   }
   auto original = original_template(ref, object);

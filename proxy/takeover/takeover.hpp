@@ -23,6 +23,7 @@
 
 #include "kube/client.hpp"
 #include "proxy/control/console.hpp"
+#include "proxy/takeover/route_objects.hpp"
 #include "proxy/takeover/session_record.hpp"
 #include "proxy/takeover/workload.hpp"
 
@@ -36,6 +37,11 @@ struct TakeoverTarget {
   ServedContainer container;
   std::vector<std::string> mounts;
   std::uint16_t tunnel_port = tunnel::kDefaultAgentPort;  ///< where the agent listens (set by install)
+  /// A routed session (route_objects.hpp): `workload` is the session's own Deployment, and
+  /// these are the workload whose pod template it copies and that template.
+  std::optional<RouteSpec> route;
+  WorkloadRef source;
+  nlohmann::json source_template;
 };
 
 struct TakeoverOptions {
@@ -53,7 +59,14 @@ struct TakeoverOptions {
   std::chrono::seconds orphan_timeout{600};
   /// The container keeps its image; an init container brings the agent (AgentSpec::keep_image).
   bool keep_image = false;
+  /// Routed by this header instead of replacing the workload (route_objects.hpp).
+  std::optional<RouteSpec> route;
 };
+
+/// The agent that replaces the target's container: the ports it serves in its place, and a
+/// tunnel port free in the pod's network namespace (which sidecars share).
+AgentSpec agent_for(const TakeoverTarget& target, const TakeoverOptions& options,
+                    const SessionOwner& owner);
 
 class Takeover {
  public:
@@ -87,6 +100,26 @@ class Takeover {
   /// the Deployment takes everything), then scales it to one replica.
   void install_outbound_agent(TakeoverTarget& target, const TakeoverOptions& options,
                               const SessionOwner& owner);
+
+  /// The target of a routed session (options.route): what locate() finds, with the session's
+  /// own agent Deployment as the workload. Refuses a workload a session replaced, and a header
+  /// and value another session routes already.
+  TakeoverTarget routed_target(const TakeoverOptions& options, const std::string& session_id);
+
+  /// Creates the session's agent Deployment (with its tunnel Secret and restorer), then joins
+  /// the route: the first session creates the router and lpk's Service of the original pods
+  /// and points the Service at the router; each adds itself to the Service's sessions.
+  void install_routed_agent(TakeoverTarget& target, const TakeoverOptions& options,
+                            const SessionOwner& owner);
+
+  /// Session `session_id` stops routing `service`: out of the Service's sessions, and when it
+  /// was the last, the Service gets its selector back and the router goes (waited for).
+  void leave_route(const std::string& ns, const std::string& service,
+                   const std::string& session_id);
+
+  /// The sessions of routed Services in `ns` (empty: all namespaces) whose Deployment is gone
+  /// (a crash between its removal and leave_route) leave their routes.
+  void prune_routes(const std::string& ns);
 
   /// Waits until every replica runs the agent and is ready; returns those pods.
   std::vector<nlohmann::json> wait_for_agents(const TakeoverTarget& target,
@@ -167,6 +200,24 @@ class Takeover {
   /// would not replace by itself (ReplicaSet, OnDelete, a StatefulSet's unready pods).
   void remove_pods_the_controller_keeps(const WorkloadRef& ref, const nlohmann::json& object,
                                         const nlohmann::json& original);
+  /// The agent Deployment `body` of a session that creates its own (outbound-only, routed):
+  /// created with 0 replicas, then its tunnel Secret owned by it, then one replica.
+  void create_agent_deployment(TakeoverTarget& target, const TakeoverOptions& options,
+                               const SessionOwner& owner, const nlohmann::json& body,
+                               const std::string& why);
+  /// The router of `service` and lpk's Service of its original pods, made when missing (one
+  /// being deleted is waited for and made again), and waited for until ready.
+  void ensure_router(const nlohmann::json& service, const TakeoverTarget& target,
+                     const TakeoverOptions& options);
+  /// Deletes the router of `service` with its rights and lpk's Service, and waits for its
+  /// pods to go.
+  void remove_router(const std::string& ns, const std::string& service);
+  /// Replaces the Service with `change(fresh copy)` (PUT), reading it again on a conflict.
+  void update_service(const std::string& ns, const std::string& service,
+                      const std::function<nlohmann::json(const nlohmann::json&)>& change);
+  /// Creates `body` at `path`; when it exists, returns it (or, while it is being deleted,
+  /// waits for it to go and creates it again).
+  nlohmann::json create_or_reuse(const std::string& path, const nlohmann::json& body);
   /// Restore of a workload a session created: deletes it and waits for its pods to go.
   void remove_created_workload(const WorkloadRef& ref, const nlohmann::json& object,
                                std::chrono::seconds timeout);

@@ -16,6 +16,7 @@
 #include "kube/client.hpp"
 #include "kube/objects.hpp"
 #include "proxy/tunnel/protocol.hpp"
+#include "proxy/tunnel/route_labels.hpp"
 
 namespace lpk::proxy {
 
@@ -31,8 +32,8 @@ inline constexpr const char* kOriginalAnnotation = "lpk.dev/original-template";
 inline constexpr const char* kOriginalConfigMapAnnotation = "lpk.dev/original-template-configmap";
 inline constexpr const char* kTemplateKey = "template.json";
 /// The label on every object a session creates (the template's ConfigMap, the tunnel's
-/// Secret): the session id.
-inline constexpr const char* kSessionLabel = "lpk.dev/session";
+/// Secret, a routed session's agent pods): the session id.
+using tunnel::kSessionLabel;
 /// The tunnel Secret's key, and the agent container's variable that gets it (secretKeyRef).
 inline constexpr const char* kSecretKey = "secret";
 inline constexpr const char* kSecretEnv = "LPK_TUNNEL_SECRET";

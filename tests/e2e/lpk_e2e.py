@@ -14,6 +14,9 @@ What the harness checks on every test's behalf:
   binaries declare (PROXY_LINES, AGENT_LINES), never with a regex of the test's own;
 - every skipped test is printed as `SKIPPED: <test id>: <reason>` (tools/test.sh collects them).
 
+LPK_E2E_ECHO=1 also echoes every line the processes write, prefixed with their name, as they
+write it (for watching a passing run, e.g. while hunting a race).
+
 Exit codes of `main()`: 0 all ran and passed, 1 a failure, 77 every test was skipped (ctest's
 SKIP_RETURN_CODE), with the reasons printed.
 """
@@ -114,6 +117,8 @@ class Proc:
         for line in stream:
             with self._cv:
                 sink.append(line.rstrip("\n"))
+                if os.environ.get("LPK_E2E_ECHO"):
+                    sys.stderr.write(f"[{self.name}] {line}")
                 self._cv.notify_all()
         with self._cv:
             self._cv.notify_all()

@@ -391,6 +391,47 @@ class RealPods(KubectlWorkflow, unittest.TestCase):
         self.sim.kubectl("delete", "pod", "gw-c", "--grace-period=0", "--wait=true")
         self.assertEqual(seen, {before}, "the pods' gateway changed its MAC")
 
+    def test_a_failed_sandbox_is_made_again_before_any_container_starts(self):
+        # Under load a pod's veth was seen to vanish as its sandbox was made, several tries in a
+        # row; the pod then ran without a network. A kubelet reports FailedCreatePodSandBox and
+        # makes the sandbox again later, starting no container before it has its network.
+        s = self.sim
+        for bad in ("", "x", "-1", "100"):
+            code, _, body = s.raw("POST", "/kubesim/faults/kubelet/sandbox-failures?count=" + bad)
+            self.assertEqual(code, 400, body)
+        code, _, body = s.raw("POST", "/kubesim/faults/kubelet/sandbox-failures?count=3")
+        self.assertEqual(code, 200, body)
+        s.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sandbox"},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "command": ["socat", "TCP-LISTEN:7001,fork,reuseaddr",
+                                                 "EXEC:cat"],
+                                     "readinessProbe": {"tcpSocket": {"port": 7001},
+                                                        "periodSeconds": 1}}]}}))
+        pod = json.loads(s.kubectl("get", "pod", "sandbox", "-o", "json").stdout)
+        waiting = pod["status"].get("containerStatuses", [{}])[0].get("state", {})
+        if "running" not in waiting:  # the first try already failed (it runs at admission)
+            self.assertNotIn("podIP", pod["status"], "no address before the sandbox exists")
+        s.kubectl("wait", "--for=condition=Ready", "pod/sandbox", "--timeout=60s")
+        events = json.loads(s.kubectl("get", "events", "--field-selector",
+                                      "involvedObject.name=sandbox", "-o", "json").stdout)
+        failed = [e for e in events["items"] if e["reason"] == "FailedCreatePodSandBox"]
+        self.assertEqual(sum(e.get("count", 1) for e in failed), 3, events)
+        self.assertIn("Cannot find device", failed[0]["message"])
+        status = json.loads(s.kubectl("get", "pod", "sandbox", "-o", "json").stdout)["status"]
+        self.assertEqual(status["containerStatuses"][0]["restartCount"], 0)
+        # Its network works: another pod reaches it at its address.
+        probe = f"echo sandbox-ok | socat -t5 - TCP:{status['podIP']}:7001"
+        s.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sandbox-client"},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "busybox",
+                                     "command": ["sh", "-c", probe]}]}}))
+        s.kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/sandbox-client",
+                  "--timeout=60s")
+        self.assertEqual(s.kubectl("logs", "sandbox-client").stdout, "sandbox-ok\n")
+        s.kubectl("delete", "pod", "sandbox", "sandbox-client", "--grace-period=0", "--wait=true")
+
     def test_cluster_ip_and_dns_from_pod_not_from_host(self):
         s = self.sim
         self.run_pod("web", ["nginx", "-g", "daemon off;"], 80)

@@ -63,6 +63,17 @@ struct Cluster::Impl {
       if (portforward) portforward->thaw_all();
       return json{{"closed", closed}, {"listening_again_in_seconds", s}};
     }
+    if (name == "kubelet/sandbox-failures") {
+      // The next N pod sandboxes fail as a vanished veth does (kubelet_pods.cpp).
+      if (!kubelet) throw bad_request(name + " needs the pod runtime");
+      auto count = q.count("count") ? q.at("count") : "";
+      if (count.empty() || count.size() > 2 ||
+          count.find_first_not_of("0123456789") != std::string::npos) {
+        throw bad_request(name + " wants ?count=N (0 to 99), got '" + count + "'");
+      }
+      kubelet->fail_next_sandboxes(std::stoi(count));
+      return json{{"failing_sandboxes", std::stoi(count)}};
+    }
     if (!name.starts_with("portforward/")) return std::nullopt;
     if (!portforward) {
       throw bad_request("port-forward faults need the pod runtime (this kubesim runs with "

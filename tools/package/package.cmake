@@ -39,7 +39,7 @@ foreach(page lpk-proxy.1 lpk.yaml.5)
 endforeach()
 add_custom_target(lpk-man ALL DEPENDS ${lpk_man_outputs})
 
-if(TARGET lpk-kubesim)
+if(TARGET lpk_kubesim)  # built here, not LPK_KUBESIM_EXECUTABLE's
   install(TARGETS lpk-kubesim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT kubesim)
 endif()
 
@@ -53,7 +53,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_COMPONENTS_ALL lpk)
-if(TARGET lpk-kubesim)
+if(TARGET lpk_kubesim)
   list(APPEND CPACK_COMPONENTS_ALL kubesim)
 endif()
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)

@@ -228,3 +228,19 @@ TEST(BodyFramer, CountsContentLengthAndTakesAllUntilClose) {
 
 }  // namespace
 }  // namespace lpk::router
+
+namespace lpk::router {
+namespace {
+
+TEST(WithoutConnectionFields, DropsEveryConnectionFieldAndKeepsTheRest) {
+  std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\nX-Connection: keep\r\n"
+      "connection : Keep-Alive\r\n\r\n";
+  EXPECT_EQ(without_connection_fields(head),
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Connection: keep\r\n\r\n");
+  std::string plain = "HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n";
+  EXPECT_EQ(without_connection_fields(plain), plain);
+}
+
+}  // namespace
+}  // namespace lpk::router

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/router/route_labels.hpp"
+#include "proxy/tunnel/route_labels.hpp"
 
 namespace lpk::router {
+
+using namespace tunnel;  // route_labels.hpp: the names both ends share
 namespace {
 
 using nlohmann::json;

@@ -11,7 +11,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 RestorerSpec spec_for(WorkloadKind kind) {
-  return {{kind, "demo", "api"}, "0123abcd", "lpk/lpk-agent:dev", 20s};
+  return {{kind, "demo", "api"}, "0123abcd", "lpk/lpk-agent:dev", 20s, {}};
 }
 
 SystemTime at(const char* text) { return *parse_micro_time(text); }

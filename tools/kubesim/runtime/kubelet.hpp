@@ -92,6 +92,12 @@ struct PodRun {
   bool terminating = false;
   Clock::time_point kill_at{};
   Clock::time_point next_volume_sync{};
+  /// The pod's network namespace and volumes exist; until then no container starts and the
+  /// kubelet tries again at next_sandbox_try, backing off as a kubelet recreating a failed
+  /// sandbox does.
+  bool sandbox_ready = false;
+  Clock::time_point next_sandbox_try{};
+  std::chrono::milliseconds sandbox_backoff{0};
 };
 
 /// Calls f on every container of run: its init containers, then its containers.
@@ -114,6 +120,9 @@ class Kubelet {
   void start();
   /// Kills every container and removes every namespace and directory made. Idempotent.
   void stop();
+  /// Fault injection: the next `count` pod sandboxes fail to be made (as when a pod's veth
+  /// vanishes), so that tests see the kubelet make them again.
+  void fail_next_sandboxes(int count) { failing_sandboxes_ = count; }
   /// The network namespace of a running pod, "" when the pod is not running here.
   std::string netns_of(const std::string& ns, const std::string& name) const;
   /// The log of a container of a pod (its current instance, or the one before with
@@ -136,6 +145,10 @@ class Kubelet {
   // were never started.
   /// The pod's network namespace and veth, created again (fresh names) when a step fails.
   void create_sandbox_network(PodRun& run);
+  int failing_sandboxes_ = 0;
+  /// The pod's network namespace and volumes; on failure, the pod waits (ContainerCreating,
+  /// a FailedCreatePodSandBox event) and the next try is scheduled.
+  void prepare_sandbox(PodRun& run, const json& pod);
   void start_pending(PodRun& run, const json& pod);
   bool resolve_program(const Image& image, ContainerSpec& cs, ContainerRun& c);
   // kubelet_images.cpp: the image of a container from the store, else the host-binary map;

@@ -121,6 +121,39 @@ void Kubelet::admit(const json& pod_in) {
              "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\t"
              "localhost ip6-localhost ip6-loopback\n" +
                  run.ip + "\t" + (fqdn.empty() ? "" : fqdn + "\t") + hostname + "\n");
+  prepare_sandbox(run, pod);
+  auto [it, ok] = pods_.emplace(run.uid, std::move(run));
+  PodRun& r = it->second;
+  start_pending(r, pod);
+  write_status(r, pod);
+}
+
+void Kubelet::create_sandbox_network(PodRun& run) {
+  // Fresh names each time: what a failed try left is deleted, never reused.
+  int index = next_index_++;
+  run.netns = pod_netns(index);
+  run.link = "ksv" + std::to_string(index);
+  try {
+    create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
+    if (failing_sandboxes_ > 0) {
+      --failing_sandboxes_;
+      throw std::runtime_error("`ip -n " + node_netns() + " link set " + run.link + " master " +
+                               kBridge + " up` failed: Cannot find device \"" + run.link +
+                               "\" (injected: kubelet/sandbox-failures)");
+    }
+  } catch (const std::exception&) {
+    delete_netns(run.netns);  // takes the veth pair with it, if one was made
+    run.netns.clear();
+    throw;
+  }
+}
+
+void Kubelet::prepare_sandbox(PodRun& run, const json& pod) {
+  // Under load the pod's veth was seen to vanish between `link add` and `link set` (a few pods
+  // in a thousand), several times within a fraction of a second. A kubelet whose sandbox
+  // failed reports FailedCreatePodSandBox and creates a new one on a later sync, backing off;
+  // no container starts before it has its network.
+  run.next_sandbox_try = {};
   try {
     create_sandbox_network(run);
     VolumeContext vctx = volume_context(run.ns, pod);
@@ -129,41 +162,41 @@ void Kubelet::admit(const json& pod_in) {
     with_ip["status"]["podIPs"] = {{{"ip", run.ip}}};
     with_ip["status"]["hostIP"] = cfg_.network.node_ip();
     run.volumes = materialize_volumes(with_ip, run.dir / "volumes", vctx);
+    run.sandbox_ready = true;
+    for_each_container(run, [](ContainerRun& c) {
+      if (c.waiting_reason != "ContainerCreating") return;
+      c.waiting_reason.clear();
+      c.waiting_message.clear();
+    });
   } catch (const std::exception& e) {
+    bool network = !run.netns.empty();  // the network was made: the volumes failed
+    if (network) {
+      // The volumes failed (a missing configMap): the network stays, the volumes are tried
+      // again when a container starts, as before.
+      run.sandbox_ready = true;
+    } else {
+      run.sandbox_backoff = std::min<std::chrono::milliseconds>(
+          std::max<std::chrono::milliseconds>(run.sandbox_backoff * 2, std::chrono::milliseconds(500)),
+          std::chrono::seconds(10));
+      run.next_sandbox_try = Clock::now() + run.sandbox_backoff;
+      events_.record(pod, "Warning", "FailedCreatePodSandBox",
+                     std::string("Failed to create pod sandbox: ") + e.what(),
+                     {"kubelet", cfg_.node_name});
+    }
     spdlog::warn("kubesim: pod {}/{}: {}", run.ns, run.name, e.what());
     for_each_container(run, [&](ContainerRun& c) {
       c.waiting_reason = "ContainerCreating";
       c.waiting_message = e.what();
-      c.next_start = Clock::now() + std::chrono::seconds(2);
+      c.next_start = network ? Clock::now() + std::chrono::seconds(2) : Clock::time_point{};
     });
-  }
-  auto [it, ok] = pods_.emplace(run.uid, std::move(run));
-  PodRun& r = it->second;
-  start_pending(r, pod);
-  write_status(r, pod);
-}
-
-void Kubelet::create_sandbox_network(PodRun& run) {
-  // Under load the pod's veth was seen to vanish between `link add` and `link set` (1 pod in
-  // ~40 of the demo's), leaving a pod that never got a network. A real kubelet tears a failed
-  // sandbox down and creates a new one; so does this, with fresh names, a few times.
-  for (int attempt = 1;; ++attempt) {
-    int index = next_index_++;
-    run.netns = pod_netns(index);
-    run.link = "ksv" + std::to_string(index);
-    try {
-      create_pod_netns(run.netns, run.link, run.ip, cfg_.network);
-      return;
-    } catch (const std::exception& e) {
-      delete_netns(run.netns);  // takes the veth pair with it, if one was made
-      if (attempt == 3) throw;
-      spdlog::warn("kubesim: pod {}/{}: sandbox network failed, creating it again: {}", run.ns,
-                   run.name, e.what());
-    }
   }
 }
 
 void Kubelet::start_pending(PodRun& run, const json& pod) {
+  if (!run.sandbox_ready) {
+    if (Clock::now() >= run.next_sandbox_try) prepare_sandbox(run, pod);
+    if (!run.sandbox_ready) return;
+  }
   auto never_started = [](const ContainerRun& c) {
     return c.pid < 0 && c.instances == 0 && c.waiting_reason.empty() &&
            c.next_start == Clock::time_point{};
@@ -397,8 +430,10 @@ void Kubelet::teardown(PodRun& run) {
   });
   // Whatever is still in the pod's network namespace (a container crun had not yet reported)
   // ends with the pod.
-  kill_processes_in(run.netns);
-  delete_netns(run.netns);
+  if (!run.netns.empty()) {
+    kill_processes_in(run.netns);
+    delete_netns(run.netns);
+  }
   std::error_code ec;
   fs::remove_all(run.dir, ec);
 }

@@ -195,7 +195,8 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
   };
   json st = {{"phase", phase},
              {"conditions",
-              {cond("PodReadyToStartContainers", true), cond("Initialized", run.initialized),
+              {cond("PodReadyToStartContainers", run.sandbox_ready),
+               cond("Initialized", run.initialized),
                cond("Ready", all_ready && any_running),
                cond("ContainersReady", all_ready && any_running), cond("PodScheduled", true)}},
              {"hostIP", cfg_.network.node_ip()},
@@ -207,6 +208,7 @@ void Kubelet::write_status(PodRun& run, const json& pod) {
              {"initContainerStatuses", init_statuses},
              {"qosClass", "BestEffort"}};
   if (init_statuses.empty()) st.erase("initContainerStatuses");
+  if (!run.sandbox_ready) st.erase("podIP"), st.erase("podIPs");  // no sandbox, no address yet
   if (st == old) return;
   json copy = pod;
   copy["status"] = st;
