@@ -10,7 +10,7 @@
 #include <mutex>
 #include <vector>
 
-#include "agent/router/route_labels.hpp"
+#include "proxy/tunnel/route_labels.hpp"
 #include "tests/kube/fake_server.hpp"
 #include "tests/slack.hpp"
 #include "tests/temp_dir.hpp"
@@ -18,6 +18,7 @@
 namespace lpk::router {
 namespace {
 
+using namespace tunnel;  // route_labels.hpp: the names both ends share
 using kube::test::FakeServer;
 using kube::test::SeenRequest;
 using nlohmann::json;
