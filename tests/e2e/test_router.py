@@ -263,6 +263,17 @@ class RouterHttpTest(unittest.TestCase):
         status, body = self.router.admin_get("/healthz")
         self.assertEqual((status, body), (200, b"ok\n"))
 
+    def test_ipv6_clients_too(self):
+        try:
+            s = socket.create_connection(("::1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        except OSError as e:
+            self.skipTest(f"no IPv6 loopback here: {e}")
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        s.sendall(request("/index.html", "a") + request("/index.html"))
+        self.assert_from(read_response(f), "a")
+        self.assert_from(read_response(f), "nginx")
+
 
 class RouterReadinessTest(unittest.TestCase):
     def test_healthz_is_503_until_the_routes_file_is_read(self):
