@@ -32,18 +32,22 @@ asio::awaitable<error_code> read_more(tcp::socket& socket, ByteBuffer& buffer) {
   co_return ec;
 }
 
-asio::awaitable<error_code> write_all(tcp::socket& socket, std::string_view bytes) {
+/// Writes all of `bytes`, adding what went to `moved`.
+asio::awaitable<error_code> write_all(tcp::socket& socket, std::string_view bytes,
+                                      std::uint64_t& moved) {
   auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), kTuple);
+  moved += n;
   co_return ec;
 }
 
 /// One direction of an opaque relay: what `buffer` holds, then everything `from` sends, to
 /// `to`; `from`'s EOF becomes `to`'s half-close. An error ends both directions.
-asio::awaitable<void> pump(tcp::socket& from, ByteBuffer& buffer, tcp::socket& to, bool from_eof) {
+asio::awaitable<void> pump(tcp::socket& from, ByteBuffer& buffer, tcp::socket& to, bool from_eof,
+                           std::uint64_t& moved) {
   error_code ec;
   for (;;) {
     if (!buffer.empty()) {
-      if ((ec = co_await write_all(to, buffer.data()))) break;
+      if ((ec = co_await write_all(to, buffer.data(), moved))) break;
       buffer.consume(buffer.data().size());
     }
     if (from_eof) {
@@ -67,13 +71,13 @@ enum class BodyEnd { done, eof, malformed, read_failed, write_failed };
 /// Streams a body framed by `framer` from `from` to `to`; `buffer` holds its first bytes after
 /// `prefix` bytes that go out first (the head). Bodies go through `buffer` piece by piece.
 asio::awaitable<BodyEnd> stream_body(tcp::socket& from, ByteBuffer& buffer, std::size_t prefix,
-                                     tcp::socket& to, BodyFramer& framer) {
+                                     tcp::socket& to, BodyFramer& framer, std::uint64_t& moved) {
   for (;;) {
     std::size_t used = 0;
     auto result = framer.take(buffer.data().substr(prefix), used);
     if (result == BodyFramer::Result::malformed) co_return BodyEnd::malformed;
     if (prefix + used > 0) {
-      if (co_await write_all(to, buffer.data().substr(0, prefix + used))) {
+      if (co_await write_all(to, buffer.data().substr(0, prefix + used), moved)) {
         co_return BodyEnd::write_failed;
       }
       buffer.consume(prefix + used);
@@ -129,7 +133,13 @@ asio::awaitable<void> Connection::run() {
     shared_->opaque_connections++;
     co_await serve_opaque(shared_->table.next_original(port_.port));
   }
-  spdlog::debug("router: connection on port {} ends after {} requests", port_.port, requests_);
+  auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_);
+  spdlog::debug("router: {} connection on port {} ends: {} requests, {} bytes up, {} down, {} ms",
+                protocol == Protocol::http1 ? "HTTP/1"
+                : protocol == Protocol::h2  ? "HTTP/2"
+                                            : "opaque",
+                port_.port, requests_, to_upstream_, to_client_, lasted.count());
   stop();
 }
 
@@ -158,14 +168,14 @@ asio::awaitable<void> Connection::serve_opaque(std::optional<tcp::endpoint> to) 
                   why.empty() ? "no original pod known" : why);
     co_return;
   }
-  co_await (pump(client_, in_, up->socket, client_eof_) &&
-            pump(up->socket, up->buffer, client_, false));
+  co_await (pump(client_, in_, up->socket, client_eof_, to_upstream_) &&
+            pump(up->socket, up->buffer, client_, false, to_client_));
 }
 
 asio::awaitable<void> Connection::serve_h2() {
   shared_->h2_connections++;
   // The router's own SETTINGS first, for clients that wait for it (h2_settings.hpp).
-  if (co_await write_all(client_, kEmptySettingsFrame)) co_return;
+  if (co_await write_all(client_, kEmptySettingsFrame, to_client_)) co_return;
   H2FirstRequest first;
   for (;;) {
     first = sniff_h2_first_request(in_.data());
@@ -197,14 +207,15 @@ asio::awaitable<void> Connection::serve_h2() {
                   why.empty() ? "no original pod known" : why);
     co_return;
   }
-  co_await (pump_h2_client(*up) && pump(up->socket, up->buffer, client_, false));
+  co_await (pump_h2_client(*up) && pump(up->socket, up->buffer, client_, false, to_client_));
 }
 
 asio::awaitable<void> Connection::pump_h2_client(Upstream& up) {
   SettingsAckFilter filter;
   while (!filter.found() && !client_eof_) {
     auto step = filter.scan(in_.data());
-    if (step.pass > 0 && co_await write_all(up.socket, in_.data().substr(0, step.pass))) {
+    if (step.pass > 0 &&
+        co_await write_all(up.socket, in_.data().substr(0, step.pass), to_upstream_)) {
       stop();
       co_return;
     }
@@ -218,7 +229,7 @@ asio::awaitable<void> Connection::pump_h2_client(Upstream& up) {
       co_return;
     }
   }
-  co_await pump(client_, in_, up.socket, client_eof_);
+  co_await pump(client_, in_, up.socket, client_eof_, to_upstream_);
 }
 
 asio::awaitable<void> Connection::serve_http1() {
@@ -291,7 +302,7 @@ asio::awaitable<Connection::Outcome> Connection::send_request(Upstream& up, bool
   const bool connect_request = request_.method == "CONNECT";
   if (request_.body == BodyKind::none) {
     // The head stays in `in_` until a response comes: a retry sends it again.
-    if (co_await write_all(up.socket, in_.data().substr(0, request_.size))) {
+    if (co_await write_all(up.socket, in_.data().substr(0, request_.size), to_upstream_)) {
       error_code ec;
       up.socket.close(ec);
       co_return Outcome::stale;
@@ -310,7 +321,7 @@ asio::awaitable<Connection::Outcome> Connection::send_request(Upstream& up, bool
 }
 
 asio::awaitable<Connection::Outcome> Connection::send_body(Upstream& up, bool& body_done) {
-  auto end = co_await stream_body(client_, in_, request_.size, up.socket, framer_);
+  auto end = co_await stream_body(client_, in_, request_.size, up.socket, framer_, to_upstream_);
   if (end != BodyEnd::done) co_return Outcome::close;
   body_done = true;
   co_await park();
@@ -341,11 +352,12 @@ asio::awaitable<Connection::Outcome> Connection::relay_response(Upstream& up, bo
     bool tunnel = response_.status == 101 ||
                   (connect_request && response_.status >= 200 && response_.status < 300);
     if (tunnel) {
-      co_await (pump(client_, in_, up.socket, false) && pump(up.socket, up.buffer, client_, false));
+      co_await (pump(client_, in_, up.socket, false, to_upstream_) &&
+                pump(up.socket, up.buffer, client_, false, to_client_));
       co_return Outcome::close;
     }
     if (response_.status >= 200) co_return co_await relay_final(up);
-    if (co_await write_all(client_, up.buffer.data().substr(0, response_.size))) {
+    if (co_await write_all(client_, up.buffer.data().substr(0, response_.size), to_client_)) {
       co_return Outcome::close;
     }
     up.buffer.consume(response_.size);
@@ -362,18 +374,20 @@ asio::awaitable<Connection::Outcome> Connection::relay_final(Upstream& up) {
                            response_.body != BodyKind::until_close;
   std::size_t head = response_.size;
   if (keep_client) {
-    if (co_await write_all(client_, without_connection_fields(up.buffer.data().substr(0, head)))) {
+    if (co_await write_all(client_, without_connection_fields(up.buffer.data().substr(0, head)),
+                           to_client_)) {
       co_return Outcome::close;
     }
     up.buffer.consume(head);
     head = 0;
   }
-  auto end = co_await stream_body(up.socket, up.buffer, head, client_, response_framer_);
+  auto end =
+      co_await stream_body(up.socket, up.buffer, head, client_, response_framer_, to_client_);
   up.reused = true;
   if (end != BodyEnd::done || response_.close) {
     error_code ec;
     up.socket.close(ec);
-    co_return end == BodyEnd::done && keep_client ? Outcome::keep : Outcome::close;
+    co_return end == BodyEnd::done&& keep_client ? Outcome::keep : Outcome::close;
   }
   co_return Outcome::keep;
 }
@@ -420,7 +434,7 @@ asio::awaitable<void> Connection::reply(std::string_view status, std::string_vie
   auto text =
       fmt::format("HTTP/1.1 {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{}",
                   status, body.size(), close ? "connection: close\r\n" : "", body);
-  co_await write_all(client_, text);
+  co_await write_all(client_, text, to_client_);
   if (close) {
     error_code ec;
     client_.shutdown(tcp::socket::shutdown_send, ec);

@@ -8,6 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -87,6 +88,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   BodyFramer response_framer_;
   std::vector<std::unique_ptr<Upstream>> upstreams_;
   std::uint64_t requests_ = 0;
+  std::uint64_t to_upstream_ = 0;  // bytes sent on, for the summary line
+  std::uint64_t to_client_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace lpk::router::detail
