@@ -16,6 +16,7 @@ Exits 77 (ctest's SKIP_RETURN_CODE) when every test was skipped; each skip is pr
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -257,10 +258,11 @@ class Services(unittest.TestCase):
         stale = self.get("svc", "web")["metadata"]["resourceVersion"]
         self.sim.kubectl("-n", NS, "annotate", "svc", "web", "lpk.dev/router=on")
         conflict = "the object has been modified"
-        # A PUT with a stale resourceVersion, of every kind at hand (core, apps, discovery,
-        # cluster-scoped); the current one goes through.
+        # A PUT with a stale resourceVersion, of every kind at hand (core, discovery, a status
+        # subresource, cluster-scoped).
         for kind_path in (path, f"/api/v1/namespaces/{NS}/configmaps/web-conf",
-                          f"/api/v1/namespaces/{NS}/pods/client", f"/api/v1/namespaces/{NS}",
+                          f"/api/v1/namespaces/{NS}/pods/client",
+                          f"/api/v1/namespaces/{NS}/pods/client/status", f"/api/v1/namespaces/{NS}",
                           f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/" +
                           next(iter(self.get("endpointslices")["items"]))["metadata"]["name"]):
             with self.subTest(put=kind_path):
@@ -313,6 +315,13 @@ class Services(unittest.TestCase):
         self.assertEqual(self.slices("named"), {(("http", 8080),): {"blue-1": True},
                                                 (("http", 8090),): {"alt": True},
                                                 (): {"noname": True}})
+        # kubectl's table, as printEndpointSlice makes it.
+        ip = {name: ip for ip, name in self.pod_of.items()}
+        table = self.sim.kubectl("-n", NS, "get", "endpointslices", "-l",
+                                 "kubernetes.io/service-name=named").stdout
+        self.assertRegex(table, r"NAME\s+ADDRESSTYPE\s+PORTS\s+ENDPOINTS\s+AGE")
+        self.assertRegex(table, rf"named-\S+\s+IPv4\s+8090\s+{re.escape(ip['alt'])}\s")
+        self.assertRegex(table, rf"named-\S+\s+IPv4\s+<unset>\s+{re.escape(ip['noname'])}\s")
         # Through the ClusterIP: each pod on its own number; never noname (it listens on 8080).
         self.assertEqual(self.answers(6, "named"), {"blue-1", "alt"})
 
