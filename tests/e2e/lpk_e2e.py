@@ -547,7 +547,7 @@ class Netns:
     def __init__(self, name):
         self.name = name
 
-    def socket(self, family=socket.AF_INET):
+    def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
         """A socket created inside the namespace (setns on this thread, then back)."""
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
@@ -555,7 +555,7 @@ class Netns:
             if _libc.setns(target, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns")
             try:
-                return socket.socket(family)
+                return socket.socket(family, type)
             finally:
                 if _libc.setns(own, CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns back")

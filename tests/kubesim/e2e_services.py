@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import unittest
@@ -69,20 +70,42 @@ def nginx_pod(name, labels, conf, ports, probe="http"):
     return pod(name, labels, c, [{"name": "conf", "configMap": {"name": conf}}])
 
 
+# Answers each UDP datagram on 9000 with "<pod name> <datagram>"; listens on TCP 9001 once the
+# UDP socket is bound, for the readiness probe.
+UDP_WHO = """import os, socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 9000))
+t = socket.socket()
+t.bind(("0.0.0.0", 9001))
+t.listen()
+while True:
+    data, peer = u.recvfrom(65536)
+    u.sendto(os.environ["HOSTNAME"].encode() + b" " + data, peer)
+"""
+
+
 def grpc_pod(name, color):
+    """A gRPC server (grpc_echo.py) and a UDP one, both answering with the pod's name."""
     c = {"name": "echo", "image": "busybox", "command": [PYTHON, "/app/grpc_echo.py", "serve",
                                                          "9090"],
          "ports": [{"name": "grpc", "containerPort": 9090}],
          "readinessProbe": {"tcpSocket": {"port": "grpc"}, "periodSeconds": 1},
          "volumeMounts": [{"name": "app", "mountPath": "/app"}]}
-    return pod(name, {"app": "grpc", "color": color}, c,
-               [{"name": "app", "configMap": {"name": "grpc-echo"}}])
+    p = pod(name, {"app": "grpc", "color": color}, c,
+            [{"name": "app", "configMap": {"name": "grpc-echo"}}])
+    p["spec"]["containers"].append(
+        {"name": "udp", "image": "busybox", "command": [PYTHON, "-c", UDP_WHO],
+         "ports": [{"name": "udp", "containerPort": 9000, "protocol": "UDP"}],
+         "readinessProbe": {"tcpSocket": {"port": 9001}, "periodSeconds": 1}})
+    return p
 
 
 def service(name, selector, ports):
+    """ports: (name, port, targetPort[, protocol])."""
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
             "spec": {"selector": selector,
-                     "ports": [{"name": n, "port": p, "targetPort": t} for n, p, t in ports]}}
+                     "ports": [{"name": p[0], "port": p[1], "targetPort": p[2],
+                                "protocol": p[3] if len(p) > 3 else "TCP"} for p in ports]}}
 
 
 WEB_PORTS = [("http", 80, "http"), ("h2c", 81, "h2c")]
@@ -115,7 +138,8 @@ def manifest():
         pod("client", {}, {"name": "c", "image": "busybox", "command": ["sleep", "3600"]}),
         service("web", {"color": "blue"}, WEB_PORTS),
         service("named", {"tier": "named"}, [("http", 80, "http")]),
-        service("grpc", {"app": "grpc", "color": "a"}, [("grpc", 9090, "grpc")]),
+        service("grpc", {"app": "grpc", "color": "a"},
+                [("grpc", 9090, "grpc"), ("udp", 9000, "udp", "UDP")]),
     ]
     return "\n".join(json.dumps(i) for i in items)  # a stream of JSON objects
 
@@ -368,6 +392,29 @@ class Services(unittest.TestCase):
         self.assertEqual(old.ask("close"), {"closed": True})
         for c in (old, new):
             c.end()
+
+
+    def test_udp_flow_moves_with_the_selector_and_is_refused_without_endpoints(self):
+        sock = self.client.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(10 * e2e.SLACK)
+        sock.connect((self.vip["grpc"], 9000))  # one flow: the same source port throughout
+
+        def ask(text):
+            sock.send(text.encode())
+            return sock.recv(65536).decode()
+
+        self.assertEqual(ask("one"), "grpc-a one")
+        # kube-proxy deletes the conntrack entries of a UDP endpoint that left the Service:
+        # the flow's next datagram goes to a current endpoint.
+        self.set_selector("patch", {"app": "grpc", "color": "b"}, "grpc")
+        self.assertEqual(ask("two"), "grpc-b two")
+        self.set_selector("patch", {"app": "grpc", "color": "none"}, "grpc")
+        sock.send(b"three")
+        with self.assertRaises(ConnectionRefusedError):  # ICMP port unreachable (REJECT)
+            sock.recv(65536)
+        self.set_selector("patch", {"app": "grpc", "color": "a"}, "grpc")
+        self.assertEqual(ask("four"), "grpc-a four")
 
 
 class GrpcClient:

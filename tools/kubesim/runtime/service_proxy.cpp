@@ -75,6 +75,19 @@ std::vector<std::pair<std::string, int>> endpoints_for(Store& store, const std::
   return {chosen.begin(), chosen.end()};
 }
 
+// The same for a UDP port, as socket endpoints.
+std::vector<asio::ip::udp::endpoint> udp_endpoints_for(Store& store, const std::string& ns,
+                                                       const std::string& svc,
+                                                       const std::string& port_name) {
+  std::vector<asio::ip::udp::endpoint> out;
+  for (const auto& [ip, port] : endpoints_for(store, ns, svc, port_name)) {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(ip, ec);
+    if (!ec) out.emplace_back(address, uint16_t(port));
+  }
+  return out;
+}
+
 // default/kubernetes leads to the API server, whatever its endpoints say.
 bool is_api(const json& svc) {
   return svc["metadata"].value("namespace", "") == "default" &&
@@ -219,19 +232,21 @@ awaitable<void> ServiceProxy::accept_loop(std::shared_ptr<Port> port) {
 void ServiceProxy::sync_udp_port(const std::string& key, const json& svc, const json& sp,
                                  std::map<std::string, std::shared_ptr<UdpServicePort>>& next) {
   std::string ns = svc["metadata"]["namespace"], name = svc["metadata"]["name"];
-  auto pick = [this, alive = alive_, ns, name, port_name = sp.value("name", ""),
+  const std::string port_name = sp.value("name", "");
+  auto current = udp_endpoints_for(store_, ns, name, port_name);
+  // Without endpoints nothing is bound there: datagrams get an ICMP port unreachable, as
+  // kube-proxy REJECTs them.
+  if (current.empty()) return;
+  auto pick = [this, alive = alive_, ns, name, port_name,
                turn = std::make_shared<size_t>(0)]() -> std::optional<asio::ip::udp::endpoint> {
     if (!*alive) return std::nullopt;
-    auto eps = endpoints_for(store_, ns, name, port_name);
+    auto eps = udp_endpoints_for(store_, ns, name, port_name);
     if (eps.empty()) return std::nullopt;
-    auto [ip, p] = eps[(*turn)++ % eps.size()];
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(ip, ec);
-    if (ec) return std::nullopt;
-    return asio::ip::udp::endpoint(address, uint16_t(p));
+    return eps[(*turn)++ % eps.size()];
   };
   if (auto it = udp_ports_.find(key); it != udp_ports_.end()) {
     it->second->set_pick(pick);  // the port's name may have changed
+    it->second->keep_flows_to({current.begin(), current.end()});
     next[key] = it->second;
     return;
   }

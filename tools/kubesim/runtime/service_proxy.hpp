@@ -7,7 +7,8 @@
 // reads them: the ready ones that have the port, else those serving while terminating. Each
 // new connection reads them afresh, so a changed selector steers new connections at once,
 // while relayed connections keep flowing (as conntrack keeps them). A TCP port without
-// endpoints has no listener, so connections to it are refused, as kube-proxy REJECTs them.
+// endpoints has no listener, so connections to it are refused, as kube-proxy REJECTs them; a
+// UDP port without endpoints is not bound, so datagrams get ICMP port unreachable.
 // Pods reach ClusterIPs through their default route to the node; the host has no route to
 // them.
 
@@ -37,7 +38,8 @@ class ServiceProxy {
   /// Keeps (or opens) the TCP port `key` of a Service into `next` while it has endpoints.
   void sync_tcp_port(const std::string& key, const json& svc, const json& service_port,
                      std::map<std::string, std::shared_ptr<Port>>& next);
-  /// Keeps (or opens) the UDP port `key` of a Service into `next`.
+  /// Keeps (or opens) the UDP port `key` of a Service into `next` while it has endpoints;
+  /// flows to endpoints that left the Service are forgotten.
   void sync_udp_port(const std::string& key, const json& svc, const json& service_port,
                      std::map<std::string, std::shared_ptr<UdpServicePort>>& next);
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<Port> port);
