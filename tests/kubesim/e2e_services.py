@@ -406,14 +406,19 @@ class Services(unittest.TestCase):
 
         self.assertEqual(ask("one"), "grpc-a one")
         # kube-proxy deletes the conntrack entries of a UDP endpoint that left the Service:
-        # the flow's next datagram goes to a current endpoint.
+        # the flow's next datagram goes to a current endpoint. (Each kubectl get below is
+        # answered after kubesim has acted on the change: its proxy reacts on the same event
+        # loop, before the next request; a test on a real cluster would wait for kube-proxy.)
         self.set_selector("patch", {"app": "grpc", "color": "b"}, "grpc")
+        self.assertEqual(self.endpoint_pods("grpc")[0], {"grpc-b"})
         self.assertEqual(ask("two"), "grpc-b two")
         self.set_selector("patch", {"app": "grpc", "color": "none"}, "grpc")
+        self.assertEqual(self.endpoint_pods("grpc"), (set(), set()))
         sock.send(b"three")
         with self.assertRaises(ConnectionRefusedError):  # ICMP port unreachable (REJECT)
             sock.recv(65536)
         self.set_selector("patch", {"app": "grpc", "color": "a"}, "grpc")
+        self.assertEqual(self.endpoint_pods("grpc")[0], {"grpc-a"})
         self.assertEqual(ask("four"), "grpc-a four")
 
 
