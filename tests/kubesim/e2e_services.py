@@ -52,7 +52,8 @@ def skip_reason():
 # Every nginx pod answers with the address it was reached on: its pod IP names the pod.
 def nginx_conf(port):
     return (f"server {{\n  listen {port};\n  listen {port + 1} http2;\n"
-            "  keepalive_timeout 300s;\n  location / { return 200 \"$server_addr\\n\"; }\n}\n")
+            "  keepalive_timeout 300s;\n  keepalive_requests 1000000;\n"
+            "  location / { return 200 \"$server_addr\\n\"; }\n}\n")
 
 
 def pod(name, labels, container, volumes=()):
