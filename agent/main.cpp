@@ -45,16 +45,9 @@ struct UsageError : std::runtime_error {
 };
 
 std::uint16_t parse_port(const std::string& text, const std::string& flag) {
-  std::size_t used = 0;
-  unsigned long port = 0;
-  try {
-    port = std::stoul(text, &used);
-  } catch (const std::exception&) {
-  }
-  if (used != text.size() || port > 65535) {
-    throw UsageError(flag + " wants a port number 0-65535, got '" + text + "'");
-  }
-  return std::uint16_t(port);
+  auto port = lpk::tunnel::parse_port_number(text);
+  if (!port) throw UsageError(flag + " wants a port number 0-65535, got '" + text + "'");
+  return *port;
 }
 
 std::uint64_t parse_bytes(const std::string& text, const std::string& flag) {

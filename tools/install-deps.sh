@@ -20,7 +20,9 @@ peer_pkgs=(
   microsocks tinyproxy stunnel4 openssl   # port-forward through socks5 and https proxies
   python3-matplotlib          # bench/plots.py: the benchmark charts (and their test)
   wrk haproxy                 # bench/router: the request rate straight, through the router, HAProxy
-  python3-grpcio              # a real gRPC client: capture_h2_first_flight.py, e2e_router
+  python3-grpcio              # a real gRPC client: capture_h2_first_flight.py, e2e_router,
+                              # kubesim_services_e2e
+  nghttp2-client              # h2load: HTTP/2 through kubesim's ClusterIPs (test and bench)
 )
 # OCI images built from scratch and run without Docker or a registry (tools/images,
 # tests/images): buildah builds, skopeo pushes, umoci unpacks, crun runs; busybox-static is the

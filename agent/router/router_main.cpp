@@ -15,6 +15,7 @@
 #include "agent/router/route_watch.hpp"
 #include "agent/router/router.hpp"
 #include "kube/config.hpp"
+#include "proxy/tunnel/duration.hpp"
 #include "proxy/tunnel/listen.hpp"
 
 namespace lpk::router {
@@ -37,16 +38,11 @@ struct Parsed {
 };
 
 std::uint16_t parse_port(const std::string& text, const std::string& flag) {
-  std::size_t used = 0;
-  unsigned long port = 0;
-  try {
-    port = std::stoul(text, &used);
-  } catch (const std::exception&) {
-  }
-  if (used != text.size() || text.empty() || text[0] == '-' || port > 65535) {
+  auto port = tunnel::parse_port_number(text);
+  if (!port) {
     throw std::invalid_argument(flag + " wants a port number 0-65535, got '" + text + "'");
   }
-  return std::uint16_t(port);
+  return *port;
 }
 
 PortSpec parse_port_spec(const std::string& value) {

@@ -433,6 +433,36 @@ std::vector<SessionRecord> restore_todo(Takeover& takeover, const RestoreOptions
   return todo;
 }
 
+/// What sessions leave besides a workload: routes of sessions whose Deployment is gone (with
+/// --all) and the Secrets of sessions that died before they changed anything. The number of
+/// failures, each said on stderr.
+int remove_leftovers(Takeover& takeover, const RestoreOptions& options, const std::string& ns,
+                     const std::vector<SessionRecord>& todo) {
+  int failures = 0;
+  if (options.all) {
+    try {
+      takeover.prune_routes(options.all_namespaces ? "" : ns);
+    } catch (const std::exception& e) {
+      ++failures;
+      std::fprintf(stderr, "lpk-proxy: putting back services routed by ended sessions: %s\n",
+                   e.what());
+    }
+  }
+  // Secrets of sessions that died before they changed a workload have no record to find them by.
+  std::set<std::string> namespaces{ns};
+  for (const auto& record : todo) namespaces.insert(record.workload.ns);
+  for (const auto& each : namespaces) {
+    try {
+      takeover.remove_secrets_of_dead_sessions(each);
+    } catch (const std::exception& e) {
+      ++failures;
+      std::fprintf(stderr, "lpk-proxy: removing lpk's Secrets of ended sessions in %s: %s\n",
+                   each.c_str(), e.what());
+    }
+  }
+  return failures;
+}
+
 }  // namespace
 
 int run_restore(const std::vector<std::string>& args) {
@@ -470,27 +500,7 @@ int run_restore(const std::vector<std::string>& args) {
                    e.what());
     }
   }
-  if (options.all) {
-    try {
-      takeover.prune_routes(options.all_namespaces ? "" : client->config().namespace_);
-    } catch (const std::exception& e) {
-      ++failures;
-      std::fprintf(stderr, "lpk-proxy: putting back services routed by ended sessions: %s\n",
-                   e.what());
-    }
-  }
-  // Secrets of sessions that died before they changed a workload have no record to find them by.
-  std::set<std::string> namespaces{client->config().namespace_};
-  for (const auto& record : todo) namespaces.insert(record.workload.ns);
-  for (const auto& ns : namespaces) {
-    try {
-      takeover.remove_secrets_of_dead_sessions(ns);
-    } catch (const std::exception& e) {
-      ++failures;
-      std::fprintf(stderr, "lpk-proxy: removing lpk's Secrets of ended sessions in %s: %s\n",
-                   ns.c_str(), e.what());
-    }
-  }
+  failures += remove_leftovers(takeover, options, client->config().namespace_, todo);
   // A session that pointed the machine's resolver at its stub (connect --resolver) and died.
   if (!SessionResolver::repair_dead(std::cout, std::cerr)) ++failures;
   progress.step(restored == 0 && failures == 0 ? "nothing to restore"

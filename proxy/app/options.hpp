@@ -188,7 +188,7 @@ struct RoutesOptions {
 inline constexpr const char* kRoutesUsage =
     "usage: lpk-proxy routes [-n NS | -A] [--kubeconfig FILE] [--context NAME]\n"
     "           [--json | --output json]\n"
-    "Lists the services that lpk's router shares by header (connect --route-header) and, for\n"
+    "Lists the services that lpk's router shares by header (routed connect sessions) and, for\n"
     "each, the sessions routing it: header, value, agent pods ready, who runs it.";
 
 RoutesOptions parse_routes_options(std::span<const std::string> args);

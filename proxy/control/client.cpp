@@ -172,6 +172,15 @@ void print_status(const json& result, std::ostream& out) {
     out << "child pid " << field(result["child"], "pid") << ": "
         << field(result["child"], "command") << "\n";
   }
+  for (const auto& r : result.value("replaced", json::array())) {
+    if (!r.contains("route") || !r["route"].is_object()) continue;
+    const auto& route = r["route"];
+    auto requests = field(route, "requests");
+    out << "route: service " << field(r, "service") << " requests with " << field(route, "header")
+        << ": " << field(route, "value") << " -> this machine ("
+        << (requests.empty() ? "requests not known yet" : requests + " so far") << ", router "
+        << field(route, "router") << ")\n";
+  }
   const json dns = result.value("dns", json());
   out << "DNS " << (dns.is_object() ? field(dns, "address") : std::string("off")) << "\n";
   std::vector<std::vector<std::string>> rows;

@@ -59,4 +59,15 @@ std::chrono::milliseconds parse_resume_grace(std::string_view text) {
   return parse_bounded("--resume-grace", text, 1s, 24h, "1s to 24h, such as 60 or 60s or 5m");
 }
 
+std::optional<std::uint16_t> parse_port_number(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned port = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + unsigned(c - '0');
+  }
+  if (port > 65535) return std::nullopt;
+  return std::uint16_t(port);
+}
+
 }  // namespace lpk::tunnel

@@ -23,6 +23,7 @@ SKIP_RETURN_CODE), with the reasons printed.
 
 import argparse
 import atexit
+import ctypes
 import glob
 import hashlib
 import json
@@ -92,7 +93,10 @@ class Proc:
     itself, with wait_exit() and the test's own check of the code. Anything else (it ended
     unasked, hung, crashed, wrote a sanitizer report, was left running) fails the test."""
 
-    def __init__(self, argv, name=None, netns=None, env=None, pass_fds=(), cwd=None):
+    def __init__(self, argv, name=None, netns=None, env=None, pass_fds=(), cwd=None,
+                 stdin=False):
+        """stdin: a pipe the test writes to (self.p.stdin, text, line-buffered) instead of
+        /dev/null."""
         if netns:
             argv = ["ip", "netns", "exec", getattr(netns, "name", netns)] + list(argv)
         self.argv = list(argv)
@@ -103,8 +107,9 @@ class Proc:
         self.reported = False  # stop() has already failed the test about this process
         self.logs = []  # files (or glob patterns) worth showing with the output (describe)
         self._cv = threading.Condition()
-        self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=env, text=True, bufsize=1,
+        self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  env=env, text=True, bufsize=1,
                                   start_new_session=True, pass_fds=pass_fds, cwd=cwd,
                                   errors="backslashreplace")
         _children.append(self)
@@ -531,8 +536,36 @@ def wait_port(host, port, timeout=5.0):
             time.sleep(0.02)  # polling the event itself: the port starting to accept
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+class Netns:
+    """A network namespace that exists (named in /run/netns; a pod's, a kubesim's): sockets made
+    inside it, and its name for `ip netns exec` (Proc(netns=...)). Needs root."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
+        """A socket created inside the namespace (setns on this thread, then back)."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            try:
+                return socket.socket(family, type)
+            finally:
+                if _libc.setns(own, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        finally:
+            os.close(own)
+            os.close(target)
+
+
 def connect(addr, timeout=5.0, netns=None):
-    """A connected TCP socket (created inside `netns`, a NetNs, when given)."""
+    """A connected TCP socket (created inside `netns`, a Netns, when given)."""
     if netns is None:
         s = socket.create_connection(addr, timeout=timeout * SLACK)
     else:

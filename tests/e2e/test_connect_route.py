@@ -126,6 +126,10 @@ class ConnectRoute(ConnectCase):
         self.assertEqual(route["header"], "x-lpk-route")
         self.assertEqual(route["value"], "carol")
         self.assertEqual(route.get("requests"), 2, route)
+        text = subprocess.run([e2e.PROXY, "status"], capture_output=True, text=True,
+                              env=self.env, timeout=20).stdout
+        self.assertIn("route: service api requests with x-lpk-route: carol -> this machine "
+                      "(2 so far, router lpk-router-api)", text)
         self.assertEqual(proxy.stop(signal.SIGTERM, 150), 0)
 
     def test_kill9_of_both_then_restore_all(self):

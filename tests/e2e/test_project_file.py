@@ -54,7 +54,7 @@ def schema_problems(value, schema, root, where="lpk.yaml"):
     return problems
 
 STATUS_FIELDS = {"service", "namespace", "workload", "container", "pid", "child", "dns", "files",
-                 "replaced", "services", "tunnels"}
+                 "route", "replaced", "services", "tunnels"}
 DIAGNOSTICS_FIELDS = STATUS_FIELDS | {"routes", "mounts", "address_slot", "log_dir",
                                       "session_dir", "dns_table_services"}
 

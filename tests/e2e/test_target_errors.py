@@ -1,7 +1,6 @@
 """A refused or unreachable target closes the client's connection promptly, and the tunnel
 stays up: a following stream works over the same link, without a reconnect (issue 2)."""
 
-import ctypes
 import os
 import random
 import shutil
@@ -13,36 +12,17 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpk_e2e as e2e  # noqa: E402
 
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
 
-
-class NetNs:
+class NetNs(e2e.Netns):
     """A network namespace created (and deleted) by the test; needs root."""
 
     def __init__(self, prefix="lpke2e"):
-        self.name = f"{prefix}{os.getpid()}_{random.randrange(1 << 20)}"
+        super().__init__(f"{prefix}{os.getpid()}_{random.randrange(1 << 20)}")
         subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
         self.ip("link", "set", "lo", "up")
 
     def ip(self, *args):
         subprocess.run(["ip", "-n", self.name, *args], check=True, capture_output=True)
-
-    def socket(self, family=socket.AF_INET):
-        """A socket created inside the namespace (setns on this thread, then back)."""
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if _libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            try:
-                return socket.socket(family)
-            finally:
-                if _libc.setns(own, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back")
-        finally:
-            os.close(own)
-            os.close(target)
 
     def delete(self):
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)

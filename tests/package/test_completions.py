@@ -21,8 +21,8 @@ BASH = os.path.join(COMPLETIONS, "lpk-proxy.bash")
 ZSH = os.path.join(COMPLETIONS, "_lpk-proxy")
 # A flag: one or two dashes and a letter, not inside a word (lpk-proxy, outbound-only).
 FLAG_RE = re.compile(r"(?<![\w-])(--?[A-Za-z][-A-Za-z]*)")
-COMMANDS = ["connect", "status", "env", "diagnostics", "restore", "doctor", "run", "resolver",
-            "ide", "init", "config"]
+COMMANDS = ["connect", "status", "env", "diagnostics", "restore", "routes", "doctor", "run",
+            "resolver", "ide", "init", "config"]
 # Commands whose --help lists no flag (`config validate [FILE]`): nothing to complete after them.
 NO_FLAGS = {"config"}
 # The words before a command's flags: `ide` and `resolver` take a subcommand first.

@@ -208,8 +208,11 @@ json Rest::patch(const Route& r, const std::string& content_type, const std::str
       next["metadata"].value("name", "") != r.name) {
     throw ApiError(422, "Invalid", "patch changes the object's kind or name");
   }
-  // A patch without a resourceVersion applies to the current object, whatever it is.
-  if (!p.is_object() || !p.contains("metadata") || !p["metadata"].contains("resourceVersion")) {
+  // A merge patch without a resourceVersion applies to the current object, whatever it is;
+  // one with it, like a JSON patch that replaces it, is a precondition (409 when stale, as
+  // the registry's update compares it).
+  if (p.is_object() && (!p.contains("metadata") || !p["metadata"].is_object() ||
+                        !p["metadata"].contains("resourceVersion"))) {
     next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
   }
   return write_update(r, std::move(next), old, opts.field_manager);

@@ -92,6 +92,34 @@ json endpoints_row(const json& e) {
           human_age(e["metadata"].value("creationTimestamp", ""))};
 }
 
+// printEndpointSlice: up to three port numbers (a name, else "*", for one without) and three
+// addresses, "+ N more..." after them, "<unset>" for none.
+json endpointslice_row(const json& s, const std::string& age) {
+  auto list = [](const std::vector<std::string>& items) -> std::string {
+    if (items.empty()) return "<unset>";
+    std::vector<std::string> head(items.begin(), items.begin() + std::min<size_t>(3, items.size()));
+    if (items.size() <= 3) return join(head);
+    return join(head) + " + " + std::to_string(items.size() - 3) + " more...";
+  };
+  std::vector<std::string> ports, addresses;
+  const json none = json::array();
+  const json& ps = s.contains("ports") && s["ports"].is_array() ? s["ports"] : none;
+  for (const auto& p : ps) {
+    if (!p.is_object()) continue;
+    ports.push_back(p.contains("port") && p["port"].is_number_integer()
+                        ? std::to_string(p["port"].get<int>())
+                        : p.value("name", "*"));
+  }
+  const json& eps = s.contains("endpoints") && s["endpoints"].is_array() ? s["endpoints"] : none;
+  for (const auto& e : eps) {
+    if (!e.is_object() || !e.contains("addresses") || !e["addresses"].is_array()) continue;
+    for (const auto& a : e["addresses"]) {
+      if (a.is_string()) addresses.push_back(a);
+    }
+  }
+  return {s["metadata"]["name"], s.value("addressType", ""), list(ports), list(addresses), age};
+}
+
 json workload_row(const std::string& plural, const json& w) {
   const json& st = w.value("status", json::object());
   const json& tspec = w["spec"]["template"]["spec"];
@@ -143,6 +171,9 @@ std::vector<Column> columns_for(const std::string& plural) {
   }
   if (plural == "endpoints")
     return {{"Name", "string", 0}, {"Endpoints", "string", 0}, {"Age", "string", 0}};
+  if (plural == "endpointslices")
+    return {{"Name", "string", 0}, {"AddressType", "string", 0}, {"Ports", "string", 0},
+            {"Endpoints", "string", 0}, {"Age", "string", 0}};
   if (plural == "namespaces")
     return {{"Name", "string", 0}, {"Status", "string", 0}, {"Age", "string", 0}};
   if (plural == "deployments") {
@@ -219,6 +250,7 @@ json row_cells(const std::string& plural, const json& o) {
   if (plural == "pods") return pod_row(o);
   if (plural == "services") return service_row(o);
   if (plural == "endpoints") return endpoints_row(o);
+  if (plural == "endpointslices") return endpointslice_row(o, age);
   if (plural == "namespaces")
     return {o["metadata"]["name"], o["status"].value("phase", "Active"), age};
   if (plural == "deployments" || plural == "replicasets" || plural == "statefulsets") {
@@ -231,7 +263,8 @@ json row_cells(const std::string& plural, const json& o) {
   if (plural == "events") return event_row(o);
   if (plural == "jobs") return job_row(o, age);
   if (plural == "leases") {
-    return {o["metadata"]["name"], o.value("spec", json::object()).value("holderIdentity", ""), age};
+    return {o["metadata"]["name"], o.value("spec", json::object()).value("holderIdentity", ""),
+            age};
   }
   return {o["metadata"]["name"], age};
 }

@@ -2,7 +2,14 @@
 // selects that have an IP and are not terminal (ShouldPodBeInEndpoints). Endpoints lists
 // ready ones as addresses and others as notReadyAddresses, leaving out pods being deleted
 // unless publishNotReadyAddresses; EndpointSlices keep those too, with their
-// ready/serving/terminating conditions, as the EndpointSlice controller does.
+// ready/serving/terminating conditions, as the EndpointSlice controller does. A named
+// targetPort is resolved per pod from its containers' ports: pods that resolve a service's
+// ports differently are in different subsets and slices, and a pod without that port name
+// is no endpoint for that port. Both run on every store change (controllers.hpp), so a
+// Service whose selector changed has its endpoints recomputed at once.
+
+#include <map>
+#include <optional>
 
 #include "tools/kubesim/controllers/common.hpp"
 #include "tools/kubesim/controllers/controllers.hpp"
@@ -14,18 +21,48 @@ namespace lpk::kubesim {
 namespace {
 
 const char* kManagedBy = "endpoints.kubernetes.io/managed-by";
+const char* kServiceName = "kubernetes.io/service-name";
+const char* kSliceManagedBy = "endpointslice.kubernetes.io/managed-by";
+const char* kSliceController = "endpointslice-controller.k8s.io";
 
-// The pod port a service port reaches: a number, or a named containerPort of the pod.
-int resolve_port(const json& svc_port, const json& pod) {
+// The pod port a service port reaches (podutil.FindPort): a number as it is, or the
+// containerPort of that name and the service port's protocol in the pod's containers or its
+// sidecars (init containers that restart always); nullopt when the pod has none, and then
+// the pod is no endpoint for that port.
+std::optional<int> resolve_port(const json& svc_port, const json& pod) {
   json tp = svc_port.value("targetPort", svc_port.value("port", json(0)));
   if (tp.is_number_integer()) return tp.get<int>();
-  std::string name = tp.is_string() ? tp.get<std::string>() : "";
-  for (const auto& c : pod["spec"].value("containers", json::array())) {
-    for (const auto& p : c.value("ports", json::array())) {
-      if (p.value("name", "") == name) return p.value("containerPort", 0);
+  if (!tp.is_string()) return std::nullopt;
+  const std::string name = tp.get<std::string>(), protocol = svc_port.value("protocol", "TCP");
+  const json& spec = pod["spec"];
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const auto& c : spec.value(list, json::array())) {
+      if (std::string(list) == "initContainers" && c.value("restartPolicy", "") != "Always") {
+        continue;
+      }
+      for (const auto& p : c.value("ports", json::array())) {
+        if (p.value("name", "") == name && p.value("protocol", "TCP") == protocol) {
+          return p.value("containerPort", 0);
+        }
+      }
     }
   }
-  return 0;
+  return std::nullopt;
+}
+
+// The ports of a pod for a service, as both controllers list them: the service ports the
+// pod has, each with its resolved number.
+json endpoint_ports(const json& svc, const json& pod) {
+  json ports = json::array();
+  for (const auto& sp : svc["spec"].value("ports", json::array())) {
+    auto port = resolve_port(sp, pod);
+    if (!port) continue;
+    json p = {
+        {"name", sp.value("name", "")}, {"port", *port}, {"protocol", sp.value("protocol", "TCP")}};
+    if (sp.contains("appProtocol")) p["appProtocol"] = sp["appProtocol"];
+    ports.push_back(p);
+  }
+  return ports;
 }
 
 json target_ref(const json& pod) {
@@ -82,29 +119,35 @@ void put(Rest& rest, const char* plural, json obj) {
   if (next != *cur) rest.update_object(t, next);
 }
 
+json address_for(const json& svc, const json& pod, const std::string& ip) {
+  json addr = {{"ip", ip}, {"targetRef", target_ref(pod)}};
+  if (pod["spec"].contains("nodeName")) addr["nodeName"] = pod["spec"]["nodeName"];
+  std::string host = hostname_for(svc, pod);
+  if (!host.empty()) addr["hostname"] = host;
+  return addr;
+}
+
+// One subset per distinct list of resolved ports, as RepackSubsets groups addresses; a pod
+// with none of the service's ports is left out (a headless service may have no ports).
 json endpoints_for(const json& svc, const std::vector<json>& pods) {
-  json subsets = json::array();
   const std::string family = service_family(svc);
-  bool all_ready = svc["spec"].value("publishNotReadyAddresses", false);
-  // One subset per distinct resolved port list, as the endpoints controller repacks them.
+  const bool all_ready = svc["spec"].value("publishNotReadyAddresses", false);
+  const bool portless = svc["spec"].value("ports", json::array()).empty();
   std::map<std::string, json> by_ports;
   for (const auto& pod : pods) {
     const std::string ip = pod_ip_of(pod, family);
     if (ip.empty() || (terminating(pod) && !all_ready)) continue;
-    json ports = json::array();
-    for (const auto& sp : svc["spec"].value("ports", json::array())) {
-      json p = {{"port", resolve_port(sp, pod)}, {"protocol", sp.value("protocol", "TCP")}};
-      if (sp.contains("name")) p["name"] = sp["name"];
-      ports.push_back(p);
+    json ports = endpoint_ports(svc, pod);
+    if (ports.empty() && !portless) continue;
+    for (auto& p : ports) {
+      if (p["name"] == "") p.erase("name");  // omitempty in v1.EndpointPort
     }
     json& subset = by_ports[ports.dump()];
-    if (subset.is_null()) subset = {{"ports", ports}};
-    json addr = {{"ip", ip}, {"targetRef", target_ref(pod)}};
-    if (pod["spec"].contains("nodeName")) addr["nodeName"] = pod["spec"]["nodeName"];
-    std::string host = hostname_for(svc, pod);
-    if (!host.empty()) addr["hostname"] = host;
-    subset[all_ready || pod_ready(pod) ? "addresses" : "notReadyAddresses"].push_back(addr);
+    if (subset.is_null()) subset = ports.empty() ? json::object() : json{{"ports", ports}};
+    const char* list = all_ready || pod_ready(pod) ? "addresses" : "notReadyAddresses";
+    subset[list].push_back(address_for(svc, pod, ip));
   }
+  json subsets = json::array();
   for (auto& [k, s] : by_ports) subsets.push_back(s);
   json labels = svc["metadata"].value("labels", json::object());
   labels[kManagedBy] = "endpoint-controller";
@@ -117,42 +160,77 @@ json endpoints_for(const json& svc, const std::vector<json>& pods) {
           {"subsets", subsets}};
 }
 
-json slice_for(const json& svc, const std::vector<json>& pods) {
-  std::string name = svc["metadata"]["name"];
-  json endpoints = json::array();
-  json ports = json::array();
-  const std::string family = service_family(svc);
-  for (const auto& pod : pods) {
-    const std::string ip = pod_ip_of(pod, family);
-    if (ip.empty()) continue;
-    bool serving = pod_ready(pod), ending = terminating(pod);
-    bool ready = svc["spec"].value("publishNotReadyAddresses", false) || (serving && !ending);
-    json e = {{"addresses", {ip}},
-              {"conditions", {{"ready", ready}, {"serving", serving}, {"terminating", ending}}},
-              {"targetRef", target_ref(pod)}};
-    if (pod["spec"].contains("nodeName")) e["nodeName"] = pod["spec"]["nodeName"];
-    std::string host = hostname_for(svc, pod);
-    if (!host.empty()) e["hostname"] = host;
-    endpoints.push_back(e);
-  }
-  for (const auto& sp : svc["spec"].value("ports", json::array())) {
-    json p = {{"name", sp.value("name", "")}, {"protocol", sp.value("protocol", "TCP")}};
-    p["port"] = pods.empty() ? json(nullptr) : json(resolve_port(sp, pods.front()));
-    ports.push_back(p);
-  }
+json slice_endpoint(const json& svc, const json& pod, const std::string& ip) {
+  bool serving = pod_ready(pod), ending = terminating(pod);
+  bool ready = svc["spec"].value("publishNotReadyAddresses", false) || (serving && !ending);
+  json e = {{"addresses", {ip}},
+            {"conditions", {{"ready", ready}, {"serving", serving}, {"terminating", ending}}},
+            {"targetRef", target_ref(pod)}};
+  if (pod["spec"].contains("nodeName")) e["nodeName"] = pod["spec"]["nodeName"];
+  std::string host = hostname_for(svc, pod);
+  if (!host.empty()) e["hostname"] = host;
+  return e;
+}
+
+// A slice of the service's endpoints that share one list of ports; its name comes from the
+// service's uid and that list, so a slice keeps its name while its ports stay the same (the
+// controller keeps reusing a slice whose ports match).
+json slice_object(const json& svc, const std::string& family, json endpoints, json ports) {
+  const std::string name = svc["metadata"]["name"];
   json labels = svc["metadata"].value("labels", json::object());
-  labels["kubernetes.io/service-name"] = name;
-  labels["endpointslice.kubernetes.io/managed-by"] = "endpointslice-controller.k8s.io";
+  labels[kServiceName] = name;
+  labels[kSliceManagedBy] = kSliceController;
+  std::string hash =
+      template_hash({{"uid", svc["metadata"].value("uid", "")}, {"ports", ports.dump()}});
   return {{"apiVersion", "discovery.k8s.io/v1"},
           {"kind", "EndpointSlice"},
           {"metadata",
-           {{"name", name + "-" + safe_encode(svc["metadata"].value("uid", "")).substr(0, 5)},
+           {{"name", name + "-" + hash.substr(hash.size() > 5 ? hash.size() - 5 : 0)},
             {"namespace", svc["metadata"]["namespace"]},
             {"labels", labels},
             {"ownerReferences", {controller_ref(svc)}}}},
           {"addressType", family},
-          {"endpoints", endpoints},
-          {"ports", ports}};
+          {"endpoints", std::move(endpoints)},
+          {"ports", std::move(ports)}};
+}
+
+// The EndpointSlice reconciler's desired state: one slice per distinct list of resolved ports
+// (pods without any of the service's ports share one with no ports); with no pods, one
+// placeholder slice without ports. Keyed by slice name.
+std::map<std::string, json> slices_for(const json& svc, const std::vector<json>& pods) {
+  const std::string family = service_family(svc);
+  std::map<std::string, std::pair<json, json>> by_ports;  // ports.dump() -> (ports, endpoints)
+  for (const auto& pod : pods) {
+    const std::string ip = pod_ip_of(pod, family);
+    if (ip.empty()) continue;
+    json ports = endpoint_ports(svc, pod);
+    auto& [p, endpoints] = by_ports[ports.dump()];
+    if (endpoints.is_null()) p = ports, endpoints = json::array();
+    endpoints.push_back(slice_endpoint(svc, pod, ip));
+  }
+  if (by_ports.empty()) by_ports["placeholder"] = {json(nullptr), json::array()};
+  std::map<std::string, json> out;
+  for (auto& [key, entry] : by_ports) {
+    json slice = slice_object(svc, family, std::move(entry.second), std::move(entry.first));
+    std::string name = slice["metadata"]["name"];
+    out[name] = std::move(slice);
+  }
+  return out;
+}
+
+// Slices this controller made for the service that the desired state no longer has.
+void remove_stale_slices(Rest& rest, const json& svc, const std::map<std::string, json>& keep) {
+  const std::string ns = svc["metadata"]["namespace"];
+  const std::string uid = svc["metadata"].value("uid", "");
+  for (const auto& s : rest.store().list("endpointslices", ns)) {
+    const json labels = s["metadata"].value("labels", json::object());
+    if (labels.value(kServiceName, "") != svc["metadata"]["name"] ||
+        labels.value(kSliceManagedBy, "") != kSliceController || !owned_by(s, uid) ||
+        keep.count(s["metadata"]["name"])) {
+      continue;
+    }
+    rest.remove({&resource_by_plural("endpointslices"), ns, s["metadata"]["name"], ""}, false);
+  }
 }
 
 void reconcile_one(Rest& rest, const json& svc) {
@@ -168,7 +246,9 @@ void reconcile_one(Rest& rest, const json& svc) {
     }
   }
   put(rest, "endpoints", endpoints_for(svc, pods));
-  put(rest, "endpointslices", slice_for(svc, pods));
+  auto slices = slices_for(svc, pods);
+  for (const auto& [name, slice] : slices) put(rest, "endpointslices", slice);
+  remove_stale_slices(rest, svc, slices);
 }
 
 }  // namespace

@@ -141,10 +141,11 @@ void Kubelet::create_sandbox_network(PodRun& run) {
                                kBridge + " up` failed: Cannot find device \"" + run.link +
                                "\" (injected: kubelet/sandbox-failures)");
     }
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    auto left = describe_netns_mount(run.netns);
     delete_netns(run.netns);  // takes the veth pair with it, if one was made
     run.netns.clear();
-    throw;
+    throw std::runtime_error(std::string(e.what()) + " (" + left + ")");
   }
 }
 

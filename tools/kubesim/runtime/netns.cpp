@@ -159,6 +159,27 @@ void delete_netns(const std::string& name) {
   }
 }
 
+std::string describe_netns_mount(const std::string& name) {
+  std::ifstream info("/proc/self/mountinfo");
+  int netns_mounts = 0;
+  bool mounted = false;
+  const std::string path = netns_path(name);
+  for (std::string line; std::getline(info, line);) {
+    // Field 5 is the mount point.
+    std::size_t at = 0;
+    for (int field = 0; field < 4 && at != std::string::npos; ++field) at = line.find(' ', at + 1);
+    if (at == std::string::npos) continue;
+    auto point = line.substr(at + 1, line.find(' ', at + 1) - at - 1);
+    if (point.rfind("/run/netns/", 0) == 0) ++netns_mounts;
+    if (point == path) mounted = true;
+  }
+  struct stat st {};
+  bool file = stat(path.c_str(), &st) == 0;
+  return path + (mounted ? " is mounted" : file ? " is not mounted (its namespace is gone)"
+                                                : " does not exist") +
+         "; " + std::to_string(netns_mounts) + " /run/netns mounts here";
+}
+
 std::vector<std::string> list_kubesim_netns() {
   std::vector<std::string> out;
   std::error_code ec;

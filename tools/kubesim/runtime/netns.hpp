@@ -45,6 +45,11 @@ void create_pod_netns(const std::string& name, const std::string& link, const st
 /// Deletes a named namespace (its veth goes with it). No error when it is already gone.
 void delete_netns(const std::string& name);
 
+/// What is left of network namespace `name` after its sandbox failed, for the log: whether
+/// /run/netns/NAME is still mounted here (it holds the namespace) and how many /run/netns
+/// mounts this mount namespace has.
+std::string describe_netns_mount(const std::string& name);
+
 /// SIGKILLs every process inside namespace `name`: what a crashed kubesim left running there
 /// (a container's own children outlive the main process that died with kubesim).
 void kill_processes_in(const std::string& name);

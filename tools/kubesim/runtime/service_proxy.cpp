@@ -22,6 +22,92 @@ struct ServiceProxy::Port {
   Port(asio::io_context& io) : acceptor(io) {}
 };
 
+namespace {
+
+// A boolean field of an object written by anyone (a user may write EndpointSlices): fallback
+// when it is missing or not a boolean.
+bool flag(const json& obj, const char* key, bool fallback) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+// The endpoint port named port_name in an EndpointSlice; 0 when the slice has none.
+int slice_port(const json& slice, const std::string& port_name) {
+  const json& ports = slice.contains("ports") ? slice["ports"] : json();
+  if (!ports.is_array()) return 0;
+  for (const auto& p : ports) {
+    if (p.is_object() && p.value("name", "") == port_name && p.contains("port") &&
+        p["port"].is_number_integer()) {
+      return p["port"].get<int>();
+    }
+  }
+  return 0;
+}
+
+// Where kube-proxy sends a service port's new connections (CategorizeEndpoints): the ready
+// endpoints of the service's EndpointSlices that have the port, else, when none is ready,
+// those serving while terminating. (ip, port) pairs without duplicates.
+std::vector<std::pair<std::string, int>> endpoints_for(Store& store, const std::string& ns,
+                                                       const std::string& svc,
+                                                       const std::string& port_name) {
+  std::set<std::pair<std::string, int>> ready, terminating;
+  for (const auto& slice : store.list("endpointslices", ns)) {
+    const json& labels =
+        slice["metadata"].contains("labels") ? slice["metadata"]["labels"] : json();
+    auto name = labels.is_object() ? labels.find("kubernetes.io/service-name") : labels.end();
+    if (!labels.is_object() || name == labels.end() || *name != svc) continue;
+    int port = slice_port(slice, port_name);
+    if (!port) continue;
+    const json& eps = slice.contains("endpoints") ? slice["endpoints"] : json();
+    for (const auto& e : eps.is_array() ? eps : json::array()) {
+      if (!e.is_object() || !e.contains("addresses")) continue;
+      const json& addrs = e["addresses"];
+      if (!addrs.is_array() || addrs.empty() || !addrs[0].is_string()) continue;
+      const json c = e.contains("conditions") ? e["conditions"] : json::object();
+      // Unset conditions: ready; serving as ready; not terminating (discovery/v1).
+      bool is_ready = flag(c, "ready", true), serving = flag(c, "serving", is_ready);
+      if (is_ready) ready.emplace(addrs[0].get<std::string>(), port);
+      if (serving && flag(c, "terminating", false))
+        terminating.emplace(addrs[0].get<std::string>(), port);
+    }
+  }
+  const auto& chosen = ready.empty() ? terminating : ready;
+  return {chosen.begin(), chosen.end()};
+}
+
+// The same for a UDP port, as socket endpoints.
+std::vector<asio::ip::udp::endpoint> udp_endpoints_for(Store& store, const std::string& ns,
+                                                       const std::string& svc,
+                                                       const std::string& port_name) {
+  std::vector<asio::ip::udp::endpoint> out;
+  for (const auto& [ip, port] : endpoints_for(store, ns, svc, port_name)) {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(ip, ec);
+    if (!ec) out.emplace_back(address, uint16_t(port));
+  }
+  return out;
+}
+
+// default/kubernetes leads to the API server, whatever its endpoints say.
+bool is_api(const json& svc) {
+  return svc["metadata"].value("namespace", "") == "default" &&
+         svc["metadata"].value("name", "") == "kubernetes";
+}
+
+awaitable<void> pipe(tcp::socket& from, tcp::socket& to) {
+  std::array<char, 16384> buf;
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kTuple);
+    if (ec) break;
+    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kTuple);
+    if (wec) break;
+  }
+  boost::system::error_code ec;
+  to.shutdown(tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace
+
 ServiceProxy::ServiceProxy(asio::io_context& io, Store& store, uint16_t api_port)
     : io_(io), store_(store), api_port_(api_port) {}
 
@@ -29,7 +115,9 @@ ServiceProxy::~ServiceProxy() { stop(); }
 
 void ServiceProxy::start() {
   listener_ = store_.add_listener([this](const WatchEvent& ev) {
-    if (ev.resource != "services" || scheduled_ || stopped_) return;
+    if ((ev.resource != "services" && ev.resource != "endpointslices") || scheduled_ || stopped_) {
+      return;
+    }
     scheduled_ = true;
     asio::post(io_, [this, alive = alive_] {
       if (!*alive) return;
@@ -77,46 +165,17 @@ void ServiceProxy::sync_ports() {
       continue;
     }
     for (const auto& sp : svc["spec"].value("ports", json::array())) {
-      int port = sp.value("port", 0);
       std::string key = svc["metadata"]["namespace"].get<std::string>() + "/" +
                         svc["metadata"]["name"].get<std::string>() + "/" + ip + ":" +
-                        std::to_string(port);
+                        std::to_string(sp.value("port", 0));
       if (sp.value("protocol", "TCP") == "UDP") sync_udp_port(key + "/udp", svc, sp, next_udp);
-      if (sp.value("protocol", "TCP") != "TCP") continue;
-      if (auto it = ports_.find(key); it != ports_.end()) {
-        it->second->port_name = sp.value("name", "");
-        next[key] = it->second;
-        continue;
-      }
-      auto p = std::make_shared<Port>(io_);
-      p->ns = svc["metadata"]["namespace"];
-      p->service = svc["metadata"]["name"];
-      p->port_name = sp.value("name", "");
-      p->cluster_ip = ip;
-      p->port = port;
-      boost::system::error_code ec;
-      tcp::endpoint vip(asio::ip::make_address(ip, ec), uint16_t(port));
-      if (ec) continue;
-      int fd = socket_in_netns(node_netns(), vip.address().is_v6() ? AF_INET6 : AF_INET,
-                               SOCK_STREAM);
-      if (fd < 0) continue;
-      p->acceptor.assign(vip.protocol(), fd, ec);
-      p->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-      p->acceptor.bind(vip, ec);
-      if (!ec) p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-      if (ec) {
-        spdlog::warn("kubesim: service {}/{}: cannot listen on {}:{}: {}", p->ns, p->service, ip,
-                     port, ec.message());
-        continue;
-      }
-      next[key] = p;
-      asio::co_spawn(io_, accept_loop(p), asio::detached);
+      if (sp.value("protocol", "TCP") == "TCP") sync_tcp_port(key, svc, sp, next);
     }
   }
   for (auto& [k, p] : ports_) {
     if (!next.count(k)) {
       boost::system::error_code ec;
-      p->acceptor.close(ec);
+      p->acceptor.close(ec);  // relayed connections stay, as conntrack keeps them
     }
   }
   ports_ = std::move(next);
@@ -124,6 +183,41 @@ void ServiceProxy::sync_ports() {
     if (!next_udp.count(k)) p->stop();
   }
   udp_ports_ = std::move(next_udp);
+}
+
+void ServiceProxy::sync_tcp_port(const std::string& key, const json& svc, const json& sp,
+                                 std::map<std::string, std::shared_ptr<Port>>& next) {
+  std::string ns = svc["metadata"]["namespace"], name = svc["metadata"]["name"];
+  // Without endpoints nothing listens, so new connections are refused (the node answers
+  // with a reset) as kube-proxy REJECTs them.
+  if (!is_api(svc) && endpoints_for(store_, ns, name, sp.value("name", "")).empty()) return;
+  if (auto it = ports_.find(key); it != ports_.end()) {
+    it->second->port_name = sp.value("name", "");
+    next[key] = it->second;
+    return;
+  }
+  auto p = std::make_shared<Port>(io_);
+  p->ns = ns;
+  p->service = name;
+  p->port_name = sp.value("name", "");
+  p->cluster_ip = svc["spec"].value("clusterIP", "");
+  p->port = sp.value("port", 0);
+  boost::system::error_code ec;
+  tcp::endpoint vip(asio::ip::make_address(p->cluster_ip, ec), uint16_t(p->port));
+  if (ec) return;
+  int fd = socket_in_netns(node_netns(), vip.address().is_v6() ? AF_INET6 : AF_INET, SOCK_STREAM);
+  if (fd < 0) return;
+  p->acceptor.assign(vip.protocol(), fd, ec);
+  p->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  p->acceptor.bind(vip, ec);
+  if (!ec) p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    spdlog::warn("kubesim: service {}/{}: cannot listen on {}:{}: {}", ns, name, p->cluster_ip,
+                 p->port, ec.message());
+    return;
+  }
+  next[key] = p;
+  asio::co_spawn(io_, accept_loop(p), asio::detached);
 }
 
 awaitable<void> ServiceProxy::accept_loop(std::shared_ptr<Port> port) {
@@ -135,56 +229,24 @@ awaitable<void> ServiceProxy::accept_loop(std::shared_ptr<Port> port) {
   }
 }
 
-namespace {
-
-awaitable<void> pipe(tcp::socket& from, tcp::socket& to) {
-  std::array<char, 16384> buf;
-  for (;;) {
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kTuple);
-    if (ec) break;
-    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kTuple);
-    if (wec) break;
-  }
-  boost::system::error_code ec;
-  to.shutdown(tcp::socket::shutdown_send, ec);
-}
-
-// Ready endpoints of a service port: (ip, port) pairs from the Endpoints object.
-std::vector<std::pair<std::string, int>> endpoints_for(Store& store, const std::string& ns,
-                                                       const std::string& svc,
-                                                       const std::string& port_name) {
-  std::vector<std::pair<std::string, int>> out;
-  auto ep = store.get("endpoints", ns, svc);
-  if (!ep) return out;
-  for (const auto& ss : ep->value("subsets", json::array())) {
-    int port = 0;
-    for (const auto& p : ss.value("ports", json::array())) {
-      if (p.value("name", "") == port_name) port = p.value("port", 0);
-    }
-    if (port == 0) continue;
-    for (const auto& a : ss.value("addresses", json::array())) out.emplace_back(a["ip"], port);
-  }
-  return out;
-}
-
-}  // namespace
-
 void ServiceProxy::sync_udp_port(const std::string& key, const json& svc, const json& sp,
                                  std::map<std::string, std::shared_ptr<UdpServicePort>>& next) {
   std::string ns = svc["metadata"]["namespace"], name = svc["metadata"]["name"];
-  auto pick = [this, alive = alive_, ns, name, port_name = sp.value("name", ""),
+  const std::string port_name = sp.value("name", "");
+  auto current = udp_endpoints_for(store_, ns, name, port_name);
+  // Without endpoints nothing is bound there: datagrams get an ICMP port unreachable, as
+  // kube-proxy REJECTs them.
+  if (current.empty()) return;
+  auto pick = [this, alive = alive_, ns, name, port_name,
                turn = std::make_shared<size_t>(0)]() -> std::optional<asio::ip::udp::endpoint> {
     if (!*alive) return std::nullopt;
-    auto eps = endpoints_for(store_, ns, name, port_name);
+    auto eps = udp_endpoints_for(store_, ns, name, port_name);
     if (eps.empty()) return std::nullopt;
-    auto [ip, p] = eps[(*turn)++ % eps.size()];
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(ip, ec);
-    if (ec) return std::nullopt;
-    return asio::ip::udp::endpoint(address, uint16_t(p));
+    return eps[(*turn)++ % eps.size()];
   };
   if (auto it = udp_ports_.find(key); it != udp_ports_.end()) {
     it->second->set_pick(pick);  // the port's name may have changed
+    it->second->keep_flows_to({current.begin(), current.end()});
     next[key] = it->second;
     return;
   }
@@ -245,8 +307,8 @@ awaitable<void> ServiceProxy::proxy(tcp::socket client, std::shared_ptr<Port> po
     boost::system::error_code aec;
     target = {asio::ip::make_address(ip, aec), uint16_t(p)};
     if (aec) co_return;
-    int fd = socket_in_netns(node_netns(), target.address().is_v6() ? AF_INET6 : AF_INET,
-                             SOCK_STREAM);
+    int fd =
+        socket_in_netns(node_netns(), target.address().is_v6() ? AF_INET6 : AF_INET, SOCK_STREAM);
     if (fd < 0) co_return;
     upstream.assign(target.protocol(), fd, aec);
     if (aec) co_return;

@@ -1,10 +1,16 @@
 #pragma once
 // ClusterIP networking, the way kube-proxy's userspace mode did it: for every TCP port of
 // every Service with a ClusterIP, a listener bound to that ClusterIP inside the node
-// namespace (the whole service range is local there), relaying each connection to a ready
+// namespace (the whole service range is local there), relaying each connection to an
 // endpoint; every UDP port a socket there whose flows are pinned to one endpoint each
-// (udp_service_port.hpp). Pods reach ClusterIPs through their default route to the node; the host has no
-// route to them.
+// (udp_service_port.hpp). Endpoints come from the Service's EndpointSlices as kube-proxy
+// reads them: the ready ones that have the port, else those serving while terminating. Each
+// new connection reads them afresh, so a changed selector steers new connections at once,
+// while relayed connections keep flowing (as conntrack keeps them). A TCP port without
+// endpoints has no listener, so connections to it are refused, as kube-proxy REJECTs them; a
+// UDP port without endpoints is not bound, so datagrams get ICMP port unreachable.
+// Pods reach ClusterIPs through their default route to the node; the host has no route to
+// them.
 
 #include <boost/asio.hpp>
 #include <map>
@@ -29,7 +35,11 @@ class ServiceProxy {
   struct Port;
   void sync();
   void sync_ports();
-  /// Keeps (or opens) the UDP port `key` of a Service into `next`.
+  /// Keeps (or opens) the TCP port `key` of a Service into `next` while it has endpoints.
+  void sync_tcp_port(const std::string& key, const json& svc, const json& service_port,
+                     std::map<std::string, std::shared_ptr<Port>>& next);
+  /// Keeps (or opens) the UDP port `key` of a Service into `next` while it has endpoints;
+  /// flows to endpoints that left the Service are forgotten.
   void sync_udp_port(const std::string& key, const json& svc, const json& service_port,
                      std::map<std::string, std::shared_ptr<UdpServicePort>>& next);
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<Port> port);
@@ -42,7 +52,7 @@ class ServiceProxy {
   int listener_ = -1;
   bool scheduled_ = false;
   bool stopped_ = false;
-  std::map<std::string, std::shared_ptr<Port>> ports_;  // "ns/svc/ip:port"
+  std::map<std::string, std::shared_ptr<Port>> ports_;                // "ns/svc/ip:port"
   std::map<std::string, std::shared_ptr<UdpServicePort>> udp_ports_;  // "ns/svc/ip:port/udp"
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Sockets of the connections being relayed, closed by stop().

@@ -19,6 +19,7 @@ int family_of(const udp::endpoint& e) { return e.address().is_v6() ? AF_INET6 : 
 }  // namespace
 
 struct UdpServicePort::Flow {
+  udp::endpoint target;
   udp::socket upstream;
   asio::steady_timer idle;
   Clock::time_point last = Clock::now();
@@ -62,6 +63,19 @@ void UdpServicePort::stop() {
   flows_.clear();
 }
 
+void UdpServicePort::keep_flows_to(const std::set<udp::endpoint>& endpoints) {
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    if (endpoints.count(it->second->target)) {
+      ++it;
+      continue;
+    }
+    error_code ec;
+    it->second->upstream.close(ec);  // its relay ends; the next datagram opens a new flow
+    it->second->idle.cancel();
+    it = flows_.erase(it);
+  }
+}
+
 awaitable<void> UdpServicePort::receive_loop() {
   std::vector<char> buffer(kMaxDatagram);
   udp::endpoint client;
@@ -82,6 +96,7 @@ std::shared_ptr<UdpServicePort::Flow> UdpServicePort::open_flow(const udp::endpo
   auto target = pick_ ? pick_() : std::nullopt;
   if (!target) return nullptr;
   auto flow = std::make_shared<Flow>(io_);
+  flow->target = *target;
   int fd = socket_in_netns(node_netns(), family_of(*target), SOCK_DGRAM);
   if (fd < 0) return nullptr;
   error_code ec;

@@ -2,7 +2,9 @@
 // One UDP port of a Service's ClusterIP, as kube-proxy serves it: each client (source
 // address:port) is a flow pinned to one ready endpoint when its first datagram arrives (as a
 // conntrack entry pins a DNAT), its datagrams go there from a socket of its own, and the replies
-// come back from the ClusterIP:port the client sent to. A flow idle for a minute is forgotten.
+// come back from the ClusterIP:port the client sent to. A flow idle for a minute is forgotten,
+// and so is one whose endpoint left the Service (kube-proxy deletes the conntrack entries of a
+// removed UDP endpoint): the client's next datagram picks a current endpoint.
 //
 // Threading: the io_context given; stop() is idempotent.
 
@@ -12,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 namespace lpk::kubesim {
@@ -30,6 +33,8 @@ class UdpServicePort : public std::enable_shared_from_this<UdpServicePort> {
   void start();
   void stop();
   void set_pick(PickEndpoint pick) { pick_ = std::move(pick); }
+  /// Forgets the flows pinned to an endpoint not in `endpoints` (the Service's current ones).
+  void keep_flows_to(const std::set<boost::asio::ip::udp::endpoint>& endpoints);
 
   static constexpr std::chrono::seconds kIdleTimeout{60};
 

@@ -3,18 +3,19 @@
 # against each command's --help by tests/package/test_completions.py, so they cannot drift from
 # what lpk-proxy accepts. Plain bash (no bash-completion helpers), so it works without that package.
 
-_lpk_proxy_commands="connect status env diagnostics restore doctor run resolver ide init config"
+_lpk_proxy_commands="connect status env diagnostics restore routes doctor run resolver ide init config"
 
 # The flags of each command, as its --help lists them.
 _lpk_proxy_flags() {
   case $1 in
     connect) echo "--service -n --kubeconfig --context --local-port --container --agent-image
-                   --keep-image --env-file --also-namespace --run --env --skip-file --config
+                   --keep-image --route-header --route --env-file --also-namespace --run --env --skip-file --config
                    --no-config --dns --pool --zone --resolv-conf --resolver --file-limit --timeout
                    --dead-link-timeout --resume-grace --secret-file --orphan-timeout --log-level
                    --log-format --output --json" ;;
     status | env | diagnostics) echo "--session --output --json" ;;
     restore) echo "--all -A --force -n --kubeconfig --context --timeout" ;;
+    routes) echo "-n -A --kubeconfig --context --output --json" ;;
     doctor) echo "--service -n --kubeconfig --context --container --agent-image --pool --dns
                   --resolver --output --json" ;;
     run) echo "--agent --agent-pod --kubeconfig --context --map --map-file --pool --local-port
