@@ -37,6 +37,8 @@ SERIES = {
     "python": ("python client, WebSocket per connection", "#7b9fd4"),
     "crun": ("containers (crun)", "#e6550d"),
     "host-binary": ("host binary", "#a6a6a6"),
+    "straight": ("straight to the pods", "#a6a6a6"),
+    "routed": ("through lpk's router", "#e6550d"),
     "p50": ("p50", "#fdae6b"),
     "p99": ("p99", "#e6550d"),
     "max": ("max", "#a63603"),

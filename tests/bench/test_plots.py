@@ -39,6 +39,10 @@ EXPECTED = {
     "resume": (["p50", "p99", "max"], [], [], ["2026-01-05T06:07:08Z", "3 CPUs"]),
     "kubesim-rollout": (["host binary", "containers (crun)"], [], ["0.67x"],
                         ["2026-01-06T07:08:09Z"]),
+    "router-kubesim-rate": (["straight to the pods", "through lpk's router"], [], ["0.80x"],
+                            ["2026-01-07T08:09:10Z", "3 CPUs", "1 TCP connection(s) for 2000"]),
+    "router-kubesim-latency": (["straight to the pods", "through lpk's router"], [], ["0.50x"],
+                               ["2026-01-07T08:09:10Z"]),
 }
 
 
