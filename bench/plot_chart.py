@@ -40,6 +40,8 @@ SERIES = {
     "haproxy": ("HAProxy (mode http)", "#7b9fd4"),
     "router": ("lpk-agent router", "#e6550d"),
     "host-binary": ("host binary", "#a6a6a6"),
+    "straight": ("straight to the pods", "#a6a6a6"),
+    "routed": ("through lpk's router", "#e6550d"),
     "p50": ("p50", "#fdae6b"),
     "p99": ("p99", "#e6550d"),
     "max": ("max", "#a63603"),

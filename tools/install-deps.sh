@@ -19,7 +19,7 @@ peer_pkgs=(
   iproute2 procps psmisc python3 python3-kubernetes python3-dotenv
   microsocks tinyproxy stunnel4 openssl   # port-forward through socks5 and https proxies
   python3-matplotlib          # bench/plots.py: the benchmark charts (and their test)
-  wrk haproxy                 # bench/router: the request rate straight, through the router, HAProxy
+  wrk haproxy                 # bench/router/run.sh and kubesim.py: straight, routed, HAProxy
   python3-grpcio              # a real gRPC client: capture_h2_first_flight.py, e2e_router,
                               # kubesim_services_e2e
   nghttp2-client              # h2load: HTTP/2 through kubesim's ClusterIPs (test and bench)

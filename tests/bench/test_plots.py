@@ -41,6 +41,10 @@ EXPECTED = {
                         ["2026-01-06T07:08:09Z"]),
     "router-rate": (["nginx direct", "HAProxy (mode http)", "lpk-agent router"], [],
                     ["0.80x", "1.25x"], ["2026-01-07T08:09:10Z", "2 CPUs"]),
+    "router-kubesim-rate": (["straight to the pods", "through lpk's router"], [], ["0.80x"],
+                            ["2026-01-07T08:09:10Z", "3 CPUs", "1 TCP connection(s) for 2000"]),
+    "router-kubesim-latency": (["straight to the pods", "through lpk's router"], [], ["0.50x"],
+                               ["2026-01-07T08:09:10Z"]),
 }
 
 
