@@ -85,15 +85,7 @@ source "$ROOT/bench/lib/procs.sh"
 source "$ROOT/bench/lib/peers.sh"
 source "$ROOT/bench/lib/measure.sh"
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_all
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
+stop_all_on_exit run.sh
 
 for tool in iperf3 sockperf socat ssh ssh-keygen python3 jq; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing; run tools/install-deps.sh" >&2; exit 1; }

@@ -154,3 +154,19 @@ tree_pss_kib() {
   done
   echo "$total"
 }
+
+# stop_all_on_exit NAME: on exit, however the script ends, stops what spawn/run_fg started and
+# removes $TMP, keeping the script's exit code; Ctrl-C or SIGTERM say so (as NAME) and exit 130.
+stop_all_on_exit() {
+  # shellcheck disable=SC2317  # called by the traps
+  _bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_all
+    rm -rf "$TMP"
+    exit "$rc"
+  }
+  trap _bench_cleanup EXIT
+  # shellcheck disable=SC2064  # NAME now, not at signal time
+  trap "echo '$1: interrupted' >&2; exit 130" INT TERM
+}

@@ -49,15 +49,7 @@ PATH=$PATH:/usr/sbin
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lpk-bench-router.XXXXXX")
 PIDS=()
 source "$ROOT/bench/lib/procs.sh"
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_all
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "router/run.sh: interrupted" >&2; exit 130' INT TERM
+stop_all_on_exit router/run.sh
 
 if [[ $BUILD_IT == 1 ]]; then
   log "building lpk-agent in $BUILD (Release)"

@@ -44,15 +44,7 @@ command -v socat >/dev/null || { echo "udp/run.sh: socat is missing; run tools/i
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lpk-bench-udp.XXXXXX")
 PIDS=()
 source "$ROOT/bench/lib/procs.sh"
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_all
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "udp/run.sh: interrupted" >&2; exit 130' INT TERM
+stop_all_on_exit udp/run.sh
 
 if [[ $BUILD_IT == 1 ]]; then
   log "building lpk_bench_udp, lpk-agent and lpk-proxy in $BUILD (Release)"
