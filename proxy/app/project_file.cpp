@@ -148,6 +148,7 @@ class Reader {
         {"env", [&](const auto& n) { add_env(s, "env", n); }},
         {"timeout", [&](const auto& n) { add(s, "timeout", "--timeout", n); }},
         {"orphanTimeout", [&](const auto& n) { add(s, "orphanTimeout", "--orphan-timeout", n); }},
+        {"routeHeader", [&](const auto& n) { add(s, "routeHeader", "--route-header", n); }},
         {"files", [&](const auto& n) { read_files(n); }},
         {"dns", [&](const auto& n) { read_dns(n); }},
         {"services", [&](const auto& n) { read_services(n); }},

@@ -205,3 +205,24 @@ TEST(ProjectFile, RelativePathsAreTheFilesFolders) {
 
 }  // namespace
 }  // namespace lpk::proxy
+
+namespace lpk::proxy {
+namespace {
+
+TEST(ProjectFile, RouteHeaderIsTheFlagAndABadNameIsAnErrorAtItsPlace) {
+  auto loaded = parse_project_file("services:\n  - name: api\nrouteHeader: x-lpk-route=\n",
+                                   "/repo/lpk.yaml");
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().message;
+  ASSERT_EQ(loaded.file.settings.size(), 1u);
+  EXPECT_EQ(loaded.file.settings[0].flag, "--route-header");
+  EXPECT_EQ(loaded.file.settings[0].value, "x-lpk-route=");
+  auto bad = parse_project_file("services:\n  - name: api\nrouteHeader: \"x y=z\"\n",
+                                "/repo/lpk.yaml");
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_NE(bad.errors[0].message.find("not a valid header name"), std::string::npos)
+      << bad.errors[0].message;
+  EXPECT_EQ(bad.errors[0].mark.line, 3);
+}
+
+}  // namespace
+}  // namespace lpk::proxy
