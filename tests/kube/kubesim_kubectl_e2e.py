@@ -7,6 +7,7 @@ kubesim runs with --no-runtime (no root). Exits 77 when every test was skipped (
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
@@ -102,7 +103,9 @@ class KubectlCommandsTest(ctl.KubesimTestCase):
         deadline = time.monotonic() + TIMEOUT
         changed = False
         try:
-            while (left := deadline - time.monotonic()) > 0 and "DELETED" not in buf:
+            # Until the DELETED line is whole: kubectl may write a line in more than one piece.
+            while ((left := deadline - time.monotonic()) > 0 and
+                   not re.search(r"^DELETED .*\n", buf, re.M)):
                 if not sel.select(left):
                     continue
                 chunk = os.read(p.stdout.fileno(), 65536).decode()
