@@ -452,7 +452,12 @@ class RouterBigBodiesTest(unittest.TestCase):
         self.assertTrue(r.body.endswith(f" {total}\n".encode()), r.body)
         with open(f"/proc/{router.p.pid}/status") as status:
             peak = int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
-        self.assertLess(peak, 64 * 1024, f"router peak RSS {peak} KiB after 2 GiB")
+        with open(f"/proc/{router.p.pid}/maps") as maps:
+            sanitized = "libasan" in maps.read()
+        # AddressSanitizer keeps freed memory in quarantine (up to 256 MiB): there the bound
+        # only shows the bodies were never held whole (2 GiB went through).
+        bound = 384 * 1024 if sanitized else 64 * 1024
+        self.assertLess(peak, bound, f"router peak RSS {peak} KiB after 2 GiB")
 
 
 def start_grpc_server(name):
