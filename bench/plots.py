@@ -180,10 +180,11 @@ def router_kubesim_charts(doc):
                f"lpk {doc['commit']}; wrk -t1 -c{doc['concurrency']} -d{doc['seconds']}s "
                f"keep-alive from a pod to the ClusterIP of 2 nginx pods, median of "
                f"{doc['rounds']} alternating rounds; straight: kubesim's service proxy to the "
-               "pods; routed: the same ClusterIP led to lpk-agent router by `connect "
+               "pods; haproxy: a Service led to an HAProxy pod relaying to the nginx pods; routed: the same ClusterIP led to lpk-agent router by `connect "
                f"--route-header`. `{doc['command']}`, bench/results/router_kubesim.json.")
     values = {"rps": {k: med[k]["rps"] for k in med}, "p50": {k: med[k]["p50_us"] for k in med}}
-    common = dict(series=["straight", "routed"], caption=caption, subject="routed",
+    common = dict(series=[k for k in ("straight", "haproxy", "routed") if k in med],
+                  caption=caption, subject="routed",
                   subject_label="routed")
     return [
         chart("router-kubesim-rate", "lpk's router on kubesim: requests without the header",

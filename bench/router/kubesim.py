@@ -17,6 +17,9 @@ Each round:
             (no header): service proxy -> lpk-agent router -> the nginx pods; then SIGTERM
             (exit 0 expected: the Service is given back) and the endpoints checked to be the
             nginx pods again.
+  haproxy   the same wrk to the ClusterIP of `app-haproxy`: an HAProxy pod (`mode http`, one
+            thread, as the router runs one) relaying to the nginx pods: the same hops as the
+            routed path, through the proxy a user would otherwise put there (the bar).
 The last routed round also runs wrk WITH `x-lpk-route: bench` (router -> the session's agent
 pod -> tunnel -> the local server, python's http.server) and the switching check: one
 http.client keep-alive connection alternating header / no header for --switch-requests
@@ -26,7 +29,8 @@ counted around it. The router's own counts (GET /routes on its admin port) show 
 round's path. Prints a table with /proc/loadavg and the
 command line; writes --out (default bench/results/router_kubesim.json) and redraws its chart
 (bench/plots.py) when --out is that file. Ends everything it started, also on Ctrl-C/SIGTERM.
-Needs root (kubesim makes network namespaces), kubectl, nginx and wrk; exits 77 otherwise."""
+Needs root (kubesim makes network namespaces), kubectl, nginx, wrk and haproxy; exits 77
+otherwise."""
 
 import argparse
 import http.client
@@ -115,7 +119,7 @@ spec:
 def skip_reason():
     if os.geteuid() != 0:
         return "needs root: kubesim makes network namespaces"
-    for tool in ("kubectl", "nginx", "wrk", "ip", "curl"):
+    for tool in ("kubectl", "nginx", "wrk", "ip", "curl", "haproxy"):
         if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin"):
             return f"{tool} is not installed (run tools/install-deps.sh)"
     return None
@@ -181,10 +185,11 @@ def micros(text):  # wrk's "123.45us", "1.20ms", "1.00s"
     return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 
 
-def wrk(cluster, a, extra=()):
-    """One wrk run in the client pod's netns: requests/s, p50 (us), errors as wrk says them."""
+def wrk(cluster, a, extra=(), url=None):
+    """One wrk run in the client pod's netns (to the ClusterIP unless `url`): requests/s, p50
+    (us), errors as wrk says them."""
     out = cluster.in_client("wrk", "-t1", f"-c{a.concurrency}", f"-d{a.secs}s", "--latency",
-                            *extra, f"http://{cluster.cluster_ip}/", timeout=a.secs + 60)
+                            *extra, url or f"http://{cluster.cluster_ip}/", timeout=a.secs + 60)
     rps = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))
     requests = int(re.search(r"^\s*(\d+) requests in", out, re.M).group(1))
     p50 = micros(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -243,6 +248,71 @@ def switch_client(host, n):
                       "client_connects": opened, "wrong_answers": wrong}))
 
 
+class Haproxy:
+    """HAProxy as a user would put it in front of the service: a pod (`mode http`, one thread,
+    as the router runs one) relaying to the nginx pods' addresses, as the router dials them,
+    behind a Service `app-haproxy`. The same hops as the routed path: service proxy -> one HTTP
+    relay pod -> nginx."""
+
+    CONFIG = """global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend bench
+  bind :8080
+  default_backend app
+backend app
+  balance roundrobin
+{servers}
+"""
+    OBJECTS = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: haproxy-conf, namespace: {ns}}}
+data:
+  haproxy.cfg: |
+{config}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: haproxy, namespace: {ns}, labels: {{app: haproxy}}}}
+spec:
+  containers:
+  - name: haproxy
+    image: busybox
+    command: ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
+    ports: [{{containerPort: 8080, name: http}}]
+    readinessProbe: {{tcpSocket: {{port: http}}, periodSeconds: 1}}
+    volumeMounts: [{{name: conf, mountPath: /etc/haproxy}}]
+  volumes:
+  - name: conf
+    configMap: {{name: haproxy-conf}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: app-haproxy, namespace: {ns}}}
+spec:
+  selector: {{app: haproxy}}
+  ports: [{{port: 80, targetPort: http, name: http}}]
+"""
+
+    def __init__(self, cluster):
+        servers = "\n".join(f"  server nginx{i} {ip}:80" for i, ip in enumerate(cluster.originals))
+        config = self.CONFIG.format(servers=servers)
+        cluster.sim.kubectl("apply", "-f", "-", input=self.OBJECTS.format(
+            ns=NS, config="\n".join("    " + line for line in config.splitlines())))
+        cluster.sim.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/haproxy",
+                            "--timeout=90s", timeout=120)
+        self.url = f"http://{cluster.get('service', 'app-haproxy')['spec']['clusterIP']}/"
+        body = cluster.in_client("curl", "-sS", "--retry", "50", "--retry-connrefused",
+                                 "--retry-delay", "0", "-m", "10", self.url, timeout=60)
+        if body != BODY:
+            raise SystemExit(f"kubesim.py: HAProxy answered {body[:80]!r}, not nginx's page")
+
+
 class Session:
     """lpk-proxy connect --route-header: up until `ready`, and the Service then leads to the
     router; stop(): SIGTERM, exit 0, the Service leads to the nginx pods again."""
@@ -286,13 +356,15 @@ def routed_wrk(cluster, session, a, extra=()):
     return sample
 
 
-def measure(cluster, proxy_bin, env, a):
-    """Straight and routed rounds alternating; the last routed round adds the header round and
-    the switching check. Returns the samples."""
-    out = {"straight": [], "routed": [], "connect_ready_s": []}
+def measure(cluster, proxy_bin, env, a, haproxy):
+    """Straight, HAProxy and routed rounds alternating; the last routed round adds the header
+    round and the switching check. Returns the samples."""
+    out = {"straight": [], "haproxy": [], "routed": [], "connect_ready_s": []}
     for round_ in range(1, a.rounds + 1):
         out["straight"].append(wrk(cluster, a))
         log(f"straight #{round_}", out["straight"][-1])
+        out["haproxy"].append(wrk(cluster, a, url=haproxy.url))
+        log(f"haproxy #{round_}", out["haproxy"][-1])
         session = Session(cluster, proxy_bin, env)
         try:
             out["connect_ready_s"].append(round(session.ready_s, 2))
@@ -324,10 +396,12 @@ def log(what, sample):
 def summarize(samples, a, command):
     med = {k: {"rps": statistics.median(s["rps"] for s in samples[k]),
                "p50_us": statistics.median(s["p50_us"] for s in samples[k])}
-           for k in ("straight", "routed")}
+           for k in ("straight", "haproxy", "routed")}
     doc = {"command": command, "concurrency": a.concurrency, "seconds": a.secs,
            "rounds": a.rounds, "median": med, "samples": samples, "floor_ratio": 0.8,
            "routed_over_straight": med["routed"]["rps"] / med["straight"]["rps"],
+           "haproxy_over_straight": med["haproxy"]["rps"] / med["straight"]["rps"],
+           "routed_over_haproxy": med["routed"]["rps"] / med["haproxy"]["rps"],
            "p50_added_us": med["routed"]["p50_us"] - med["straight"]["p50_us"]}
     doc["floor_met"] = doc["routed_over_straight"] >= doc["floor_ratio"]
     doc.update(run_facts())
@@ -337,7 +411,7 @@ def summarize(samples, a, command):
 def table(doc):
     med, h, sw = doc["median"], doc["samples"]["with_header"], doc["samples"]["switch"]
     runs = {k: ", ".join(f"{s['rps']:.0f}" for s in doc["samples"][k])
-            for k in ("straight", "routed")}
+            for k in ("straight", "haproxy", "routed")}
     to_orig = sum(s["router_to_originals"] for s in doc["samples"]["routed"])
     done = sum(s["requests"] for s in doc["samples"]["routed"])
     rows = [
@@ -352,6 +426,9 @@ def table(doc):
         "|---|---:|---|---:|---:|---:|",
         f"| straight (service proxy -> nginx) | {med['straight']['rps']:.0f} | "
         f"{runs['straight']} | {med['straight']['p50_us']:.0f} | 1.00 | 0 |",
+        f"| HAProxy pod (-> HAProxy -> nginx) | {med['haproxy']['rps']:.0f} | "
+        f"{runs['haproxy']} | {med['haproxy']['p50_us']:.0f} | {doc['haproxy_over_straight']:.2f} | "
+        f"{med['haproxy']['p50_us'] - med['straight']['p50_us']:.0f} |",
         f"| routed, no header (-> router -> nginx) | {med['routed']['rps']:.0f} | "
         f"{runs['routed']} | {med['routed']['p50_us']:.0f} | {doc['routed_over_straight']:.2f} | "
         f"{doc['p50_added_us']:.0f} |",
@@ -360,7 +437,9 @@ def table(doc):
         f" | {h['p50_us'] - med['straight']['p50_us']:.0f} |",
         "",
         f"Floor of issue 14 (routed, no header >= {doc['floor_ratio']}x straight): "
-        f"{'met' if doc['floor_met'] else 'NOT met'} ({doc['routed_over_straight']:.2f}x).",
+        f"{'met' if doc['floor_met'] else 'NOT met'} ({doc['routed_over_straight']:.2f}x); "
+        f"the router keeps {doc['routed_over_haproxy']:.2f}x HAProxy's rate, one HTTP relay "
+        f"each.",
         f"Path: in the routed rounds the router counted {to_orig} requests to the nginx pods "
         f"(wrk completed {done}); with the header {h['router_to_session']} to the session "
         f"(wrk: {h['requests']}, the router: {h['router_to_originals']} to the nginx pods).",
@@ -387,7 +466,8 @@ def run(a, command):
     print(f"load {open('/proc/loadavg').read().strip()}; {command}", flush=True)
     sim = e2e_kubesim.Kubesim()
     try:
-        samples = measure(Cluster(sim), proxy_bin, env, a)
+        cluster = Cluster(sim)
+        samples = measure(cluster, proxy_bin, env, a, Haproxy(cluster))
     finally:
         sim.stop()
         shutil.rmtree(tmp, ignore_errors=True)
