@@ -255,6 +255,7 @@ asio::awaitable<ParseStatus> Connection::read_request_head() {
     if (in_.full()) co_return ParseStatus::too_large;
     if (in_.empty() && shared_->draining) co_return ParseStatus::need_more;
     idle_ = in_.empty();
+    if (idle_) idle_since_ = std::chrono::steady_clock::now();
     auto ec = co_await read_more(client_, in_);
     idle_ = false;
     if (ec) co_return ParseStatus::need_more;

@@ -4,6 +4,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "agent/coro.hpp"
@@ -61,6 +63,25 @@ asio::awaitable<void> accept_admin(std::shared_ptr<detail::Shared> shared,
   }
 }
 
+/// Closes the HTTP/1 connections that have waited longer than the idle timeout for their next
+/// request. One timer for every connection: the hot path only notes when it starts waiting.
+/// A connection lives at most the timeout plus a quarter of it (or a minute).
+asio::awaitable<void> sweep_idle(std::shared_ptr<detail::Shared> shared) {
+  using namespace std::chrono_literals;
+  const auto timeout = shared->options.idle_timeout;
+  const auto period = std::clamp<std::chrono::milliseconds>(timeout / 4, 100ms, 60s);
+  for (;;) {
+    shared->idle_sweep->expires_after(period);
+    co_await shared->idle_sweep->async_wait(kTuple);
+    if (shared->stopped) co_return;
+    const auto cutoff = std::chrono::steady_clock::now() - timeout;
+    auto live = shared->live;  // stop() ends a connection later, on its own coroutine
+    for (auto* c : live) {
+      if (c->idle_since_before(cutoff)) c->stop();
+    }
+  }
+}
+
 }  // namespace
 
 Router::Router(asio::any_io_executor executor, RouterOptions options)
@@ -103,6 +124,10 @@ void Router::start() {
                    asio::detached);
   }
   if (admin_) asio::co_spawn(executor_, accept_admin(shared_, *admin_), asio::detached);
+  if (shared_->options.idle_timeout.count() > 0 && !shared_->idle_sweep) {
+    shared_->idle_sweep.emplace(executor_);
+    asio::co_spawn(executor_, sweep_idle(shared_), asio::detached);
+  }
 }
 
 void Router::update(RouteSet routes) {
@@ -134,6 +159,7 @@ void Router::stop() {
   boost::system::error_code ec;
   for (auto& a : acceptors_) a->close(ec);
   if (admin_) admin_->close(ec);
+  if (shared_->idle_sweep) shared_->idle_sweep->cancel();
   // stop() ends each connection's coroutine, which removes it from `live`.
   auto live = shared_->live;
   for (auto* c : live) c->stop();

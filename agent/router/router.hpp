@@ -46,6 +46,10 @@ struct RouterOptions {
   /// taken for a protocol whose server speaks first, and relayed opaque.
   std::chrono::milliseconds sniff_wait{300};
   std::chrono::milliseconds connect_timeout{5'000};
+  /// An HTTP/1 connection that waits longer than this for its next request is closed, as
+  /// Envoy's HTTP idle timeout (1 h by default) does: a client gone without a FIN (its node
+  /// died) would otherwise hold it for ever. Zero: never.
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
 };
 
 namespace detail {

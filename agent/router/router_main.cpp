@@ -25,11 +25,13 @@ namespace {
 constexpr const char* kUsage =
     "usage: lpk-agent router --service SVC --original-selector K=V[,K=V...]\n"
     "                        --port TP[=FALLBACK_HOST:PORT]... [--namespace NS]\n"
-    "                        [--admin-port N] [--routes-file PATH] [--log-level LEVEL]\n"
+    "                        [--admin-port N] [--idle-timeout DURATION] [--routes-file PATH]\n"
+    "                        [--log-level LEVEL]\n"
     "Routes the requests to Service SVC's ports: a request whose header matches a session's\n"
     "route goes to that session's agent pod, every other to the original pods (the ready pods\n"
     "of NS matching the selector; FALLBACK_HOST:PORT when there is none). The admin port\n"
-    "(default 15090) answers GET /healthz and GET /routes. --routes-file replaces the pods of\n"
+    "(default 15090) answers GET /healthz and GET /routes. An HTTP/1 connection idle longer\n"
+    "than --idle-timeout (default 1h; 0: never) is closed. --routes-file replaces the pods of\n"
     "the Kubernetes API with a JSON file (tests, benchmarks). docs/router.md says more.";
 
 struct Parsed {
@@ -86,6 +88,12 @@ void set_log_level(const std::string& value) {
   spdlog::set_level(level);
 }
 
+std::chrono::milliseconds parse_idle_timeout(const std::string& value) {
+  auto d = tunnel::parse_duration(value);  // 0: never
+  if (!d) throw std::invalid_argument("--idle-timeout wants a duration like 90s, 30m or 1h, or 0");
+  return *d;
+}
+
 Parsed parse(std::span<const std::string> args) {
   Parsed p;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -106,6 +114,8 @@ Parsed parse(std::span<const std::string> args) {
       p.router.ports.push_back(parse_port_spec(value));
     else if (flag == "--admin-port")
       p.router.admin_port = parse_port(value, flag);
+    else if (flag == "--idle-timeout")
+      p.router.idle_timeout = parse_idle_timeout(value);
     else if (flag == "--routes-file")
       p.routes_file = value;
     else if (flag == "--log-level")

@@ -22,6 +22,8 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     ms_per_unit = 1;
   } else if (unit == "m") {
     ms_per_unit = 60'000;
+  } else if (unit == "h") {
+    ms_per_unit = 3'600'000;
   } else {
     return std::nullopt;
   }

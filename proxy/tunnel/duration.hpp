@@ -1,6 +1,6 @@
 #pragma once
 // Values on the command line of both ends: durations (--dead-link-timeout, --resume-grace): `15`
-// or `1.5` (seconds), or with a unit: `500ms`, `15s`, `2m`; port numbers.
+// or `1.5` (seconds), or with a unit: `500ms`, `15s`, `2m`, `1h`; port numbers.
 
 #include <chrono>
 #include <cstdint>

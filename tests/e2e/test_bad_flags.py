@@ -66,6 +66,7 @@ class BadFlagsTest(unittest.TestCase):
             (ok + ["--port", "80=host:0"], "--port"),
             (["--service", "api", "--original-selector", "app", "--port", "0"], "--original-selector"),
             (ok + ["--port", "0", "--log-level", "loud"], "--log-level"),
+            (ok + ["--port", "0", "--idle-timeout", "soon"], "--idle-timeout"),
             (ok + ["--port", "0", "--admin-port"], None),  # missing value
             # Not in a pod and no --routes-file: says so before binding anything.
             (ok + ["--port", "0"], "--routes-file"),

@@ -248,6 +248,21 @@ class RouterHttpTest(unittest.TestCase):
         s.sendall(request("/index.html", "a"))
         self.assert_from(read_response(f), "a")
 
+    def test_an_idle_connection_is_closed_after_the_idle_timeout(self):
+        router = e2e.Router(self.routes_file, extra=("--idle-timeout", "1s"))
+        self.addCleanup(router.stop)
+        router.wait_routes(lambda d: len(d["routes"]) == 3)
+        idle, busy = (socket.create_connection(("127.0.0.1", router.ports[0]),
+                                               timeout=30 * e2e.SLACK) for _ in range(2))
+        for s in (idle, busy):
+            self.addCleanup(s.close)
+        idle.sendall(request("/index.html"))
+        self.assert_from(read_response(idle.makefile("rb")), "nginx")
+        busy.sendall(b"GET /index.html HTTP/1.1\r\nHost: api\r\n")  # half a head: not idle
+        self.assertEqual(idle.recv(1), b"", "the idle kept-alive connection was not closed")
+        busy.sendall(b"\r\n")  # the exchange in flight was left alone
+        self.assert_from(read_response(busy.makefile("rb")), "nginx")
+
     def test_a_removed_route_sends_its_header_to_the_original(self):
         s, f = self.connect()
         s.sendall(request("/index.html", "a"))

@@ -40,6 +40,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// stop() now if the connection waits for the next HTTP/1 request; else it closes after the
   /// current exchange (serve_http1 checks Shared::draining).
   void drain();
+  /// Whether the connection has waited for its next HTTP/1 request since before `t`.
+  bool idle_since_before(std::chrono::steady_clock::time_point t) const {
+    return idle_ && idle_since_ < t;
+  }
 
  private:
   struct Upstream {
@@ -82,6 +86,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ByteBuffer in_{kInitialBuffer, kBufferSize};
   bool client_eof_ = false;  // the client half-closed while the router sniffed
   bool idle_ = false;        // waiting for the first byte of the next HTTP/1 request
+  std::chrono::steady_clock::time_point idle_since_;  // when idle_ last turned true
   RequestHead request_;
   ResponseHead response_;
   BodyFramer framer_;  // the request body's

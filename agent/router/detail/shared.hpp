@@ -3,8 +3,10 @@
 // connections that stop() closes. Owned jointly (shared_ptr) by the Router and every
 // connection coroutine, so a coroutine destroyed with its io_context never outlives it.
 
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <unordered_set>
 
 #include "agent/router/route_table.hpp"
@@ -24,6 +26,7 @@ struct Shared {
   bool draining = false;  // drain() or stop(): no new request starts
   bool stopped = false;
   std::function<void()> on_drained;  // called once `live` empties while draining
+  std::optional<boost::asio::steady_timer> idle_sweep;  // Router::start's; stop() cancels it
 };
 
 }  // namespace lpk::router::detail
