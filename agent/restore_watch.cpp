@@ -8,6 +8,7 @@
 #include "kube/config.hpp"
 #include "proxy/takeover/restore_watch.hpp"
 #include "proxy/tunnel/duration.hpp"
+#include "proxy/tunnel/flags.hpp"
 
 namespace lpk::agent {
 
@@ -41,14 +42,11 @@ proxy::WorkloadRef parse_workload(const std::string& value) {
 
 Parsed parse(std::span<const std::string> args) {
   Parsed p;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& flag = args[i];
+  auto handle = [&](const std::string& flag, const std::string& value) {
     if (flag == "-h" || flag == "--help") {
       std::printf("%s\n", kUsage);
       std::exit(0);
     }
-    if (i + 1 >= args.size()) throw std::invalid_argument("unknown flag or missing value: " + flag);
-    const auto& value = args[++i];
     if (flag == "--workload") {
       p.watch.workload = parse_workload(value);
     } else if (flag == "--session") {
@@ -64,7 +62,8 @@ Parsed parse(std::span<const std::string> args) {
     } else {
       throw std::invalid_argument("unknown flag " + flag);
     }
-  }
+  };
+  tunnel::for_each_flag(args, handle, nullptr, {"-h", "--help"});
   if (p.watch.workload.name.empty() || p.watch.session_id.empty()) {
     throw std::invalid_argument("--workload KIND/NAME and --session ID are required");
   }

@@ -13,14 +13,12 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "kubesim"))
-import lpk_e2e as e2e  # noqa: E402
-import e2e_kubesim  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "lib"))
+import kubesim_session  # noqa: E402
+from kubesim_session import e2e  # noqa: E402
 
 DEMO = os.path.join(HERE, "..", "tools", "kubesim", "demo")
 CASES = {"api": ["--service", "api"],
@@ -50,15 +48,9 @@ def main():
     parser.add_argument("--out")
     a = parser.parse_args()
     proxy_bin = os.path.join(a.build_dir, "proxy", "lpk-proxy")
-    e2e.use_build(a.build_dir)
-    e2e.load_console_lines()
-    e2e_kubesim.KUBESIM = os.path.join(a.build_dir, "tools", "kubesim", "lpk-kubesim")
-    tmp = tempfile.mkdtemp(prefix="lpk-bench-ready-")
-    env = dict(os.environ, XDG_STATE_HOME=os.path.join(tmp, "state"),
-               XDG_RUNTIME_DIR=os.path.join(tmp, "run"))
-    sim = e2e_kubesim.Kubesim("--manifests", DEMO)
+    kubesim_session.use_build(a.build_dir)
     results = {name: {"ready_s": [], "restore_s": []} for name in CASES}
-    try:
+    with kubesim_session.running("lpk-bench-ready-", "--manifests", DEMO) as (sim, env):
         for d in ("redis", "api", "worker", "web"):
             sim.kubectl("-n", "demo", "rollout", "status", "deployment/" + d, "--timeout=90s",
                         timeout=120)
@@ -67,8 +59,6 @@ def main():
                 ready, restore = time_to_ready(proxy_bin, sim, env, args)
                 results[name]["ready_s"].append(round(ready, 2))
                 results[name]["restore_s"].append(round(restore, 2))
-    finally:
-        sim.stop()
     for name, r in results.items():
         r["ready_median_s"] = statistics.median(r["ready_s"])
         print(f"MEASURED connect to ready, {name}: median {r['ready_median_s']:.2f} s "

@@ -26,20 +26,17 @@ Writes resume.md and resume.json to --out (default bench/results) and prints the
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "kubesim"))
-import lpk_e2e as e2e  # noqa: E402
-import e2e_kubesim  # noqa: E402  (the Kubesim harness of kubesim's own e2e)
+sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
+import kubesim_session  # noqa: E402
 import plots  # noqa: E402
+from kubesim_session import e2e  # noqa: E402
 
 # The cluster for the kubesim path: an echo service, and `app`, the workload connect replaces
 # (one replica: one tunnel carries every stream).
@@ -148,8 +145,11 @@ def fault(sim, name):
 def kubesim_rows(args):
     if os.geteuid() != 0:
         raise SystemExit("the kubesim path needs root (kubesim makes network namespaces)")
-    sim = e2e_kubesim.Kubesim()
-    tmp = tempfile.mkdtemp(prefix="lpk-resume-bench-")
+    with kubesim_session.running("lpk-resume-bench-") as (sim, env):
+        return kubesim_rows_on(sim, env, args)
+
+
+def kubesim_rows_on(sim, env, args):
     proxy = None
     try:
         for manifest in MANIFESTS:
@@ -157,7 +157,6 @@ def kubesim_rows(args):
         for name in ("echo", "app"):
             sim.kubectl("-n", "bench", "rollout", "status", "deployment/" + name,
                         "--timeout=120s", timeout=150)
-        env = dict(os.environ, XDG_STATE_HOME=tmp, XDG_RUNTIME_DIR=tmp, TMPDIR=tmp)
         proxy = e2e.Proc([e2e.PROXY, "connect", "--kubeconfig", sim.kubeconfig, "-n", "bench",
                           "--service", "app", "--log-level", "warn"], name="lpk-proxy", env=env)
         proxy.wait_line(e2e.PROXY_LINES["ready"], timeout=150)
@@ -172,12 +171,8 @@ def kubesim_rows(args):
             rows.append(row(f"lpk connect, kubesim {label}", args, times, failed))
         return rows
     finally:
-        try:
-            if proxy:
-                proxy.stop(timeout=150)
-        finally:
-            sim.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
+        if proxy:
+            proxy.stop(timeout=150)
 
 
 def row(path, args, times, failed):
@@ -224,9 +219,7 @@ def main():
     if not paths or set(paths) - {"relay", "kubesim"}:
         ap.error(f"--paths wants relay, kubesim or both, not '{args.paths}'")
     plots.check_or_exit("resume.py")
-    e2e.use_build(args.build_dir)
-    e2e_kubesim.KUBESIM = os.path.join(args.build_dir, "tools", "kubesim", "lpk-kubesim")
-    e2e.load_console_lines()
+    kubesim_session.use_build(args.build_dir)
     rows = []
     if "relay" in paths:
         rows += relay_rows(args)

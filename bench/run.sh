@@ -45,28 +45,15 @@ usage: bench/run.sh [--quick] [--secs N] [--reps N] [--idle N] [--socat-idle N] 
 EOF
 }
 
-need_value() { [[ $# -ge 2 && -n $2 ]] || { echo "run.sh: $1 needs a value; see --help" >&2; exit 2; }; }
+source "$ROOT/bench/lib/flags.sh"
+declare -A INT_FLAGS=([--secs]=SECS [--reps]=REPS [--idle]=IDLE [--socat-idle]=SOCAT_IDLE
+  [--ssh-idle]=SSH_IDLE [--concurrency]=CONC [--conn-secs]=CONN_SECS)
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1; SECS=1; REPS=1; IDLE=1000; SOCAT_IDLE=200; SSH_IDLE=500; CONN_SECS=1; shift ;;
-    --secs|--reps|--idle|--socat-idle|--ssh-idle|--concurrency|--conn-secs)
-      need_value "$@"
-      [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || { echo "run.sh: $1 wants a positive integer, got '$2'" >&2; exit 2; }
-      case $1 in
-        --secs) SECS=$2 ;; --reps) REPS=$2 ;; --idle) IDLE=$2 ;; --socat-idle) SOCAT_IDLE=$2 ;; --ssh-idle) SSH_IDLE=$2 ;;
-        --concurrency) CONC=$2 ;; --conn-secs) CONN_SECS=$2 ;;
-      esac
-      shift 2 ;;
-    --peers) need_value "$@"; PEERS=$2; shift 2 ;;
-    --nice)
-      need_value "$@"
-      [[ $2 =~ ^-?[0-9]+$ ]] || { echo "run.sh: --nice wants an integer, got '$2'" >&2; exit 2; }
-      NICE=$2; shift 2 ;;
-    --build-dir) need_value "$@"; BUILD=$(realpath -m "$2"); shift 2 ;;
-    --out) need_value "$@"; OUT=$(realpath -m "$2"); shift 2 ;;
-    --no-build) BUILD_IT=0; shift ;;
+    --peers) bench_need_value run.sh "$@"; PEERS=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "run.sh: unknown option '$1'; see --help" >&2; exit 2 ;;
+    *) bench_common_flag run.sh "$@"; shift "$BENCH_SHIFT" ;;
   esac
 done
 for p in $PEERS; do

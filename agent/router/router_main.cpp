@@ -16,6 +16,7 @@
 #include "agent/router/router.hpp"
 #include "kube/config.hpp"
 #include "proxy/tunnel/duration.hpp"
+#include "proxy/tunnel/flags.hpp"
 #include "proxy/tunnel/listen.hpp"
 
 namespace lpk::router {
@@ -96,14 +97,11 @@ std::chrono::milliseconds parse_idle_timeout(const std::string& value) {
 
 Parsed parse(std::span<const std::string> args) {
   Parsed p;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& flag = args[i];
+  auto handle = [&](const std::string& flag, const std::string& value) {
     if (flag == "-h" || flag == "--help") {
       std::printf("%s\n", kUsage);
       std::exit(0);
     }
-    if (i + 1 >= args.size()) throw std::invalid_argument("unknown flag or missing value: " + flag);
-    const auto& value = args[++i];
     if (flag == "--namespace")
       p.ns = value;
     else if (flag == "--service")
@@ -122,7 +120,8 @@ Parsed parse(std::span<const std::string> args) {
       set_log_level(value);
     else
       throw std::invalid_argument("unknown flag " + flag);
-  }
+  };
+  tunnel::for_each_flag(args, handle, nullptr, {"-h", "--help"});
   if (p.router.service.empty() || p.router.ports.empty()) {
     throw std::invalid_argument("--service and at least one --port are required");
   }

@@ -56,23 +56,13 @@ Environment: LPK_KUBESIM=PATH uses that lpk-kubesim instead of the build directo
 EOF
 }
 
-need_int() {
-  [[ $# -ge 2 && $2 =~ ^[0-9]+$ && $2 -gt 0 ]] ||
-    { echo "run.sh: $1 wants a positive integer; see --help" >&2; exit 2; }
-}
+source "$ROOT/bench/lib/flags.sh"
+declare -A INT_FLAGS=([--mib]=MIB [--count]=COUNT [--reps]=REPS)
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1; MIB=16; COUNT=20; REPS=1; shift ;;
-    --mib) need_int "$@"; MIB=$2; shift 2 ;;
-    --count) need_int "$@"; COUNT=$2; shift 2 ;;
-    --reps) need_int "$@"; REPS=$2; shift 2 ;;
-    --build-dir) [[ $# -ge 2 ]] || { echo "run.sh: --build-dir needs a value" >&2; exit 2; }
-                 BUILD=$(realpath -m "$2"); shift 2 ;;
-    --out) [[ $# -ge 2 ]] || { echo "run.sh: --out needs a value" >&2; exit 2; }
-           OUT=$(realpath -m "$2"); shift 2 ;;
-    --no-build) BUILD_IT=0; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "run.sh: unknown option '$1'; see --help" >&2; exit 2 ;;
+    *) bench_common_flag run.sh "$@"; shift "$BENCH_SHIFT" ;;
   esac
 done
 [[ $(id -u) == 0 ]] || { echo "run.sh: needs root (kubesim pods are network namespaces)" >&2; exit 2; }

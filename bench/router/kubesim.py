@@ -42,17 +42,15 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "kubesim"))
+sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-import lpk_e2e as e2e  # noqa: E402
-import e2e_kubesim  # noqa: E402
+import kubesim_session  # noqa: E402
 import plots  # noqa: E402
+from kubesim_session import e2e  # noqa: E402
 from kubesim_rollout import run_facts  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
@@ -457,20 +455,11 @@ def on_sigterm(*_):
 
 def run(a, command):
     proxy_bin = os.path.join(a.build_dir, "proxy", "lpk-proxy")
-    e2e.use_build(a.build_dir)
-    e2e.load_console_lines()
-    e2e_kubesim.KUBESIM = os.path.join(a.build_dir, "tools", "kubesim", "lpk-kubesim")
-    tmp = tempfile.mkdtemp(prefix="lpk-bench-rkubesim-")
-    env = dict(os.environ, XDG_STATE_HOME=os.path.join(tmp, "state"),
-               XDG_RUNTIME_DIR=os.path.join(tmp, "run"))
+    kubesim_session.use_build(a.build_dir)
     print(f"load {open('/proc/loadavg').read().strip()}; {command}", flush=True)
-    sim = e2e_kubesim.Kubesim()
-    try:
+    with kubesim_session.running("lpk-bench-rkubesim-") as (sim, env):
         cluster = Cluster(sim)
         samples = measure(cluster, proxy_bin, env, a, Haproxy(cluster))
-    finally:
-        sim.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return summarize(samples, a, command)
 
 

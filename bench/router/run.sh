@@ -23,20 +23,12 @@ BUILD=${LPK_BUILD_DIR:-$ROOT/build-bench}
 SECS=5 ROUNDS=3 CONC=16 OUT=$ROOT/bench/results BUILD_IT=1
 NICE=0; [[ $(id -u) == 0 ]] && NICE=-10
 
-need_value() { [[ $# -ge 2 && -n $2 ]] || { echo "router/run.sh: $1 needs a value; see --help" >&2; exit 2; }; }
+source "$ROOT/bench/lib/flags.sh"
+declare -A INT_FLAGS=([--secs]=SECS [--rounds]=ROUNDS [--concurrency]=CONC)
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --secs|--rounds|--concurrency)
-      need_value "$@"
-      [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || { echo "router/run.sh: $1 wants a positive integer, got '$2'" >&2; exit 2; }
-      case $1 in --secs) SECS=$2 ;; --rounds) ROUNDS=$2 ;; --concurrency) CONC=$2 ;; esac
-      shift 2 ;;
-    --build-dir) need_value "$@"; BUILD=$(realpath -m "$2"); shift 2 ;;
-    --out) need_value "$@"; OUT=$(realpath -m "$2"); shift 2 ;;
-    --nice) need_value "$@"; NICE=$2; shift 2 ;;
-    --no-build) BUILD_IT=0; shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "router/run.sh: unknown option '$1'; see --help" >&2; exit 2 ;;
+    *) bench_common_flag router/run.sh "$@"; shift "$BENCH_SHIFT" ;;
   esac
 done
 for tool in nginx wrk haproxy; do

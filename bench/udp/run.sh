@@ -23,20 +23,12 @@ BUILD=${LPK_BUILD_DIR:-$ROOT/build-bench}
 SECS=5 REPS=3 SIZE=512 WINDOW=64 OUT=$ROOT/bench/results BUILD_IT=1
 NICE=0; [[ $(id -u) == 0 ]] && NICE=-10
 
-need_value() { [[ $# -ge 2 && -n $2 ]] || { echo "udp/run.sh: $1 needs a value; see the header" >&2; exit 2; }; }
+source "$ROOT/bench/lib/flags.sh"
+declare -A INT_FLAGS=([--secs]=SECS [--reps]=REPS [--size]=SIZE [--window]=WINDOW)
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --secs|--reps|--size|--window)
-      need_value "$@"
-      [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || { echo "udp/run.sh: $1 wants a positive integer, got '$2'" >&2; exit 2; }
-      case $1 in --secs) SECS=$2 ;; --reps) REPS=$2 ;; --size) SIZE=$2 ;; --window) WINDOW=$2 ;; esac
-      shift 2 ;;
-    --build-dir) need_value "$@"; BUILD=$(realpath -m "$2"); shift 2 ;;
-    --out) need_value "$@"; OUT=$(realpath -m "$2"); shift 2 ;;
-    --nice) need_value "$@"; NICE=$2; shift 2 ;;
-    --no-build) BUILD_IT=0; shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "udp/run.sh: unknown option '$1'; see --help" >&2; exit 2 ;;
+    *) bench_common_flag udp/run.sh "$@"; shift "$BENCH_SHIFT" ;;
   esac
 done
 command -v socat >/dev/null || { echo "udp/run.sh: socat is missing; run tools/install-deps.sh" >&2; exit 1; }

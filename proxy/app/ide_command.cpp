@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy/app/options.hpp"
+#include "proxy/tunnel/flags.hpp"
 
 namespace lpk::proxy {
 
@@ -144,10 +145,7 @@ IdeOptions parse_ide_options(std::span<const std::string> args) {
   }
   IdeOptions o;
   o.ide = args[0];
-  for (std::size_t i = 1; i < args.size(); i += 2) {
-    const auto& flag = args[i];
-    if (i + 1 >= args.size()) throw invalid_argument("unknown flag or missing value: " + flag);
-    const auto& value = args[i + 1];
+  auto handle = [&](const std::string& flag, const std::string& value) {
     if (flag == "--service") o.service = value;
     else if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = value;
     else if (flag == "--kubeconfig") o.kube.kubeconfig = value;
@@ -156,7 +154,8 @@ IdeOptions parse_ide_options(std::span<const std::string> args) {
     else if (flag == "--debugger") o.debugger = value;
     else if (flag == "--program") o.program = value;
     else throw invalid_argument("unknown flag " + flag + " (see lpk-proxy ide --help)");
-  }
+  };
+  tunnel::for_each_flag(args.subspan(1), handle);
   return o;
 }
 

@@ -12,6 +12,7 @@
 #include "proxy/forward/address_pool.hpp"
 #include "proxy/takeover/route_objects.hpp"
 #include "proxy/tunnel/duration.hpp"
+#include "proxy/tunnel/flags.hpp"
 #include "proxy/tunnel/handshake.hpp"
 
 namespace lpk::proxy {
@@ -24,6 +25,7 @@ int fail(const std::string& message, int code) {
 namespace {
 
 using std::invalid_argument;
+using tunnel::for_each_flag;
 
 std::uint64_t parse_number(const std::string& flag, const std::string& value, std::uint64_t max) {
   std::size_t used = 0;
@@ -81,27 +83,6 @@ bool is_object_name(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
   });
-}
-
-/// Walks FLAG VALUE pairs; stops at `--` (what follows is a command) when `command` is given.
-template <class Handle>
-void for_each_flag(std::span<const std::string> args, Handle handle,
-                   std::vector<std::string>* command = nullptr,
-                   std::initializer_list<const char*> switches = {}) {
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& flag = args[i];
-    if (command && flag == "--") {
-      command->assign(args.begin() + i + 1, args.end());
-      if (command->empty()) throw invalid_argument("`--` must be followed by a command");
-      return;
-    }
-    if (std::any_of(switches.begin(), switches.end(), [&](const char* s) { return flag == s; })) {
-      handle(flag, std::string());
-      continue;
-    }
-    if (i + 1 >= args.size()) throw invalid_argument("unknown flag or missing value: " + flag);
-    handle(flag, args[++i]);
-  }
 }
 
 void check_run(const RunOptions& o, bool have_agent) {

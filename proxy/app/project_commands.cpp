@@ -11,6 +11,7 @@
 #include "proxy/app/project_file.hpp"
 #include "proxy/control/console.hpp"
 #include "proxy/takeover/takeover.hpp"
+#include "proxy/tunnel/flags.hpp"
 
 namespace lpk::proxy {
 
@@ -47,21 +48,16 @@ struct InitOptions {
 
 InitOptions parse_init_options(const std::vector<std::string>& args) {
   InitOptions o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& flag = args[i];
-    if (flag == "--force") {
-      o.force = true;
-      continue;
-    }
-    if (i + 1 >= args.size()) throw invalid_argument("unknown flag or missing value: " + flag);
-    const auto& value = args[++i];
-    if (flag == "--service") o.service = value;
+  auto handle = [&](const std::string& flag, const std::string& value) {
+    if (flag == "--force") o.force = true;
+    else if (flag == "--service") o.service = value;
     else if (flag == "-n" || flag == "--namespace") o.kube.namespace_override = value;
     else if (flag == "--kubeconfig") o.kube.kubeconfig = value;
     else if (flag == "--context") o.kube.context = value;
     else if (flag == "--file") o.file = value;
     else throw invalid_argument("unknown flag " + flag);
-  }
+  };
+  tunnel::for_each_flag(args, handle, nullptr, {"--force"});
   if (o.service.empty()) throw invalid_argument("--service NAME is required: the service to run");
   return o;
 }

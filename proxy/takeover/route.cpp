@@ -236,8 +236,11 @@ void Takeover::update_service(const std::string& ns, const std::string& service,
                               const std::function<json(const json&)>& change) {
   for (int attempt = 0;; ++attempt) {
     auto fresh = client_.get(service_path(ns, service));
+    auto changed = change(fresh);
+    // Leaving a route the session never joined (its join failed before that) changes nothing.
+    if (changed == fresh) return;
     try {
-      client_.replace(service_path(ns, service), change(fresh));
+      client_.replace(service_path(ns, service), changed);
       return;
     } catch (const kube::ApiError& e) {
       if (e.code != 409 || attempt == 10) throw;  // someone else wrote in between

@@ -212,7 +212,8 @@ class Takeover {
   /// Deletes the router of `service` with its rights and lpk's Service, and waits for its
   /// pods to go.
   void remove_router(const std::string& ns, const std::string& service);
-  /// Replaces the Service with `change(fresh copy)` (PUT), reading it again on a conflict.
+  /// Replaces the Service with `change(fresh copy)` (PUT), reading it again on a conflict;
+  /// writes nothing when that is the Service as read.
   void update_service(const std::string& ns, const std::string& service,
                       const std::function<nlohmann::json(const nlohmann::json&)>& change);
   /// Creates `body` at `path`; when it exists, returns it (or, while it is being deleted,

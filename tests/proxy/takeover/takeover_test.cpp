@@ -13,6 +13,7 @@
 
 #include <mutex>
 
+#include "proxy/takeover/route_objects.hpp"
 #include "proxy/takeover/session_objects.hpp"
 #include "tests/kube/fake_server.hpp"
 #include "tests/proxy/takeover/kubesim_cluster.hpp"
@@ -328,6 +329,50 @@ class Relay {
   std::vector<std::string> log_;
   kube::test::FakeServer server_;  // last: stops before what its handler uses
 };
+
+/// The requests of `log` that start with `prefix` ("PUT /api/...").
+std::vector<std::string> requests(const std::vector<std::string>& log, const std::string& prefix) {
+  std::vector<std::string> found;
+  for (const auto& line : log) {
+    if (line.rfind(prefix, 0) == 0) found.push_back(line);
+  }
+  return found;
+}
+
+// A session whose join failed before it was in the Service's sessions (restore still calls
+// leave_route) writes no Service: with others routing it, nothing at all; with none, it only
+// removes the router. The last session that was in them gives the Service back with one PUT.
+TEST_F(TakeoverKubesim, LeavingARouteTheSessionNeverJoinedWritesNoService) {
+  create(service("api", "api", 80));
+  const auto path = kube::resource_path("v1", ns_, "services", "api");
+  const auto router = kube::resource_path("apps/v1", ns_, "deployments", router_name("api"));
+  Relay relay(*client_, [](const std::string&) {});
+  kube::Client through_relay(relay.config());
+  Takeover via_relay(through_relay, progress_);
+
+  via_relay.leave_route(ns_, "api", "5eed0003");  // not routed at all
+  EXPECT_TRUE(requests(relay.log(), "PUT " + path + " ").empty());
+  EXPECT_EQ(requests(relay.log(), "DELETE " + router).size(), 1u) << "the router is removed";
+
+  RouteMembers others{{"5eed0004", {RouteSpec{"x-lpk-route", "other"}, "lpk-route-api", "{}"}}};
+  client_->replace(path, with_route_members(client_->get(path), others));
+  const auto routed = client_->get(path);
+  const auto before = relay.log().size();
+  via_relay.leave_route(ns_, "api", "5eed0003");  // another session routes it
+  const auto log = relay.log();
+  const std::vector<std::string> since(log.begin() + std::ptrdiff_t(before), log.end());
+  EXPECT_TRUE(requests(since, "PUT " + path + " ").empty());
+  EXPECT_TRUE(requests(since, "DELETE " + router).empty()) << "the other still routes";
+  EXPECT_EQ(client_->get(path)["metadata"]["resourceVersion"],
+            routed["metadata"]["resourceVersion"]);
+
+  via_relay.leave_route(ns_, "api", "5eed0004");  // the one that routes it leaves
+  EXPECT_EQ(requests(relay.log(), "PUT " + path + " "),
+            (std::vector<std::string>{"PUT " + path + " 200"}));
+  const auto after = client_->get(path);
+  EXPECT_TRUE(route_members(after).empty());
+  EXPECT_EQ(after["spec"]["selector"], (json{{"app", "api"}}));
+}
 
 TEST_F(TakeoverKubesim, RestoreReadsAgainAndRetriesWhenAWriteCameBetween) {
   deploy("Deployment", "api", 1);
