@@ -194,7 +194,8 @@ awaitable<bool> Api::dispatch(Request& req, TlsStream& stream, const Route& r,
   }
   if (req.method() == http::verb::post || req.method() == http::verb::put) {
     std::string ct(req[http::field::content_type]);
-    // `kubectl create job` sends protobuf: a body decoded as the route's kind is read as JSON.
+    // kubectl's imperative `create` sends protobuf (protobuf_body.hpp): a body decoded as the
+    // route's kind is read as the JSON kubectl would have sent.
     if (ct.starts_with(kProtobufContentType)) {
       auto decoded = decode_protobuf_body(req.body());
       if (decoded && decoded->value("kind", "") == r.type->kind) {

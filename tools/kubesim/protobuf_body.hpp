@@ -3,9 +3,10 @@
 // which kubectl's typed clients send: the magic "k8s\0", then a runtime.Unknown whose raw
 // bytes are the object (k8s.io/apimachinery pkg/runtime/serializer/protobuf/protobuf.go).
 // Decoded: the kinds kubesim answers without storing (the reviews kubectl auth creates and
-// TokenRequest), and batch/v1 Job as `kubectl create job` sends it (strictly: a field the
-// decoder does not know leaves the body undecoded), into the JSON their handlers read. Pure:
-// bytes in, JSON out.
+// TokenRequest), and the kinds of `kubectl create`: ConfigMap, Secret, Namespace, Service,
+// ServiceAccount, Deployment, Job, Role, RoleBinding, ClusterRole, ClusterRoleBinding
+// (protobuf_schemas.hpp; strictly: a field the decoder does not know that holds a non-zero value
+// leaves the body undecoded), into the JSON kubectl would have sent. Pure: bytes in, JSON out.
 
 #include <nlohmann/json.hpp>
 #include <optional>
