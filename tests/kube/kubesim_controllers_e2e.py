@@ -147,9 +147,7 @@ class KubesimTestCase(unittest.TestCase):
 
     def setUp(self):
         self.ns = "ctl-" + uuid.uuid4().hex[:8]
-        # apply, not create namespace: kubectl's typed create sends protobuf
-        self.sim.kubectl("apply", "-f", "-", input=json.dumps({"kind": "Namespace", "apiVersion": "v1",
-                                           "metadata": {"name": self.ns}}))
+        self.sim.kubectl("create", "namespace", self.ns)
 
     def tearDown(self):
         if any(e for _, e in (self._outcome.result.errors + self._outcome.result.failures)
