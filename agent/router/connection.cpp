@@ -114,6 +114,7 @@ Connection::~Connection() {
 }
 
 void Connection::drain() {
+  if (h2_) h2_->drain();
   if (idle_) stop();
 }
 

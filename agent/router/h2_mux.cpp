@@ -93,6 +93,15 @@ void H2Mux::stop() {
   }
 }
 
+void H2Mux::drain() {
+  if (goaway_received_) return;
+  goaway_received_ = true;  // as if the client had said it: no new stream
+  std::string bytes;
+  h2::append_goaway(bytes, client_->last_id, Error::no_error);
+  send(*client_, std::move(bytes));
+  if (streams_.empty()) client_->closing = true;
+}
+
 asio::awaitable<void> H2Mux::run() {
   auto self = shared_from_this();
   send(*client_, own_settings(true));

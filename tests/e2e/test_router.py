@@ -128,13 +128,13 @@ def router_peak_kib(router):
         return int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
 
 
-def rss_bound_kib(router):
-    """What the router's peak RSS stays under whatever the bodies' size: 64 MiB. AddressSanitizer
+def rss_bound_kib(router, bound=64 * 1024):
+    """What the router's peak RSS stays under whatever the bodies' size (KiB). AddressSanitizer
     keeps freed memory in quarantine (up to 256 MiB): there the bound only shows the bodies were
     never held whole."""
     with open(f"/proc/{router.p.pid}/maps") as maps:
         sanitized = "libasan" in maps.read()
-    return 384 * 1024 if sanitized else 64 * 1024
+    return 384 * 1024 if sanitized else bound
 
 
 class RouterHttpTest(unittest.TestCase):
@@ -415,6 +415,74 @@ class RouterEdgesTest(unittest.TestCase):
         self.assertEqual(router.wait_exit(10), 0)
 
 
+class RouterH2NginxTest(unittest.TestCase):
+    """HTTP/2 with prior knowledge (h2c) from h2load and curl to nginx, the original, and a
+    second nginx behind a route: per stream, on one client connection each."""
+
+    def setUp(self):
+        e2e.require_tools("nginx", "h2load", "curl")
+        self.tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.nginx, port, self.big_digest = start_nginx(os.path.join(self.tmp, "o"), http2=True)
+        self.addCleanup(self.nginx.stop)
+        session_dir = os.path.join(self.tmp, "a")
+        self.session, session_port, _ = start_nginx(session_dir, http2=True)
+        self.addCleanup(self.session.stop)
+        with open(os.path.join(session_dir, "www", "index.html"), "w") as f:
+            f.write("hello from session a\n")
+        path = os.path.join(self.tmp, "routes.json")
+        write_routes(path, [{"header": "x-lpk-route", "value": "a", "session": "s-a",
+                             "target": f"127.0.0.1:{session_port}"}], [f"127.0.0.1:{port}"])
+        self.router = e2e.Router(path)
+        self.addCleanup(self.router.stop)
+        self.router.wait_routes(lambda d: d["routes"])
+        self.url = f"http://127.0.0.1:{self.router.ports[0]}"
+
+    def run_tool(self, argv, timeout=120):
+        import subprocess
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout * e2e.SLACK)
+        self.assertEqual(out.returncode, 0, f"{argv}: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+        return out.stdout
+
+    def test_h2load_streams_each_go_where_their_header_says(self):
+        # nginx ends an HTTP/2 connection with GOAWAY after 1000 requests: the streams it had
+        # not seen go again on a new connection, and no request fails.
+        out = self.run_tool(["h2load", "-c1", "-m10", "-n2500", self.url + "/index.html"])
+        self.assertIn("2500 succeeded, 0 failed", out)
+        out = self.run_tool(["h2load", "-c1", "-m10", "-n1200", "-H", "x-lpk-route: a",
+                             self.url + "/index.html"])
+        self.assertIn("1200 succeeded, 0 failed", out)
+        doc = self.router.routes()
+        self.assertEqual(doc["routes"][0]["requests"], 1200)
+        self.assertEqual(doc["original"]["requests"], 2500)
+        self.assertEqual(doc["h2_connections"], 2)
+
+    def test_curl_prior_knowledge(self):
+        curl = ["curl", "-sS", "--http2-prior-knowledge", "--noproxy", "*"]
+        out = self.run_tool(curl + ["-H", "x-lpk-route: a", self.url + "/index.html"])
+        self.assertEqual(out, "hello from session a\n")
+        out = self.run_tool(curl + [self.url + "/index.html"])
+        self.assertIn("hello from nginx behind lpk", out)
+        out = self.run_tool(curl + ["-w", "%{http_code} %{http_version}", "-o", "/dev/null",
+                                    self.url + "/missing"])
+        self.assertEqual(out, "404 2")
+
+    def test_64_mib_down_to_a_slow_reader_with_bounded_memory(self):
+        # curl reads at 32 MB/s, slower than nginx writes: the router holds no more than the
+        # windows it gives nginx.
+        target = os.path.join(self.tmp, "big.bin")
+        self.run_tool(["curl", "-sS", "--http2-prior-knowledge", "--noproxy", "*",
+                       "--limit-rate", "32M", "-o", target, self.url + "/big.bin"])
+        digest = hashlib.sha256()
+        with open(target, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        self.assertEqual(digest.hexdigest(), self.big_digest)
+        peak = router_peak_kib(self.router)
+        # Half the body (it peaks near 13 MiB here).
+        self.assertLess(peak, rss_bound_kib(self.router, 32 * 1024), f"router peak RSS {peak} KiB")
+
+
 class RouterBigBodiesTest(unittest.TestCase):
     """1 GiB each way through the router with its memory bounded."""
 
@@ -469,11 +537,12 @@ class RouterBigBodiesTest(unittest.TestCase):
         self.assertLess(peak, rss_bound_kib(router), f"router peak RSS {peak} KiB after 2 GiB")
 
 
-def start_grpc_server(name):
+def start_grpc_server(name, max_streams=None):
     """A gRPC server (python3-grpcio, generic handlers, bytes in and out) of service lpk.Echo:
     Call answers `NAME ROUTE-METADATA REQUEST`; Chat answers each message so, as it comes; Sink
     answers `NAME SHA256 LENGTH` of all the messages of a client stream. `server.peers` holds
-    the addresses of the connections calls came on."""
+    the addresses of the connections calls came on. max_streams: its
+    SETTINGS_MAX_CONCURRENT_STREAMS."""
     import grpc
     from concurrent import futures
 
@@ -501,8 +570,10 @@ def start_grpc_server(name):
         "Call": grpc.unary_unary_rpc_method_handler(call),
         "Chat": grpc.stream_stream_rpc_method_handler(chat),
         "Sink": grpc.stream_unary_rpc_method_handler(sink)})
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                         options=[("grpc.max_receive_message_length", 4 << 20)])
+    options = [("grpc.max_receive_message_length", 4 << 20)]
+    if max_streams:
+        options.append(("grpc.max_concurrent_streams", max_streams))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -536,7 +607,8 @@ class RouterGrpcTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         self.servers = {}
         for name in ("original", "a", "b"):
-            server, port = start_grpc_server(name)
+            # b takes 3 streams at a time: the router queues the others (RFC 9113 5.1.2).
+            server, port = start_grpc_server(name, 3 if name == "b" else None)
             self.addCleanup(server.stop, None)
             self.servers[name] = (server, port)
         self.dead = socket.socket()
@@ -664,7 +736,7 @@ class RouterGrpcTest(unittest.TestCase):
                    timeout=120 * e2e.SLACK)
         digest = hashlib.sha256(block * count).hexdigest()
         self.assertEqual(got, f"a a {digest} {count << 20}".encode())
-        self.assertLess(router_peak_kib(self.router), rss_bound_kib(self.router))
+        self.assertLess(router_peak_kib(self.router), rss_bound_kib(self.router, 32 * 1024))
 
     def test_a_client_that_waits_for_the_servers_settings(self):
         """As grpc-go does: preface and SETTINGS, then nothing until the server's SETTINGS; the

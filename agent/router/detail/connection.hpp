@@ -40,7 +40,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Closes every socket.
   void stop();
   /// stop() now if the connection waits for the next HTTP/1 request; else it closes after the
-  /// current exchange (serve_http1 checks Shared::draining).
+  /// current exchange (serve_http1 checks Shared::draining). HTTP/2: H2Mux::drain().
   void drain();
 
  private:

@@ -50,6 +50,8 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
   boost::asio::awaitable<void> run();
   /// Closes every socket; idempotent.
   void stop();
+  /// GOAWAY to the client: the streams it has run to their end, then the connection closes.
+  void drain();
 
  private:
   struct Peer;
