@@ -334,7 +334,10 @@ h2::Error H2Mux::on_settings(Peer& p, const h2::Frame& f) {
       s->up.window += delta;
     }
   }
-  if (!p.client) open_waiting(p);
+  if (!p.client) {
+    p.ready = true;
+    open_waiting(p);
+  }
   pump_toward(p);
   return Error::no_error;
 }
@@ -365,8 +368,15 @@ void H2Mux::on_rst_stream(Peer& p, const h2::Frame& f) {
   auto code = static_cast<Error>(h2::read_be(f.payload, 0, 4));
   if (p.client) {
     reset(*s, std::nullopt, code);
+    return;
+  }
+  detach_upstream(*s);
+  if (code == Error::no_error && s->down.received_end) {
+    // RFC 9113 8.1: the response is whole, the rest of the request is not wanted.
+    discard(s->up, client_.get());
+    s->up.ended = true;
+    finish_if_done(*s);
   } else {
-    detach_upstream(*s);
     reset(*s, code, std::nullopt);
   }
 }
@@ -421,9 +431,8 @@ asio::awaitable<void> H2Mux::serve_upstream(std::shared_ptr<Peer> u) {
     co_return;
   }
   u->socket = std::move(*socket);
+  // Streams open once the backend's SETTINGS came (on_settings): its stream limit is known.
   send(*u, own_settings(false));
-  u->ready = true;
-  open_waiting(*u);
   co_await (read_upstream(u) && write_frames(u));
   u->retired = true;
   upstream_gone(*u, false, 0);
@@ -590,7 +599,11 @@ void H2Mux::detach_upstream(Stream& s) {
   } else {
     std::erase(u->waiting, s.id);
   }
-  discard(s.down, u.get());
+  // What the backend sent and the client has yet to take may still go on (a whole response):
+  // the backend's connection window gets it back now, as the stream no longer counts there.
+  std::uint32_t held = 0;
+  for (const auto& part : s.down.pending) held += part.data.size() - part.offset;
+  if (held > 0) give_back(*u, nullptr, 0, held);
   if (u->retired && u->ids.empty() && u->waiting.empty()) {
     u->closing = true;
     u->wake.cancel();
@@ -616,6 +629,7 @@ void H2Mux::reset(Stream& s, std::optional<Error> to_client, std::optional<Error
 void H2Mux::erase(Stream& s) {
   detach_upstream(s);
   discard(s.up, client_.get());
+  discard(s.down, nullptr);
   auto it = streams_.find(s.id);
   if (it != streams_.end()) streams_.erase(it);  // `s` is gone
   if (goaway_received_ && streams_.empty()) {

@@ -73,7 +73,7 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
     std::size_t control_bytes = 0;  // queued bytes that carry no credit
     boost::asio::steady_timer wake;
     bool closing = false;  // write what is queued, then close
-    bool ready = false;    // an upstream: connected, preface sent
+    bool ready = false;    // an upstream: its SETTINGS came, streams may open
     bool retired = false;  // an upstream: takes no new streams (GOAWAY, ids used up)
     h2::Settings remote;
     HpackDecoder decoder;
