@@ -14,6 +14,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -727,6 +728,29 @@ class RouterGrpcTest(unittest.TestCase):
         self.assertEqual(int.from_bytes(goaways[0][4:8], "big"), 1)  # PROTOCOL_ERROR, then EOF
         self.assertEqual(call(b"after", metadata=(("x-lpk-route", "a"),),
                               timeout=20 * e2e.SLACK), b"a a after")
+
+    def test_sigterm_lets_the_streams_in_flight_finish(self):
+        import queue
+        chat = self.channel().stream_stream("/lpk.Echo/Chat")
+        outbox = queue.Queue()
+        replies = chat(iter(outbox.get, None), metadata=(("x-lpk-route", "a"),),
+                       timeout=60 * e2e.SLACK)
+        outbox.put(b"before")
+        self.assertEqual(next(replies), b"a a before")
+        self.router.p.send_signal(signal.SIGTERM)  # GOAWAY: no new stream, this one goes on
+        deadline = time.monotonic() + 10 * e2e.SLACK
+        while True:  # the router has begun to drain once its admin port is closed
+            try:
+                self.router.admin_get("/healthz")
+            except OSError:
+                break
+            self.assertLess(time.monotonic(), deadline, "the router did not drain")
+            time.sleep(0.02)  # polling the event itself: the admin port
+        outbox.put(b"after")
+        self.assertEqual(next(replies), b"a a after")
+        outbox.put(None)
+        self.assertEqual(list(replies), [])
+        self.assertEqual(self.router.wait_exit(10), 0)  # once the connection closed
 
     def test_a_large_upload_on_one_stream_with_bounded_memory(self):
         ch = self.channel()
