@@ -10,10 +10,10 @@
 #include <utility>
 
 #include "agent/coro.hpp"
+#include "agent/router/detail/dial_backend.hpp"
 #include "agent/router/detail/h2_mux.hpp"
 #include "agent/router/h2_frame.hpp"
 #include "agent/router/h2_sniff.hpp"
-#include "agent/router/detail/dial_backend.hpp"
 
 namespace lpk::router::detail {
 

@@ -92,12 +92,16 @@ Error apply_settings(std::string_view payload, Settings& s) {
     const auto id = static_cast<std::uint16_t>(read_be(payload, pos, 2));
     const std::uint32_t v = read_be(payload, pos + 2, 4);
     switch (id) {
-      case kSettingsHeaderTableSize: s.header_table_size = v; break;
+      case kSettingsHeaderTableSize:
+        s.header_table_size = v;
+        break;
       case kSettingsEnablePush:
         if (v > 1) return Error::protocol;
         s.enable_push = v;
         break;
-      case kSettingsMaxConcurrentStreams: s.max_concurrent_streams = v; break;
+      case kSettingsMaxConcurrentStreams:
+        s.max_concurrent_streams = v;
+        break;
       case kSettingsInitialWindowSize:
         if (v > kMaxWindow) return Error::flow_control;
         s.initial_window_size = v;
@@ -106,8 +110,11 @@ Error apply_settings(std::string_view payload, Settings& s) {
         if (v < kDefaultMaxFrame || v > 0xffffff) return Error::protocol;
         s.max_frame_size = v;
         break;
-      case kSettingsMaxHeaderListSize: s.max_header_list_size = v; break;
-      default: break;
+      case kSettingsMaxHeaderListSize:
+        s.max_header_list_size = v;
+        break;
+      default:
+        break;
     }
   }
   return Error::no_error;
@@ -150,8 +157,8 @@ void append_goaway(std::string& out, std::uint32_t last_stream, Error code) {
   append_frame(out, kGoaway, 0, 0, payload);
 }
 
-void append_headers(std::string& out, std::uint32_t stream, std::string_view block,
-                    bool end_stream, std::uint32_t max_frame) {
+void append_headers(std::string& out, std::uint32_t stream, std::string_view block, bool end_stream,
+                    std::uint32_t max_frame) {
   std::uint8_t type = kHeaders;
   std::uint8_t flags = end_stream ? kEndStream : 0;
   do {

@@ -107,7 +107,7 @@ void append_window_update(std::string& out, std::uint32_t stream, std::uint32_t 
 void append_rst_stream(std::string& out, std::uint32_t stream, Error code);
 void append_goaway(std::string& out, std::uint32_t last_stream, Error code);
 /// A header block as a HEADERS frame, then CONTINUATION frames, none over `max_frame`.
-void append_headers(std::string& out, std::uint32_t stream, std::string_view block,
-                    bool end_stream, std::uint32_t max_frame);
+void append_headers(std::string& out, std::uint32_t stream, std::string_view block, bool end_stream,
+                    std::uint32_t max_frame);
 
 }  // namespace lpk::router::h2

@@ -115,25 +115,25 @@ Error check(std::string_view hex) {
 }
 
 TEST(H2Frame, MalformedFramesOfEachType) {
-  EXPECT_EQ(check("000000 00 00 00000000"), Error::protocol);              // DATA on stream 0
-  EXPECT_EQ(check("000001 00 08 00000001 01"), Error::protocol);           // padding = length
-  EXPECT_EQ(check("000000 00 08 00000001"), Error::frame_size);            // no pad length
-  EXPECT_EQ(check("000004 01 20 00000001 00000000"), Error::frame_size);   // short priority
-  EXPECT_EQ(check("000004 02 00 00000001 00000000"), Error::frame_size);   // PRIORITY of 4
-  EXPECT_EQ(check("000005 02 00 00000000 0000000010"), Error::protocol);   // ... on stream 0
-  EXPECT_EQ(check("000004 03 00 00000000 00000008"), Error::protocol);     // RST_STREAM on 0
+  EXPECT_EQ(check("000000 00 00 00000000"), Error::protocol);             // DATA on stream 0
+  EXPECT_EQ(check("000001 00 08 00000001 01"), Error::protocol);          // padding = length
+  EXPECT_EQ(check("000000 00 08 00000001"), Error::frame_size);           // no pad length
+  EXPECT_EQ(check("000004 01 20 00000001 00000000"), Error::frame_size);  // short priority
+  EXPECT_EQ(check("000004 02 00 00000001 00000000"), Error::frame_size);  // PRIORITY of 4
+  EXPECT_EQ(check("000005 02 00 00000000 0000000010"), Error::protocol);  // ... on stream 0
+  EXPECT_EQ(check("000004 03 00 00000000 00000008"), Error::protocol);    // RST_STREAM on 0
   EXPECT_EQ(check("000003 03 00 00000001 000008"), Error::frame_size);
-  EXPECT_EQ(check("000005 04 00 00000000 0000000000"), Error::frame_size);  // SETTINGS of 5
-  EXPECT_EQ(check("000006 04 01 00000000 000200000000"), Error::frame_size);  // ACK with data
-  EXPECT_EQ(check("000000 04 00 00000001"), Error::protocol);              // on a stream
-  EXPECT_EQ(check("000004 05 04 00000001 00000002"), Error::protocol);     // PUSH_PROMISE
+  EXPECT_EQ(check("000005 04 00 00000000 0000000000"), Error::frame_size);      // SETTINGS of 5
+  EXPECT_EQ(check("000006 04 01 00000000 000200000000"), Error::frame_size);    // ACK with data
+  EXPECT_EQ(check("000000 04 00 00000001"), Error::protocol);                   // on a stream
+  EXPECT_EQ(check("000004 05 04 00000001 00000002"), Error::protocol);          // PUSH_PROMISE
   EXPECT_EQ(check("000007 06 00 00000000 00000000000000"), Error::frame_size);  // PING of 7
   EXPECT_EQ(check("000008 06 00 00000001 0000000000000000"), Error::protocol);
   EXPECT_EQ(check("000007 07 00 00000000 00000000000000"), Error::frame_size);  // GOAWAY
-  EXPECT_EQ(check("000004 08 00 00000001 80000000"), Error::protocol);     // increment 0
+  EXPECT_EQ(check("000004 08 00 00000001 80000000"), Error::protocol);          // increment 0
   EXPECT_EQ(check("000003 08 00 00000000 000001"), Error::frame_size);
-  EXPECT_EQ(check("000000 09 04 00000000"), Error::protocol);              // CONTINUATION on 0
-  EXPECT_EQ(check("000001 ee 00 00000000 00"), Error::no_error);           // unknown: ignored
+  EXPECT_EQ(check("000000 09 04 00000000"), Error::protocol);     // CONTINUATION on 0
+  EXPECT_EQ(check("000001 ee 00 00000000 00"), Error::no_error);  // unknown: ignored
   EXPECT_EQ(check("000008 06 01 00000000 0102030405060708"), Error::no_error);
 }
 
@@ -144,10 +144,10 @@ TEST(H2Frame, SettingsApplyAndOutOfRangeValuesAreErrors) {
   EXPECT_EQ(s.max_concurrent_streams, 100u);
   EXPECT_EQ(s.initial_window_size, 1u << 20);
   EXPECT_EQ(s.max_frame_size, 16384u);
-  EXPECT_EQ(apply("0002 00000002"), Error::protocol);        // ENABLE_PUSH 2
-  EXPECT_EQ(apply("0004 80000000"), Error::flow_control);    // window over 2^31-1
-  EXPECT_EQ(apply("0005 00003fff"), Error::protocol);        // frame size under 16384
-  EXPECT_EQ(apply("0005 01000000"), Error::protocol);        // ... over 2^24-1
+  EXPECT_EQ(apply("0002 00000002"), Error::protocol);      // ENABLE_PUSH 2
+  EXPECT_EQ(apply("0004 80000000"), Error::flow_control);  // window over 2^31-1
+  EXPECT_EQ(apply("0005 00003fff"), Error::protocol);      // frame size under 16384
+  EXPECT_EQ(apply("0005 01000000"), Error::protocol);      // ... over 2^24-1
   EXPECT_EQ(apply("0001 00000000 0006 00001000"), Error::no_error);
   EXPECT_EQ(s.header_table_size, 0u);
   EXPECT_EQ(s.max_header_list_size, 4096u);

@@ -290,11 +290,10 @@ TEST(Huffman, PaddingAndEosErrors) {
   EXPECT_EQ(decode_error("40 82 1f ff 00"), HpackError::bad_huffman);
 }
 
-
 TEST(HpackEncoder, IntegersRoundTripAtEveryPrefix) {
   for (int prefix = 1; prefix <= 8; ++prefix) {
-    for (std::uint64_t v : {0ull, 1ull, 30ull, 31ull, 127ull, 128ull, 255ull, 1337ull, 65535ull,
-                            4294967295ull}) {
+    for (std::uint64_t v :
+         {0ull, 1ull, 30ull, 31ull, 127ull, 128ull, 255ull, 1337ull, 65535ull, 4294967295ull}) {
       std::string out;
       detail::encode_integer(v, prefix, 0, out);
       std::uint64_t back = 0;
