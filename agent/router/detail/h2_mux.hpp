@@ -8,6 +8,7 @@
 // Flow control per hop: DATA a side sent is written on when the other side's stream and
 // connection windows allow, and the sender gets its window back (WINDOW_UPDATE) only once the
 // bytes went out: what the router holds per connection is bounded by the windows it gives.
+// (h2_mux.cpp: connections and frames; h2_mux_streams.cpp: streams and upstreams.)
 //
 // Lifetime: run()'s caller and each upstream's coroutine hold a shared_ptr; stop() closes
 // every socket and wakes every writer, which ends them. Everything runs on one thread.
