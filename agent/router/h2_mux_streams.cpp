@@ -18,6 +18,8 @@ using h2::Error;
 
 /// Credit is given back in pieces of at least this (one WINDOW_UPDATE per 16 KiB written).
 constexpr std::uint32_t kUpdateAt = 16 * 1024;
+/// Connections a stream is sent on at most, when backends say GOAWAY before they see it.
+constexpr int kMaxTries = 3;
 
 }  // namespace
 
@@ -52,9 +54,7 @@ void H2Mux::open_waiting(Peer& u) {
     Stream& s = *it->second;
     if (u.retired || u.next_id > 0x7fffffffu) {
       u.retired = true;  // ids used up: a new connection takes the stream
-      s.upstream = upstream_for(u.key);
-      s.upstream->waiting.push_back(s.id);
-      open_waiting(*s.upstream);
+      rehome(s, u.key);
       continue;
     }
     s.up_id = u.next_id;
@@ -66,13 +66,16 @@ void H2Mux::open_waiting(Peer& u) {
 }
 
 void H2Mux::upstream_gone(Peer& u, bool goaway, std::uint32_t last) {
-  // Streams not sent yet go to a new connection to the same backend.
+  // Streams not sent yet: after a GOAWAY, to a new connection to the same backend; a backend
+  // whose connection broke answers them no better on the next one.
   for (auto id : std::deque<std::uint32_t>(std::exchange(u.waiting, {}))) {
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;
-    it->second->upstream = upstream_for(u.key);
-    it->second->upstream->waiting.push_back(id);
-    open_waiting(*it->second->upstream);
+    if (goaway && ++it->second->tries <= kMaxTries) {
+      rehome(*it->second, u.key);
+    } else {
+      respond_error(*it->second, "the backend closed the connection");
+    }
   }
   std::vector<std::uint32_t> gone;  // client ids: the calls below change u.ids
   for (auto [up_id, id] : u.ids) {
@@ -80,30 +83,36 @@ void H2Mux::upstream_gone(Peer& u, bool goaway, std::uint32_t last) {
   }
   for (auto id : gone) {
     auto it = streams_.find(id);
-    if (it == streams_.end()) continue;
-    Stream& s = *it->second;
-    auto key = s.upstream->key;
-    detach_upstream(s);
-    if (goaway && !s.retry.empty() && !s.responded) {
-      s.up.pending.assign(1, Part{true, s.retry, {}, 0, true});  // never seen: once more
-      s.up.ended = false;
-      s.upstream = upstream_for(key);
-      s.upstream->waiting.push_back(id);
-      open_waiting(*s.upstream);
-    } else if (s.down.received_end) {
-      discard(s.up, client_.get());  // the response is whole: it goes on to the client
-      s.up.ended = true;
-      finish_if_done(s);
-    } else if (goaway) {
-      reset(s, Error::refused_stream, std::nullopt);  // never seen: a gRPC client retries
-    } else if (!s.responded) {
-      respond_error(s, "the backend closed the connection");
-    } else {
-      reset(s, Error::internal, std::nullopt);
-    }
+    if (it != streams_.end()) stream_gone(*it->second, goaway);
   }
   if (u.ids.empty()) u.closing = true;
   u.wake.cancel();
+}
+
+void H2Mux::stream_gone(Stream& s, bool goaway) {
+  auto key = s.upstream->key;
+  detach_upstream(s);
+  if (goaway && !s.retry.empty() && !s.responded && ++s.tries <= kMaxTries) {
+    s.up.pending.assign(1, Part{true, s.retry, {}, 0, true});  // never seen: once more
+    s.up.ended = false;
+    rehome(s, key);
+  } else if (s.down.received_end) {
+    discard(s.up, client_.get());  // the response is whole: it goes on to the client
+    s.up.ended = true;
+    finish_if_done(s);
+  } else if (goaway) {
+    reset(s, Error::refused_stream, std::nullopt);  // never seen: a gRPC client retries
+  } else if (!s.responded) {
+    respond_error(s, "the backend closed the connection");
+  } else {
+    reset(s, Error::internal, std::nullopt);
+  }
+}
+
+void H2Mux::rehome(Stream& s, std::optional<tcp::endpoint> key) {
+  s.upstream = upstream_for(key);
+  s.upstream->waiting.push_back(s.id);
+  open_waiting(*s.upstream);
 }
 
 H2Mux::Stream* H2Mux::stream_of(Peer& p, std::uint32_t id) {

@@ -615,13 +615,13 @@ class RouterGrpcTest(unittest.TestCase):
         self.dead = socket.socket()
         self.dead.bind(("127.0.0.1", 0))  # bound, never listening: refused
         self.addCleanup(self.dead.close)
-        routes = [{"header": "x-lpk-route", "value": v, "session": f"s-{v}",
-                   "target": f"127.0.0.1:{port}"}
-                  for v, port in (("a", self.servers["a"][1]), ("b", self.servers["b"][1]),
-                                  ("dead", self.dead.getsockname()[1]))]
-        path = os.path.join(tmp, "routes.json")
-        write_routes(path, routes, [f"127.0.0.1:{self.servers['original'][1]}"])
-        self.router = e2e.Router(path)
+        self.routes = [{"header": "x-lpk-route", "value": v, "session": f"s-{v}",
+                        "target": f"127.0.0.1:{port}"}
+                       for v, port in (("a", self.servers["a"][1]), ("b", self.servers["b"][1]),
+                                       ("dead", self.dead.getsockname()[1]))]
+        self.path = os.path.join(tmp, "routes.json")
+        write_routes(self.path, self.routes, [f"127.0.0.1:{self.servers['original'][1]}"])
+        self.router = e2e.Router(self.path)
         self.addCleanup(self.router.stop)
         self.router.wait_routes(lambda d: d["routes"])
 
@@ -710,6 +710,40 @@ class RouterGrpcTest(unittest.TestCase):
                          b"a a y")
         self.assertEqual(call(b"z", timeout=20 * e2e.SLACK), b"original - z")
         self.assertEqual(self.counts(), ({"a": 1, "b": 0, "dead": 1}, 1, 1))
+
+    def test_a_backend_that_breaks_http2_fails_its_calls_only(self):
+        import grpc
+
+        def broken(c, server):
+            got = b""
+            while len(got) < 24 + 9:  # the router's preface and its SETTINGS frame's header
+                data = c.recv(65536)
+                if not data:
+                    return
+                got += data
+            server.results.append(got[:24])
+            c.sendall(h2_frame(4, 0, b"12345"))  # a SETTINGS of 5 bytes: FRAME_SIZE_ERROR
+            while c.recv(65536):
+                pass
+
+        server = e2e.Server(broken)
+        self.addCleanup(server.close)
+        write_routes(self.path, self.routes + [{"header": "x-lpk-route", "value": "broken",
+                                                "session": "s-broken",
+                                                "target": f"127.0.0.1:{server.addr[1]}"}],
+                     [f"127.0.0.1:{self.servers['original'][1]}"])
+        self.router.wait_routes(lambda d: len(d["routes"]) == 4)
+        call = self.channel().unary_unary("/lpk.Echo/Call")
+        with self.assertRaises(grpc.RpcError) as failed:
+            call(b"x", metadata=(("x-lpk-route", "broken"),), timeout=20 * e2e.SLACK)
+        self.assertEqual(failed.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertEqual(server.results, [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"])
+        # The router closed that connection and tried no other; the client's goes on.
+        server.wait_for(lambda srv: srv.active == 0, what="the router to close the backend")
+        self.assertEqual(server.accepted, 1)
+        self.assertEqual(call(b"y", metadata=(("x-lpk-route", "a"),), timeout=20 * e2e.SLACK),
+                         b"a a y")
+        self.assertEqual(self.counts()[2], 1)
 
     def test_a_malformed_frame_ends_only_its_connection(self):
         call = self.channel().unary_unary("/lpk.Echo/Call")

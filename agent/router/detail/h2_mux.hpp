@@ -116,6 +116,7 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
     /// A request that was all headers, kept to send again when a backend's GOAWAY says it
     /// never saw it (nginx says so after each 1000 requests of a connection).
     std::vector<HeaderField> retry;
+    int tries = 0;  // connections it was sent again on
   };
 
   boost::asio::awaitable<void> serve_upstream(std::shared_ptr<Peer> peer);
@@ -137,6 +138,10 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
   void open_waiting(Peer& u);
   /// `u` closed (goaway: it said GOAWAY with `last`, and streams above it were not seen).
   void upstream_gone(Peer& u, bool goaway, std::uint32_t last);
+  /// `s` lost its upstream connection: sent again, finished, answered 502 or reset.
+  void stream_gone(Stream& s, bool goaway);
+  /// Queues `s` on the connection to `key` (a new one if need be).
+  void rehome(Stream& s, std::optional<boost::asio::ip::tcp::endpoint> key);
   Stream* stream_of(Peer& p, std::uint32_t id);
   /// Sends what `s`'s half toward the backend (up) or the client allows; ends the stream
   /// when both halves ended.
