@@ -135,6 +135,11 @@ asio::awaitable<void> Connection::run() {
     shared_->opaque_connections++;
     co_await serve_opaque(shared_->table.next_original(port_.port));
   }
+  if (h2_) {
+    requests_ = h2_->requests();
+    to_upstream_ = h2_->bytes_up();
+    to_client_ = h2_->bytes_down();
+  }
   auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
   spdlog::debug("router: {} connection on port {} ends: {} requests, {} bytes up, {} down, {} ms",

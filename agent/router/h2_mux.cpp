@@ -104,8 +104,6 @@ asio::awaitable<void> H2Mux::run() {
   auto self = shared_from_this();
   send(*client_, own_settings(true));
   co_await (read_client() && write_frames(client_));
-  spdlog::debug("router: HTTP/2 connection on port {} ends: {} streams routed", port_.port,
-                requests_);
   stop();
 }
 
@@ -167,6 +165,7 @@ asio::awaitable<void> H2Mux::write_frames(std::shared_ptr<Peer> p) {
     const std::size_t n = buffers.size();
     auto [ec, written] = co_await asio::async_write(p->socket, buffers, kTuple);
     if (ec) break;
+    (p->client ? to_client_ : to_upstream_) += written;
     for (std::size_t i = 0; i < n; ++i) {
       Item item = std::move(p->out.front());
       p->out.pop_front();

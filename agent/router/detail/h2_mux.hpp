@@ -53,6 +53,10 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
   void stop();
   /// GOAWAY to the client: the streams it has run to their end, then the connection closes.
   void drain();
+  /// For the connection's summary line: streams routed, bytes written to backends and client.
+  std::uint64_t requests() const { return requests_; }
+  std::uint64_t bytes_up() const { return to_upstream_; }
+  std::uint64_t bytes_down() const { return to_client_; }
 
  private:
   struct Peer;
@@ -166,6 +170,8 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
   bool goaway_received_ = false;
   bool stopped_ = false;
   std::uint64_t requests_ = 0;
+  std::uint64_t to_upstream_ = 0;
+  std::uint64_t to_client_ = 0;
 };
 
 }  // namespace lpk::router::detail
