@@ -169,7 +169,7 @@ asio::awaitable<void> H2Mux::write_frames(std::shared_ptr<Peer> p) {
     for (std::size_t i = 0; i < n; ++i) {
       Item item = std::move(p->out.front());
       p->out.pop_front();
-      if (item.credit == 0) p->control_bytes -= item.bytes.size();
+      if (item.control) p->control_bytes -= item.bytes.size();
       if (item.credit > 0 && !stopped_) give_back_item(item);
     }
   }
@@ -180,7 +180,7 @@ asio::awaitable<void> H2Mux::write_frames(std::shared_ptr<Peer> p) {
 
 void H2Mux::send(Peer& to, std::string bytes) {
   to.control_bytes += bytes.size();
-  to.out.push_back(Item{std::move(bytes), {}, 0, 0});
+  to.out.push_back(Item{std::move(bytes), {}, 0, 0, true});
   to.wake.cancel();
   if (to.control_bytes > kMaxControlQueued) {
     // A peer that sends (PINGs, requests) but does not read what they cause.

@@ -67,6 +67,7 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
     std::weak_ptr<Peer> sender;
     std::uint32_t stream = 0;  // on the sender's side
     std::uint32_t credit = 0;
+    bool control = false;  // counted in control_bytes (not DATA)
   };
   /// One HTTP/2 connection: the client's, or one to a backend.
   struct Peer {
