@@ -458,6 +458,36 @@ class RouterH2NginxTest(unittest.TestCase):
         self.assertEqual(doc["original"]["requests"], 2500)
         self.assertEqual(doc["h2_connections"], 2)
 
+    def test_requests_ended_by_empty_data_frames(self):
+        """HEADERS, then an empty DATA frame with END_STREAM: three requests one after the
+        other on one raw connection, each answered."""
+        def literal(name, value):  # HPACK literal without indexing, new name, no Huffman
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        s = socket.create_connection(("127.0.0.1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, b""))
+        block = b"".join(literal(n, v) for n, v in (
+            (b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/index.html"),
+            (b":authority", b"router")))
+        for stream in (1, 3, 5):
+            s.sendall(h2_frame(1, 4, block, stream) + h2_frame(0, 1, b"", stream))
+            headers, body = b"", b""
+            while True:
+                got = read_h2_frame(f)
+                self.assertIsNotNone(got, "the connection ended before the response")
+                kind, flags, on, payload = got
+                self.assertNotIn(kind, (3, 7), f"reset or GOAWAY: {payload!r}")
+                if on != stream:
+                    continue
+                headers += payload if kind == 1 else b""
+                body += payload if kind == 0 else b""
+                if flags & 1 and kind in (0, 1):
+                    break
+            self.assertIn(b"200", headers)
+            self.assertIn(b"hello from nginx behind lpk", body)
+
     def test_curl_prior_knowledge(self):
         curl = ["curl", "-sS", "--http2-prior-knowledge", "--noproxy", "*"]
         out = self.run_tool(curl + ["-H", "x-lpk-route: a", self.url + "/index.html"])
