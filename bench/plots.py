@@ -161,7 +161,8 @@ def rollout_charts(doc):
 
 def router_charts(doc):
     peers = doc["peers"]
-    values = {f"wrk -t1 -c{doc['concurrency']} keep-alive": {k: peers[k]["rps"] for k in peers}}
+    values = {f"wrk -t1 -c{doc['concurrency']} keep-alive":
+              {k: peers[k]["rps"] for k in ("direct", "haproxy", "router")}}
     caption = (f"Run {doc['date']} on {doc['nproc']} CPUs, load {' '.join(doc['load'])} at the "
                f"end; lpk {doc.get('commit', '?')}; median of {len(peers['router']['runs'])} "
                f"rounds of {doc['seconds']} s, peers alternating; a 600-byte page from one nginx "

@@ -22,7 +22,8 @@ peer_pkgs=(
   wrk haproxy                 # bench/router/run.sh and kubesim.py: straight, routed, HAProxy
   python3-grpcio              # a real gRPC client: capture_h2_first_flight.py, e2e_router,
                               # kubesim_services_e2e
-  nghttp2-client              # h2load: HTTP/2 through kubesim's ClusterIPs (test and bench)
+  nghttp2-client              # h2load: HTTP/2 through kubesim's ClusterIPs and through the
+                              # router (e2e_router, bench/router/run.sh)
 )
 # OCI images built from scratch and run without Docker or a registry (tools/images,
 # tests/images): buildah builds, skopeo pushes, umoci unpacks, crun runs; busybox-static is the

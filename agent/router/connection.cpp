@@ -10,10 +10,10 @@
 #include <utility>
 
 #include "agent/coro.hpp"
-#include "agent/router/h2_settings.hpp"
+#include "agent/router/detail/dial_backend.hpp"
+#include "agent/router/detail/h2_mux.hpp"
+#include "agent/router/h2_frame.hpp"
 #include "agent/router/h2_sniff.hpp"
-#include "proxy/tunnel/dial.hpp"
-#include "proxy/tunnel/listen.hpp"
 
 namespace lpk::router::detail {
 
@@ -114,12 +114,14 @@ Connection::~Connection() {
 }
 
 void Connection::drain() {
+  if (h2_) h2_->drain();
   if (idle_) stop();
 }
 
 void Connection::stop() {
   error_code ec;
   client_.close(ec);
+  if (h2_) h2_->stop();
   for (auto& u : upstreams_) u->socket.close(ec);
 }
 
@@ -132,6 +134,11 @@ asio::awaitable<void> Connection::run() {
   } else if (protocol == Protocol::other) {
     shared_->opaque_connections++;
     co_await serve_opaque(shared_->table.next_original(port_.port));
+  }
+  if (h2_) {
+    requests_ = h2_->requests();
+    to_upstream_ = h2_->bytes_up();
+    to_client_ = h2_->bytes_down();
   }
   auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
@@ -174,62 +181,26 @@ asio::awaitable<void> Connection::serve_opaque(std::optional<tcp::endpoint> to) 
 
 asio::awaitable<void> Connection::serve_h2() {
   shared_->h2_connections++;
-  // The router's own SETTINGS first, for clients that wait for it (h2_settings.hpp).
-  if (co_await write_all(client_, kEmptySettingsFrame, to_client_)) co_return;
-  H2FirstRequest first;
-  for (;;) {
-    first = sniff_h2_first_request(in_.data());
-    if (first.status != SniffStatus::need_more || in_.full() || client_eof_) break;
-    auto ec = co_await read_more(client_, in_);
-    if (ec == asio::error::eof)
-      client_eof_ = true;
-    else if (ec)
-      co_return;
-  }
-  // The whole connection goes where its first request's header says; a connection that is
-  // not valid HTTP/2 goes to an original, which answers it as HTTP/2 servers do.
-  auto to = first.status != SniffStatus::found
-                ? shared_->table.next_original(port_.port)
-                : shared_->table
-                      .pick(
-                          [&first](std::string_view name) -> std::optional<std::string_view> {
-                            for (const auto& [n, v] : first.headers) {
-                              if (n == name) return v;
-                            }
-                            return std::nullopt;
-                          },
-                          port_.port)
-                      .endpoint;
-  std::string why;
-  auto* up = (to || !port_.fallback_host.empty()) ? co_await upstream_for(to, why) : nullptr;
-  if (!up) {
-    spdlog::debug("router: HTTP/2 connection on port {} closed: {}", port_.port,
-                  why.empty() ? "no original pod known" : why);
-    co_return;
-  }
-  co_await (pump_h2_client(*up) && pump(up->socket, up->buffer, client_, false, to_client_));
-}
-
-asio::awaitable<void> Connection::pump_h2_client(Upstream& up) {
-  SettingsAckFilter filter;
-  while (!filter.found() && !client_eof_) {
-    auto step = filter.scan(in_.data());
-    if (step.pass > 0 &&
-        co_await write_all(up.socket, in_.data().substr(0, step.pass), to_upstream_)) {
-      stop();
-      co_return;
-    }
-    in_.consume(step.pass + (step.found ? 9 : 0));  // the ACK of the router's SETTINGS
-    if (step.found) break;
+  // RFC 9113 3.4: a SETTINGS frame follows the preface; its header decides.
+  while (in_.data().size() < kH2Preface.size() + h2::kFrameHeaderSize && !client_eof_) {
     auto ec = co_await read_more(client_, in_);
     if (ec == asio::error::eof) {
       client_eof_ = true;
     } else if (ec) {
-      stop();
       co_return;
     }
   }
-  co_await pump(client_, in_, up.socket, client_eof_, to_upstream_);
+  auto first = in_.data().substr(kH2Preface.size());
+  const bool settings = first.size() >= h2::kFrameHeaderSize && first[3] == h2::kSettings &&
+                        (first[4] & h2::kAck) == 0 && h2::read_be(first, 5, 4) == 0 &&
+                        h2::read_be(first, 0, 3) % 6 == 0 &&
+                        h2::read_be(first, 0, 3) <= h2::kDefaultMaxFrame;
+  if (!settings || client_eof_) {
+    // Not HTTP/2 after all: to an original, unchanged, which answers it as it does.
+    co_return co_await serve_opaque(shared_->table.next_original(port_.port));
+  }
+  h2_ = std::make_shared<H2Mux>(shared_, std::move(client_), in_.data(), port_);
+  co_await h2_->run();
 }
 
 asio::awaitable<void> Connection::serve_http1() {
@@ -401,30 +372,14 @@ asio::awaitable<Connection::Upstream*> Connection::upstream_for(std::optional<tc
     if (u->key == key) up = u.get();
   }
   if (up && up->socket.is_open()) co_return up;
-  auto timeout = shared_->options.connect_timeout;
-  tunnel::DialResult dialled;
-  std::string target;
-  if (to) {
-    target = tunnel::endpoint_text(*to);
-    std::vector<tcp::endpoint> endpoints{*to};
-    dialled = co_await tunnel::dial_tcp(endpoints, timeout);
-  } else {
-    tunnel::Target fallback;
-    fallback.host = port_.fallback_host;
-    fallback.port = port_.fallback_port;
-    target = fallback.to_string();
-    dialled = co_await tunnel::resolve_and_dial(fallback, timeout);
-  }
-  if (!dialled.socket) {
-    why = target + ": " + tunnel::describe(dialled.code, dialled.reason);
-    co_return nullptr;
-  }
+  auto socket = co_await dial_backend(to, port_, shared_->options.connect_timeout, why);
+  if (!socket) co_return nullptr;
   if (!up) {
     if (upstreams_.size() >= kMaxUpstreams) upstreams_.erase(upstreams_.begin());
-    upstreams_.push_back(std::make_unique<Upstream>(key, std::move(*dialled.socket)));
+    upstreams_.push_back(std::make_unique<Upstream>(key, std::move(*socket)));
     co_return upstreams_.back().get();
   }
-  up->socket = std::move(*dialled.socket);
+  up->socket = std::move(*socket);
   up->buffer.consume(up->buffer.data().size());
   up->reused = false;
   co_return up;

@@ -1,5 +1,6 @@
 #include "agent/router/hpack.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -200,7 +201,37 @@ HpackError decode_string(std::string_view block, std::size_t& pos, std::string& 
   return huffman_decode(raw, value);
 }
 
+void encode_integer(std::uint64_t value, int prefix_bits, std::uint8_t first, std::string& out) {
+  const std::uint64_t mask = (1u << prefix_bits) - 1;
+  if (value < mask) {
+    out.push_back(static_cast<char>(first | value));
+    return;
+  }
+  out.push_back(static_cast<char>(first | mask));
+  for (value -= mask; value >= 0x80; value >>= 7) {
+    out.push_back(static_cast<char>(0x80 | (value & 0x7f)));
+  }
+  out.push_back(static_cast<char>(value));
+}
+
 }  // namespace detail
+
+void HpackEncoder::encode(const std::vector<HeaderField>& fields, std::string& out) {
+  out.push_back(0x20);  // 6.3: dynamic table size 0
+  for (const auto& [name, value] : fields) {
+    auto known = std::find_if(kStaticTable.begin(), kStaticTable.end(),
+                              [&n = name](const auto& entry) { return entry.first == n; });
+    if (known != kStaticTable.end()) {
+      detail::encode_integer(known - kStaticTable.begin() + 1, 4, 0x00, out);
+    } else {
+      out.push_back(0x00);
+      detail::encode_integer(name.size(), 7, 0x00, out);
+      out.append(name);
+    }
+    detail::encode_integer(value.size(), 7, 0x00, out);
+    out.append(value);
+  }
+}
 
 HpackDecoder::HpackDecoder(std::size_t max_table_size, std::size_t max_list_size)
     : capacity_(max_table_size), max_table_size_(max_table_size), max_list_size_(max_list_size) {}

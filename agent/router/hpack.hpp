@@ -1,5 +1,6 @@
 #pragma once
-// HPACK (RFC 7541): the decoder of HTTP/2 header blocks, for routing on request headers.
+// HPACK (RFC 7541): the decoder of HTTP/2 header blocks, for routing on request headers, and
+// the stateless encoder of the blocks the router sends on.
 
 #include <cstddef>
 #include <cstdint>
@@ -62,7 +63,20 @@ class HpackDecoder {
   std::size_t list_size_ = 0;
 };
 
+/// Encodes header blocks as literals without indexing (6.2.2), the name indexed from the
+/// static table when it is there, strings raw: no dynamic table, so no state, and any peer's
+/// SETTINGS_HEADER_TABLE_SIZE suits it. Each block starts with a dynamic table size update to 0
+/// (6.3), which a decoder whose table limit was lowered expects.
+class HpackEncoder {
+ public:
+  /// Appends the block of `fields`, in order, to `out`.
+  static void encode(const std::vector<HeaderField>& fields, std::string& out);
+};
+
 namespace detail {
+/// RFC 7541 5.1: appends `value` as an integer with an N-bit prefix; `first` holds the bits
+/// above the prefix.
+void encode_integer(std::uint64_t value, int prefix_bits, std::uint8_t first, std::string& out);
 /// RFC 7541 5.1: an integer with an N-bit prefix at block[pos]; advances pos past it.
 HpackError decode_integer(std::string_view block, std::size_t& pos, int prefix_bits,
                           std::uint64_t& value);

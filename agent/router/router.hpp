@@ -2,8 +2,8 @@
 // `lpk-agent router`: the request router of header-routed intercepts (issue 14,
 // docs/router.md). Accepts on each service port; a request whose routing header names a
 // session goes to that session's agent pod, everything else to the original pods (round robin),
-// or to a fallback address when none is known. HTTP/1.1 is routed per request, HTTP/2 per
-// connection (by its first request), anything else passes unchanged to an original pod. An
+// or to a fallback address when none is known. HTTP/1.1 and HTTP/2 are routed per request (an
+// HTTP/2 stream: detail/h2_mux.hpp), anything else passes unchanged to an original pod. An
 // admin port answers GET /healthz and GET /routes.
 //
 // Threading: everything runs on the executor given (one thread); update() and stop() too.
@@ -74,8 +74,9 @@ class Router {
   void update(RouteSet routes);
   /// Stops accepting (the admin port too, so readiness fails) and lets the connections end:
   /// an HTTP/1 connection between requests closes at once, one within an exchange after it.
-  /// `on_drained` is called once no connection is left (at once when none is). Opaque,
-  /// HTTP/2 and upgraded connections run on until they end or stop() closes them.
+  /// `on_drained` is called once no connection is left (at once when none is). An HTTP/2
+  /// client gets a GOAWAY and its connection closes once its streams end. Opaque and upgraded
+  /// connections run on until they end or stop() closes them.
   void drain(std::function<void()> on_drained);
   /// Closes the listeners and every connection; idempotent.
   void stop();

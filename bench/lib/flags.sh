@@ -19,7 +19,7 @@ bench_common_flag() {
   local prog=$1 flag=$2 var=""
   shift
   # Only a flag-shaped word is looked up: a subscript is expanded, and ARGS are the user's.
-  [[ $flag =~ ^--[a-z][a-z-]*$ ]] && var=${INT_FLAGS[$flag]:-}
+  [[ $flag =~ ^--[a-z][a-z0-9-]*$ ]] && var=${INT_FLAGS[$flag]:-}
   BENCH_SHIFT=2
   case $flag in
     --build-dir) bench_need_value "$prog" "$@"; BUILD=$(realpath -m "$2") ;;

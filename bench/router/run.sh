@@ -10,28 +10,30 @@
 #            would otherwise put there
 # Prints requests/s (median of the rounds), each proxy's ratio to direct and the p50 latency it
 # adds, writes OUT/router.json and router.md and draws the chart (docs/bench/router-rate.svg for
-# bench/results, bench/plots.py).
+# bench/results, bench/plots.py). An HTTP/2 row follows: h2load -c1 -m10 -nH2N (prior knowledge,
+# one connection, 10 streams at a time) to nginx's h2c port directly and through a second router
+# whose original it is (each stream routed on its own), peers alternating in every round.
 #
-#   bench/router/run.sh [--secs 5] [--rounds 3] [--concurrency 16] [--build-dir DIR]
-#                       [--no-build] [--out DIR] [--nice N]
+#   bench/router/run.sh [--secs 5] [--rounds 3] [--concurrency 16] [--h2-requests 20000]
+#                       [--build-dir DIR] [--no-build] [--out DIR] [--nice N]
 # Everything stays on 127.0.0.1; every child is killed on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COMMAND="bench/router/run.sh $*"
 BUILD=${LPK_BUILD_DIR:-$ROOT/build-bench}
-SECS=5 ROUNDS=3 CONC=16 OUT=$ROOT/bench/results BUILD_IT=1
+SECS=5 ROUNDS=3 CONC=16 H2N=20000 OUT=$ROOT/bench/results BUILD_IT=1
 NICE=0; [[ $(id -u) == 0 ]] && NICE=-10
 
 source "$ROOT/bench/lib/flags.sh"
-declare -A INT_FLAGS=([--secs]=SECS [--rounds]=ROUNDS [--concurrency]=CONC)
+declare -A INT_FLAGS=([--secs]=SECS [--rounds]=ROUNDS [--concurrency]=CONC [--h2-requests]=H2N)
 while [[ $# -gt 0 ]]; do
   case $1 in
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) bench_common_flag router/run.sh "$@"; shift "$BENCH_SHIFT" ;;
   esac
 done
-for tool in nginx wrk haproxy; do
+for tool in nginx wrk haproxy h2load; do
   command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
     { echo "router/run.sh: $tool is missing; run tools/install-deps.sh" >&2; exit 1; }
 done
@@ -56,6 +58,7 @@ AGENT=$BUILD/agent/lpk-agent
 mkdir -p "$TMP/www" "$TMP/nginx"
 head -c 600 /dev/zero | tr '\0' 'x' >"$TMP/www/index.html"
 NGINX_PORT=$(free_port)
+H2_PORT=$(free_port)
 cat >"$TMP/nginx.conf" <<EOF
 daemon off;
 master_process off;
@@ -72,10 +75,12 @@ http {
   uwsgi_temp_path $TMP/nginx/uwsgi;
   scgi_temp_path $TMP/nginx/scgi;
   server { listen 127.0.0.1:$NGINX_PORT; root $TMP/www; }
+  server { listen 127.0.0.1:$H2_PORT http2; root $TMP/www; }
 }
 EOF
 spawn nginx nginx -p "$TMP/nginx" -c "$TMP/nginx.conf" -e "$TMP/nginx/error.log"
 wait_port "$NGINX_PORT" 10
+wait_port "$H2_PORT" 10
 
 cat >"$TMP/routes.json" <<EOF
 {"routes": [{"header": "x-lpk-route", "value": "someone-else", "session": "bench",
@@ -85,6 +90,15 @@ EOF
 spawn router "$AGENT" router --service bench --port 0 --admin-port 0 --routes-file "$TMP/routes.json" --log-level warn
 ROUTER_PORT=$(wait_line router '^router ' 10 | sed -E 's/.*:([0-9]+)$/\1/')
 wait_line router '^router-admin ' 10 >/dev/null
+
+cat >"$TMP/routes-h2.json" <<EOF
+{"routes": [{"header": "x-lpk-route", "value": "someone-else", "session": "bench",
+             "target": "127.0.0.1:$H2_PORT"}],
+ "originals": ["127.0.0.1:$H2_PORT"]}
+EOF
+spawn router_h2 "$AGENT" router --service bench --port 0 --admin-port 0 --routes-file "$TMP/routes-h2.json" --log-level warn
+ROUTER_H2_PORT=$(wait_line router_h2 '^router ' 10 | sed -E 's/.*:([0-9]+)$/\1/')
+wait_line router_h2 '^router-admin ' 10 >/dev/null
 
 HAPROXY_PORT=$(free_port)
 cat >"$TMP/haproxy.cfg" <<EOF
@@ -124,6 +138,19 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+log "h2load -c1 -m10 -n$H2N (h2c), $ROUNDS round(s)"
+declare -A TO_H2=([h2_direct]=$H2_PORT [h2_router]=$ROUTER_H2_PORT)
+for round in $(seq "$ROUNDS"); do
+  for peer in h2_direct h2_router; do
+    run_fg 120 h2load -c1 -m10 -n"$H2N" "http://127.0.0.1:${TO_H2[$peer]}/index.html" >"$TMP/h2load.out"
+    rps=$(awk '/^finished in/ {print $4}' "$TMP/h2load.out")
+    failed=$(awk '/^requests:/ {print $10}' "$TMP/h2load.out")
+    log "$peer #$round: $rps requests/s, $failed failed"
+    echo "{\"peer\": \"$peer\", \"round\": $round, \"rps\": $rps, \"failed\": $failed}" \
+      >>"$TMP/samples.jsonl"
+  done
+done
+
 mkdir -p "$OUT"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 - "$TMP/samples.jsonl" "$OUT/router.json" "$CONC" "$SECS" "$COMMAND" "$COMMIT" <<'PY'
@@ -144,6 +171,10 @@ out = {"date": datetime.datetime.utcnow().isoformat() + "Z", "nproc": os.cpu_cou
        "load": open("/proc/loadavg").read().split()[:3], "concurrency": int(sys.argv[3]),
        "seconds": int(sys.argv[4]), "peers": peers, "floor_ratio": 0.8,
        "command": sys.argv[5], "commit": sys.argv[6]}
+for peer in ("h2_direct", "h2_router"):
+    runs = [s for s in samples if s["peer"] == peer]
+    peers[peer] = {"rps": statistics.median(r["rps"] for r in runs), "runs": runs}
+out["h2_router_over_direct"] = peers["h2_router"]["rps"] / peers["h2_direct"]["rps"]
 for peer in ("router", "haproxy"):
     out[f"{peer}_over_direct"] = peers[peer]["rps"] / peers["direct"]["rps"]
     out[f"{peer}_p50_added_us"] = peers[peer]["p50_us"] - peers["direct"]["p50_us"]
@@ -162,7 +193,13 @@ met = "met" if out["router_over_direct"] >= 0.8 else "NOT met"
 lines += ["", f"router / direct: {out['router_over_direct']:.2f}, haproxy / direct: "
           f"{out['haproxy_over_direct']:.2f}, router / haproxy: "
           f"{peers['router']['rps'] / peers['haproxy']['rps']:.2f}. "
-          f"Floor of issue 14 (router >= 0.8x direct): {met}."]
+          f"Floor of issue 14 (router >= 0.8x direct): {met}.", "",
+          "HTTP/2 (h2c), h2load -c1 -m10: one connection, 10 streams at a time, each routed:", "",
+          "| peer | requests/s (median) | ratio to direct | failed |", "|---|---|---|---|"]
+for peer in ("h2_direct", "h2_router"):
+    p = peers[peer]
+    lines.append(f"| {peer} | {p['rps']:.0f} | {p['rps'] / peers['h2_direct']['rps']:.2f} | "
+                 f"{sum(r['failed'] for r in p['runs'])} |")
 open(os.path.splitext(sys.argv[2])[0] + ".md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

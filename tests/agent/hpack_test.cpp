@@ -290,5 +290,63 @@ TEST(Huffman, PaddingAndEosErrors) {
   EXPECT_EQ(decode_error("40 82 1f ff 00"), HpackError::bad_huffman);
 }
 
+TEST(HpackEncoder, IntegersRoundTripAtEveryPrefix) {
+  for (int prefix = 1; prefix <= 8; ++prefix) {
+    for (std::uint64_t v :
+         {0ull, 1ull, 30ull, 31ull, 127ull, 128ull, 255ull, 1337ull, 65535ull, 4294967295ull}) {
+      std::string out;
+      detail::encode_integer(v, prefix, 0, out);
+      std::uint64_t back = 0;
+      std::size_t pos = 0;
+      ASSERT_EQ(detail::decode_integer(out, pos, prefix, back), HpackError::none) << v;
+      EXPECT_EQ(back, v);
+      EXPECT_EQ(pos, out.size());
+    }
+  }
+  std::string c12;  // C.1.2: 1337 with a 5-bit prefix
+  detail::encode_integer(1337, 5, 0, c12);
+  EXPECT_EQ(c12, from_hex("1f9a0a"));
+}
+
+TEST(HpackEncoder, RoundTripsThroughTheDecoder) {
+  const Fields request{{":method", "POST"},
+                       {":scheme", "http"},
+                       {":path", "/lpk.Echo/Call"},
+                       {":authority", "api:50051"},
+                       {"content-type", "application/grpc"},
+                       {"te", "trailers"},
+                       {"x-lpk-route", "alice"},
+                       {"empty", ""},
+                       {"x-long", std::string(5000, 'v')},
+                       {"user-agent", "grpc-python/1.51"}};
+  const Fields response{{":status", "200"}, {"grpc-status", "0"}, {"set-cookie", "a=b"}};
+  // One decoder for both blocks, as a connection has: the encoder must leave its table alone.
+  HpackDecoder decoder(4096);
+  for (const auto* fields : {&request, &response, &request}) {
+    std::string block;
+    HpackEncoder::encode(*fields, block);
+    Fields out;
+    ASSERT_EQ(decoder.decode(block, out), HpackError::none);
+    EXPECT_EQ(out, *fields);
+    EXPECT_EQ(decoder.table_size(), 0u);
+  }
+}
+
+TEST(HpackEncoder, NamesOfTheStaticTableAreIndexed) {
+  std::string block;
+  HpackEncoder::encode({{":path", "/x"}, {"x-new", "v"}}, block);
+  // 0x20: table size 0; 0x04: literal without indexing, name index 4 (:path); then a new name.
+  EXPECT_EQ(block, from_hex("20 04 02 2f78 00 05 782d6e6577 01 76"));
+}
+
+TEST(HpackEncoder, ADecoderWithATableOfZeroTakesIt) {
+  HpackDecoder decoder(0);
+  std::string block;
+  HpackEncoder::encode({{":status", "204"}}, block);
+  Fields out;
+  ASSERT_EQ(decoder.decode(block, out), HpackError::none);
+  EXPECT_EQ(out, (Fields{{":status", "204"}}));
+}
+
 }  // namespace
 }  // namespace lpk::router

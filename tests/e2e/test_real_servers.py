@@ -29,14 +29,16 @@ http {{
   scgi_temp_path {dir}/scgi;
   types {{ text/html html; application/octet-stream bin; }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{listen_extra};
     root {dir}/www;
   }}
 }}
 """
 
 
-def start_nginx(tmp):
+def start_nginx(tmp, http2=False):
+    """nginx serving index.html and a 64 MiB big.bin; http2: HTTP/2 with prior knowledge (h2c)
+    on its cleartext port instead of HTTP/1.1."""
     os.makedirs(f"{tmp}/www")
     with open(f"{tmp}/www/index.html", "w") as f:
         f.write("<html><body>hello from nginx behind lpk</body></html>\n")
@@ -47,7 +49,7 @@ def start_nginx(tmp):
     def start():
         port = e2e.free_port()
         with open(f"{tmp}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=tmp, port=port))
+            f.write(NGINX_CONF.format(dir=tmp, port=port, listen_extra=" http2" if http2 else ""))
         log = f"{tmp}/error.log"
         if os.path.exists(log):
             os.unlink(log)

@@ -14,6 +14,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -120,6 +121,21 @@ def write_routes(path, routes, originals):
     with open(path + ".new", "w") as f:
         json.dump({"routes": routes, "originals": originals}, f)
     os.rename(path + ".new", path)
+
+
+def router_peak_kib(router):
+    """The router's peak RSS (VmHWM) so far, in KiB."""
+    with open(f"/proc/{router.p.pid}/status") as status:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
+
+
+def rss_bound_kib(router, bound=64 * 1024):
+    """What the router's peak RSS stays under whatever the bodies' size (KiB). AddressSanitizer
+    keeps freed memory in quarantine (up to 256 MiB): there the bound only shows the bodies were
+    never held whole."""
+    with open(f"/proc/{router.p.pid}/maps") as maps:
+        sanitized = "libasan" in maps.read()
+    return 384 * 1024 if sanitized else bound
 
 
 class RouterHttpTest(unittest.TestCase):
@@ -415,6 +431,104 @@ class RouterEdgesTest(unittest.TestCase):
         self.assertEqual(router.wait_exit(10), 0)
 
 
+class RouterH2NginxTest(unittest.TestCase):
+    """HTTP/2 with prior knowledge (h2c) from h2load and curl to nginx, the original, and a
+    second nginx behind a route: per stream, on one client connection each."""
+
+    def setUp(self):
+        e2e.require_tools("nginx", "h2load", "curl")
+        self.tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.nginx, port, self.big_digest = start_nginx(os.path.join(self.tmp, "o"), http2=True)
+        self.addCleanup(self.nginx.stop)
+        session_dir = os.path.join(self.tmp, "a")
+        self.session, session_port, _ = start_nginx(session_dir, http2=True)
+        self.addCleanup(self.session.stop)
+        with open(os.path.join(session_dir, "www", "index.html"), "w") as f:
+            f.write("hello from session a\n")
+        path = os.path.join(self.tmp, "routes.json")
+        write_routes(path, [{"header": "x-lpk-route", "value": "a", "session": "s-a",
+                             "target": f"127.0.0.1:{session_port}"}], [f"127.0.0.1:{port}"])
+        self.router = e2e.Router(path)
+        self.addCleanup(self.router.stop)
+        self.router.wait_routes(lambda d: d["routes"])
+        self.url = f"http://127.0.0.1:{self.router.ports[0]}"
+
+    def run_tool(self, argv, timeout=120):
+        import subprocess
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout * e2e.SLACK)
+        self.assertEqual(out.returncode, 0, f"{argv}: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+        return out.stdout
+
+    def test_h2load_streams_each_go_where_their_header_says(self):
+        # nginx ends an HTTP/2 connection with GOAWAY after 1000 requests: the streams it had
+        # not seen go again on a new connection, and no request fails.
+        out = self.run_tool(["h2load", "-c1", "-m10", "-n2500", self.url + "/index.html"])
+        self.assertIn("2500 succeeded, 0 failed", out)
+        out = self.run_tool(["h2load", "-c1", "-m10", "-n1200", "-H", "x-lpk-route: a",
+                             self.url + "/index.html"])
+        self.assertIn("1200 succeeded, 0 failed", out)
+        doc = self.router.routes()
+        self.assertEqual(doc["routes"][0]["requests"], 1200)
+        self.assertEqual(doc["original"]["requests"], 2500)
+        self.assertEqual(doc["h2_connections"], 2)
+
+    def test_requests_ended_by_empty_data_frames(self):
+        """HEADERS, then an empty DATA frame with END_STREAM: three requests one after the
+        other on one raw connection, each answered."""
+        def literal(name, value):  # HPACK literal without indexing, new name, no Huffman
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        s = socket.create_connection(("127.0.0.1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, b""))
+        block = b"".join(literal(n, v) for n, v in (
+            (b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/index.html"),
+            (b":authority", b"router")))
+        for stream in (1, 3, 5):
+            s.sendall(h2_frame(1, 4, block, stream) + h2_frame(0, 1, b"", stream))
+            headers, body = b"", b""
+            while True:
+                got = read_h2_frame(f)
+                self.assertIsNotNone(got, "the connection ended before the response")
+                kind, flags, on, payload = got
+                self.assertNotIn(kind, (3, 7), f"reset or GOAWAY: {payload!r}")
+                if on != stream:
+                    continue
+                headers += payload if kind == 1 else b""
+                body += payload if kind == 0 else b""
+                if flags & 1 and kind in (0, 1):
+                    break
+            self.assertIn(b"200", headers)
+            self.assertIn(b"hello from nginx behind lpk", body)
+
+    def test_curl_prior_knowledge(self):
+        curl = ["curl", "-sS", "--http2-prior-knowledge", "--noproxy", "*"]
+        out = self.run_tool(curl + ["-H", "x-lpk-route: a", self.url + "/index.html"])
+        self.assertEqual(out, "hello from session a\n")
+        out = self.run_tool(curl + [self.url + "/index.html"])
+        self.assertIn("hello from nginx behind lpk", out)
+        out = self.run_tool(curl + ["-w", "%{http_code} %{http_version}", "-o", "/dev/null",
+                                    self.url + "/missing"])
+        self.assertEqual(out, "404 2")
+
+    def test_64_mib_down_to_a_slow_reader_with_bounded_memory(self):
+        # curl reads at 32 MB/s, slower than nginx writes: the router holds no more than the
+        # windows it gives nginx.
+        target = os.path.join(self.tmp, "big.bin")
+        self.run_tool(["curl", "-sS", "--http2-prior-knowledge", "--noproxy", "*",
+                       "--limit-rate", "32M", "-o", target, self.url + "/big.bin"])
+        digest = hashlib.sha256()
+        with open(target, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        self.assertEqual(digest.hexdigest(), self.big_digest)
+        peak = router_peak_kib(self.router)
+        # Half the body (it peaks near 13 MiB here).
+        self.assertLess(peak, rss_bound_kib(self.router, 32 * 1024), f"router peak RSS {peak} KiB")
+
+
 class RouterBigBodiesTest(unittest.TestCase):
     """1 GiB each way through the router with its memory bounded."""
 
@@ -465,37 +579,70 @@ class RouterBigBodiesTest(unittest.TestCase):
         r = read_response(f)
         self.assertEqual(r.status, 200)
         self.assertTrue(r.body.endswith(f" {total}\n".encode()), r.body)
-        with open(f"/proc/{router.p.pid}/status") as status:
-            peak = int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
-        with open(f"/proc/{router.p.pid}/maps") as maps:
-            sanitized = "libasan" in maps.read()
-        # AddressSanitizer keeps freed memory in quarantine (up to 256 MiB): there the bound
-        # only shows the bodies were never held whole (2 GiB went through).
-        bound = 384 * 1024 if sanitized else 64 * 1024
-        self.assertLess(peak, bound, f"router peak RSS {peak} KiB after 2 GiB")
+        peak = router_peak_kib(router)
+        self.assertLess(peak, rss_bound_kib(router), f"router peak RSS {peak} KiB after 2 GiB")
 
 
-def start_grpc_server(name):
-    """A gRPC server (python3-grpcio, generic handler, bytes in and out) whose one method
-    /lpk.Echo/Call answers `NAME ROUTE-METADATA REQUEST`."""
+def start_grpc_server(name, max_streams=None):
+    """A gRPC server (python3-grpcio, generic handlers, bytes in and out) of service lpk.Echo:
+    Call answers `NAME ROUTE-METADATA REQUEST`; Chat answers each message so, as it comes; Sink
+    answers `NAME SHA256 LENGTH` of all the messages of a client stream. `server.peers` holds
+    the addresses of the connections calls came on. max_streams: its
+    SETTINGS_MAX_CONCURRENT_STREAMS."""
     import grpc
     from concurrent import futures
 
-    def call(request, context):
-        metadata = dict(context.invocation_metadata())
-        return f"{name} {metadata.get('x-lpk-route', '-')} ".encode() + request
+    peers = set()
 
-    handler = grpc.method_handlers_generic_handler(
-        "lpk.Echo", {"Call": grpc.unary_unary_rpc_method_handler(call)})
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    def prefix(context):
+        peers.add(context.peer())
+        return f"{name} {dict(context.invocation_metadata()).get('x-lpk-route', '-')} ".encode()
+
+    def call(request, context):
+        return prefix(context) + request
+
+    def chat(requests, context):
+        for r in requests:
+            yield prefix(context) + r
+
+    def sink(requests, context):
+        digest, n = hashlib.sha256(), 0
+        for r in requests:
+            digest.update(r)
+            n += len(r)
+        return prefix(context) + f"{digest.hexdigest()} {n}".encode()
+
+    handler = grpc.method_handlers_generic_handler("lpk.Echo", {
+        "Call": grpc.unary_unary_rpc_method_handler(call),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat),
+        "Sink": grpc.stream_unary_rpc_method_handler(sink)})
+    options = [("grpc.max_receive_message_length", 4 << 20)]
+    if max_streams:
+        options.append(("grpc.max_concurrent_streams", max_streams))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    server.peers = peers
     return server, port
 
 
+def h2_frame(kind, flags, payload, stream=0):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def read_h2_frame(f):
+    """(type, flags, stream, payload) of the next frame, or None at EOF."""
+    head = f.read(9)
+    if len(head) < 9:
+        return None
+    payload = f.read(int.from_bytes(head[:3], "big"))
+    return head[3], head[4], int.from_bytes(head[5:9], "big") & 0x7fffffff, payload
+
+
 class RouterGrpcTest(unittest.TestCase):
-    """HTTP/2 routes per connection, by its first request's headers (gRPC metadata)."""
+    """HTTP/2 routes per stream: each call by its own headers (gRPC metadata), on one client
+    connection."""
 
     def setUp(self):
         try:
@@ -504,43 +651,199 @@ class RouterGrpcTest(unittest.TestCase):
             self.skipTest("python3-grpcio is missing (run tools/install-deps.sh)")
         tmp = tempfile.mkdtemp(prefix="lpk-e2e-router-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        servers = {}
-        for name in ("original", "a"):
-            server, port = start_grpc_server(name)
+        self.servers = {}
+        for name in ("original", "a", "b"):
+            # b takes 3 streams at a time: the router queues the others (RFC 9113 5.1.2).
+            server, port = start_grpc_server(name, 3 if name == "b" else None)
             self.addCleanup(server.stop, None)
-            servers[name] = port
-        path = os.path.join(tmp, "routes.json")
-        write_routes(path, [{"header": "x-lpk-route", "value": "a", "session": "s-a",
-                             "target": f"127.0.0.1:{servers['a']}"}],
-                     [f"127.0.0.1:{servers['original']}"])
-        self.router = e2e.Router(path)
+            self.servers[name] = (server, port)
+        self.dead = socket.socket()
+        self.dead.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        self.addCleanup(self.dead.close)
+        self.routes = [{"header": "x-lpk-route", "value": v, "session": f"s-{v}",
+                        "target": f"127.0.0.1:{port}"}
+                       for v, port in (("a", self.servers["a"][1]), ("b", self.servers["b"][1]),
+                                       ("dead", self.dead.getsockname()[1]))]
+        self.path = os.path.join(tmp, "routes.json")
+        write_routes(self.path, self.routes, [f"127.0.0.1:{self.servers['original'][1]}"])
+        self.router = e2e.Router(self.path)
         self.addCleanup(self.router.stop)
         self.router.wait_routes(lambda d: d["routes"])
 
-    def call(self, payload, metadata=()):
-        """One call on a channel (so one connection) of its own."""
+    def channel(self):
+        """A channel (so one connection) of its own: grpc shares connections between channels
+        to one target unless told not to; no proxy from the environment."""
         import grpc
-        # A channel of its own: grpc shares connections between channels to one target unless
-        # told not to; no proxy from the environment.
-        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_http_proxy", 0)]
-        with grpc.insecure_channel(f"127.0.0.1:{self.router.ports[0]}", options=options) as ch:
-            method = ch.unary_unary("/lpk.Echo/Call")
-            return method(payload, metadata=metadata, timeout=20 * e2e.SLACK)
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_http_proxy", 0),
+                   ("grpc.enable_retries", 0)]
+        ch = grpc.insecure_channel(f"127.0.0.1:{self.router.ports[0]}", options=options)
+        self.addCleanup(ch.close)
+        return ch
+
+    def call(self, payload, metadata=()):
+        """One call on a channel of its own."""
+        with self.channel() as ch:
+            return ch.unary_unary("/lpk.Echo/Call")(payload, metadata=metadata,
+                                                     timeout=20 * e2e.SLACK)
+
+    def counts(self):
+        doc = self.router.routes()
+        return ({r["value"]: r["requests"] for r in doc["routes"]}, doc["original"]["requests"],
+                doc["h2_connections"])
 
     def test_metadata_picks_the_session_and_none_the_original(self):
         self.assertEqual(self.call(b"one", (("x-lpk-route", "a"),)), b"a a one")
         self.assertEqual(self.call(b"two"), b"original - two")
-        self.assertEqual(self.call(b"three", (("x-lpk-route", "b"),)), b"original b three")
+        self.assertEqual(self.call(b"three", (("x-lpk-route", "c"),)), b"original c three")
         big = os.urandom(1 << 20)
         self.assertEqual(self.call(big, (("x-lpk-route", "a"),)), b"a a " + big)
-        doc = self.router.routes()
-        self.assertEqual(doc["h2_connections"], 4)
-        self.assertEqual(doc["routes"][0]["requests"], 2)  # per connection
-        self.assertEqual(doc["original"]["requests"], 2)
+        self.assertEqual(self.counts(), ({"a": 2, "b": 0, "dead": 0}, 2, 4))
+
+    def test_one_channel_routes_each_call_by_its_own_metadata(self):
+        call = self.channel().unary_unary("/lpk.Echo/Call")
+        order = [("a", "a"), (None, "original"), ("a", "a"), ("b", "b"), ("c", "original"),
+                 (None, "original"), ("a", "a")]
+        for i, (route, who) in enumerate(order):
+            metadata = (("x-lpk-route", route),) if route else ()
+            got = call(str(i).encode(), metadata=metadata, timeout=20 * e2e.SLACK)
+            self.assertEqual(got, f"{who} {route or '-'} {i}".encode())
+        # One client connection throughout, and one router connection to each backend.
+        self.assertEqual(self.counts(), ({"a": 3, "b": 1, "dead": 0}, 3, 1))
+        for name in ("original", "a", "b"):
+            self.assertEqual(len(self.servers[name][0].peers), 1, name)
+
+    def test_a_hundred_concurrent_calls_each_reach_their_backend(self):
+        call = self.channel().unary_unary("/lpk.Echo/Call")
+        routes = ["a", None, "b", "c"]
+        futures = []
+        for i in range(100):
+            route = routes[i % 4]
+            metadata = (("x-lpk-route", route),) if route else ()
+            payload = os.urandom(1 + (i * 997) % 70000)  # some over one DATA frame
+            futures.append((route, payload, call.future(payload, metadata=metadata,
+                                                        timeout=30 * e2e.SLACK)))
+        for route, payload, future in futures:
+            who = route if route in ("a", "b") else "original"
+            self.assertEqual(future.result(), f"{who} {route or '-'} ".encode() + payload)
+        self.assertEqual(self.counts(), ({"a": 25, "b": 25, "dead": 0}, 50, 1))
+
+    def test_a_stream_flows_while_unary_calls_route_elsewhere(self):
+        import queue
+        ch = self.channel()
+        chat, call = ch.stream_stream("/lpk.Echo/Chat"), ch.unary_unary("/lpk.Echo/Call")
+        outbox = queue.Queue()
+        replies = chat(iter(outbox.get, None), metadata=(("x-lpk-route", "b"),),
+                       timeout=60 * e2e.SLACK)
+        for i in range(5):
+            outbox.put(f"m{i}".encode())
+            self.assertEqual(next(replies), f"b b m{i}".encode())  # while the stream is open
+            self.assertEqual(call(b"u", timeout=20 * e2e.SLACK), b"original - u")
+            self.assertEqual(call(b"v", metadata=(("x-lpk-route", "a"),),
+                                  timeout=20 * e2e.SLACK), b"a a v")
+        outbox.put(None)  # the client's half ends; then the server's
+        self.assertEqual(list(replies), [])
+        self.assertEqual(self.counts(), ({"a": 5, "b": 1, "dead": 0}, 5, 1))
+
+    def test_a_backend_that_is_down_fails_that_call_and_the_next_works(self):
+        import grpc
+        call = self.channel().unary_unary("/lpk.Echo/Call")
+        with self.assertRaises(grpc.RpcError) as failed:
+            call(b"x", metadata=(("x-lpk-route", "dead"),), timeout=20 * e2e.SLACK)
+        self.assertEqual(failed.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("502", failed.exception.details())
+        self.assertEqual(call(b"y", metadata=(("x-lpk-route", "a"),), timeout=20 * e2e.SLACK),
+                         b"a a y")
+        self.assertEqual(call(b"z", timeout=20 * e2e.SLACK), b"original - z")
+        self.assertEqual(self.counts(), ({"a": 1, "b": 0, "dead": 1}, 1, 1))
+
+    def test_a_backend_that_breaks_http2_fails_its_calls_only(self):
+        import grpc
+
+        def broken(c, server):
+            got = b""
+            while len(got) < 24 + 9:  # the router's preface and its SETTINGS frame's header
+                data = c.recv(65536)
+                if not data:
+                    return
+                got += data
+            server.results.append(got[:24])
+            c.sendall(h2_frame(4, 0, b"12345"))  # a SETTINGS of 5 bytes: FRAME_SIZE_ERROR
+            while c.recv(65536):
+                pass
+
+        server = e2e.Server(broken)
+        self.addCleanup(server.close)
+        write_routes(self.path, self.routes + [{"header": "x-lpk-route", "value": "broken",
+                                                "session": "s-broken",
+                                                "target": f"127.0.0.1:{server.addr[1]}"}],
+                     [f"127.0.0.1:{self.servers['original'][1]}"])
+        self.router.wait_routes(lambda d: len(d["routes"]) == 4)
+        call = self.channel().unary_unary("/lpk.Echo/Call")
+        with self.assertRaises(grpc.RpcError) as failed:
+            call(b"x", metadata=(("x-lpk-route", "broken"),), timeout=20 * e2e.SLACK)
+        self.assertEqual(failed.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertEqual(server.results, [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"])
+        # The router closed that connection and tried no other; the client's goes on.
+        server.wait_for(lambda srv: srv.active == 0, what="the router to close the backend")
+        self.assertEqual(server.accepted, 1)
+        self.assertEqual(call(b"y", metadata=(("x-lpk-route", "a"),), timeout=20 * e2e.SLACK),
+                         b"a a y")
+        self.assertEqual(self.counts()[2], 1)
+
+    def test_a_malformed_frame_ends_only_its_connection(self):
+        call = self.channel().unary_unary("/lpk.Echo/Call")
+        self.assertEqual(call(b"before", timeout=20 * e2e.SLACK), b"original - before")
+        s = socket.create_connection(("127.0.0.1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        # A PING on a stream: a connection error (RFC 9113 6.7), PROTOCOL_ERROR.
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, b"") +
+                  h2_frame(6, 0, b"12345678", 1))
+        frames = []
+        while (frame := read_h2_frame(f)) is not None:
+            frames.append(frame)
+        goaways = [p for kind, _, _, p in frames if kind == 7]
+        self.assertEqual(len(goaways), 1, frames)
+        self.assertEqual(int.from_bytes(goaways[0][4:8], "big"), 1)  # PROTOCOL_ERROR, then EOF
+        self.assertEqual(call(b"after", metadata=(("x-lpk-route", "a"),),
+                              timeout=20 * e2e.SLACK), b"a a after")
+
+    def test_sigterm_lets_the_streams_in_flight_finish(self):
+        import queue
+        chat = self.channel().stream_stream("/lpk.Echo/Chat")
+        outbox = queue.Queue()
+        replies = chat(iter(outbox.get, None), metadata=(("x-lpk-route", "a"),),
+                       timeout=60 * e2e.SLACK)
+        outbox.put(b"before")
+        self.assertEqual(next(replies), b"a a before")
+        self.router.p.send_signal(signal.SIGTERM)  # GOAWAY: no new stream, this one goes on
+        deadline = time.monotonic() + 10 * e2e.SLACK
+        while True:  # the router has begun to drain once its admin port is closed
+            try:
+                self.router.admin_get("/healthz")
+            except OSError:
+                break
+            self.assertLess(time.monotonic(), deadline, "the router did not drain")
+            time.sleep(0.02)  # polling the event itself: the admin port
+        outbox.put(b"after")
+        self.assertEqual(next(replies), b"a a after")
+        outbox.put(None)
+        self.assertEqual(list(replies), [])
+        self.assertEqual(self.router.wait_exit(10), 0)  # once the connection closed
+
+    def test_a_large_upload_on_one_stream_with_bounded_memory(self):
+        ch = self.channel()
+        sink = ch.stream_unary("/lpk.Echo/Sink")
+        block, count = os.urandom(1 << 20), 64
+        got = sink(iter([block] * count), metadata=(("x-lpk-route", "a"),),
+                   timeout=120 * e2e.SLACK)
+        digest = hashlib.sha256(block * count).hexdigest()
+        self.assertEqual(got, f"a a {digest} {count << 20}".encode())
+        self.assertLess(router_peak_kib(self.router), rss_bound_kib(self.router, 32 * 1024))
 
     def test_a_client_that_waits_for_the_servers_settings(self):
-        """As grpc-go does: preface and SETTINGS, then nothing until the server's SETTINGS; its
-        ACK of the router's own SETTINGS must not reach the backend (docs/router.md)."""
+        """As grpc-go does: preface and SETTINGS, then nothing until the server's SETTINGS; the
+        router answers as the server it is."""
         def frame(kind, flags, payload, stream=0):
             return (len(payload).to_bytes(3, "big") + bytes([kind, flags]) +
                     stream.to_bytes(4, "big") + payload)
@@ -552,23 +855,19 @@ class RouterGrpcTest(unittest.TestCase):
         self.addCleanup(s.close)
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, b""))
         f = s.makefile("rb")
-        first = f.read(9)
-        self.assertEqual(first, frame(4, 0, b""))  # the router's own SETTINGS, before any request
+        first = read_h2_frame(f)  # the router's own SETTINGS, before any request
+        self.assertEqual(first[:3], (4, 0, 0))
         block = b"".join(literal(n, v) for n, v in (
             (b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/lpk.Echo/Call"),
             (b":authority", b"router"), (b"content-type", b"application/grpc"),
             (b"te", b"trailers"), (b"x-lpk-route", b"a")))
         message = b"\x00" + (4).to_bytes(4, "big") + b"ping"
         s.sendall(frame(4, 1, b"") + frame(1, 4, block, 1) + frame(0, 1, message, 1))
-        data, acked = b"", False
-        while True:  # the backend's frames, up to the trailers that end stream 1
-            head = f.read(9)
-            self.assertEqual(len(head), 9, "the connection ended before the response")
-            length, kind, flags = int.from_bytes(head[:3], "big"), head[3], head[4]
-            payload = f.read(length)
-            if kind == 4 and not flags & 1 and not acked:
-                s.sendall(frame(4, 1, b""))  # the backend's SETTINGS: this ACK is its own
-                acked = True
+        data = b""
+        while True:  # the router's frames, up to the trailers that end stream 1
+            got = read_h2_frame(f)
+            self.assertIsNotNone(got, "the connection ended before the response")
+            kind, flags, _, payload = got
             if kind == 0:
                 data += payload
             if kind == 1 and flags & 1:

@@ -1,13 +1,11 @@
-// libFuzzer target for what clients and backends send lpk-agent router (agent/router/http1 and
-// h2_settings): the protocol sniff, request and response heads, bodies split at a point the
-// input picks, and the HTTP/2 SETTINGS ACK filter on the same split.
+// libFuzzer target for what clients and backends send lpk-agent router (agent/router/http1): the
+// protocol sniff, request and response heads, and bodies split at a point the input picks.
 // None may crash, and each answer must stay within the bytes given: a head's size, its views and
 // a body's consumed count never point past the input.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "agent/router/h2_settings.hpp"
 #include "agent/router/http1.hpp"
 
 namespace {
@@ -59,13 +57,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_body(in.substr(response.size), response.body, response.content_length, split);
   }
   check_body(in, BodyKind::chunked, 0, split);
-  SettingsAckFilter filter;
-  auto step = filter.scan(in.substr(0, split));
-  if (step.pass > split || (step.found && step.pass + 9 > split)) __builtin_trap();
-  if (!step.found) {
-    auto rest = in.substr(step.pass);
-    auto next = filter.scan(rest);
-    if (next.pass > rest.size() || (next.found && next.pass + 9 > rest.size())) __builtin_trap();
-  }
   return 0;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // One client connection of the router: sniffs what it speaks, then relays it opaque (to an
-// original pod), routes its HTTP/2 connection by the first request, or routes each HTTP/1
-// request over one upstream connection per backend.
+// original pod), routes each request of its HTTP/2 connection (H2Mux, h2_mux.hpp), or routes
+// each HTTP/1 request over one upstream connection per backend.
 //
 // Lifetime: run()'s coroutine holds a shared_ptr to the connection; stop() (from Router::stop)
 // closes every socket, which ends the coroutine. Peer errors end this connection only.
@@ -27,6 +27,8 @@ inline constexpr std::size_t kInitialBuffer = 8 * 1024;
 /// Backends one client connection keeps a connection to; past this the oldest is closed.
 inline constexpr std::size_t kMaxUpstreams = 8;
 
+class H2Mux;
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::shared_ptr<Shared> shared, boost::asio::ip::tcp::socket client, PortSpec port);
@@ -38,7 +40,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Closes every socket.
   void stop();
   /// stop() now if the connection waits for the next HTTP/1 request; else it closes after the
-  /// current exchange (serve_http1 checks Shared::draining).
+  /// current exchange (serve_http1 checks Shared::draining). HTTP/2: H2Mux::drain().
   void drain();
   /// Whether the connection has waited for its next HTTP/1 request since before `t`.
   bool idle_since_before(std::chrono::steady_clock::time_point t) const {
@@ -60,10 +62,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   boost::asio::awaitable<Protocol> sniff();
   boost::asio::awaitable<void> serve_opaque(std::optional<boost::asio::ip::tcp::endpoint> to);
+  /// After the preface: HTTP/2 (a SETTINGS frame) goes to an H2Mux, anything else opaque to
+  /// an original pod.
   boost::asio::awaitable<void> serve_h2();
-  /// Client to backend on an HTTP/2 connection: the client's ACK of the router's own SETTINGS
-  /// is dropped, everything else passes.
-  boost::asio::awaitable<void> pump_h2_client(Upstream& up);
   boost::asio::awaitable<void> serve_http1();
   boost::asio::awaitable<ParseStatus> read_request_head();
   boost::asio::awaitable<bool> exchange();
@@ -92,6 +93,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   BodyFramer framer_;  // the request body's
   BodyFramer response_framer_;
   std::vector<std::unique_ptr<Upstream>> upstreams_;
+  std::shared_ptr<H2Mux> h2_;
   std::uint64_t requests_ = 0;
   std::uint64_t to_upstream_ = 0;  // bytes sent on, for the summary line
   std::uint64_t to_client_ = 0;
