@@ -13,7 +13,6 @@
 #include "agent/router/detail/dial_backend.hpp"
 #include "agent/router/detail/h2_mux.hpp"
 #include "agent/router/h2_frame.hpp"
-#include "agent/router/h2_sniff.hpp"
 
 namespace lpk::router::detail {
 

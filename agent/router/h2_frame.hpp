@@ -9,6 +9,12 @@
 #include <string>
 #include <string_view>
 
+namespace lpk::router {
+/// The client connection preface (RFC 9113 section 3.4): what every HTTP/2 connection with prior
+/// knowledge starts with.
+inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+}  // namespace lpk::router
+
 namespace lpk::router::h2 {
 
 enum FrameType : std::uint8_t {

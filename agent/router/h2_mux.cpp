@@ -12,7 +12,7 @@
 #include "agent/coro.hpp"
 #include "agent/router/detail/connection.hpp"
 #include "agent/router/detail/dial_backend.hpp"
-#include "agent/router/h2_sniff.hpp"
+#include "agent/router/h2_frame.hpp"
 #include "proxy/tunnel/listen.hpp"
 
 namespace lpk::router::detail {

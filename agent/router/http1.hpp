@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/router/h2_sniff.hpp"  // kH2Preface
+#include "agent/router/h2_frame.hpp"  // kH2Preface
 
 namespace lpk::router {
 

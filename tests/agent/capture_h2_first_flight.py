@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Captures the first flight of real HTTP/2 clients: everything a client sends a server on
 127.0.0.1 up to the end of its first request's headers. Regenerates the fixtures of
-tests/agent/h2_sniff_test.cpp (tests/agent/data/*.hex) and the fuzz seeds
-(tests/fuzz/corpus/fuzz_h2_sniff/).
+tests/agent/h2_first_flight_test.cpp (tests/agent/data/*.hex) and the fuzz seeds
+(tests/fuzz/corpus/fuzz_hpack/).
 
 Clients: curl --http2-prior-knowledge -H 'x-lpk-route: a' and a python3-grpcio (Debian) unary
 call with metadata x-lpk-route: a. The server side answers with an empty SETTINGS frame, reads
@@ -19,7 +19,7 @@ import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
-CORPUS = os.path.join(HERE, "..", "fuzz", "corpus", "fuzz_h2_sniff")
+CORPUS = os.path.join(HERE, "..", "fuzz", "corpus", "fuzz_hpack")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SERVER_SETTINGS = bytes(9)[:3] + b"\x04" + bytes(5)  # length 0, type SETTINGS, stream 0
 
