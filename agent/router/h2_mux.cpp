@@ -29,6 +29,8 @@ using h2::Error;
 /// Frames without credit (HEADERS, RST_STREAM, PING ACKs...) queued toward a peer that does not
 /// read: past this the peer is dropped.
 constexpr std::size_t kMaxControlQueued = 1024 * 1024;
+/// Resets before an answer a client may send before the rapid-reset rule looks at its ratio.
+constexpr std::uint64_t kPrematureResetsFloor = 100;
 /// A header block's limit (HEADERS and CONTINUATIONs), and SETTINGS_MAX_HEADER_LIST_SIZE.
 constexpr std::size_t kMaxHeaderBlock = 64 * 1024;
 constexpr std::size_t kMaxGather = 64;  // frames per write
@@ -204,8 +206,7 @@ h2::Error H2Mux::on_frame(Peer& p, const h2::Frame& f) {
     case h2::kWindowUpdate:
       return on_window_update(p, f);
     case h2::kRstStream:
-      on_rst_stream(p, f);
-      return Error::no_error;
+      return on_rst_stream(p, f);
     case h2::kGoaway:
       on_goaway(p, f);
       return Error::no_error;
@@ -359,13 +360,19 @@ h2::Error H2Mux::on_window_update(Peer& p, const h2::Frame& f) {
   return Error::no_error;
 }
 
-void H2Mux::on_rst_stream(Peer& p, const h2::Frame& f) {
+h2::Error H2Mux::on_rst_stream(Peer& p, const h2::Frame& f) {
   Stream* s = stream_of(p, f.stream);
-  if (!s) return;
+  if (!s) return Error::no_error;
   auto code = static_cast<Error>(h2::read_be(f.payload, 0, 4));
   if (p.client) {
+    if (!s->responded) ++premature_resets_;
     reset(*s, std::nullopt, code);
-    return;
+    // Rapid reset (CVE-2023-44487): streams opened and reset before their answer, as fast as
+    // a client can write frames, each costing a backend a stream. Envoy's rule: past 100 such
+    // resets, more than half of the connection's streams, the connection goes.
+    const bool rapid = premature_resets_ >= kPrematureResetsFloor &&
+                       premature_resets_ * 2 > requests_;
+    return rapid ? Error::enhance_your_calm : Error::no_error;
   }
   detach_upstream(*s);
   if (code == Error::no_error && s->down.received_end) {
@@ -376,6 +383,7 @@ void H2Mux::on_rst_stream(Peer& p, const h2::Frame& f) {
   } else {
     reset(*s, code, std::nullopt);
   }
+  return Error::no_error;
 }
 
 void H2Mux::on_goaway(Peer& p, const h2::Frame& f) {

@@ -313,6 +313,8 @@ class Router(Proc):
         with socket.create_connection(("127.0.0.1", self.admin), timeout=5 * SLACK) as s:
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: router\r\n\r\n".encode())
             data = recv_all(s)
+        if not data:  # accepted, then closed unanswered: the router is closing its admin port
+            raise ConnectionResetError(f"router admin port {self.admin}: closed without an answer")
         head, _, body = data.partition(b"\r\n\r\n")
         return int(head.split()[1]), body
 

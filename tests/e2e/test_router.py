@@ -808,6 +808,36 @@ class RouterGrpcTest(unittest.TestCase):
         self.assertEqual(call(b"after", metadata=(("x-lpk-route", "a"),),
                               timeout=20 * e2e.SLACK), b"a a after")
 
+    def test_rapid_resets_end_only_their_connection(self):
+        """CVE-2023-44487: streams opened and reset at once, each before its answer (a unary
+        gRPC call is answered only after its message): the router closes that connection with
+        GOAWAY ENHANCE_YOUR_CALM instead of opening backend streams as fast as frames come;
+        other connections are served."""
+        def literal(name, value):  # HPACK literal without indexing, new name, no Huffman
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        block = b"".join(literal(n, v) for n, v in (
+            (b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/lpk.Echo/Call"),
+            (b":authority", b"router"), (b"content-type", b"application/grpc"),
+            (b"te", b"trailers")))
+        s = socket.create_connection(("127.0.0.1", self.router.ports[0]), timeout=10 * e2e.SLACK)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, b"")
+        # HEADERS without END_STREAM, then RST_STREAM CANCEL: 100 of them, the last one the
+        # router reads is the one that ends the connection (nothing left unread to make the
+        # close a TCP reset).
+        for stream in range(1, 2 * 100, 2):
+            flood += h2_frame(1, 4, block, stream) + h2_frame(3, 0, (8).to_bytes(4, "big"), stream)
+        s.sendall(flood)
+        frames = []
+        while (frame := read_h2_frame(f)) is not None:
+            frames.append(frame)
+        goaways = [p for kind, _, _, p in frames if kind == 7]
+        self.assertEqual(len(goaways), 1, frames[-5:])
+        self.assertEqual(int.from_bytes(goaways[0][4:8], "big"), 0xb)  # ENHANCE_YOUR_CALM
+        self.assertEqual(self.call(b"after", (("x-lpk-route", "a"),)), b"a a after")
+
     def test_sigterm_lets_the_streams_in_flight_finish(self):
         import queue
         chat = self.channel().stream_stream("/lpk.Echo/Chat")

@@ -136,7 +136,8 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
   h2::Error on_data(Peer& p, const h2::Frame& f);
   h2::Error on_settings(Peer& p, const h2::Frame& f);
   h2::Error on_window_update(Peer& p, const h2::Frame& f);
-  void on_rst_stream(Peer& p, const h2::Frame& f);
+  /// A client's reset can be a connection error: ENHANCE_YOUR_CALM for rapid resets.
+  h2::Error on_rst_stream(Peer& p, const h2::Frame& f);
   void on_goaway(Peer& p, const h2::Frame& f);
 
   std::shared_ptr<Peer> upstream_for(std::optional<boost::asio::ip::tcp::endpoint> to);
@@ -171,6 +172,7 @@ class H2Mux : public std::enable_shared_from_this<H2Mux> {
   bool goaway_received_ = false;
   bool stopped_ = false;
   std::uint64_t requests_ = 0;
+  std::uint64_t premature_resets_ = 0;  // client resets of streams not answered yet
   std::uint64_t to_upstream_ = 0;
   std::uint64_t to_client_ = 0;
 };
