@@ -26,10 +26,17 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # kubesim names its network namespaces kubesim-node, kubesim-pN: a second kubesim on the machine
 # (another test) would remove ours. Run in a private network and mount namespace with our own
 # /run/netns, so that nothing outside sees or touches them (and traffic stays inside).
+# LPK_PF_ISOLATED carries the caller's mount namespace, so that the child can tell it is in a
+# new one: run by hand in the caller's own, the mounts below would make its / private and hide
+# its /run/netns.
 if [[ -z ${LPK_PF_ISOLATED:-} && $(id -u) == 0 ]]; then
-  exec env LPK_PF_ISOLATED=1 unshare --mount --net --fork "$0" "$@"
+  exec env LPK_PF_ISOLATED="$(readlink /proc/self/ns/mnt)" unshare --mount --net --fork "$0" "$@"
 fi
 if [[ -n ${LPK_PF_ISOLATED:-} ]]; then
+  if [[ $LPK_PF_ISOLATED != mnt:* || $(readlink /proc/self/ns/mnt) == "$LPK_PF_ISOLATED" ]]; then
+    echo "portforward/run.sh: LPK_PF_ISOLATED is set by the script itself; unset it" >&2
+    exit 2
+  fi
   mount --make-rprivate /
   mkdir -p /run/netns
   mount -t tmpfs lpk-pf-netns /run/netns
