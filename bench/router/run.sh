@@ -82,23 +82,23 @@ spawn nginx nginx -p "$TMP/nginx" -c "$TMP/nginx.conf" -e "$TMP/nginx/error.log"
 wait_port "$NGINX_PORT" 10
 wait_port "$H2_PORT" 10
 
-cat >"$TMP/routes.json" <<EOF
+# start_router NAME PORT: a router whose one original is 127.0.0.1:PORT (and a route for another
+# header value to the same place); sets STARTED_PORT to the port it listens on.
+start_router() {
+  cat >"$TMP/routes-$1.json" <<EOF
 {"routes": [{"header": "x-lpk-route", "value": "someone-else", "session": "bench",
-             "target": "127.0.0.1:$NGINX_PORT"}],
- "originals": ["127.0.0.1:$NGINX_PORT"]}
+             "target": "127.0.0.1:$2"}],
+ "originals": ["127.0.0.1:$2"]}
 EOF
-spawn router "$AGENT" router --service bench --port 0 --admin-port 0 --routes-file "$TMP/routes.json" --log-level warn
-ROUTER_PORT=$(wait_line router '^router ' 10 | sed -E 's/.*:([0-9]+)$/\1/')
-wait_line router '^router-admin ' 10 >/dev/null
-
-cat >"$TMP/routes-h2.json" <<EOF
-{"routes": [{"header": "x-lpk-route", "value": "someone-else", "session": "bench",
-             "target": "127.0.0.1:$H2_PORT"}],
- "originals": ["127.0.0.1:$H2_PORT"]}
-EOF
-spawn router_h2 "$AGENT" router --service bench --port 0 --admin-port 0 --routes-file "$TMP/routes-h2.json" --log-level warn
-ROUTER_H2_PORT=$(wait_line router_h2 '^router ' 10 | sed -E 's/.*:([0-9]+)$/\1/')
-wait_line router_h2 '^router-admin ' 10 >/dev/null
+  spawn "$1" "$AGENT" router --service bench --port 0 --admin-port 0 \
+    --routes-file "$TMP/routes-$1.json" --log-level warn
+  STARTED_PORT=$(wait_line "$1" '^router ' 10 | sed -E 's/.*:([0-9]+)$/\1/')
+  wait_line "$1" '^router-admin ' 10 >/dev/null
+}
+start_router router "$NGINX_PORT"
+ROUTER_PORT=$STARTED_PORT
+start_router router_h2 "$H2_PORT"
+ROUTER_H2_PORT=$STARTED_PORT
 
 HAPROXY_PORT=$(free_port)
 cat >"$TMP/haproxy.cfg" <<EOF
